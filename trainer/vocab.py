@@ -1,0 +1,135 @@
+"""The music vocabulary shared by the synthetic corpus, augmentation and evaluation.
+
+One list of words, kinds and negation phrasings keeps the three parts honest:
+a term the corpus can label is a term augmentation can negate or swap, and a
+term the benchmark can judge.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+STYLES: tuple[str, ...] = (
+    "rock",
+    "pop",
+    "jazz",
+    "blues",
+    "classical",
+    "ambient",
+    "electronic",
+    "folk",
+    "hip hop",
+    "metal",
+    "latin",
+    "reggae",
+    "funk",
+    "country",
+)
+
+# Instrument families the corpus renders and the benchmark judges one by one.
+INSTRUMENTS: tuple[str, ...] = (
+    "piano",
+    "acoustic guitar",
+    "electric guitar",
+    "distorted guitar",
+    "bass",
+    "strings",
+    "violin",
+    "cello",
+    "brass",
+    "trumpet",
+    "saxophone",
+    "flute",
+    "clarinet",
+    "organ",
+    "synth lead",
+    "synth pad",
+    "harp",
+    "choir",
+)
+
+MOODS_MAJOR: tuple[str, ...] = ("happy", "bright", "uplifting", "cheerful")
+MOODS_MINOR: tuple[str, ...] = ("sad", "dark", "melancholic", "moody")
+MOODS: tuple[str, ...] = MOODS_MAJOR + MOODS_MINOR
+TEMPOS: tuple[str, ...] = ("slow", "medium", "fast")
+TEMPO_WORDS: dict[str, str] = {
+    "slow": "slow tempo",
+    "medium": "medium tempo",
+    "fast": "fast tempo",
+}
+ENERGIES: tuple[str, ...] = ("soft", "medium energy", "loud")
+ENSEMBLES: tuple[str, ...] = ("solo", "ensemble")
+
+# Presence attributes: the ones a listener negates ("without vocals").
+PRESENCE: tuple[str, ...] = ("vocals", "drums")
+
+# Kind of each term, so TextSwap can replace a genre with a genre and an
+# instrument with an instrument, never a genre with a tempo.
+KINDS: dict[str, tuple[str, ...]] = {
+    "style": STYLES,
+    "instrument": INSTRUMENTS,
+    "mood": MOODS,
+    "tempo": tuple(TEMPO_WORDS.values()),
+    "energy": ENERGIES,
+    "presence": PRESENCE,
+}
+
+TERM_KIND: dict[str, str] = {term: kind for kind, terms in KINDS.items() for term in terms}
+
+# Terms whose negation is meaningful as "absent from the audio".
+NEGATABLE: tuple[str, ...] = STYLES + INSTRUMENTS + PRESENCE
+
+_NEGATION_TEMPLATES: dict[str, tuple[str, ...]] = {
+    # "no jazz" reads oddly; styles are negated with "not".
+    "style": ("not {}", "not {} music", "nothing like {}"),
+    "instrument": ("no {}", "without {}", "without any {}"),
+    "presence": ("no {}", "without {}", "without any {}"),
+    "mood": ("not {}",),
+    "tempo": ("not {}",),
+    "energy": ("not {}",),
+    "other": ("no {}", "without {}"),
+}
+
+
+def kind_of(term: str) -> str:
+    return TERM_KIND.get(term, "other")
+
+
+def negation_phrase(term: str, rng: random.Random | None = None) -> str:
+    """Phrase the absence of `term`; deterministic (first template) without rng."""
+    templates = _NEGATION_TEMPLATES[kind_of(term)]
+    template = templates[0] if rng is None else rng.choice(templates)
+    return template.format(term)
+
+
+def compose_caption(
+    present: Sequence[str],
+    negated: Sequence[str] = (),
+    rng: random.Random | None = None,
+) -> str:
+    """A tag-list caption: present terms, then negation phrases of `negated`."""
+    parts = list(present) + [negation_phrase(t, rng) for t in negated]
+    return ", ".join(parts)
+
+
+def negated_variants(
+    tags: Sequence[str], rng: random.Random | None = None
+) -> tuple[str, str, str]:
+    """The (original, half-negated, fully-negated) captions of the negation protocols.
+
+    "Half" negates the second half of the negatable tags (ceil(n/2) of them
+    when there are several) and keeps the rest; "full" negates every
+    negatable tag. Non-negatable tags (tempo, mood) stay as they are in all
+    three, so the captions differ only in negation.
+    """
+    tags = list(tags)
+    negatable = [t for t in tags if t in NEGATABLE]
+    keep = [t for t in tags if t not in NEGATABLE]
+    n_half = max(1, (len(negatable) + 1) // 2) if negatable else 0
+    half_neg = negatable[len(negatable) - n_half :]
+    half_pos = negatable[: len(negatable) - n_half]
+    original = compose_caption(tags, (), rng)
+    half = compose_caption(half_pos + keep, half_neg, rng)
+    full = compose_caption(keep, negatable, rng)
+    return original, half, full
