@@ -1,0 +1,504 @@
+"""Search a beets library by description, negations included (CLAP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import confuse
+from beets import ui
+from beets.dbcore.query import FieldQuery
+from beets.plugins import BeetsPlugin, find_plugins
+from beets.ui import UserError
+from beets.util import displayable_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from beets.importer import ImportSession, ImportTask
+    from beets.library import Album, Item, Library
+
+    from .model import Bundle
+    from .store import Store
+
+# Keys and defaults of the `clap:` section; docs/config.md explains each.
+DEFAULTS: dict[str, Any] = {
+    "model": "",  # bundle folder; empty = the shipped default
+    "auto": False,  # embed on import
+    "jobs": 0,  # decoding processes; 0 = one per CPU core
+    "batch_size": 32,  # tracks per model call and per transaction
+    "max_windows": 0,  # windows per track; 0 = the bundle's own setting
+    "threads": 0,  # onnxruntime intra-op threads; 0 = one per physical core
+    "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
+    "limit": 20,  # default for -n
+    "query_top_k": 50,  # items a `clap:` query matches
+}
+# (key, minimum) of the integer settings.
+_INT_MINIMUMS = {
+    "jobs": 0,
+    "batch_size": 1,
+    "max_windows": 0,
+    "threads": 0,
+    "limit": 1,
+    "query_top_k": 1,
+}
+_PROGRESS_INTERVAL = 0.2  # seconds between progress-bar redraws
+
+
+class ClapQuery(FieldQuery[str]):
+    """`clap:TEXT`: the items among the `query_top_k` best for TEXT.
+
+    A named query (`item_queries`), so `beet ls clap:"calm piano"` and
+    smartplaylist queries work. The search runs once per query object,
+    on first use, and its id set is reused for every match.
+    """
+
+    def __init__(self, field_name: str, pattern: str, fast: bool = True) -> None:
+        super().__init__(field_name, pattern, fast=True)
+        self._ids: set[int] | None = None
+
+    def _matching(self) -> set[int]:
+        if self._ids is None:
+            self._ids = _plugin().query_ids(self.pattern)
+        return self._ids
+
+    def col_clause(self) -> tuple[str, Sequence[str]]:
+        return "items.id IN (SELECT value FROM json_each(?))", [
+            json.dumps(sorted(self._matching()))
+        ]
+
+    def match(self, obj: Any) -> bool:
+        return obj.id in self._matching()
+
+
+def _plugin() -> ClapPlugin:
+    for plugin in find_plugins():
+        if isinstance(plugin, ClapPlugin):
+            return plugin
+    raise UserError("the clap plugin is not loaded")
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr, drawn only on a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.drawn = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.drawn < _PROGRESS_INTERVAL and done < total):
+            return
+        self.drawn = now
+        width = 30
+        filled = int(width * done / total) if total else width
+        rate = done / max(now - self.started, 1e-9) * 60
+        sys.stderr.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{done}/{total} {rate:,.0f} tracks/min"
+        )
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class ClapPlugin(BeetsPlugin):
+    """Commands `clap-index`, `clap`, `clap-similar`, the `clap:` query,
+    the `$clap_score` field, and embedding on import (`auto`)."""
+
+    item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config.add(DEFAULTS)
+        self._config_error: UserError | None = None
+        self.settings: dict[str, Any] = {}
+        try:
+            self.settings = self._validated_settings()
+        except UserError as exc:
+            # beets turns exceptions raised here into a traceback and drops
+            # the plugin; keep it loaded and refuse its commands instead.
+            self._config_error = exc
+            self._log.error("{}", exc)
+        self._bundle: Bundle | None = None
+        self._stores: dict[str, Store] = {}
+        self._scores: dict[int, float] = {}
+        self._album_scores: dict[int, float] = {}
+        self._removed: set[int] = set()
+        self._imported: dict[int, str] = {}
+        self.template_fields["clap_score"] = self._item_score
+        self.album_template_fields["clap_score"] = self._album_score
+        self.register_listener("item_removed", self._on_item_removed)
+        self.register_listener("cli_exit", self._on_cli_exit)
+        if self.settings.get("auto"):
+            self.import_stages = [self._import_stage]
+            self.register_listener("import_task_files", self._on_import_task_files)
+
+    # Configuration ----------------------------------------------------------
+
+    def _validated_settings(self) -> dict[str, Any]:
+        """Read and check every setting once, with messages naming the key
+        and its valid values."""
+        out: dict[str, Any] = {}
+        for key, minimum in _INT_MINIMUMS.items():
+            try:
+                value = self.config[key].get(int)
+            except confuse.ConfigError as exc:
+                raise UserError(
+                    f"clap.{key} must be a whole number >= {minimum}"
+                ) from exc
+            if value < minimum:
+                raise UserError(
+                    f"clap.{key} must be a whole number >= {minimum}, not {value}"
+                )
+            out[key] = value
+        try:
+            out["auto"] = self.config["auto"].get(bool)
+        except confuse.ConfigError as exc:
+            raise UserError("clap.auto must be yes or no") from exc
+        weight = self.config["negation_weight"].get()
+        if weight is not None:
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, int | float)
+                or not 0 <= weight <= 10
+            ):
+                raise UserError(
+                    f"clap.negation_weight must be a number in 0..10 or empty "
+                    f"(the bundle's calibrated value), not {weight!r}"
+                )
+            weight = float(weight)
+        out["negation_weight"] = weight
+        model = self.config["model"].get()
+        if model not in (None, "") and not isinstance(model, str):
+            raise UserError(
+                "clap.model must be the path of a bundle folder, "
+                "or empty for the default"
+            )
+        out["model"] = self.config["model"].as_filename() if model else None
+        return out
+
+    def _check_config(self) -> None:
+        if self._config_error is not None:
+            raise self._config_error
+
+    # Shared resources, opened once per command ------------------------------
+
+    def bundle(self) -> Bundle:
+        """The configured model bundle, loaded (and validated) on first use."""
+        self._check_config()
+        if self._bundle is None:
+            from .model import Bundle, BundleError
+
+            try:
+                self._bundle = Bundle.load(
+                    self.settings["model"], threads=self.settings["threads"]
+                )
+            except BundleError as exc:
+                raise UserError(str(exc)) from exc
+            self._log.debug(
+                "model bundle {} from {}", self._bundle.label, self._bundle.path
+            )
+        return self._bundle
+
+    def store(self, db_path: Any = None) -> Store:
+        """The plugin's own connection to library.db (sqlite-vec loaded)."""
+        self._check_config()
+        from beets import config
+
+        path = os.fsdecode(
+            db_path if db_path is not None else config["library"].as_filename()
+        )
+        if path not in self._stores:
+            from .store import Store, StoreError
+
+            try:
+                self._stores[path] = Store.open(path)
+            except StoreError as exc:
+                raise UserError(str(exc)) from exc
+        return self._stores[path]
+
+    def _weight(self) -> float:
+        from .search import resolve_negation_weight
+
+        return resolve_negation_weight(self.settings["negation_weight"], self.bundle())
+
+    def _searching(self, run: Callable[[], Any]) -> Any:
+        """Run a search, turning its one-line errors into UserError."""
+        from .search import SearchError
+        from .store import StoreError
+
+        try:
+            return run()
+        except (SearchError, StoreError) as exc:
+            raise UserError(str(exc)) from exc
+
+    # Template fields ----------------------------------------------------------
+
+    def _item_score(self, item: Item) -> float | None:
+        score = self._scores.get(item.id)
+        return None if score is None else round(score, 4)
+
+    def _album_score(self, album: Album) -> float | None:
+        score = self._album_scores.get(album.id)
+        return None if score is None else round(score, 4)
+
+    # Commands -------------------------------------------------------------
+
+    def commands(self) -> list[ui.Subcommand]:
+        index_cmd = ui.Subcommand(
+            "clap-index", help="embed tracks for description search"
+        )
+        index_cmd.parser.usage += " [QUERY]"
+        index_cmd.parser.add_option(
+            "-f",
+            "--force",
+            action="store_true",
+            default=False,
+            help="re-embed every matched track, changed or not",
+        )
+        index_cmd.parser.add_option(
+            "-p",
+            "--pretend",
+            action="store_true",
+            default=False,
+            help="show what would be embedded, change nothing",
+        )
+        index_cmd.parser.add_option(
+            "-j",
+            "--jobs",
+            type="int",
+            default=None,
+            help="decoding processes (default: clap.jobs, 0 = all cores)",
+        )
+        index_cmd.func = self._cmd_index
+
+        search_cmd = ui.Subcommand("clap", help="search tracks by description")
+        search_cmd.parser.usage += (
+            ' TEXT [QUERY]\nExample: %prog "jazz without vocals" year:1990..1999'
+        )
+        self._add_result_options(search_cmd)
+        search_cmd.parser.add_album_option()
+        search_cmd.parser.add_format_option()
+        search_cmd.func = self._cmd_search
+
+        similar_cmd = ui.Subcommand(
+            "clap-similar", help="tracks that sound like the matched ones"
+        )
+        similar_cmd.parser.usage += " QUERY"
+        self._add_result_options(similar_cmd)
+        similar_cmd.parser.add_format_option(target="item")
+        similar_cmd.func = self._cmd_similar
+        return [index_cmd, search_cmd, similar_cmd]
+
+    def _add_result_options(self, cmd: ui.Subcommand) -> None:
+        cmd.parser.add_option(
+            "-n",
+            "--number",
+            dest="number",
+            type="int",
+            default=None,
+            help="how many results (default: clap.limit)",
+        )
+        cmd.parser.add_option(
+            "-s",
+            "--score",
+            action="store_true",
+            default=False,
+            help="print the score before each result",
+        )
+
+    def _limit(self, opts: Any) -> int:
+        number = self.settings["limit"] if opts.number is None else opts.number
+        if number < 1:
+            raise UserError("-n/--number must be at least 1")
+        return number
+
+    def _cmd_index(self, lib: Library, opts: Any, args: list[str]) -> None:
+        from . import index
+
+        self._check_config()
+        jobs = self.settings["jobs"] if opts.jobs is None else opts.jobs
+        if jobs < 0:
+            raise UserError("-j/--jobs must be 0 (all cores) or more")
+        jobs = jobs or os.cpu_count() or 1
+        bundle, store = self.bundle(), self.store(lib.path)
+        if not opts.pretend:
+            self._searching(store.purge_missing)
+        items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
+        plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
+        if opts.pretend:
+            for work in plan.todo:
+                ui.print_(f"would embed ({work.reason}): {displayable_path(work.path)}")
+            ui.print_(
+                f"clap-index: would embed {len(plan.todo)}, unchanged {plan.unchanged}"
+            )
+            return
+        self._log.debug(
+            "embedding {} tracks with {} decoding job(s)", len(plan.todo), jobs
+        )
+        summary = self._searching(
+            lambda: index.run(
+                store,
+                bundle,
+                plan.todo,
+                jobs=jobs,
+                batch_size=self.settings["batch_size"],
+                max_windows=self.settings["max_windows"] or None,
+                progress=_ProgressBar("clap-index"),
+                log=self._log,
+            )
+        )
+        if summary.dropped:
+            self._log.info(
+                "dropped {} vectors of a previous model bundle", summary.dropped
+            )
+        for work, error in summary.failed:
+            ui.print_(f"failed: {displayable_path(work.path)}: {error}")
+        ui.print_(
+            f"clap-index: embedded {summary.embedded}, unchanged {plan.unchanged}, "
+            f"failed {len(summary.failed)}"
+        )
+
+    def _print_ranked(self, objs: list[tuple[Any, float]], show_score: bool) -> None:
+        for obj, score in objs:
+            line = format(obj)
+            ui.print_(f"{score:.3f} {line}" if show_score else line)
+
+    def _cmd_search(self, lib: Library, opts: Any, args: list[str]) -> None:
+        from . import search
+
+        if not args:
+            raise UserError('give a description: beet clap "TEXT" [QUERY]')
+        text, query = args[0], args[1:]
+        limit = self._limit(opts)
+        bundle, store = self.bundle(), self.store(lib.path)
+        weight = self._weight()
+        tq = self._searching(lambda: search.embed_query(bundle, text, weight))
+        if opts.album:
+            album_ids = [a.id for a in lib.albums(query)] if query else None
+            ranked = self._searching(
+                lambda: search.rank_albums(store, bundle, tq, limit, album_ids)
+            )
+            self._album_scores.update(ranked)
+            objs = [(lib.get_album(i), s) for i, s in ranked]
+        else:
+            candidates = {i.id for i in lib.items(query)} if query else None
+            ranked = self._searching(
+                lambda: search.rank_items(store, bundle, tq, limit, candidates)
+            )
+            self._scores.update(ranked)
+            objs = [(lib.get_item(i), s) for i, s in ranked]
+        if tq.negated:
+            self._log.debug("negated: {} (weight {})", ", ".join(tq.negated), weight)
+        self._print_ranked([(o, s) for o, s in objs if o is not None], opts.score)
+
+    def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
+        from . import search
+
+        if not args:
+            raise UserError(
+                "give a query for the tracks to compare with: beet clap-similar QUERY"
+            )
+        limit = self._limit(opts)
+        bundle, store = self.bundle(), self.store(lib.path)
+        seeds = [item.id for item in lib.items(args)]
+        ranked = self._searching(
+            lambda: search.rank_similar(store, bundle, seeds, limit)
+        )
+        self._scores.update(ranked)
+        objs = [(lib.get_item(i), s) for i, s in ranked]
+        self._print_ranked([(o, s) for o, s in objs if o is not None], opts.score)
+
+    def query_ids(self, text: str) -> set[int]:
+        """Item ids a `clap:TEXT` query matches (scores kept for $clap_score)."""
+        from . import search
+
+        bundle, store = self.bundle(), self.store()
+        weight = self._weight()
+
+        def run() -> list[tuple[int, float]]:
+            tq = search.embed_query(bundle, text, weight)
+            return search.rank_items(store, bundle, tq, self.settings["query_top_k"])
+
+        ranked = self._searching(run)
+        self._scores.update(ranked)
+        return {item_id for item_id, _ in ranked}
+
+    # Listeners and import stage ---------------------------------------------
+
+    def _on_item_removed(self, item: Item) -> None:
+        """Forget a removed item. beets holds its write transaction here, so
+        the state rows go through beets' own connection (committed with the
+        removal); the vector, which that connection cannot reach, is deleted
+        at exit (or by the next clap-index)."""
+        from .store import STATE, TAGS
+
+        db = item.db
+        with db.transaction() as tx:
+            tables = {
+                r[0]
+                for r in tx.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            for table in (STATE, TAGS):
+                if table in tables:
+                    tx.mutate(f"DELETE FROM {table} WHERE item_id = ?", (item.id,))
+        self._removed.add(item.id)
+
+    def _on_cli_exit(self, lib: Library) -> None:
+        if self._removed and self._config_error is None:
+            from .store import StoreError
+
+            try:
+                self.store(lib.path).purge_missing()
+            except (StoreError, UserError) as exc:
+                self._log.warning("could not drop vectors of removed items: {}", exc)
+            self._removed.clear()
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+
+    def _import_stage(self, session: ImportSession, task: ImportTask) -> None:
+        """Embed freshly imported items (clap.auto)."""
+        from . import index
+
+        items = task.imported_items()
+        if not items or self._config_error is not None:
+            return
+        try:
+            bundle, store = self.bundle(), self.store(session.lib.path)
+            todo = [index.Work(i.id, os.fsdecode(i.path), "new") for i in items]
+            summary = index.run(
+                store,
+                bundle,
+                todo,
+                jobs=1,
+                batch_size=self.settings["batch_size"],
+                max_windows=self.settings["max_windows"] or None,
+            )
+        except Exception as exc:  # never break an import over an index
+            self._log.warning("not embedded on import: {}", exc)
+            return
+        for work, error in summary.failed:
+            self._log.info("not embedded: {}: {}", displayable_path(work.path), error)
+        self._imported.update({w.item_id: w.path for w in todo})
+
+    def _on_import_task_files(self, session: ImportSession, task: ImportTask) -> None:
+        """The importer copied/moved/tagged the files after they were embedded:
+        record their final stat so the next clap-index sees them unchanged."""
+        from .index import file_stat
+
+        stats = []
+        for item in task.imported_items():
+            if self._imported.pop(item.id, None) is not None:
+                stats.append((item.id, *file_stat(os.fsdecode(item.path))))
+        if stats:
+            try:
+                self.store(session.lib.path).update_file_stats(stats)
+            except Exception as exc:  # the next clap-index re-embeds them
+                self._log.warning("could not record imported files: {}", exc)

@@ -1,0 +1,209 @@
+"""Scoring and ranking: text or seed tracks against the stored vectors."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .store import MAX_KNN, Store, StoreError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .model import Bundle
+
+DEFAULT_NEGATION_WEIGHT = 0.5
+# Candidates fetched by the KNN pass before exact rescoring (negation
+# penalties and album means can reorder them): enough for the penalty to
+# surface tracks ranked a little lower by the whole-query similarity.
+POOL_FACTOR = 4
+MIN_POOL = 256
+
+
+class SearchError(Exception):
+    """A search that cannot run as asked; the message is one line."""
+
+
+@dataclass
+class ParsedText:
+    """The negation parser's answer (the fallback treats all as affirmative)."""
+
+    affirmative: str
+    negated: list[str] = field(default_factory=list)
+
+
+def parse_text(text: str) -> Any:
+    """Split `text` into its affirmative part and negated attributes.
+
+    Uses `beetsplug.clap.negation.parse_query` when that module exists;
+    a missing module is not an error (everything counts as affirmative),
+    but a broken one is, so its bugs are not silently hidden.
+    """
+    if importlib.util.find_spec(f"{__package__}.negation") is None:
+        return ParsedText(text)
+    negation = importlib.import_module(f"{__package__}.negation")
+    return negation.parse_query(text)
+
+
+def resolve_negation_weight(configured: float | None, bundle: Bundle) -> float:
+    """The user's setting, else the bundle's calibrated weight, else 0.5."""
+    if configured is not None:
+        return float(configured)
+    calibrated = bundle.negation_weight
+    return DEFAULT_NEGATION_WEIGHT if calibrated is None else calibrated
+
+
+@dataclass
+class TextQuery:
+    """An embedded description: the whole text and its negated attributes."""
+
+    text: str
+    vector: np.ndarray  # [D]
+    negated: list[str]
+    negated_vectors: np.ndarray  # [N, D], N may be 0
+    weight: float
+
+    def score(self, mat: np.ndarray) -> np.ndarray:
+        """sim(whole text) - weight * max over negated attributes of sim."""
+        scores = mat @ self.vector
+        if len(self.negated_vectors):
+            scores = scores - self.weight * (mat @ self.negated_vectors.T).max(axis=1)
+        return scores
+
+
+def embed_query(bundle: Bundle, text: str, weight: float) -> TextQuery:
+    """Validate and embed a description (one model call for all parts)."""
+    text = " ".join(str(text).split())
+    if not text:
+        raise SearchError(
+            'empty description: say what to look for, e.g. beet clap "calm piano"'
+        )
+    parsed = parse_text(text)
+    negated = [n.strip() for n in parsed.negated if n and n.strip()]
+    vecs = bundle.embed_text([text, *negated])
+    if not vecs[0].any():
+        # Only a toy vocabulary can do this; a zero vector would rank at random.
+        raise SearchError(f"the model has no words for {_shorten(text)!r}")
+    return TextQuery(text, vecs[0], negated, vecs[1:], weight)
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _pool_size(limit: int) -> int:
+    return min(MAX_KNN, max(limit * POOL_FACTOR, MIN_POOL))
+
+
+def _top(ids: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    import numpy as np
+
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def _checked(store: Store, bundle: Bundle) -> None:
+    try:
+        store.check_searchable(bundle.identity)
+    except StoreError as exc:
+        raise SearchError(str(exc)) from exc
+
+
+def _pool(
+    store: Store,
+    vector: np.ndarray,
+    limit: int,
+    candidates: Collection[int] | None,
+    exclude: Collection[int] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors of the items worth scoring exactly: all candidates when they
+    are few, else the KNN pool around `vector` among them."""
+    size = _pool_size(limit) + len(exclude)
+    if candidates is not None and len(candidates) <= size:
+        ids = [i for i in candidates if i not in exclude]
+    else:
+        ids = [i for i, _ in store.knn(vector, size, candidates) if i not in exclude]
+    return store.vectors(ids)
+
+
+def rank_items(
+    store: Store,
+    bundle: Bundle,
+    query: TextQuery,
+    limit: int,
+    candidates: Collection[int] | None = None,
+) -> list[tuple[int, float]]:
+    """The `limit` best items as (item id, score), among `candidates`
+    (item ids matching a beets query) or the whole index."""
+    _checked(store, bundle)
+    if limit <= 0 or (candidates is not None and not candidates):
+        return []
+    ids, mat = _pool(store, query.vector, limit, candidates)
+    return _top(ids, query.score(mat), limit)
+
+
+def rank_albums(
+    store: Store,
+    bundle: Bundle,
+    query: TextQuery,
+    limit: int,
+    album_ids: Collection[int] | None = None,
+) -> list[tuple[int, float]]:
+    """The `limit` best albums as (album id, score).
+
+    An album's score is the mean of its indexed tracks' scores: it favours
+    albums that fit the description throughout over albums with one
+    matching track (a max would do the opposite).
+    """
+    import numpy as np
+
+    _checked(store, bundle)
+    if limit <= 0 or (album_ids is not None and not album_ids):
+        return []
+    candidates = None
+    if album_ids is not None:
+        candidates = [
+            i for members in store.album_members(album_ids).values() for i in members
+        ]
+    # Albums touched by the best tracks, then all their tracks scored.
+    pool_ids, _ = _pool(store, query.vector, limit * 8, candidates)
+    members = store.album_members(set(store.albums_of(pool_ids.tolist()).values()))
+    ids, mat = store.vectors(i for m in members.values() for i in m)
+    score_of = dict(zip(ids.tolist(), query.score(mat).tolist(), strict=True))
+    albums, scores = [], []
+    for album_id, item_ids in members.items():
+        found = [score_of[i] for i in item_ids if i in score_of]
+        if found:
+            albums.append(album_id)
+            scores.append(float(np.mean(found)))
+    return _top(np.array(albums, np.int64), np.array(scores, np.float32), limit)
+
+
+def rank_similar(
+    store: Store,
+    bundle: Bundle,
+    seeds: Sequence[int],
+    limit: int,
+    candidates: Collection[int] | None = None,
+) -> list[tuple[int, float]]:
+    """Items that sound like the seeds (the seeds excluded): cosine to the
+    normalised mean of the seeds' vectors."""
+    from .model import l2_normalize
+
+    _checked(store, bundle)
+    if not seeds:
+        raise SearchError("no items match the query: nothing to compare with")
+    seed_ids, seed_mat = store.vectors(seeds)
+    if not len(seed_ids):
+        raise SearchError(
+            f"none of the {len(seeds)} matched item(s) is indexed yet: "
+            "run `beet clap-index`"
+        )
+    centroid = l2_normalize(seed_mat.mean(axis=0, keepdims=True))[0]
+    if limit <= 0:
+        return []
+    ids, mat = _pool(store, centroid, limit, candidates, exclude=set(seeds))
+    return _top(ids, mat @ centroid, limit)
