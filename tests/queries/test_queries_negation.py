@@ -1,0 +1,553 @@
+"""The query parser: the phrasings people use, titles kept whole, properties."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from beetsplug.clap.negation import (
+    FILLER_WORDS,
+    ParsedQuery,
+    canonical_attribute,
+    combine_scores,
+    describe,
+    match_tags,
+    parse_query,
+)
+
+# (query, affirmative, negated) - the phrasings the issue lists, and more.
+EXAMPLES = [
+    ("jazz without vocals", "jazz", ["vocals"]),
+    ("ambient, no drums", "ambient", ["drums"]),
+    ("not rock", "", ["rock"]),
+    ("anything but metal", "", ["metal"]),
+    ("rock minus the guitar solos", "rock", ["guitar solos"]),
+    ("non-vocal", "", ["vocals"]),
+    ("non vocal jazz", "jazz", ["vocals"]),
+    ("nonvocal", "", ["vocals"]),
+    ("vocal-free", "", ["vocals"]),
+    ("vocal free jazz", "jazz", ["vocals"]),
+    ("drumless", "", ["drums"]),
+    ("drumless hip hop", "hip hop", ["drums"]),
+    ("beatless ambient", "ambient", ["drums"]),
+    ("instrumental", "instrumental", ["vocals"]),
+    ("instrumental hip hop", "instrumental hip hop", ["vocals"]),
+    ("-drums", "", ["drums"]),
+    ("jazz -drums piano", "jazz piano", ["drums"]),
+    ("-kazoo", "", ["kazoo"]),
+    ("no drums or bass", "", ["drums", "bass"]),
+    ("no drums, bass or vocals", "", ["drums", "bass", "vocals"]),
+    ("piano but no strings", "piano", ["strings"]),
+    ("piano, but no strings", "piano", ["strings"]),
+    ("without any percussion", "", ["percussion"]),
+    ("exclude: choir", "", ["choir"]),
+    ("exclude kazoo solos", "", ["kazoo solos"]),
+    ("Jazz WITHOUT Vocals!!", "Jazz", ["vocals"]),
+    ("JAZZ, NO DRUMS.", "JAZZ", ["drums"]),
+    ("no vocals", "", ["vocals"]),
+    ("no drums", "", ["drums"]),
+    ("calm piano, no vocals, no drums", "calm piano", ["vocals", "drums"]),
+    ("calm piano, no vocals, slow", "calm piano, slow", ["vocals"]),
+    (
+        "Jazz, but not too slow, and no vocals please!",
+        "Jazz",
+        ["slow", "vocals"],
+    ),
+    ("no vocals no drums", "", ["vocals", "drums"]),
+    ("no vocals and no drums", "", ["vocals", "drums"]),
+    ("neither vocals nor drums", "", ["vocals", "drums"]),
+    ("without drums and bass", "", ["drums", "bass"]),
+    ("jazz with no vocals", "jazz", ["vocals"]),
+    ("songs that have no drums", "songs", ["drums"]),
+    (
+        "jazz without vocals or drums from the 60s",
+        "jazz from the 60s",
+        ["vocals", "drums"],
+    ),
+    ("songs without vocals like Radiohead", "songs like Radiohead", ["vocals"]),
+    ("rock without the drums please", "rock", ["drums"]),
+    ("without vocals at all, jazz", "jazz", ["vocals"]),
+    ("jazz (no vocals) piano", "jazz piano", ["vocals"]),
+    ("no vocals, jazz", "jazz", ["vocals"]),
+    ("w/o vocals", "", ["vocals"]),
+    ("doesn't have vocals", "", ["vocals"]),
+    ("I don't want vocals", "", ["vocals"]),
+    ("nothing like rock", "", ["rock"]),
+    ("anything other than metal", "", ["metal"]),
+    ("not too loud", "", ["loud"]),
+    ("jazz but not smooth jazz", "jazz", ["smooth jazz"]),
+    ("no male singers", "", ["male vocals"]),
+    ("no singing", "", ["vocals"]),
+    ("no vox", "", ["vocals"]),
+    ("no vocal parts", "", ["vocals"]),
+    ("not jazz music", "", ["jazz"]),
+    ("no drum kit", "", ["drums"]),
+    ("no electric guitars", "", ["electric guitar"]),
+    ("no drum and bass", "", ["drum and bass"]),
+    ("no drums and bass", "bass", ["drums"]),  # "and" after a weak cue ends the list
+    ("ambient with no drums and soft pads", "ambient and soft pads", ["drums"]),
+    ("no rock and roll", "", ["rock and roll"]),
+    ("rock & roll without drums", "rock & roll", ["drums"]),
+    ("not instrumental", "", ["instrumental"]),
+    ("drumless hip hop, no vocals", "hip hop", ["drums", "vocals"]),
+    ("no drums, bass", "bass", ["drums"]),  # a comma list needs a closing "or"
+]
+
+# Titles and artists where "no"/"not"/"without" is not a negation.
+KEPT_WHOLE = [
+    "no woman no cry",
+    "No Woman, No Cry",
+    "No Doubt",
+    "no doubt ska",
+    "Not Fade Away",
+    "no limit",
+    "nothing compares",
+    "Nothing Compares 2 U",
+    "No Country for Old Men",
+    "Without You",
+    "Without Me",
+    "Minus the Bear",
+    "Everything but the Girl",
+    "Not Dark Yet",
+    "No Church in the Wild",
+    "No More Tears",
+    "Not in love",
+    "piano with no strings attached",
+    "non-stop dance",
+    "soulless pop",
+    "nothing but jazz",
+    "Nothing Else Matters",
+    '"no vocals" live',
+    "no",
+    "without",
+    "exclude:",
+    "- drums",
+    "",
+    "   ",
+    "!!",
+]
+
+
+@pytest.mark.parametrize(("text", "affirmative", "negated"), EXAMPLES)
+def test_phrasings(text: str, affirmative: str, negated: list[str]) -> None:
+    parsed = parse_query(text)
+    assert (parsed.affirmative, parsed.negated) == (affirmative, negated)
+    assert parsed.text == text
+    assert parsed.has_negation
+
+
+@pytest.mark.parametrize("text", KEPT_WHOLE)
+def test_titles_and_non_negations_stay_whole(text: str) -> None:
+    parsed = parse_query(text)
+    assert parsed.affirmative == text
+    assert parsed.negated == []
+    assert parsed.clauses == ()
+
+
+def test_clause_spans_point_into_the_text() -> None:
+    text = "calm piano, but no vocals, and drumless"
+    parsed = parse_query(text)
+    spans = [text[c.start : c.end] for c in parsed.clauses]
+    assert spans == [", but no vocals", ", and drumless"]
+    assert [c.kind for c in parsed.clauses] == ["cue", "suffix"]
+    assert [c.cue for c in parsed.clauses] == ["no", "drumless"]
+    assert [c.sources for c in parsed.clauses] == [("vocals",), ("drumless",)]
+
+
+def test_implied_negation_keeps_the_word() -> None:
+    parsed = parse_query("instrumental jazz, no drums")
+    implied = [c for c in parsed.clauses if c.kind == "implied"]
+    assert [(c.cue, c.attributes, c.removed) for c in implied] == [
+        ("instrumental", ("vocals",), False)
+    ]
+    assert parsed.affirmative == "instrumental jazz"
+    assert parsed.negated == ["vocals", "drums"]  # in text order, no duplicates
+
+
+def test_repeated_negations_are_listed_once() -> None:
+    assert parse_query("instrumental, no vocals, without singing").negated == ["vocals"]
+
+
+def test_parsed_query_is_frozen() -> None:
+    parsed = parse_query("jazz without vocals")
+    with pytest.raises(AttributeError):
+        parsed.affirmative = "x"  # type: ignore[misc]
+
+
+def test_non_string_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="query must be a string, not bytes"):
+        parse_query(b"jazz")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("vocal", "vocals"),
+        ("Singers", "vocals"),
+        ("male vocal", "male vocals"),
+        ("drum kit", "drums"),
+        ("hip-hop", "hip hop"),
+        ("synth lead", "synth lead"),
+        ("guitar solo", "guitar solos"),
+        ("rock music", "rock"),
+        ("woman", None),
+        ("male", None),  # a modifier alone is not an attribute
+        ("music", None),
+        ("no vocals", None),
+        ("", None),
+    ],
+)
+def test_canonical_attribute(text: str, canonical: str | None) -> None:
+    assert canonical_attribute(text) == canonical
+
+
+def test_trainer_vocabulary_and_phrasings_round_trip() -> None:
+    """The plugin reads the negations the model was trained on as intended."""
+    from trainer import vocab
+
+    for terms in vocab.KINDS.values():
+        for term in terms:
+            assert canonical_attribute(term) == term
+            for template in vocab._NEGATION_TEMPLATES[vocab.kind_of(term)]:
+                parsed = parse_query(template.format(term))
+                assert (parsed.affirmative, parsed.negated) == ("", [term]), template
+    import random
+
+    rng = random.Random(7)
+    pool = [*vocab.STYLES, *vocab.INSTRUMENTS, *vocab.MOODS, *vocab.PRESENCE]
+    for _ in range(200):
+        tags = rng.sample(pool, rng.randint(1, 5))
+        _original, _half, full = vocab.negated_variants(tags, rng)
+        parsed = parse_query(full)
+        assert sorted(parsed.negated) == sorted(t for t in tags if t in vocab.NEGATABLE)
+        kept = [t for t in tags if t not in vocab.NEGATABLE]
+        assert parsed.affirmative == ", ".join(kept)
+
+
+def test_match_tags_finds_presence_and_absence_tags() -> None:
+    tags = [
+        "guitar",
+        "vocal",
+        "no vocals",
+        "male vocal",
+        "instrumental",
+        "drums",
+        "no drums",
+        "woman",
+        "beats",
+    ]
+    assert match_tags("vocals", tags) == ([1, 3], [2, 4])
+    assert match_tags("drums", tags) == ([5, 8], [6])
+    assert match_tags("piano", tags) == ([], [])
+
+
+# --------------------------------------------------------------------------
+# combine_scores and describe
+# --------------------------------------------------------------------------
+
+
+def test_combine_scores_forms() -> None:
+    whole = np.array([0.9, 0.8, 0.5], np.float32)
+    negated = np.array([[0.8, 0.1, 0.0], [0.2, 0.6, 0.0]], np.float32)
+    np.testing.assert_allclose(
+        combine_scores(whole, negated, 0.5, "max"), [0.5, 0.5, 0.5], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        combine_scores(whole, negated, 0.5, "sum"), [0.4, 0.45, 0.5], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        combine_scores(whole, negated, 1.0, "mean"), [0.4, 0.45, 0.5], rtol=1e-6
+    )
+    assert combine_scores(whole, negated, 0.5).dtype == np.float32
+
+
+def test_combine_scores_reorders_results() -> None:
+    # Item 0 matches "jazz without vocals" best as a whole but has vocals.
+    whole = np.array([0.80, 0.75, 0.30])
+    vocals = np.array([0.90, 0.10, 0.05])
+    ranking = np.argsort(-combine_scores(whole, vocals, 0.5))
+    assert ranking.tolist() == [1, 0, 2]
+
+
+def test_combine_scores_without_negation_is_the_whole_score() -> None:
+    whole = np.array([0.1, 0.2])
+    out = combine_scores(whole, None, 0.5)
+    np.testing.assert_array_equal(out, whole)
+    assert out is not whole
+    np.testing.assert_array_equal(combine_scores(whole, np.zeros((0, 2)), 0.5), whole)
+
+
+@pytest.mark.parametrize(
+    ("whole", "negated", "weight", "form", "message"),
+    [
+        ([0.1, 0.2], [[0.1]], 0.5, "max", r"negated scores must be \[n_negated, 2\]"),
+        ([[0.1]], None, 0.5, "max", "whole-query scores must be 1-D"),
+        ([0.1], [[0.1]], -1.0, "max", "negation weight must be a finite number >= 0"),
+        ([0.1], [[0.1]], float("nan"), "max", "negation weight must be a finite"),
+        (
+            [0.1],
+            [[0.1]],
+            0.5,
+            "min",
+            "unknown form 'min'; choose one of max, sum, mean",
+        ),
+    ],
+)
+def test_combine_scores_rejects_bad_input(
+    whole, negated, weight, form, message
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        combine_scores(
+            np.asarray(whole),
+            None if negated is None else np.asarray(negated),
+            weight,
+            form,
+        )
+
+
+def test_negation_module_does_not_import_numpy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from beetsplug.clap import negation; "
+        "negation.parse_query('jazz without vocals'); "
+        "print('numpy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_describe_with_negations() -> None:
+    text = describe(
+        parse_query("jazz without vocals or drums"),
+        0.5,
+        "max",
+        scored_by={"vocals": "tag 'no vocals'"},
+    )
+    assert text.splitlines() == [
+        "query:       'jazz without vocals or drums'",
+        "affirmative: 'jazz'",
+        "negated:     vocals, drums",
+        "  'without vocals or drums' negates vocals, drums",
+        "  vocals: tag 'no vocals'",
+        "  drums: text sim('drums')",
+        "ranking:     sim('jazz without vocals or drums') - 0.5 * max(sim('vocals'), "
+        "sim('drums'))",
+    ]
+
+
+def test_describe_without_negation_and_with_zero_weight() -> None:
+    assert describe(parse_query("No Doubt"), 0.5).splitlines()[-2:] == [
+        "negated:     (none)",
+        "ranking:     sim('No Doubt')",
+    ]
+    lines = describe(parse_query("instrumental"), 0.0, whole="instrumental music")
+    assert "'instrumental' implies vocals" in lines
+    assert lines.endswith(
+        "ranking:     sim('instrumental music')  (negation weight 0: no penalty)"
+    )
+
+
+# --------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------
+
+_FINE_WORD = re.compile(r"[^\W_]+")
+_POOL = [
+    # cues and fillers
+    "no",
+    "not",
+    "without",
+    "w/o",
+    "minus",
+    "exclude",
+    "exclude:",
+    "anything",
+    "but",
+    "non",
+    "free",
+    "and",
+    "or",
+    "nor",
+    "the",
+    "any",
+    "with",
+    "that",
+    "has",
+    "at",
+    "all",
+    "please",
+    "nothing",
+    "like",
+    "neither",
+    "don't",
+    "want",
+    # attributes and affixed forms
+    "vocals",
+    "vocal",
+    "singing",
+    "drums",
+    "drum",
+    "kit",
+    "bass",
+    "guitar",
+    "solos",
+    "strings",
+    "piano",
+    "jazz",
+    "rock",
+    "metal",
+    "hip",
+    "hop",
+    "hip-hop",
+    "male",
+    "electric",
+    "music",
+    "instrumental",
+    "non-vocal",
+    "vocal-free",
+    "drumless",
+    "-drums",
+    "-kazoo",
+    "slow",
+    "loud",
+    "too",
+    "percussion",
+    "choir",
+    # other words
+    "woman",
+    "cry",
+    "doubt",
+    "fade",
+    "away",
+    "for",
+    "old",
+    "men",
+    "from",
+    "60s",
+    "Radiohead",
+    "So",
+    "What",
+    "café",
+    "naïve",
+    "2",
+    "x",
+]
+_SEPARATORS = [" ", " ", " ", ", ", "; ", "! ", " - ", "(", ") ", '"', ": ", "  ", "\t"]
+
+
+@st.composite
+def _queries(draw: st.DrawFn) -> str:
+    words = draw(st.lists(st.sampled_from(_POOL), min_size=0, max_size=10))
+    parts = []
+    for word in words:
+        if draw(st.booleans()):
+            word = word.upper() if draw(st.booleans()) else word.title()
+        parts.append(word)
+        parts.append(draw(st.sampled_from(_SEPARATORS)))
+    return "".join(parts)
+
+
+def _check_invariants(text: str, parsed: ParsedQuery) -> None:
+    assert isinstance(parsed.affirmative, str)
+    assert parsed.text == text
+    assert len(parsed.negated) == len(set(parsed.negated))
+    assert all(a and a == a.strip() for a in parsed.negated)
+    for clause in parsed.clauses:
+        assert 0 <= clause.start < clause.end <= len(text)
+        assert set(clause.attributes) <= set(parsed.negated)
+    if not any(c.removed for c in parsed.clauses):
+        assert parsed.affirmative == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_never_crashes_on_any_text(text: str) -> None:
+    parsed = parse_query(text)
+    _check_invariants(text, parsed)
+    assert parse_query(text) == parsed  # deterministic
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_queries())
+def test_never_loses_words(text: str) -> None:
+    """Every word ends up in the affirmative text or in an understood clause.
+
+    Words outside the clauses must all survive in the affirmative text (only
+    dangling connectors such as a trailing "and" may be dropped); words inside
+    a clause are either cue/filler words or the words its attributes were read
+    from.
+    """
+    parsed = parse_query(text)
+    _check_invariants(text, parsed)
+    removed = [c for c in parsed.clauses if c.removed]
+    outside = Counter()
+    for m in _FINE_WORD.finditer(text):
+        clause = next((c for c in removed if c.start <= m.start() < c.end), None)
+        if clause is None:
+            outside[m.group()] += 1
+            continue
+        word = m.group().casefold()
+        source_words = [
+            w.casefold() for s in clause.sources for w in _FINE_WORD.findall(s)
+        ]
+        assert (
+            word in FILLER_WORDS
+            or word in source_words
+            or any(s.casefold() in word for s in source_words)
+        ), (word, clause)
+    kept = Counter(_FINE_WORD.findall(parsed.affirmative))
+    assert not kept - outside, "the affirmative text gained words"
+    dropped = outside - kept
+    assert all(w.casefold() in FILLER_WORDS for w in dropped), dropped
+    for clause in removed:
+        if clause.kind == "cue" and canonical_attribute(clause.sources[0]) is not None:
+            assert clause.attributes[0] == canonical_attribute(clause.sources[0])
+
+
+_NEGATION_LIKE = re.compile(
+    r"^(?:no|not|non.*|without|w|o|out|minus|sans|exclud.*|lacking|neither|nor|except|"
+    r"free|devoid|anything|everything|nothing|other|rather|instead|instrumentals?|"
+    r".*less|.*free|do|does|don|doesn|didn|did|won|will|must|mustn|should|shouldn)$"
+)
+_PLAIN_WORDS = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True).filter(
+    lambda w: not _NEGATION_LIKE.match(w)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            _PLAIN_WORDS,
+            st.sampled_from(
+                [
+                    "jazz",
+                    "vocals",
+                    "calm piano",
+                    "Drums",
+                    "hip-hop",
+                    "rock and roll",
+                    "with",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([" ", ", ", " & ", "; "]),
+)
+def test_affirmative_only_queries_round_trip(words: list[str], sep: str) -> None:
+    text = sep.join(words)
+    parsed = parse_query(text)
+    assert parsed.affirmative == text
+    assert parsed.negated == []
+    assert parsed.clauses == ()
