@@ -767,7 +767,7 @@ class _Parser:
         if self._word(i + 1) == "free" and self._word(i + 2) != "of":
             found = _lookup([word])
             if found is not None and found[1] == "part":
-                return _Match("suffix", i, [_Attribute(found[0], i, i + 1)], i + 2)
+                return _Match("suffix", i + 2, [_Attribute(found[0], i, i + 1)], i + 2)
         return None
 
     def _cue_match(self, i: int, at_start: bool) -> _Match | None:

@@ -128,13 +128,11 @@ def write_m3u(
     forward slashes, `prefix` prepended (e.g. a URL), and with `extended`
     an ``#EXTM3U`` header and ``#EXTINF:<seconds>,<artist> - <title>`` lines.
     """
-    target = Path(os.fsdecode(path))
+    target = Path(os.fsdecode(path)).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
-    rel = (
-        None
-        if relative_to is None
-        else os.fsencode(os.path.abspath(os.fsdecode(relative_to)))
-    )
+    rel = None
+    if relative_to is not None:
+        rel = os.fsencode(os.path.abspath(os.path.expanduser(os.fsdecode(relative_to))))
     mode = (target.stat().st_mode & 0o777) if target.exists() else (0o666 & ~_umask())
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
@@ -176,7 +174,7 @@ def write_playlists(
     has gone (it is left out). With `pretend` nothing is written and the
     pairs say what would be.
     """
-    directory = Path(os.fsdecode(directory))
+    directory = Path(os.fsdecode(directory)).expanduser()
     written = []
     for playlist in playlists:
         entries = [e for e in map(entry_for, playlist.item_ids) if e is not None]
@@ -329,20 +327,22 @@ def validate_playlists(
 
 def prompt_playlists(
     entries: Any,
-    rank: Callable[[str, str | None], Sequence[tuple[int, float]]],
+    rank: Callable[[str, str | None, int], Sequence[tuple[int, float]]],
     *,
     default_size: int = DEFAULT_SIZE,
 ) -> list[Playlist]:
     """Playlists for the configured prompts, best matches first.
 
-    `rank(query, filter)` is the plugin's search: (item_id, score) pairs for
-    the items matching the beets `filter` (all items when None). Entries are
-    validated first, so a bad one fails before any search runs.
+    `rank(query, filter, limit)` is the plugin's search: up to `limit`
+    (item_id, score) pairs among the items matching the beets `filter` (all
+    items when None). Entries are validated first, so a bad one fails before
+    any search runs.
     """
     specs = validate_playlists(entries, default_size=default_size)
     playlists = []
     for spec in specs:
-        ranked = sorted(rank(spec.query, spec.filter), key=lambda pair: -pair[1])
+        ranked = rank(spec.query, spec.filter, spec.size)
+        ranked = sorted(ranked, key=lambda pair: -pair[1])
         ids = list(dict.fromkeys(int(item_id) for item_id, _score in ranked))
         playlists.append(
             Playlist(spec.name, spec.filename, ids[: spec.size], "prompt", spec.query)

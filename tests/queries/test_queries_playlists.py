@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, audio_like, toy_embed_text, toy_word
+from queries_helpers import ROOT, audio_like, toy_embed_text, toy_word
 
 from beetsplug.clap.negation import combine_scores, parse_query
 from beetsplug.clap.playlists import (
@@ -361,9 +361,11 @@ def test_prompt_playlists_with_a_real_library(tmp_path: Path) -> None:
 
     calls = []
 
-    def rank(query: str, beets_filter: str | None) -> list[tuple[int, float]]:
+    def rank(
+        query: str, beets_filter: str | None, limit: int
+    ) -> list[tuple[int, float]]:
         """The search as the plugin does it: parsed query, penalty, beets filter."""
-        calls.append((query, beets_filter))
+        calls.append((query, beets_filter, limit))
         ids = [
             item.id
             for item in (lib.items(beets_filter) if beets_filter else lib.items())
@@ -373,7 +375,9 @@ def test_prompt_playlists_with_a_real_library(tmp_path: Path) -> None:
         mat = np.stack([vectors[i] for i in ids])
         negated = texts[1:] @ mat.T if parsed.negated else None
         scores = combine_scores(mat @ texts[0], negated, 0.7)
-        return list(zip(ids, scores.tolist(), strict=True))
+        return sorted(zip(ids, scores.tolist(), strict=True), key=lambda p: -p[1])[
+            :limit
+        ]
 
     config = [
         {"name": "Calm piano", "query": "calm piano, no vocals", "size": 2},
@@ -395,7 +399,10 @@ def test_prompt_playlists_with_a_real_library(tmp_path: Path) -> None:
         "Sung ballad",
         "Rock song",
     }
-    assert calls == [("calm piano, no vocals", None), ("piano", "year:1990..1999")]
+    assert calls == [
+        ("calm piano, no vocals", None, 2),
+        ("piano", "year:1990..1999", 10),
+    ]
 
     def entry_for(item_id: int) -> PlaylistEntry | None:
         item = lib.get_item(item_id)
@@ -419,7 +426,7 @@ def test_prompt_playlists_validate_before_searching() -> None:
     ):
         prompt_playlists(
             [{"name": "A", "query": "x"}, {"name": "B"}],
-            lambda q, f: calls.append(q) or [],
+            lambda q, f, n: calls.append(q) or [],
         )
     assert calls == []
 
