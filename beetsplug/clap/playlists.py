@@ -38,6 +38,7 @@ __all__ = [
     "Playlist",
     "PlaylistConfigError",
     "PlaylistEntry",
+    "PlaylistUpdate",
     "PromptSpec",
     "automatic_playlists",
     "choose_k",
@@ -46,6 +47,7 @@ __all__ = [
     "prompt_playlists",
     "remove_stale",
     "slugify",
+    "update_playlists",
     "validate_playlists",
     "write_m3u",
     "write_playlists",
@@ -57,6 +59,9 @@ remove the lists of clusters that no longer exist without touching anyone
 else's files."""
 
 DEFAULT_SIZE = 50
+
+Rank = Callable[[str, str | None, int], Sequence[tuple[int, float]]]
+"""The search: rank(query, beets filter or None, limit) -> [(item_id, score)]."""
 MIN_K, MAX_K = 2, 30
 
 
@@ -200,7 +205,7 @@ def remove_stale(
     removes the lists of clusters that are gone, and only files this module
     named (the prefix), never a user's own playlists.
     """
-    directory = Path(os.fsdecode(directory))
+    directory = Path(os.fsdecode(directory)).expanduser()
     keep = set(keep)
     removed = []
     if not directory.is_dir():
@@ -327,7 +332,7 @@ def validate_playlists(
 
 def prompt_playlists(
     entries: Any,
-    rank: Callable[[str, str | None, int], Sequence[tuple[int, float]]],
+    rank: Rank,
     *,
     default_size: int = DEFAULT_SIZE,
 ) -> list[Playlist]:
@@ -338,11 +343,16 @@ def prompt_playlists(
     items when None). Entries are validated first, so a bad one fails before
     any search runs.
     """
-    specs = validate_playlists(entries, default_size=default_size)
+    return _rank_prompts(validate_playlists(entries, default_size=default_size), rank)
+
+
+def _rank_prompts(
+    specs: Sequence[PromptSpec],
+    rank: Rank,
+) -> list[Playlist]:
     playlists = []
     for spec in specs:
-        ranked = rank(spec.query, spec.filter, spec.size)
-        ranked = sorted(ranked, key=lambda pair: -pair[1])
+        ranked = sorted(rank(spec.query, spec.filter, spec.size), key=lambda p: -p[1])
         ids = list(dict.fromkeys(int(item_id) for item_id, _score in ranked))
         playlists.append(
             Playlist(spec.name, spec.filename, ids[: spec.size], "prompt", spec.query)
@@ -720,3 +730,74 @@ def automatic_playlists(
             Playlist(name, f"{prefix}{slugify(name)}.m3u", item_ids, "auto")
         )
     return playlists
+
+
+# --------------------------------------------------------------------------
+# Everything `beet clap-playlists` does, minus beets itself
+# --------------------------------------------------------------------------
+
+
+class PlaylistUpdate(NamedTuple):
+    """What an update wrote (or would write): playlists with file and length."""
+
+    written: list[tuple[Playlist, Path, int]]
+    removed: list[Path]
+
+
+def update_playlists(
+    directory: Path | str | bytes,
+    entry_for: Callable[[int], PlaylistEntry | None],
+    *,
+    prompts: Any = None,
+    rank: Rank | None = None,
+    library: Callable[[], tuple[Sequence[int], np.ndarray]] | None = None,
+    embed_text: Callable[[list[str]], np.ndarray] | None = None,
+    clusters: int | None = None,
+    min_size: int = 5,
+    auto_size: int | None = None,
+    default_size: int = DEFAULT_SIZE,
+    extended: bool = False,
+    relative_to: Path | str | bytes | None = None,
+    prefix: str = "",
+    pretend: bool = False,
+) -> PlaylistUpdate:
+    """Build and write the prompt playlists and, with `library`, the automatic ones.
+
+    `prompts` is the raw `clap.playlists` config (validated here, before any
+    search), `rank` the search, `library()` the indexed (ids, vectors) in a
+    stable order (sorted by id, so the same library gives the same clusters)
+    and `embed_text` the bundle's text tower. Automatic playlists of clusters
+    that no longer exist are removed unless `pretend`.
+    """
+    specs = validate_playlists(prompts, default_size=default_size)
+    playlists: list[Playlist] = []
+    if specs:
+        if rank is None:
+            raise ValueError("prompt playlists need a rank function")
+        playlists += _rank_prompts(specs, rank)
+    auto: list[Playlist] = []
+    if library is not None:
+        if embed_text is None:
+            raise ValueError("automatic playlists need a text encoder")
+        ids, vectors = library()
+        auto = automatic_playlists(
+            ids, vectors, embed_text, k=clusters, min_size=min_size, size=auto_size
+        )
+        clash = {p.filename for p in playlists} & {p.filename for p in auto}
+        if clash:  # a prompt named like a cluster file: the user's list wins
+            auto = [p for p in auto if p.filename not in clash]
+    playlists += auto
+    results = write_playlists(
+        playlists,
+        directory,
+        entry_for,
+        extended=extended,
+        relative_to=relative_to,
+        prefix=prefix,
+        pretend=pretend,
+    )
+    written = [(p, path, n) for p, (path, n) in zip(playlists, results, strict=True)]
+    removed: list[Path] = []
+    if library is not None and not pretend:
+        removed = remove_stale(directory, {p.filename for p in auto})
+    return PlaylistUpdate(written, removed)

@@ -671,3 +671,147 @@ def test_automatic_playlists_with_a_real_onnx_bundle(tmp_path: Path) -> None:
         ("high treble", list(range(8, 15))),
         ("noise hiss", list(range(15, 21))),
     ]
+
+
+# --------------------------------------------------------------------------
+# update_playlists: the whole command without beets
+# --------------------------------------------------------------------------
+
+
+def _library_fixture(tmp_path: Path):
+    x, _truth = _blobs([20, 12])
+    ids = list(range(1, len(x) + 1))
+    table = {
+        i: PlaylistEntry(str(tmp_path / "music" / f"{i:03d}.flac"), 60.0, "A", f"t{i}")
+        for i in ids
+    }
+    loads = []
+
+    def library():
+        loads.append(1)
+        return ids, x
+
+    def rank(query: str, beets_filter: str | None, limit: int):
+        vec = toy_embed_text([query])[0]
+        scores = x @ vec
+        order = np.argsort(-scores, kind="stable")[:limit]
+        return [(ids[i], float(scores[i])) for i in order]
+
+    return table, library, rank, loads
+
+
+def test_update_playlists_writes_both_kinds_and_removes_stale(
+    tmp_path: Path, embed_text
+) -> None:
+    from beetsplug.clap.playlists import update_playlists
+
+    table, library, rank, _ = _library_fixture(tmp_path)
+    out = tmp_path / "playlists"
+    out.mkdir()
+    (out / f"{AUTO_PREFIX}gone-cluster.m3u").write_text("old\n")
+    (out / "mine.m3u").write_text("mine\n")
+    result = update_playlists(
+        out,
+        table.get,
+        prompts=[{"name": "Jazz", "query": "jazz piano", "size": 4}],
+        rank=rank,
+        library=library,
+        embed_text=embed_text,
+        clusters=2,
+        min_size=5,
+        auto_size=10,
+        extended=True,
+        relative_to=out,
+    )
+    assert [(p.name, path.name, n) for p, path, n in result.written] == [
+        ("Jazz", "Jazz.m3u", 4),
+        ("jazz piano", f"{AUTO_PREFIX}jazz-piano.m3u", 10),
+        ("ambient synth, no vocals", f"{AUTO_PREFIX}ambient-synth-no-vocals.m3u", 10),
+    ]
+    assert result.removed == [out / f"{AUTO_PREFIX}gone-cluster.m3u"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "Jazz.m3u",
+        f"{AUTO_PREFIX}ambient-synth-no-vocals.m3u",
+        f"{AUTO_PREFIX}jazz-piano.m3u",
+        "mine.m3u",
+    ]
+    lines = (out / "Jazz.m3u").read_text().splitlines()
+    assert lines[0] == "#EXTM3U"
+    ids = [int(line[len("../music/") :][:3]) for line in lines[2::2]]
+    assert lines[1::2] == [f"#EXTINF:60,A - t{i}" for i in ids]
+    assert len(ids) == 4
+    assert all(1 <= i <= 20 for i in ids)  # the jazz prompt finds the jazz blob
+
+
+def test_update_playlists_pretend_writes_and_removes_nothing(
+    tmp_path: Path, embed_text
+) -> None:
+    from beetsplug.clap.playlists import update_playlists
+
+    table, library, rank, _ = _library_fixture(tmp_path)
+    out = tmp_path / "playlists"
+    out.mkdir()
+    (out / f"{AUTO_PREFIX}gone-cluster.m3u").write_text("old\n")
+    result = update_playlists(
+        out,
+        table.get,
+        prompts=[{"name": "Jazz", "query": "jazz"}],
+        rank=rank,
+        library=library,
+        embed_text=embed_text,
+        clusters=2,
+        pretend=True,
+    )
+    assert [path.name for _p, path, _n in result.written] == [
+        "Jazz.m3u",
+        f"{AUTO_PREFIX}jazz-piano.m3u",
+        f"{AUTO_PREFIX}ambient-synth-no-vocals.m3u",
+    ]
+    assert result.removed == []
+    assert sorted(p.name for p in out.iterdir()) == [f"{AUTO_PREFIX}gone-cluster.m3u"]
+
+
+def test_update_playlists_prompt_wins_a_file_name_clash(
+    tmp_path: Path, embed_text
+) -> None:
+    from beetsplug.clap.playlists import update_playlists
+
+    table, library, rank, _ = _library_fixture(tmp_path)
+    name = f"{AUTO_PREFIX}jazz-piano.m3u"
+    result = update_playlists(
+        tmp_path / "pl",
+        table.get,
+        prompts=[{"name": name, "query": "rock"}],
+        rank=rank,
+        library=library,
+        embed_text=embed_text,
+        clusters=2,
+    )
+    assert [(p.kind, path.name) for p, path, _n in result.written] == [
+        ("prompt", name),
+        ("auto", f"{AUTO_PREFIX}ambient-synth-no-vocals.m3u"),
+    ]
+
+
+def test_update_playlists_checks_config_before_any_work(tmp_path: Path) -> None:
+    from beetsplug.clap.playlists import update_playlists
+
+    table, library, rank, loads = _library_fixture(tmp_path)
+    with pytest.raises(
+        PlaylistConfigError, match=r"clap.playlists\[0\]: missing 'name'"
+    ):
+        update_playlists(
+            tmp_path,
+            table.get,
+            prompts=[{"query": "x"}],
+            rank=rank,
+            library=library,
+            embed_text=toy_embed_text,
+        )
+    assert loads == []
+    with pytest.raises(ValueError, match="prompt playlists need a rank function"):
+        update_playlists(tmp_path, table.get, prompts=[{"name": "a", "query": "x"}])
+    with pytest.raises(ValueError, match="automatic playlists need a text encoder"):
+        update_playlists(tmp_path, table.get, library=library)
+    assert update_playlists(tmp_path / "none", table.get) == ([], [])
+    assert not (tmp_path / "none").exists()
