@@ -1047,7 +1047,10 @@ def describe(
         return "\n".join(lines)
     lines.append(f"negated:     {', '.join(parsed.negated)}")
     for clause in parsed.clauses:
-        source = parsed.text[clause.start : clause.end].strip()
+        # Without the lead-in punctuation (", no drums"), keeping "-drums".
+        source = re.sub(
+            r"^(?:[\s,;:/–—]|-(?=\s))+", "", parsed.text[clause.start : clause.end]
+        ).strip()
         how = "implies" if clause.kind == "implied" else "negates"
         lines.append(f"  {source!r} {how} {', '.join(clause.attributes)}")
     scored_by = scored_by or {}

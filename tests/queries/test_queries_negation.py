@@ -344,6 +344,15 @@ def test_describe_with_negations() -> None:
     ]
 
 
+def test_describe_shows_each_clause_without_lead_in_punctuation() -> None:
+    lines = describe(parse_query("jazz - no vocals, -drums"), 1.0, "sum").splitlines()
+    assert lines[3:5] == ["  'no vocals' negates vocals", "  '-drums' negates drums"]
+    assert lines[-1] == (
+        "ranking:     sim('jazz - no vocals, -drums') - 1 * "
+        "sum(sim('vocals'), sim('drums'))"
+    )
+
+
 def test_describe_without_negation_and_with_zero_weight() -> None:
     assert describe(parse_query("No Doubt"), 0.5).splitlines()[-2:] == [
         "negated:     (none)",

@@ -1,0 +1,50 @@
+"""docs/queries.md tells the truth: its examples are what the parser does."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from queries_helpers import ROOT
+
+from beetsplug.clap.negation import describe, parse_query
+
+DOC = ROOT / "docs" / "queries.md"
+HEADER = "| Query | Affirmative part | Negated attributes |"
+ROW = re.compile(r"^\| `(?P<query>.*)` \| (?P<affirmative>.*) \| (?P<negated>.*) \|$")
+
+
+def _rows() -> list[tuple[str, str, str]]:
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    start = lines.index(HEADER) + 2  # skip the |---| line
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        m = ROW.match(line)
+        assert m, f"malformed row: {line}"
+        rows.append((m["query"], m["affirmative"], m["negated"]))
+    return rows
+
+
+def test_the_examples_table_is_long_enough() -> None:
+    rows = _rows()
+    assert len(rows) >= 40
+    assert (
+        sum(negated == "(none)" for _q, _a, negated in rows) >= 8
+    )  # titles kept whole
+
+
+@pytest.mark.parametrize(("query", "affirmative", "negated"), _rows())
+def test_documented_parse(query: str, affirmative: str, negated: str) -> None:
+    parsed = parse_query(query)
+    shown = f"`{parsed.affirmative}`" if parsed.affirmative else "(empty)"
+    assert shown == affirmative
+    assert (", ".join(parsed.negated) or "(none)") == negated
+
+
+def test_documented_explain_output() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    expected = describe(parse_query("calm piano, no vocals or drums"), 0.5)
+    block = "\n".join("    " + line for line in expected.splitlines())
+    assert block in text
