@@ -391,13 +391,11 @@ def absent_for(labels: dict[str, Any]) -> list[str]:
     absent = [w for w in ("drums", "vocals") if labels.get(w) is False]
     if labels.get("instruments_complete"):
         present = set(labels.get("instruments") or [])
-        # A complete list that says "guitar" (kind unknown) rules out every
-        # instrument except the guitar family.
-        guitar_any = bool(labels.get("guitar")) and not any(
-            "guitar" in p for p in present
-        )
+        # Where a guitar is present its kind is at most partly documented
+        # ("electric" for a metal band, never whether it is distorted), so no
+        # guitar term is ever claimed absent from a clip with a guitar.
         for term in INSTRUMENTS:
-            if term in present or (guitar_any and "guitar" in term):
+            if term in present or (labels.get("guitar") and "guitar" in term):
                 continue
             absent.append(term)
     return absent
@@ -414,8 +412,14 @@ def attributes_for(clip: dict[str, Any]) -> dict[str, Any]:
     for key in ("vocals", "drums", "style", "vocal_kind", "guitar", "piano"):
         if labels.get(key) is not None:
             attrs[key] = labels[key]
-    if labels.get("instruments_complete"):
-        attrs["instruments"] = list(labels.get("instruments") or [])
+    instruments = list(labels.get("instruments") or [])
+    # The list is written only when it is the whole truth in vocabulary terms:
+    # a guitar of undocumented kind has no vocabulary term, and an evaluator
+    # reading [] would wrongly take it as "no guitar".
+    typed = any("guitar" in i for i in instruments)
+    untyped_guitar = bool(labels.get("guitar")) and not typed
+    if labels.get("instruments_complete") and not untyped_guitar:
+        attrs["instruments"] = instruments
     return attrs
 
 
