@@ -314,6 +314,7 @@ class ClapPlugin(BeetsPlugin):
         )
 
     def _limit(self, opts: Any) -> int:
+        self._check_config()
         number = self.settings["limit"] if opts.number is None else opts.number
         if number < 1:
             raise UserError("-n/--number must be at least 1")

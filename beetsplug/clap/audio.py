@@ -126,16 +126,22 @@ def _finish(
     return windows[loud]
 
 
-def _check_length(frames: int, rate: int) -> None:
+def _check_length(frames: int, rate: int, promised: float | None = None) -> None:
+    """Reject too little audio: "too short" for a short track, "truncated or
+    corrupt" when the header (`promised` seconds) said there was more."""
     if frames <= 0 or not rate:
         raise AudioError(
             "unreadable audio (corrupt or not audio): no audio frames decoded"
         )
     seconds = frames / rate
-    if seconds < MIN_SECONDS:
+    if seconds >= MIN_SECONDS:
+        return
+    if promised is not None and promised >= MIN_SECONDS:
         raise AudioError(
-            f"too short ({seconds:.1f} s; at least {MIN_SECONDS:g} s needed)"
+            "unreadable audio (truncated or corrupt): "
+            f"header says {promised:.1f} s, only {seconds:.1f} s decodable"
         )
+    raise AudioError(f"too short ({seconds:.1f} s; at least {MIN_SECONDS:g} s needed)")
 
 
 def _segments_from_array(
@@ -174,12 +180,7 @@ def _read_soundfile(
         # file): decode what is really there and plan again.
         f.seek(0)
         mono = _mono(f.read(dtype="float32", always_2d=True))
-    if len(mono) < MIN_SECONDS * rate:
-        raise AudioError(
-            "unreadable audio (truncated or corrupt): "
-            f"header says {frames / rate:.1f} s, "
-            f"only {len(mono) / rate:.1f} s decodable"
-        )
+    _check_length(len(mono), rate, promised=frames / rate)
     return _segments_from_array(mono, rate, window_seconds, max_windows), rate
 
 
@@ -265,11 +266,7 @@ def _read_ffmpeg(
         if segments:
             return segments
     pcm = _ffmpeg_pcm(path, sample_rate)
-    if len(pcm) == 0:
-        raise AudioError(
-            "unreadable audio: no audio samples decoded (corrupt or not audio)"
-        )
-    _check_length(len(pcm), sample_rate)
+    _check_length(len(pcm), sample_rate, promised=duration)
     return _segments_from_array(pcm, sample_rate, window_seconds, max_windows)
 
 

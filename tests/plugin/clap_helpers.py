@@ -1,0 +1,178 @@
+"""Helpers for the plugin tests: generated audio, a real beets library, subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pytest
+import soundfile as sf
+from beets.library import Item
+from beets.test.helper import PluginMixin, TestHelper
+
+TESTS = Path(__file__).resolve().parents[1]
+REPO = TESTS.parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+# Tones the tiny bundle tells apart: "low" -> band 0, "mid" -> 1 kHz band,
+# "high" -> 2-4 kHz band, "noise" -> the flatness axis.
+LOW_HZ, MID_HZ, HIGH_HZ = 150.0, 800.0, 3000.0
+FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "aiff", "m4a")
+
+
+def signal_for(kind: str, seconds: float, rate: int, seed: int = 0) -> np.ndarray:
+    """Mono float32 audio: a sine at the kind's frequency, noise or silence."""
+    n = round(seconds * rate)
+    t = np.arange(n) / rate
+    if kind == "noise":
+        return (0.3 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+    if kind == "silent":
+        return np.zeros(n, np.float32)
+    freq = {"low": LOW_HZ, "mid": MID_HZ, "high": HIGH_HZ}.get(kind)
+    freq = float(kind) if freq is None else freq
+    return (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_audio(
+    path: Path,
+    kind: str = "low",
+    seconds: float = 4.0,
+    rate: int = 22050,
+    channels: int = 1,
+    data: np.ndarray | None = None,
+) -> Path:
+    """Write a test file; the suffix picks the format (m4a through ffmpeg)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mono = signal_for(kind, seconds, rate) if data is None else data
+    x = np.stack([mono] * channels, axis=1) if channels > 1 else mono
+    suffix = path.suffix.lower()
+    if suffix == ".m4a":
+        tmp = path.with_suffix(".src.wav")
+        sf.write(tmp, x, rate)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-nostdin",
+                "-y",
+                "-i",
+                str(tmp),
+                "-c:a",
+                "aac",
+                "-b:a",
+                "96k",
+                str(path),
+            ],
+            check=True,
+        )
+        tmp.unlink()
+        return path
+    if suffix == ".opus":
+        # Opus only runs at 8/12/16/24/48 kHz.
+        if rate not in (8000, 12000, 16000, 24000, 48000):
+            import soxr
+
+            x = soxr.resample(x, rate, 48000).astype(np.float32)
+            rate = 48000
+        sf.write(path, x, rate, format="OGG", subtype="OPUS")
+        return path
+    if suffix == ".ogg":
+        sf.write(path, x, rate, format="OGG", subtype="VORBIS")
+        return path
+    if suffix == ".mp3":
+        sf.write(path, x, rate, format="MP3")
+        return path
+    sf.write(path, x, rate)
+    return path
+
+
+class ClapEnv(PluginMixin, TestHelper):
+    """A real beets library on disk with the clap plugin loaded."""
+
+    plugin: ClassVar[str] = "clap"
+    preload_plugin: ClassVar[bool] = False
+    db_on_disk: ClassVar[bool] = True
+
+    def __init__(
+        self, capsys: pytest.CaptureFixture[str], bundle: Path, **clap: Any
+    ) -> None:
+        self.capsys = capsys
+        self.bundle = bundle
+        self.clap = clap
+
+    def __enter__(self) -> ClapEnv:
+        from beets import logging as beets_logging
+
+        # beets adds its stderr handler on the first command; drop it at exit
+        # or the next test's commands log into this test's closed capture.
+        self._beets_log = beets_logging.getLogger("beets")
+        self._handlers = list(self._beets_log.handlers)
+        self.setup_beets()
+        self.config["clap"].set({"model": str(self.bundle), "jobs": 1, **self.clap})
+        self.load_plugins()
+        return self
+
+    def __exit__(self, *exc: Any) -> Literal[False]:
+        for handler in self._beets_log.handlers[:]:
+            if handler not in self._handlers:
+                self._beets_log.removeHandler(handler)
+        return super().__exit__(*exc)
+
+    def reload(self, **clap: Any) -> None:
+        """Load the plugin again with changed settings."""
+        self.unload_plugins()
+        self.config["clap"].set(clap)
+        self.load_plugins()
+
+    def run(self, *args: str) -> str:
+        """Run a beet command in this process; return what it printed."""
+        self.capsys.readouterr()
+        self.run_command(*args)
+        return self.capsys.readouterr().out
+
+    def lines(self, *args: str) -> list[str]:
+        return [line for line in self.run(*args).splitlines() if line.strip()]
+
+    def add(self, path: Path, read_tags: bool = True, **fields: Any) -> Item:
+        """Add a library item for `path`; files beets cannot read (they went
+        bad after import) are added without reading their tags."""
+        item = Item.from_path(str(path)) if read_tags else Item(path=str(path).encode())
+        item.update({"artist": "tester", "album": "tests", **fields})
+        self.lib.add(item)
+        return item
+
+    def add_copy(self, src: Path, **fields: Any) -> Item:
+        """Add a private copy of `src` (for tests that change files)."""
+        dst = self.temp_path / "files" / f"{fields.get('title', src.stem)}{src.suffix}"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copy(src, dst)
+        return self.add(dst, **fields)
+
+    def sql(self, query: str, *params: Any) -> list[tuple]:
+        """Read the library with the plugin's own kind of connection."""
+        from beetsplug.clap.store import connect
+
+        conn = connect(self.lib.path)
+        try:
+            return [tuple(r) for r in conn.execute(query, params).fetchall()]
+        finally:
+            conn.close()
+
+
+def beet_env(beetsdir: Path, **extra: str) -> dict[str, str]:
+    """Environment for `python -m beets` subprocesses using this checkout."""
+    env = dict(os.environ)
+    env["BEETSDIR"] = str(beetsdir)
+    env["HOME"] = str(beetsdir)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), env.get("PYTHONPATH")])
+    )
+    env.update(extra)
+    return env

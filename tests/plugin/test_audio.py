@@ -1,0 +1,176 @@
+"""Decoding every format into windows, and every kind of bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from clap_helpers import FORMATS, HIGH_HZ, LOW_HZ, MID_HZ, signal_for, write_audio
+
+from beetsplug.clap import audio
+from beetsplug.clap.audio import AudioError, load_windows, plan_windows, pool_embeddings
+
+RATE = 16000
+
+
+def dominant_hz(window: np.ndarray, rate: int = RATE) -> float:
+    spectrum = np.abs(np.fft.rfft(window))
+    return float(np.fft.rfftfreq(len(window), 1 / rate)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_decodes_to_mono_windows_at_the_model_rate(
+    corpus: dict[str, Path], fmt: str
+) -> None:
+    # 5 s of a 150 Hz tone, 44.1 kHz stereo (opus: 48 kHz).
+    windows = load_windows(corpus[fmt], RATE, 1.0, 4)
+    assert windows.dtype == np.float32
+    assert windows.shape == (4, RATE)
+    assert np.abs(windows).max() <= 1.0
+    for window in windows:
+        assert dominant_hz(window) == pytest.approx(LOW_HZ, abs=2)
+    # Stereo is averaged, not summed: the 0.4 sine keeps its level (lossy
+    # codecs ring a little).
+    rms = np.sqrt(np.mean(windows**2))
+    assert rms == pytest.approx(0.4 / np.sqrt(2), rel=0.12)
+
+
+def test_windows_are_spread_across_the_track(tmp_path: Path) -> None:
+    # 4 s low, 4 s mid, 4 s high: three windows must see all three parts.
+    parts = [signal_for(k, 4.0, 22050) for k in ("low", "mid", "high")]
+    path = write_audio(tmp_path / "steps.flac", data=np.concatenate(parts), rate=22050)
+    windows = load_windows(path, RATE, 1.0, 3)
+    assert [round(dominant_hz(w)) for w in windows] == [
+        round(LOW_HZ),
+        round(MID_HZ),
+        round(HIGH_HZ),
+    ]
+
+
+def test_plan_windows_skips_edges_and_never_overruns() -> None:
+    rate = 100
+    total, window = 100 * rate, 3 * rate
+    starts = plan_windows(total, window, 8, rate)
+    assert len(starts) == 8
+    assert starts == sorted(starts)
+    assert starts[0] >= 0.05 * total  # intro skipped
+    assert starts[-1] + window <= 0.95 * total  # fade-out skipped
+    assert plan_windows(total, window, 1, rate) == [(total - window) // 2]
+    # A track that only just holds a window uses all of it.
+    assert plan_windows(window + 10, window, 8, rate) == [5]
+    assert plan_windows(window - 1, window, 8, rate) == [0]
+
+
+def test_max_windows_bounds_the_count(corpus: dict[str, Path]) -> None:
+    assert load_windows(corpus["wav"], RATE, 1.0, 2).shape == (2, RATE)
+    # A 5 s track holds at most four 1 s windows inside its edges.
+    assert len(load_windows(corpus["wav"], RATE, 1.0, 50)) == 4
+
+
+def test_short_track_is_repeated_to_fill_a_window(tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "short.wav", "low", seconds=1.5, rate=RATE)
+    windows = load_windows(path, RATE, 3.0, 4)
+    assert windows.shape == (1, 3 * RATE)
+    n = int(1.5 * RATE)
+    np.testing.assert_allclose(windows[0, :n], windows[0, n : 2 * n], atol=1e-6)
+
+
+def test_silent_windows_are_dropped_when_others_have_sound(tmp_path: Path) -> None:
+    data = np.concatenate(
+        [signal_for("silent", 6.0, RATE), signal_for("low", 6.0, RATE)]
+    )
+    windows = load_windows(
+        write_audio(tmp_path / "half.wav", data=data, rate=RATE), RATE, 1.0, 4
+    )
+    assert 0 < len(windows) < 4
+    assert all(dominant_hz(w) == pytest.approx(LOW_HZ, abs=2) for w in windows)
+
+
+def test_pool_embeddings_is_unit_mean_and_zero_safe() -> None:
+    pooled = pool_embeddings(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
+    np.testing.assert_allclose(pooled, [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)
+    zero = pool_embeddings(np.array([[1.0, 0.0], [-1.0, 0.0]], np.float32))
+    np.testing.assert_allclose(zero, [0.0, 0.0])
+
+
+def _bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.flac", r"^file not found$"),
+        (lambda d: _bytes(d / "zero.mp3", b""), r"^empty file \(0 bytes\)$"),
+        (
+            lambda d: write_audio(d / "short.wav", "low", seconds=0.5),
+            r"^too short \(0\.5 s; at least 1 s needed\)$",
+        ),
+        (
+            lambda d: write_audio(d / "silent.flac", "silent", seconds=5.0),
+            r"^silent \(every window below -70 dBFS\)$",
+        ),
+        (
+            lambda d: _bytes(d / "notes.mp3", b"not audio at all\n" * 200),
+            r"^unreadable audio \(corrupt or not audio\): ",
+        ),
+        (
+            lambda d: _bytes(d / "notes.m4a", b"not audio at all\n" * 200),
+            r"^unreadable audio \(corrupt or not audio\): ",
+        ),
+    ],
+    ids=["missing", "zero-byte", "half-second", "silent", "text-as-mp3", "text-as-m4a"],
+)
+def test_bad_files_give_one_line_reasons(tmp_path: Path, make, message: str) -> None:
+    with pytest.raises(AudioError, match=message) as info:
+        load_windows(make(tmp_path), RATE, 1.0, 4)
+    assert "\n" not in str(info.value)
+
+
+def test_corrupt_flac_body_is_unreadable(tmp_path: Path) -> None:
+    good = write_audio(tmp_path / "good.flac", "low", seconds=5.0)
+    data = bytearray(good.read_bytes())
+    rng = np.random.default_rng(0)
+    data[200:] = rng.integers(0, 256, len(data) - 200, dtype=np.uint8).tobytes()
+    bad = _bytes(tmp_path / "corrupt.flac", bytes(data))
+    with pytest.raises(AudioError, match=r"^unreadable audio"):
+        load_windows(bad, RATE, 1.0, 4)
+
+
+def test_truncated_file_uses_what_is_there(tmp_path: Path) -> None:
+    good = write_audio(tmp_path / "good.flac", "high", seconds=9.0, rate=RATE)
+    data = good.read_bytes()
+    cut = _bytes(tmp_path / "cut.flac", data[: len(data) // 3])
+    # The header promises 9 s; about 3 s survive and are used.
+    windows = load_windows(cut, RATE, 1.0, 4)
+    assert 1 <= len(windows) <= 3
+    assert all(dominant_hz(w) == pytest.approx(HIGH_HZ, abs=2) for w in windows)
+
+
+def test_truncated_to_the_header_is_unreadable(tmp_path: Path) -> None:
+    good = write_audio(tmp_path / "good.mp3", "low", seconds=30.0)
+    cut = _bytes(tmp_path / "cut.mp3", good.read_bytes()[:1500])
+    with pytest.raises(AudioError, match=r"^unreadable audio") as info:
+        load_windows(cut, RATE, 1.0, 4)
+    assert "\n" not in str(info.value)
+
+
+def test_long_tracks_without_libsndfile_support_seek_per_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lower the one-pass limit so a short m4a takes the per-window path.
+    monkeypatch.setattr(audio, "FFMPEG_ONE_PASS_SECONDS", 5.0)
+    parts = [signal_for(k, 4.0, 22050) for k in ("low", "mid", "high")]
+    path = write_audio(tmp_path / "steps.m4a", data=np.concatenate(parts), rate=22050)
+    windows = load_windows(path, RATE, 1.0, 3)
+    assert [round(dominant_hz(w), -1) for w in windows] == [150, 800, 3000]
+
+
+def test_wav_with_wrong_suffix_is_still_read(tmp_path: Path) -> None:
+    # libsndfile sniffs the content; the suffix only picks the first decoder.
+    path = tmp_path / "really-wav.m4a"
+    sf.write(path, signal_for("low", 3.0, RATE), RATE, format="WAV")
+    assert load_windows(path, RATE, 1.0, 2).shape == (2, RATE)

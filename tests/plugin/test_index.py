@@ -1,0 +1,249 @@
+"""`beet clap-index` on a real library: incremental runs, failures, options."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from beets.ui import UserError
+from clap_helpers import ClapEnv, write_audio
+
+from beetsplug.clap.store import STATE, VECTORS
+
+
+def _state(env: ClapEnv) -> dict[str, tuple[str, str | None]]:
+    rows = env.sql(
+        f"SELECT items.title, s.status, s.error FROM {STATE} s "
+        "JOIN items ON items.id = s.item_id"
+    )
+    return {title: (status, error) for title, status, error in rows}
+
+
+def _bad_files(root: Path) -> dict[str, Path]:
+    """One file per kind of bad input of the issue."""
+    root.mkdir(parents=True, exist_ok=True)
+    good = write_audio(root / "src.flac", "low", seconds=6.0)
+    corrupt = bytearray(good.read_bytes())
+    noise = np.random.default_rng(1).integers(0, 256, len(corrupt) - 200, np.uint8)
+    corrupt[200:] = noise.tobytes()
+    files = {
+        "corrupt": root / "corrupt.flac",
+        "truncated": root / "truncated.mp3",
+        "zero": root / "zero.mp3",
+        "silent": write_audio(root / "silent.wav", "silent", seconds=4.0),
+        "half-second": write_audio(root / "half.wav", "low", seconds=0.5),
+        "not-audio": root / "notes.ogg",
+        "missing": root / "missing.flac",
+    }
+    files["corrupt"].write_bytes(bytes(corrupt))
+    mp3 = write_audio(root / "long.mp3", "low", seconds=20.0)
+    files["truncated"].write_bytes(mp3.read_bytes()[:1200])
+    files["zero"].write_bytes(b"")
+    files["not-audio"].write_text("these are liner notes, not music\n" * 50)
+    files["missing"].write_bytes(b"x")
+    return files
+
+
+def test_index_embeds_reports_and_is_incremental(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    for kind in ("low", "mid", "high"):
+        env.add(corpus[kind], title=kind)
+    assert env.lines("clap-index") == ["clap-index: embedded 3, unchanged 0, failed 0"]
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 3, failed 0"]
+    (n_vectors,) = env.sql(f"SELECT count(*) FROM {VECTORS}")[0]
+    assert n_vectors == 3
+    assert set(_state(env).values()) == {("ok", None)}
+
+
+def test_every_bad_input_is_recorded_and_never_stops_the_run(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    env.add(corpus["low"], title="good-before")
+    for name, path in _bad_files(tmp_path / "bad").items():
+        env.add(path, read_tags=False, title=name)
+    # A file that disappears after it was added to the library.
+    missing = tmp_path / "bad" / "missing.flac"
+    missing.unlink()
+    env.add(corpus["high"], title="good-after")
+
+    out = env.lines("clap-index")
+    assert out[-1] == "clap-index: embedded 2, unchanged 0, failed 7"
+    state = _state(env)
+    assert state["good-before"] == ("ok", None)
+    assert state["good-after"] == ("ok", None)
+    assert state["missing"] == ("failed", "file not found")
+    assert state["zero"] == ("failed", "empty file (0 bytes)")
+    assert state["half-second"] == ("failed", "too short (0.5 s; at least 1 s needed)")
+    assert state["silent"] == ("failed", "silent (every window below -70 dBFS)")
+    for name in ("corrupt", "truncated", "not-audio"):
+        status, error = state[name]
+        assert status == "failed"
+        assert error.startswith("unreadable audio"), (name, error)
+    # Each failure is printed with its path and reason, one line each.
+    failed_lines = [line for line in out if line.startswith("failed: ")]
+    assert len(failed_lines) == 7
+    assert any(
+        line.endswith("half.wav: too short (0.5 s; at least 1 s needed)")
+        for line in failed_lines
+    )
+    # Failures are retried (and fail again); the good ones are unchanged.
+    assert (
+        env.lines("clap-index")[-1] == "clap-index: embedded 0, unchanged 2, failed 7"
+    )
+    (n_vectors,) = env.sql(f"SELECT count(*) FROM {VECTORS}")[0]
+    assert n_vectors == 2
+
+
+def test_failed_item_is_embedded_once_fixed(env: ClapEnv, tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "later.wav", "low", seconds=0.5)
+    env.add(path, read_tags=False, title="later")
+    assert env.lines("clap-index")[-1].endswith("failed 1")
+    write_audio(path, "low", seconds=3.0)
+    assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 0, failed 0"]
+    assert _state(env)["later"] == ("ok", None)
+
+
+def test_changed_file_is_re_embedded(env: ClapEnv, corpus: dict[str, Path]) -> None:
+    item = env.add_copy(corpus["low"], title="changing")
+    env.add(corpus["mid"], title="mid")
+    env.run("clap-index")
+    before = env.sql(f"SELECT embedding FROM {VECTORS} WHERE item_id = ?", item.id)[0][
+        0
+    ]
+    # Same path, new content: the high tone replaces the low one.
+    write_audio(Path(os.fsdecode(item.path)), "high")
+    assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 1, failed 0"]
+    after = env.sql(f"SELECT embedding FROM {VECTORS} WHERE item_id = ?", item.id)[0][0]
+    assert before != after
+    assert env.lines("clap", "high", "-n", "1", "-f", "$title") == ["changing"]
+
+
+def test_touch_alone_counts_as_changed(env: ClapEnv, corpus: dict[str, Path]) -> None:
+    item = env.add_copy(corpus["low"], title="touched")
+    env.run("clap-index")
+    later = time.time() + 5
+    os.utime(item.path, (later, later))
+    assert (
+        env.lines("clap-index")[-1] == "clap-index: embedded 1, unchanged 0, failed 0"
+    )
+
+
+def test_pretend_lists_work_and_writes_nothing(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    env.add(corpus["low"], title="low")
+    env.add(corpus["high"], title="high")
+    out = env.lines("clap-index", "--pretend")
+    assert out[-1] == "clap-index: would embed 2, unchanged 0"
+    assert out[0].startswith("would embed (new): ")
+    tables = {r[0] for r in env.sql("SELECT name FROM sqlite_master")}
+    assert not any(t.startswith("clap_") for t in tables)
+    env.run("clap-index")
+    assert env.lines("clap-index", "-p") == ["clap-index: would embed 0, unchanged 2"]
+
+
+def test_force_and_query_limit_the_work(env: ClapEnv, corpus: dict[str, Path]) -> None:
+    env.add(corpus["low"], title="low")
+    env.add(corpus["high"], title="high")
+    assert (
+        env.lines("clap-index", "title:low")[-1]
+        == "clap-index: embedded 1, unchanged 0, failed 0"
+    )
+    assert (
+        env.lines("clap-index")[-1] == "clap-index: embedded 1, unchanged 1, failed 0"
+    )
+    assert (
+        env.lines("clap-index", "--force")[-1]
+        == "clap-index: embedded 2, unchanged 0, failed 0"
+    )
+
+
+def test_parallel_decoding_gives_the_same_vectors(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    for kind in ("low", "mid", "high", "noise", "mp3", "m4a"):
+        env.add(corpus[kind], title=kind)
+    short = write_audio(tmp_path / "short.wav", "low", seconds=0.5)
+    env.add(short, read_tags=False, title="short")
+    assert env.lines("clap-index", "-j", "1")[-1].endswith(
+        "embedded 6, unchanged 0, failed 1"
+    )
+    serial = env.sql(f"SELECT item_id, embedding FROM {VECTORS} ORDER BY item_id")
+    assert env.lines("clap-index", "-j", "2", "--force")[-1].endswith(
+        "embedded 6, unchanged 0, failed 1"
+    )
+    parallel = env.sql(f"SELECT item_id, embedding FROM {VECTORS} ORDER BY item_id")
+    assert [i for i, _ in serial] == [i for i, _ in parallel]
+    for (_, a), (_, b) in zip(serial, parallel, strict=True):
+        np.testing.assert_allclose(
+            np.frombuffer(a, np.float32), np.frombuffer(b, np.float32), atol=1e-6
+        )
+
+
+def test_small_batches_commit_every_batch(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    env.reload(batch_size=1)
+    for kind in ("low", "mid", "high"):
+        env.add(corpus[kind], title=kind)
+    assert (
+        env.lines("clap-index")[-1] == "clap-index: embedded 3, unchanged 0, failed 0"
+    )
+    updated = [r[0] for r in env.sql(f"SELECT updated FROM {STATE} ORDER BY item_id")]
+    assert len(set(updated)) == 3  # three transactions, three timestamps
+
+
+def test_max_windows_setting_is_used(env: ClapEnv, corpus: dict[str, Path]) -> None:
+    env.reload(max_windows=2)
+    env.add(corpus["wav"], title="wav")
+    env.run("clap-index")
+    assert env.sql(f"SELECT windows FROM {STATE}") == [(2,)]
+
+
+def test_tags_are_stored_for_a_tagging_bundle(
+    env: ClapEnv, corpus: dict[str, Path], tagged_bundle: Path
+) -> None:
+    env.reload(model=str(tagged_bundle))
+    low = env.add(corpus["low"], title="low")
+    env.run("clap-index")
+    from beetsplug.clap.store import Store
+
+    with Store.open(env.lib.path) as store:
+        assert store.tag_names() == ["low", "high", "noise"]
+        tags = store.tags([low.id])[low.id]
+    assert tags.shape == (3,)
+    assert tags[0] > 0.9 > tags[1]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"jobs": -1}, r"^clap.jobs must be a whole number >= 0, not -1$"),
+        ({"batch_size": "many"}, r"^clap.batch_size must be a whole number >= 1$"),
+        (
+            {"negation_weight": "strong"},
+            r"^clap.negation_weight must be a number in 0..10",
+        ),
+        ({"auto": "sometimes"}, r"^clap.auto must be yes or no$"),
+    ],
+)
+def test_invalid_settings_are_one_line_errors(
+    env: ClapEnv, setting: dict, message: str
+) -> None:
+    env.reload(**setting)
+    with pytest.raises(UserError, match=message):
+        env.run("clap-index")
+    with pytest.raises(UserError, match=message):
+        env.run("clap", "low")
+
+
+def test_bundle_errors_reach_the_user_as_one_line(env: ClapEnv, tmp_path: Path) -> None:
+    env.reload(model=str(tmp_path / "no-such-bundle"))
+    with pytest.raises(
+        UserError, match=r"^model bundle .*no-such-bundle: not a folder"
+    ):
+        env.run("clap-index")

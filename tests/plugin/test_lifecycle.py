@@ -1,0 +1,301 @@
+"""Whole-process behaviour: start-up imports, kills, concurrent readers,
+missing sqlite-vec, and embedding on import."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from beets.library import Item, Library
+from beets.ui import UserError
+from clap_helpers import ClapEnv, beet_env, write_audio
+from mediafile import MediaFile
+
+from beetsplug.clap.store import STATE, VEC_PATH_ENV, VECTORS, connect
+
+HEAVY = (
+    "torch",
+    "onnxruntime",
+    "librosa",
+    "transformers",
+    "soundfile",
+    "soxr",
+    "numpy",
+)
+
+
+def _beets_dir(tmp_path: Path, bundle: Path, **clap: object) -> Path:
+    """A BEETSDIR with a config for `python -m beets` subprocesses."""
+    beetsdir = tmp_path / "beetsdir"
+    beetsdir.mkdir()
+    settings = {"model": str(bundle), **clap}
+    lines = [
+        f"directory: {tmp_path / 'music'}",
+        f"library: {beetsdir / 'library.db'}",
+        "plugins: clap",
+        "create_backup_before_migrations: no",
+        "clap:",
+        *(f"    {k}: {v}" for k, v in settings.items()),
+    ]
+    (beetsdir / "config.yaml").write_text("\n".join(lines) + "\n")
+    return beetsdir
+
+
+def _library(beetsdir: Path, files: list[Path]) -> None:
+    lib = Library(str(beetsdir / "library.db"))
+    for i, path in enumerate(files):
+        item = Item(
+            path=str(path).encode(), title=f"track {i:03d}", artist="a", track=i
+        )
+        lib.add(item)
+    lib._close()
+
+
+def _beet(beetsdir: Path, *args: str, **popen: object) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "beets", *args],
+        env=beet_env(beetsdir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def test_loading_the_plugin_imports_no_heavy_module(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    beetsdir = _beets_dir(tmp_path, tiny_bundle)
+    code = (
+        "import sys\n"
+        "import beetsplug.clap\n"
+        "import beets.plugins\n"
+        "from beets import config\n"
+        "config.read()\n"
+        "beets.plugins.load_plugins()\n"
+        "assert [p.name for p in beets.plugins.find_plugins()] == ['clap']\n"
+        f"print('heavy:', *(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=beet_env(beetsdir),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.splitlines()[-1] == "heavy:"
+    # And a whole `beet ls` with the plugin loaded stays light as well
+    # (beets' own autotagger imports numpy, through `lap`).
+    code = (
+        "import sys\n"
+        "from beets.ui import main\n"
+        "main(['ls'])\n"
+        "import beets.plugins\n"
+        "assert [p.name for p in beets.plugins.find_plugins()] == ['clap']\n"
+        f"light = [m for m in {HEAVY!r} if m != 'numpy']\n"
+        "print('heavy:', *(m for m in light if m in sys.modules))\n"
+    )
+    ls = subprocess.run(
+        [sys.executable, "-c", code],
+        env=beet_env(beetsdir),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert ls.stdout.splitlines()[-1] == "heavy:"
+
+
+def _many_files(root: Path, n: int) -> list[Path]:
+    first = write_audio(root / "t000.wav", "low", seconds=3.0, rate=16000)
+    files = [first]
+    for i in range(1, n):
+        dst = root / f"t{i:03d}.wav"
+        dst.write_bytes(first.read_bytes())
+        files.append(dst)
+    return files
+
+
+def _wait_for_rows(db: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Return as soon as the indexer has committed its first batch.
+
+    Polls with the standard sqlite3 (the state table is a plain table), which
+    is cheap enough to poll every millisecond.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(db, timeout=10)
+        try:
+            rows = conn.execute(f"SELECT count(*) FROM {STATE}").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            rows = 0
+        finally:
+            conn.close()
+        if rows:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.001)
+    raise AssertionError("indexing never committed a batch")
+
+
+def _consistent(db: Path) -> tuple[int, int]:
+    """Integrity, and vectors and state rows matching one to one."""
+    conn = connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        vec = {r[0] for r in conn.execute(f"SELECT item_id FROM {VECTORS}").fetchall()}
+        ok = {
+            r[0]
+            for r in conn.execute(
+                f"SELECT item_id FROM {STATE} WHERE status = 'ok'"
+            ).fetchall()
+        }
+        assert vec == ok
+        return len(vec), conn.execute("SELECT count(*) FROM items").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    n = 200
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=1)
+    _library(beetsdir, _many_files(tmp_path / "music", n))
+    db = beetsdir / "library.db"
+    proc = _beet(beetsdir, "clap-index")
+    _wait_for_rows(db, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    done, items = _consistent(db)
+    assert items == n
+    assert 0 < done < n, "the kill should land mid-run"
+    # beets itself still reads the library.
+    plain = sqlite3.connect(db)
+    assert plain.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    plain.close()
+    rerun = _beet(beetsdir, "clap-index")
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert out.strip().splitlines()[-1] == (
+        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
+    )
+    assert _consistent(db) == (n, n)
+
+
+def test_beets_reads_the_library_while_indexing(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    n = 120
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=2, jobs=1)
+    _library(beetsdir, _many_files(tmp_path / "music", n))
+    db = beetsdir / "library.db"
+    indexer = _beet(beetsdir, "clap-index")
+    _wait_for_rows(db, indexer)
+    reader = _beet(beetsdir, "ls", "-f", "$title")
+    writer = _beet(beetsdir, "modify", "-y", "title:track 001", "genre=tested")
+    r_out, r_err = reader.communicate(timeout=120)
+    _, w_err = writer.communicate(timeout=120)
+    i_out, i_err = indexer.communicate(timeout=120)
+    assert reader.returncode == 0, r_err
+    assert len(r_out.splitlines()) == n
+    assert writer.returncode == 0, w_err
+    assert indexer.returncode == 0, i_err
+    assert (
+        i_out.strip().splitlines()[-1]
+        == f"clap-index: embedded {n}, unchanged 0, failed 0"
+    )
+    assert _consistent(db) == (n, n)
+    lib = Library(str(db))
+    assert lib.items("genre:tested").get().title == "track 001"
+    lib._close()
+
+
+def test_unloadable_sqlite_vec_is_a_clear_error(
+    env: ClapEnv,
+    corpus: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    env.add(corpus["low"], title="low")
+    broken = tmp_path / "not-vec0.so"
+    broken.write_bytes(b"\x7fELF not really a library")
+    monkeypatch.setenv(VEC_PATH_ENV, str(broken))
+    with pytest.raises(
+        UserError, match=rf"^cannot load sqlite-vec from {broken}: "
+    ) as info:
+        env.run("clap-index")
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match=r"^cannot load sqlite-vec from "):
+        env.run("clap", "low")
+    # Nothing was lost: beets still reads the library.
+    assert env.lines("ls", "-f", "$title") == ["low"]
+
+
+def test_python_without_extension_loading_or_sqlean(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    beetsdir = _beets_dir(tmp_path, tiny_bundle)
+    _library(beetsdir, [write_audio(tmp_path / "music" / "a.wav", "low")])
+    # Run beets with sqlean made unimportable, as on a machine without it.
+    code = (
+        "import sys\n"
+        "sys.modules['sqlean'] = None\n"
+        "from beets.ui import main\n"
+        "main(['clap-index'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=beet_env(beetsdir),
+        capture_output=True,
+        text=True,
+    )
+    if hasattr(sqlite3.Connection, "enable_load_extension"):
+        # This Python's own sqlite3 loads extensions: sqlean is not needed.
+        assert proc.returncode == 0, proc.stderr
+        assert "embedded 1" in proc.stdout
+    else:
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines()[-1] == (
+            "error: cannot load SQLite extensions: this Python's sqlite3 was "
+            "built without extension loading and sqlean.py is not installed "
+            "(pip install sqlean.py)"
+        )
+
+
+def test_auto_embeds_on_import_and_records_the_final_files(
+    env: ClapEnv, tmp_path: Path
+) -> None:
+    env.reload(auto=True)
+    src = tmp_path / "incoming"
+    for track, kind in enumerate(("low", "high"), start=1):
+        tagged = MediaFile(write_audio(src / "album" / f"{track:02d}.flac", kind))
+        tagged.update({"title": kind, "artist": "a", "album": "b", "track": track})
+        tagged.save()
+    env.config["import"].set(
+        {"copy": True, "write": False, "autotag": False, "quiet": True}
+    )
+    env.run("import", "-A", str(src))
+    items = list(env.lib.items())
+    assert len(items) == 2
+    # The copies inside the library are the ones recorded, so a later
+    # clap-index sees nothing to do.
+    assert all(str(env.lib_path) in os.fsdecode(i.path) for i in items)
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 2, failed 0"]
+    assert env.lines("clap", "high", "-n", "1", "-f", "$title") == ["high"]
+
+
+def test_auto_off_leaves_imports_unembedded(env: ClapEnv, tmp_path: Path) -> None:
+    src = tmp_path / "incoming"
+    write_audio(src / "album" / "01 low.flac", "low")
+    env.config["import"].set(
+        {"copy": False, "write": False, "autotag": False, "quiet": True}
+    )
+    env.run("import", "-A", str(src))
+    assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 0, failed 0"]

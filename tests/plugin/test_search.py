@@ -1,0 +1,306 @@
+"""`beet clap`, `clap-similar`, the `clap:` query and `$clap_score`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from beets.ui import UserError
+from clap_helpers import ClapEnv
+
+from beetsplug.clap import search
+from beetsplug.clap.model import Bundle
+from beetsplug.clap.store import STATE, VECTORS, Store
+
+EMPTY_INDEX = r"^the clap index is empty: run `beet clap-index` first$"
+
+
+def test_description_ranks_the_matching_tone_first(indexed: ClapEnv) -> None:
+    assert indexed.lines("clap", "low", "-f", "$title")[:2] in (
+        ["low", "low2"],
+        ["low2", "low"],
+    )
+    assert indexed.lines("clap", "high", "-n", "1", "-f", "$title") == ["high"]
+    assert indexed.lines("clap", "noise", "-n", "1", "-f", "$title") == ["noise"]
+    assert indexed.lines("clap", "bright treble", "-n", "1", "-f", "$title") == ["high"]
+
+
+def test_scores_are_sorted_and_shown(indexed: ClapEnv) -> None:
+    lines = indexed.lines("clap", "high", "--score", "-f", "$title")
+    scores = [float(line.split()[0]) for line in lines]
+    assert scores == sorted(scores, reverse=True)
+    assert len(lines) == 5
+    assert lines[0].endswith(" high")
+    assert -1.0 <= scores[-1] < scores[0] <= 1.0
+
+
+def test_clap_score_field_in_format(indexed: ClapEnv) -> None:
+    lines = indexed.lines("clap", "high", "-n", "2", "-f", "$clap_score|$title")
+    first_score, first_title = lines[0].split("|")
+    assert first_title == "high"
+    assert 0.5 < float(first_score) <= 1.0
+    assert float(lines[1].split("|")[0]) < float(first_score)
+    # Outside a search the field is empty, and nothing was stored on items.
+    indexed.reload()
+    assert indexed.lines("ls", "-f", "[$clap_score]$title", "title:high") == ["[]high"]
+    assert indexed.sql("SELECT * FROM item_attributes WHERE key = 'clap_score'") == []
+
+
+def test_limit_and_beets_query_filter(indexed: ClapEnv) -> None:
+    assert indexed.lines("clap", "low", "-n", "1", "-f", "$title") in (
+        ["low"],
+        ["low2"],
+    )
+    # The beets query restricts the candidates: the best "low" among these.
+    assert (
+        indexed.lines("clap", "low", "title::^(high|mid|noise)$", "-f", "$title")[0]
+        != "high"
+    )
+    assert indexed.lines("clap", "low", "title:high", "-f", "$title") == ["high"]
+    assert indexed.lines("clap", "low", "title:nothing-matches") == []
+    with pytest.raises(UserError, match=r"^-n/--number must be at least 1$"):
+        indexed.run("clap", "low", "-n", "0")
+
+
+def test_albums_are_ranked_by_their_tracks_mean(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    low_album = [env.add(corpus[k], title=k, album="lows") for k in ("low", "low2")]
+    mixed = [env.add(corpus[k], title=k, album="mixed") for k in ("high", "noise")]
+    env.lib.add_album(low_album)
+    env.lib.add_album(mixed)
+    env.run("clap-index")
+    lines = env.lines("clap", "low", "-a", "--score", "-f", "$album $clap_score")
+    assert [line.split()[1] for line in lines] == ["lows", "mixed"]
+    shown = float(lines[0].split()[0])
+    # The album score is the mean of its tracks' scores.
+    tracks = env.lines("clap", "low", "album:lows", "--score", "-f", "$title")
+    assert shown == pytest.approx(
+        np.mean([float(t.split()[0]) for t in tracks]), abs=2e-3
+    )
+    assert float(lines[0].split()[2]) == pytest.approx(shown, abs=2e-3)
+    assert env.lines("clap", "high", "-a", "album:lows", "-f", "$album") == ["lows"]
+
+
+def test_clap_query_prefix_in_ls(indexed: ClapEnv) -> None:
+    assert len(indexed.lines("ls", "clap:noise")) == 5  # query_top_k (50) > library
+    indexed.reload(query_top_k=1)
+    assert indexed.lines("ls", "-f", "$title", "clap:noise") == ["noise"]
+    assert indexed.lines("ls", "-f", "$title", "clap:high tone") == ["high"]
+    # Combined with ordinary query terms, and its score in the format.
+    indexed.reload(query_top_k=2)
+    assert indexed.lines("ls", "-f", "$title", "clap:low", "title:low2") == ["low2"]
+    line = indexed.lines("ls", "-f", "$clap_score $title", "clap:high", "title:high")[0]
+    assert float(line.split()[0]) > 0.5
+
+
+def test_clap_query_in_a_smart_playlist(indexed: ClapEnv, tmp_path: Path) -> None:
+    indexed.unload_plugins()
+    indexed.config["plugins"] = ["clap", "smartplaylist"]
+    indexed.config["clap"]["query_top_k"] = 1
+    indexed.config["smartplaylist"].set(
+        {
+            "playlist_dir": str(tmp_path / "lists"),
+            "relative_to": str(tmp_path),
+            "playlists": [{"name": "bright.m3u", "query": "clap:high"}],
+        }
+    )
+    import beets.plugins
+
+    beets.plugins.load_plugins()
+    indexed.run("splupdate")
+    listed = (tmp_path / "lists" / "bright.m3u").read_text().split()
+    assert len(listed) == 1
+    assert listed[0].endswith("high.flac")
+
+
+def test_similar_excludes_seeds_and_finds_the_nearest(indexed: ClapEnv) -> None:
+    lines = indexed.lines("clap-similar", "title::^low$", "-f", "$title")
+    assert "low" not in lines
+    assert lines[0] == "low2"
+    assert len(lines) == 4
+    scores = [
+        float(s.split()[0]) for s in indexed.lines("clap-similar", "title:low", "-s")
+    ]
+    assert len(scores) == 3  # both low tones are seeds
+    assert scores == sorted(scores, reverse=True)
+    assert (
+        indexed.lines("clap-similar", "title:high", "-n", "2", "-f", "$title")[0]
+        != "high"
+    )
+    with pytest.raises(
+        UserError, match=r"^no items match the query: nothing to compare with$"
+    ):
+        indexed.run("clap-similar", "title:nothing")
+    with pytest.raises(
+        UserError, match=r"^give a query for the tracks to compare with"
+    ):
+        indexed.run("clap-similar")
+
+
+def test_similar_with_unindexed_seeds(
+    indexed: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    indexed.add(corpus["mid"], title="new")
+    with pytest.raises(
+        UserError,
+        match=r"^none of the 1 matched item\(s\) is indexed yet: "
+        r"run `beet clap-index`$",
+    ):
+        indexed.run("clap-similar", "title:new")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "\t\n"],
+    ids=["empty", "spaces", "whitespace"],
+)
+def test_empty_descriptions_are_refused(indexed: ClapEnv, text: str) -> None:
+    with pytest.raises(UserError, match=r"^empty description: say what to look for"):
+        indexed.run("clap", text)
+    with pytest.raises(UserError, match=r"^empty description"):
+        indexed.run("ls", f"clap:{text}")
+
+
+def test_missing_description(indexed: ClapEnv) -> None:
+    with pytest.raises(
+        UserError, match=r'^give a description: beet clap "TEXT" \[QUERY\]$'
+    ):
+        indexed.run("clap")
+
+
+def test_very_long_description_is_truncated_not_refused(indexed: ClapEnv) -> None:
+    text = ("high " * 2000)[:10_000]
+    assert len(text) == 10_000
+    assert indexed.lines("clap", text, "-n", "1", "-f", "$title") == ["high"]
+
+
+def test_unknown_words_only(indexed: ClapEnv) -> None:
+    with pytest.raises(UserError, match=r"^the model has no words for 'xyzzy plugh'$"):
+        indexed.run("clap", "xyzzy plugh")
+
+
+def test_search_before_any_indexing(env: ClapEnv, corpus: dict[str, Path]) -> None:
+    env.add(corpus["low"], title="low")
+    with pytest.raises(UserError, match=EMPTY_INDEX):
+        env.run("clap", "low")
+    with pytest.raises(UserError, match=EMPTY_INDEX):
+        env.run("ls", "clap:low")
+    with pytest.raises(UserError, match=EMPTY_INDEX):
+        env.run("clap-similar", "title:low")
+
+
+def test_index_with_only_failures_is_empty(env: ClapEnv, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....not really")
+    env.add(bad, read_tags=False, title="bad")
+    env.run("clap-index")
+    with pytest.raises(UserError, match=EMPTY_INDEX):
+        env.run("clap", "low")
+
+
+def test_swapped_bundle_is_reported_stale_then_reindexed(
+    indexed: ClapEnv, other_bundle: Path
+) -> None:
+    indexed.reload(model=str(other_bundle))
+    with pytest.raises(
+        UserError,
+        match=r"^the clap index was built with another model bundle "
+        r"\(clap-tiny 0\.1\.0 \([0-9a-f]{12}\)\): "
+        r"run `beet clap-index` to embed the library with the current one$",
+    ):
+        indexed.run("clap", "low")
+    with pytest.raises(UserError, match=r"another model bundle"):
+        indexed.run("ls", "clap:low")
+    out = indexed.lines("clap-index", "--pretend")
+    assert out[0].startswith("would embed (other bundle): ")
+    assert out[-1] == "clap-index: would embed 5, unchanged 0"
+    # Re-indexing drops the old vectors (another dimension: 12 vs 8).
+    assert (
+        indexed.lines("clap-index")[-1]
+        == "clap-index: embedded 5, unchanged 0, failed 0"
+    )
+    assert indexed.lines("clap", "high", "-n", "1", "-f", "$title") == ["high"]
+    dims = {
+        len(blob) // 4 for (blob,) in indexed.sql(f"SELECT embedding FROM {VECTORS}")
+    }
+    assert dims == {12}
+
+
+def test_removed_items_lose_their_rows(indexed: ClapEnv) -> None:
+    low_id = indexed.lib.items("title:low").get().id
+    indexed.run("remove", "-f", "title:low", "title::^low$")
+    assert indexed.sql(f"SELECT * FROM {STATE} WHERE item_id = ?", low_id) == []
+    assert indexed.sql(f"SELECT item_id FROM {VECTORS} WHERE item_id = ?", low_id) == []
+    (count,) = indexed.sql(f"SELECT count(*) FROM {VECTORS}")[0]
+    assert count == 4
+    assert "low" not in indexed.lines("clap", "low", "-f", "$title")
+
+
+def test_removal_through_the_library_api(indexed: ClapEnv) -> None:
+    item = indexed.lib.items("title:mid").get()
+    item.remove()
+    # The state row goes with beets' own transaction; the vector is dropped
+    # by the next clap-index (the API has no cli_exit).
+    assert indexed.sql(f"SELECT * FROM {STATE} WHERE item_id = ?", item.id) == []
+    assert indexed.lines("clap", "mid", "-f", "$title")[0] != "mid"
+    indexed.run("clap-index")
+    assert (
+        indexed.sql(f"SELECT item_id FROM {VECTORS} WHERE item_id = ?", item.id) == []
+    )
+
+
+def test_negation_penalty_demotes_the_negated_attribute(tiny_bundle: Path) -> None:
+    bundle = Bundle.load(tiny_bundle)
+    from clap_helpers import signal_for
+
+    tracks = np.stack([signal_for(k, 1.0, 16000) for k in ("low", "noise", "high")])
+    mat, _ = bundle.embed_audio(tracks)
+    plain = search.TextQuery(
+        "x", bundle.embed_text(["low noise"])[0], [], np.zeros((0, 8)), 0.5
+    )
+    negated = search.TextQuery(
+        "x", plain.vector, ["noise"], bundle.embed_text(["noise"]), 0.5
+    )
+    # Without the penalty noise competes; with it, noise falls below the low tone.
+    assert plain.score(mat)[1] > 0
+    scores = negated.score(mat)
+    expected = mat @ plain.vector - 0.5 * (mat @ bundle.embed_text(["noise"])[0])
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    assert scores.argmax() == 0
+    assert scores[1] < plain.score(mat)[1]
+
+
+def test_negation_weight_comes_from_config_then_bundle(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from bundle_factory import write_manifest
+
+    bundle = Bundle.load(tiny_bundle)
+    assert (
+        search.resolve_negation_weight(None, bundle) == search.DEFAULT_NEGATION_WEIGHT
+    )
+    assert search.resolve_negation_weight(0.8, bundle) == 0.8
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(tiny_bundle, calibrated)
+    manifest = json.loads((calibrated / "manifest.json").read_text())
+    manifest["query"] = {"negation_weight": 0.3}
+    write_manifest(calibrated, manifest)
+    assert search.resolve_negation_weight(None, Bundle.load(calibrated)) == 0.3
+
+
+def test_store_knn_and_vectors_agree(indexed: ClapEnv, tiny_bundle: Path) -> None:
+    bundle = Bundle.load(tiny_bundle)
+    query = bundle.embed_text(["high"])[0]
+    with Store.open(indexed.lib.path) as store:
+        hits = store.knn(query, 3)
+        ids, mat = store.vectors([i for i, _ in hits])
+        exact = dict(zip(ids.tolist(), (mat @ query).tolist(), strict=True))
+        for item_id, score in hits:
+            assert score == pytest.approx(exact[item_id], abs=1e-5)
+        only = store.knn(query, 5, candidates=[1, 2])
+        assert {i for i, _ in only} == {1, 2}
