@@ -489,6 +489,9 @@ def main() -> int:
         d_ev = kits[kit_i]["evidence"]
         d_con = drum_construction.format(pattern=d["pattern"], bpm=bpm, kit=d["kit"])
         s = speech_a[i]
+        # Voice on top for half the songs, 4 dB under the guitar for the
+        # other half: buried vocals are the hard case on real records.
+        g_db, v_db = (-4.0, 0.0) if i % 2 == 0 else (0.0, -4.0)
         meta = {
             "title": title,
             "artist": "Muldjord" if muldjord else "Sectoid",
@@ -506,10 +509,11 @@ def main() -> int:
         gv_id = clip(
             f"fof-{slug}-guitar+voice",
             "guitar_voice",
-            [dict(guitar_layer, gain_db=-4.0), voice(s)],
+            [dict(guitar_layer, gain_db=g_db), voice(s, v_db)],
             dict(base, vocals=True, drums=False, vocal_kind="speech"),
             [src_ev, s["evidence"]],
-            f"the same guitar stem 4 dB under {s['speaker']}'s prompt '{s['prompt']}'",
+            f"the same guitar stem mixed with {s['speaker']}'s prompt "
+            f"'{s['prompt']}', voice {v_db - g_db:+.0f} dB against the guitar",
             **meta,
         )
         gd_id = clip(
@@ -518,16 +522,21 @@ def main() -> int:
             [dict(guitar_layer), dict(d)],
             dict(base, vocals=False, drums=True),
             [src_ev, d_ev],
-            f"the same guitar stem with {d_con}",
+            f"the same guitar stem with {d_con}, 2 dB under the guitar",
             **meta,
         )
         gdv_id = clip(
             f"fof-{slug}-guitar+drums+voice",
             "guitar_drums_voice",
-            [dict(guitar_layer, gain_db=-4.0), dict(d, gain_db=-6.0), voice(s)],
+            [
+                dict(guitar_layer, gain_db=g_db),
+                dict(d, gain_db=g_db - 2.0),
+                voice(s, v_db),
+            ],
             dict(base, vocals=True, drums=True, vocal_kind="speech"),
             [src_ev, d_ev, s["evidence"]],
-            f"guitar stem + {d_con} under {s['speaker']}'s prompt '{s['prompt']}'",
+            f"guitar stem + {d_con} (2 dB under the guitar) + {s['speaker']}'s "
+            f"prompt '{s['prompt']}', voice {v_db - g_db:+.0f} dB against the guitar",
             **meta,
         )
         pairs += [
