@@ -1,0 +1,279 @@
+"""Text augmentation: each part's properties, the augmenter's switches, the collate."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainer import vocab
+from trainer.augment import (
+    NEGATION_CUES,
+    Collator,
+    TextAugmenter,
+    TextSample,
+    absent_candidates,
+    mentions,
+    negated_pair,
+    negation_augment,
+    stochastic_tags,
+    text_swap,
+    tokenize,
+    view_dropout,
+)
+from trainer.config import AugmentConfig, DataConfig, TextModelConfig
+from trainer.data import Clip
+
+SEEDS = range(200)
+
+
+def _phrases_of(term: str) -> set[str]:
+    """Every way vocab can phrase the absence of `term`."""
+    return {vocab.negation_phrase(term, random.Random(s)) for s in range(50)}
+
+
+def test_negation_augmentation_appends_only_true_absences() -> None:
+    tags = ["jazz", "piano", "drums"]
+    absent = ["vocals", "rock", "violin", "piano"]  # a corrupt row: piano both ways
+    candidates = absent_candidates(tags, absent, "jazz piano drums, a jazz trio")
+    assert set(candidates) == {"vocals", "rock", "violin"}
+    allowed = set().union(*(_phrases_of(t) for t in candidates))
+    counts = set()
+    for seed in SEEDS:
+        out = negation_augment(
+            "jazz, piano, drums", candidates, random.Random(seed), 1.0, 2
+        )
+        assert out.startswith("jazz, piano, drums, ")
+        added = out.removeprefix("jazz, piano, drums, ").split(", ")
+        assert set(added) <= allowed
+        counts.add(len(added))
+    assert counts == {1, 2}
+
+
+def test_negation_probability_is_respected() -> None:
+    candidates = ["vocals", "rock"]
+    sentence = "A calm jazz trio."
+    assert all(
+        negation_augment(sentence, candidates, random.Random(s), 0.0, 2) == sentence
+        for s in SEEDS
+    )
+    changed = [
+        negation_augment(sentence, candidates, random.Random(s), 0.6, 2) != sentence
+        for s in range(1000)
+    ]
+    assert 0.55 < np.mean(changed) < 0.65
+    out = negation_augment(sentence, candidates, random.Random(1), 1.0, 1)
+    assert out.startswith("A calm jazz trio, ")
+    assert out.endswith(".")  # the full stop moves to the end
+
+
+def test_msd_absent_terms_exclude_anything_the_texts_mention() -> None:
+    """No `absent` column (MSD): the vocabulary minus what tags and captions say."""
+    tags = ["rock", "female vocalists", "guitar", "80s"]
+    evidence = (
+        " ".join(tags)
+        + " An energetic track with a pounding beat and a saxophone solo."
+    )
+    candidates = absent_candidates(tags, None, evidence)
+    for said in (
+        "rock",
+        "vocals",
+        "electric guitar",
+        "acoustic guitar",
+        "drums",
+        "saxophone",
+    ):
+        assert said not in candidates
+    assert {"piano", "jazz", "violin"} <= set(candidates)
+    assert mentions("female vocalists", "vocals")
+    assert not mentions("an upbeat instrumental", "drums")
+
+
+def test_stochastic_tags_sample_k_of_l_uniformly() -> None:
+    tags = ["rock", "guitar", "energetic", "80s", "male vocals"]
+    lengths, orders = [], set()
+    for seed in range(2000):
+        out = stochastic_tags(tags, random.Random(seed))
+        assert set(out) <= set(tags)
+        assert len(set(out)) == len(out)
+        lengths.append(len(out))
+        if len(out) == len(tags):
+            orders.add(tuple(out))
+    counts = np.bincount(lengths, minlength=6)[1:]
+    assert counts.min() > 300  # each K in 1..5 about 400 times
+    assert len(orders) > 10  # full-length samples are shuffled
+    assert stochastic_tags([], random.Random(0)) == []
+
+
+def test_view_dropout_is_strictly_sparser_and_never_breaks_a_negation() -> None:
+    tags = "jazz, piano, double bass, no drums"
+    sentence = "A calm jazz trio without any drums and with a soft piano"
+    for seed in SEEDS:
+        view = view_dropout(tags, random.Random(seed), 0.3)
+        kept = view.split(", ")
+        assert 1 <= len(kept) < 4
+        assert set(kept) <= set(tags.split(", "))
+        sview = view_dropout(sentence, random.Random(seed), 0.3)
+        assert 0 < len(sview.split()) < len(sentence.split())
+        if "drums" in sview:
+            assert "without any drums" in sview
+        for cue in NEGATION_CUES:
+            assert not sview.endswith(f" {cue}")
+    assert view_dropout("piano", random.Random(0), 0.9) == "piano"
+
+
+def test_text_swap_changes_one_affirmed_attribute_within_its_kind() -> None:
+    tags = ["jazz", "piano"]
+    text = "A jazz song with piano, no drums, not rock"
+    seen_kinds = set()
+    for seed in SEEDS:
+        out = text_swap(text, tags, random.Random(seed), evidence="jazz piano")
+        # exactly one affirmed tag replaced by another term of its kind
+        swaps = [
+            (old, new)
+            for old in tags
+            for new in vocab.KINDS[vocab.kind_of(old)]
+            if text.replace(old, new, 1) == out
+        ]
+        assert len(swaps) == 1, out
+        old, new = swaps[0]
+        assert new not in (*tags, "rock")  # neither the clip's nor a term it negates
+        seen_kinds.add(vocab.kind_of(old))
+    assert seen_kinds == {"style", "instrument"}
+
+
+def test_text_swap_uses_true_absences_and_gives_up_cleanly() -> None:
+    absent = ["violin", "flute", "blues"]
+    for seed in SEEDS:
+        out = text_swap(
+            "jazz, piano", ["jazz", "piano"], random.Random(seed), absent=absent
+        )
+        assert out in {"blues, piano", "jazz, violin", "jazz, flute"}
+    assert text_swap("a mellow 80s ballad, no drums", ["80s"], random.Random(0)) is None
+
+
+def test_negated_variants_negate_present_attributes() -> None:
+    tags = ["jazz", "piano", "saxophone", "slow tempo"]
+    for seed in range(50):
+        half, full = negated_pair(tags, random.Random(seed))
+        assert half is not None
+        assert full is not None
+        full_parts = full.split(", ")
+        assert "slow tempo" in full_parts  # mood/tempo are not negated
+        for term in ("jazz", "piano", "saxophone"):
+            assert term not in full_parts
+            assert any(p in _phrases_of(term) for p in full_parts)
+        half_parts = half.split(", ")
+        affirmed = [t for t in ("jazz", "piano", "saxophone") if t in half_parts]
+        assert 0 < len(affirmed) < 3
+    assert negated_pair(["mellow", "80s"], random.Random(0)) == (None, None)
+    half, full = negated_pair(["drums"], random.Random(0))
+    assert half is None  # one negatable tag: half would equal full
+    assert full in _phrases_of("drums")
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Clip:
+    return Clip(
+        track_id="x",
+        audio=tmp_path / "x.wav",
+        tags=["jazz", "piano", "drums"],
+        captions={
+            "caption_writing": "A lively jazz tune led by piano.",
+            "caption_summary": "jazz piano",
+        },
+        absent=["vocals", "rock", "violin"],
+    )
+
+
+def test_augmenter_with_everything_off_returns_plain_captions(clip: Clip) -> None:
+    off = AugmentConfig(
+        negation=False,
+        stochastic_text=False,
+        view_dropout=False,
+        text_swap=False,
+        negated_negatives=False,
+    )
+    aug = TextAugmenter(off, DataConfig(tag_caption_prob=0.5), kinds=())
+    seen = set()
+    for seed in SEEDS:
+        sample = aug(clip, random.Random(seed))
+        assert sample.view is None
+        assert all(v is None for v in sample.negatives.values())
+        seen.add(sample.positive)
+    assert seen == {"jazz, piano, drums", *clip.captions.values()}
+
+
+def test_augmenter_builds_positive_view_and_hard_negatives(clip: Clip) -> None:
+    aug = TextAugmenter(
+        AugmentConfig(negation_prob=1.0, text_swap_prob=1.0), DataConfig()
+    )
+    for seed in SEEDS:
+        sample = aug(clip, random.Random(seed))
+        # negation augmentation: an absent term, phrased as absent, is always added
+        assert any(p in sample.positive for t in clip.absent for p in _phrases_of(t))
+        assert sample.view is not None
+        assert sample.view != sample.positive
+        full = sample.negatives["full"]
+        assert full is not None
+        assert "jazz" not in full.split(", ")
+        swap = sample.negatives["swap"]
+        if swap is None:  # only a presence word to swap ("drums, no vocals")
+            assert "jazz" not in sample.positive
+            assert "piano" not in sample.positive
+        else:
+            assert swap != sample.positive
+    same = [aug(clip, random.Random(7)) for _ in range(2)]
+    assert same[0] == same[1]  # a fixed generator gives a fixed sample
+
+
+def test_tokenize_accepts_hf_and_tokenizers_alike() -> None:
+    from tokenizers import Tokenizer
+
+    from trainer.models.text import build_tokenizer, minilm_path
+
+    hf = build_tokenizer(TextModelConfig(encoder="minilm"))
+    raw = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    texts = ["jazz, no drums", "a very long caption " * 20]
+    ids_hf, mask_hf = tokenize(hf, texts, 16)
+    ids_raw, mask_raw = tokenize(raw, texts, 16)
+    assert ids_hf.shape == (2, 16)
+    assert ids_hf.tolist() == ids_raw.tolist()
+    assert mask_hf.tolist() == mask_raw.tolist()
+    assert mask_hf[0].sum() < 16  # padded to the longest, not to the limit
+
+
+def test_collator_tokenizes_every_text_once_in_a_known_layout(clip: Clip) -> None:
+    from trainer.models.text import build_tokenizer
+
+    tok = build_tokenizer(TextModelConfig(encoder="tiny"))
+    aug = TextAugmenter(AugmentConfig(text_swap_prob=1.0), DataConfig())
+    samples = []
+    for i in range(4):
+        text = aug(clip, random.Random(i))
+        samples.append(
+            {
+                "audio": np.zeros(100, np.float32),
+                "text": text,
+                "index": i,
+                "skipped": i % 2,
+                "skip_reasons": [],
+            }
+        )
+    samples[0]["text"] = TextSample("only a caption")  # no view, no negatives
+    batch = Collator(tok, 32, ("full", "half", "swap"))(samples)
+    n_neg = sum(1 for s in samples for v in s["text"].negatives.values() if v)
+    assert batch["input_ids"].shape[0] == 4 + 4 + n_neg
+    assert batch["texts"][:4] == [s["text"].positive for s in samples]
+    assert batch["texts"][4] == "only a caption"  # a missing view repeats the positive
+    assert batch["has_view"]
+    for k, (row, col) in enumerate(
+        zip(batch["negative_rows"], batch["negative_cols"], strict=True)
+    ):
+        kind = ("full", "half", "swap")[int(col)]
+        assert batch["texts"][8 + k] == samples[int(row)]["text"].negatives[kind]
+    assert 0 not in batch["negative_rows"].tolist()
+    assert batch["audio"].shape == (4, 100)
+    assert batch["skipped"] == 2

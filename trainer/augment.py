@@ -1,0 +1,423 @@
+"""Text augmentation of the recipe: negation, stochastic tags, view dropout, TextSwap.
+
+Every function takes an explicit `random.Random`, so one example's augmentation
+is fixed by (seed, epoch, index) and a resumed run sees the same texts.
+
+- Negation augmentation ("Towards Effective Negation Modeling in Joint
+  Audio-Text Models for Music"): with probability p append true negations
+  of attributes ABSENT from the clip ("..., no drums, not jazz"); build the
+  half- and fully-negated variants of the clip's tags as hard negatives and
+  as the partner of the dissimilarity loss.
+- Stochastic text representation (Doh et al., "Toward Universal
+  Text-to-Music Retrieval"): K of the L tags, K ~ U(1, L), shuffled.
+- Augmented View Dropout and TextSwap (Manco et al., "Augment, Drop &
+  Swap"): a second, sparser view of the caption; a caption with one
+  attribute swapped for another of the same kind, as a hard negative.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer import vocab
+from trainer.config import AugmentConfig, Config, DataConfig
+from trainer.data import Clip
+
+# Words that make the following term absent. "free" is for "drum-free".
+NEGATION_CUES: frozenset[str] = frozenset(
+    (
+        "no",
+        "not",
+        "without",
+        "non",
+        "nothing",
+        "never",
+        "lacks",
+        "lacking",
+        "minus",
+        "except",
+        "excluding",
+        "free",
+        "absent",
+        "zero",
+    )
+)
+# Words that sit between a cue and its term ("without any drums", "nothing like jazz").
+_CUE_GLUE: frozenset[str] = frozenset(("any", "a", "an", "the", "like", "real", "much"))
+# Other words that reveal a presence term, so it is never claimed absent by mistake.
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "vocals": (
+        "vocal",
+        "voice",
+        "singer",
+        "sing",
+        "sung",
+        "rap",
+        "choir",
+        "acapella",
+        "lyric",
+        "chant",
+    ),
+    "drums": ("drum", "percussion", "beat", "kit", "snare", "cymbal", "hi-hat"),
+    "choir": ("choral", "chorus"),
+}
+# Kinds TextSwap exchanges. Presence words are left out: having drums does not
+# exclude vocals, so "with drums" -> "with vocals" is often still true.
+SWAP_KINDS: tuple[str, ...] = ("style", "instrument", "mood", "tempo", "energy")
+NEGATIVE_KINDS: tuple[str, ...] = ("full", "half", "swap")
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+def mentions(text: str, term: str) -> bool:
+    """Whether `text` says anything about `term` (prefix match on word stems).
+
+    Deliberately generous ("vocalists" mentions "vocals", "guitar" mentions
+    "electric guitar"): a term wrongly kept out of the absent list costs one
+    augmentation, a term wrongly claimed absent teaches the model a lie.
+    """
+    words = _words(text)
+    stems = [_stem(w) for w in _words(term) if len(w) >= 3 or len(_words(term)) == 1]
+    stems += list(_SYNONYMS.get(term, ()))
+    return any(w.startswith(s) for s in stems for w in words)
+
+
+def absent_candidates(
+    tags: Sequence[str], absent: Sequence[str] | None, evidence: str
+) -> list[str]:
+    """Terms that may be negated as absent from the clip.
+
+    The `absent` column (synthetic corpus) is trusted; otherwise (MSD) the
+    vocabulary's negatable terms that neither the tags nor any caption of the
+    clip mention. Either way a term the clip's texts mention is dropped.
+    """
+    pool = list(absent) if absent is not None else list(vocab.NEGATABLE)
+    return [t for t in pool if t not in tags and not mentions(evidence, t)]
+
+
+def append_phrases(text: str, phrases: Sequence[str]) -> str:
+    """Append clauses to a tag list or a sentence, keeping its final full stop."""
+    if not phrases:
+        return text
+    stripped = text.rstrip()
+    end = "." if stripped.endswith(".") else ""
+    base = stripped.rstrip(".").rstrip(" ,")
+    return f"{base}, {', '.join(phrases)}{end}" if base else ", ".join(phrases) + end
+
+
+def negation_augment(
+    text: str,
+    candidates: Sequence[str],
+    rng: random.Random,
+    p: float,
+    max_negations: int,
+) -> str:
+    """With probability `p`, append 1..max_negations negations of absent terms."""
+    if not candidates or max_negations < 1 or rng.random() >= p:
+        return text
+    n = rng.randint(1, min(max_negations, len(candidates)))
+    terms = rng.sample(list(candidates), n)
+    return append_phrases(text, [vocab.negation_phrase(t, rng) for t in terms])
+
+
+def stochastic_tags(tags: Sequence[str], rng: random.Random) -> list[str]:
+    """K of the L tags, K ~ U(1, L), in random order (Doh et al.)."""
+    if not tags:
+        return []
+    return rng.sample(list(tags), rng.randint(1, len(tags)))
+
+
+def _segments(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"[,;]", text.strip().rstrip(".")) if s.strip()]
+
+
+def _bare(word: str) -> str:
+    found = _words(word)
+    return found[-1] if found else ""
+
+
+def _word_units(text: str) -> list[str]:
+    """Words, with each negation cue glued to the term it negates.
+
+    Dropping "no" from "no drums" would turn a negation into its opposite, so
+    a cue and its term are kept or dropped together.
+    """
+    words = text.strip().rstrip(".").split()
+    units: list[str] = []
+    i = 0
+    while i < len(words):
+        j = i
+        if _bare(words[i]) in NEGATION_CUES:
+            # Absorb further cues and glue words, then the negated term itself.
+            while (
+                j + 1 < len(words) and _bare(words[j + 1]) in NEGATION_CUES | _CUE_GLUE
+            ):
+                j += 1
+            j = min(j + 1, len(words) - 1)
+        units.append(" ".join(words[i : j + 1]))
+        i = j + 1
+    return units
+
+
+def view_dropout(text: str, rng: random.Random, rate: float) -> str:
+    """A sparser view: drop tags of a tag list, or words of a sentence.
+
+    With two or more units at least one is dropped and at least one kept, so
+    the view is strictly sparser and never empty; negations stay whole.
+    """
+    segments = _segments(text)
+    # A tag list drops whole tags; a sentence drops words.
+    tag_like = len(segments) > 1 and all(len(s.split()) <= 4 for s in segments)
+    units, joiner = (segments, ", ") if tag_like else (_word_units(text), " ")
+    if len(units) < 2:
+        return text
+    keep = [u for u in units if rng.random() >= rate]
+    if len(keep) == len(units):
+        keep.pop(rng.randrange(len(keep)))
+    if not keep:
+        keep = [rng.choice(units)]
+    return joiner.join(keep)
+
+
+# Longest terms first, so "electric guitar" wins over a bare "guitar".
+_TERM_PATTERN = re.compile(
+    r"\b("
+    + "|".join(re.escape(t) for t in sorted(vocab.TERM_KIND, key=len, reverse=True))
+    + r")\b",
+    re.IGNORECASE,
+)
+
+
+def _negated_context(text: str, start: int) -> bool:
+    before = _words(text[:start])[-3:]
+    return any(w in NEGATION_CUES for w in before)
+
+
+def text_swap(
+    text: str,
+    tags: Sequence[str],
+    rng: random.Random,
+    *,
+    absent: Sequence[str] | None = None,
+    evidence: str = "",
+) -> str | None:
+    """Swap one attribute of `text` for another of the same kind (TextSwap).
+
+    Only an affirmed term is swapped (never the "drums" of "no drums"), and
+    the replacement is neither a tag nor mentioned in the clip's texts, and is
+    taken from the true-absent list when the corpus gives one for that kind.
+    None when the text names no swappable attribute.
+    """
+    found = [
+        m
+        for m in _TERM_PATTERN.finditer(text)
+        if vocab.kind_of(m.group(1).lower()) in SWAP_KINDS
+        and not _negated_context(text, m.start())
+    ]
+    rng.shuffle(found)
+    for match in found:
+        term = match.group(1).lower()
+        kind = vocab.kind_of(term)
+        choices = [
+            u
+            for u in vocab.KINDS[kind]
+            if u != term and u not in tags and not mentions(evidence + " " + text, u)
+        ]
+        if absent is not None:
+            known = [u for u in choices if u in absent]
+            choices = known or choices
+        if choices:
+            new = rng.choice(choices)
+            return text[: match.start()] + new + text[match.end() :]
+    return None
+
+
+def negated_pair(
+    tags: Sequence[str], rng: random.Random
+) -> tuple[str | None, str | None]:
+    """(half-negated, fully-negated) captions of `tags`, None where meaningless.
+
+    A caption with no negatable tag has no negation (full would equal the
+    original); with one negatable tag, half and full coincide.
+    """
+    original, half, full = vocab.negated_variants(list(tags), rng)
+    full_out = None if full == original or not full else full
+    half_out = None if half in (original, full) or not half else half
+    return half_out, full_out
+
+
+def negative_kinds(cfg: Config) -> tuple[str, ...]:
+    """Which hard-negative texts the run needs, from the config switches."""
+    kinds = []
+    if cfg.augment.negated_negatives or cfg.loss.dissimilarity_weight > 0:
+        kinds.append("full")  # the dissimilarity loss needs it even as no column
+    if cfg.augment.negated_negatives:
+        kinds.append("half")
+    if cfg.augment.text_swap:
+        kinds.append("swap")
+    return tuple(kinds)
+
+
+@dataclass
+class TextSample:
+    """The texts of one training example."""
+
+    positive: str
+    view: str | None = None  # Augmented View Dropout's sparser second positive
+    negatives: dict[str, str | None] = field(default_factory=dict)  # by NEGATIVE_KINDS
+
+
+class TextAugmenter:
+    """Builds each training example's positive caption and hard negatives."""
+
+    def __init__(
+        self,
+        augment: AugmentConfig,
+        data: DataConfig,
+        kinds: Sequence[str] = NEGATIVE_KINDS,
+    ) -> None:
+        self.augment, self.data, self.kinds = augment, data, tuple(kinds)
+
+    def __call__(self, clip: Clip, rng: random.Random) -> TextSample:
+        aug = self.augment
+        evidence = " ".join([*clip.tags, *clip.captions.values()])
+        use_tags = bool(clip.tags) and (
+            not clip.captions or rng.random() < self.data.tag_caption_prob
+        )
+        if use_tags:
+            tags = (
+                stochastic_tags(clip.tags, rng)
+                if aug.stochastic_text
+                else list(clip.tags)
+            )
+            base = ", ".join(tags)
+        else:
+            base = clip.captions[rng.choice(sorted(clip.captions))]
+            tags = list(clip.tags)
+        positive = base
+        if aug.negation:
+            candidates = absent_candidates(clip.tags, clip.absent, evidence)
+            positive = negation_augment(
+                base, candidates, rng, aug.negation_prob, aug.max_negations
+            )
+        negatives: dict[str, str | None] = dict.fromkeys(NEGATIVE_KINDS)
+        if "full" in self.kinds or "half" in self.kinds:
+            half, full = negated_pair(tags, rng)
+            negatives["full"] = full if "full" in self.kinds else None
+            negatives["half"] = half if "half" in self.kinds else None
+        if "swap" in self.kinds and rng.random() < aug.text_swap_prob:
+            negatives["swap"] = text_swap(
+                positive, clip.tags, rng, absent=clip.absent, evidence=evidence
+            )
+        view = (
+            view_dropout(positive, rng, aug.view_dropout_rate)
+            if aug.view_dropout
+            else None
+        )
+        return TextSample(positive=positive, view=view, negatives=negatives)
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def tokenize(
+    tokenizer: Any, texts: list[str], max_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) int64 [N, T]: padded to the longest text, cut at
+    `max_tokens` (the tokenizer's own truncation, so the end token survives).
+
+    Accepts a Hugging Face tokenizer or a `tokenizers.Tokenizer`.
+    """
+    if hasattr(tokenizer, "encode_batch") and not callable(
+        getattr(tokenizer, "pad", None)
+    ):
+        tok = tokenizer
+        tok.no_padding()
+        tok.enable_truncation(max_tokens)
+        encodings = tok.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        pad_id = next(
+            (
+                i
+                for name in ("[PAD]", "<pad>")
+                if (i := tok.token_to_id(name)) is not None
+            ),
+            0,
+        )
+        ids = np.full((len(texts), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+    out = tokenizer(
+        texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
+    )
+    return out["input_ids"].long(), out["attention_mask"].long()
+
+
+class Collator:
+    """Stacks audio and tokenises every text of a batch in one call.
+
+    Text rows are laid out [positives (B) | views (B, if any) | negatives],
+    with `negative_rows`/`negative_cols` saying which example and which kind
+    (index into `negative_kinds`) each negative belongs to, so the model
+    encodes all texts in one forward pass.
+    """
+
+    def __init__(
+        self, tokenizer: Any, max_tokens: int, kinds: Sequence[str] = NEGATIVE_KINDS
+    ):
+        self.tokenizer, self.max_tokens, self.kinds = (
+            tokenizer,
+            max_tokens,
+            tuple(kinds),
+        )
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        texts_in: list[TextSample] = [
+            s["text"] if isinstance(s["text"], TextSample) else TextSample(s["text"])
+            for s in samples
+        ]
+        texts = [t.positive for t in texts_in]
+        has_view = any(t.view is not None for t in texts_in)
+        if has_view:
+            texts += [t.view if t.view is not None else t.positive for t in texts_in]
+        rows, cols = [], []
+        for col, kind in enumerate(self.kinds):
+            for row, t in enumerate(texts_in):
+                neg = t.negatives.get(kind)
+                if neg:
+                    texts.append(neg)
+                    rows.append(row)
+                    cols.append(col)
+        ids, mask = tokenize(self.tokenizer, texts, self.max_tokens)
+        return {
+            "audio": torch.from_numpy(np.stack([s["audio"] for s in samples])),
+            "input_ids": ids,
+            "attention_mask": mask,
+            "num_positive": len(samples),
+            "has_view": has_view,
+            "negative_kinds": self.kinds,
+            "negative_rows": torch.tensor(rows, dtype=torch.long),
+            "negative_cols": torch.tensor(cols, dtype=torch.long),
+            "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
+            "skipped": sum(s["skipped"] for s in samples),
+            "skip_reasons": [r for s in samples for r in s.get("skip_reasons", [])],
+            "texts": texts,
+        }

@@ -1,0 +1,208 @@
+"""Losses of the recipe: InfoNCE (+ hard negatives), dissimilarity, triplet, SLAP.
+
+All take L2-normalised embeddings [B, D] (the towers normalise).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainer.dist import all_gather_with_grad, world
+
+# CLIP's bounds on the learnable temperature: 1/0.07 at start, at most 100.
+INIT_LOGIT_SCALE = math.log(1 / 0.07)
+MAX_LOGIT_SCALE = math.log(100)
+
+
+class ClipLoss(nn.Module):
+    """Symmetric InfoNCE with a learnable temperature (CLIP/CLAP; open_clip's ClipLoss).
+
+    Under DDP each rank scores its local rows against the features of the
+    whole global batch (gathered WITH gradient), so every rank sees
+    world_size x batch negatives. Extra text hard negatives `negatives`
+    [B, H, D] (their row's own negated/swapped captions, `negative_mask`
+    [B, H] saying which exist) become H more columns of the audio->text
+    logits of their own row only: another clip's "no drums" may well be true
+    of this clip, so it is no negative for it.
+    """
+
+    def __init__(self, init_logit_scale: float = INIT_LOGIT_SCALE) -> None:
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)))
+
+    def scale(self) -> torch.Tensor:
+        """exp(logit_scale), capped at 100 (the cap passes no gradient)."""
+        return self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Keep the parameter itself in [0, log 100] after an optimizer step."""
+        self.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
+
+    def forward(
+        self,
+        audio: torch.Tensor,
+        text: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negative_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        rank, _ = world()
+        batch = audio.shape[0]
+        all_audio = all_gather_with_grad(audio)
+        all_text = all_gather_with_grad(text)
+        labels = torch.arange(batch, device=audio.device) + rank * batch
+        scale = self.scale()
+        logits_audio = scale * audio @ all_text.T  # [B, world*B]
+        logits_text = scale * text @ all_audio.T
+        if negatives is not None and negatives.shape[1] > 0:
+            extra = scale * torch.einsum("bd,bhd->bh", audio, negatives)
+            if negative_mask is not None:
+                extra = extra.masked_fill(~negative_mask, float("-inf"))
+            logits_audio = torch.cat([logits_audio, extra], dim=1)
+        return (
+            F.cross_entropy(logits_audio, labels) + F.cross_entropy(logits_text, labels)
+        ) / 2
+
+
+class DissimilarityLoss(nn.Module):
+    """L_diss = mean_i cos(caption_i, fully_negated_i) over rows that have a negation.
+
+    Sign convention: the total is L = L_CLAP + k * L_diss with k > 0, so
+    gradient descent LOWERS the cosine, pushing a caption and its negation
+    apart (L_diss ranges over [-1, 1]; 1 = identical embeddings).
+    """
+
+    def forward(
+        self,
+        caption: torch.Tensor,
+        negated: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        cos = F.cosine_similarity(caption, negated, dim=-1)
+        if mask is not None:
+            if not bool(mask.any()):
+                return cos.sum() * 0.0  # keeps the graph (DDP wants every grad)
+            cos = cos[mask]
+        return cos.mean()
+
+
+class TripletLoss(nn.Module):
+    """Hinge triplet loss, audio anchors and text anchors (the tutorial's baseline).
+
+    max(0, margin - a.t+ + a.t-) with t- the hardest (most similar) or a
+    random other text of the batch (or the row's own hard negatives), and
+    symmetrically for text anchors against other audio. Local batch only.
+    """
+
+    def __init__(self, margin: float = 0.2, negative: str = "hardest") -> None:
+        super().__init__()
+        if negative not in {"hardest", "random"}:
+            raise ValueError(
+                f"triplet negative must be 'hardest' or 'random', not {negative!r}"
+            )
+        self.margin, self.negative = margin, negative
+
+    def _pick(self, sim: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if self.negative == "hardest":
+            return sim.masked_fill(~valid, float("-inf")).max(dim=1).values
+        noise = torch.rand(sim.shape, device=sim.device).masked_fill(~valid, -1.0)
+        return sim.gather(1, noise.argmax(dim=1, keepdim=True)).squeeze(1)
+
+    def forward(
+        self,
+        audio: torch.Tensor,
+        text: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negative_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        batch = audio.shape[0]
+        sim = audio @ text.T
+        positive = sim.diagonal()
+        off_diag = ~torch.eye(batch, dtype=torch.bool, device=sim.device)
+        sim_a, valid_a = sim, off_diag
+        if negatives is not None and negatives.shape[1] > 0:
+            extra = torch.einsum("bd,bhd->bh", audio, negatives)
+            mask = (
+                negative_mask
+                if negative_mask is not None
+                else torch.ones_like(extra, dtype=torch.bool)
+            )
+            sim_a = torch.cat([sim, extra], dim=1)
+            valid_a = torch.cat([off_diag, mask], dim=1)
+        losses = []
+        for s, valid in ((sim_a, valid_a), (sim.T, off_diag)):
+            rows = valid.any(dim=1)
+            if bool(rows.any()):
+                hinge = F.relu(self.margin - positive + self._pick(s, valid))
+                losses.append(hinge[rows].mean())
+        if not losses:
+            return sim.sum() * 0.0
+        return torch.stack(losses).mean()
+
+
+def _predictor(dim: int, hidden: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(dim, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, dim),
+    )
+
+
+class SlapLoss(nn.Module):
+    """SLAP: BYOL across modalities, no negatives (Guinot et al. 2025).
+
+    The online audio embedding, through a predictor, regresses the EMA
+    target tower's text embedding, and the online text embedding regresses
+    the target audio embedding: 2 - 2 cos(q(z_online), sg(z_target)), both
+    directions averaged. The target towers are an EMA copy of the model
+    (`make_target`, `ema_update`), never trained by gradient.
+    """
+
+    def __init__(self, dim: int, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or 4 * dim
+        self.predict_audio = _predictor(dim, hidden)
+        self.predict_text = _predictor(dim, hidden)
+
+    def forward(
+        self,
+        audio: torch.Tensor,
+        text: torch.Tensor,
+        target_audio: torch.Tensor,
+        target_text: torch.Tensor,
+    ) -> torch.Tensor:
+        pa = F.normalize(self.predict_audio(audio), dim=-1)
+        pt = F.normalize(self.predict_text(text), dim=-1)
+        ta = F.normalize(target_audio.detach(), dim=-1)
+        tt = F.normalize(target_text.detach(), dim=-1)
+        loss_a = 2 - 2 * (pa * tt).sum(dim=-1)
+        loss_t = 2 - 2 * (pt * ta).sum(dim=-1)
+        return (loss_a.mean() + loss_t.mean()) / 2
+
+
+def make_target(online: nn.Module) -> nn.Module:
+    """A frozen copy of the online towers, the EMA target of SLAP."""
+    target = copy.deepcopy(online)
+    target.requires_grad_(False)
+    return target
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
+    """target <- decay * target + (1 - decay) * online, parameters and float buffers.
+
+    Integer buffers (BatchNorm's step counter) are copied.
+    """
+    for t, o in zip(target.parameters(), online.parameters(), strict=True):
+        t.lerp_(o.detach(), 1.0 - decay)
+    for t, o in zip(target.buffers(), online.buffers(), strict=True):
+        if t.dtype.is_floating_point:
+            t.lerp_(o, 1.0 - decay)
+        else:
+            t.copy_(o)
