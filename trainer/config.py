@@ -37,6 +37,7 @@ class DataConfig:
     train_split: str = "train"
     valid_split: str = "valid"
     max_items: int | None = None
+    valid_max_items: int | None = None  # cap on validation clips (trainer-core)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class AugmentConfig:
     view_dropout_rate: float = 0.3
     text_swap: bool = True  # TextSwap hard negatives (Manco et al.)
     text_swap_prob: float = 0.5
+    # Half-/fully-negated captions as hard negatives (trainer-core).
+    negated_negatives: bool = True
 
 
 @dataclass
@@ -99,6 +102,7 @@ class LossConfig:
     hard_negatives: bool = True  # negated / swapped captions as extra negatives
     triplet_margin: float = 0.2
     slap_ema: float = 0.99
+    triplet_negative: str = "hardest"  # "hardest" | "random" (trainer-core)
 
 
 @dataclass
@@ -115,6 +119,8 @@ class TrainConfig:
     eval_every: int = 1000
     log_every: int = 10
     grad_clip: float = 1.0
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio (trainer-core)
+    keep_checkpoints: int = 3  # step_*.pt kept besides latest.pt; 0 = all
 
 
 @dataclass
