@@ -35,6 +35,17 @@ DEFAULTS: dict[str, Any] = {
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches
+    # clap-playlists (docs/queries.md)
+    "playlist_dir": None,  # where .m3u files go; unset = the current folder
+    "relative_to": None,  # write paths relative to this folder; unset = absolute
+    "extended": False,  # #EXTM3U / #EXTINF lines
+    "playlist_prefix": "",  # put before every path
+    "playlist_size": 50,  # default size of a prompt playlist
+    "playlists": [],  # prompt playlists: {name, query, filter, size}
+    "auto_playlists": True,  # also write playlists of the library's clusters
+    "clusters": 0,  # automatic playlists: 0 = chosen from the library size
+    "cluster_min_size": 5,  # smaller clusters get no playlist
+    "auto_playlist_size": 0,  # tracks per automatic playlist; 0 = whole cluster
 }
 # (key, minimum) of the integer settings.
 _INT_MINIMUMS = {
@@ -44,7 +55,12 @@ _INT_MINIMUMS = {
     "threads": 0,
     "limit": 1,
     "query_top_k": 1,
+    "playlist_size": 1,
+    "clusters": 0,
+    "cluster_min_size": 1,
+    "auto_playlist_size": 0,
 }
+_BOOLS = ("auto", "extended", "auto_playlists")
 _PROGRESS_INTERVAL = 0.2  # seconds between progress-bar redraws
 
 
@@ -138,6 +154,7 @@ class ClapPlugin(BeetsPlugin):
         if self.settings.get("auto"):
             self.import_stages = [self._import_stage]
             self.register_listener("import_task_files", self._on_import_task_files)
+            self.register_listener("import", self._on_import_done)
 
     # Configuration ----------------------------------------------------------
 
@@ -157,10 +174,20 @@ class ClapPlugin(BeetsPlugin):
                     f"clap.{key} must be a whole number >= {minimum}, not {value}"
                 )
             out[key] = value
-        try:
-            out["auto"] = self.config["auto"].get(bool)
-        except confuse.ConfigError as exc:
-            raise UserError("clap.auto must be yes or no") from exc
+        for key in _BOOLS:
+            try:
+                out[key] = self.config[key].get(bool)
+            except confuse.ConfigError as exc:
+                raise UserError(f"clap.{key} must be yes or no") from exc
+        for key in ("playlist_dir", "relative_to"):
+            value = self.config[key].get()
+            if value not in (None, "") and not isinstance(value, str):
+                raise UserError(f"clap.{key} must be a folder path")
+            out[key] = self.config[key].as_filename() if value else None
+        prefix = self.config["playlist_prefix"].get()
+        if not isinstance(prefix, str):
+            raise UserError("clap.playlist_prefix must be a string")
+        out["playlist_prefix"] = prefix
         weight = self.config["negation_weight"].get()
         if weight is not None:
             if (
@@ -285,6 +312,13 @@ class ClapPlugin(BeetsPlugin):
         self._add_result_options(search_cmd)
         search_cmd.parser.add_album_option()
         search_cmd.parser.add_format_option()
+        search_cmd.parser.add_option(
+            "-e",
+            "--explain",
+            action="store_true",
+            default=False,
+            help="print how the description was understood before the results",
+        )
         search_cmd.func = self._cmd_search
 
         similar_cmd = ui.Subcommand(
@@ -294,7 +328,31 @@ class ClapPlugin(BeetsPlugin):
         self._add_result_options(similar_cmd)
         similar_cmd.parser.add_format_option(target="item")
         similar_cmd.func = self._cmd_similar
-        return [index_cmd, search_cmd, similar_cmd]
+        playlists_cmd = ui.Subcommand(
+            "clap-playlists", help="write prompt and automatic M3U playlists"
+        )
+        playlists_cmd.parser.add_option(
+            "-p",
+            "--pretend",
+            action="store_true",
+            default=False,
+            help="list what would be written, write nothing",
+        )
+        playlists_cmd.parser.add_option(
+            "--clusters",
+            type="int",
+            default=None,
+            help="automatic playlists from this many clusters (default: clap.clusters)",
+        )
+        playlists_cmd.parser.add_option(
+            "--no-auto",
+            dest="auto_playlists",
+            action="store_false",
+            default=None,
+            help="prompt playlists only",
+        )
+        playlists_cmd.func = self._cmd_playlists
+        return [index_cmd, search_cmd, similar_cmd, playlists_cmd]
 
     def _add_result_options(self, cmd: ui.Subcommand) -> None:
         cmd.parser.add_option(
@@ -381,6 +439,8 @@ class ClapPlugin(BeetsPlugin):
         bundle, store = self.bundle(), self.store(lib.path)
         weight = self._weight()
         tq = self._searching(lambda: search.embed_query(bundle, text, weight))
+        if opts.explain:
+            ui.print_(tq.explain())
         if opts.album:
             album_ids = [a.id for a in lib.albums(query)] if query else None
             ranked = self._searching(
@@ -395,8 +455,6 @@ class ClapPlugin(BeetsPlugin):
             )
             self._scores.update(ranked)
             objs = [(lib.get_item(i), s) for i, s in ranked]
-        if tq.negated:
-            self._log.debug("negated: {} (weight {})", ", ".join(tq.negated), weight)
         self._print_ranked([(o, s) for o, s in objs if o is not None], opts.score)
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
@@ -415,6 +473,81 @@ class ClapPlugin(BeetsPlugin):
         self._scores.update(ranked)
         objs = [(lib.get_item(i), s) for i, s in ranked]
         self._print_ranked([(o, s) for o, s in objs if o is not None], opts.score)
+
+    def _cmd_playlists(self, lib: Library, opts: Any, args: list[str]) -> None:
+        if args:
+            raise UserError(
+                "clap-playlists takes no query: filters go in clap.playlists"
+            )
+        clusters = self.settings["clusters"] if opts.clusters is None else opts.clusters
+        if clusters < 0:
+            raise UserError("--clusters must be 0 (chosen from the library) or more")
+        auto = self.settings["auto_playlists"]
+        update = self._update_playlists(
+            lib,
+            auto=auto if opts.auto_playlists is None else opts.auto_playlists,
+            clusters=clusters,
+            pretend=opts.pretend,
+        )
+        verb = "would write" if opts.pretend else "wrote"
+        for playlist, path, count in update.written:
+            ui.print_(
+                f"{verb} {playlist.name}: {displayable_path(path)} ({count} tracks)"
+            )
+        for path in update.removed:
+            ui.print_(f"removed {displayable_path(path)}")
+
+    def _update_playlists(
+        self, lib: Library, auto: bool, clusters: int, pretend: bool = False
+    ) -> Any:
+        """Write the prompt playlists of clap.playlists and, with `auto`,
+        the library's cluster playlists (playlists.update_playlists)."""
+        from . import playlists, search
+
+        bundle, store = self.bundle(), self.store(lib.path)
+        weight = self._weight()
+
+        def rank(text: str, beets_filter: str | None, size: int) -> list:
+            tq = search.embed_query(bundle, text, weight)
+            candidates = (
+                {i.id for i in lib.items(beets_filter)} if beets_filter else None
+            )
+            return search.rank_items(store, bundle, tq, size, candidates)
+
+        def entry_for(item_id: int) -> Any:
+            item = lib.get_item(item_id)
+            if item is None:
+                return None
+            return playlists.PlaylistEntry(
+                item.path, item.length, item.artist, item.title
+            )
+
+        def library() -> tuple[Any, Any]:
+            search.check_index(store, bundle)
+            return store.all_vectors(bundle.identity)
+
+        settings = self.settings
+        try:
+            return self._searching(
+                lambda: playlists.update_playlists(
+                    settings["playlist_dir"] or ".",
+                    entry_for,
+                    prompts=self.config["playlists"].get(),
+                    rank=rank,
+                    library=library if auto else None,
+                    embed_text=bundle.embed_text,
+                    clusters=clusters or None,
+                    min_size=settings["cluster_min_size"],
+                    auto_size=settings["auto_playlist_size"] or None,
+                    default_size=settings["playlist_size"],
+                    extended=settings["extended"],
+                    relative_to=settings["relative_to"],
+                    prefix=settings["playlist_prefix"],
+                    pretend=pretend,
+                )
+            )
+        except playlists.PlaylistConfigError as exc:
+            raise UserError(str(exc)) from exc
 
     def query_ids(self, text: str) -> set[int]:
         """Item ids a `clap:TEXT` query matches (scores kept for $clap_score)."""
@@ -488,6 +621,22 @@ class ClapPlugin(BeetsPlugin):
         for work, error in summary.failed:
             self._log.info("not embedded: {}: {}", displayable_path(work.path), error)
         self._imported.update({w.item_id: w.path for w in todo})
+
+    def _on_import_done(self, lib: Library, paths: Any = None) -> None:
+        """Refresh the playlists after an import (clap.auto), when the user
+        has set up playlists at all: a playlist_dir or prompt playlists."""
+        if self._config_error is not None:
+            return
+        if not (self.settings["playlist_dir"] or self.config["playlists"].get()):
+            return
+        try:
+            self._update_playlists(
+                lib,
+                auto=self.settings["auto_playlists"],
+                clusters=self.settings["clusters"],
+            )
+        except UserError as exc:  # never fail an import over a playlist
+            self._log.warning("playlists not refreshed: {}", exc)
 
     def _on_import_task_files(self, session: ImportSession, task: ImportTask) -> None:
         """The importer copied/moved/tagged the files after they were embedded:

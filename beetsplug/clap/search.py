@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .store import MAX_KNN, Store, StoreError
 
@@ -14,6 +12,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .model import Bundle
+    from .negation import ParsedQuery
 
 DEFAULT_NEGATION_WEIGHT = 0.5
 # Candidates fetched by the KNN pass before exact rescoring (negation
@@ -25,27 +24,6 @@ MIN_POOL = 256
 
 class SearchError(Exception):
     """A search that cannot run as asked; the message is one line."""
-
-
-@dataclass
-class ParsedText:
-    """The negation parser's answer (the fallback treats all as affirmative)."""
-
-    affirmative: str
-    negated: list[str] = field(default_factory=list)
-
-
-def parse_text(text: str) -> Any:
-    """Split `text` into its affirmative part and negated attributes.
-
-    Uses `beetsplug.clap.negation.parse_query` when that module exists;
-    a missing module is not an error (everything counts as affirmative),
-    but a broken one is, so its bugs are not silently hidden.
-    """
-    if importlib.util.find_spec(f"{__package__}.negation") is None:
-        return ParsedText(text)
-    negation = importlib.import_module(f"{__package__}.negation")
-    return negation.parse_query(text)
 
 
 def resolve_negation_weight(configured: float | None, bundle: Bundle) -> float:
@@ -60,34 +38,51 @@ def resolve_negation_weight(configured: float | None, bundle: Bundle) -> float:
 class TextQuery:
     """An embedded description: the whole text and its negated attributes."""
 
-    text: str
-    vector: np.ndarray  # [D]
-    negated: list[str]
-    negated_vectors: np.ndarray  # [N, D], N may be 0
+    parsed: ParsedQuery
+    vector: np.ndarray  # [D], the whole text as typed
+    negated_vectors: np.ndarray  # [N, D], one per negated attribute (N may be 0)
     weight: float
 
+    @property
+    def text(self) -> str:
+        return self.parsed.text
+
+    @property
+    def negated(self) -> list[str]:
+        return self.parsed.negated
+
     def score(self, mat: np.ndarray) -> np.ndarray:
-        """sim(whole text) - weight * max over negated attributes of sim."""
-        scores = mat @ self.vector
-        if len(self.negated_vectors):
-            scores = scores - self.weight * (mat @ self.negated_vectors.T).max(axis=1)
-        return scores
+        """sim(whole text) - weight * max over negated attributes of sim
+        (docs/queries.md, form "max")."""
+        from .negation import combine_scores
+
+        negated = (
+            (mat @ self.negated_vectors.T).T if len(self.negated_vectors) else None
+        )
+        return combine_scores(mat @ self.vector, negated, self.weight)
+
+    def explain(self) -> str:
+        """How the description was understood, for `beet clap --explain`."""
+        from .negation import describe
+
+        return describe(self.parsed, self.weight)
 
 
 def embed_query(bundle: Bundle, text: str, weight: float) -> TextQuery:
-    """Validate and embed a description (one model call for all parts)."""
+    """Validate, parse and embed a description (one model call for all parts)."""
+    from .negation import parse_query
+
     text = " ".join(str(text).split())
     if not text:
         raise SearchError(
             'empty description: say what to look for, e.g. beet clap "calm piano"'
         )
-    parsed = parse_text(text)
-    negated = [n.strip() for n in parsed.negated if n and n.strip()]
-    vecs = bundle.embed_text([text, *negated])
+    parsed = parse_query(text)
+    vecs = bundle.embed_text([text, *parsed.negated])
     if not vecs[0].any():
         # Only a toy vocabulary can do this; a zero vector would rank at random.
         raise SearchError(f"the model has no words for {_shorten(text)!r}")
-    return TextQuery(text, vecs[0], negated, vecs[1:], weight)
+    return TextQuery(parsed, vecs[0], vecs[1:], weight)
 
 
 def _shorten(text: str, width: int = 60) -> str:
@@ -105,7 +100,8 @@ def _top(ids: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, flo
     return [(int(ids[i]), float(scores[i])) for i in order]
 
 
-def _checked(store: Store, bundle: Bundle) -> None:
+def check_index(store: Store, bundle: Bundle) -> None:
+    """SearchError unless the index holds vectors of this bundle."""
     try:
         store.check_searchable(bundle.identity)
     except StoreError as exc:
@@ -138,7 +134,7 @@ def rank_items(
 ) -> list[tuple[int, float]]:
     """The `limit` best items as (item id, score), among `candidates`
     (item ids matching a beets query) or the whole index."""
-    _checked(store, bundle)
+    check_index(store, bundle)
     if limit <= 0 or (candidates is not None and not candidates):
         return []
     ids, mat = _pool(store, query.vector, limit, candidates)
@@ -160,7 +156,7 @@ def rank_albums(
     """
     import numpy as np
 
-    _checked(store, bundle)
+    check_index(store, bundle)
     if limit <= 0 or (album_ids is not None and not album_ids):
         return []
     candidates = None
@@ -193,7 +189,7 @@ def rank_similar(
     normalised mean of the seeds' vectors."""
     from .model import l2_normalize
 
-    _checked(store, bundle)
+    check_index(store, bundle)
     if not seeds:
         raise SearchError("no items match the query: nothing to compare with")
     seed_ids, seed_mat = store.vectors(seeds)

@@ -417,6 +417,13 @@ class Store:
         mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
         return ids, mat
 
+    def all_vectors(self, bundle: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of every item embedded by `bundle`, by ascending id."""
+        rows = self.conn.execute(
+            f"SELECT item_id FROM {STATE} WHERE status = 'ok' AND bundle = ?", (bundle,)
+        ).fetchall()
+        return self.vectors(r[0] for r in rows)
+
     def tags(self, item_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """Tag probabilities stored for `item_ids` (bundles with a tags output)."""
         import numpy as np

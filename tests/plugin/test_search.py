@@ -251,25 +251,37 @@ def test_removal_through_the_library_api(indexed: ClapEnv) -> None:
     )
 
 
-def test_negation_penalty_demotes_the_negated_attribute(tiny_bundle: Path) -> None:
-    bundle = Bundle.load(tiny_bundle)
-    from clap_helpers import signal_for
+def test_negated_attribute_is_penalised(indexed: ClapEnv) -> None:
+    # The toy text tower is a bag of words: "low without noise" points at
+    # low AND noise; only the parser's penalty pushes the noise track down.
+    indexed.reload(negation_weight=0)
+    blind = indexed.lines("clap", "low without noise", "-n", "3", "-f", "$title")
+    assert blind.index("noise") < 3
+    indexed.reload(negation_weight=1.0)
+    scored = indexed.lines("clap", "low without noise", "-s", "-f", "$title")
+    titles = [line.split()[1] for line in scored]
+    assert titles.index("noise") > titles.index("mid")
+    # The score is exactly sim(whole) - w * sim(noise).
+    bundle = Bundle.load(indexed.bundle)
+    whole, noise = bundle.embed_text(["low without noise", "noise"])
+    with Store.open(indexed.lib.path) as store:
+        _, mat = store.vectors([indexed.lib.items("title::^noise$").get().id])
+    expected = float(mat[0] @ whole - 1.0 * (mat[0] @ noise))
+    shown = next(float(line.split()[0]) for line in scored if line.endswith(" noise"))
+    assert shown == pytest.approx(expected, abs=1e-3)
 
-    tracks = np.stack([signal_for(k, 1.0, 16000) for k in ("low", "noise", "high")])
-    mat, _ = bundle.embed_audio(tracks)
-    plain = search.TextQuery(
-        "x", bundle.embed_text(["low noise"])[0], [], np.zeros((0, 8)), 0.5
+
+def test_explain_shows_the_parse_and_the_formula(indexed: ClapEnv) -> None:
+    out = indexed.lines(
+        "clap", "--explain", "low without noise", "-n", "1", "-f", "$title"
     )
-    negated = search.TextQuery(
-        "x", plain.vector, ["noise"], bundle.embed_text(["noise"]), 0.5
-    )
-    # Without the penalty noise competes; with it, noise falls below the low tone.
-    assert plain.score(mat)[1] > 0
-    scores = negated.score(mat)
-    expected = mat @ plain.vector - 0.5 * (mat @ bundle.embed_text(["noise"])[0])
-    np.testing.assert_allclose(scores, expected, atol=1e-6)
-    assert scores.argmax() == 0
-    assert scores[1] < plain.score(mat)[1]
+    assert out[:3] == [
+        "query:       'low without noise'",
+        "affirmative: 'low'",
+        "negated:     noise",
+    ]
+    assert "ranking:     sim('low without noise') - 0.5 * sim('noise')" in out
+    assert out[-1] == "low"
 
 
 def test_negation_weight_comes_from_config_then_bundle(

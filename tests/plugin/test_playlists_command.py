@@ -1,0 +1,107 @@
+"""`beet clap-playlists` and the playlist refresh after an import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from beets.ui import UserError
+from clap_helpers import ClapEnv, write_audio
+from mediafile import MediaFile
+
+
+def _lists(folder: Path) -> dict[str, list[str]]:
+    return {
+        p.name: p.read_text().split("\n")[:-1] for p in sorted(folder.glob("*.m3u"))
+    }
+
+
+def test_prompt_and_automatic_playlists_are_written(
+    indexed: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "lists"
+    indexed.reload(
+        playlist_dir=str(out),
+        cluster_min_size=1,
+        playlists=[
+            {"name": "Lows", "query": "low bass", "size": 2},
+            {"name": "Bright", "query": "high", "filter": "title:high", "size": 5},
+        ],
+    )
+    printed = indexed.lines("clap-playlists")
+    lists = _lists(out)
+    assert sorted(Path(p).stem for p in lists["Lows.m3u"]) == ["low", "low2"]
+    assert lists["Bright.m3u"] == [str(corpus["high"])]
+    auto = [name for name in lists if name.startswith("clap-auto-")]
+    assert auto, printed
+    # Every indexed track lands in exactly one automatic playlist.
+    assert sorted(t for name in auto for t in lists[name]) == sorted(
+        str(corpus[k]) for k in ("low", "low2", "mid", "high", "noise")
+    )
+    assert printed[0] == f"wrote Lows: {out / 'Lows.m3u'} (2 tracks)"
+    assert len(printed) == len(lists)
+    # relative_to: paths relative to that folder, as smartplaylist writes them.
+    indexed.reload(relative_to=str(out))
+    indexed.run("clap-playlists", "--no-auto")
+    (line,) = _lists(out)["Bright.m3u"]
+    assert not line.startswith("/")
+    assert (out / line).resolve() == corpus["high"].resolve()
+
+
+def test_pretend_and_no_auto(indexed: ClapEnv, tmp_path: Path) -> None:
+    out = tmp_path / "lists"
+    indexed.reload(playlist_dir=str(out), playlists=[{"name": "Lows", "query": "low"}])
+    assert indexed.lines("clap-playlists", "--pretend", "--no-auto") == [
+        f"would write Lows: {out / 'Lows.m3u'} (5 tracks)"
+    ]
+    assert not out.exists() or not list(out.iterdir())
+    assert indexed.lines("clap-playlists", "--no-auto") == [
+        f"wrote Lows: {out / 'Lows.m3u'} (5 tracks)"
+    ]
+    assert list(_lists(out)) == ["Lows.m3u"]
+
+
+def test_playlist_config_mistakes_are_one_line_errors(
+    indexed: ClapEnv, tmp_path: Path
+) -> None:
+    indexed.reload(
+        playlist_dir=str(tmp_path / "lists"),
+        playlists=[{"name": "90s", "query": "rock", "size": "ten"}],
+    )
+    with pytest.raises(
+        UserError,
+        match=r"^clap.playlists\[0\] \(90s\): 'size' must be a whole number >= 1",
+    ):
+        indexed.run("clap-playlists")
+    assert not (tmp_path / "lists").exists()
+
+
+def test_playlists_before_indexing(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    env.add(corpus["low"], title="low")
+    env.reload(playlist_dir=str(tmp_path / "lists"))
+    with pytest.raises(UserError, match=r"^the clap index is empty"):
+        env.run("clap-playlists")
+
+
+def test_auto_import_refreshes_configured_playlists(
+    env: ClapEnv, tmp_path: Path
+) -> None:
+    out = tmp_path / "lists"
+    env.reload(
+        auto=True,
+        playlist_dir=str(out),
+        auto_playlists=False,
+        playlists=[{"name": "Highs", "query": "high", "size": 1}],
+    )
+    src = tmp_path / "incoming"
+    for track, kind in enumerate(("low", "high"), start=1):
+        tagged = MediaFile(write_audio(src / f"{track:02d}.flac", kind))
+        tagged.update({"title": kind, "artist": "a", "album": "b", "track": track})
+        tagged.save()
+    env.config["import"].set(
+        {"copy": False, "write": False, "autotag": False, "quiet": True}
+    )
+    env.run("import", "-A", str(src))
+    assert _lists(out) == {"Highs.m3u": [str(src / "02.flac")]}
