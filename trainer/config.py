@@ -72,6 +72,9 @@ class AudioModelConfig:
     window_seconds: float = 3.0
     channels: int = 32
     emit_tags: bool = False  # second ONNX output `tags` (musicnn tag probabilities)
+    # musicnn outputs the projection reads, "+"-joined: "penultimate" (200-d),
+    # "pooled" (1506-d max+mean), "tags" (50 probabilities); per network.
+    features: str = "penultimate"
 
 
 @dataclass

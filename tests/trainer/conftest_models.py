@@ -1,0 +1,76 @@
+"""Shared fixtures for the model and export tests: deterministic test signals.
+
+Not a conftest.py (trainer-core owns that one): the test modules import it.
+The signals use integer hashing for noise, not numpy's random generators, so
+the committed musicnn reference outputs (made once in a TensorFlow venv by
+tests/trainer/data/make_musicnn_reference.py) stay valid on any numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+
+
+def hash_noise(n: int, seed: int) -> np.ndarray:
+    """White noise in [-1, 1) from a 32-bit integer hash (lowbias32) of the index."""
+    x = (
+        np.arange(n, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B9)
+    ) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(16)
+    x = (x * np.uint64(0x7FEB352D)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(15)
+    x = (x * np.uint64(0x846CA68B)) & np.uint64(0xFFFFFFFF)
+    x ^= x >> np.uint64(16)
+    return (x.astype(np.float64) / 2**31 - 1.0).astype(np.float32)
+
+
+def drum_loop(seconds: float = 3.0, seed: int = 1) -> np.ndarray:
+    """Kick, snare and hi-hat at 120 bpm: what a tagger should call 'drums'/'beat'."""
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    out = np.zeros(n)
+    noise = hash_noise(n, seed).astype(np.float64)
+    eighth = SAMPLE_RATE // 4  # 120 bpm eighth notes
+    for i, start in enumerate(range(0, n, eighth)):
+        seg = slice(start, min(n, start + eighth))
+        tt = t[seg] - t[start]
+        out[seg] += 0.3 * noise[seg] * np.exp(-tt * 60)  # hi-hat
+        if i % 4 == 0:  # kick: falling pitch, fast decay
+            out[seg] += (
+                0.9
+                * np.sin(2 * np.pi * (50 + 100 * np.exp(-tt * 30)) * tt)
+                * np.exp(-tt * 12)
+            )
+        if i % 4 == 2:  # snare: tone + noise
+            out[seg] += (
+                0.5 * noise[seg] + 0.3 * np.sin(2 * np.pi * 190 * tt)
+            ) * np.exp(-tt * 20)
+    return (out / np.abs(out).max() * 0.9).astype(np.float32)
+
+
+def sine_tone(seconds: float = 3.0, freq: float = 440.0) -> np.ndarray:
+    """A steady pure tone: no drums, no voice."""
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def plucked_chords(seconds: float = 3.0) -> np.ndarray:
+    """Harmonic decaying notes (a piano/guitar-like arpeggio) with a little noise."""
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    out = np.zeros(n)
+    notes = [261.63, 329.63, 392.0, 523.25, 293.66, 349.23, 440.0, 587.33]
+    step = n // len(notes)
+    for i, f0 in enumerate(notes):
+        tt = t[i * step :] - t[i * step]
+        tone = sum(np.sin(2 * np.pi * f0 * h * tt) / h**1.5 for h in range(1, 8))
+        out[i * step :] += tone * np.exp(-tt * 2.5)
+    out += 0.01 * hash_noise(n, 7)
+    return (out / np.abs(out).max() * 0.8).astype(np.float32)
+
+
+def reference_waveforms() -> dict[str, np.ndarray]:
+    """The three 3-second clips the musicnn reference outputs were computed on."""
+    return {"drums": drum_loop(), "sine": sine_tone(), "chords": plucked_chords()}
