@@ -38,7 +38,9 @@ __all__ = [
     "Playlist",
     "PlaylistConfigError",
     "PlaylistEntry",
+    "PlaylistError",
     "PlaylistUpdate",
+    "PlaylistWriteError",
     "PromptSpec",
     "automatic_playlists",
     "choose_k",
@@ -63,6 +65,14 @@ DEFAULT_SIZE = 50
 Rank = Callable[[str, str | None, int], Sequence[tuple[int, float]]]
 """The search: rank(query, beets filter or None, limit) -> [(item_id, score)]."""
 MIN_K, MAX_K = 2, 30
+
+
+class PlaylistError(Exception):
+    """Any playlist problem the command reports as one line (catch this one)."""
+
+
+class PlaylistWriteError(PlaylistError, OSError):
+    """A playlist file that could not be written (the old one is intact)."""
 
 
 class PlaylistEntry(NamedTuple):
@@ -177,7 +187,8 @@ def write_playlists(
 
     `entry_for(item_id)` gives the line for an item, or None for an item that
     has gone (it is left out). With `pretend` nothing is written and the
-    pairs say what would be.
+    pairs say what would be. A file that cannot be written raises
+    PlaylistWriteError (one line; the playlists written before it stay).
     """
     directory = Path(os.fsdecode(directory)).expanduser()
     written = []
@@ -185,13 +196,18 @@ def write_playlists(
         entries = [e for e in map(entry_for, playlist.item_ids) if e is not None]
         target = directory / playlist.filename
         if not pretend:
-            write_m3u(
-                target,
-                entries,
-                extended=extended,
-                relative_to=relative_to,
-                prefix=prefix,
-            )
+            try:
+                write_m3u(
+                    target,
+                    entries,
+                    extended=extended,
+                    relative_to=relative_to,
+                    prefix=prefix,
+                )
+            except OSError as exc:
+                raise PlaylistWriteError(
+                    f"cannot write playlist {target}: {exc.strerror or exc}"
+                ) from exc
         written.append((target, len(entries)))
     return written
 
@@ -251,7 +267,7 @@ def _playlist_filename(name: str) -> str | None:
 # --------------------------------------------------------------------------
 
 
-class PlaylistConfigError(ValueError):
+class PlaylistConfigError(PlaylistError, ValueError):
     """A `clap.playlists` entry that cannot be used; the message is one line."""
 
 

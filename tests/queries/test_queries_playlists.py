@@ -219,6 +219,25 @@ def test_write_playlists_pretend_and_missing_items(
     ]
 
 
+def test_unwritable_playlist_folder_is_a_one_line_error(
+    tmp_path: Path, music: list[Path]
+) -> None:
+    from beetsplug.clap.playlists import PlaylistError, PlaylistWriteError
+
+    not_a_folder = tmp_path / "playlists"
+    not_a_folder.write_text("I am a file\n")
+    playlists = [Playlist("Calm", "Calm.m3u", [1], "prompt", "calm")]
+    with pytest.raises(PlaylistWriteError) as info:
+        write_playlists(playlists, not_a_folder, dict(enumerate(_entries(music))).get)
+    assert str(info.value) in (
+        f"cannot write playlist {not_a_folder / 'Calm.m3u'}: File exists",
+        f"cannot write playlist {not_a_folder / 'Calm.m3u'}: Not a directory",
+    )
+    assert isinstance(info.value, PlaylistError)
+    assert isinstance(PlaylistConfigError("x"), PlaylistError)
+    assert not_a_folder.read_text() == "I am a file\n"
+
+
 def test_remove_stale_only_touches_automatic_playlists(tmp_path: Path) -> None:
     for name in (
         f"{AUTO_PREFIX}jazz-piano.m3u",
