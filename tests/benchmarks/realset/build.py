@@ -426,9 +426,11 @@ def attributes_for(clip: dict[str, Any]) -> dict[str, Any]:
 def rows_for(recipe: dict[str, Any]) -> list[dict[str, Any]]:
     pair_of: dict[str, tuple[str, str]] = {}
     for k, pair in enumerate(recipe.get("pairs", [])):
+        # A clip can belong to two pairs (vocals and drums) but the column
+        # holds one: labels.json marks which pairs go there ("column").
+        if not pair.get("column", True):
+            continue
         for member in (pair["with"], pair["without"]):
-            # A clip can belong to two pairs (vocals and drums); the column
-            # holds the first, labels.json keeps them all.
             pair_of.setdefault(member, (f"pair{k:03d}", pair["attribute"]))
     rows = []
     for clip in recipe["clips"]:

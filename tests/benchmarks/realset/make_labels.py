@@ -539,11 +539,20 @@ def main() -> int:
             f"prompt '{s['prompt']}', voice {v_db - g_db:+.0f} dB against the guitar",
             **meta,
         )
+        # Contract 3's pair_id column holds one pair per clip: even songs put
+        # their vocals pairs there, odd songs their drums pairs, so that
+        # `trainer evaluate` sees both attributes; labels.json keeps all four.
+        even = i % 2 == 0
         pairs += [
-            {"with": gv_id, "without": g_id, "attribute": "vocals"},
-            {"with": gdv_id, "without": gd_id, "attribute": "vocals"},
-            {"with": gd_id, "without": g_id, "attribute": "drums"},
-            {"with": gdv_id, "without": gv_id, "attribute": "drums"},
+            {"with": gv_id, "without": g_id, "attribute": "vocals", "column": even},
+            {"with": gdv_id, "without": gd_id, "attribute": "vocals", "column": even},
+            {"with": gd_id, "without": g_id, "attribute": "drums", "column": not even},
+            {
+                "with": gdv_id,
+                "without": gv_id,
+                "attribute": "drums",
+                "column": not even,
+            },
         ]
         mix = g + song[: len(g)] if len(song) >= len(g) else g[: len(song)] + song
         mstart = best_window(mix, avoid=start)
@@ -659,8 +668,18 @@ def main() -> int:
             base_piece=f"drums-{name}",
         )
         pairs += [
-            {"with": dv_id, "without": d_id, "attribute": "vocals"},
-            {"with": dv_id, "without": v_id, "attribute": "drums"},
+            {
+                "with": dv_id,
+                "without": d_id,
+                "attribute": "vocals",
+                "column": i % 2 == 0,
+            },
+            {
+                "with": dv_id,
+                "without": v_id,
+                "attribute": "drums",
+                "column": i % 2 == 1,
+            },
         ]
 
     # ---- solo instrument samples, looped into phrases
