@@ -1,0 +1,163 @@
+"""Consistency of the committed realset recipe and of the check's metrics.
+
+Not collected by the project's suite (tests/benchmarks is excluded); run with
+`python -m pytest tests/benchmarks/realset -q` after editing labels.json,
+make_labels.py, build.py or check.py. Needs no packages or audio: it guards
+the properties the benchmark's honesty rests on (every clip cites evidence,
+minimal pairs differ in exactly their attribute, no guitar kind is claimed
+absent) and the arithmetic of the figures it reports.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import build
+import check
+
+RECIPE = build.load_recipe()
+CLIPS = {c["id"]: c for c in RECIPE["clips"]}
+PRESENCE = ("vocals", "drums", "guitar", "piano")
+
+
+def test_clip_ids_unique_and_durations_in_range():
+    assert len(CLIPS) == len(RECIPE["clips"])
+    assert 40 <= len(CLIPS) <= 80
+    for clip in RECIPE["clips"]:
+        assert 10.0 <= clip["duration"] <= 30.0, clip["id"]
+
+
+def test_every_clip_cites_evidence_licence_and_pinned_sources():
+    for clip in RECIPE["clips"]:
+        assert clip["evidence"], clip["id"]
+        assert all(len(e) > 40 for e in clip["evidence"]), clip["id"]
+        assert clip["licence"], clip["id"]
+        for layer in clip["layers"]:
+            package = layer["package"]
+            assert package in RECIPE["packages"], (clip["id"], package)
+            assert layer["version"] == RECIPE["packages"][package]["version"]
+            refs = (
+                list(layer["hits"].values())
+                if layer["type"] == "drums"
+                else layer.get("stems") or layer.get("parts") or [layer]
+            )
+            for ref in refs:
+                assert len(ref["sha256"]) == 64
+                assert ref["path"].startswith("usr/")
+
+
+def test_labels_are_bool_or_unknown_and_voice_is_speech():
+    for clip in RECIPE["clips"]:
+        labels = clip["labels"]
+        for attr in PRESENCE:
+            assert labels[attr] in (True, False, None), (clip["id"], attr)
+        assert (labels["vocal_kind"] == "speech") == (labels["vocals"] is True)
+
+
+def test_binary_attributes_are_balanced():
+    for attr in ("vocals", "drums", "guitar"):
+        values = [c["labels"][attr] for c in RECIPE["clips"]]
+        assert values.count(True) >= 20, attr
+        assert values.count(False) >= 20, attr
+
+
+def test_pairs_differ_in_exactly_their_attribute():
+    assert RECIPE["pairs"]
+    for pair in RECIPE["pairs"]:
+        with_x, without_x = (
+            CLIPS[pair["with"]]["labels"],
+            CLIPS[pair["without"]]["labels"],
+        )
+        attr = pair["attribute"]
+        assert with_x[attr] is True
+        assert without_x[attr] is False
+        for other in PRESENCE:
+            if other != attr:
+                assert with_x[other] == without_x[other], (pair, other)
+
+
+def test_pair_column_holds_each_clip_once_and_both_attributes():
+    rows = build.rows_for(RECIPE)
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        if row["pair_id"]:
+            groups.setdefault(row["pair_id"], []).append(row["pair_attribute"])
+    assert all(len(members) == 2 for members in groups.values())
+    attrs = [members[0] for members in groups.values()]
+    assert attrs.count("vocals") >= 8
+    assert attrs.count("drums") >= 8
+
+
+def test_absent_never_claims_a_guitar_kind_when_a_guitar_plays():
+    for clip in RECIPE["clips"]:
+        absent = build.absent_for(clip["labels"])
+        if clip["labels"]["guitar"]:
+            assert not [t for t in absent if "guitar" in t], clip["id"]
+        if clip["labels"]["vocals"] is None:
+            assert "vocals" not in absent
+
+
+def test_unknown_labels_stay_out_of_tags_captions_and_attributes():
+    mix = CLIPS["fof-armygeddon-fullmix"]
+    assert mix["labels"]["vocals"] is None
+    assert mix["labels"]["drums"] is None
+    row = next(r for r in build.rows_for(RECIPE) if r["track_id"] == mix["id"])
+    assert "vocals" not in row["tag"]
+    assert "drums" not in row["tag"]
+    assert "vocals" not in row["caption_writing"].lower()
+    assert row["absent"] == []
+    assert '"vocals"' not in row["attributes"]
+    assert '"instruments"' not in row["attributes"]
+
+
+def test_auc_counts_ties_half_and_orders():
+    scores = np.array([0.9, 0.8, 0.5, 0.5, 0.1])
+    labels = np.array([True, True, True, False, False])
+    # positives vs negatives: (0.9,0.8 beat both) 4 wins, 0.5 vs 0.5 tie, 0.5 > 0.1
+    assert check.auc(scores, labels) == pytest.approx(5.5 / 6)
+    assert check.auc(-scores, labels) == pytest.approx(0.5 / 6)
+    assert np.isnan(check.auc(scores, np.ones(5, bool)))
+
+
+def test_ranking_counts_precision_and_violation(monkeypatch):
+    recipe = {
+        "clips": [
+            {"id": str(i), "labels": {"vocals": v, "drums": False, "guitar": None}}
+            for i, v in enumerate([False, True, False, None, True, False])
+        ]
+    }
+    order = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])  # clip 0 ranks first
+    monkeypatch.setattr(check, "RANKING", [("music without vocals", {"vocals": False})])
+    rows = check.ranking_rows(recipe, {"sim": lambda q: order})
+    row = rows[0]
+    assert row["pool"] == 5
+    assert row["relevant"] == 3
+    # top 5 of the pool = clips 0,1,2,4,5: three without vocals, two with
+    assert row["sim_p@5"] == pytest.approx(0.6)
+    assert row["sim_viol@5"] == pytest.approx(0.4)
+
+
+def test_drum_grid_places_hits_on_the_beat():
+    class OneShot(build.Sources):
+        def __init__(self) -> None:
+            pass
+
+        def audio(self, package: str, path: str, sha256: str | None) -> np.ndarray:
+            hit = np.zeros(100, np.float32)
+            hit[0] = {"kick": 1.0, "snare": 2.0, "hat": 4.0}[path]
+            return hit
+
+    layer = {"package": "p", "pattern": "rock", "bpm": 120.0, "offset": 0.0,
+             "hits": {r: {"path": r} for r in ("kick", "snare", "hat")}}  # fmt: skip
+    out = build.render_drums(layer, OneShot(), 4 * build.SAMPLE_RATE)  # two bars
+    step = build.SAMPLE_RATE // 8  # a sixteenth at 120 bpm = 0.125 s
+    assert out[0] == pytest.approx(1.0 + 0.7 * 4.0)  # kick + accented hat on 1
+    assert out[4 * step] == pytest.approx(2.0 + 0.7 * 4.0)  # snare + hat on 2
+    assert out[3 * step] == 0.0  # nothing on the 4th sixteenth
+    # every kick and snare lands on an eighth-note hat: 8 onsets a bar, 2 bars
+    assert np.count_nonzero(out) == 16
