@@ -125,6 +125,19 @@ def _pool(
     return store.vectors(ids)
 
 
+def _nearest(
+    store: Store,
+    vector: np.ndarray,
+    limit: int,
+    candidates: Collection[int] | None,
+    exclude: Collection[int] = (),
+) -> list[tuple[int, float]]:
+    """The best `limit` by cosine to `vector`, straight from the KNN: its
+    distances are exact, so no vector has to be read back."""
+    hits = store.knn(vector, limit + len(exclude), candidates)
+    return [(i, s) for i, s in hits if i not in exclude][:limit]
+
+
 def rank_items(
     store: Store,
     bundle: Bundle,
@@ -137,6 +150,8 @@ def rank_items(
     check_index(store, bundle)
     if limit <= 0 or (candidates is not None and not candidates):
         return []
+    if not len(query.negated_vectors):
+        return _nearest(store, query.vector, limit, candidates)
     ids, mat = _pool(store, query.vector, limit, candidates)
     return _top(ids, query.score(mat), limit)
 
@@ -201,5 +216,4 @@ def rank_similar(
     centroid = l2_normalize(seed_mat.mean(axis=0, keepdims=True))[0]
     if limit <= 0:
         return []
-    ids, mat = _pool(store, centroid, limit, candidates, exclude=set(seeds))
-    return _top(ids, mat @ centroid, limit)
+    return _nearest(store, centroid, limit, candidates, exclude=set(seeds))

@@ -360,9 +360,8 @@ class Store:
 
     # Search ---------------------------------------------------------------
 
-    def check_searchable(self, bundle: str) -> int:
-        """Raise StoreError unless the index holds vectors of `bundle`;
-        return how many."""
+    def check_searchable(self, bundle: str) -> None:
+        """Raise StoreError unless the index holds vectors of `bundle`."""
         meta = self.meta()
         if "bundle" not in meta or not self.ready():
             raise StoreError("the clap index is empty: run `beet clap-index` first")
@@ -372,13 +371,12 @@ class Store:
                 f"({meta.get('label', meta['bundle'][:12])}): run `beet clap-index` "
                 f"to embed the library with the current one"
             )
-        (count,) = self.conn.execute(
-            f"SELECT count(*) FROM {STATE} WHERE status = 'ok' AND bundle = ?",
+        row = self.conn.execute(
+            f"SELECT 1 FROM {STATE} WHERE status = 'ok' AND bundle = ? LIMIT 1",
             (bundle,),
         ).fetchone()
-        if count == 0:
+        if row is None:
             raise StoreError("the clap index is empty: run `beet clap-index` first")
-        return count
 
     def knn(
         self, query: np.ndarray, k: int, candidates: Iterable[int] | None = None
