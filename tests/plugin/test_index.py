@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -247,3 +248,26 @@ def test_bundle_errors_reach_the_user_as_one_line(env: ClapEnv, tmp_path: Path) 
         UserError, match=r"^model bundle .*no-such-bundle: not a folder"
     ):
         env.run("clap-index")
+
+
+def test_progress_bar_draws_only_on_a_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from beetsplug.clap import _ProgressBar
+
+    quiet = _ProgressBar("clap-index")
+    quiet.enabled = False  # what a pipe or a file gets
+    quiet(5, 10)
+    quiet(10, 10)
+    assert capsys.readouterr().err == ""
+    bar = _ProgressBar("clap-index")
+    bar.enabled = True  # what a terminal gets
+    bar(0, 4)
+    bar(2, 4)  # within the redraw interval: skipped
+    bar(4, 4)  # the last one is always drawn, then the line ends
+    err = capsys.readouterr().err
+    assert err.startswith("\rclap-index [")
+    assert "0/4" in err
+    assert "2/4" not in err
+    assert re.search(r"\] 4/4 [\d,]+ tracks/min\n$", err)
+    assert "#" * 30 in err
