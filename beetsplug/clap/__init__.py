@@ -90,6 +90,20 @@ class ClapQuery(FieldQuery[str]):
         return obj.id in self._matching()
 
 
+class ClapAlbumQuery(ClapQuery):
+    """`beet ls -a clap:TEXT`: albums holding any of the top-k tracks."""
+
+    def _matching(self) -> set[int]:
+        if self._ids is None:
+            self._ids = _plugin().query_album_ids(self.pattern)
+        return self._ids
+
+    def col_clause(self) -> tuple[str, Sequence[str]]:
+        return "albums.id IN (SELECT value FROM json_each(?))", [
+            json.dumps(sorted(self._matching()))
+        ]
+
+
 def _plugin() -> ClapPlugin:
     for plugin in find_plugins():
         if isinstance(plugin, ClapPlugin):
@@ -128,6 +142,7 @@ class ClapPlugin(BeetsPlugin):
     the `$clap_score` field, and embedding on import (`auto`)."""
 
     item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
+    album_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapAlbumQuery}
 
     def __init__(self) -> None:
         super().__init__()
@@ -563,6 +578,11 @@ class ClapPlugin(BeetsPlugin):
         ranked = self._searching(run)
         self._scores.update(ranked)
         return {item_id for item_id, _ in ranked}
+
+    def query_album_ids(self, text: str) -> set[int]:
+        """Albums of the items a `clap:TEXT` query matches."""
+        ids = self.query_ids(text)
+        return set(self._searching(lambda: self.store().albums_of(ids)).values())
 
     # Listeners and import stage ---------------------------------------------
 

@@ -95,6 +95,22 @@ def test_clap_query_prefix_in_ls(indexed: ClapEnv) -> None:
     assert float(line.split()[0]) > 0.5
 
 
+def test_clap_query_for_albums(env: ClapEnv, corpus: dict[str, Path]) -> None:
+    env.lib.add_album(
+        [env.add(corpus[k], title=k, album="lows") for k in ("low", "low2")]
+    )
+    env.lib.add_album(
+        [env.add(corpus[k], title=k, album="rest") for k in ("mid", "noise")]
+    )
+    env.add(corpus["high"], title="high", album="")  # a singleton
+    env.run("clap-index")
+    env.reload(query_top_k=1)
+    assert env.lines("ls", "-a", "-f", "$album", "clap:low") == ["lows"]
+    assert env.lines("ls", "-a", "-f", "$album", "clap:noise") == ["rest"]
+    # The best "high" track is a singleton: no album matches.
+    assert env.lines("ls", "-a", "clap:high") == []
+
+
 def test_clap_query_in_a_smart_playlist(indexed: ClapEnv, tmp_path: Path) -> None:
     indexed.unload_plugins()
     indexed.config["plugins"] = ["clap", "smartplaylist"]
