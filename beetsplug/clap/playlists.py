@@ -417,7 +417,8 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         if total <= 0:  # every point coincides with a centre already
             break
         candidates = rng.choice(n, size=trials, p=closest / total)
-        dists = np.maximum(2.0 - 2.0 * (x[candidates] @ x.T).astype(np.float64), 0.0)
+        sims = (x @ x[candidates].T).T  # [trials, n]; x @ small is the fast order
+        dists = np.maximum(2.0 - 2.0 * sims.astype(np.float64), 0.0)
         options = np.minimum(closest[None, :], dists)
         best = int(np.argmin(options.sum(axis=1)))
         chosen.append(int(candidates[best]))
@@ -439,8 +440,11 @@ def _lloyd(
         if np.array_equal(new, labels):
             break
         labels = new
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, x)
+        # Each cluster's sum as one matrix product with a one-hot [n, k]
+        # (np.add.at is ~5x slower; x.T @ onehot is BLAS's fast layout).
+        onehot = np.zeros((n, k), dtype=x.dtype)
+        onehot[np.arange(n), labels] = 1.0
+        sums = np.ascontiguousarray((x.T @ onehot).T)
         empty = np.flatnonzero(np.bincount(labels, minlength=k) == 0)
         if empty.size:
             # Reseed an empty cluster with the points their clusters fit worst.
