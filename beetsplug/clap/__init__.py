@@ -72,19 +72,23 @@ class ClapQuery(FieldQuery[str]):
     on first use, and its id set is reused for every match.
     """
 
+    _column = "items.id"
+
     def __init__(self, field_name: str, pattern: str, fast: bool = True) -> None:
         super().__init__(field_name, pattern, fast=True)
         self._ids: set[int] | None = None
 
+    def _search(self) -> set[int]:
+        return _plugin().query_ids(self.pattern)
+
     def _matching(self) -> set[int]:
         if self._ids is None:
-            self._ids = _plugin().query_ids(self.pattern)
+            self._ids = self._search()
         return self._ids
 
     def col_clause(self) -> tuple[str, Sequence[str]]:
-        return "items.id IN (SELECT value FROM json_each(?))", [
-            json.dumps(sorted(self._matching()))
-        ]
+        ids = json.dumps(sorted(self._matching()))
+        return f"{self._column} IN (SELECT value FROM json_each(?))", [ids]
 
     def match(self, obj: Any) -> bool:
         return obj.id in self._matching()
@@ -93,15 +97,10 @@ class ClapQuery(FieldQuery[str]):
 class ClapAlbumQuery(ClapQuery):
     """`beet ls -a clap:TEXT`: albums holding any of the top-k tracks."""
 
-    def _matching(self) -> set[int]:
-        if self._ids is None:
-            self._ids = _plugin().query_album_ids(self.pattern)
-        return self._ids
+    _column = "albums.id"
 
-    def col_clause(self) -> tuple[str, Sequence[str]]:
-        return "albums.id IN (SELECT value FROM json_each(?))", [
-            json.dumps(sorted(self._matching()))
-        ]
+    def _search(self) -> set[int]:
+        return _plugin().query_album_ids(self.pattern)
 
 
 def _plugin() -> ClapPlugin:

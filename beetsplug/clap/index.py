@@ -251,7 +251,7 @@ def run(
                 log.debug("failed: {}: {}", by_id[f.item_id].path, f.error)
         batch.clear()
 
-    if progress:
+    if progress and todo:
         progress(0, len(todo))
     stream = decoded_stream(todo, bundle, windows, jobs)
     for done_count, decoded in enumerate(stream, start=1):
