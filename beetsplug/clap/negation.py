@@ -436,6 +436,11 @@ _EDGE_WORDS = frozenset(_words("and but or with while though although plus"))
 _EDGE_PUNCT = ",;:.!?-–—/&"
 # Non-vocal, vocal-free, drumless: which kinds each affix may negate.
 _AFFIX_KINDS = {"non": {"part", "genre"}, "free": {"part"}, "less": {"part"}}
+_AFFIX_RES = (
+    ("non", re.compile(r"non-?(?P<stem>.+)")),
+    ("free", re.compile(r"(?P<stem>.+?)-?free")),
+    ("less", re.compile(r"(?P<stem>.+?)-?less")),
+)
 # Kept in the affirmative text but imply a negation.
 _IMPLIED = {"instrumental": "vocals", "instrumentals": "vocals"}
 
@@ -553,7 +558,7 @@ class _Unit(NamedTuple):
     length: int  # tokens
 
 
-_DECADE_RE = re.compile(r"^(?:\d0s|'\d0s|\d{4}s)$")
+_DECADE_RE = re.compile(r"^(?:\d0s|\d{4}s)$")  # "no 80s synths"
 
 
 def _lookup(words: Sequence[str]) -> tuple[str, str] | None:
@@ -744,12 +749,8 @@ class _Parser:
         word = self._word(i)
         if word is None:
             return None
-        for affix, pattern in (
-            ("non", r"non-?(?P<stem>.+)"),
-            ("free", r"(?P<stem>.+?)-?free"),
-            ("less", r"(?P<stem>.+?)-?less"),
-        ):
-            m = re.fullmatch(pattern, word)
+        for affix, pattern in _AFFIX_RES:
+            m = pattern.fullmatch(word)
             if m is None:
                 continue
             found = _lookup([m.group("stem")])
@@ -855,14 +856,13 @@ class _Parser:
             self.text[toks[a.source_start].start : toks[a.source_end - 1].end]
             for a in match.attributes
         )
-        char_end = toks[end - 1].end if end > start else toks[start].end
         return Clause(
             kind=match.kind,
             cue=cue,
             attributes=tuple(dict.fromkeys(a.canonical for a in match.attributes)),
             sources=sources,
             start=toks[start].start,
-            end=char_end,
+            end=toks[end - 1].end,
         )
 
     def _implied(self, spans: list[tuple[int, int]]) -> list[Clause]:
@@ -897,6 +897,12 @@ class _Parser:
 
 
 _EDGE_WORD_RE = "|".join(sorted(_EDGE_WORDS))
+# A separator or connector word left dangling at either end of the text.
+_EDGE_RE = re.compile(
+    rf"^(?:[\s{re.escape(_EDGE_PUNCT)}]+|(?:{_EDGE_WORD_RE})\b)"
+    rf"|(?:[\s{re.escape(_EDGE_PUNCT + '([')}]+|\b(?:{_EDGE_WORD_RE}))$",
+    re.IGNORECASE,
+)
 
 
 def _clean(text: str) -> str:
@@ -905,13 +911,8 @@ def _clean(text: str) -> str:
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"\s+([,;:!?.)\]])", r"\1", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
-    edge = re.compile(
-        rf"^(?:[\s{re.escape(_EDGE_PUNCT)}]+|(?:{_EDGE_WORD_RE})\b)"
-        rf"|(?:[\s{re.escape(_EDGE_PUNCT + '([')}]+|\b(?:{_EDGE_WORD_RE}))$",
-        re.IGNORECASE,
-    )
     while True:
-        stripped = edge.sub("", text).strip()
+        stripped = _EDGE_RE.sub("", text).strip()
         if stripped == text:
             return text
         text = stripped

@@ -226,14 +226,14 @@ def remove_stale(
     removed = []
     if not directory.is_dir():
         return removed
-    for path in sorted(directory.glob(f"{glob_escape(prefix)}*.m3u")):
+    for path in sorted(directory.glob(f"{_glob_escape(prefix)}*.m3u")):
         if path.name not in keep and path.is_file():
             path.unlink()
             removed.append(path)
     return removed
 
 
-def glob_escape(text: str) -> str:
+def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
@@ -691,11 +691,11 @@ def name_clusters(
             f"{first} {instruments[1] if len(instruments) > 1 else instruments[0]}",
         ]
         candidates = [name + suffix for name in candidates]
-        extra = 2
-        while all(n in names or slugify(n) in slugs for n in candidates):
-            candidates.append(f"{candidates[0]} {extra}")
-            extra += 1
-        name = next(n for n in candidates if n not in names and slugify(n) not in slugs)
+        # Unique file names make unique names: numbered as the last resort.
+        numbered = (f"{candidates[0]} {n}" for n in itertools.count(2))
+        name = next(
+            n for n in itertools.chain(candidates, numbered) if slugify(n) not in slugs
+        )
         names.append(name)
         slugs.add(slugify(name))
     return names

@@ -575,6 +575,14 @@ def test_names_are_unique(embed_text) -> None:
     assert all("piano" in n for n in names)
 
 
+def test_identical_centres_get_numbered_names(embed_text) -> None:
+    same = np.stack([_centre({"jazz": 1, "piano": 1, "vocals": 0.5, "drums": 0.5})] * 6)
+    names = name_clusters(same, embed_text)
+    assert len({slugify(n) for n in names}) == 6
+    assert names[0] == "jazz piano"
+    assert names[-1] == "jazz piano 3"  # four alternatives, then numbers
+
+
 def test_naming_checks_the_text_encoder(embed_text) -> None:
     centres = np.stack([_centre({"jazz": 1})])
     with pytest.raises(
