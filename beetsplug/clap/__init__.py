@@ -160,7 +160,7 @@ class ClapPlugin(BeetsPlugin):
         self._scores: dict[int, float] = {}
         self._album_scores: dict[int, float] = {}
         self._removed: set[int] = set()
-        self._imported: dict[int, str] = {}
+        self._imported: set[int] = set()  # embedded by the import stage
         self.template_fields["clap_score"] = self._item_score
         self.album_template_fields["clap_score"] = self._album_score
         self.register_listener("item_removed", self._on_item_removed)
@@ -438,10 +438,24 @@ class ClapPlugin(BeetsPlugin):
             f"failed {len(summary.failed)}"
         )
 
-    def _print_ranked(self, objs: list[tuple[Any, float]], show_score: bool) -> None:
-        for obj, score in objs:
+    def _print_ranked(
+        self,
+        ranked: list[tuple[int, float]],
+        get: Callable[[int], Any],
+        show_score: bool,
+    ) -> None:
+        """Print (id, score) results with the user's format, best first."""
+        for obj_id, score in ranked:
+            obj = get(obj_id)
+            if obj is None:  # removed since it was embedded
+                continue
             line = format(obj)
             ui.print_(f"{score:.3f} {line}" if show_score else line)
+
+    @staticmethod
+    def _candidates(lib: Library, query: Any) -> set[int] | None:
+        """Ids of the items a beets query matches; None (all) for no query."""
+        return {item.id for item in lib.items(query)} if query else None
 
     def _cmd_search(self, lib: Library, opts: Any, args: list[str]) -> None:
         from . import search
@@ -461,15 +475,14 @@ class ClapPlugin(BeetsPlugin):
                 lambda: search.rank_albums(store, bundle, tq, limit, album_ids)
             )
             self._album_scores.update(ranked)
-            objs = [(lib.get_album(i), s) for i, s in ranked]
-        else:
-            candidates = {i.id for i in lib.items(query)} if query else None
-            ranked = self._searching(
-                lambda: search.rank_items(store, bundle, tq, limit, candidates)
-            )
-            self._scores.update(ranked)
-            objs = [(lib.get_item(i), s) for i, s in ranked]
-        self._print_ranked([(o, s) for o, s in objs if o is not None], opts.score)
+            self._print_ranked(ranked, lib.get_album, opts.score)
+            return
+        candidates = self._candidates(lib, query)
+        ranked = self._searching(
+            lambda: search.rank_items(store, bundle, tq, limit, candidates)
+        )
+        self._scores.update(ranked)
+        self._print_ranked(ranked, lib.get_item, opts.score)
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
         from . import search
@@ -485,8 +498,7 @@ class ClapPlugin(BeetsPlugin):
             lambda: search.rank_similar(store, bundle, seeds, limit)
         )
         self._scores.update(ranked)
-        objs = [(lib.get_item(i), s) for i, s in ranked]
-        self._print_ranked([(o, s) for o, s in objs if o is not None], opts.score)
+        self._print_ranked(ranked, lib.get_item, opts.score)
 
     def _cmd_playlists(self, lib: Library, opts: Any, args: list[str]) -> None:
         if args:
@@ -523,9 +535,7 @@ class ClapPlugin(BeetsPlugin):
 
         def rank(text: str, beets_filter: str | None, size: int) -> list:
             tq = search.embed_query(bundle, text, weight)
-            candidates = (
-                {i.id for i in lib.items(beets_filter)} if beets_filter else None
-            )
+            candidates = self._candidates(lib, beets_filter)
             return search.rank_items(store, bundle, tq, size, candidates)
 
         def entry_for(item_id: int) -> Any:
@@ -639,7 +649,7 @@ class ClapPlugin(BeetsPlugin):
             return
         for work, error in summary.failed:
             self._log.info("not embedded: {}: {}", displayable_path(work.path), error)
-        self._imported.update({w.item_id: w.path for w in todo})
+        self._imported.update(w.item_id for w in todo)
 
     def _on_import_done(self, lib: Library, paths: Any = None) -> None:
         """Refresh the playlists after an import (clap.auto), when the user
@@ -664,7 +674,8 @@ class ClapPlugin(BeetsPlugin):
 
         stats = []
         for item in task.imported_items():
-            if self._imported.pop(item.id, None) is not None:
+            if item.id in self._imported:
+                self._imported.discard(item.id)
                 stats.append((item.id, *file_stat(os.fsdecode(item.path))))
         if stats:
             try:
