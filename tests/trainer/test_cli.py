@@ -1,0 +1,233 @@
+"""The real command line, end to end at toy size on CPU:
+
+fixture data -> 2-rank DDP training under torchrun (4 steps) -> single-process
+--resume latest to step 6 -> export -> the plugin loads the bundle -> evaluate
+prints JSON. Error paths go through the same `main()` in process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.__main__ import main
+
+
+def _trainer(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [
+        json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def test_train_ddp_resume_export_load_evaluate(
+    fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    run, bundle = tmp_path / "run", tmp_path / "bundle"
+    data = str(fixture_data)
+
+    # 1. torchrun, two CPU ranks (gloo), 4 per rank = the tiny config's 8 a step
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "trainer",
+            "train",
+            "--config",
+            "tiny",
+            "--data",
+            data,
+            "--run-dir",
+            str(run),
+            "--max-steps",
+            "4",
+            "--set",
+            "train.batch_size=4",
+        ],
+        env=cli_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "world size 2" in ddp.stdout
+    assert ddp.stdout.count("checkpoint ") == 2  # steps 2 and 4, written by rank 0 only
+    ckpt = torch.load(
+        run / "checkpoints/latest.pt", map_location="cpu", weights_only=False
+    )
+    assert ckpt["step"] == 4
+    assert ckpt["data_state"]["world_size"] == 2
+    assert len(ckpt["rng"]["per_rank"]) == 2
+    assert ckpt["config"]["train"]["batch_size"] == 4
+    assert (run / "config.yaml").is_file()
+
+    # 2. resume in one process to step 6 (the data position is re-split over 1 rank)
+    resumed = _trainer(
+        [
+            "train",
+            "--data",
+            data,
+            "--run-dir",
+            str(run),
+            "--max-steps",
+            "6",
+            "--resume",
+            "latest",
+        ],
+        cli_env,
+        tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from step 4" in resumed.stdout
+    assert "world size 1" in resumed.stdout
+    records = _metrics(run)
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    last = [r for r in records if r["split"] == "train"][-1]
+    assert np.isfinite(last["loss"])
+    assert last["samples_per_s"] > 0
+    # the fixture's corrupt clip was drawn, replaced and counted, never fatal
+    assert last["skipped_clips"] >= 1
+    assert "skipped unreadable clip" in ddp.stdout + resumed.stdout
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == [
+        "step_0000002.pt",
+        "step_0000004.pt",
+        "step_0000006.pt",
+    ]
+
+    # 3. export the run; the plugin loads the bundle and embeds with it
+    exported = _trainer(
+        [
+            "export",
+            "--run-dir",
+            str(run),
+            "--out",
+            str(bundle),
+            "--calibration-data",
+            data,
+        ],
+        cli_env,
+        tmp_path,
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    from beetsplug.clap.model import Bundle
+
+    loaded = Bundle.load(bundle, threads=1)
+    assert loaded.embedding_dim == 16
+    assert loaded.manifest["name"] == "clap-tiny"
+    text = loaded.embed_text(["jazz with piano, no drums", "rock"])
+    assert text.shape == (2, 16)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-3)
+    window = round(loaded.window_seconds * loaded.sample_rate)
+    audio, _tags = loaded.embed_audio(np.zeros((1, window), np.float32) + 0.01)
+    assert audio.shape == (1, 16)
+
+    # 4. evaluate: the last stdout line is the JSON result
+    evaluated = _trainer(
+        ["evaluate", "--bundle", str(bundle), "--data", data], cli_env, tmp_path
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    result = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert result["model"]["embedding_dim"] == 16
+    assert "text_to_music" in result["model"]["results"]["test"]
+
+
+def test_cli_errors_are_one_line(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.pt").write_bytes(b"x")
+    args = [
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        str(fixture_data),
+        "--run-dir",
+        str(run),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: run folder {run} already has checkpoints: pass --resume latest to "
+        "continue it, or choose another --run-dir\n"
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "nope",
+                "--data",
+                "x",
+                "--run-dir",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err.startswith(
+        "error: no config 'nope': give a YAML file or one of "
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "tiny",
+                "--data",
+                str(tmp_path / "none"),
+                "--run-dir",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err == (
+        f"error: data directory {tmp_path / 'none'}: no captions/train.parquet\n"
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "tiny",
+                "--data",
+                str(fixture_data),
+                "--run-dir",
+                str(tmp_path / "c"),
+                "--set",
+                "train.bogus=1",
+            ]
+        )
+        == 2
+    )
+    assert (
+        capsys.readouterr().err == "error: unknown config key(s) in train: ['bogus']\n"
+    )
+    assert not (tmp_path / "c" / "checkpoints").exists()  # nothing written on bad input

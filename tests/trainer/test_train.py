@@ -1,0 +1,262 @@
+"""The training loop, in process: resume identity, run-folder rules, freezing,
+objectives, schedule, metrics."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer import dist
+from trainer.augment import Collator, TextAugmenter, negative_kinds
+from trainer.config import Config
+from trainer.data import ClipDataset, read_split
+from trainer.train import (
+    RunError,
+    TrainStep,
+    build_optimizer,
+    lr_factor,
+    retrieval_metrics,
+    train,
+)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_resumed_run_continues_identically(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """4 steps straight == 2 steps, then --resume latest for 2 more (CPU, fp32,
+    two accumulated micro-batches a step): weights, temperature, optimizer
+    moments and data position all match."""
+    tiny_cfg.train.batch_size, tiny_cfg.train.grad_accum = 4, 2
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny_cfg, fixture_data, straight, stop_after=4, log=_quiet)
+    train(tiny_cfg, fixture_data, split, stop_after=2, log=_quiet)
+    train(tiny_cfg, fixture_data, split, stop_after=4, resume="latest", log=_quiet)
+    a, b = (
+        _load(straight / "checkpoints/latest.pt"),
+        _load(split / "checkpoints/latest.pt"),
+    )
+    assert a["step"] == b["step"] == 4
+    for key, value in a["model"].items():
+        torch.testing.assert_close(
+            value, b["model"][key], atol=1e-6, rtol=1e-5, msg=key
+        )
+    torch.testing.assert_close(
+        a["loss"]["clip.logit_scale"], b["loss"]["clip.logit_scale"]
+    )
+    moments_a = [s["exp_avg"] for s in a["optimizer"]["state"].values()]
+    moments_b = [s["exp_avg"] for s in b["optimizer"]["state"].values()]
+    for x, y in zip(moments_a, moments_b, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-7, rtol=1e-5)
+    assert a["data_state"] == b["data_state"]
+    # the resumed log has each step once, in order, with every metric
+    records = [
+        json.loads(line) for line in (split / "metrics.jsonl").read_text().splitlines()
+    ]
+    train_steps = [r["step"] for r in records if r["split"] == "train"]
+    assert train_steps == [1, 2, 3, 4]
+    needed = {
+        "loss",
+        "infonce",
+        "diss",
+        "lr",
+        "logit_scale",
+        "steps_per_s",
+        "samples_per_s",
+        "skipped_clips",
+        "memory_mb",
+    }
+    assert needed <= set(records[-2 if records[-1]["split"] == "valid" else -1])
+    valid = [r for r in records if r["split"] == "valid"]
+    assert valid
+    assert {"val_loss", "t2a_R@1", "t2a_R@5", "t2a_R@10"} <= set(valid[-1])
+    # lr logged after step 1 is the warm-up's second value (the scheduler has stepped)
+    assert records[0]["lr"] == pytest.approx(tiny_cfg.train.lr * lr_factor(1, 2, 6))
+
+
+def test_run_folder_with_checkpoints_is_never_overwritten(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "step_0000002.pt").write_bytes(b"precious")
+    with pytest.raises(
+        RunError, match=r"already has checkpoints: pass --resume latest"
+    ):
+        train(tiny_cfg, fixture_data, run, stop_after=1, log=_quiet)
+    assert (run / "checkpoints" / "step_0000002.pt").read_bytes() == b"precious"
+    with pytest.raises(RunError, match=r"--resume latest: no checkpoint at"):
+        train(tiny_cfg, fixture_data, tmp_path / "empty", resume="latest", log=_quiet)
+
+
+def test_frozen_parameters_stay_out_of_the_optimizer_and_unchanged(
+    fixture_data: Path, tiny_cfg: Config
+) -> None:
+    from trainer.models import build_model
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.model.text.freeze_layers = 1
+    dist.seed_everything(cfg.train.seed)
+    initial = build_model(cfg.model)
+    step_module = TrainStep(initial, cfg, negative_kinds(cfg))
+    optimizer = build_optimizer(step_module, 1e-3, 0.1)
+    in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    frozen = [n for n, p in initial.named_parameters() if not p.requires_grad]
+    assert any(n.startswith("text.encoder.embeddings") for n in frozen)
+    assert any(".layer.0." in n for n in frozen)
+    assert not any(".layer.1." in n for n in frozen)
+    for name, param in step_module.named_parameters():
+        assert (id(param) in in_optimizer) == param.requires_grad, name
+    decay, no_decay = optimizer.param_groups
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert all(p.ndim < 2 for p in no_decay["params"])
+    assert decay["weight_decay"] == 0.1
+    assert no_decay["weight_decay"] == 0.0
+    assert any(p is step_module.losses["clip"].logit_scale for p in no_decay["params"])
+
+    start = {k: v.clone() for k, v in initial.state_dict().items()}
+    batch = _batch(cfg, fixture_data)
+    for _ in range(2):
+        loss, _parts = step_module(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after = initial.state_dict()
+    for name in frozen:
+        torch.testing.assert_close(after[name], start[name], msg=name)
+    moved = [
+        n
+        for n, p in initial.named_parameters()
+        if p.requires_grad and not torch.equal(after[n], start[n])
+    ]
+    assert any(n.startswith("audio.") for n in moved)
+    assert any(n.startswith("text.encoder.encoder.layer.1.") for n in moved)
+
+
+def _batch(cfg: Config, data: Path) -> dict:
+    from trainer.models.text import build_tokenizer
+
+    kinds = negative_kinds(cfg)
+    clips, _ = read_split(data, "train")
+    ds = ClipDataset(
+        clips, cfg.data, train=True, text_fn=TextAugmenter(cfg.augment, cfg.data, kinds)
+    )
+    collate = Collator(
+        build_tokenizer(cfg.model.text), cfg.model.text.max_tokens, kinds
+    )
+    return collate([ds[i] for i in range(6)])
+
+
+@pytest.mark.parametrize("objective", ["infonce", "triplet", "slap"])
+def test_each_objective_trains_through_one_step(
+    fixture_data: Path, tiny_cfg: Config, objective: str
+) -> None:
+    from trainer.models import build_model
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.loss.objective = objective
+    torch.manual_seed(0)
+    random.seed(0)
+    step = TrainStep(build_model(cfg.model), cfg, negative_kinds(cfg))
+    optimizer = build_optimizer(step, 1e-2, 0.0)
+    batch = _batch(cfg, fixture_data)
+    loss, parts = step(batch)
+    assert torch.isfinite(loss)
+    assert set(parts) == {objective, "diss", "loss"}
+    assert loss.item() == pytest.approx(
+        parts[objective].item() + 0.1 * parts["diss"].item(), rel=1e-5
+    )
+    loss.backward()
+    grads = [p.grad for p in step.model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    before = {k: v.clone() for k, v in step.model.state_dict().items()}
+    optimizer.step()
+    step.after_step(ema=0.5)
+    if objective == "slap":
+        target = step.losses["target"]
+        online = dict(step.model.named_parameters())
+        for name, t in target.named_parameters():
+            expected = 0.5 * before[name] + 0.5 * online[name].detach()
+            torch.testing.assert_close(t, expected, msg=name)
+            assert not t.requires_grad
+
+
+def test_hard_negatives_switch_changes_the_loss(
+    fixture_data: Path, tiny_cfg: Config
+) -> None:
+    from trainer.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(tiny_cfg.model).eval()
+    batch = _batch(tiny_cfg, fixture_data)
+    with_neg = TrainStep(model, tiny_cfg, negative_kinds(tiny_cfg))
+    cfg_off = copy.deepcopy(tiny_cfg)
+    cfg_off.loss.hard_negatives = False
+    without = TrainStep(model, cfg_off, negative_kinds(cfg_off))
+    a, b = with_neg(batch)[1]["infonce"], without(batch)[1]["infonce"]
+    assert with_neg.hard_kinds == ("full", "half", "swap")
+    assert without.hard_kinds == ()
+    assert (
+        a.item() > b.item()
+    )  # extra negative columns can only add to the softmax mass
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
+    assert lr_factor(0, 10, 110) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 110) == pytest.approx(1.0)
+    assert lr_factor(60, 10, 110) == pytest.approx(0.5)
+    assert lr_factor(110, 10, 110) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(110, 10, 110, min_ratio=0.1) == pytest.approx(0.1)
+    values = [lr_factor(s, 10, 110) for s in range(10, 111)]
+    assert all(a >= b for a, b in itertools.pairwise(values))
+
+
+def test_retrieval_metrics_rank_text_to_audio() -> None:
+    eye = torch.eye(12)
+    perfect = retrieval_metrics(eye, eye)
+    assert perfect["t2a_R@1"] == 100.0
+    assert perfect["t2a_median_rank"] == 1.0
+    # each text's own audio is beaten by exactly one other: rank 2 for all
+    shifted = retrieval_metrics(eye, eye.roll(1, dims=0))
+    assert shifted["t2a_R@1"] == 0.0
+    assert shifted["t2a_R@5"] == 100.0
+    assert shifted["t2a_median_rank"] == 2.0
+    half = retrieval_metrics(eye, torch.cat([eye[:6], eye[6:].roll(1, dims=0)]))
+    assert half["t2a_R@1"] == 50.0
+
+
+def test_shipped_configs_load_with_the_documented_recipes() -> None:
+    from trainer.config import load_config
+
+    tiny, default, msd = (
+        load_config(n) for n in ("tiny", "clap_default", "msd_negation")
+    )
+    assert tiny.model.embedding_dim == 16
+    assert tiny.model.text.encoder == "tiny"
+    assert tiny.train.precision == "fp32"
+    assert default.model.audio.pretrained == "MTT_musicnn+MSD_musicnn"
+    assert default.model.audio.freeze_backbone == "full"
+    assert default.model.text.encoder == "minilm"
+    assert default.model.text.freeze_layers > 0
+    assert default.model.embedding_dim == 256
+    assert default.augment.negation
+    assert default.loss.dissimilarity_weight > 0
+    assert msd.data.crop_seconds == 10.0
+    assert msd.augment.negation_prob == 0.6
+    assert msd.model.text.encoder == "bert-base-uncased"
+    assert msd.model.audio.pretrained == ""  # from scratch, as the paper
+    assert msd.train.precision == "bf16"
+    assert 1e-4 <= msd.loss.dissimilarity_weight <= 1e-1

@@ -1,0 +1,172 @@
+"""Command line of the trainer: `python -m trainer {synth,train,evaluate,export}`.
+
+Only argument parsing and dispatch live here; each subcommand's work is in its
+own module (open_clip keeps its library and its trainer apart the same way).
+Errors a user can fix print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+# Subcommands whose modules own their command line (teammates' modules).
+DELEGATED = frozenset({"synth", "evaluate"})
+# Exceptions whose message is meant for the user (one line, no traceback).
+USER_ERRORS = frozenset(
+    {
+        "RunError",
+        "DataError",
+        "ExportError",
+        "BundleError",
+        "CheckpointError",
+        "SynthError",
+    }
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description="Train, evaluate and export the beets-clap audio-text model.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # Listed for --help; their own modules parse their options.
+    sub.add_parser(
+        "synth", help="render the synthetic corpus (exact labels)", add_help=False
+    )
+    train = sub.add_parser(
+        "train",
+        help="train a model (one device, or one process per GPU under torchrun)",
+        description="Train a model. Under torchrun each process runs this command; "
+        "rank 0 writes RUN/.",
+    )
+    train.add_argument(
+        "--config",
+        help="a name in trainer/configs/ (tiny, clap_default, msd_negation) or a YAML "
+        "file; optional with --resume (the run's own config.yaml is used)",
+    )
+    train.add_argument("--data", required=True, type=Path, help="data directory")
+    train.add_argument("--run-dir", required=True, type=Path, help="run folder")
+    train.add_argument(
+        "--max-steps", type=int, help="total optimizer steps (sets train.max_steps)"
+    )
+    train.add_argument(
+        "--resume", metavar="latest|CHECKPOINT", help="continue a run from a checkpoint"
+    )
+    train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override config values, e.g. --set train.lr=3e-4 loss.objective=slap",
+    )
+
+    sub.add_parser(
+        "evaluate",
+        help="retrieval + negation benchmarks of a bundle (last line: JSON)",
+        add_help=False,
+    )
+
+    export = sub.add_parser("export", help="export a run as an int8 ONNX model bundle")
+    export.add_argument("--run-dir", required=True, type=Path, help="run folder or .pt")
+    export.add_argument(
+        "--out", required=True, type=Path, help="bundle folder to write"
+    )
+    export.add_argument("--name", help="bundle name (default: clap-<config name>)")
+    export.add_argument("--version", default="0.1.0", help="bundle version")
+    export.add_argument(
+        "--calibration-data",
+        type=Path,
+        help="data directory whose valid split calibrates int8 (default: synthetic)",
+    )
+    export.add_argument("--max-windows", type=int, default=8)
+    export.add_argument(
+        "--no-quantize", action="store_true", help="ship fp32 graphs (no int8)"
+    )
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from trainer.train import resolve_config, train
+
+    overrides = list(args.overrides)
+    if args.max_steps is not None:
+        overrides.append(f"train.max_steps={args.max_steps}")
+    cfg = resolve_config(args.config, overrides, args.run_dir, args.resume)
+    train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from trainer.config import load_config
+    from trainer.export import calibration_from_data, export_bundle
+
+    run_dir: Path = args.run_dir
+    saved = run_dir / "config.yaml"
+    name = args.name
+    calibration = None
+    if args.calibration_data or not name:
+        cfg = load_config(str(saved)) if saved.is_file() else None
+        name = name or f"clap-{cfg.name if cfg else run_dir.name}"
+        if args.calibration_data:
+            audio_cfg = cfg.model.audio if cfg else None
+            calibration, _ = calibration_from_data(
+                args.calibration_data,
+                sample_rate=audio_cfg.sample_rate if audio_cfg else 16000,
+                window_seconds=audio_cfg.window_seconds if audio_cfg else 3.0,
+            )
+    out = export_bundle(
+        run_dir,
+        args.out,
+        name=name,
+        version=args.version,
+        calibration_audio=calibration,
+        max_windows=args.max_windows,
+        quantize=not args.no_quantize,
+    )
+    print(out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        # synth and evaluate parse their own (larger) option sets, help included.
+        args = argparse.Namespace(command=argv[0])
+    else:
+        args = _parser().parse_args(argv)
+    try:
+        if args.command == "synth":
+            from trainer.synth import main as synth_main
+
+            return synth_main(argv[1:]) or 0
+        if args.command == "evaluate":
+            from trainer.evaluate import main as evaluate_main
+
+            return evaluate_main(argv[1:]) or 0
+        if args.command == "train":
+            return _train(args)
+        return _export(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # Matched by name so that `synth` need not import torch to know them.
+        if (
+            isinstance(exc, FileNotFoundError | ValueError)
+            or type(exc).__name__ in USER_ERRORS
+        ):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
