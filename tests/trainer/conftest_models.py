@@ -74,3 +74,18 @@ def plucked_chords(seconds: float = 3.0) -> np.ndarray:
 def reference_waveforms() -> dict[str, np.ndarray]:
     """The three 3-second clips the musicnn reference outputs were computed on."""
     return {"drums": drum_loop(), "sine": sine_tone(), "chords": plucked_chords()}
+
+
+def calibration_windows() -> np.ndarray:
+    """Eight varied 3-second windows [8, 48000] standing in for real music."""
+    clips = [
+        drum_loop(seed=1),
+        drum_loop(seed=2) * 0.3,
+        plucked_chords(),
+        sine_tone(freq=220.0),
+        sine_tone(freq=1760.0) * 0.2,
+        0.5 * drum_loop(seed=3) + 0.5 * plucked_chords(),
+        0.2 * hash_noise(3 * SAMPLE_RATE, 11),
+        0.7 * plucked_chords()[::-1].copy(),
+    ]
+    return np.stack(clips).astype(np.float32)

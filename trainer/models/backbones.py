@@ -26,8 +26,9 @@ class Backbone(nn.Module):
 
     feature_dim: int
     tag_names: list[str]
-    # Name fragments of submodules whose Conv/Gemm stay float in the int8
-    # export (layers that lose too much at 8 bits or run slower quantized).
+    # Names of submodules (attribute names on the module path) whose
+    # Conv/Gemm stay float in the int8 export: layers that lose too much at
+    # 8 bits or run slower quantized.
     keep_float: tuple[str, ...] = ()
 
     def __init__(self) -> None:
@@ -182,7 +183,7 @@ class MusicnnBackbone(Backbone):
     # per-tensor activation scale (cosine to fp32 fell to ~0.94 quantized,
     # ~0.998 kept float), and the tall k x 1 temporal convolutions on one
     # input channel run slower as QLinearConv than in float. Both are cheap.
-    keep_float = (".midend.", ".temporal.")
+    keep_float = ("midend", "temporal")
 
     def __init__(
         self,

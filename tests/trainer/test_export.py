@@ -1,0 +1,332 @@
+"""Export: a trained run becomes a bundle the plugin loads, with honest parity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from beetsplug.clap.model import Bundle
+from trainer.config import AudioModelConfig, Config, ModelConfig, TextModelConfig
+from trainer.export import (
+    ExportError,
+    ParityThresholds,
+    export_bundle,
+    export_model_bundle,
+    last_eval_metrics,
+)
+from trainer.models import build_model
+from trainer.models.musicnn import MTT_LABELS
+from trainer.models.text import build_tokenizer, tokenize
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest_models import calibration_windows, drum_loop, plucked_chords, sine_tone
+
+WINDOW = 48000
+TEXTS = ["jazz without vocals", "calm piano, no drums", "drums", "a sad cello"]
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished tiny training run: checkpoint, latest.pt, metrics.jsonl."""
+    torch.manual_seed(0)
+    cfg = Config(
+        name="tiny",
+        model=ModelConfig(
+            embedding_dim=8,
+            audio=AudioModelConfig(backbone="cnn", channels=4),
+            text=TextModelConfig(encoder="tiny", max_tokens=16),
+        ),
+    )
+    model = build_model(cfg.model).eval()
+    run_dir = tmp_path_factory.mktemp("run")
+    (run_dir / "checkpoints").mkdir()
+    ckpt = run_dir / "checkpoints" / "step_0000020.pt"
+    state = {"model": model.state_dict(), "step": 20, "config": cfg.to_dict()}
+    torch.save({**state, "data_dir": "/data/synth", "loss": {}}, ckpt)
+    shutil.copyfile(ckpt, run_dir / "checkpoints" / "latest.pt")
+    lines = [
+        {"step": 10, "split": "train", "loss": 2.0},
+        {"step": 10, "split": "valid", "val_loss": 1.9, "t2a_R@10": 30.0},
+        {"step": 20, "split": "train", "loss": 1.5},
+        {"step": 20, "split": "valid", "val_loss": 1.4, "t2a_R@10": 45.0},
+    ]
+    text = "\n".join(json.dumps(r) for r in lines) + "\n"
+    (run_dir / "metrics.jsonl").write_text(text)
+    return run_dir, model
+
+
+@pytest.fixture(scope="module")
+def fp32_bundle(run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / "fp32"
+    export_bundle(
+        run[0],
+        out,
+        name="clap-tiny",
+        version="0.0.1",
+        calibration_audio=calibration_windows(),
+        quantize=False,
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundles") / "int8"
+    export_bundle(
+        run[0],
+        out,
+        name="clap-tiny",
+        version="0.0.1",
+        calibration_audio=calibration_windows(),
+        max_windows=4,
+    )
+    return out
+
+
+def _torch_embeddings(model, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    tok = build_tokenizer(model.config.text)
+    with torch.no_grad():
+        audio = model.encode_audio(torch.from_numpy(windows)).numpy()
+        text = model.encode_text(**tokenize(tok, TEXTS, 16)).numpy()
+    return audio, text
+
+
+def test_fp32_bundle_loads_in_plugin_and_matches_torch(run, fp32_bundle):
+    bundle = Bundle.load(fp32_bundle, threads=1)
+    windows = calibration_windows()
+    audio, text = _torch_embeddings(run[1], windows)
+    got_audio, tags = bundle.embed_audio(windows)
+    assert tags is None
+    assert _cos(audio, got_audio).min() > 0.9999
+    assert _cos(text, bundle.embed_text(TEXTS)).min() > 0.9999
+    parity = bundle.manifest["parity"]
+    assert parity["shipped"] == "onnx_fp32"
+    assert parity["audio_cosine_min"] > 0.9999
+    assert "onnx_int8" not in parity["audio"]
+
+
+def test_int8_bundle_loads_and_records_its_parity(run, int8_bundle):
+    bundle = Bundle.load(int8_bundle, threads=1)
+    windows = calibration_windows()
+    audio, text = _torch_embeddings(run[1], windows)
+    audio_cos = _cos(audio, bundle.embed_audio(windows)[0])
+    text_cos = _cos(text, bundle.embed_text(TEXTS))
+    assert audio_cos.min() > 0.98
+    assert text_cos.min() > 0.96
+    parity = bundle.manifest["parity"]
+    assert parity["shipped"] == "onnx_int8"
+    # The manifest's figure is what the plugin really gets on those windows.
+    assert parity["audio_cosine_min"] == pytest.approx(audio_cos.min(), abs=1e-4)
+    assert parity["audio"]["onnx_fp32"]["min"] > 0.9999
+    assert parity["text"]["onnx_int8"]["min"] >= 0.96
+    assert parity["calibration"] == {"audio": "given", "windows": 8, "texts": 13}
+
+
+def _weight_kinds(path: Path) -> dict[str, str]:
+    """For each Conv/Gemm/MatMul node: "int8" if its weight comes dequantized
+    from an int8 initialiser, "float" if straight from a float one."""
+    graph = onnx.load(str(path)).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    dtype = {i.name: i.data_type for i in graph.initializer}
+    kinds = {}
+    for node in graph.node:
+        if node.op_type not in {"Conv", "Gemm", "MatMul"}:
+            continue
+        for name in node.input[:2]:
+            source = producer.get(name)
+            if dtype.get(name) == onnx.TensorProto.FLOAT:
+                kinds[node.name] = "float"  # a float weight read directly
+            elif (
+                source is not None
+                and source.op_type == "DequantizeLinear"
+                and dtype.get(source.input[0]) == onnx.TensorProto.INT8
+            ):
+                kinds[node.name] = "int8"  # int8 weights (activations are uint8)
+    return kinds
+
+
+def test_int8_graphs_are_static_qdq_audio_and_dynamic_text(int8_bundle):
+    audio = onnx.load(str(int8_bundle / "audio.onnx")).graph
+    ops = {n.op_type for n in audio.node}
+    assert "QuantizeLinear" in ops
+    assert "ConvInteger" not in ops  # dynamic conv quantization: ~7x slower
+    kinds = _weight_kinds(int8_bundle / "audio.onnx")
+    frontend = {k: v for k, v in kinds.items() if "/frontend/" in k}
+    backbone = {k: v for k, v in kinds.items() if "/backbone/" in k}
+    assert len(frontend) == 2  # STFT conv and mel matmul stay float
+    assert set(frontend.values()) == {"float"}
+    assert len(backbone) == 4  # the four conv blocks, quantized
+    assert set(backbone.values()) == {"int8"}
+    text_ops = {n.op_type for n in onnx.load(str(int8_bundle / "text.onnx")).graph.node}
+    assert "MatMulInteger" in text_ops or "DynamicQuantizeMatMul" in text_ops
+
+
+def test_manifest_follows_the_bundle_contract(int8_bundle):
+    manifest = json.loads((int8_bundle / "manifest.json").read_text())
+    assert manifest["format"] == 1
+    assert manifest["name"] == "clap-tiny"
+    assert manifest["version"] == "0.0.1"
+    assert manifest["embedding_dim"] == 8
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((int8_bundle / name).read_bytes()).hexdigest() == digest
+        assert manifest["sizes"][name] == (int8_bundle / name).stat().st_size
+    assert set(manifest["files"]) == {"audio.onnx", "text.onnx", "tokenizer.json"}
+    audio = manifest["audio"]
+    assert audio["file"] == "audio.onnx"
+    assert audio["sample_rate"] == 16000
+    assert audio["window_seconds"] == 3.0
+    assert audio["max_windows"] == 4
+    assert "tags" not in audio  # a CNN from scratch tags nothing
+    assert manifest["text"] == {
+        "file": "text.onnx",
+        "tokenizer": "tokenizer.json",
+        "max_tokens": 16,
+        "quantization": "dynamic int8, per-channel",
+    }
+    training = manifest["training"]
+    assert training["metrics"] == {"step": 20, "val_loss": 1.4, "t2a_R@10": 45.0}
+    assert training["step"] == 20
+    assert training["data"] == "/data/synth"
+    assert training["recipe"] == "tiny"
+    assert training["config"]["model"]["embedding_dim"] == 8
+    tokenizer = json.loads((int8_bundle / "tokenizer.json").read_text())
+    assert tokenizer["padding"] is None
+    assert tokenizer["truncation"] is None
+
+
+def test_audio_graph_takes_any_batch_and_length(run, fp32_bundle):
+    sess = ort.InferenceSession(
+        str(fp32_bundle / "audio.onnx"), providers=["CPUExecutionProvider"]
+    )
+    long = np.stack(
+        [
+            np.concatenate([drum_loop(), plucked_chords(), sine_tone(0.5)]),
+            np.concatenate([sine_tone(), drum_loop(), drum_loop(0.5)]),
+        ]
+    )
+    (got,) = sess.run(["embedding"], {"waveform": long})
+    with torch.no_grad():
+        expected = run[1].encode_audio(torch.from_numpy(long)).numpy()
+    assert got.shape == (2, 8)
+    assert _cos(expected, got).min() > 0.9999
+
+
+def test_failed_parity_leaves_the_previous_bundle_alone(run, fp32_bundle, tmp_path):
+    out = tmp_path / "bundle"
+    shutil.copytree(fp32_bundle, out)
+    before = (out / "manifest.json").read_bytes()
+    with pytest.raises(
+        ExportError, match=r"audio ONNX fp32 cosine 1\.0000 < required 1\.5"
+    ):
+        export_bundle(
+            run[0],
+            out,
+            name="clap-tiny",
+            version="0.0.2",
+            calibration_audio=calibration_windows()[:2],
+            quantize=False,
+            thresholds=ParityThresholds(audio_fp32=1.5),
+        )
+    assert (out / "manifest.json").read_bytes() == before
+    Bundle.load(out)  # still valid
+
+
+@pytest.mark.parametrize(
+    ("audio", "message"),
+    [
+        (np.zeros((2, 1000), np.float32), r"must be \[N, 48000\] windows or 1-D"),
+        (np.zeros(100, np.float32), r"shorter than one window"),
+        (np.full((1, WINDOW), np.nan, np.float32), r"contains NaN or inf"),
+    ],
+)
+def test_bad_calibration_audio_is_refused_up_front(run, tmp_path, audio, message):
+    with pytest.raises(ExportError, match=message):
+        export_model_bundle(
+            run[1],
+            Config(model=run[1].config),
+            tmp_path / "never",
+            name="x",
+            version="0",
+            calibration_audio=audio,
+        )
+    assert not (tmp_path / "never").exists()
+
+
+def test_last_eval_metrics_reads_the_last_validation(tmp_path):
+    assert last_eval_metrics(tmp_path) == {}
+    lines = [
+        '{"step": 5, "split": "valid", "t2a_R@1": 1.0, "note": "x"}',
+        "not json",
+        '{"step": 6, "split": "train", "loss": 3.0}',
+        '{"step": 7, "kind": "eval", "t2a_R@1": 2.5, "nan": NaN}',
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
+    assert last_eval_metrics(tmp_path) == {"step": 7, "t2a_R@1": 2.5}
+
+
+def test_musicnn_export_carries_mtt_tags(tmp_path):
+    """Pretrained tagger in the bundle: `tags` output, names in the manifest."""
+    torch.manual_seed(0)
+    cfg = Config(
+        model=ModelConfig(
+            embedding_dim=8,
+            audio=AudioModelConfig(
+                backbone="musicnn",
+                pretrained="MTT_musicnn",
+                emit_tags=True,
+                features="tags",
+            ),
+            text=TextModelConfig(encoder="tiny", max_tokens=16),
+        )
+    )
+    model = build_model(cfg.model).eval()
+    windows = calibration_windows()
+    out = export_model_bundle(
+        model,
+        cfg,
+        tmp_path / "b",
+        name="tagger",
+        version="0",
+        calibration_audio=windows,
+    )
+    bundle = Bundle.load(out, threads=1)
+    assert bundle.tag_names == MTT_LABELS
+    _, tags = bundle.embed_audio(windows[:3])
+    with torch.no_grad():
+        ref = model.audio_tags(torch.from_numpy(windows[:3])).numpy()
+    assert tags.shape == (3, 50)
+    assert np.abs(tags - ref).max() < 0.05
+    drums = MTT_LABELS.index("drums")
+    assert tags[0, drums] > 3 * tags[2, drums]  # drum loop vs chords
+    quant = bundle.manifest["audio"]["quantization"]
+    assert quant.endswith("float: log-mel front end, midend, temporal")
+    # The mid-end and the temporal convolutions stay float, the timbral ones
+    # and the dense layers are int8.
+    kinds = _weight_kinds(out / "audio.onnx")
+    groups: dict[str, set[str]] = {}
+    for name, kind in kinds.items():
+        for part in ("midend", "temporal", "timbral", "dense", "frontend"):
+            if f"/{part}" in name:
+                groups.setdefault(part, set()).add(kind)
+    assert groups == {
+        "midend": {"float"},
+        "temporal": {"float"},
+        "frontend": {"float"},
+        "timbral": {"int8"},
+        "dense": {"int8"},
+    }
