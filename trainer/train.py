@@ -664,12 +664,15 @@ def _train(
     step_module.train()
     window_start, window_steps = time.perf_counter(), 0
     sums: dict[str, torch.Tensor] = {}
+    reported: set[str] = set()
     while step < end:
         for micro in range(tc.grad_accum):
             batch = next(batches)
             skipped_total += batch["skipped"]
-            for reason in batch["skip_reasons"][:3]:
-                log(f"rank {ctx.rank}: skipped unreadable clip: {reason}")
+            for reason in batch["skip_reasons"]:
+                if reason not in reported:  # once per file: epochs redraw it
+                    reported.add(reason)
+                    log(f"rank {ctx.rank}: skipped unreadable clip: {reason}")
             batch = _to_device(batch, ctx.device)
             sync = micro == tc.grad_accum - 1 or not ctx.distributed
             with contextlib.nullcontext() if sync else wrapped.no_sync():
