@@ -152,7 +152,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"unknown config key(s) in {where or 'config'}: {sorted(unknown)}")
+        place = where or "config"
+        raise ValueError(f"unknown config key(s) in {place}: {sorted(unknown)}")
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]

@@ -75,7 +75,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "presence": PRESENCE,
 }
 
-TERM_KIND: dict[str, str] = {term: kind for kind, terms in KINDS.items() for term in terms}
+TERM_KIND: dict[str, str] = {
+    term: kind for kind, terms in KINDS.items() for term in terms
+}
 
 # Terms whose negation is meaningful as "absent from the audio".
 NEGATABLE: tuple[str, ...] = STYLES + INSTRUMENTS + PRESENCE
