@@ -175,6 +175,33 @@ def test_musicnn_freeze_levels():
 
 
 @pytest.mark.parametrize(
+    ("features", "emit_tags"),
+    [("penultimate", False), ("pooled", True), ("penultimate+tags", True)],
+)
+def test_every_trainable_parameter_gets_a_gradient(features, emit_tags, tokenizer):
+    """No parameter is left without a gradient (DDP's unused-parameter error),
+    and a tag head the loss never reads keeps its pretrained statistics."""
+    cfg = tiny_config(
+        backbone="musicnn",
+        pretrained="MTT_musicnn",
+        features=features,
+        emit_tags=emit_tags,
+    )
+    model = build_model(cfg).train()
+    head = model.audio.backbone.nets["MTT_musicnn"]
+    wave = torch.from_numpy(np.stack([drum_loop(), plucked_chords()]))
+    audio = model.encode_audio(wave)  # batch of 2: BatchNorm1d trains on > 1
+    text = model.encode_text(**tokenize(tokenizer, ["drums", "piano"], 16))
+    (audio * text).sum().backward()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable
+    assert [n for n, p in trainable.items() if p.grad is None] == []
+    assert head.output.weight.requires_grad == ("tags" in features)
+    assert head.dense.weight.requires_grad == (features != "pooled")
+    assert head.dense_bn.training == (features != "pooled")
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"backbone": "vgg"}, r"unknown audio backbone 'vgg': choose cnn, resnet"),
@@ -310,6 +337,7 @@ def test_minilm_loads_offline_and_ranks_related_text_higher(monkeypatch):
     sims = pooled @ pooled.T
     assert sims[0, 1] > sims[0, 2] + 0.1
     assert sum(p.numel() for p in tower.encoder.parameters()) > 20_000_000
+    assert tower.encoder.pooler is None  # unused by mean pooling: not built
 
 
 # ------------------------------------------------------------------- checkpoints

@@ -37,7 +37,7 @@ class Backbone(nn.Module):
         self._frozen: list[nn.Module] = []
 
     def frozen_parts(self, level: str) -> list[nn.Module]:
-        """Modules to freeze at `level` ("partial" | "full"); subclasses refine."""
+        """Modules to freeze at `level`; subclasses refine "partial"."""
         return [self] if level == "full" else []
 
     def freeze(self, level: str) -> None:
@@ -46,7 +46,7 @@ class Backbone(nn.Module):
                 f"freeze_backbone must be one of {', '.join(FREEZE_CHOICES)}, "
                 f"not {level!r}"
             )
-        self._frozen = [] if level == "none" else self.frozen_parts(level)
+        self._frozen = self.frozen_parts(level)
         for module in self._frozen:
             module.requires_grad_(False)
         self._hold_frozen_in_eval()
@@ -173,7 +173,9 @@ class MusicnnBackbone(Backbone):
     features: which musicnn outputs feed the projection, '+'-joined:
       "penultimate" (200 per net), "pooled" (1506), "tags" (50 probabilities).
     emit_tags: expose tag probabilities as `tags` — the MTT net's when it is
-      there (presence words a query can negate), else the MSD net's.
+      there (presence words a query can negate), else the MSD net's. They
+      stay the pretrained tagger's only while its layers are frozen: with
+      freeze "none"/"partial" fine-tuning moves them too.
     freeze: "partial" fixes musicnn's own front end (input BN, timbral and
       temporal convolutions) and trains the mid- and back-end; "full" fixes all.
     """
@@ -229,12 +231,20 @@ class MusicnnBackbone(Backbone):
         self.tag_names = list(LABELS[self.tag_source]) if emit_tags else []
 
     def frozen_parts(self, level: str) -> list[nn.Module]:
-        if level == "partial":
-            parts: list[nn.Module] = []
-            for net in self.nets.values():
+        if level == "full":
+            return [self]
+        parts: list[nn.Module] = []
+        for net in self.nets.values():
+            if level == "partial":
                 parts += [net.input_bn, net.timbral, net.temporal]
-            return parts
-        return super().frozen_parts(level)
+            # Heads the features never read get no gradient: frozen, they
+            # stay out of DDP's unused-parameter check, and a tag head that
+            # only feeds `tags` keeps its pretrained statistics.
+            if "tags" not in self.features:
+                parts.append(net.output)
+                if "penultimate" not in self.features:
+                    parts += [net.pool_bn, net.dense, net.dense_bn]
+        return parts
 
     def forward(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:
         # musicnn's patch for S samples is S // hop frames (librosa's

@@ -9,8 +9,9 @@ in seconds. Anything else is passed to `from_pretrained` as a path or name.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from torch import nn
 from trainer.config import TextModelConfig
 
 POOLING_CHOICES = ("mean", "cls")
+# Encoders whose constructor takes add_pooling_layer.
+_POOLER_MODELS = {"bert", "roberta", "xlm-roberta", "camembert", "electra", "mpnet"}
 # Small enough for CPU tests, large enough to learn a toy task.
 TINY_BERT = {
     "hidden_size": 16,
@@ -117,13 +120,33 @@ def build_encoder(text_cfg: TextModelConfig, *, load_weights: bool = True) -> nn
         return BertModel(config, add_pooling_layer=False)
     source = str(minilm_path()) if text_cfg.encoder == "minilm" else text_cfg.encoder
     local = text_cfg.encoder == "minilm" or Path(source).exists()
+    config = AutoConfig.from_pretrained(source, local_files_only=local)
+    # BERT-likes carry a pooler that mean/CLS pooling never reads: without
+    # it no parameter is unused (DDP) and none is exported.
+    extra = {"add_pooling_layer": False} if config.model_type in _POOLER_MODELS else {}
     if not load_weights:
-        config = AutoConfig.from_pretrained(source, local_files_only=local)
-        config._attn_implementation = "eager"
-        return AutoModel.from_config(config, attn_implementation="eager")
-    return AutoModel.from_pretrained(
-        source, local_files_only=local, attn_implementation="eager"
-    )
+        return AutoModel.from_config(config, attn_implementation="eager", **extra)
+    with _quiet_transformers():  # the dropped pooler is reported as "UNEXPECTED"
+        return AutoModel.from_pretrained(
+            source, local_files_only=local, attn_implementation="eager", **extra
+        )
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and progress bar, then restore them."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def make_projection(kind: str, in_dim: int, out_dim: int) -> nn.Module:
