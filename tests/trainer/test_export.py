@@ -330,3 +330,18 @@ def test_musicnn_export_carries_mtt_tags(tmp_path):
         "timbral": {"int8"},
         "dense": {"int8"},
     }
+
+
+def test_calibration_windows_come_from_a_data_directory(tmp_path):
+    from trainer.data import write_fixture
+    from trainer.export import calibration_from_data
+
+    data = write_fixture(tmp_path / "data", n=8, seconds=(1.5, 4.0))
+    windows, texts = calibration_from_data(data, split="valid", n_windows=8)
+    assert windows.dtype == np.float32
+    assert windows.shape == (len(texts), WINDOW)
+    assert len(texts) >= 1
+    assert all(isinstance(t, str) and t for t in texts)
+    assert (np.abs(windows).max(axis=1) > 0.1).all()  # music, not padding
+    few, _ = calibration_from_data(data, split="train", n_windows=1)
+    assert few.shape == (1, WINDOW)
