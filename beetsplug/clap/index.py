@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .audio import AudioError, load_windows, pool_embeddings
@@ -25,6 +28,11 @@ if TYPE_CHECKING:
 AHEAD_PER_JOB = 4
 
 Progress = Callable[[int, int], None]
+# decode()'s arguments: item id, path, sample rate, window seconds, windows.
+DecodeArgs = tuple[int, str, int, float, int]
+CRASH_ERROR = "decoder crashed on this file"
+# beets' logger (str.format-style placeholders).
+Log = logging.Logger | logging.LoggerAdapter
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,19 @@ class Decoded:
     error: str | None
     mtime: float
     size: int
+    spool: str | None = None  # .npy file holding the windows (from workers)
+
+    def unspooled(self) -> Decoded:
+        """The windows read back from the worker's spool file (deleted)."""
+        if self.spool is None:
+            return self
+        import numpy as np
+
+        try:
+            windows = np.load(self.spool)
+        finally:
+            os.unlink(self.spool)
+        return replace(self, windows=windows, spool=None)
 
 
 def file_stat(path: str) -> tuple[float, int]:
@@ -125,6 +146,30 @@ def decode(
     return Decoded(item_id, windows, None, mtime, size)
 
 
+def decode_spooled(spool_dir: str, *args: Any) -> Decoded:
+    """Worker entry point: decode, and hand the windows over in a file.
+
+    Results then cross the pipe as a few hundred bytes, which a pipe writes
+    atomically: a worker killed mid-answer (a crash, the OOM killer) cannot
+    leave half a message that would hang the pool's reader for ever.
+    """
+    import numpy as np
+
+    decoded = decode(*args)
+    if decoded.windows is None:
+        return decoded
+    path = os.path.join(spool_dir, f"{decoded.item_id}.npy")
+    np.save(path, decoded.windows)
+    return replace(decoded, windows=None, spool=path)
+
+
+def _spool_dir() -> str:
+    """A private folder for decoded windows, in RAM where Linux offers it."""
+    shm = "/dev/shm"
+    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    return tempfile.mkdtemp(prefix="beets-clap-", dir=base)
+
+
 def _worker_init() -> None:
     """Workers leave Ctrl-C to the main process (which rolls back cleanly)
     and keep libmpg123's resync notes off the user's terminal."""
@@ -132,23 +177,6 @@ def _worker_init() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-
-
-def _bounded_map(
-    executor: Executor,
-    fn: Callable[..., Decoded],
-    jobs: Iterable[tuple[Any, ...]],
-    ahead: int,
-) -> Iterator[Decoded]:
-    """Like executor.map, in order, but with at most `ahead` tasks queued,
-    so a slow consumer does not pile decoded audio up in memory."""
-    pending: deque = deque()
-    for args in jobs:
-        pending.append(executor.submit(fn, *args))
-        if len(pending) >= ahead:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def _pool_context() -> Any:
@@ -160,8 +188,78 @@ def _pool_context() -> Any:
     )
 
 
+def _executor(jobs: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        jobs, mp_context=_pool_context(), initializer=_worker_init
+    )
+
+
+def _isolated(spool_dir: str, args: DecodeArgs) -> Decoded:
+    """Decode one file in a process of its own, so that a decoder crash
+    marks that file as failed instead of stopping the run."""
+    with _executor(1) as executor:
+        try:
+            return executor.submit(decode_spooled, spool_dir, *args).result()
+        except BrokenProcessPool:
+            mtime, size = file_stat(args[1])
+            return Decoded(args[0], None, CRASH_ERROR, mtime, size)
+
+
+def _pooled(
+    args: Sequence[DecodeArgs], jobs: int, log: Log | None = None
+) -> Iterator[Decoded]:
+    """Decode in `jobs` processes, yielding in order, with at most
+    AHEAD_PER_JOB tasks per worker queued so that decoded audio does not
+    pile up while the model runs.
+
+    A worker that dies (a decoder crash, the OOM killer) breaks the pool:
+    the files that were in flight are decoded again one by one, in
+    processes of their own, and the rest goes on in a new pool.
+    """
+    queue = deque(args)
+    spool_dir = _spool_dir()
+    try:
+        yield from _pooled_in(queue, jobs, spool_dir, log)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _pooled_in(
+    queue: deque[DecodeArgs], jobs: int, spool_dir: str, log: Log | None
+) -> Iterator[Decoded]:
+    """_pooled's loop: one pool, then a new one after each breakage."""
+    while queue:
+        executor = _executor(jobs)
+        pending: deque[tuple[DecodeArgs, Future[Decoded]]] = deque()
+        try:
+            while queue or pending:
+                try:
+                    while queue and len(pending) < AHEAD_PER_JOB * jobs:
+                        future = executor.submit(decode_spooled, spool_dir, *queue[0])
+                        pending.append((queue.popleft(), future))
+                    result = pending[0][1].result()
+                except BrokenProcessPool:
+                    if log is not None:
+                        log.warning(
+                            "a decoding process died; decoding {} file(s) one by one",
+                            len(pending),
+                        )
+                    for item, _ in pending:
+                        yield _isolated(spool_dir, item).unspooled()
+                    pending.clear()
+                    break
+                pending.popleft()
+                yield result.unspooled()
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
 def decoded_stream(
-    todo: Sequence[Work], bundle: Bundle, max_windows: int, jobs: int
+    todo: Sequence[Work],
+    bundle: Bundle,
+    max_windows: int,
+    jobs: int,
+    log: Log | None = None,
 ) -> Iterator[Decoded]:
     """Decoded items in `todo` order, in `jobs` worker processes (or here)."""
     args = [
@@ -173,13 +271,7 @@ def decoded_stream(
         for a in args:
             yield decode(*a)
         return
-    executor = ProcessPoolExecutor(
-        jobs, mp_context=_pool_context(), initializer=_worker_init
-    )
-    try:
-        yield from _bounded_map(executor, decode, args, AHEAD_PER_JOB * jobs)
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    yield from _pooled(args, jobs, log)
 
 
 def embed_batch(
@@ -225,7 +317,7 @@ def run(
     batch_size: int = 32,
     max_windows: int | None = None,
     progress: Progress | None = None,
-    log: logging.Logger | logging.LoggerAdapter | None = None,
+    log: Log | None = None,
 ) -> Summary:
     """Embed `todo` and store the vectors, one transaction per batch.
 
@@ -253,7 +345,7 @@ def run(
 
     if progress and todo:
         progress(0, len(todo))
-    stream = decoded_stream(todo, bundle, windows, jobs)
+    stream = decoded_stream(todo, bundle, windows, jobs, log)
     for done_count, decoded in enumerate(stream, start=1):
         batch.append(decoded)
         if len(batch) >= batch_size:

@@ -48,6 +48,10 @@ def _beets_dir(tmp_path: Path, bundle: Path, **clap: object) -> Path:
 
 
 def _library(beetsdir: Path, files: list[Path]) -> None:
+    from beets import config
+
+    # A new database gets beets' migrations; skip their backup copies.
+    config["create_backup_before_migrations"] = False
     lib = Library(str(beetsdir / "library.db"))
     for i, path in enumerate(files):
         item = Item(
@@ -185,6 +189,42 @@ def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
     assert rerun.returncode == 0, err
     assert out.strip().splitlines()[-1] == (
         f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
+    )
+    assert _consistent(db) == (n, n)
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of `pid`, from /proc."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find workers")
+def test_a_dying_decoder_process_does_not_stop_the_run(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    n = 200
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
+    _library(beetsdir, _many_files(tmp_path / "music", n))
+    db = beetsdir / "library.db"
+    proc = _beet(beetsdir, "clap-index")
+    _wait_for_rows(db, proc)
+    # beet -> forkserver -> decoding workers: kill one worker.
+    workers = [w for child in _children(proc.pid) for w in _children(child)]
+    assert workers, "no decoding worker found"
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "a decoding process died; decoding" in err
+    assert out.strip().splitlines()[-1] == (
+        f"clap-index: embedded {n}, unchanged 0, failed 0"
     )
     assert _consistent(db) == (n, n)
 
