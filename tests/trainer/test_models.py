@@ -95,6 +95,19 @@ def test_frontend_stays_finite_at_full_scale():
     assert out.max() > 4  # really loud: log10(1e4 * power) territory
 
 
+def test_frontend_computes_in_float32_under_fp16_autocast():
+    # fp16 training must not overflow the STFT power (it gave NaN losses).
+    loud = torch.from_numpy(np.sign(hash_noise(WINDOW, 3)))[None]
+    frontend = LogMelFrontend()
+    with torch.no_grad():
+        reference = frontend(loud)
+        with torch.autocast("cpu", dtype=torch.float16):
+            out = frontend(loud)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, reference)
+
+
 def test_frontend_batches_independently():
     frontend = LogMelFrontend()
     a, b = torch.from_numpy(drum_loop()), torch.from_numpy(sine_tone())

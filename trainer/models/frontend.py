@@ -84,7 +84,11 @@ class LogMelFrontend(nn.Module):
         return torch.matmul(self.mel_matrix, power)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        mel = self.power_mel(waveform)
-        # log10(scale * x + 1) via the natural log: ONNX has Log, not Log10.
-        logmel = torch.log(mel * self.log_scale + 1.0) * (1.0 / math.log(10.0))
+        # Always float32, even under fp16/bf16 autocast: squared STFT
+        # magnitudes times 10000 overflow float16 (the musicnn trap of
+        # design.md), and the backbone expects musicnn's float32 features.
+        with torch.autocast(waveform.device.type, enabled=False):
+            mel = self.power_mel(waveform)
+            # log10(scale * x + 1) via the natural log: ONNX has Log, not Log10.
+            logmel = torch.log(mel * self.log_scale + 1.0) * (1.0 / math.log(10.0))
         return logmel.unsqueeze(1)
