@@ -20,6 +20,9 @@ DEFAULT_NEGATION_WEIGHT = 0.5
 # surface tracks ranked a little lower by the whole-query similarity.
 POOL_FACTOR = 4
 MIN_POOL = 256
+# Albums scored exactly for -a, of those the track pool touches.
+ALBUM_POOL_FACTOR = 3
+MIN_ALBUMS = 30
 
 
 class SearchError(Exception):
@@ -179,9 +182,16 @@ def rank_albums(
         candidates = [
             i for members in store.album_members(album_ids).values() for i in members
         ]
-    # Albums touched by the best tracks, then all their tracks scored.
-    pool_ids, _ = _pool(store, query.vector, limit * 8, candidates)
-    members = store.album_members(set(store.albums_of(pool_ids.tolist()).values()))
+    # Albums of the tracks nearest to the whole text, in order of their
+    # best track, then every track of the first few scored exactly.
+    size = _pool_size(limit)
+    if candidates is not None and len(candidates) <= size:
+        pool = list(candidates)
+    else:
+        pool = [i for i, _ in store.knn(query.vector, size, candidates)]
+    album_of = store.albums_of(pool)
+    nearest = list(dict.fromkeys(album_of[i] for i in pool if i in album_of))
+    members = store.album_members(nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)])
     ids, mat = store.vectors(i for m in members.values() for i in m)
     score_of = dict(zip(ids.tolist(), query.score(mat).tolist(), strict=True))
     albums, scores = [], []
