@@ -122,6 +122,12 @@ class TrainConfig:
     eval_every: int = 1000
     log_every: int = 10
     grad_clip: float = 1.0
+    # With a fully frozen audio backbone, compute its features once for
+    # `cache_crops` fixed crops of each clip and train the heads on them
+    # (trainer/features.py); the cache goes to cache_dir (default DATA/cache).
+    cache_features: bool = False
+    cache_crops: int = 4
+    cache_dir: str = ""
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio (trainer-core)
     keep_checkpoints: int = 3  # step_*.pt kept besides latest.pt; 0 = all
 

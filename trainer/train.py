@@ -34,6 +34,7 @@ from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds, tokenize
 from trainer.config import Config, apply_overrides, from_dict, load_config
 from trainer.data import ClipDataset, DataError, collate_eval, read_split
+from trainer.features import CachedClipDataset
 from trainer.losses import (
     ClipLoss,
     DissimilarityLoss,
@@ -438,6 +439,46 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _feature_cache(
+    model: nn.Module,
+    cfg: Config,
+    data_dir: Path,
+    train_clips: list[Any],
+    valid_clips: list[Any],
+    ctx: dist.DistContext,
+    log: Log,
+) -> tuple[Any, Any]:
+    """Frozen-backbone features of both splits; rank 0 builds, the others read.
+
+    Switches the audio tower to take features, so every later forward pass
+    (training, validation, the SLAP target) skips the frozen backbone.
+    """
+    from trainer.features import build_features, can_cache
+
+    if not can_cache(cfg):
+        raise RunError(
+            "train.cache_features needs model.audio.freeze_backbone: full "
+            f"(it is {cfg.model.audio.freeze_backbone!r})"
+        )
+    cache_dir = Path(cfg.train.cache_dir) if cfg.train.cache_dir else data_dir / "cache"
+    say = log if ctx.is_main else (lambda _m: None)
+    result = []
+    for rank_turn in (True, False):  # rank 0 writes first, then the rest read
+        if ctx.is_main == rank_turn:
+            result = [
+                build_features(model.audio, clips, cfg, crops, cache_dir, log=say)
+                if clips
+                else None
+                for clips, crops in (
+                    (train_clips, cfg.train.cache_crops),
+                    (valid_clips, cfg.data.eval_crops),
+                )
+            ]
+        dist.barrier()
+    model.audio.takes_features = True
+    return result[0], result[1]
+
+
 def train(
     cfg: Config,
     data_dir: Path | str,
@@ -600,13 +641,25 @@ def _train(
             with metrics_file.open("a") as f:
                 f.write(json.dumps(values) + "\n")
 
-    train_ds = ClipDataset(
-        train_clips,
-        cfg.data,
-        train=True,
-        text_fn=TextAugmenter(cfg.augment, cfg.data, kinds),
-        seed=tc.seed,
-    )
+    train_features = valid_features = None
+    if tc.cache_features:
+        train_features, valid_features = _feature_cache(
+            model, cfg, data_dir, train_clips, valid_clips, ctx, log
+        )
+    text_fn = TextAugmenter(cfg.augment, cfg.data, kinds)
+    if train_features is not None:
+        train_ds: ClipDataset = CachedClipDataset(
+            train_clips,
+            train_features,
+            cfg.data,
+            train=True,
+            text_fn=text_fn,
+            seed=tc.seed,
+        )
+    else:
+        train_ds = ClipDataset(
+            train_clips, cfg.data, train=True, text_fn=text_fn, seed=tc.seed
+        )
     sampler = ResumableSampler(
         train_ds,
         num_replicas=ctx.world_size,
@@ -620,7 +673,11 @@ def _train(
     batches = _micro_batches(train_ds, sampler, collate, cfg, position, pin)
     valid_loader = None
     if valid_clips:
-        valid_ds = ClipDataset(valid_clips, cfg.data, train=False)
+        valid_ds = (
+            CachedClipDataset(valid_clips, valid_features, cfg.data, train=False)
+            if valid_features is not None
+            else ClipDataset(valid_clips, cfg.data, train=False)
+        )
         valid_sampler = (
             DistributedSampler(
                 valid_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=False

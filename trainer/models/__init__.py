@@ -100,6 +100,9 @@ class AudioTower(nn.Module):
         self.projection = make_projection(
             projection, self.backbone.feature_dim, embedding_dim
         )
+        # Set by training on a frozen-backbone feature cache (trainer.features):
+        # inputs are then backbone features [B, F], not waveforms.
+        self.takes_features = False
 
     @property
     def tag_names(self) -> list[str]:
@@ -149,6 +152,8 @@ class ClapModel(nn.Module):
         self, waveform: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Unit embeddings [B, D] and tag probabilities [B, T] (or None) in one pass."""
+        if self.audio.takes_features:
+            return F.normalize(self.audio.projection(waveform), dim=-1), None
         out = self.audio(pad_to_window(waveform, self.audio.window_samples))
         return F.normalize(out["embedding"], dim=-1), out.get("tags")
 

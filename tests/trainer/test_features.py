@@ -1,0 +1,96 @@
+"""The frozen-backbone feature cache: same training signal, computed once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.config import Config
+from trainer.data import read_split
+from trainer.features import build_features, cache_key
+from trainer.models import build_model
+from trainer.train import RunError, train
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _frozen(cfg: Config, tmp_path: Path) -> Config:
+    cfg.model.audio.freeze_backbone = "full"
+    cfg.train.cache_features = True
+    cfg.train.cache_crops = 3
+    cfg.train.cache_dir = str(tmp_path / "cache")
+    return cfg
+
+
+def test_cached_features_equal_the_backbone_on_the_same_crops(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    cfg = _frozen(tiny_cfg, tmp_path)
+    clips, _ = read_split(fixture_data, "valid")
+    model = build_model(cfg.model).eval()
+    features = build_features(model.audio, clips, cfg, 3, tmp_path, log=_quiet)
+    assert features.shape[:2] == (len(clips), 3)
+    assert np.isfinite(features).all()
+    # Projecting a cached crop gives the embedding of that crop's waveform.
+    from trainer.features import _clip_windows
+
+    windows = _clip_windows(clips[0], 16000, cfg.model.audio.window_seconds, 3)
+    with torch.no_grad():
+        direct = model.encode_audio(torch.from_numpy(windows))
+        model.audio.takes_features = True
+        cached = model.encode_audio(torch.from_numpy(features[0]))
+    torch.testing.assert_close(direct, cached, atol=1e-5, rtol=1e-4)
+    # A second call reads the file instead of recomputing.
+    path = tmp_path / f"audio-features-{cache_key(cfg, clips, 3)}.npy"
+    stamp = path.stat().st_mtime_ns
+    again = build_features(model.audio, clips, cfg, 3, tmp_path, log=_quiet)
+    assert path.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again, features)
+
+
+def test_cache_key_changes_with_the_audio_model(
+    fixture_data: Path, tiny_cfg: Config
+) -> None:
+    clips, _ = read_split(fixture_data, "valid")
+    before = cache_key(tiny_cfg, clips, 3)
+    tiny_cfg.model.audio.channels += 1
+    assert cache_key(tiny_cfg, clips, 3) != before
+    assert cache_key(tiny_cfg, clips, 4) != cache_key(tiny_cfg, clips, 3)
+
+
+def test_training_on_cached_features_learns_and_exports(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    cfg = _frozen(tiny_cfg, tmp_path)
+    run = tmp_path / "run"
+    result = train(cfg, fixture_data, run, log=_quiet)
+    assert result["step"] == cfg.train.max_steps
+    assert list((tmp_path / "cache").glob("audio-features-*.npy"))
+    # Between two checkpoints the frozen backbone stays put and the head moves.
+    first = torch.load(run / "checkpoints/step_0000002.pt", weights_only=False)
+    last = torch.load(run / "checkpoints/latest.pt", weights_only=False)
+    backbone = [k for k in last["model"] if k.startswith("audio.backbone")]
+    head = [k for k in last["model"] if k.startswith("audio.projection")]
+    assert backbone
+    assert head
+    for key in backbone:
+        torch.testing.assert_close(first["model"][key], last["model"][key])
+    assert any(not torch.equal(first["model"][k], last["model"][k]) for k in head)
+    # An exported model takes waveforms again (the flag is not saved).
+    from trainer.models import load_checkpoint
+
+    model, _, _ = load_checkpoint(run)
+    assert model.audio.takes_features is False
+
+
+def test_cache_refuses_a_trainable_backbone(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    tiny_cfg.train.cache_features = True
+    with pytest.raises(RunError, match="freeze_backbone: full"):
+        train(tiny_cfg, fixture_data, tmp_path / "run", log=_quiet)
