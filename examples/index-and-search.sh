@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Index a folder of music and search it by description, in a throwaway beets
+# library that leaves your own beets config and library alone.
+#
+#   bash examples/index-and-search.sh MUSIC_DIR ["QUERY"]
+#
+# Set BEETSDIR to keep the library between runs (re-runs then only embed
+# what is new or changed).
+set -euo pipefail
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+  echo "usage: $0 MUSIC_DIR [\"QUERY\"]   (MUSIC_DIR must be a folder)" >&2
+  exit 2
+fi
+music=$(cd "$1" && pwd)
+query=${2:-"calm piano without drums"}
+export BEETSDIR=${BEETSDIR:-$(mktemp -d -t beets-clap-XXXXXX)}
+mkdir -p "$BEETSDIR"
+if [ ! -f "$BEETSDIR/config.yaml" ]; then
+  cat > "$BEETSDIR/config.yaml" <<YAML
+directory: $music
+library: $BEETSDIR/library.db
+plugins: clap
+import:
+  copy: no
+  move: no
+  write: no
+  autotag: no
+  quiet: yes
+  log: $BEETSDIR/import.log
+YAML
+fi
+echo "beets library: $BEETSDIR/library.db"
+beet import -q "$music"
+beet clap-index
+echo "--- beet clap \"$query\""
+beet clap "$query" -n 10 -f '$clap_score  $artist - $title  ($path)'
