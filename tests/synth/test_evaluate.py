@@ -1,0 +1,324 @@
+"""The benchmark: metric functions on hand-made similarities, and one real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bundle_factory import build_tiny_bundle
+
+from beetsplug.clap.model import Bundle
+from trainer import evaluate, vocab
+from trainer.evaluate import Clip, TextEmbedder
+from trainer.synth.labels import present_terms
+
+
+def test_target_ranks_count_ties_against_the_target() -> None:
+    sim = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8], [0.5, 0.5, 0.1]])
+    assert evaluate.target_ranks(sim, [0, 2, 1]).tolist() == [1, 1, 2]
+    constant = np.zeros((4, 4))
+    assert evaluate.target_ranks(constant, [0, 1, 2, 3]).tolist() == [4, 4, 4, 4]
+
+
+def test_recall_map_and_median_rank() -> None:
+    ranks = np.array([1, 3, 12, 5])
+    assert evaluate.recall_at(ranks, 1) == 0.25
+    assert evaluate.recall_at(ranks, 5) == 0.75
+    assert evaluate.recall_at(ranks, 10) == 0.75
+    assert evaluate.map_at(ranks, 10) == pytest.approx((1 + 1 / 3 + 0 + 1 / 5) / 4)
+    perfect = evaluate.retrieval_metrics(np.eye(5), range(5))
+    assert perfect == {
+        "R@1": 1.0,
+        "R@5": 1.0,
+        "R@10": 1.0,
+        "mAP@10": 1.0,
+        "median_rank": 1.0,
+        "queries": 5,
+    }
+    # Each query's target is second best: R@1 0, R@5 1, mAP 1/2, median rank 2.
+    sim = np.eye(4) * 0.5 + np.roll(np.eye(4), 1, axis=1)
+    second = evaluate.retrieval_metrics(sim, range(4))
+    assert (second["R@1"], second["R@5"], second["mAP@10"], second["median_rank"]) == (
+        0.0,
+        1.0,
+        0.5,
+        2.0,
+    )
+    assert evaluate.recall_curve(sim, range(4)) == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_binary_accuracy_counts_strict_wins() -> None:
+    assert evaluate.binary_accuracy(
+        np.array([1, 2, 3]), np.array([0, 2, 4])
+    ) == pytest.approx(1 / 3)
+
+
+def test_topk_precision_and_violation() -> None:
+    scores = np.arange(12, 0, -1, dtype=float)  # item 0 ranks first
+    relevant = np.zeros(12, bool)
+    relevant[[0, 2, 4, 6, 8, 10, 11]] = True
+    violating = np.zeros(12, bool)
+    violating[[1, 3]] = True
+    # Top 7 (k capped at 7 relevant items): items 0..6 -> 4 relevant, 2 violating.
+    assert evaluate.topk_precision_violation(scores, relevant, violating) == (
+        4 / 7,
+        2 / 7,
+    )
+    assert evaluate.topk_precision_violation(scores, relevant, violating, k=2) == (
+        0.5,
+        0.5,
+    )
+    none = evaluate.topk_precision_violation(scores, np.zeros(12, bool), violating)
+    assert np.isnan(none[0])
+    assert np.isnan(none[1])
+
+
+def _clip(
+    i: int,
+    tags: list[str],
+    style: str,
+    pair: str | None = None,
+    attr: str | None = None,
+) -> Clip:
+    present = present_terms(tags) | {style}
+    return Clip(
+        f"c{i}",
+        Path(f"/x/c{i}.flac"),
+        tags,
+        {},
+        {"style": style},
+        None,
+        pair,
+        attr,
+        f"b{i}",
+        present,
+    )
+
+
+def test_negated_queries_relevance_and_implications() -> None:
+    clips = [
+        _clip(0, ["jazz", "piano", "vocals"], "jazz"),
+        _clip(1, ["jazz", "piano"], "jazz"),
+        _clip(2, ["jazz", "saxophone"], "jazz"),
+        _clip(3, ["rock", "violin", "vocals"], "rock"),
+        _clip(4, ["rock", "violin"], "rock"),
+    ]
+    queries = {q.text: q for q in evaluate.negated_queries(clips, min_relevant=1)}
+    q = queries["jazz without vocals"]
+    assert q.relevant.tolist() == [False, True, True, False, False]
+    assert q.violating.tolist() == [True, False, False, True, False]
+    assert "jazz, no vocals" in queries
+    # A violin implies strings: "violin without strings" can never be satisfied.
+    assert not any(t.startswith("violin without strings") for t in queries)
+    # No clip has both rock and piano: "rock without piano" would not discriminate.
+    assert "rock without piano" not in queries
+    assert "jazz without vocals" not in {
+        q.text for q in evaluate.negated_queries(clips, min_relevant=3)
+    }
+
+
+class _Table:
+    """A text encoder written out by hand: each text has a fixed vector."""
+
+    embedding_dim = 2
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+
+    def embed_text(self, texts):
+        return np.array([self.table[t] for t in texts], dtype=np.float32)
+
+
+def _pair_prompts(term: str, style: str) -> tuple[list[str], list[str]]:
+    pos = [t.format(x=term, style=style) for t in evaluate.PAIR_POSITIVE]
+    neg = [t.format(x=term, style=style) for t in evaluate.PAIR_NEGATIVE]
+    return pos, neg + list(evaluate.PAIR_NEGATIVE_EXTRA.get(term, ()))
+
+
+def test_minimal_pair_accuracy_both_directions() -> None:
+    clips = [
+        _clip(0, ["rock", "piano", "drums"], "rock", "p:drums", "drums"),
+        _clip(1, ["rock", "piano"], "rock", "p:drums", "drums"),
+        _clip(2, ["pop", "piano"], "pop", "q:vocals", "vocals"),
+        _clip(3, ["pop", "piano", "choir", "vocals"], "pop", "q:vocals", "vocals"),
+    ]
+    pairs = evaluate.minimal_pairs(clips)
+    assert sorted(pairs) == sorted(
+        [("drums", 0, 1, "rock"), ("vocals", 3, 2, "pop"), ("choir", 3, 2, "pop")]
+    )
+    audio = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=np.float32)
+    aware, blind = {}, {}
+    for term, style in (("drums", "rock"), ("vocals", "pop"), ("choir", "pop")):
+        pos, neg = _pair_prompts(term, style)
+        aware |= {t: [1.0, 0.0] for t in pos} | {t: [0.0, 1.0] for t in neg}
+        blind |= {t: [1.0, 0.0] for t in pos + neg}  # "no X" read as "X"
+    good = evaluate.pair_accuracy(audio, clips, TextEmbedder(_Table(aware)))
+    assert good["drums"] == 1.0
+    assert good["vocals"] == 1.0
+    assert good["attributes"]["choir"] == {
+        "pairs": 1,
+        "with": 1.0,
+        "without": 1.0,
+        "accuracy": 1.0,
+    }
+    assert good["instruments_mean"] == 1.0
+    assert good["pairs"] == 2
+    bad = evaluate.pair_accuracy(audio, clips, TextEmbedder(_Table(blind)))
+    assert bad["attributes"]["drums"] == {
+        "pairs": 1,
+        "with": 1.0,
+        "without": 0.0,
+        "accuracy": 0.5,
+    }
+
+
+def test_negation_protocols_on_known_similarities() -> None:
+    clips = [
+        _clip(0, ["jazz", "piano", "slow tempo"], "jazz"),
+        _clip(1, ["rock", "drums", "fast tempo"], "rock"),
+    ]
+    audio = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    table = {}
+    import random
+    import zlib
+
+    for i, clip in enumerate(clips):
+        rng = random.Random(zlib.crc32(clip.track_id.encode()))
+        original, half, full = vocab.negated_variants(clip.tags, rng)
+        own, other = (
+            [1.0, 0.0] if i == 0 else [0.0, 1.0],
+            [0.0, 1.0] if i == 0 else [1.0, 0.0],
+        )
+        table |= {original: own, half: [0.7, 0.7], full: other}
+    res = evaluate.negation_protocols(audio, clips, TextEmbedder(_Table(table)))
+    assert res["binary"] == {
+        "original_vs_full": 1.0,
+        "original_vs_half": 1.0,
+        "half_vs_full": 1.0,
+    }
+    assert res["retrieval"]["original"]["R@1"] == 1.0
+    assert res["retrieval"]["full"]["R@1"] == 0.0
+    assert res["clips"] == 2
+
+
+def test_npy_clips_are_windowed_like_files(corpus: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    bundle = Bundle.load(
+        build_tiny_bundle(tmp_path / "b", window_seconds=1.0, max_windows=3)
+    )
+    flac = next((corpus / "audio" / "test").glob("*.flac"))
+    audio, _rate = sf.read(flac, dtype="float32")
+    npy = tmp_path / "clip.npy"
+    np.save(npy, audio)
+    from_file = evaluate.clip_windows(bundle, flac)
+    from_npy = evaluate.clip_windows(bundle, npy)
+    assert from_file.shape == from_npy.shape == (3, 16000)
+    np.testing.assert_allclose(from_npy, from_file, atol=1e-6)
+
+
+def test_evaluate_end_to_end(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    model = build_tiny_bundle(
+        tmp_path / "models" / "tiny", window_seconds=1.0, max_windows=3
+    )
+    other = build_tiny_bundle(
+        tmp_path / "models" / "rnd",
+        window_seconds=1.0,
+        max_windows=3,
+        seed=5,
+        name="random-tiny",
+    )
+    out = tmp_path / "eval"
+    argv = [
+        "--bundle",
+        str(model),
+        "--data",
+        str(corpus),
+        "--baseline",
+        f"random={other}",
+        "--out",
+        str(out),
+        "--min-relevant",
+        "1",
+        "--negation-weight",
+        "0.7",
+        "--quiet",
+    ]
+    assert evaluate.main(argv) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert result["splits"] == ["test", "test_shift"]
+    assert set(result["baselines"]) == {"random"}
+    assert result["negation_weight"] == 0.7
+    assert json.loads(Path(result["outputs"]["json"]).read_text()) == result
+    assert Path(result["outputs"]["png"]).stat().st_size > 10_000
+    for model_result in (result["model"], result["baselines"]["random"]):
+        for split in ("test", "test_shift"):
+            r = model_result["results"][split]
+            assert r["clips"] > 0
+            assert r["skipped"] == {}
+            assert set(r["text_to_music"]) == {
+                "R@1",
+                "R@5",
+                "R@10",
+                "mAP@10",
+                "median_rank",
+                "queries",
+            }
+            assert set(r["negation"]["binary"]) == {
+                "original_vs_full",
+                "original_vs_half",
+                "half_vs_full",
+            }
+            assert set(r["negation"]["retrieval"]) == {"original", "half", "full"}
+            assert r["minimal_pairs"]["pairs"] >= 1
+            nr = r["negated_retrieval"]
+            assert set(nr) == {"plain", "parsed", "a_minus_b", "parsed_sweep"}
+            assert nr["plain"]["queries"] > 0
+            assert 0 <= nr["plain"]["precision_at_10"] <= 1
+            assert nr["parsed"]["weight"] == 0.7
+            assert [s["weight"] for s in nr["parsed_sweep"]] == sorted(
+                {*evaluate.WEIGHT_SWEEP, 0.7}
+            )
+    # Two bundles, two sets of numbers; embeddings were cached per bundle and split.
+    random_result = result["baselines"]["random"]
+    assert result["model"]["identity"] != random_result["identity"]
+    assert result["model"]["results"] != random_result["results"]
+    caches = sorted((out / "cache").glob("*.npz"))
+    assert len(caches) == 4  # 2 bundles x 2 splits
+    mtimes = [p.stat().st_mtime_ns for p in caches]
+    assert evaluate.main(argv) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [p.stat().st_mtime_ns for p in caches] == mtimes
+    assert again["model"]["results"] == result["model"]["results"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--baseline", "random"],
+            "evaluate: error: --baseline 'random': expected NAME=DIR",
+        ),
+        (
+            ["--split", "nope"],
+            "evaluate: error: {data}/captions/nope.parquet not found "
+            "(is {data} a data directory with a nope split?)",
+        ),
+    ],
+)
+def test_bad_input_is_one_line(
+    corpus: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    extra: list[str],
+    message: str,
+) -> None:
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    argv = ["--bundle", str(model), "--data", str(corpus), "--quiet", *extra]
+    assert evaluate.main(argv) == 2
+    assert capsys.readouterr().err.strip() == message.format(data=corpus)
