@@ -150,12 +150,17 @@ def write_captions(
     )
     if solo:
         body = f"It is a solo {lead} performance."
-    elif lead and others:
-        accompaniment = _join([_with_article(o) for o in others])
-        body = f"{_with_article(lead).capitalize()} carries the melody"
-        body += f" over {accompaniment}."
     elif lead:
-        body = f"{_with_article(lead).capitalize()} carries the melody."
+        # Under a sung melody the lead instrument plays held counter-lines.
+        role = (
+            "plays counter-lines"
+            if attrs["vocal_kind"] == "sung"
+            else "carries the melody"
+        )
+        body = f"{_with_article(lead).capitalize()} {role}"
+        if others:
+            body += f" over {_join([_with_article(o) for o in others])}"
+        body += "."
     else:
         body = (
             f"{_join([_with_article(o) for o in others]).capitalize()} play the music."
