@@ -322,3 +322,12 @@ def test_bad_input_is_one_line(
     argv = ["--bundle", str(model), "--data", str(corpus), "--quiet", *extra]
     assert evaluate.main(argv) == 2
     assert capsys.readouterr().err.strip() == message.format(data=corpus)
+
+
+def test_max_clips_keeps_pairs_whole(corpus: Path) -> None:
+    every = evaluate.load_split(corpus, "train")
+    capped = evaluate.load_split(corpus, "train", max_clips=3)
+    assert len(every) > 3
+    assert len(capped) == 2  # every piece is a pair here: a third clip would split one
+    assert capped[0].pair_id == capped[1].pair_id
+    assert {c.track_id for c in capped} <= {c.track_id for c in every}
