@@ -2,11 +2,12 @@
 
 pyfluidsynth only exposes the stereo int16 mix (`get_samples`); minimal pairs
 need each part as a float stem. Each channel is rendered by its own fresh
-synthesizer (`fluid_synth_process`, float output): FluidSynth voices carry
-state from one note to the next (a reused voice ramps from its previous
-amplitude), so parts sharing one synth leak into each other at -45 dB or
-so; apart, a stem is exactly what that part alone sounds like. Reverb and
-chorus are off (they would mix the parts); the renderer adds its own.
+synthesizer (`fluid_synth_process`, float output). Measured here: a part
+renders differently when other parts share its synth (up to -45 dB of
+difference next to a busy drum part), and a score renders differently after
+another score; FluidSynth's voices keep state from one note to the next.
+Apart, a stem is exactly what that part alone sounds like. Reverb and chorus
+are off (they would mix the parts); the renderer adds its own.
 """
 
 from __future__ import annotations
