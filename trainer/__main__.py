@@ -75,7 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     export = sub.add_parser("export", help="export a run as an int8 ONNX model bundle")
-    export.add_argument("--run-dir", required=True, type=Path, help="run folder or .pt")
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", type=Path, help="run folder or .pt")
+    source.add_argument(
+        "--untrained",
+        metavar="CONFIG",
+        help="export CONFIG's model as built, untrained (the random-weights "
+        "baseline of the benchmark; pretrained parts keep their weights)",
+    )
     export.add_argument(
         "--out", required=True, type=Path, help="bundle folder to write"
     )
@@ -106,31 +113,56 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from trainer.config import load_config
-    from trainer.export import calibration_from_data, export_bundle
-
-    run_dir: Path = args.run_dir
-    saved = run_dir / "config.yaml"
-    name = args.name
-    calibration = None
-    if args.calibration_data or not name:
-        cfg = load_config(str(saved)) if saved.is_file() else None
-        name = name or f"clap-{cfg.name if cfg else run_dir.name}"
-        if args.calibration_data:
-            audio_cfg = cfg.model.audio if cfg else None
-            calibration, _ = calibration_from_data(
-                args.calibration_data,
-                sample_rate=audio_cfg.sample_rate if audio_cfg else 16000,
-                window_seconds=audio_cfg.window_seconds if audio_cfg else 3.0,
-            )
-    out = export_bundle(
-        run_dir,
-        args.out,
-        name=name,
-        version=args.version,
-        calibration_audio=calibration,
-        max_windows=args.max_windows,
-        quantize=not args.no_quantize,
+    from trainer.export import (
+        calibration_from_data,
+        export_bundle,
+        export_model_bundle,
     )
+
+    if args.untrained:
+        cfg = load_config(args.untrained)
+    else:
+        saved = args.run_dir / "config.yaml"
+        cfg = load_config(str(saved)) if saved.is_file() else None
+    name = args.name or (
+        f"clap-{cfg.name}-untrained"
+        if args.untrained
+        else f"clap-{cfg.name if cfg else args.run_dir.name}"
+    )
+    calibration = texts = None
+    if args.calibration_data:
+        audio_cfg = cfg.model.audio if cfg else None
+        calibration, texts = calibration_from_data(
+            args.calibration_data,
+            sample_rate=audio_cfg.sample_rate if audio_cfg else 16000,
+            window_seconds=audio_cfg.window_seconds if audio_cfg else 3.0,
+        )
+    options = {
+        "name": name,
+        "version": args.version,
+        "calibration_audio": calibration,
+        "calibration_texts": texts,
+        "max_windows": args.max_windows,
+        "quantize": not args.no_quantize,
+    }
+    if args.untrained:
+        import torch
+
+        from trainer.models import build_model
+
+        torch.manual_seed(cfg.train.seed)
+        training = {
+            "data": "",
+            "recipe": f"{cfg.name}, untrained heads (random-weights baseline)",
+            "step": 0,
+            "metrics": {},
+            "config": cfg.to_dict(),
+        }
+        out = export_model_bundle(
+            build_model(cfg.model), cfg, args.out, training=training, **options
+        )
+    else:
+        out = export_bundle(args.run_dir, args.out, **options)
     print(out)
     return 0
 

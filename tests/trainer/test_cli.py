@@ -231,3 +231,21 @@ def test_cli_errors_are_one_line(
         capsys.readouterr().err == "error: unknown config key(s) in train: ['bogus']\n"
     )
     assert not (tmp_path / "c" / "checkpoints").exists()  # nothing written on bad input
+
+
+def test_export_untrained_gives_the_random_weights_baseline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "random"
+    assert main(["export", "--untrained", "tiny", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    from beetsplug.clap.model import Bundle
+
+    bundle = Bundle.load(out, threads=1)
+    assert bundle.manifest["name"] == "clap-tiny-untrained"
+    assert "random-weights baseline" in bundle.manifest["training"]["recipe"]
+    assert bundle.manifest["training"]["step"] == 0
+    assert bundle.embed_text(["rock"]).shape == (1, 16)
+    # Either a run or --untrained, never both.
+    with pytest.raises(SystemExit):
+        main(["export", "--untrained", "tiny", "--run-dir", "x", "--out", "y"])
