@@ -119,13 +119,15 @@ def _pool(
     exclude: Collection[int] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectors of the items worth scoring exactly: all candidates when they
-    are few, else the KNN pool around `vector` among them."""
+    are few, else the pool nearest to `vector` among them."""
+    import numpy as np
+
     size = _pool_size(limit) + len(exclude)
     if candidates is not None and len(candidates) <= size:
-        ids = [i for i in candidates if i not in exclude]
-    else:
-        ids = [i for i, _ in store.knn(vector, size, candidates) if i not in exclude]
-    return store.vectors(ids)
+        return store.vectors(i for i in candidates if i not in exclude)
+    ids, _, mat = store.nearest(vector, size, candidates)
+    keep = np.array([i not in exclude for i in ids.tolist()], dtype=bool)
+    return ids[keep], mat[keep]
 
 
 def _nearest(
@@ -135,8 +137,8 @@ def _nearest(
     candidates: Collection[int] | None,
     exclude: Collection[int] = (),
 ) -> list[tuple[int, float]]:
-    """The best `limit` by cosine to `vector`, straight from the KNN: its
-    distances are exact, so no vector has to be read back."""
+    """The best `limit` by cosine to `vector`: the store's scores are
+    exact, so no vector has to be read back."""
     hits = store.knn(vector, limit + len(exclude), candidates)
     return [(i, s) for i, s in hits if i not in exclude][:limit]
 
@@ -188,7 +190,7 @@ def rank_albums(
     if candidates is not None and len(candidates) <= size:
         pool = list(candidates)
     else:
-        pool = [i for i, _ in store.knn(query.vector, size, candidates)]
+        pool = store.nearest(query.vector, size, candidates)[0].tolist()
     album_of = store.albums_of(pool)
     nearest = list(dict.fromkeys(album_of[i] for i in pool if i in album_of))
     members = store.album_members(nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)])

@@ -1,4 +1,4 @@
-"""The plugin's tables inside library.db: sqlite-vec vectors, index state, meta."""
+"""The plugin's tables inside library.db: vectors, their int8 codes, index state."""
 
 from __future__ import annotations
 
@@ -15,17 +15,38 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from .coarse import CoarseIndex
+
+# item_id -> float32 vector, plus where the vector's int8 code sits.
 VECTORS = "clap_vectors"
+# The int8 codes, CHUNK_SLOTS vectors per row, scanned by the coarse pass.
+CODES = "clap_codes"
 STATE = "clap_state"
 META = "clap_meta"
 TAGS = "clap_tags"
-# Point the loader at another vec0 build (or, in tests, at a missing file).
+# sqlite-vec is only needed to convert an index made by beets-clap 0.1's
+# vec0 table; this points the converter at another build (or, in tests,
+# at a missing file).
 VEC_PATH_ENV = "BEETS_CLAP_SQLITE_VEC"
 # Long enough to wait out a beets import committing a large album.
 BUSY_TIMEOUT_SECONDS = 30.0
-# sqlite-vec refuses larger k in one KNN query.
+# Most results one search asks for (pools for negation and albums included).
 MAX_KNN = 4096
-
+# Vectors per code chunk: 1 MB of codes at 256 dimensions, so that adding a
+# batch rewrites little, and reading 1M vectors' codes is ~250 blob reads.
+CHUNK_SLOTS = 4096
+# The coarse pass hands the exact rescoring max(RESCORE_MIN, RESCORE_FACTOR
+# * k) candidates: int8 codes are within ~0.003 of the exact cosine, which
+# these margins absorb (recall@10 = 1.0 at 1M random vectors, see
+# docs/benchmarks.md).
+RESCORE_MIN = 100
+RESCORE_FACTOR = 2
+# A beets filter matching at most this many items is scored exactly
+# straight away: reading that many vectors costs less than a scan.
+EXACT_MAX = 2000
+# Free slots are reclaimed (codes rebuilt densely) when they exceed a
+# quarter of the vectors, or one chunk, whichever is more.
+SLACK_FRACTION = 0.25
 
 _SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT)",
@@ -35,6 +56,17 @@ _SCHEMA = (
     "status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), "
     "error TEXT, windows INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {TAGS} (item_id INTEGER PRIMARY KEY, tags BLOB)",
+)
+_VECTOR_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS {VECTORS} ("
+    "item_id INTEGER PRIMARY KEY, embedding BLOB NOT NULL, "
+    "chunk INTEGER NOT NULL, slot INTEGER NOT NULL)",
+    # ids int64[slots] (0 = free), scales float32[slots], sums int32[slots],
+    # codes int8[dim, slots]: dimension-major, as the scan reads them.
+    f"CREATE TABLE IF NOT EXISTS {CODES} ("
+    "chunk INTEGER PRIMARY KEY, version INTEGER NOT NULL, used INTEGER NOT NULL, "
+    "ids BLOB NOT NULL, scales BLOB NOT NULL, sums BLOB NOT NULL, "
+    "codes BLOB NOT NULL)",
 )
 _DELETE_TAGS_WITHOUT_STATE = (
     f"DELETE FROM {TAGS} WHERE item_id NOT IN (SELECT item_id FROM {STATE})"
@@ -81,70 +113,27 @@ class Failed:
     size: int
 
 
-def sqlite_module() -> Any:
-    """The standard sqlite3 when it can load extensions, else sqlean.
+def connect(db_path: Path | str, timeout: float = BUSY_TIMEOUT_SECONDS) -> Any:
+    """A connection of the plugin's own to library.db.
 
-    pyenv's and macOS' Pythons build sqlite3 without extension loading;
-    sqlean.py is a drop-in sqlite3 that keeps it.
+    Autocommit mode: every write goes through `Store.transaction`, so no
+    implicit transaction is left open to block beets. The standard sqlite3
+    is enough: the plugin's tables are plain tables.
     """
     import sqlite3
 
-    if hasattr(sqlite3.Connection, "enable_load_extension"):
-        return sqlite3
     try:
-        import sqlean
-    except ImportError as exc:
-        raise StoreError(
-            "cannot load SQLite extensions: this Python's sqlite3 was built without "
-            "extension loading and sqlean.py is not installed (pip install sqlean.py)"
-        ) from exc
-    return sqlean
-
-
-def _vec_path() -> str:
-    custom = os.environ.get(VEC_PATH_ENV)
-    if custom:
-        return custom
-    try:
-        import sqlite_vec
-    except ImportError as exc:
-        raise StoreError(
-            "sqlite-vec is not installed (pip install sqlite-vec)"
-        ) from exc
-    return sqlite_vec.loadable_path()
-
-
-def connect(db_path: Path | str, timeout: float = BUSY_TIMEOUT_SECONDS) -> Any:
-    """A connection of the plugin's own to library.db with sqlite-vec loaded.
-
-    Autocommit mode: every write goes through `Store.transaction`, so no
-    implicit transaction is left open to block beets.
-    """
-    module = sqlite_module()
-    try:
-        conn = module.connect(
+        conn = sqlite3.connect(
             os.fsdecode(db_path),
             timeout=timeout,
             isolation_level=None,
             check_same_thread=False,
         )
-    except module.Error as exc:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    except sqlite3.Error as exc:
         raise StoreError(
             f"cannot open library database {os.fsdecode(db_path)}: {exc}"
         ) from exc
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    path = _vec_path()
-    try:
-        conn.enable_load_extension(True)
-        try:
-            conn.load_extension(path)
-        finally:
-            conn.enable_load_extension(False)
-        conn.execute("SELECT vec_version()").fetchone()
-    except module.Error as exc:
-        conn.close()
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StoreError(f"cannot load sqlite-vec from {path}: {detail}") from exc
     return conn
 
 
@@ -159,11 +148,312 @@ def _json_ids(ids: Iterable[int]) -> str:
     return json.dumps([int(i) for i in ids])
 
 
-class Store:
-    """Vectors and per-item index state in the library database.
+def _matrix(rows: Sequence[tuple[Any, bytes]], dim: int) -> np.ndarray:
+    """[n, dim] float32 from rows whose second field is a vector blob."""
+    import numpy as np
 
-    Vectors and their state rows are only ever written in the same
-    transaction, so an interrupted run leaves whole batches or nothing.
+    if not rows:
+        return np.zeros((0, dim), np.float32)
+    flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+    return flat.reshape(len(rows), -1)
+
+
+# Codes ----------------------------------------------------------------------
+
+
+class _Chunk:
+    """One row of the codes table as writable arrays."""
+
+    def __init__(self, number: int, dim: int, blobs: Sequence[bytes] | None) -> None:
+        import numpy as np
+
+        self.number = number
+        if blobs is None:
+            self.ids = np.zeros(CHUNK_SLOTS, np.int64)
+            self.scales = np.zeros(CHUNK_SLOTS, np.float32)
+            self.sums = np.zeros(CHUNK_SLOTS, np.int32)
+            self.codes = np.zeros((dim, CHUNK_SLOTS), np.int8)
+            return
+        ids, scales, sums, codes = blobs
+        self.ids = np.frombuffer(ids, np.int64).copy()
+        self.scales = np.frombuffer(scales, np.float32).copy()
+        self.sums = np.frombuffer(sums, np.int32).copy()
+        self.codes = np.frombuffer(codes, np.int8).reshape(dim, CHUNK_SLOTS).copy()
+
+    def save(self, conn: Any, version: int) -> None:
+        used = int((self.ids > 0).sum())
+        if not used:
+            conn.execute(f"DELETE FROM {CODES} WHERE chunk = ?", (self.number,))
+            return
+        conn.execute(
+            f"INSERT OR REPLACE INTO {CODES} "
+            "(chunk, version, used, ids, scales, sums, codes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.number,
+                version,
+                used,
+                self.ids.tobytes(),
+                self.scales.tobytes(),
+                self.sums.tobytes(),
+                self.codes.tobytes(),
+            ),
+        )
+
+
+class _Chunks:
+    """The chunks one transaction touches, read once and written once."""
+
+    def __init__(self, conn: Any, dim: int) -> None:
+        self.conn, self.dim = conn, dim
+        self.loaded: dict[int, _Chunk] = {}
+
+    def get(self, number: int) -> _Chunk:
+        if number not in self.loaded:
+            row = self.conn.execute(
+                f"SELECT ids, scales, sums, codes FROM {CODES} WHERE chunk = ?",
+                (number,),
+            ).fetchone()
+            self.loaded[number] = _Chunk(number, self.dim, row)
+        return self.loaded[number]
+
+    def save(self) -> None:
+        if not self.loaded:
+            return
+        version = _next_version(self.conn)
+        for chunk in self.loaded.values():
+            chunk.save(self.conn, version)
+        self.loaded.clear()
+
+
+def _next_version(conn: Any) -> int:
+    """A number never used before in this library: chunk versions tell a
+    cached copy which chunks changed, even across deletions."""
+    row = conn.execute(
+        f"SELECT value FROM {META} WHERE key = 'codes_version'"
+    ).fetchone()
+    version = int(row[0]) + 1 if row else 1
+    conn.execute(
+        f"INSERT OR REPLACE INTO {META} (key, value) VALUES ('codes_version', ?)",
+        (str(version),),
+    )
+    return version
+
+
+def _locations(conn: Any, item_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    rows = conn.execute(
+        f"SELECT item_id, chunk, slot FROM {VECTORS} WHERE item_id IN {_ID_LIST}",
+        (_json_ids(item_ids),),
+    ).fetchall()
+    return {int(i): (int(c), int(s)) for i, c, s in rows}
+
+
+def _put_vectors(conn: Any, entries: Sequence[tuple[int, np.ndarray]]) -> None:
+    """Insert or replace vectors and their codes (reusing free slots)."""
+    import numpy as np
+
+    from .coarse import quantize
+
+    if not entries:
+        return
+    latest = dict(entries)  # one vector per item: the last one given
+    ids = list(latest)
+    mat = np.stack([np.asarray(latest[i], np.float32).ravel() for i in ids])
+    dim = mat.shape[1]
+    codes, scales, sums = quantize(mat)
+    where = _locations(conn, ids)
+    chunks = _Chunks(conn, dim)
+    new = [row for row, i in enumerate(ids) if i not in where]
+    if new:
+        free_chunks = conn.execute(
+            f"SELECT chunk FROM {CODES} WHERE used < ? ORDER BY chunk", (CHUNK_SLOTS,)
+        ).fetchall()
+        (last,) = conn.execute(
+            f"SELECT coalesce(max(chunk), 0) FROM {CODES}"
+        ).fetchone()
+        numbers = [n for (n,) in free_chunks]
+        taken = 0
+        while taken < len(new):
+            if numbers:
+                number = numbers.pop(0)
+            else:
+                last += 1
+                number = last
+            chunk = chunks.get(number)
+            for slot in np.flatnonzero(chunk.ids == 0)[: len(new) - taken]:
+                where[ids[new[taken]]] = (number, int(slot))
+                chunk.ids[slot] = ids[new[taken]]  # reserve it
+                taken += 1
+    for row, item_id in enumerate(ids):
+        number, slot = where[item_id]
+        chunk = chunks.get(number)
+        chunk.ids[slot] = item_id
+        chunk.scales[slot] = scales[row]
+        chunk.sums[slot] = sums[row]
+        chunk.codes[:, slot] = codes[row]
+    chunks.save()
+    conn.executemany(
+        f"INSERT OR REPLACE INTO {VECTORS} (item_id, embedding, chunk, slot) "
+        "VALUES (?, ?, ?, ?)",
+        [(i, mat[row].tobytes(), *where[i]) for row, i in enumerate(ids)],
+    )
+
+
+def _drop_vectors(conn: Any, item_ids: Sequence[int]) -> int:
+    """Delete vectors and free their code slots; returns how many existed."""
+    where = _locations(conn, item_ids)
+    if not where:
+        return 0
+    (total,) = conn.execute(f"SELECT count(*) FROM {VECTORS}").fetchone()
+    if len(where) == total:  # everything goes (a new bundle): no slot work
+        conn.execute(f"DELETE FROM {VECTORS}")
+        conn.execute(f"DELETE FROM {CODES}")
+        return total
+    dim = _dim_of(conn)
+    chunks = _Chunks(conn, dim)
+    for number, slot in where.values():
+        chunk = chunks.get(number)
+        chunk.ids[slot] = 0
+        chunk.scales[slot] = 0.0
+        chunk.sums[slot] = 0
+        chunk.codes[:, slot] = 0
+    chunks.save()
+    conn.execute(
+        f"DELETE FROM {VECTORS} WHERE item_id IN {_ID_LIST}", (_json_ids(where),)
+    )
+    slots, used = conn.execute(f"SELECT count(*), sum(used) FROM {CODES}").fetchone()
+    free = slots * CHUNK_SLOTS - (used or 0)
+    if free > max(CHUNK_SLOTS, SLACK_FRACTION * (used or 0)):
+        _rebuild_codes(conn)
+    return len(where)
+
+
+def _dim_of(conn: Any) -> int:
+    row = conn.execute(f"SELECT embedding FROM {VECTORS} LIMIT 1").fetchone()
+    return len(row[0]) // 4 if row else 0
+
+
+def _rebuild_codes(conn: Any) -> None:
+    """Codes for every vector, packed densely in item id order."""
+    from .coarse import quantize
+
+    conn.execute(f"DELETE FROM {CODES}")
+    dim = _dim_of(conn)
+    if not dim:
+        return
+    version = _next_version(conn)
+    cursor = conn.execute(f"SELECT item_id, embedding FROM {VECTORS} ORDER BY item_id")
+    number = 0
+    while rows := cursor.fetchmany(CHUNK_SLOTS):
+        number += 1
+        mat = _matrix(rows, dim)
+        codes, scales, sums = quantize(mat)
+        chunk = _Chunk(number, dim, None)
+        n = len(rows)
+        chunk.ids[:n] = [r[0] for r in rows]
+        chunk.scales[:n] = scales
+        chunk.sums[:n] = sums
+        chunk.codes[:, :n] = codes.T
+        chunk.save(conn, version)
+        conn.executemany(
+            f"UPDATE {VECTORS} SET chunk = ?, slot = ? WHERE item_id = ?",
+            [(number, slot, r[0]) for slot, r in enumerate(rows)],
+        )
+
+
+# Converting beets-clap 0.1's sqlite-vec table --------------------------------
+
+
+def _is_vec0(conn: Any) -> bool:
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (VECTORS,)
+    ).fetchone()
+    return bool(row and row[0] and row[0].lstrip().upper().startswith("CREATE VIRTUAL"))
+
+
+def _extension_connection(db_path: str, timeout: float) -> Any:
+    """A connection with sqlite-vec loaded (the standard sqlite3, or sqlean
+    where this Python's sqlite3 cannot load extensions)."""
+    import sqlite3
+
+    module: Any = sqlite3
+    if not hasattr(sqlite3.Connection, "enable_load_extension"):
+        try:
+            import sqlean as module
+        except ImportError as exc:
+            raise StoreError(
+                "this library's clap index was made by beets-clap 0.1 (sqlite-vec); "
+                "converting it needs SQLite extension loading: "
+                "pip install sqlean.py sqlite-vec, or run `beet clap-index --force`"
+            ) from exc
+    path = os.environ.get(VEC_PATH_ENV)
+    try:
+        if not path:
+            import sqlite_vec
+
+            path = sqlite_vec.loadable_path()
+    except ImportError as exc:
+        raise StoreError(
+            "this library's clap index was made by beets-clap 0.1 (sqlite-vec); "
+            "converting it needs sqlite-vec: pip install sqlite-vec"
+        ) from exc
+    conn = module.connect(db_path, timeout=timeout, isolation_level=None)
+    try:
+        conn.enable_load_extension(True)
+        conn.load_extension(path)
+        conn.enable_load_extension(False)
+    except module.Error as exc:
+        conn.close()
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(f"cannot load sqlite-vec from {path}: {detail}") from exc
+    return conn
+
+
+def _convert_vec0(db_path: str, timeout: float) -> None:
+    """Move the vectors out of a vec0 table into the plain tables, in one
+    transaction: nothing is re-embedded and nothing is lost on failure."""
+    conn = _extension_connection(db_path, timeout)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if _is_vec0(conn):
+                rows = conn.execute(
+                    f"SELECT item_id, embedding FROM {VECTORS}"
+                ).fetchall()
+                conn.execute(f"DROP TABLE {VECTORS}")
+                for ddl in _VECTOR_SCHEMA:
+                    conn.execute(ddl)
+                conn.execute(f"DELETE FROM {CODES}")
+                for start in range(0, len(rows), CHUNK_SLOTS):
+                    _put_vectors(
+                        conn,
+                        [
+                            (int(i), _frombytes(blob))
+                            for i, blob in rows[start : start + CHUNK_SLOTS]
+                        ],
+                    )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _frombytes(blob: bytes) -> np.ndarray:
+    import numpy as np
+
+    return np.frombuffer(blob, np.float32)
+
+
+class Store:
+    """Vectors, codes and per-item index state in the library database.
+
+    Vectors, their codes and their state rows are only ever written in the
+    same transaction, so an interrupted run leaves whole batches or nothing.
+    Searching is two passes: an int8 scan of every code (in memory, kept
+    between searches) picks a few hundred candidates, whose float vectors
+    are then read back and scored exactly.
     """
 
     def __init__(self, conn: Any) -> None:
@@ -171,17 +461,21 @@ class Store:
         # beets' importer calls plugin stages and listeners from several
         # pipeline threads; one connection must not interleave transactions.
         self._lock = threading.RLock()
+        self._coarse: CoarseIndex | None = None
 
     @classmethod
     def open(cls, db_path: Path | str, timeout: float = BUSY_TIMEOUT_SECONDS) -> Store:
-        return cls(connect(db_path, timeout))
+        conn = connect(db_path, timeout)
+        try:
+            if _is_vec0(conn):
+                _convert_vec0(os.fsdecode(db_path), timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn)
 
     def close(self) -> None:
         self.conn.close()
-
-    @property
-    def vec_version(self) -> str:
-        return str(self.conn.execute("SELECT vec_version()").fetchone()[0])
 
     def __enter__(self) -> Store:
         return self
@@ -210,7 +504,7 @@ class Store:
 
     def ready(self) -> bool:
         """Whether an index was ever created in this library."""
-        return {VECTORS, STATE, META} <= self._table_names()
+        return {VECTORS, CODES, STATE, META} <= self._table_names()
 
     def meta(self) -> dict[str, str]:
         if META not in self._table_names():
@@ -224,31 +518,25 @@ class Store:
 
         Rows embedded by another bundle are dropped in the same transaction
         that records the new bundle, so searches never mix two models; a
-        dimension change recreates the vector table. Returns how many items'
+        dimension change recreates the vector tables. Returns how many items'
         rows were dropped.
         """
         with self.transaction() as conn:
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value TEXT)"
-            )
             for ddl in _SCHEMA:
                 conn.execute(ddl)
             meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
             dropped = 0
             if meta.get("dim") not in (None, str(dim)):
                 conn.execute(f"DROP TABLE IF EXISTS {VECTORS}")
+                conn.execute(f"DROP TABLE IF EXISTS {CODES}")
+            for ddl in _VECTOR_SCHEMA:
+                conn.execute(ddl)
             if meta.get("bundle") != bundle:
                 (dropped,) = conn.execute(
                     f"SELECT count(*) FROM {STATE} WHERE bundle != ?", (bundle,)
                 ).fetchone()
                 conn.execute(f"DELETE FROM {STATE} WHERE bundle != ?", (bundle,))
                 conn.execute(_DELETE_TAGS_WITHOUT_STATE)
-            conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS {VECTORS} USING vec0("
-                f"item_id INTEGER PRIMARY KEY, "
-                f"embedding float[{int(dim)}] distance_metric=cosine)"
-            )
-            if meta.get("bundle") != bundle:
                 self._delete_vectors_without_state(conn)
             conn.executemany(
                 f"INSERT OR REPLACE INTO {META} (key, value) VALUES (?, ?)",
@@ -269,10 +557,7 @@ class Store:
                 f"(SELECT item_id FROM {STATE} WHERE status = 'ok')"
             ).fetchall()
         ]
-        conn.executemany(
-            f"DELETE FROM {VECTORS} WHERE item_id = ?", [(i,) for i in orphans]
-        )
-        return len(orphans)
+        return _drop_vectors(conn, orphans)
 
     # Index state ------------------------------------------------------------
 
@@ -288,17 +573,14 @@ class Store:
     def write_batch(
         self, bundle: str, done: Sequence[Embedded], failed: Sequence[Failed]
     ) -> None:
-        """Store one batch: vectors, tags and state rows in one transaction."""
+        """Store one batch: vectors, codes, tags and state rows in one
+        transaction."""
         now = time.time()
         ids = [(e.item_id,) for e in done] + [(f.item_id,) for f in failed]
         with self.transaction() as conn:
-            # vec0 has no upsert: delete, then insert.
-            conn.executemany(f"DELETE FROM {VECTORS} WHERE item_id = ?", ids)
+            _drop_vectors(conn, [f.item_id for f in failed])
+            _put_vectors(conn, [(e.item_id, e.vector) for e in done])
             conn.executemany(f"DELETE FROM {TAGS} WHERE item_id = ?", ids)
-            conn.executemany(
-                f"INSERT INTO {VECTORS} (item_id, embedding) VALUES (?, ?)",
-                [(e.item_id, _blob(e.vector)) for e in done],
-            )
             conn.executemany(
                 f"INSERT INTO {TAGS} (item_id, tags) VALUES (?, ?)",
                 [(e.item_id, _blob(e.tags)) for e in done if e.tags is not None],
@@ -329,18 +611,21 @@ class Store:
             )
 
     def delete_items(self, item_ids: Iterable[int]) -> None:
-        ids = [(int(i),) for i in item_ids]
+        ids = [int(i) for i in item_ids]
         if not ids or not self.ready():
             return
         with self.transaction() as conn:
-            for table in (VECTORS, TAGS, STATE):
-                conn.executemany(f"DELETE FROM {table} WHERE item_id = ?", ids)
+            _drop_vectors(conn, ids)
+            for table in (TAGS, STATE):
+                conn.executemany(
+                    f"DELETE FROM {table} WHERE item_id = ?", [(i,) for i in ids]
+                )
 
     def purge_missing(self) -> int:
         """Drop rows of items no longer in the library and vectors left
         without a state row (beets removes items with its own connection,
-        which cannot touch the vec0 table). Returns the number of vectors
-        dropped."""
+        which leaves the vectors and codes to this one). Returns the number
+        of vectors dropped."""
         if not self.ready():
             return 0
         with self.transaction() as conn:
@@ -378,25 +663,83 @@ class Store:
         if row is None:
             raise StoreError("the clap index is empty: run `beet clap-index` first")
 
+    def coarse_index(self) -> CoarseIndex | None:
+        """The in-memory codes, brought up to date with the database (only
+        chunks whose version changed are read again); None when empty."""
+        from .coarse import CoarseIndex
+
+        with self._lock:
+            # One read transaction: the listing and the blobs agree.
+            self.conn.execute("BEGIN")
+            try:
+                listing = self.conn.execute(
+                    f"SELECT chunk, version FROM {CODES} ORDER BY chunk"
+                ).fetchall()
+                if not listing:
+                    self._coarse = None
+                    return None
+                dim = _dim_of(self.conn)
+                numbers = [c for c, _ in listing]
+                index = self._coarse
+                if index is None or index.dim != dim or index.chunks != numbers:
+                    index = CoarseIndex(dim, CHUNK_SLOTS, numbers)
+                stale = [c for c, v in listing if index.versions.get(c) != v]
+                if stale:
+                    rows = self.conn.execute(
+                        f"SELECT chunk, version, ids, scales, sums, codes "
+                        f"FROM {CODES} WHERE chunk IN {_ID_LIST}",
+                        (_json_ids(stale),),
+                    )
+                    for row in rows:
+                        index.fill(*row)
+            finally:
+                self.conn.execute("COMMIT")
+            self._coarse = index
+            return index
+
+    def _exact(
+        self, query: np.ndarray, k: int, item_ids: Iterable[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, cosines, vectors) of the k best among `item_ids`, best first."""
+        import numpy as np
+
+        ids, mat = self.vectors(item_ids)
+        scores = mat @ np.asarray(query, np.float32)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return ids[order], scores[order], mat[order]
+
+    def nearest(
+        self, query: np.ndarray, k: int, candidates: Iterable[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, exact cosines, vectors) of the k items nearest to `query`,
+        best first, optionally among `candidates` only.
+
+        A filter of at most EXACT_MAX items is scored exactly; otherwise the
+        int8 pass picks max(RESCORE_MIN, RESCORE_FACTOR * k) candidates and
+        those are scored exactly.
+        """
+        import numpy as np
+
+        k = max(1, min(int(k), MAX_KNN))
+        wanted = None
+        if candidates is not None:
+            wanted = np.fromiter((int(i) for i in candidates), np.int64)
+            if len(wanted) <= EXACT_MAX:
+                return self._exact(query, k, wanted.tolist())
+        index = self.coarse_index()
+        if index is None:
+            empty = np.zeros(0, np.int64)
+            return empty, np.zeros(0, np.float32), np.zeros((0, 0), np.float32)
+        ids, _ = index.top(query, max(RESCORE_MIN, RESCORE_FACTOR * k), wanted)
+        return self._exact(query, k, ids.tolist())
+
     def knn(
         self, query: np.ndarray, k: int, candidates: Iterable[int] | None = None
     ) -> list[tuple[int, float]]:
         """The k items nearest to `query` as (item id, cosine similarity),
-        best first, optionally among `candidates` only.
-
-        The one place that ranks the whole table: a coarse quantized pass
-        can be slotted in here without touching the callers.
-        """
-        k = max(1, min(int(k), MAX_KNN))
-        sql = (
-            f"SELECT item_id, distance FROM {VECTORS} WHERE embedding MATCH ? AND k = ?"
-        )
-        params: list[Any] = [_blob(query), k]
-        if candidates is not None:
-            sql += f" AND item_id IN {_ID_LIST}"
-            params.append(_json_ids(candidates))
-        rows = self.conn.execute(sql, params).fetchall()
-        return [(int(item_id), 1.0 - float(dist)) for item_id, dist in rows]
+        best first, optionally among `candidates` only."""
+        ids, scores, _ = self.nearest(query, k, candidates)
+        return list(zip(ids.tolist(), scores.tolist(), strict=True))
 
     def vectors(self, item_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of the stored vectors among `item_ids` (missing ones
@@ -409,18 +752,20 @@ class Store:
             (_json_ids(item_ids),),
         ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        if not rows:
-            dim = int(self.meta().get("dim", 0))
-            return ids, np.zeros((0, dim), np.float32)
-        mat = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        return ids, mat
+        return ids, _matrix(rows, int(self.meta().get("dim", 0)))
 
     def all_vectors(self, bundle: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every item embedded by `bundle`, by ascending id."""
+        import numpy as np
+
         rows = self.conn.execute(
-            f"SELECT item_id FROM {STATE} WHERE status = 'ok' AND bundle = ?", (bundle,)
+            f"SELECT v.item_id, v.embedding FROM {VECTORS} v "
+            f"JOIN {STATE} s ON s.item_id = v.item_id "
+            "WHERE s.status = 'ok' AND s.bundle = ? ORDER BY v.item_id",
+            (bundle,),
         ).fetchall()
-        return self.vectors(r[0] for r in rows)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return ids, _matrix(rows, int(self.meta().get("dim", 0)))
 
     def tags(self, item_ids: Iterable[int]) -> dict[int, np.ndarray]:
         """Tag probabilities stored for `item_ids` (bundles with a tags output)."""

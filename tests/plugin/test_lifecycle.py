@@ -1,5 +1,5 @@
 """Whole-process behaviour: start-up imports, kills, concurrent readers,
-missing sqlite-vec, and embedding on import."""
+converting an old sqlite-vec index, and embedding on import."""
 
 from __future__ import annotations
 
@@ -17,7 +17,14 @@ from beets.ui import UserError
 from clap_helpers import ClapEnv, beet_env, write_audio
 from mediafile import MediaFile
 
-from beetsplug.clap.store import STATE, VEC_PATH_ENV, VECTORS, connect
+from beetsplug.clap.store import (
+    CODES,
+    STATE,
+    VEC_PATH_ENV,
+    VECTORS,
+    _extension_connection,
+    connect,
+)
 
 HEAVY = (
     "torch",
@@ -257,56 +264,102 @@ def test_beets_reads_the_library_while_indexing(
     lib._close()
 
 
-def test_unloadable_sqlite_vec_is_a_clear_error(
-    env: ClapEnv,
-    corpus: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+def _make_vec0_index(db: Path) -> dict[int, bytes]:
+    """Turn an indexed library into beets-clap 0.1's layout (vectors in a
+    sqlite-vec vec0 table, no codes); returns the vectors it holds."""
+    conn = _extension_connection(str(db), 10.0)
+    try:
+        rows = dict(conn.execute(f"SELECT item_id, embedding FROM {VECTORS}"))
+        dim = len(next(iter(rows.values()))) // 4
+        conn.execute(f"DROP TABLE {VECTORS}")
+        conn.execute(f"DROP TABLE {CODES}")
+        conn.execute(
+            f"CREATE VIRTUAL TABLE {VECTORS} USING vec0(item_id INTEGER PRIMARY KEY, "
+            f"embedding float[{dim}] distance_metric=cosine)"
+        )
+        conn.executemany(f"INSERT INTO {VECTORS} VALUES (?, ?)", list(rows.items()))
+    finally:
+        conn.close()
+    return rows
+
+
+def test_an_old_sqlite_vec_index_is_converted_without_re_embedding(
+    indexed: ClapEnv,
 ) -> None:
-    env.add(corpus["low"], title="low")
+    db = Path(os.fsdecode(indexed.lib.path))
+    before = indexed.lines("clap", "low", "-s", "-f", "$title")
+    vectors = _make_vec0_index(db)
+    # The first clap command converts it; nothing is embedded again.
+    assert indexed.lines("clap", "low", "-s", "-f", "$title") == before
+    assert indexed.lines("clap-index")[-1] == (
+        "clap-index: embedded 0, unchanged 5, failed 0"
+    )
+    plain = sqlite3.connect(db)
+    try:
+        (sql,) = plain.execute(
+            "SELECT sql FROM sqlite_master WHERE name = ?", (VECTORS,)
+        ).fetchone()
+        assert not sql.upper().startswith("CREATE VIRTUAL")
+        assert dict(plain.execute(f"SELECT item_id, embedding FROM {VECTORS}")) == (
+            vectors
+        )
+    finally:
+        plain.close()
+
+
+def test_an_old_index_without_sqlite_vec_is_a_clear_error(
+    indexed: ClapEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db = Path(os.fsdecode(indexed.lib.path))
+    vectors = _make_vec0_index(db)
     broken = tmp_path / "not-vec0.so"
     broken.write_bytes(b"\x7fELF not really a library")
     monkeypatch.setenv(VEC_PATH_ENV, str(broken))
     with pytest.raises(
         UserError, match=rf"^cannot load sqlite-vec from {broken}: "
     ) as info:
-        env.run("clap-index")
+        indexed.run("clap-index")
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match=r"^cannot load sqlite-vec from "):
-        env.run("clap", "low")
-    # Nothing was lost: beets still reads the library.
-    assert env.lines("ls", "-f", "$title") == ["low"]
+        indexed.run("clap", "low")
+    # Nothing was lost: beets still reads the library, the old vectors are
+    # intact, and converting works once sqlite-vec loads.
+    assert len(indexed.lines("ls", "-f", "$title")) == 5
+    monkeypatch.delenv(VEC_PATH_ENV)
+    conn = _extension_connection(str(db), 10.0)
+    try:
+        assert dict(conn.execute(f"SELECT item_id, embedding FROM {VECTORS}")) == (
+            vectors
+        )
+    finally:
+        conn.close()
+    assert indexed.lines("clap", "low", "-n", "1", "-f", "$title") == ["low"]
 
 
-def test_python_without_extension_loading_or_sqlean(
-    tmp_path: Path, tiny_bundle: Path
-) -> None:
+def test_no_sqlite_extension_is_needed(tmp_path: Path, tiny_bundle: Path) -> None:
     beetsdir = _beets_dir(tmp_path, tiny_bundle)
     _library(beetsdir, [write_audio(tmp_path / "music" / "a.wav", "low")])
-    # Run beets with sqlean made unimportable, as on a machine without it.
+    # Neither sqlean nor sqlite-vec importable, as on a plain Python (this
+    # one's own sqlite3 may well lack extension loading: pyenv, macOS).
     code = (
         "import sys\n"
         "sys.modules['sqlean'] = None\n"
+        "sys.modules['sqlite_vec'] = None\n"
         "from beets.ui import main\n"
-        "main(['clap-index'])\n"
+        "main(sys.argv[1:])\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env=beet_env(beetsdir),
-        capture_output=True,
-        text=True,
-    )
-    if hasattr(sqlite3.Connection, "enable_load_extension"):
-        # This Python's own sqlite3 loads extensions: sqlean is not needed.
-        assert proc.returncode == 0, proc.stderr
-        assert "embedded 1" in proc.stdout
-    else:
-        assert proc.returncode == 1
-        assert proc.stderr.strip().splitlines()[-1] == (
-            "error: cannot load SQLite extensions: this Python's sqlite3 was "
-            "built without extension loading and sqlean.py is not installed "
-            "(pip install sqlean.py)"
+    for args, expected in (
+        (["clap-index"], "clap-index: embedded 1, unchanged 0, failed 0"),
+        (["clap", "low", "-f", "$title"], "track 000"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=beet_env(beetsdir),
+            capture_output=True,
+            text=True,
         )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[-1] == expected
 
 
 def test_auto_embeds_on_import_and_records_the_final_files(
