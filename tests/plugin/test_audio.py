@@ -174,3 +174,23 @@ def test_wav_with_wrong_suffix_is_still_read(tmp_path: Path) -> None:
     path = tmp_path / "really-wav.m4a"
     sf.write(path, signal_for("low", 3.0, RATE), RATE, format="WAV")
     assert load_windows(path, RATE, 1.0, 2).shape == (2, RATE)
+
+
+def test_ffmpeg_seeks_to_the_windows_of_a_long_track(tmp_path: Path) -> None:
+    # 24 s with three 1 s windows: over SEEK_RATIO times what they cover,
+    # so ffmpeg reads only the windows' spans, in one process.
+    parts = [signal_for(k, 8.0, 22050) for k in ("low", "mid", "high")]
+    path = write_audio(tmp_path / "long.m4a", data=np.concatenate(parts), rate=22050)
+    seeked = audio._seeked_ffmpeg(str(path), RATE, 1.0, 3)
+    assert seeked is not None
+    assert [len(s) for s in seeked] == [RATE] * 3
+    windows = load_windows(path, RATE, 1.0, 3)
+    assert [round(dominant_hz(w), -1) for w in windows] == [150, 800, 3000]
+    # The same spans as a whole-file decode (up to the codec's priming
+    # offset, which shifts the phase, not the content or its level).
+    whole = audio._segments_from_array(
+        audio._read_ffmpeg(str(path), RATE), RATE, 1.0, 3
+    )
+    for a, b in zip(seeked, whole, strict=True):
+        assert dominant_hz(a) == pytest.approx(dominant_hz(b), abs=2)
+        assert np.std(a) == pytest.approx(np.std(b), rel=0.05)
