@@ -455,7 +455,9 @@ class ClapPlugin(BeetsPlugin):
     @staticmethod
     def _candidates(lib: Library, query: Any) -> set[int] | None:
         """Ids of the items a beets query matches; None (all) for no query."""
-        return {item.id for item in lib.items(query)} if query else None
+        from .search import matching_ids
+
+        return matching_ids(lib, query)
 
     def _cmd_search(self, lib: Library, opts: Any, args: list[str]) -> None:
         from . import search
@@ -470,7 +472,7 @@ class ClapPlugin(BeetsPlugin):
         if opts.explain:
             ui.print_(tq.explain())
         if opts.album:
-            album_ids = [a.id for a in lib.albums(query)] if query else None
+            album_ids = search.matching_ids(lib, query, albums=True)
             ranked = self._searching(
                 lambda: search.rank_albums(store, bundle, tq, limit, album_ids)
             )

@@ -10,6 +10,7 @@ from .store import MAX_KNN, Store, StoreError
 
 if TYPE_CHECKING:
     import numpy as np
+    from beets.library import Library
 
     from .model import Bundle
     from .negation import ParsedQuery
@@ -101,6 +102,52 @@ def _top(ids: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, flo
 
     order = np.argsort(-scores, kind="stable")[:limit]
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def matching_ids(
+    lib: Library, query: str | Sequence[str] | None, albums: bool = False
+) -> set[int] | None:
+    """Ids of the items (or albums) a beets query matches; None for no query.
+
+    Read with one SQL query wherever beets can express the query in SQL:
+    `lib.items(query)` builds an Item per match, ~1.8 s for 16k matches in a
+    100k library against ~35 ms for their ids. Queries beets matches in
+    Python (some plugin and flexible-attribute queries) go through beets.
+    """
+    if not query:
+        return None
+    from contextlib import nullcontext
+
+    from beets.library import Album, Item, parse_query_parts, parse_query_string
+
+    try:
+        from beets.context import music_dir  # path queries parse relative to it
+    except ImportError:  # beets before 2.14
+        music_dir = None
+
+    model: type[Item] | type[Album] = Album if albums else Item
+    fetch = lib.albums if albums else lib.items
+    try:
+        with music_dir(lib.directory) if music_dir else nullcontext():
+            parsed, _ = (
+                parse_query_string(query, model)
+                if isinstance(query, str)
+                else parse_query_parts(list(query), model)
+            )
+        where, subvals = parsed.clause()
+        table = model._table
+        joined = table
+        if parsed.field_names & model.other_db_fields:
+            joined += f" {model.relation_join}"
+    except AttributeError:  # a beets without these internals
+        return {obj.id for obj in fetch(query)}
+    if where is None:
+        return {obj.id for obj in fetch(parsed)}
+    with lib.transaction() as tx:
+        rows = tx.query(
+            f"SELECT DISTINCT {table}.id FROM ({joined}) WHERE {where}", subvals
+        )
+    return {int(row[0]) for row in rows}
 
 
 def check_index(store: Store, bundle: Bundle) -> None:
