@@ -1,0 +1,81 @@
+"""The model: bundle size and encoder speed, int8 (shipped) against fp32."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import bundle_size, percentiles, repeat
+
+TEXTS = [
+    "calm piano",
+    "jazz without vocals",
+    "energetic rock with distorted guitar and drums",
+    "ambient, no drums",
+    "a sad slow ballad with female vocals",
+]
+
+
+@dataclass
+class ModelSpeed:
+    variant: str
+    size_bytes: int
+    audio_files_bytes: int
+    text_files_bytes: int
+    window_ms: dict[str, float]  # "batch 1, 1 thread" -> ms per 3 s window
+    ten_seconds_ms: float  # one 10 s input (3 windows inside the graph)
+    text_ms: tuple[float, float]  # p50, p95 per query, 1 thread
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(
+        str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+
+
+def measure(bundle_dir: Path, variant: str, rounds: int = 8) -> ModelSpeed:
+    from beetsplug.clap.model import Bundle
+
+    bundle = Bundle.load(bundle_dir, threads=1)
+    rng = np.random.default_rng(0)
+    window = bundle.window_samples
+    x = (0.1 * rng.standard_normal((8, window))).astype(np.float32)
+    window_ms = {}
+    for threads in (1, 2):
+        sess = _session(bundle_dir / "audio.onnx", threads)
+        name = sess.get_inputs()[0].name
+        for batch in (1, 8):
+            times = repeat(
+                lambda s=sess, b=batch, n=name: s.run(None, {n: x[:b]}), rounds, 1
+            )
+            window_ms[f"batch {batch}, {threads} thread{'s' * (threads > 1)}"] = (
+                float(np.median(times)) / batch * 1000
+            )
+    sess = _session(bundle_dir / "audio.onnx", 1)
+    ten = (0.1 * rng.standard_normal((1, bundle.sample_rate * 10))).astype(np.float32)
+    ten_ms = float(np.median(repeat(lambda: sess.run(None, {name: ten}), rounds, 1)))
+    text_times = [
+        t
+        for text in TEXTS
+        for t in repeat(lambda text=text: bundle.embed_text([text]), 4, 1)
+    ]
+    p50, p95 = percentiles(text_times)
+    files = {p.name: p.stat().st_size for p in bundle_dir.iterdir()}
+    return ModelSpeed(
+        variant,
+        bundle_size(bundle_dir),
+        files.get("audio.onnx", 0),
+        files.get("text.onnx", 0),
+        window_ms,
+        ten_ms * 1000,
+        (p50 * 1000, p95 * 1000),
+    )
