@@ -324,6 +324,25 @@ def measure(
             )
         ]
     )
+    # Rescoring reads k + 100 vectors by id: from the plugin's plain table
+    # in one query, against vec0's point lookups (what rescoring would cost
+    # with the vectors left in sqlite-vec).
+    some = np.random.default_rng(1).choice(qlib.n, 120, replace=False) + 1
+    res.ms["fetch 120 vectors by id, plain table"] = _ms(
+        repeat(lambda: store.vectors(some.tolist()), 10, 1)
+    )
+    res.ms["fetch 120 vectors by id, vec0"] = _ms(
+        repeat(
+            lambda: [
+                conn.execute(
+                    "SELECT embedding FROM v WHERE rowid = ?", (int(i),)
+                ).fetchone()
+                for i in some
+            ],
+            3,
+            1,
+        )
+    )
     conn.close()
     for name, qs in (("text queries", queries), ("track-like queries", data_like)):
         hits = []

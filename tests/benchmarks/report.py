@@ -547,15 +547,7 @@ def _notes(results: dict[str, Any], cores: int) -> list[str]:
         "vectors of the best k + 100 by id and ranks them exactly. The codes "
         "stay in memory between searches of one process (1M × 256: 256 MB) "
         "and are re-read chunk by chunk when another process changed them.",
-        "- sqlite-vec is no longer used at run time: its vec0 KNN is an exact "
-        "scan (the sqlite-vec column above) and its point lookups by id cost "
-        "~0.1 ms each at 1M against ~5 µs in a plain table, which made "
-        "rescoring as slow as the scan. An index made with vec0 is converted "
-        "in place the first time the plugin opens it.",
-        "- Filtered searches at 1M are bounded by beets' items table: SQLite "
-        "scans it in full for `year:` (no index on that column), ~0.3-0.6 s "
-        "here, the same for every beets command with that filter; the "
-        "plugin's part stays in tens of ms.",
+        *_store_notes(results),
         *_index_bound(results, cores),
         "",
         "## Reproduce",
@@ -569,6 +561,34 @@ def _notes(results: dict[str, Any], cores: int) -> list[str]:
         "(~3 GB for 1M vectors); later runs reuse them.",
         "",
     ]
+
+
+def _store_notes(results: dict[str, Any]) -> list[str]:
+    big = max(results["query"], key=lambda q: q["n"])
+    ms = big["ms"]
+    plain = ms.get("fetch 120 vectors by id, plain table")
+    vec0 = ms.get("fetch 120 vectors by id, vec0")
+    lines = []
+    if plain and vec0:
+        lines.append(
+            "- sqlite-vec is no longer used at run time: its vec0 KNN is an "
+            "exact scan (the sqlite-vec column above), and reading the 120 "
+            f"vectors to rescore takes {vec0[0]:.1f} ms through vec0's point "
+            f"lookups at {_fmt_n(big['n'])} against {plain[0]:.1f} ms from a "
+            "plain table in one query. An index made with vec0 is converted "
+            "in place the first time the plugin opens it."
+        )
+    ids = [v for k, v in ms.items() if k.startswith("filter") and k.endswith("ids")]
+    if ids:
+        lines.append(
+            f"- Filtered searches at {_fmt_n(big['n'])} are bounded by beets' "
+            "items table: SQLite scans it in full for `year:` (beets has no "
+            f"index on that column), {min(v[0] for v in ids):.0f}-"
+            f"{max(v[0] for v in ids):.0f} ms here (p50), as for any beets "
+            "command with that filter; the plugin's part is the last column "
+            "of the filter table."
+        )
+    return lines
 
 
 def _index_bound(results: dict[str, Any], cores: int) -> list[str]:
@@ -617,15 +637,17 @@ def _levers(results: dict[str, Any]) -> list[str]:
     total = sum(ops.values()) or 1.0
     load = int8.get("load_ms") or {}
     two = int8.get("text_ms_2threads")
-    lines = [
-        "- Levers outside the plugin's code, measured in this run: the export "
-        "keeps musicnn's mid-end and temporal convolutions in float; in "
-        "onnxruntime's profile of the int8 audio graph (one window, one "
-        f"thread) float `Conv` takes {ops.get('Conv', 0):.1f} ms of "
-        f"{total:.1f} ms against {ops.get('QLinearConv', 0):.1f} ms for the "
-        "int8 `QLinearConv` layers: quantizing them too would cut the window "
-        "cost by up to a third, if parity allows."
-    ]
+    lines = []
+    if ops:
+        lines.append(
+            "- Levers outside the plugin's code, measured in this run: the export "
+            "keeps musicnn's mid-end and temporal convolutions in float; in "
+            "onnxruntime's profile of the int8 audio graph (one window, one "
+            f"thread) float `Conv` takes {ops.get('Conv', 0):.1f} ms of "
+            f"{total:.1f} ms against {ops.get('QLinearConv', 0):.1f} ms for the "
+            "int8 `QLinearConv` layers: quantizing them too would cut the window "
+            "cost by up to a third, if parity allows."
+        )
     if two:
         lines.append(
             f"- The text encoder embeds a query in {int8['text_ms'][0]:.1f} ms "
