@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 DEFAULTS: dict[str, Any] = {
     "model": "",  # bundle folder; empty = the shipped default
     "auto": False,  # embed on import
-    "jobs": 0,  # decoding processes; 0 = one per CPU core
-    "batch_size": 32,  # tracks per model call and per transaction
+    "jobs": 0,  # clap-index workers (decode + embed); 0 = one per CPU core
+    "batch_size": 32,  # tracks per database transaction (not per model call)
     "max_windows": 0,  # windows per track; 0 = the bundle's own setting
-    "threads": 0,  # onnxruntime intra-op threads; 0 = one per physical core
+    "threads": 0,  # this process's onnxruntime threads (workers: 1); 0 = per core
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches
