@@ -1,0 +1,65 @@
+"""The shipped default bundle: loads offline, pinned outputs, sane rankings.
+
+Golden vectors pin the bundle's outputs for generated inputs, so a changed
+model file, tokenizer, onnxruntime upgrade or windowing change that moves
+results is noticed. Regenerate them (after a deliberate model change) with
+`python tests/model/golden.py --write`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from beetsplug.clap.model import Bundle, default_bundle_path
+
+HERE = Path(__file__).resolve().parent
+GOLDEN = json.loads((HERE / "golden.json").read_text())
+# int8 kernels may differ in the last bits between CPUs (AVX2 vs AVX-512 VNNI).
+ATOL = 0.02
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return Bundle.load(default_bundle_path(), threads=1)
+
+
+def test_default_bundle_is_the_golden_one(bundle: Bundle) -> None:
+    assert bundle.manifest["name"] == GOLDEN["name"]
+    assert bundle.identity == GOLDEN["identity"]
+    total = sum(p.stat().st_size for p in bundle.path.iterdir() if p.is_file())
+    assert total <= 40 * 2**20  # issue 5: the whole bundle at most 40 MB
+
+
+def test_text_embeddings_match_golden(bundle: Bundle) -> None:
+    from golden import TEXTS
+
+    got = bundle.embed_text(TEXTS)
+    for text, row in zip(TEXTS, got, strict=True):
+        want = np.array(GOLDEN["text"][text])
+        np.testing.assert_allclose(row[: len(want)], want, atol=ATOL, err_msg=text)
+
+
+def test_audio_embeddings_match_golden(bundle: Bundle) -> None:
+    from golden import signals
+
+    for name, window in signals(bundle).items():
+        emb, tags = bundle.embed_audio(window[None])
+        want = np.array(GOLDEN["audio"][name])
+        np.testing.assert_allclose(emb[0, : len(want)], want, atol=ATOL, err_msg=name)
+        if tags is not None:
+            want_tags = np.array(GOLDEN["tags"][name])
+            np.testing.assert_allclose(tags[0, : len(want_tags)], want_tags, atol=ATOL)
+
+
+def test_drum_loop_outranks_a_held_chord_for_drums(bundle: Bundle) -> None:
+    from golden import signals
+
+    sig = signals(bundle)
+    audio, _ = bundle.embed_audio(np.stack([sig["drum_loop"], sig["chord"]]))
+    with_drums, without_drums = bundle.embed_text(["music with drums", "no drums"])
+    assert audio[0] @ with_drums > audio[1] @ with_drums
+    assert audio[1] @ without_drums > audio[0] @ without_drums
