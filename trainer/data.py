@@ -38,6 +38,39 @@ CAPTION_COLUMNS: tuple[str, ...] = (
     "caption_paraphrase",
     "caption_attribute_prediction",
 )
+# Contract 3's parquet columns: LP-MusicCaps-MSD as published, then the
+# extras the synthetic corpus and fixtures carry (all optional for MSD).
+LP_COLUMNS: tuple[str, ...] = (
+    "track_id",
+    "title",
+    "artist_name",
+    "release",
+    "year",
+    "tag",
+    *CAPTION_COLUMNS,
+    "path",
+)
+EXTRA_COLUMNS: tuple[str, ...] = (
+    "attributes",
+    "absent",
+    "pair_id",
+    "pair_attribute",
+    "base_piece",
+    "soundfont",
+)
+
+
+def split_schema() -> Any:
+    """The pyarrow schema of a captions/{split}.parquet written by this project."""
+    import pyarrow as pa
+
+    string_list = pa.list_(pa.string())
+    types = {"year": pa.int64(), "tag": string_list, "absent": string_list}
+    return pa.schema(
+        [(c, types.get(c, pa.string())) for c in (*LP_COLUMNS, *EXTRA_COLUMNS)]
+    )
+
+
 # Consecutive undecodable clips tolerated before the run is declared broken:
 # a few bad files are noise, fifty in a row means the data directory is wrong.
 MAX_REPLACEMENTS = 50
@@ -559,24 +592,7 @@ def write_fixture(
             rows["base_piece"].append(f"piece{serial:05d}")
             rows["soundfont"].append("none")
             serial += 1
-        schema = pa.schema(
-            [
-                ("track_id", pa.string()),
-                ("title", pa.string()),
-                ("artist_name", pa.string()),
-                ("release", pa.string()),
-                ("year", pa.int64()),
-                ("tag", pa.list_(pa.string())),
-                *[(c, pa.string()) for c in CAPTION_COLUMNS],
-                ("path", pa.string()),
-                ("attributes", pa.string()),
-                ("absent", pa.list_(pa.string())),
-                ("pair_id", pa.string()),
-                ("pair_attribute", pa.string()),
-                ("base_piece", pa.string()),
-                ("soundfont", pa.string()),
-            ]
-        )
+        schema = split_schema()
         pq.write_table(
             pa.table(rows, schema=schema), out / CAPTIONS_DIR / f"{split}.parquet"
         )

@@ -14,15 +14,10 @@ import pytest
 import soundfile as sf
 
 from trainer import vocab
+from trainer.data import EXTRA_COLUMNS, LP_COLUMNS
 from trainer.synth import main as synth_main
 from trainer.synth.captions import clip_tags
-from trainer.synth.corpus import (
-    EXTRA_COLUMNS,
-    LP_COLUMNS,
-    SPLITS,
-    CorpusConfig,
-    build_corpus,
-)
+from trainer.synth.corpus import SPLITS, CorpusConfig, build_corpus
 from trainer.synth.labels import present_terms
 
 

@@ -28,34 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from trainer import vocab
+from trainer.data import split_schema
 from trainer.synth import render
 from trainer.synth.captions import clip_tags, write_captions
 from trainer.synth.compose import Piece, PieceSpec, Variant, compose, pair_candidates
 from trainer.synth.labels import absent_terms
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test", "test_shift")
-# The contract's columns (LP-MusicCaps-MSD as published), then the synthetic extras.
-LP_COLUMNS: tuple[str, ...] = (
-    "track_id",
-    "title",
-    "artist_name",
-    "release",
-    "year",
-    "tag",
-    "caption_writing",
-    "caption_summary",
-    "caption_paraphrase",
-    "caption_attribute_prediction",
-    "path",
-)
-EXTRA_COLUMNS: tuple[str, ...] = (
-    "attributes",
-    "absent",
-    "pair_id",
-    "pair_attribute",
-    "base_piece",
-    "soundfont",
-)
 # Minimal pairs cycle through these kinds; instruments twice, since each
 # instrument family is judged on its own and needs its share of pairs.
 PAIR_CYCLE: tuple[str, ...] = ("drums", "vocals", "instrument", "instrument")
@@ -267,21 +246,11 @@ def _render_task(args: tuple[PieceSpec, str, bool]) -> tuple[list[dict], float]:
 
 
 # ------------------------------------------------------------------- writer
-def _schema():
-    import pyarrow as pa
-
-    string_list = pa.list_(pa.string())
-    types = {"year": pa.int64(), "tag": string_list, "absent": string_list}
-    return pa.schema(
-        [(c, types.get(c, pa.string())) for c in (*LP_COLUMNS, *EXTRA_COLUMNS)]
-    )
-
-
 def write_split(rows: list[dict], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = _schema()
+    schema = split_schema()
     rows = sorted(rows, key=lambda r: r["track_id"])
     table = pa.table(
         {name: [r[name] for r in rows] for name in schema.names}, schema=schema

@@ -466,27 +466,10 @@ def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema(
-        [
-            ("track_id", pa.string()),
-            ("title", pa.string()),
-            ("artist_name", pa.string()),
-            ("release", pa.string()),
-            ("year", pa.int64()),
-            ("tag", pa.list_(pa.string())),
-            ("caption_writing", pa.string()),
-            ("caption_summary", pa.string()),
-            ("caption_paraphrase", pa.string()),
-            ("caption_attribute_prediction", pa.string()),
-            ("path", pa.string()),
-            ("attributes", pa.string()),
-            ("absent", pa.list_(pa.string())),
-            ("pair_id", pa.string()),
-            ("pair_attribute", pa.string()),
-            ("base_piece", pa.string()),
-            ("soundfont", pa.string()),
-        ]
-    )
+    sys.path.insert(0, str(HERE.parents[2]))
+    from trainer.data import split_schema
+
+    schema = split_schema()
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
