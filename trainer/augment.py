@@ -309,12 +309,29 @@ class TextAugmenter:
         else:
             base = clip.captions[rng.choice(sorted(clip.captions))]
             tags = list(clip.tags)
+        term = clip.pair_term
+        mention = (
+            term is not None
+            and aug.pair_mention_prob > 0
+            and rng.random() < aug.pair_mention_prob
+        )
+        has_term = mention and term in clip.tags
+        if has_term and not mentions(base, term):
+            if use_tags:
+                tags.insert(rng.randint(0, len(tags)), term)
+                base = ", ".join(tags)
+            else:
+                base = append_phrases(base, [f"with {term}"])
         positive = base
         if aug.negation:
             candidates = absent_candidates(clip.tags, clip.absent, evidence)
             positive = negation_augment(
                 base, candidates, rng, aug.negation_prob, aug.max_negations
             )
+            # The without-clip of a minimal pair says what it lacks, so its
+            # sibling (same batch under `data.group_pairs`) is a true negative.
+            if mention and not has_term and not mentions(positive, term):
+                positive = append_phrases(positive, [vocab.negation_phrase(term, rng)])
         negatives: dict[str, str | None] = dict.fromkeys(NEGATIVE_KINDS)
         if "full" in self.kinds or "half" in self.kinds:
             half, full = negated_pair(tags, rng)

@@ -38,6 +38,10 @@ class DataConfig:
     valid_split: str = "valid"
     max_items: int | None = None
     valid_max_items: int | None = None  # cap on validation clips (trainer-core)
+    # Shuffle whole base pieces instead of clips, so a minimal pair's two
+    # renders (synthetic corpus) mostly land in the same batch: InfoNCE then
+    # has to tell apart two clips that differ in one attribute only.
+    group_pairs: bool = False
 
 
 @dataclass
@@ -54,6 +58,10 @@ class AugmentConfig:
     text_swap_prob: float = 0.5
     # Half-/fully-negated captions as hard negatives (trainer-core).
     negated_negatives: bool = True
+    # Probability that a minimal-pair clip's text names the flipped attribute:
+    # the with-clip keeps the term in its tag list, the without-clip gets its
+    # negation (the latter only when `negation` is on).
+    pair_mention_prob: float = 0.0
 
 
 @dataclass

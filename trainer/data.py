@@ -94,6 +94,20 @@ class Clip:
     captions: dict[str, str]  # non-empty sentence captions by column
     absent: list[str] | None = None  # true negations (synthetic corpus only)
     attributes: dict[str, Any] | None = None
+    # Synthetic corpus only: the base piece the clip was rendered from (its
+    # minimal-pair sibling shares it) and the attribute that pair flips
+    # ("drums", "vocals", "instrument:piano"), so training can batch siblings
+    # together and make their texts differ in exactly that attribute.
+    group: str | None = None
+    pair_attribute: str | None = None
+
+    @property
+    def pair_term(self) -> str | None:
+        """The flipped attribute as a vocabulary term ("instrument:" dropped)."""
+        attr = self.pair_attribute
+        if not attr:
+            return None
+        return attr.split(":", 1)[1] if attr.startswith("instrument:") else attr
 
 
 @dataclass
@@ -174,6 +188,7 @@ def read_split(
 
     paths, track_ids, tags = column("path"), column("track_id"), column("tag")
     absent, attributes = column("absent"), column("attributes")
+    groups, pair_attrs = column("base_piece"), column("pair_attribute")
     captions = {c: column(c) for c in caption_columns}
     stats = SplitStats(rows=table.num_rows)
     clips: list[Clip] = []
@@ -207,6 +222,8 @@ def read_split(
                 captions=texts,
                 absent=_tags(absent[i]) if absent[i] is not None else None,
                 attributes=attrs if isinstance(attrs, dict) else None,
+                group=groups[i] or None,
+                pair_attribute=pair_attrs[i] or None,
             )
         )
     return clips, stats

@@ -20,7 +20,7 @@ import random
 import resource
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,11 +273,40 @@ def build_optimizer(
 
 
 class ResumableSampler(DistributedSampler):
-    """DistributedSampler that can start part-way into an epoch (after a resume)."""
+    """DistributedSampler that can start part-way into an epoch (after a resume).
+
+    With `groups` (one key per item, e.g. the synthetic corpus's base piece)
+    it shuffles whole groups and hands each rank a contiguous run of the
+    shuffled order, so a minimal pair's two clips stay next to each other and
+    on the same rank, i.e. mostly in the same batch.
+    """
 
     skip = 0
+    groups: Sequence[str | None] | None = None
+
+    def _grouped(self) -> list[int]:
+        assert self.groups is not None
+        members: dict[str, list[int]] = {}
+        for i, key in enumerate(self.groups):
+            members.setdefault(key if key is not None else f"\0{i}", []).append(i)
+        order = list(members.values())
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        perm = (
+            torch.randperm(len(order), generator=g).tolist()
+            if self.shuffle
+            else range(len(order))
+        )
+        flat = [i for k in perm for i in order[k]]
+        if self.drop_last:
+            flat = flat[: self.total_size]
+        else:
+            flat += flat[: self.total_size - len(flat)]
+        start = self.rank * self.num_samples
+        return flat[start : start + self.num_samples]
 
     def __iter__(self) -> Iterator[int]:
+        if self.groups is not None:
+            return iter(self._grouped()[self.skip :])
         return iter(list(super().__iter__())[self.skip :])
 
     def __len__(self) -> int:
@@ -668,6 +697,8 @@ def _train(
         seed=tc.seed,
         drop_last=True,
     )
+    if cfg.data.group_pairs:
+        sampler.groups = [clip.group for clip in train_clips]
     collate = Collator(tokenizer, cfg.model.text.max_tokens, kinds)
     pin = ctx.device.type == "cuda"
     batches = _micro_batches(train_ds, sampler, collate, cfg, position, pin)

@@ -110,6 +110,38 @@ def _plugin() -> ClapPlugin:
     raise UserError("the clap plugin is not loaded")
 
 
+def _database_errors(
+    func: Callable[[Library, Any, list[str]], None],
+) -> Callable[[Library, Any, list[str]], None]:
+    """One line instead of a traceback when library.db itself fails us.
+
+    The usual case is a lock held past the busy timeout by another writer
+    (a long `beet import`); every write of the plugin is a transaction, so
+    what had been committed is kept and a re-run carries on from there.
+    """
+    import functools
+
+    @functools.wraps(func)
+    def run(lib: Library, opts: Any, args: list[str]) -> None:
+        import sqlite3
+
+        try:
+            func(lib, opts, args)
+        except sqlite3.OperationalError as exc:
+            from .store import BUSY_TIMEOUT_SECONDS
+
+            reason = str(exc)
+            if "locked" in reason or "busy" in reason:
+                raise UserError(
+                    "library database is locked by another program "
+                    f"(waited {BUSY_TIMEOUT_SECONDS:g} s): nothing half-written "
+                    "was kept; run the command again when it has finished"
+                ) from exc
+            raise UserError(f"library database error: {reason}") from exc
+
+    return run
+
+
 class _ProgressBar:
     """A one-line progress bar on stderr, drawn only on a terminal."""
 
@@ -366,7 +398,10 @@ class ClapPlugin(BeetsPlugin):
             help="prompt playlists only",
         )
         playlists_cmd.func = self._cmd_playlists
-        return [index_cmd, search_cmd, similar_cmd, playlists_cmd]
+        commands = [index_cmd, search_cmd, similar_cmd, playlists_cmd]
+        for cmd in commands:
+            cmd.func = _database_errors(cmd.func)
+        return commands
 
     def _add_result_options(self, cmd: ui.Subcommand) -> None:
         cmd.parser.add_option(

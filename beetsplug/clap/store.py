@@ -113,7 +113,7 @@ class Failed:
     size: int
 
 
-def connect(db_path: Path | str, timeout: float = BUSY_TIMEOUT_SECONDS) -> Any:
+def connect(db_path: Path | str, timeout: float | None = None) -> Any:
     """A connection of the plugin's own to library.db.
 
     Autocommit mode: every write goes through `Store.transaction`, so no
@@ -122,6 +122,8 @@ def connect(db_path: Path | str, timeout: float = BUSY_TIMEOUT_SECONDS) -> Any:
     """
     import sqlite3
 
+    if timeout is None:
+        timeout = BUSY_TIMEOUT_SECONDS
     try:
         conn = sqlite3.connect(
             os.fsdecode(db_path),
@@ -383,8 +385,8 @@ def _extension_connection(db_path: str, timeout: float) -> Any:
         except ImportError as exc:
             raise StoreError(
                 "this library's clap index was made by beets-clap 0.1 (sqlite-vec); "
-                "converting it needs SQLite extension loading: "
-                "pip install sqlean.py sqlite-vec, or run `beet clap-index --force`"
+                "converting it (once, vectors kept) needs SQLite extension loading: "
+                "pip install 'beets-clap[vec]'"
             ) from exc
     path = os.environ.get(VEC_PATH_ENV)
     try:
@@ -395,7 +397,8 @@ def _extension_connection(db_path: str, timeout: float) -> Any:
     except ImportError as exc:
         raise StoreError(
             "this library's clap index was made by beets-clap 0.1 (sqlite-vec); "
-            "converting it needs sqlite-vec: pip install sqlite-vec"
+            "converting it (once, vectors kept) needs sqlite-vec: "
+            "pip install 'beets-clap[vec]'"
         ) from exc
     conn = module.connect(db_path, timeout=timeout, isolation_level=None)
     try:
@@ -464,7 +467,7 @@ class Store:
         self._coarse: CoarseIndex | None = None
 
     @classmethod
-    def open(cls, db_path: Path | str, timeout: float = BUSY_TIMEOUT_SECONDS) -> Store:
+    def open(cls, db_path: Path | str, timeout: float | None = None) -> Store:
         conn = connect(db_path, timeout)
         try:
             if _is_vec0(conn):

@@ -392,3 +392,26 @@ def test_auto_off_leaves_imports_unembedded(env: ClapEnv, tmp_path: Path) -> Non
     )
     env.run("import", "-A", str(src))
     assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 0, failed 0"]
+
+
+def test_a_lock_held_past_the_timeout_is_one_line_and_loses_nothing(
+    env: ClapEnv, corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from beetsplug.clap import store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_SECONDS", 0.2)
+    for kind in ("low", "mid"):
+        env.add_copy(corpus[kind], title=kind)
+    db = Path(os.fsdecode(env.lib.path))
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another program writing, for a long time
+    try:
+        with pytest.raises(UserError, match=r"^library database is locked") as info:
+            env.run("clap-index")
+        assert "\n" not in str(info.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    env.reload()  # a new beet invocation
+    assert "embedded 2, unchanged 0, failed 0" in env.run("clap-index")
+    assert env.lines("clap", "low", "-n", "1", "-f", "$title") == ["low"]

@@ -277,3 +277,41 @@ def test_collator_tokenizes_every_text_once_in_a_known_layout(clip: Clip) -> Non
     assert 0 not in batch["negative_rows"].tolist()
     assert batch["audio"].shape == (4, 100)
     assert batch["skipped"] == 2
+
+
+def _pair(tmp_path: Path, with_term: bool) -> Clip:
+    tags = ["rock", "piano", "bass"] + (["drums"] if with_term else [])
+    return Clip(
+        track_id="p1-a" if with_term else "p1-b",
+        audio=tmp_path / "x.wav",
+        tags=tags,
+        captions={"caption_summary": "A rock song with piano and bass."},
+        absent=["vocals", "violin"] + ([] if with_term else ["drums"]),
+        group="p1",
+        pair_attribute="drums",
+    )
+
+
+@pytest.mark.parametrize("negation", [True, False])
+def test_pair_mention_names_the_flipped_attribute_in_both_siblings(
+    tmp_path: Path, negation: bool
+) -> None:
+    cfg = AugmentConfig(negation=negation, negation_prob=0.0, pair_mention_prob=1.0)
+    aug = TextAugmenter(cfg, DataConfig(tag_caption_prob=0.5), kinds=())
+    for seed in range(40):
+        with_text = aug(_pair(tmp_path, True), random.Random(seed)).positive
+        without_text = aug(_pair(tmp_path, False), random.Random(seed)).positive
+        assert "drums" in with_text.split(", ") or "with drums" in with_text
+        negated = any(p in without_text for p in _phrases_of("drums"))
+        # The negation of the missing attribute is negation augmentation: the
+        # negation-blind ablation must not get it through this back door.
+        assert negated == negation
+        if not negation:
+            assert "drum" not in without_text
+
+
+def test_pair_mention_off_leaves_the_texts_alone(tmp_path: Path) -> None:
+    plain = AugmentConfig(negation_prob=0.0)
+    aug = TextAugmenter(plain, DataConfig(tag_caption_prob=1.0), kinds=())
+    texts = {aug(_pair(tmp_path, True), random.Random(s)).positive for s in range(40)}
+    assert any("drums" not in t for t in texts)  # stochastic tags drop it

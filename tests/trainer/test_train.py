@@ -17,6 +17,7 @@ from trainer.augment import Collator, TextAugmenter, negative_kinds
 from trainer.config import Config
 from trainer.data import ClipDataset, read_split
 from trainer.train import (
+    ResumableSampler,
     RunError,
     TrainStep,
     build_optimizer,
@@ -260,3 +261,31 @@ def test_shipped_configs_load_with_the_documented_recipes() -> None:
     assert msd.model.audio.pretrained == ""  # from scratch, as the paper
     assert msd.train.precision == "bf16"
     assert 1e-4 <= msd.loss.dissimilarity_weight <= 1e-1
+
+
+def test_grouped_sampler_keeps_minimal_pairs_together_on_one_rank() -> None:
+    # 30 pieces: even ones rendered twice (a minimal pair), odd ones once.
+    groups = [f"p{k}" for k in range(30) for _ in range(2 if k % 2 == 0 else 1)]
+    data = list(range(len(groups)))
+
+    def order(rank: int, epoch: int, skip: int = 0) -> list[int]:
+        sampler = ResumableSampler(
+            data, num_replicas=2, rank=rank, shuffle=True, seed=3, drop_last=True
+        )
+        sampler.groups = groups
+        sampler.set_epoch(epoch)
+        sampler.skip = skip
+        return list(sampler)
+
+    ranks = [order(0, 0), order(1, 0)]
+    assert len(ranks[0]) == len(ranks[1]) == len(data) // 2
+    assert not set(ranks[0]) & set(ranks[1])  # no clip on two ranks
+    for r in ranks:
+        seen = [groups[i] for i in r]
+        for g in set(seen):
+            first, n = seen.index(g), seen.count(g)
+            assert seen[first : first + n] == [g] * n  # siblings adjacent
+    on_both = {groups[i] for i in ranks[0]} & {groups[i] for i in ranks[1]}
+    assert len(on_both) <= 1  # at most the pair cut by the rank boundary
+    assert order(0, 1) != ranks[0]  # a new shuffle each epoch
+    assert order(0, 0, skip=5) == ranks[0][5:]  # a resume skips what was consumed
