@@ -292,8 +292,13 @@ def build_tiny_bundle(
     seed: int = 0,
     with_token_type_ids: bool = False,
     max_tokens: int = 16,
+    tag_names: list[str] | None = None,
 ) -> Path:
-    """Write a valid bundle to `out_dir` and return its path."""
+    """Write a valid bundle to `out_dir` and return its path.
+
+    `tag_names` renames the three tag outputs (low band, high band,
+    flatness), e.g. to words the query parser knows.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     window_samples = round(sample_rate * window_seconds)
@@ -310,7 +315,8 @@ def build_tiny_bundle(
         "max_windows": max_windows,
     }
     if with_tags:
-        audio["tags"] = list(TAG_NAMES)
+        audio["tags"] = list(tag_names or TAG_NAMES)
+        assert len(audio["tags"]) == len(TAG_NAMES)
     manifest = {
         "format": 1,
         "name": name,

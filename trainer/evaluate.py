@@ -23,8 +23,9 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +59,7 @@ PAIR_NEGATIVE: tuple[str, ...] = (
 PAIR_NEGATIVE_EXTRA: dict[str, tuple[str, ...]] = {"vocals": ("instrumental music",)}
 NEGATED_FORMS: tuple[str, ...] = ("{a} without {b}", "{a}, no {b}")
 WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+TAG_WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.15, 0.3, 0.5, 1.0)
 EMBED_CHUNK = 32  # clips per embed_audio call
 NPY_RATE = 16000  # the rate of preprocessed .npy clips (Contract 3)
 
@@ -286,8 +288,10 @@ def embed_clips(
     clips: list[Clip],
     cache_dir: Path | None,
     log: Callable[[str], None] | None = None,
-) -> tuple[np.ndarray, dict[str, str]]:
-    """Pooled embeddings [N, D] (skipped clips' rows are zero), {track_id: reason}.
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, str]]:
+    """Pooled embeddings [N, D] (skipped clips' rows are zero), mean tag
+    probabilities [N, T] (bundles with tags, else None; the plugin stores
+    the same per track), {track_id: reason}.
 
     Cached per bundle identity and clip set in cache_dir, so re-runs only
     embed text.
@@ -302,10 +306,17 @@ def embed_clips(
     )
     if cache is not None and cache.is_file():
         data = np.load(cache, allow_pickle=False)
-        if str(data["fingerprint"]) == fingerprint:
+        if str(data["fingerprint"]) == fingerprint and (
+            "tags" in data or not bundle.has_tags
+        ):
             skipped = json.loads(str(data["skipped"]))
-            return data["embeddings"], skipped
+            return data["embeddings"], data.get("tags"), skipped
     emb = np.zeros((len(clips), bundle.embedding_dim), dtype=np.float32)
+    tag_rows = (
+        np.zeros((len(clips), len(bundle.tag_names)), np.float32)
+        if bundle.has_tags
+        else None
+    )
     skipped: dict[str, str] = {}
     started = time.perf_counter()
     for lo in range(0, len(clips), EMBED_CHUNK):
@@ -321,10 +332,12 @@ def embed_clips(
             owners += [lo + i] * len(w)
         if not windows:
             continue
-        vectors, _tags = bundle.embed_audio(np.concatenate(windows))
+        vectors, tags = bundle.embed_audio(np.concatenate(windows))
         owners_arr = np.asarray(owners)
         for idx in np.unique(owners_arr):
             emb[idx] = pool_embeddings(vectors[owners_arr == idx])
+            if tag_rows is not None and tags is not None:
+                tag_rows[idx] = tags[owners_arr == idx].mean(axis=0)
         if log and (lo // EMBED_CHUNK) % 10 == 9:
             log(
                 f"evaluate: embedded {lo + len(chunk)}/{len(clips)} clips "
@@ -333,11 +346,16 @@ def embed_clips(
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(".tmp.npz")
+        extra = {"tags": tag_rows} if tag_rows is not None else {}
         np.savez(
-            tmp, embeddings=emb, fingerprint=fingerprint, skipped=json.dumps(skipped)
+            tmp,
+            embeddings=emb,
+            fingerprint=fingerprint,
+            skipped=json.dumps(skipped),
+            **extra,
         )
         tmp.replace(cache)
-    return emb, skipped
+    return emb, tag_rows, skipped
 
 
 class TextEmbedder:
@@ -536,30 +554,46 @@ def negated_queries(clips: list[Clip], min_relevant: int = TOP_K) -> list[Negate
 
 @dataclass(frozen=True)
 class ParsedScores:
-    """A query as the plugin's layer 2 sees it: whole-text and negated sims."""
+    """A query as the plugin's layer 2 sees it: its TextQuery and the clips."""
 
-    negated: list[str]
-    whole: np.ndarray  # [N clips]
-    negated_sims: np.ndarray | None  # [n negated, N clips]
+    query: Any  # beetsplug.clap.search.TextQuery
+    audio: np.ndarray  # [N clips, D]
+    tags: np.ndarray | None  # [N clips, T] tag probabilities, or None
 
-    def score(self, weight: float) -> np.ndarray:
-        from beetsplug.clap.negation import combine_scores
+    @property
+    def negated(self) -> list[str]:
+        return self.query.negated
 
-        return combine_scores(self.whole, self.negated_sims, weight)
+    def score(self, weight: float, tag_weight: float | None = None) -> np.ndarray:
+        changes: dict[str, float] = {"weight": weight}
+        if tag_weight is not None:
+            changes["tag_weight"] = tag_weight
+        return replace(self.query, **changes).score(self.audio, self.tags)
 
 
-def parsed_scores(text: str, audio: np.ndarray, embed: TextEmbedder) -> ParsedScores:
+def parsed_scores(
+    text: str,
+    audio: np.ndarray,
+    embed: TextEmbedder,
+    tags: np.ndarray | None = None,
+    tag_names: Sequence[str] = (),
+    tag_weight: float = 0.0,
+) -> ParsedScores:
     """The plugin's parser and its score combination (what `beet clap TEXT` ranks by):
-    sim(whole text) - w * max over the negated attributes' sims. A text the model has
-    no words for scores 0 everywhere (the plugin refuses it; here it just ranks badly).
+    sim(whole text) - w * max over the negated attributes of (sim + tag_weight x
+    the tagger's evidence, where a tag speaks about the attribute). The plugin's
+    own TextQuery does the scoring. A text the model has no words for scores 0
+    everywhere (the plugin refuses it; here it just ranks badly).
     """
-    from beetsplug.clap.negation import parse_query
+    from beetsplug.clap.negation import match_tags, parse_query
+    from beetsplug.clap.search import TextQuery
 
     parsed = parse_query(text)
-    negated = [n for n in parsed.negated if n.strip()]
-    vecs = embed([text, *negated])
-    neg = (vecs[1:] @ audio.T) if negated else None
-    return ParsedScores(negated, audio @ vecs[0], neg)
+    vecs = embed([text, *parsed.negated])
+    names = tuple(tag_names) if tags is not None else ()
+    matches = tuple(match_tags(n, names) for n in parsed.negated)
+    query = TextQuery(parsed, vecs[0], vecs[1:], 0.0, matches, tag_weight, names)
+    return ParsedScores(query, audio, tags)
 
 
 def _kind(term: str) -> str:
@@ -597,17 +631,22 @@ def negated_retrieval(
     embed: TextEmbedder,
     weight: float,
     min_relevant: int = TOP_K,
+    tags: np.ndarray | None = None,
+    tag_names: Sequence[str] = (),
+    tag_weight: float = 0.0,
 ) -> dict:
-    """Layer 1 (the query embedded as it is), layer 2 (the plugin's parsed scoring)
-    and sim(A) - w sim(B) with the known A and B, plus a weight sweep of layer 2."""
+    """Layer 1 (the query embedded as it is), layer 2 (the plugin's parsed scoring,
+    with the tagger's evidence when the bundle has tags) and sim(A) - w sim(B)
+    with the known A and B, plus sweeps of layer 2's two weights."""
     queries = negated_queries(clips, min_relevant)
     if not queries:
         empty = _summarise([], [])
         return {
             "plain": empty,
-            "parsed": {**empty, "weight": weight},
+            "parsed": {**empty, "weight": weight, "tag_weight": tag_weight},
             "a_minus_b": empty,
             "parsed_sweep": [],
+            "tag_sweep": [],
         }
     q_text = embed([q.text for q in queries])
     plain_scores = q_text @ audio.T
@@ -617,24 +656,35 @@ def negated_retrieval(
     ]
 
     # Layer 2 exactly as the plugin scores: its parser, its combination.
-    parsed = [parsed_scores(q.text, audio, embed) for q in queries]
-    sweep = []
-    parsed_result = None
-    for w in sorted({*WEIGHT_SWEEP, weight}):
+    parsed = [
+        parsed_scores(q.text, audio, embed, tags, tag_names, tag_weight)
+        for q in queries
+    ]
+
+    def summary_at(w: float, tw: float | None = None) -> dict:
         res = [
-            topk_precision_violation(p.score(w), q.relevant, q.violating)
+            topk_precision_violation(p.score(w, tw), q.relevant, q.violating)
             for p, q in zip(parsed, queries, strict=True)
         ]
-        summary = _summarise(queries, res)
-        sweep.append(
-            {
-                "weight": w,
-                "precision_at_10": summary["precision_at_10"],
-                "violation_rate": summary["violation_rate"],
-            }
-        )
-        if w == weight:
-            parsed_result = summary
+        return _summarise(queries, res)
+
+    def point(key: str, value: float, summary: dict) -> dict:
+        return {
+            key: value,
+            "precision_at_10": summary["precision_at_10"],
+            "violation_rate": summary["violation_rate"],
+        }
+
+    sweep = [point("weight", w, summary_at(w)) for w in sorted({*WEIGHT_SWEEP, weight})]
+    parsed_result = summary_at(weight)
+    tag_sweep = (
+        [
+            point("tag_weight", tw, summary_at(weight, tw))
+            for tw in sorted({*TAG_WEIGHT_SWEEP, tag_weight})
+        ]
+        if tags is not None
+        else []
+    )
     parsed_negated = sorted({n for p in parsed for n in p.negated})
     a_vec = embed([q.a for q in queries])
     b_vec = embed([q.b for q in queries])
@@ -648,11 +698,13 @@ def negated_retrieval(
         "parsed": {
             **parsed_result,
             "weight": weight,
+            "tag_weight": tag_weight if tags is not None else 0.0,
             "parsed_share": float(np.mean([bool(p.negated) for p in parsed])),
             "negated_attributes_seen": len(parsed_negated),
         },
         "a_minus_b": {**_summarise(queries, ab), "weight": weight},
         "parsed_sweep": sweep,
+        "tag_sweep": tag_sweep,
     }
 
 
@@ -664,12 +716,14 @@ def evaluate_split(
     caption_column: str,
     min_relevant: int = TOP_K,
     log: Callable[[str], None] | None = None,
+    tag_weight: float = 0.0,
 ) -> dict:
     """Every metric of one bundle on one split."""
-    audio, skipped = embed_clips(bundle, clips, cache_dir, log)
+    audio, tags, skipped = embed_clips(bundle, clips, cache_dir, log)
     keep = [i for i, c in enumerate(clips) if c.track_id not in skipped]
     clips = [clips[i] for i in keep]
     audio = audio[keep]
+    tags = tags[keep] if tags is not None else None
     embed = TextEmbedder(bundle)
     main = caption_retrieval(audio, clips, embed, caption_column)
     by_column = {}
@@ -695,7 +749,14 @@ def evaluate_split(
         "negation": {k: v for k, v in negation.items() if k != "curves"},
         "minimal_pairs": pair_accuracy(audio, clips, embed),
         "negated_retrieval": negated_retrieval(
-            audio, clips, embed, weight, min_relevant
+            audio,
+            clips,
+            embed,
+            weight,
+            min_relevant,
+            tags,
+            bundle.tag_names if tags is not None else (),
+            tag_weight,
         ),
         "curves": {
             "text_to_music": main.get("curve", []),
@@ -861,6 +922,12 @@ def _parser() -> argparse.ArgumentParser:
         help="layer-2 weight (default: the bundle's query.negation_weight, else 0.5)",
     )
     p.add_argument(
+        "--tag-weight",
+        type=float,
+        help="layer-2 weight of the tagger's evidence (default: the plugin's, "
+        "for bundles with tags)",
+    )
+    p.add_argument(
         "--caption-column", default="caption_writing", choices=CAPTION_COLUMNS
     )
     p.add_argument(
@@ -895,7 +962,7 @@ def _bundle_info(bundle) -> dict:
 
 def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> dict:
     """Evaluate the bundle (and baselines), write JSON + PNG; return the JSON."""
-    from beetsplug.clap.search import resolve_negation_weight
+    from beetsplug.clap.search import DEFAULT_TAG_WEIGHT, resolve_negation_weight
 
     started = time.perf_counter()
     data = args.data
@@ -922,6 +989,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     out = args.out or args.bundle.resolve().parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     weight = resolve_negation_weight(args.negation_weight, bundle)
+    tag_weight = DEFAULT_TAG_WEIGHT if args.tag_weight is None else args.tag_weight
+    if not 0 <= tag_weight <= 10:
+        raise EvaluateError("--tag-weight must be a number in 0..10")
 
     def evaluate_bundle(b) -> dict:
         results = {}
@@ -936,6 +1006,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
                 args.caption_column,
                 args.min_relevant,
                 log,
+                tag_weight,
             )
         return {**_bundle_info(b), "results": results}
 
@@ -946,6 +1017,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "splits": splits,
         "caption_column": args.caption_column,
         "negation_weight": weight,
+        "tag_weight": tag_weight,
         "max_clips": args.max_clips,
         "model": evaluate_bundle(bundle),
         "baselines": {

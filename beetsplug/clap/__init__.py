@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "max_windows": 0,  # windows per track; 0 = the bundle's own setting
     "threads": 0,  # this process's onnxruntime threads (workers: 1); 0 = per core
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
+    "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches
     # clap-playlists (docs/queries.md)
@@ -247,6 +248,16 @@ class ClapPlugin(BeetsPlugin):
                 )
             weight = float(weight)
         out["negation_weight"] = weight
+        tag_weight = self.config["tag_weight"].get()
+        if (
+            isinstance(tag_weight, bool)
+            or not isinstance(tag_weight, int | float)
+            or not 0 <= tag_weight <= 10
+        ):
+            raise UserError(
+                f"clap.tag_weight must be a number in 0..10, not {tag_weight!r}"
+            )
+        out["tag_weight"] = float(tag_weight)
         model = self.config["model"].get()
         if model not in (None, "") and not isinstance(model, str):
             raise UserError(
@@ -300,6 +311,14 @@ class ClapPlugin(BeetsPlugin):
         from .search import resolve_negation_weight
 
         return resolve_negation_weight(self.settings["negation_weight"], self.bundle())
+
+    def _embed(self, text: str) -> Any:
+        """The description parsed and embedded with the configured weights."""
+        from .search import embed_query
+
+        return embed_query(
+            self.bundle(), text, self._weight(), self.settings["tag_weight"]
+        )
 
     def _searching(self, run: Callable[[], Any]) -> Any:
         """Run a search, turning its one-line errors into UserError."""
@@ -502,8 +521,7 @@ class ClapPlugin(BeetsPlugin):
         text, query = args[0], args[1:]
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
-        weight = self._weight()
-        tq = self._searching(lambda: search.embed_query(bundle, text, weight))
+        tq = self._searching(lambda: self._embed(text))
         if opts.explain:
             ui.print_(tq.explain())
         if opts.album:
@@ -568,10 +586,9 @@ class ClapPlugin(BeetsPlugin):
         from . import playlists, search
 
         bundle, store = self.bundle(), self.store(lib.path)
-        weight = self._weight()
 
         def rank(text: str, beets_filter: str | None, size: int) -> list:
-            tq = search.embed_query(bundle, text, weight)
+            tq = self._embed(text)
             candidates = self._candidates(lib, beets_filter)
             return search.rank_items(store, bundle, tq, size, candidates)
 
@@ -615,10 +632,9 @@ class ClapPlugin(BeetsPlugin):
         from . import search
 
         bundle, store = self.bundle(), self.store()
-        weight = self._weight()
 
         def run() -> list[tuple[int, float]]:
-            tq = search.embed_query(bundle, text, weight)
+            tq = self._embed(text)
             return search.rank_items(store, bundle, tq, self.settings["query_top_k"])
 
         ranked = self._searching(run)

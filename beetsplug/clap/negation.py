@@ -975,6 +975,26 @@ def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
     return TagMatch(present, absent)
 
 
+def tag_evidence(match: TagMatch, tags: np.ndarray) -> np.ndarray | None:
+    """How present an attribute is in each item by the tagger, in [0, 1].
+
+    The highest probability among the tags that name it, averaged with one
+    minus the highest among those that negate it when there are both; None
+    when no tag speaks about the attribute. `tags` is [n_items, n_tags].
+    """
+    import numpy as np
+
+    tags = np.asarray(tags, dtype=np.float32)
+    parts = []
+    if match.present:
+        parts.append(tags[:, match.present].max(axis=1))
+    if match.absent:
+        parts.append(1.0 - tags[:, match.absent].max(axis=1))
+    if not parts:
+        return None
+    return np.mean(parts, axis=0).astype(np.float32)
+
+
 # --------------------------------------------------------------------------
 # Ranking
 # --------------------------------------------------------------------------
@@ -1056,13 +1076,19 @@ def describe(
         lines.append(f"  {source!r} {how} {', '.join(clause.attributes)}")
     scored_by = scored_by or {}
     for attribute in parsed.negated:
+        how = scored_by.get(attribute)
         lines.append(
-            f"  {attribute}: {scored_by.get(attribute, f'text sim({attribute!r})')}"
+            f"  {attribute}: "
+            + (f"penalty = {how}" if how else f"text sim({attribute!r})")
         )
     if weight == 0:
         lines.append(f"ranking:     sim({whole!r})  (negation weight 0: no penalty)")
     else:
-        terms = ", ".join(f"sim({a!r})" for a in parsed.negated)
+        # An attribute scored other than by text similarity shows as
+        # penalty(...), spelt out on its own line above.
+        terms = ", ".join(
+            f"{'penalty' if a in scored_by else 'sim'}({a!r})" for a in parsed.negated
+        )
         penalty = terms if len(parsed.negated) == 1 else f"{form}({terms})"
         lines.append(f"ranking:     sim({whole!r}) - {weight:g} * {penalty}")
     return "\n".join(lines)

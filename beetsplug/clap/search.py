@@ -13,9 +13,15 @@ if TYPE_CHECKING:
     from beets.library import Library
 
     from .model import Bundle
-    from .negation import ParsedQuery
+    from .negation import ParsedQuery, TagMatch
 
 DEFAULT_NEGATION_WEIGHT = 0.5
+# Weight of the tagger's evidence (bundles with a `tags` output) in a
+# negated attribute's penalty, next to its text similarity: calibrated in
+# docs/benchmarks.md (neutral on the synthetic benchmark, where text
+# similarity is the better detector; the tagger learnt from real recordings
+# and knows e.g. guitar there far better than the text tower does).
+DEFAULT_TAG_WEIGHT = 1.0
 # Candidates fetched by the KNN pass before exact rescoring (negation
 # penalties and album means can reorder them): enough for the penalty to
 # surface tracks ranked a little lower by the whole-query similarity.
@@ -46,6 +52,11 @@ class TextQuery:
     vector: np.ndarray  # [D], the whole text as typed
     negated_vectors: np.ndarray  # [N, D], one per negated attribute (N may be 0)
     weight: float
+    # Per negated attribute, the bundle's tags that speak about it (empty
+    # matches for a bundle without tags), and the weight of their evidence.
+    tag_matches: tuple[TagMatch, ...] = ()
+    tag_weight: float = 0.0
+    tag_names: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -55,26 +66,52 @@ class TextQuery:
     def negated(self) -> list[str]:
         return self.parsed.negated
 
-    def score(self, mat: np.ndarray) -> np.ndarray:
-        """sim(whole text) - weight * max over negated attributes of sim
+    @property
+    def uses_tags(self) -> bool:
+        """Whether scoring reads the items' stored tag probabilities."""
+        return self.tag_weight > 0 and any(
+            m.present or m.absent for m in self.tag_matches
+        )
+
+    def score(self, mat: np.ndarray, tags: np.ndarray | None = None) -> np.ndarray:
+        """sim(whole text) - weight * max over negated attributes of their
+        penalty: text sim, plus tag_weight * the tagger's evidence where a tag
+        speaks about the attribute and `tags` ([n_items, T]) are given
         (docs/queries.md, form "max")."""
-        from .negation import combine_scores
+        from .negation import combine_scores, tag_evidence
 
         negated = (
             (mat @ self.negated_vectors.T).T if len(self.negated_vectors) else None
         )
+        if negated is not None and tags is not None and self.uses_tags:
+            negated = negated.copy()
+            for j, match in enumerate(self.tag_matches):
+                evidence = tag_evidence(match, tags)
+                if evidence is not None:
+                    negated[j] += self.tag_weight * evidence
         return combine_scores(mat @ self.vector, negated, self.weight)
 
     def explain(self) -> str:
         """How the description was understood, for `beet clap --explain`."""
         from .negation import describe
 
-        return describe(self.parsed, self.weight)
+        scored_by = {}
+        for attribute, match in zip(self.negated, self.tag_matches, strict=False):
+            names = [repr(self.tag_names[i]) for i in match.present]
+            names += [f"1 - {self.tag_names[i]!r}" for i in match.absent]
+            if names and self.tag_weight > 0:
+                scored_by[attribute] = (
+                    f"text sim({attribute!r}) + {self.tag_weight:g} x "
+                    f"tagger [{', '.join(names)}]"
+                )
+        return describe(self.parsed, self.weight, scored_by=scored_by)
 
 
-def embed_query(bundle: Bundle, text: str, weight: float) -> TextQuery:
+def embed_query(
+    bundle: Bundle, text: str, weight: float, tag_weight: float = DEFAULT_TAG_WEIGHT
+) -> TextQuery:
     """Validate, parse and embed a description (one model call for all parts)."""
-    from .negation import parse_query
+    from .negation import match_tags, parse_query
 
     text = " ".join(str(text).split())
     if not text:
@@ -86,7 +123,27 @@ def embed_query(bundle: Bundle, text: str, weight: float) -> TextQuery:
     if not vecs[0].any():
         # Only a toy vocabulary can do this; a zero vector would rank at random.
         raise SearchError(f"the model has no words for {_shorten(text)!r}")
-    return TextQuery(parsed, vecs[0], vecs[1:], weight)
+    names = tuple(bundle.tag_names) if bundle.has_tags else ()
+    matches = tuple(match_tags(n, names) for n in parsed.negated)
+    return TextQuery(
+        parsed, vecs[0], vecs[1:], weight, matches, float(tag_weight), names
+    )
+
+
+def _tag_matrix(store: Store, ids: np.ndarray, query: TextQuery) -> np.ndarray | None:
+    """Stored tag probabilities of `ids` in their order, when the query uses
+    them; an item without stored tags gets zeros (no evidence against it)."""
+    import numpy as np
+
+    if not query.uses_tags or not len(ids):
+        return None
+    stored = store.tags(ids.tolist())
+    out = np.zeros((len(ids), len(query.tag_names)), np.float32)
+    for row, item_id in enumerate(ids.tolist()):
+        vec = stored.get(item_id)
+        if vec is not None and len(vec) == out.shape[1]:
+            out[row] = vec
+    return out
 
 
 def _shorten(text: str, width: int = 60) -> str:
@@ -205,7 +262,7 @@ def rank_items(
     if not len(query.negated_vectors):
         return _nearest(store, query.vector, limit, candidates)
     ids, mat = _pool(store, query.vector, limit, candidates)
-    return _top(ids, query.score(mat), limit)
+    return _top(ids, query.score(mat, _tag_matrix(store, ids, query)), limit)
 
 
 def rank_albums(
@@ -242,7 +299,8 @@ def rank_albums(
     nearest = list(dict.fromkeys(album_of[i] for i in pool if i in album_of))
     members = store.album_members(nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)])
     ids, mat = store.vectors(i for m in members.values() for i in m)
-    score_of = dict(zip(ids.tolist(), query.score(mat).tolist(), strict=True))
+    scores = query.score(mat, _tag_matrix(store, ids, query))
+    score_of = dict(zip(ids.tolist(), scores.tolist(), strict=True))
     albums, scores = [], []
     for album_id, item_ids in members.items():
         found = [score_of[i] for i in item_ids if i in score_of]

@@ -230,6 +230,7 @@ def test_tags_are_stored_for_a_tagging_bundle(
             r"^clap.negation_weight must be a number in 0..10",
         ),
         ({"auto": "sometimes"}, r"^clap.auto must be yes or no$"),
+        ({"tag_weight": -1}, r"^clap.tag_weight must be a number in 0..10, not -1$"),
     ],
 )
 def test_invalid_settings_are_one_line_errors(

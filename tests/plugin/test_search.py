@@ -300,6 +300,50 @@ def test_explain_shows_the_parse_and_the_formula(indexed: ClapEnv) -> None:
     assert out[-1] == "low"
 
 
+def test_tagger_evidence_joins_a_negated_attributes_penalty(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    from bundle_factory import build_tiny_bundle
+
+    # The tiny tagger's first output fires on low tones; named "drums" it is
+    # evidence a query's "no drums" can use. The text tower's "drums" points
+    # nowhere acoustic, so only the tagger knows the low tone has "drums".
+    bundle = build_tiny_bundle(
+        tmp_path / "drum-tagger", with_tags=True, tag_names=["drums", "high", "noise"]
+    )
+    env.reload(model=str(bundle), tag_weight=0)
+    for kind in ("low", "mid", "high", "noise"):
+        env.add_copy(corpus[kind], title=kind)
+    env.run("clap-index")
+
+    def scores() -> dict[str, float]:
+        lines = env.lines("clap", "tone, no drums", "--score", "-f", "$title")
+        return {line.split()[1]: float(line.split()[0]) for line in lines}
+
+    without = scores()
+    env.reload(model=str(bundle), tag_weight=2.0)
+    with_tags = scores()
+    with Store.open(env.lib.path) as store:
+        tags = {t: store.tags([i])[i][0] for t, i in _ids(env).items()}
+    assert tags["low"] > 0.5 > max(tags["mid"], tags["high"], tags["noise"])
+    for title, score in with_tags.items():
+        # weight 0.5 (the bundle's default) x tag weight 2 x the drums tag
+        expected = without[title] - 0.5 * 2.0 * tags[title]
+        # max() over one negated attribute: the penalty is that sum exactly
+        assert score == pytest.approx(expected, abs=2e-3)
+    assert min(with_tags, key=with_tags.get) == "low"
+    explained = env.lines("clap", "--explain", "tone, no drums", "-n", "1")
+    assert "  drums: penalty = text sim('drums') + 2 x tagger ['drums']" in explained
+    assert explained[-2].endswith(" - 0.5 * penalty('drums')")
+    from beetsplug.clap import DEFAULTS
+
+    assert DEFAULTS["tag_weight"] == search.DEFAULT_TAG_WEIGHT
+
+
+def _ids(env: ClapEnv) -> dict[str, int]:
+    return {item.title: item.id for item in env.lib.items()}
+
+
 def test_negation_weight_comes_from_config_then_bundle(
     tiny_bundle: Path, tmp_path: Path
 ) -> None:

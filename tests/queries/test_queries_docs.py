@@ -7,7 +7,7 @@ import re
 import pytest
 from queries_helpers import ROOT
 
-from beetsplug.clap.negation import describe, parse_query
+from beetsplug.clap.negation import parse_query
 
 DOC = ROOT / "docs" / "queries.md"
 HEADER = "| Query | Affirmative part | Negated attributes |"
@@ -44,7 +44,31 @@ def test_documented_parse(query: str, affirmative: str, negated: str) -> None:
 
 
 def test_documented_explain_output() -> None:
+    """The page shows what `--explain` prints on the shipped default model,
+    whose tagger scores vocals and drums alongside text similarity."""
+    import json
+
+    import numpy as np
+
+    from beetsplug.clap.negation import match_tags
+    from beetsplug.clap.search import DEFAULT_TAG_WEIGHT, TextQuery
+
     text = DOC.read_text(encoding="utf-8")
-    expected = describe(parse_query("calm piano, no vocals or drums"), 0.5)
+    manifest = json.loads(
+        (ROOT / "models" / "clap-default" / "manifest.json").read_text()
+    )
+    names = tuple(manifest["audio"]["tags"])
+    parsed = parse_query("calm piano, no vocals or drums")
+    query = TextQuery(
+        parsed,
+        np.zeros(1),
+        np.zeros((2, 1)),
+        0.5,
+        tuple(match_tags(n, names) for n in parsed.negated),
+        DEFAULT_TAG_WEIGHT,
+        names,
+    )
+    expected = query.explain()
+    assert "penalty('vocals')" in expected
     block = "\n".join("    " + line for line in expected.splitlines())
     assert block in text

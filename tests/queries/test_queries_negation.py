@@ -18,6 +18,7 @@ from beetsplug.clap.negation import (
     describe,
     match_tags,
     parse_query,
+    tag_evidence,
 )
 
 # (query, affirmative, negated) - the phrasings the issue lists, and more.
@@ -246,6 +247,24 @@ def test_match_tags_finds_presence_and_absence_tags() -> None:
     assert match_tags("piano", tags) == ([], [])
 
 
+def test_tag_evidence_reads_presence_and_absence_tags() -> None:
+    names = ["vocal", "no vocals", "male vocal", "drums", "guitar"]
+    probs = np.array(
+        [
+            [0.9, 0.1, 0.2, 0.0, 0.0],  # sung: presence tags high, "no vocals" low
+            [0.1, 0.7, 0.0, 0.0, 0.0],  # instrumental
+            [0.2, 0.2, 0.8, 0.5, 0.0],
+        ],
+        np.float32,
+    )
+    vocals = tag_evidence(match_tags("vocals", names), probs)
+    assert vocals == pytest.approx([(0.9 + 0.9) / 2, (0.1 + 0.3) / 2, (0.8 + 0.8) / 2])
+    assert tag_evidence(match_tags("drums", names), probs) == pytest.approx(
+        [0.0, 0.0, 0.5]
+    )
+    assert tag_evidence(match_tags("piano", names), probs) is None
+
+
 # --------------------------------------------------------------------------
 # combine_scores and describe
 # --------------------------------------------------------------------------
@@ -330,17 +349,17 @@ def test_describe_with_negations() -> None:
         parse_query("jazz without vocals or drums"),
         0.5,
         "max",
-        scored_by={"vocals": "tag 'no vocals'"},
+        scored_by={"vocals": "text sim('vocals') + 1 x tagger ['vocal']"},
     )
     assert text.splitlines() == [
         "query:       'jazz without vocals or drums'",
         "affirmative: 'jazz'",
         "negated:     vocals, drums",
         "  'without vocals or drums' negates vocals, drums",
-        "  vocals: tag 'no vocals'",
+        "  vocals: penalty = text sim('vocals') + 1 x tagger ['vocal']",
         "  drums: text sim('drums')",
-        "ranking:     sim('jazz without vocals or drums') - 0.5 * max(sim('vocals'), "
-        "sim('drums'))",
+        "ranking:     sim('jazz without vocals or drums') - 0.5 * "
+        "max(penalty('vocals'), sim('drums'))",
     ]
 
 

@@ -222,8 +222,14 @@ def test_npy_clips_are_windowed_like_files(corpus: Path, tmp_path: Path) -> None
 def test_evaluate_end_to_end(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
+    # The model has a tagger whose outputs the parser can match ("drums"),
+    # the baseline has none: both kinds of layer 2 run.
     model = build_tiny_bundle(
-        tmp_path / "models" / "tiny", window_seconds=1.0, max_windows=3
+        tmp_path / "models" / "tiny",
+        window_seconds=1.0,
+        max_windows=3,
+        with_tags=True,
+        tag_names=["drums", "vocals", "noise"],
     )
     other = build_tiny_bundle(
         tmp_path / "models" / "rnd",
@@ -246,6 +252,8 @@ def test_evaluate_end_to_end(
         "1",
         "--negation-weight",
         "0.7",
+        "--tag-weight",
+        "0.4",
         "--quiet",
     ]
     assert evaluate.main(argv) == 0
@@ -277,10 +285,21 @@ def test_evaluate_end_to_end(
             assert set(r["negation"]["retrieval"]) == {"original", "half", "full"}
             assert r["minimal_pairs"]["pairs"] >= 1
             nr = r["negated_retrieval"]
-            assert set(nr) == {"plain", "parsed", "a_minus_b", "parsed_sweep"}
+            assert set(nr) == {
+                "plain",
+                "parsed",
+                "a_minus_b",
+                "parsed_sweep",
+                "tag_sweep",
+            }
             assert nr["plain"]["queries"] > 0
             assert 0 <= nr["plain"]["precision_at_10"] <= 1
             assert nr["parsed"]["weight"] == 0.7
+            tagged = model_result is result["model"]
+            assert nr["parsed"]["tag_weight"] == (0.4 if tagged else 0.0)
+            assert [s["tag_weight"] for s in nr["tag_sweep"]] == (
+                sorted({*evaluate.TAG_WEIGHT_SWEEP, 0.4}) if tagged else []
+            )
             assert [s["weight"] for s in nr["parsed_sweep"]] == sorted(
                 {*evaluate.WEIGHT_SWEEP, 0.7}
             )
@@ -331,3 +350,24 @@ def test_max_clips_keeps_pairs_whole(corpus: Path) -> None:
     assert len(capped) == 2  # every piece is a pair here: a third clip would split one
     assert capped[0].pair_id == capped[1].pair_id
     assert {c.track_id for c in capped} <= {c.track_id for c in every}
+
+
+def test_parsed_scores_add_the_taggers_evidence_like_the_plugin() -> None:
+    # Three clips the text tower cannot tell apart; only the tagger's "drums"
+    # probability differs, so only layer 2 with tags can rank them.
+    audio = np.array([[1.0, 0.0]] * 3, np.float32)
+    tags = np.array([[0.9, 0.0], [0.1, 0.0], [0.5, 0.0]], np.float32)
+    vectors = {"rock, no drums": [1.0, 0.0], "drums": [0.0, 1.0]}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.array([vectors[t] for t in texts], np.float32)
+
+    parsed = evaluate.parsed_scores(
+        "rock, no drums", audio, embed, tags, ["drums", "guitar"], tag_weight=1.0
+    )
+    assert parsed.negated == ["drums"]
+    np.testing.assert_allclose(parsed.score(1.0), [0.1, 0.9, 0.5], atol=1e-6)
+    np.testing.assert_allclose(parsed.score(1.0, 0.0), [1.0, 1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(parsed.score(0.5, 0.4), 1 - 0.5 * 0.4 * tags[:, 0])
+    plain = evaluate.parsed_scores("rock, no drums", audio, embed)  # no tags
+    np.testing.assert_allclose(plain.score(1.0), [1.0, 1.0, 1.0], atol=1e-6)

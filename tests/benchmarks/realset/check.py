@@ -77,6 +77,8 @@ RANKING: list[tuple[str, dict[str, bool]]] = [
     ("a voice without drums", {"vocals": True, "drums": False}),
     ("guitar and drums, no vocals", {"guitar": True, "drums": True, "vocals": False}),
     ("music with vocals and drums", {"vocals": True, "drums": True}),
+    ("music without guitar", {"guitar": False}),
+    ("drums, no guitar", {"drums": True, "guitar": False}),
 ]
 
 
@@ -380,7 +382,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         vecs = bundle.embed_text(texts)
         text = dict(zip(texts, vecs, strict=True))
         scorers["sim"] = lambda q: audio @ text[q]
-        plugin = _plugin_scorer(bundle, audio)
+        plugin = _plugin_scorer(bundle, audio, tags, args.tag_weight)
         if plugin is not None:
             scorers["plugin"] = plugin
     return {
@@ -392,8 +394,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _plugin_scorer(bundle: Any, audio: np.ndarray) -> Any:
-    """The plugin's negation-aware ranking (beetsplug.clap.search), if it has one."""
+def _plugin_scorer(
+    bundle: Any,
+    audio: np.ndarray,
+    tags: np.ndarray | None,
+    tag_weight: float | None = None,
+) -> Any:
+    """The plugin's negation-aware ranking (beetsplug.clap.search), if it has one,
+    with the tagger's evidence in negations' penalties (the plugin's default
+    weight unless given)."""
     try:
         from beetsplug.clap import search
     except ImportError:
@@ -405,9 +414,12 @@ def _plugin_scorer(bundle: Any, audio: np.ndarray) -> Any:
         getattr(search, "DEFAULT_NEGATION_WEIGHT", 0.5) if weight is None else weight
     )
 
+    extra = {} if tag_weight is None else {"tag_weight": tag_weight}
+
     def score(query: str) -> np.ndarray | None:
         try:
-            return search.embed_query(bundle, query, weight).score(audio)
+            tq = search.embed_query(bundle, query, weight, **extra)
+            return tq.score(audio, tags)
         except search.SearchError as exc:
             print(
                 f"realset check: plugin scoring skipped {query!r}: {exc}",
@@ -432,6 +444,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--labels", type=Path, default=HERE / "labels.json")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--tag-weight",
+        type=float,
+        default=None,
+        help="the plugin's tag_weight for its ranking (default: the plugin's)",
+    )
     args = parser.parse_args(argv)
     try:
         report = run(args)
