@@ -72,6 +72,15 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
 # exclude vocals, so "with drums" -> "with vocals" is often still true.
 SWAP_KINDS: tuple[str, ...] = ("style", "instrument", "mood", "tempo", "energy")
 NEGATIVE_KINDS: tuple[str, ...] = ("full", "half", "swap")
+# Probe texts of the minimal-pair loss: short, like the queries people type;
+# the negative probes are vocab.negation_phrase's ("no X", "without X", ...).
+PAIR_PROBES_POSITIVE: tuple[str, ...] = (
+    "{x}",
+    "with {x}",
+    "featuring {x}",
+    "{x} playing",
+    "some {x}",
+)
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -274,12 +283,45 @@ def negative_kinds(cfg: Config) -> tuple[str, ...]:
 
 
 @dataclass
+class PairProbe:
+    """What the minimal-pair loss needs of one example of a pair."""
+
+    group: str  # the base piece both renders share
+    has_term: bool  # this render has the flipped attribute
+    positive: str  # a short text naming the attribute
+    negative: str | None  # a short text negating it (None: negation off)
+
+
+@dataclass
 class TextSample:
     """The texts of one training example."""
 
     positive: str
     view: str | None = None  # Augmented View Dropout's sparser second positive
     negatives: dict[str, str | None] = field(default_factory=dict)  # by NEGATIVE_KINDS
+    pair: PairProbe | None = None
+
+
+def pair_probe(clip: Clip, rng: random.Random, negation: bool) -> PairProbe | None:
+    """Probe texts for a minimal-pair clip, sometimes in a context both renders
+    share ("jazz, no drums"), so the loss sees the attribute alone and in a
+    phrase."""
+    term = clip.pair_term
+    if term is None or clip.group is None:
+        return None
+    shared = [t for t in clip.tags if t != term and vocab.kind_of(t) != "presence"]
+    context = rng.choice(shared) if shared and rng.random() < 0.5 else None
+    positive = rng.choice(PAIR_PROBES_POSITIVE).format(x=term)
+    negative = vocab.negation_phrase(term, rng) if negation else None
+    if context is not None:
+        positive = (
+            f"{context} {positive}"
+            if positive.startswith("with")
+            else (f"{context}, {positive}")
+        )
+        if negative is not None:
+            negative = f"{context}, {negative}"
+    return PairProbe(clip.group, term in clip.tags, positive, negative)
 
 
 class TextAugmenter:
@@ -290,8 +332,10 @@ class TextAugmenter:
         augment: AugmentConfig,
         data: DataConfig,
         kinds: Sequence[str] = NEGATIVE_KINDS,
+        pair_probes: bool = False,
     ) -> None:
         self.augment, self.data, self.kinds = augment, data, tuple(kinds)
+        self.pair_probes = pair_probes
 
     def __call__(self, clip: Clip, rng: random.Random) -> TextSample:
         aug = self.augment
@@ -346,7 +390,8 @@ class TextAugmenter:
             if aug.view_dropout
             else None
         )
-        return TextSample(positive=positive, view=view, negatives=negatives)
+        pair = pair_probe(clip, rng, aug.negation) if self.pair_probes else None
+        return TextSample(positive=positive, view=view, negatives=negatives, pair=pair)
 
 
 # --------------------------------------------------------------------------- batching
@@ -423,6 +468,27 @@ class Collator:
                     texts.append(neg)
                     rows.append(row)
                     cols.append(col)
+        num_negatives = len(rows)
+        # Minimal pairs with both renders in this batch: [with row, without
+        # row, positive probe text row, negative probe text row or -1].
+        members: dict[str, list[int]] = {}
+        for row, t in enumerate(texts_in):
+            if t.pair is not None:
+                members.setdefault(t.pair.group, []).append(row)
+        pairs = []
+        for group_rows in members.values():
+            flags = [texts_in[r].pair.has_term for r in group_rows]  # type: ignore[union-attr]
+            if len(group_rows) != 2 or flags[0] == flags[1]:
+                continue
+            w, o = group_rows if flags[0] else group_rows[::-1]
+            probe = texts_in[w].pair
+            assert probe is not None
+            texts.append(probe.positive)
+            neg_row = -1
+            if probe.negative is not None:
+                texts.append(probe.negative)
+                neg_row = len(texts) - 1
+            pairs.append([w, o, len(texts) - 1 - (neg_row >= 0), neg_row])
         ids, mask = tokenize(self.tokenizer, texts, self.max_tokens)
         return {
             "audio": torch.from_numpy(np.stack([s["audio"] for s in samples])),
@@ -433,6 +499,8 @@ class Collator:
             "negative_kinds": self.kinds,
             "negative_rows": torch.tensor(rows, dtype=torch.long),
             "negative_cols": torch.tensor(cols, dtype=torch.long),
+            "num_negatives": num_negatives,
+            "pairs": torch.tensor(pairs, dtype=torch.long).reshape(-1, 4),
             "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
             "skipped": sum(s["skipped"] for s in samples),
             "skip_reasons": [r for s in samples for r in s.get("skip_reasons", [])],

@@ -114,6 +114,11 @@ class LossConfig:
     triplet_margin: float = 0.2
     slap_ema: float = 0.99
     triplet_negative: str = "hardest"  # "hardest" | "random" (trainer-core)
+    # Minimal-pair probe loss (synthetic corpus, `data.group_pairs`): for a
+    # pair of renders differing in one attribute X, both in the batch, a short
+    # text naming X must score the with-X render higher, and (with negation
+    # on) a short text negating X the without-X render. 0 switches it off.
+    pair_weight: float = 0.0
 
 
 @dataclass

@@ -206,3 +206,29 @@ def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
             t.lerp_(o, 1.0 - decay)
         else:
             t.copy_(o)
+
+
+def pair_probe_loss(
+    audio: torch.Tensor,
+    text: torch.Tensor,
+    pairs: torch.Tensor,
+    scale: torch.Tensor | float,
+) -> torch.Tensor:
+    """Minimal-pair loss: logistic loss on each probe's score difference.
+
+    `pairs` rows are [with-X audio row, without-X audio row, positive probe
+    text row, negative probe text row or -1]. The positive probe ("drums")
+    must score the with-X render higher, the negative one ("no drums") the
+    without-X render. Both renders differ in X alone, so the only way to win
+    is to put X's presence, and the meaning of its negation, on one axis,
+    which is what "A without B" retrieval and the minimal-pair benchmark ask.
+    """
+    if not len(pairs):
+        return audio.new_zeros(())
+    w, o, pos, neg = pairs.unbind(1)
+    diff = audio[w] - audio[o]  # [P, D], X's direction for this piece
+    margins = [(text[pos] * diff).sum(-1)]
+    has_neg = neg >= 0
+    if has_neg.any():
+        margins.append(-(text[neg[has_neg]] * diff[has_neg]).sum(-1))
+    return F.softplus(-scale * torch.cat(margins)).mean()

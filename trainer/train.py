@@ -42,6 +42,7 @@ from trainer.losses import (
     TripletLoss,
     ema_update,
     make_target,
+    pair_probe_loss,
 )
 
 CHECKPOINTS = "checkpoints"
@@ -147,6 +148,7 @@ class TrainStep(nn.Module):
         self.model = model
         self.objective = loss.objective
         self.diss_weight = loss.dissimilarity_weight
+        self.pair_weight = loss.pair_weight
         # Hard-negative columns: the negated captions only when asked for as
         # negatives ("full" may be built just for the dissimilarity term).
         self.hard_kinds: tuple[str, ...] = ()
@@ -188,7 +190,7 @@ class TrainStep(nn.Module):
         if batch["has_view"]:
             views.append(text[n : 2 * n])
             offset = 2 * n
-        negatives_flat = text[offset:]
+        negatives_flat = text[offset : offset + batch.get("num_negatives", len(text))]
         rows, cols = batch["negative_rows"], batch["negative_cols"]
         kinds: tuple[str, ...] = tuple(batch["negative_kinds"])
 
@@ -236,6 +238,11 @@ class TrainStep(nn.Module):
             diss = self.losses["dissimilarity"](positive, negated, has)
             parts["diss"] = diss
             total = total + self.diss_weight * diss
+        if self.pair_weight > 0 and len(batch.get("pairs", ())):
+            scale = self.losses["clip"].scale() if "clip" in self.losses else 1 / 0.07
+            pair = pair_probe_loss(audio, text, batch["pairs"], scale)
+            parts["pair"] = pair
+            total = total + self.pair_weight * pair
         parts["loss"] = total
         return total, parts
 
@@ -675,7 +682,9 @@ def _train(
         train_features, valid_features = _feature_cache(
             model, cfg, data_dir, train_clips, valid_clips, ctx, log
         )
-    text_fn = TextAugmenter(cfg.augment, cfg.data, kinds)
+    text_fn = TextAugmenter(
+        cfg.augment, cfg.data, kinds, pair_probes=cfg.loss.pair_weight > 0
+    )
     if train_features is not None:
         train_ds: ClipDataset = CachedClipDataset(
             train_clips,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds
@@ -289,3 +290,87 @@ def test_grouped_sampler_keeps_minimal_pairs_together_on_one_rank() -> None:
     assert len(on_both) <= 1  # at most the pair cut by the rank boundary
     assert order(0, 1) != ranks[0]  # a new shuffle each epoch
     assert order(0, 0, skip=5) == ranks[0][5:]  # a resume skips what was consumed
+
+
+@pytest.mark.parametrize("negation", [True, False])
+def test_minimal_pair_probes_reach_the_loss(
+    fixture_data: Path, tiny_cfg: Config, negation: bool
+) -> None:
+    from trainer.models import build_model
+    from trainer.models.text import build_tokenizer
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.loss.pair_weight = 0.5
+    cfg.augment.negation = negation
+    kinds = negative_kinds(cfg)
+    clips, _ = read_split(fixture_data, "train")
+    clips = [c for c in clips if _decodes(c.audio, cfg.data.sample_rate)]
+    # Make two fixture clips a drums minimal pair (the fixture has no pairs).
+    with_drums = next(c for c in clips if "drums" in c.tags)
+    without = next(c for c in clips if "drums" not in c.tags)
+    for clip in (with_drums, without):
+        clip.group, clip.pair_attribute = "piece-x", "drums"
+    others = [c for c in clips if c.group != "piece-x"][:4]
+    batch_clips = [with_drums, *others, without]
+    ds = ClipDataset(
+        batch_clips,
+        cfg.data,
+        train=True,
+        text_fn=TextAugmenter(cfg.augment, cfg.data, kinds, pair_probes=True),
+    )
+    collate = Collator(
+        build_tokenizer(cfg.model.text), cfg.model.text.max_tokens, kinds
+    )
+    batch = collate([ds[i] for i in range(len(batch_clips))])
+    assert batch["pairs"].shape == (1, 4)
+    w, o, pos, neg = batch["pairs"][0].tolist()
+    assert (w, o) == (0, len(batch_clips) - 1)
+    assert "drums" in batch["texts"][pos]
+    if negation:
+        assert batch["texts"][neg].split(", ")[-1] in {
+            "no drums",
+            "without drums",
+            "without any drums",
+        }
+    else:
+        assert neg == -1
+    torch.manual_seed(0)
+    step = TrainStep(build_model(cfg.model), cfg, kinds)
+    loss, parts = step(batch)
+    expected = parts["infonce"] + 0.5 * parts["pair"]
+    if "diss" in parts:
+        expected = expected + cfg.loss.dissimilarity_weight * parts["diss"]
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in step.model.parameters() if p.requires_grad)
+
+
+def _decodes(path: Path, sample_rate: int) -> bool:
+    from trainer.data import AudioDecodeError, read_audio
+
+    try:
+        read_audio(path, sample_rate, seconds=0.1)
+    except AudioDecodeError:
+        return False
+    return True
+
+
+def test_pair_probe_loss_rewards_the_right_render() -> None:
+    from trainer.losses import pair_probe_loss
+
+    audio = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # with-X, without-X
+    x, no_x = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    right = pair_probe_loss(
+        audio, torch.stack([x, no_x]), torch.tensor([[0, 1, 0, 1]]), 10.0
+    )
+    wrong = pair_probe_loss(
+        audio, torch.stack([no_x, x]), torch.tensor([[0, 1, 0, 1]]), 10.0
+    )
+    assert right.item() == pytest.approx(float(F.softplus(torch.tensor(-10.0))))
+    assert wrong.item() == pytest.approx(float(F.softplus(torch.tensor(10.0))))
+    only_positive = pair_probe_loss(
+        audio, torch.stack([x, no_x]), torch.tensor([[0, 1, 0, -1]]), 10.0
+    )
+    assert only_positive.item() == pytest.approx(right.item())
+    empty = pair_probe_loss(audio, audio, torch.zeros((0, 4), dtype=torch.long), 1.0)
+    assert empty.item() == 0.0
