@@ -273,21 +273,29 @@ class ClapPlugin(BeetsPlugin):
 
     # Shared resources, opened once per command ------------------------------
 
-    def bundle(self) -> Bundle:
-        """The configured model bundle, loaded (and validated) on first use."""
-        self._check_config()
-        if self._bundle is None:
-            from .model import Bundle, BundleError
+    def bundle(self, audio: bool = False) -> Bundle:
+        """The configured model bundle, loaded (and validated) on first use.
 
-            try:
+        Searches need only the text tower; `audio=True` (indexing) also
+        opens and checks audio.onnx, before any file is decoded.
+        """
+        self._check_config()
+        from .model import Bundle, BundleError
+
+        try:
+            if self._bundle is None:
                 self._bundle = Bundle.load(
-                    self.settings["model"], threads=self.settings["threads"]
+                    self.settings["model"],
+                    threads=self.settings["threads"],
+                    audio=False,
                 )
-            except BundleError as exc:
-                raise UserError(str(exc)) from exc
-            self._log.debug(
-                "model bundle {} from {}", self._bundle.label, self._bundle.path
-            )
+                self._log.debug(
+                    "model bundle {} from {}", self._bundle.label, self._bundle.path
+                )
+            if audio:
+                self._bundle.open_audio()
+        except BundleError as exc:
+            raise UserError(str(exc)) from exc
         return self._bundle
 
     def store(self, db_path: Any = None) -> Store:
@@ -454,7 +462,7 @@ class ClapPlugin(BeetsPlugin):
         if jobs < 0:
             raise UserError("-j/--jobs must be 0 (all cores) or more")
         jobs = jobs or os.cpu_count() or 1
-        bundle, store = self.bundle(), self.store(lib.path)
+        bundle, store = self.bundle(audio=True), self.store(lib.path)
         if not opts.pretend:
             self._searching(store.purge_missing)
         items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
@@ -687,7 +695,7 @@ class ClapPlugin(BeetsPlugin):
         if not items or self._config_error is not None:
             return
         try:
-            bundle, store = self.bundle(), self.store(session.lib.path)
+            bundle, store = self.bundle(audio=True), self.store(session.lib.path)
             todo = [index.Work(i.id, os.fsdecode(i.path), "new") for i in items]
             summary = index.run(
                 store,

@@ -222,9 +222,10 @@ class Bundle:
         path: Path,
         manifest: dict[str, Any],
         identity: str,
-        audio_session: ort.InferenceSession,
+        audio_session: ort.InferenceSession | None,
         text_session: ort.InferenceSession,
         tokenizer: Any,
+        session_options: ort.SessionOptions | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -236,15 +237,31 @@ class Bundle:
         self.max_windows = int(audio["max_windows"])
         self.tag_names = list(audio.get("tags", []))
         self.max_tokens = int(manifest["text"]["max_tokens"])
-        self._audio = audio_session
         self._text = text_session
         self._tokenizer = tokenizer
-        self._audio_input = audio_session.get_inputs()[0].name
-        audio_outputs = [o.name for o in audio_session.get_outputs()]
-        self._audio_outputs = ["embedding"] + (
-            ["tags"] if "tags" in audio_outputs else []
-        )
         self._text_inputs = {i.name for i in text_session.get_inputs()}
+        self._session_options = session_options
+        self._audio: ort.InferenceSession | None = None
+        if audio_session is not None:
+            self._use_audio(audio_session)
+
+    def _use_audio(self, session: ort.InferenceSession) -> None:
+        self._audio = session
+        self._audio_input = session.get_inputs()[0].name
+        self._audio_outputs = ["embedding"] + (["tags"] if self.has_tags else [])
+
+    def open_audio(self) -> None:
+        """Open and check audio.onnx if `load` left it closed (searches only
+        need the text tower: ~0.2 s of `beet clap`'s start-up saved)."""
+        if self._audio is not None:
+            return
+        session = _open_session(
+            self.path / self.manifest["audio"]["file"],
+            self.path,
+            self._session_options or _session_options(None),
+        )
+        self._check_audio_graph(self.path, self.manifest, session)
+        self._use_audio(session)
 
     @property
     def name(self) -> str:
@@ -270,8 +287,18 @@ class Bundle:
         return float(value) if isinstance(value, int | float) else None
 
     @classmethod
-    def load(cls, path: Path | str | None = None, threads: int | None = None) -> Bundle:
-        """Validate the bundle at `path` (default: the shipped one) and open it."""
+    def load(
+        cls,
+        path: Path | str | None = None,
+        threads: int | None = None,
+        *,
+        audio: bool = True,
+    ) -> Bundle:
+        """Validate the bundle at `path` (default: the shipped one) and open it.
+
+        With `audio=False` audio.onnx is checked only against its digest and
+        opened on first use (`open_audio`, or the first `embed_audio`).
+        """
         bundle = Path(path).expanduser() if path else default_bundle_path()
         _require(
             bundle.is_dir(), bundle, "not a folder (set clap.model to a bundle folder)"
@@ -296,9 +323,14 @@ class Bundle:
             )
 
         opts = _session_options(threads)
-        audio_session = _open_session(bundle / manifest["audio"]["file"], bundle, opts)
+        audio_session = None
+        if audio:
+            audio_session = _open_session(
+                bundle / manifest["audio"]["file"], bundle, opts
+            )
+            cls._check_audio_graph(bundle, manifest, audio_session)
         text_session = _open_session(bundle / manifest["text"]["file"], bundle, opts)
-        cls._check_graphs(bundle, manifest, audio_session, text_session)
+        cls._check_text_graph(bundle, manifest, text_session)
 
         from tokenizers import Tokenizer
 
@@ -315,16 +347,15 @@ class Bundle:
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=int(manifest["text"]["max_tokens"]))
         identity = hashlib.sha256(raw).hexdigest()
-        return cls(bundle, manifest, identity, audio_session, text_session, tokenizer)
+        return cls(
+            bundle, manifest, identity, audio_session, text_session, tokenizer, opts
+        )
 
     @staticmethod
-    def _check_graphs(
-        bundle: Path,
-        manifest: dict[str, Any],
-        audio: ort.InferenceSession,
-        text: ort.InferenceSession,
+    def _check_audio_graph(
+        bundle: Path, manifest: dict[str, Any], audio: ort.InferenceSession
     ) -> None:
-        """Graph inputs/outputs against the contract and the manifest's dims."""
+        """audio.onnx's inputs/outputs against the contract and the manifest."""
         dim = int(manifest["embedding_dim"])
         audio_in = audio.get_inputs()
         _require(
@@ -349,6 +380,19 @@ class Bundle:
                 f"audio.onnx has {got_tags} tag outputs "
                 f"but manifest lists {len(tags)} tags",
             )
+        else:
+            _require(
+                not tags,
+                bundle,
+                f"manifest lists {len(tags)} tags but audio.onnx has no 'tags' output",
+            )
+
+    @staticmethod
+    def _check_text_graph(
+        bundle: Path, manifest: dict[str, Any], text: ort.InferenceSession
+    ) -> None:
+        """text.onnx's inputs/outputs against the contract and the manifest."""
+        dim = int(manifest["embedding_dim"])
         text_in = {i.name for i in text.get_inputs()}
         missing = {"input_ids", "attention_mask"} - text_in
         _require(
@@ -376,6 +420,8 @@ class Bundle:
             raise ValueError(
                 f"windows must be [batch, samples], got shape {windows.shape}"
             )
+        self.open_audio()
+        assert self._audio is not None
         embs: list[np.ndarray] = []
         tags: list[np.ndarray] = []
         for part in iter_batch(len(windows), AUDIO_BATCH):
@@ -397,7 +443,9 @@ class Bundle:
 
     @property
     def has_tags(self) -> bool:
-        return "tags" in self._audio_outputs
+        """The audio graph has a `tags` output (checked against the manifest
+        when audio.onnx is opened)."""
+        return bool(self.tag_names)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Token ids and mask padded to the batch's longest text (<= max_tokens)."""

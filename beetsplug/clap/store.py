@@ -468,6 +468,8 @@ class Store:
 
     @classmethod
     def open(cls, db_path: Path | str, timeout: float | None = None) -> Store:
+        if timeout is None:
+            timeout = BUSY_TIMEOUT_SECONDS
         conn = connect(db_path, timeout)
         try:
             if _is_vec0(conn):

@@ -272,3 +272,24 @@ def test_progress_bar_draws_only_on_a_terminal(
     assert "2/4" not in err
     assert re.search(r"\] 4/4 [\d,]+ tracks/min\n$", err)
     assert "#" * 30 in err
+
+
+def test_a_broken_audio_graph_stops_indexing_before_anything_changes(
+    env: ClapEnv, corpus: dict[str, Path], tiny_bundle: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from bundle_factory import write_manifest
+
+    env.add_copy(corpus["low"], title="low")
+    env.run("clap-index")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["audio"]["tags"] = ["vocals"]  # the graph has no tags output
+    write_manifest(broken, manifest)
+    env.reload(model=str(broken))
+    with pytest.raises(UserError, match=r"has no 'tags' output$"):
+        env.run("clap-index", "--force")
+    assert env.sql(f"SELECT status FROM {STATE}") == [("ok",)]  # nothing lost

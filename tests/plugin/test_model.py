@@ -164,6 +164,33 @@ def test_tag_count_mismatch(tagged_bundle: Path, tmp_path: Path) -> None:
         Bundle.load(bundle)
 
 
+def test_manifest_tags_without_a_tags_output(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["audio"]["tags"] = ["vocals"]
+    write_manifest(bundle, manifest)
+    message = r"manifest lists 1 tags but audio.onnx has no 'tags' output$"
+    with pytest.raises(BundleError, match=message):
+        Bundle.load(bundle)
+    # A search needs only the text tower: audio.onnx is opened (and checked)
+    # when audio is first embedded, and fails the same way then.
+    lazy = Bundle.load(bundle, audio=False)
+    assert lazy.embed_text(["low"]).shape == (1, 8)
+    with pytest.raises(BundleError, match=message):
+        lazy.embed_audio(np.zeros((1, lazy.window_samples), np.float32))
+
+
+def test_audio_opens_on_first_use(tagged_bundle: Path) -> None:
+    eager = Bundle.load(tagged_bundle)
+    lazy = Bundle.load(tagged_bundle, audio=False)
+    assert lazy.has_tags
+    assert lazy.tag_names == eager.tag_names
+    windows = np.random.default_rng(0).normal(size=(3, lazy.window_samples))
+    got, want = lazy.embed_audio(windows), eager.embed_audio(windows)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
