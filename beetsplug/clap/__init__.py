@@ -104,6 +104,19 @@ class ClapAlbumQuery(ClapQuery):
         return _plugin().query_album_ids(self.pattern)
 
 
+def _weight_setting(key: str, value: Any, alternative: str = "") -> float:
+    """A ranking weight from the config: a number in 0..10 (bools are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        ok = False
+    else:
+        ok = 0 <= value <= 10
+    if not ok:
+        raise UserError(
+            f"clap.{key} must be a number in 0..10{alternative}, not {value!r}"
+        )
+    return float(value)
+
+
 def _plugin() -> ClapPlugin:
     for plugin in find_plugins():
         if isinstance(plugin, ClapPlugin):
@@ -237,27 +250,13 @@ class ClapPlugin(BeetsPlugin):
         out["playlist_prefix"] = prefix
         weight = self.config["negation_weight"].get()
         if weight is not None:
-            if (
-                isinstance(weight, bool)
-                or not isinstance(weight, int | float)
-                or not 0 <= weight <= 10
-            ):
-                raise UserError(
-                    f"clap.negation_weight must be a number in 0..10 or empty "
-                    f"(the bundle's calibrated value), not {weight!r}"
-                )
-            weight = float(weight)
-        out["negation_weight"] = weight
-        tag_weight = self.config["tag_weight"].get()
-        if (
-            isinstance(tag_weight, bool)
-            or not isinstance(tag_weight, int | float)
-            or not 0 <= tag_weight <= 10
-        ):
-            raise UserError(
-                f"clap.tag_weight must be a number in 0..10, not {tag_weight!r}"
+            weight = _weight_setting(
+                "negation_weight", weight, " or empty (the bundle's calibrated value)"
             )
-        out["tag_weight"] = float(tag_weight)
+        out["negation_weight"] = weight
+        out["tag_weight"] = _weight_setting(
+            "tag_weight", self.config["tag_weight"].get()
+        )
         model = self.config["model"].get()
         if model not in (None, "") and not isinstance(model, str):
             raise UserError(
