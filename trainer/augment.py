@@ -314,11 +314,9 @@ def pair_probe(clip: Clip, rng: random.Random, negation: bool) -> PairProbe | No
     positive = rng.choice(PAIR_PROBES_POSITIVE).format(x=term)
     negative = vocab.negation_phrase(term, rng) if negation else None
     if context is not None:
-        positive = (
-            f"{context} {positive}"
-            if positive.startswith("with")
-            else (f"{context}, {positive}")
-        )
+        # "jazz with drums", "jazz, drums playing"
+        sep = " " if positive.startswith("with") else ", "
+        positive = f"{context}{sep}{positive}"
         if negative is not None:
             negative = f"{context}, {negative}"
     return PairProbe(clip.group, term in clip.tags, positive, negative)
@@ -471,24 +469,21 @@ class Collator:
         num_negatives = len(rows)
         # Minimal pairs with both renders in this batch: [with row, without
         # row, positive probe text row, negative probe text row or -1].
-        members: dict[str, list[int]] = {}
+        members: dict[str, list[tuple[int, PairProbe]]] = {}
         for row, t in enumerate(texts_in):
             if t.pair is not None:
-                members.setdefault(t.pair.group, []).append(row)
+                members.setdefault(t.pair.group, []).append((row, t.pair))
         pairs = []
-        for group_rows in members.values():
-            flags = [texts_in[r].pair.has_term for r in group_rows]  # type: ignore[union-attr]
-            if len(group_rows) != 2 or flags[0] == flags[1]:
+        for group in members.values():
+            if len(group) != 2 or group[0][1].has_term == group[1][1].has_term:
                 continue
-            w, o = group_rows if flags[0] else group_rows[::-1]
-            probe = texts_in[w].pair
-            assert probe is not None
+            (w, probe), (o, _) = group if group[0][1].has_term else group[::-1]
             texts.append(probe.positive)
-            neg_row = -1
+            pos_row, neg_row = len(texts) - 1, -1
             if probe.negative is not None:
                 texts.append(probe.negative)
                 neg_row = len(texts) - 1
-            pairs.append([w, o, len(texts) - 1 - (neg_row >= 0), neg_row])
+            pairs.append([w, o, pos_row, neg_row])
         ids, mask = tokenize(self.tokenizer, texts, self.max_tokens)
         return {
             "audio": torch.from_numpy(np.stack([s["audio"] for s in samples])),

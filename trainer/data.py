@@ -520,25 +520,7 @@ def write_fixture(
     counts = {name: max(1, round(n * share)) for name, share in splits.items()}
     serial = 0
     for split, count in counts.items():
-        rows: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "track_id",
-                "title",
-                "artist_name",
-                "release",
-                "year",
-                "tag",
-                *CAPTION_COLUMNS,
-                "path",
-                "attributes",
-                "absent",
-                "pair_id",
-                "pair_attribute",
-                "base_piece",
-                "soundfont",
-            )
-        }
+        rows: dict[str, list[Any]] = {k: [] for k in (*LP_COLUMNS, *EXTRA_COLUMNS)}
         for i in range(count):
             style = _FIXTURE_STYLES[serial % len(_FIXTURE_STYLES)]
             k = 1 + int(rng.integers(2))

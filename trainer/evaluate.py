@@ -585,14 +585,13 @@ def parsed_scores(
     own TextQuery does the scoring. A text the model has no words for scores 0
     everywhere (the plugin refuses it; here it just ranks badly).
     """
-    from beetsplug.clap.negation import match_tags, parse_query
+    from beetsplug.clap.negation import parse_query
     from beetsplug.clap.search import TextQuery
 
     parsed = parse_query(text)
     vecs = embed([text, *parsed.negated])
-    names = tuple(tag_names) if tags is not None else ()
-    matches = tuple(match_tags(n, names) for n in parsed.negated)
-    query = TextQuery(parsed, vecs[0], vecs[1:], 0.0, matches, tag_weight, names)
+    names = tag_names if tags is not None else ()
+    query = TextQuery.build(parsed, vecs, 0.0, names, tag_weight)
     return ParsedScores(query, audio, tags)
 
 

@@ -106,11 +106,11 @@ class ClapAlbumQuery(ClapQuery):
 
 def _weight_setting(key: str, value: Any, alternative: str = "") -> float:
     """A ranking weight from the config: a number in 0..10 (bools are not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        ok = False
-    else:
-        ok = 0 <= value <= 10
-    if not ok:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= 10
+    ):
         raise UserError(
             f"clap.{key} must be a number in 0..10{alternative}, not {value!r}"
         )

@@ -222,10 +222,10 @@ class Bundle:
         path: Path,
         manifest: dict[str, Any],
         identity: str,
-        audio_session: ort.InferenceSession | None,
         text_session: ort.InferenceSession,
         tokenizer: Any,
-        session_options: ort.SessionOptions | None = None,
+        session_options: ort.SessionOptions,
+        audio_session: ort.InferenceSession | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -241,27 +241,26 @@ class Bundle:
         self._tokenizer = tokenizer
         self._text_inputs = {i.name for i in text_session.get_inputs()}
         self._session_options = session_options
-        self._audio: ort.InferenceSession | None = None
-        if audio_session is not None:
-            self._use_audio(audio_session)
-
-    def _use_audio(self, session: ort.InferenceSession) -> None:
-        self._audio = session
-        self._audio_input = session.get_inputs()[0].name
         self._audio_outputs = ["embedding"] + (["tags"] if self.has_tags else [])
+        self._audio = audio_session
 
     def open_audio(self) -> None:
         """Open and check audio.onnx if `load` left it closed (searches only
         need the text tower: ~0.2 s of `beet clap`'s start-up saved)."""
-        if self._audio is not None:
-            return
-        session = _open_session(
-            self.path / self.manifest["audio"]["file"],
-            self.path,
-            self._session_options or _session_options(None),
-        )
-        self._check_audio_graph(self.path, self.manifest, session)
-        self._use_audio(session)
+        if self._audio is None:
+            self._audio = self._open_audio(
+                self.path, self.manifest, self._session_options
+            )
+
+    @classmethod
+    def _open_audio(
+        cls, bundle: Path, manifest: dict[str, Any], opts: ort.SessionOptions
+    ) -> ort.InferenceSession:
+        """audio.onnx opened and checked: eagerly by `load`, lazily by
+        `open_audio`, the same checks either way."""
+        session = _open_session(bundle / manifest["audio"]["file"], bundle, opts)
+        cls._check_audio_graph(bundle, manifest, session)
+        return session
 
     @property
     def name(self) -> str:
@@ -323,12 +322,7 @@ class Bundle:
             )
 
         opts = _session_options(threads)
-        audio_session = None
-        if audio:
-            audio_session = _open_session(
-                bundle / manifest["audio"]["file"], bundle, opts
-            )
-            cls._check_audio_graph(bundle, manifest, audio_session)
+        audio_session = cls._open_audio(bundle, manifest, opts) if audio else None
         text_session = _open_session(bundle / manifest["text"]["file"], bundle, opts)
         cls._check_text_graph(bundle, manifest, text_session)
 
@@ -348,7 +342,7 @@ class Bundle:
         tokenizer.enable_truncation(max_length=int(manifest["text"]["max_tokens"]))
         identity = hashlib.sha256(raw).hexdigest()
         return cls(
-            bundle, manifest, identity, audio_session, text_session, tokenizer, opts
+            bundle, manifest, identity, text_session, tokenizer, opts, audio_session
         )
 
     @staticmethod
@@ -422,12 +416,11 @@ class Bundle:
             )
         self.open_audio()
         assert self._audio is not None
+        input_name = self._audio.get_inputs()[0].name
         embs: list[np.ndarray] = []
         tags: list[np.ndarray] = []
         for part in iter_batch(len(windows), AUDIO_BATCH):
-            out = self._audio.run(
-                self._audio_outputs, {self._audio_input: windows[part]}
-            )
+            out = self._audio.run(self._audio_outputs, {input_name: windows[part]})
             embs.append(out[0])
             if len(out) > 1:
                 tags.append(out[1])

@@ -66,6 +66,25 @@ class TextQuery:
     def negated(self) -> list[str]:
         return self.parsed.negated
 
+    @classmethod
+    def build(
+        cls,
+        parsed: ParsedQuery,
+        vectors: np.ndarray,
+        weight: float,
+        tag_names: Sequence[str] = (),
+        tag_weight: float = 0.0,
+    ) -> TextQuery:
+        """From a parsed query and the embeddings of [whole text, *negated]:
+        finds, per negated attribute, the tags that speak about it."""
+        from .negation import match_tags
+
+        names = tuple(tag_names)
+        matches = tuple(match_tags(n, names) for n in parsed.negated)
+        return cls(
+            parsed, vectors[0], vectors[1:], weight, matches, float(tag_weight), names
+        )
+
     @property
     def uses_tags(self) -> bool:
         """Whether scoring reads the items' stored tag probabilities."""
@@ -111,7 +130,7 @@ def embed_query(
     bundle: Bundle, text: str, weight: float, tag_weight: float = DEFAULT_TAG_WEIGHT
 ) -> TextQuery:
     """Validate, parse and embed a description (one model call for all parts)."""
-    from .negation import match_tags, parse_query
+    from .negation import parse_query
 
     text = " ".join(str(text).split())
     if not text:
@@ -123,11 +142,7 @@ def embed_query(
     if not vecs[0].any():
         # Only a toy vocabulary can do this; a zero vector would rank at random.
         raise SearchError(f"the model has no words for {_shorten(text)!r}")
-    names = tuple(bundle.tag_names) if bundle.has_tags else ()
-    matches = tuple(match_tags(n, names) for n in parsed.negated)
-    return TextQuery(
-        parsed, vecs[0], vecs[1:], weight, matches, float(tag_weight), names
-    )
+    return TextQuery.build(parsed, vecs, weight, bundle.tag_names, tag_weight)
 
 
 def _tag_matrix(store: Store, ids: np.ndarray, query: TextQuery) -> np.ndarray | None:

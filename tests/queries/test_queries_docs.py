@@ -50,23 +50,15 @@ def test_documented_explain_output() -> None:
 
     import numpy as np
 
-    from beetsplug.clap.negation import match_tags
     from beetsplug.clap.search import DEFAULT_TAG_WEIGHT, TextQuery
 
     text = DOC.read_text(encoding="utf-8")
     manifest = json.loads(
         (ROOT / "models" / "clap-default" / "manifest.json").read_text()
     )
-    names = tuple(manifest["audio"]["tags"])
     parsed = parse_query("calm piano, no vocals or drums")
-    query = TextQuery(
-        parsed,
-        np.zeros(1),
-        np.zeros((2, 1)),
-        0.5,
-        tuple(match_tags(n, names) for n in parsed.negated),
-        DEFAULT_TAG_WEIGHT,
-        names,
+    query = TextQuery.build(
+        parsed, np.zeros((3, 1)), 0.5, manifest["audio"]["tags"], DEFAULT_TAG_WEIGHT
     )
     expected = query.explain()
     assert "penalty('vocals')" in expected
