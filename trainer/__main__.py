@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--max-windows", type=int, default=8)
     export.add_argument(
+        "--max-tokens",
+        type=int,
+        help="the bundle's text truncation (default: at least 128, whatever "
+        "length the model trained on)",
+    )
+    export.add_argument(
         "--no-quantize", action="store_true", help="ship fp32 graphs (no int8)"
     )
     return parser
@@ -143,6 +149,7 @@ def _export(args: argparse.Namespace) -> int:
         "calibration_audio": calibration,
         "calibration_texts": texts,
         "max_windows": args.max_windows,
+        "max_tokens": args.max_tokens,
         "quantize": not args.no_quantize,
     }
     if args.untrained:

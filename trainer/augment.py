@@ -135,13 +135,25 @@ def negation_augment(
     rng: random.Random,
     p: float,
     max_negations: int,
+    word_prob: float = 0.0,
 ) -> str:
-    """With probability `p`, append 1..max_negations negations of absent terms."""
+    """With probability `p`, append 1..max_negations negations of absent terms
+    (each phrased by vocab.absence_phrase: "no vocals" or "instrumental")."""
     if not candidates or max_negations < 1 or rng.random() >= p:
         return text
     n = rng.randint(1, min(max_negations, len(candidates)))
     terms = rng.sample(list(candidates), n)
-    return append_phrases(text, [vocab.negation_phrase(t, rng) for t in terms])
+    return append_phrases(
+        text, [vocab.absence_phrase(t, rng, word_prob) for t in terms]
+    )
+
+
+def states_absence(text: str, term: str) -> bool:
+    """Whether `text` mentions `term` or says it is absent in a word of its own."""
+    words = set(_words(text))
+    return mentions(text, term) or any(
+        w in words for w in vocab.ABSENCE_WORDS.get(term, ())
+    )
 
 
 def stochastic_tags(tags: Sequence[str], rng: random.Random) -> list[str]:
@@ -302,7 +314,9 @@ class TextSample:
     pair: PairProbe | None = None
 
 
-def pair_probe(clip: Clip, rng: random.Random, negation: bool) -> PairProbe | None:
+def pair_probe(
+    clip: Clip, rng: random.Random, negation: bool, word_prob: float = 0.0
+) -> PairProbe | None:
     """Probe texts for a minimal-pair clip, sometimes in a context both renders
     share ("jazz, no drums"), so the loss sees the attribute alone and in a
     phrase."""
@@ -312,7 +326,7 @@ def pair_probe(clip: Clip, rng: random.Random, negation: bool) -> PairProbe | No
     shared = [t for t in clip.tags if t != term and vocab.kind_of(t) != "presence"]
     context = rng.choice(shared) if shared and rng.random() < 0.5 else None
     positive = rng.choice(PAIR_PROBES_POSITIVE).format(x=term)
-    negative = vocab.negation_phrase(term, rng) if negation else None
+    negative = vocab.absence_phrase(term, rng, word_prob) if negation else None
     if context is not None:
         # "jazz with drums", "jazz, drums playing"
         sep = " " if positive.startswith("with") else ", "
@@ -368,12 +382,19 @@ class TextAugmenter:
         if aug.negation:
             candidates = absent_candidates(clip.tags, clip.absent, evidence)
             positive = negation_augment(
-                base, candidates, rng, aug.negation_prob, aug.max_negations
+                base,
+                candidates,
+                rng,
+                aug.negation_prob,
+                aug.max_negations,
+                aug.absence_word_prob,
             )
             # The without-clip of a minimal pair says what it lacks, so its
             # sibling (same batch under `data.group_pairs`) is a true negative.
-            if mention and not has_term and not mentions(positive, term):
-                positive = append_phrases(positive, [vocab.negation_phrase(term, rng)])
+            if mention and not has_term and not states_absence(positive, term):
+                positive = append_phrases(
+                    positive, [vocab.absence_phrase(term, rng, aug.absence_word_prob)]
+                )
         negatives: dict[str, str | None] = dict.fromkeys(NEGATIVE_KINDS)
         if "full" in self.kinds or "half" in self.kinds:
             half, full = negated_pair(tags, rng)
@@ -388,7 +409,11 @@ class TextAugmenter:
             if aug.view_dropout
             else None
         )
-        pair = pair_probe(clip, rng, aug.negation) if self.pair_probes else None
+        pair = (
+            pair_probe(clip, rng, aug.negation, aug.absence_word_prob)
+            if self.pair_probes
+            else None
+        )
         return TextSample(positive=positive, view=view, negatives=negatives, pair=pair)
 
 

@@ -62,6 +62,10 @@ class AugmentConfig:
     # the with-clip keeps the term in its tag list, the without-clip gets its
     # negation (the latter only when `negation` is on).
     pair_mention_prob: float = 0.0
+    # Probability that an absent term with a plain word for its absence
+    # (vocab.ABSENCE_WORDS: vocals -> "instrumental") is phrased with that word
+    # instead of "no X" wherever augmentation states an absence.
+    absence_word_prob: float = 0.0
 
 
 @dataclass

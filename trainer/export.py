@@ -38,6 +38,9 @@ FORMAT_VERSION = 1
 BUNDLE_FILES = ("audio.onnx", "text.onnx", "tokenizer.json", "manifest.json")
 TRACE_OPSET = 17
 DYNAMO_OPSET = 18  # torch.export's exporter starts at 18
+# The least text truncation a bundle gets (bundle_max_tokens), whatever
+# length the model trained on: a whole LP-MusicCaps caption fits.
+BUNDLE_MAX_TOKENS = 128
 # The log-mel front end stays float: an 8-bit power spectrum before a log
 # loses the quiet bins.
 _FLOAT_MODULES = ("frontend",)
@@ -256,7 +259,32 @@ def export_audio_onnx(model: ClapModel, path: Path) -> Path:
     )
 
 
-def export_text_onnx(model: ClapModel, path: Path) -> Path:
+def bundle_max_tokens(model: ClapModel, requested: int | None = None) -> int:
+    """The bundle's truncation length: `requested`, else at least
+    BUNDLE_MAX_TOKENS, within the encoder's positions.
+
+    Training texts are short (max_tokens keeps CPU steps cheap) but people
+    paste whole captions into queries, and the pretrained encoder reads them
+    fine: cutting at the training length threw away everything past the
+    first sentence (docs/benchmarks.md, long captions).
+    """
+    positions = int(
+        getattr(model.text.encoder.config, "max_position_embeddings", 0) or 0
+    )
+    limit = requested or max(model.text.max_tokens, BUNDLE_MAX_TOKENS)
+    if requested is not None and requested < 2:
+        raise ExportError(f"max_tokens must be at least 2, not {requested}")
+    if positions and limit > positions:
+        if requested is not None:
+            raise ExportError(
+                f"max_tokens {requested} is more than the text encoder's "
+                f"{positions} positions"
+            )
+        limit = positions
+    return limit
+
+
+def export_text_onnx(model: ClapModel, path: Path, max_tokens: int) -> Path:
     """text.onnx in float32 with dynamic batch and token count."""
     graph = _TextGraph(model).eval()
     ids = torch.full((2, 8), 1000, dtype=torch.long)
@@ -271,7 +299,7 @@ def export_text_onnx(model: ClapModel, path: Path) -> Path:
         ["input_ids", "attention_mask"],
         ["embedding"],
         {"input_ids": axes, "attention_mask": axes},
-        {"batch": (1, 4096), "tokens": (2, max(model.text.max_tokens, 8))},
+        {"batch": (1, 4096), "tokens": (2, max(max_tokens, 8))},
     )
 
 
@@ -545,12 +573,12 @@ def _bundle_tokens(
 
 
 def _check_tokenizer(
-    cfg: Config, feed: dict[str, np.ndarray], texts: Sequence[str]
+    cfg: Config, feed: dict[str, np.ndarray], texts: Sequence[str], max_tokens: int
 ) -> None:
     """The trainer's tokens must equal the bundle's, or the plugin embeds other ones."""
     from trainer.models.text import build_tokenizer, tokenize
 
-    ours = tokenize(build_tokenizer(cfg.model.text), texts, cfg.model.text.max_tokens)
+    ours = tokenize(build_tokenizer(cfg.model.text), texts, max_tokens)
     if ours["input_ids"].shape != feed["input_ids"].shape or not np.array_equal(
         ours["input_ids"].numpy(), feed["input_ids"]
     ):
@@ -619,6 +647,7 @@ def export_model_bundle(
     calibration_audio: np.ndarray | None = None,
     calibration_texts: Sequence[str] | None = None,
     max_windows: int = 8,
+    max_tokens: int | None = None,
     quantize: bool = True,
     thresholds: ParityThresholds | None = None,
     training: dict[str, Any] | None = None,
@@ -626,6 +655,7 @@ def export_model_bundle(
     """Write the bundle of an in-memory model; see `export_bundle`."""
     thresholds = thresholds or ParityThresholds()
     model = model.to("cpu").float().eval()
+    max_tokens = bundle_max_tokens(model, max_tokens)
     audio_cfg = model.config.audio
     window = model.audio.window_samples
     calibration_kind = "given"
@@ -645,7 +675,7 @@ def export_model_bundle(
         stage = work / "bundle"
         stage.mkdir()
         audio_fp32 = export_audio_onnx(model, work / "audio.fp32.onnx")
-        text_fp32 = export_text_onnx(model, work / "text.fp32.onnx")
+        text_fp32 = export_text_onnx(model, work / "text.fp32.onnx", max_tokens)
         tokenizer = save_bundle_tokenizer(cfg.model.text, stage / "tokenizer.json")
 
         with torch.no_grad():
@@ -659,8 +689,8 @@ def export_model_bundle(
                     ref_tags.append(tags.numpy())
             torch_audio = np.concatenate(ref_emb)
             torch_tags = np.concatenate(ref_tags) if ref_tags else None
-            feed = _bundle_tokens(tokenizer, texts, model.text.max_tokens)
-            _check_tokenizer(cfg, feed, texts)
+            feed = _bundle_tokens(tokenizer, texts, max_tokens)
+            _check_tokenizer(cfg, feed, texts, max_tokens)
             torch_text = model.encode_text(
                 torch.from_numpy(feed["input_ids"]),
                 torch.from_numpy(feed["attention_mask"]),
@@ -763,7 +793,7 @@ def export_model_bundle(
             "text": {
                 "file": "text.onnx",
                 "tokenizer": "tokenizer.json",
-                "max_tokens": model.text.max_tokens,
+                "max_tokens": max_tokens,
                 "quantization": "dynamic int8, per-channel" if quantize else "none",
             },
             "training": training or {},
@@ -800,6 +830,7 @@ def export_bundle(
     calibration_audio: np.ndarray | None = None,
     calibration_texts: Sequence[str] | None = None,
     max_windows: int = 8,
+    max_tokens: int | None = None,
     quantize: bool = True,
     thresholds: ParityThresholds | None = None,
 ) -> Path:
@@ -836,6 +867,7 @@ def export_bundle(
         calibration_audio=calibration_audio,
         calibration_texts=calibration_texts,
         max_windows=max_windows,
+        max_tokens=max_tokens,
         quantize=quantize,
         thresholds=thresholds,
         training=training,

@@ -94,6 +94,12 @@ _NEGATION_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Words that say a presence term is absent without a negation word: an
+# "instrumental" is music without vocals, and that is how captions, tags and
+# queries say it ("instrumental jazz"). A term missing here has none.
+ABSENCE_WORDS: dict[str, tuple[str, ...]] = {"vocals": ("instrumental",)}
+
+
 def kind_of(term: str) -> str:
     return TERM_KIND.get(term, "other")
 
@@ -103,6 +109,16 @@ def negation_phrase(term: str, rng: random.Random | None = None) -> str:
     templates = _NEGATION_TEMPLATES[kind_of(term)]
     template = templates[0] if rng is None else rng.choice(templates)
     return template.format(term)
+
+
+def absence_phrase(term: str, rng: random.Random, word_prob: float) -> str:
+    """Phrase the absence of `term`: with probability `word_prob` as one of its
+    ABSENCE_WORDS (where it has any), else as a negation phrase. Training texts
+    use it so the model learns both ways people say it."""
+    words = ABSENCE_WORDS.get(term, ())
+    if words and rng.random() < word_prob:
+        return rng.choice(words)
+    return negation_phrase(term, rng)
 
 
 def compose_caption(

@@ -18,6 +18,8 @@ from trainer.augment import (
     mentions,
     negated_pair,
     negation_augment,
+    pair_probe,
+    states_absence,
     stochastic_tags,
     text_swap,
     tokenize,
@@ -315,3 +317,59 @@ def test_pair_mention_off_leaves_the_texts_alone(tmp_path: Path) -> None:
     aug = TextAugmenter(plain, DataConfig(tag_caption_prob=1.0), kinds=())
     texts = {aug(_pair(tmp_path, True), random.Random(s)).positive for s in range(40)}
     assert any("drums" not in t for t in texts)  # stochastic tags drop it
+
+
+def test_absent_vocals_are_sometimes_called_instrumental() -> None:
+    """ "instrumental" is how captions and queries say "no vocals"; training
+    texts must use it (the model never saw the word before), and only where
+    vocals really are absent."""
+    said = {
+        negation_augment("jazz, piano", ["vocals"], random.Random(s), 1.0, 1, 0.5)
+        for s in SEEDS
+    }
+    assert "jazz, piano, instrumental" in said
+    assert said - {"jazz, piano, instrumental"} <= {
+        f"jazz, piano, {p}" for p in _phrases_of("vocals")
+    }
+    # Off by default, and a term without an absence word keeps "no X".
+    assert all(
+        "instrumental"
+        not in negation_augment("jazz", ["vocals"], random.Random(s), 1, 1)
+        for s in SEEDS
+    )
+    violins = {
+        negation_augment("jazz", ["violin"], random.Random(s), 1.0, 1, 1.0)
+        for s in SEEDS
+    }
+    assert violins == {f"jazz, {p}" for p in _phrases_of("violin")}
+    assert states_absence("calm instrumental jazz", "vocals")
+    assert states_absence("jazz with female vocals", "vocals")
+    assert not states_absence("calm jazz", "vocals")
+
+
+def test_vocals_pair_texts_use_the_absence_word(tmp_path: Path) -> None:
+    def vocal_pair(with_term: bool) -> Clip:
+        return Clip(
+            track_id="v-a" if with_term else "v-b",
+            audio=tmp_path / "x.wav",
+            tags=["jazz", "piano"] + (["vocals"] if with_term else []),
+            captions={"caption_summary": "A jazz tune on piano."},
+            absent=["drums"] + ([] if with_term else ["vocals"]),
+            group="v",
+            pair_attribute="vocals",
+        )
+
+    cfg = AugmentConfig(negation_prob=0.0, pair_mention_prob=1.0, absence_word_prob=1.0)
+    aug = TextAugmenter(cfg, DataConfig(tag_caption_prob=1.0), kinds=())
+    for seed in range(20):
+        without = aug(vocal_pair(False), random.Random(seed)).positive
+        assert without.endswith("instrumental")
+        assert "vocals" not in without
+        assert "instrumental" not in aug(vocal_pair(True), random.Random(seed)).positive
+        probe = pair_probe(vocal_pair(False), random.Random(seed), True, 1.0)
+        assert probe is not None
+        assert probe.negative.endswith("instrumental")
+        assert "instrumental" not in probe.positive
+    blind = pair_probe(vocal_pair(False), random.Random(0), False, 1.0)
+    assert blind is not None
+    assert blind.negative is None

@@ -19,6 +19,7 @@ from trainer.config import AudioModelConfig, Config, ModelConfig, TextModelConfi
 from trainer.export import (
     ExportError,
     ParityThresholds,
+    bundle_max_tokens,
     export_bundle,
     export_model_bundle,
     last_eval_metrics,
@@ -195,7 +196,7 @@ def test_manifest_follows_the_bundle_contract(int8_bundle):
     assert manifest["text"] == {
         "file": "text.onnx",
         "tokenizer": "tokenizer.json",
-        "max_tokens": 16,
+        "max_tokens": 128,  # BUNDLE_MAX_TOKENS, within the tiny encoder's 128 positions
         "quantization": "dynamic int8, per-channel",
     }
     training = manifest["training"]
@@ -207,6 +208,30 @@ def test_manifest_follows_the_bundle_contract(int8_bundle):
     tokenizer = json.loads((int8_bundle / "tokenizer.json").read_text())
     assert tokenizer["padding"] is None
     assert tokenizer["truncation"] is None
+
+
+def test_bundle_reads_texts_past_the_training_length(run, fp32_bundle):
+    """Trained on 16 tokens, the bundle still embeds a whole long caption
+    (what `beet clap` gets when someone pastes one), as torch does at 128."""
+    long = " ".join(["a slow sad cello melody over soft piano chords"] * 6)
+    bundle = Bundle.load(fp32_bundle, threads=1)
+    assert bundle.max_tokens == 128
+    assert len(bundle.tokenize([long])["input_ids"][0]) == 56
+    tok = build_tokenizer(run[1].config.text)
+    with torch.no_grad():
+        full = run[1].encode_text(**tokenize(tok, [long], 128)).numpy()
+        cut = run[1].encode_text(**tokenize(tok, [long], 16)).numpy()
+    got = bundle.embed_text([long])
+    assert _cos(full, got).min() > 0.9999
+    assert _cos(cut, got).min() < 0.999
+
+
+def test_bundle_max_tokens_stays_within_the_encoder(run):
+    model = run[1]
+    assert bundle_max_tokens(model) == 128
+    assert bundle_max_tokens(model, 48) == 48
+    with pytest.raises(ExportError, match="more than the text encoder's 128 positions"):
+        bundle_max_tokens(model, 512)
 
 
 def test_audio_graph_takes_any_batch_and_length(run, fp32_bundle):

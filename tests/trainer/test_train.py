@@ -257,7 +257,9 @@ def test_shipped_configs_load_with_the_documented_recipes() -> None:
     assert default.augment.negation
     assert default.loss.dissimilarity_weight > 0
     assert default.data.group_pairs
-    assert default.loss.pair_weight == 0  # measured: it costs "A without B" precision
+    # Small on purpose: at 0.25+ it costs "A without B" precision (measured).
+    assert 0 < default.loss.pair_weight <= 0.1
+    assert default.augment.absence_word_prob > 0
     assert msd.loss.pair_weight == 0
     assert not msd.data.group_pairs
     assert msd.data.crop_seconds == 10.0
