@@ -271,9 +271,9 @@ def bundle_max_tokens(model: ClapModel, requested: int | None = None) -> int:
     positions = int(
         getattr(model.text.encoder.config, "max_position_embeddings", 0) or 0
     )
-    limit = requested or max(model.text.max_tokens, BUNDLE_MAX_TOKENS)
     if requested is not None and requested < 2:
         raise ExportError(f"max_tokens must be at least 2, not {requested}")
+    limit = requested or max(model.text.max_tokens, BUNDLE_MAX_TOKENS)
     if positions and limit > positions:
         if requested is not None:
             raise ExportError(

@@ -232,6 +232,8 @@ def test_bundle_max_tokens_stays_within_the_encoder(run):
     assert bundle_max_tokens(model, 48) == 48
     with pytest.raises(ExportError, match="more than the text encoder's 128 positions"):
         bundle_max_tokens(model, 512)
+    with pytest.raises(ExportError, match="at least 2, not 0"):
+        bundle_max_tokens(model, 0)
 
 
 def test_audio_graph_takes_any_batch_and_length(run, fp32_bundle):
