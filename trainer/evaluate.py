@@ -60,6 +60,7 @@ PAIR_NEGATIVE_EXTRA: dict[str, tuple[str, ...]] = {"vocals": ("instrumental musi
 NEGATED_FORMS: tuple[str, ...] = ("{a} without {b}", "{a}, no {b}")
 WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 TAG_WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.15, 0.3, 0.5, 1.0)
+AFFIRMED_TAG_WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
 EMBED_CHUNK = 32  # clips per embed_audio call
 NPY_RATE = 16000  # the rate of preprocessed .npy clips (Contract 3)
 
@@ -564,10 +565,17 @@ class ParsedScores:
     def negated(self) -> list[str]:
         return self.query.negated
 
-    def score(self, weight: float, tag_weight: float | None = None) -> np.ndarray:
+    def score(
+        self,
+        weight: float,
+        tag_weight: float | None = None,
+        affirmed_tag_weight: float | None = None,
+    ) -> np.ndarray:
         changes: dict[str, float] = {"weight": weight}
         if tag_weight is not None:
             changes["tag_weight"] = tag_weight
+        if affirmed_tag_weight is not None:
+            changes["affirmed_tag_weight"] = affirmed_tag_weight
         return replace(self.query, **changes).score(self.audio, self.tags)
 
 
@@ -578,12 +586,15 @@ def parsed_scores(
     tags: np.ndarray | None = None,
     tag_names: Sequence[str] = (),
     tag_weight: float = 0.0,
+    affirmed_tag_weight: float = 0.0,
 ) -> ParsedScores:
     """The plugin's parser and its score combination (what `beet clap TEXT` ranks by):
     sim(whole text) - w * max over the negated attributes of (sim + tag_weight x
-    the tagger's evidence, where a tag speaks about the attribute). The plugin's
-    own TextQuery does the scoring. A text the model has no words for scores 0
-    everywhere (the plugin refuses it; here it just ranks badly).
+    the tagger's evidence, where a tag speaks about the attribute), plus
+    affirmed_tag_weight x the mean evidence for the attributes the query asks
+    for. The plugin's own TextQuery does the scoring. A text the model has no
+    words for scores 0 everywhere (the plugin refuses it; here it just ranks
+    badly).
     """
     from beetsplug.clap.negation import parse_query
     from beetsplug.clap.search import TextQuery
@@ -591,7 +602,7 @@ def parsed_scores(
     parsed = parse_query(text)
     vecs = embed([text, *parsed.negated])
     names = tag_names if tags is not None else ()
-    query = TextQuery.build(parsed, vecs, 0.0, names, tag_weight)
+    query = TextQuery.build(parsed, vecs, 0.0, names, tag_weight, affirmed_tag_weight)
     return ParsedScores(query, audio, tags)
 
 
@@ -633,19 +644,26 @@ def negated_retrieval(
     tags: np.ndarray | None = None,
     tag_names: Sequence[str] = (),
     tag_weight: float = 0.0,
+    affirmed_tag_weight: float = 0.0,
 ) -> dict:
     """Layer 1 (the query embedded as it is), layer 2 (the plugin's parsed scoring,
     with the tagger's evidence when the bundle has tags) and sim(A) - w sim(B)
-    with the known A and B, plus sweeps of layer 2's two weights."""
+    with the known A and B, plus sweeps of layer 2's three weights."""
     queries = negated_queries(clips, min_relevant)
     if not queries:
         empty = _summarise([], [])
         return {
             "plain": empty,
-            "parsed": {**empty, "weight": weight, "tag_weight": tag_weight},
+            "parsed": {
+                **empty,
+                "weight": weight,
+                "tag_weight": tag_weight,
+                "affirmed_tag_weight": affirmed_tag_weight,
+            },
             "a_minus_b": empty,
             "parsed_sweep": [],
             "tag_sweep": [],
+            "affirmed_sweep": [],
         }
     q_text = embed([q.text for q in queries])
     plain_scores = q_text @ audio.T
@@ -656,13 +674,15 @@ def negated_retrieval(
 
     # Layer 2 exactly as the plugin scores: its parser, its combination.
     parsed = [
-        parsed_scores(q.text, audio, embed, tags, tag_names, tag_weight)
+        parsed_scores(
+            q.text, audio, embed, tags, tag_names, tag_weight, affirmed_tag_weight
+        )
         for q in queries
     ]
 
-    def summary_at(w: float, tw: float | None = None) -> dict:
+    def summary_at(w: float, tw: float | None = None, aw: float | None = None) -> dict:
         res = [
-            topk_precision_violation(p.score(w, tw), q.relevant, q.violating)
+            topk_precision_violation(p.score(w, tw, aw), q.relevant, q.violating)
             for p, q in zip(parsed, queries, strict=True)
         ]
         return _summarise(queries, res)
@@ -684,6 +704,14 @@ def negated_retrieval(
         if tags is not None
         else []
     )
+    affirmed_sweep = (
+        [
+            point("affirmed_tag_weight", aw, summary_at(weight, None, aw))
+            for aw in sorted({*AFFIRMED_TAG_WEIGHT_SWEEP, affirmed_tag_weight})
+        ]
+        if tags is not None
+        else []
+    )
     parsed_negated = sorted({n for p in parsed for n in p.negated})
     a_vec = embed([q.a for q in queries])
     b_vec = embed([q.b for q in queries])
@@ -698,12 +726,14 @@ def negated_retrieval(
             **parsed_result,
             "weight": weight,
             "tag_weight": tag_weight if tags is not None else 0.0,
+            "affirmed_tag_weight": affirmed_tag_weight if tags is not None else 0.0,
             "parsed_share": float(np.mean([bool(p.negated) for p in parsed])),
             "negated_attributes_seen": len(parsed_negated),
         },
         "a_minus_b": {**_summarise(queries, ab), "weight": weight},
         "parsed_sweep": sweep,
         "tag_sweep": tag_sweep,
+        "affirmed_sweep": affirmed_sweep,
     }
 
 
@@ -716,6 +746,7 @@ def evaluate_split(
     min_relevant: int = TOP_K,
     log: Callable[[str], None] | None = None,
     tag_weight: float = 0.0,
+    affirmed_tag_weight: float = 0.0,
 ) -> dict:
     """Every metric of one bundle on one split."""
     audio, tags, skipped = embed_clips(bundle, clips, cache_dir, log)
@@ -756,6 +787,7 @@ def evaluate_split(
             tags,
             bundle.tag_names if tags is not None else (),
             tag_weight,
+            affirmed_tag_weight,
         ),
         "curves": {
             "text_to_music": main.get("curve", []),
@@ -927,6 +959,12 @@ def _parser() -> argparse.ArgumentParser:
         "for bundles with tags)",
     )
     p.add_argument(
+        "--affirmed-tag-weight",
+        type=float,
+        help="layer-2 weight of the tagger's evidence for the attributes a query "
+        "asks for (default: the plugin's, for bundles with tags)",
+    )
+    p.add_argument(
         "--caption-column", default="caption_writing", choices=CAPTION_COLUMNS
     )
     p.add_argument(
@@ -961,7 +999,11 @@ def _bundle_info(bundle) -> dict:
 
 def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> dict:
     """Evaluate the bundle (and baselines), write JSON + PNG; return the JSON."""
-    from beetsplug.clap.search import DEFAULT_TAG_WEIGHT, resolve_negation_weight
+    from beetsplug.clap.search import (
+        DEFAULT_AFFIRMED_TAG_WEIGHT,
+        DEFAULT_TAG_WEIGHT,
+        resolve_negation_weight,
+    )
 
     started = time.perf_counter()
     data = args.data
@@ -991,6 +1033,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     tag_weight = DEFAULT_TAG_WEIGHT if args.tag_weight is None else args.tag_weight
     if not 0 <= tag_weight <= 10:
         raise EvaluateError("--tag-weight must be a number in 0..10")
+    affirmed_tag_weight = (
+        DEFAULT_AFFIRMED_TAG_WEIGHT
+        if args.affirmed_tag_weight is None
+        else args.affirmed_tag_weight
+    )
+    if not 0 <= affirmed_tag_weight <= 10:
+        raise EvaluateError("--affirmed-tag-weight must be a number in 0..10")
 
     def evaluate_bundle(b) -> dict:
         results = {}
@@ -1006,6 +1055,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
                 args.min_relevant,
                 log,
                 tag_weight,
+                affirmed_tag_weight,
             )
         return {**_bundle_info(b), "results": results}
 
@@ -1017,6 +1067,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "caption_column": args.caption_column,
         "negation_weight": weight,
         "tag_weight": tag_weight,
+        "affirmed_tag_weight": affirmed_tag_weight,
         "max_clips": args.max_clips,
         "model": evaluate_bundle(bundle),
         "baselines": {

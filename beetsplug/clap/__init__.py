@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,  # this process's onnxruntime threads (workers: 1); 0 = per core
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
     "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
+    "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches
     # clap-playlists (docs/queries.md)
@@ -254,9 +255,8 @@ class ClapPlugin(BeetsPlugin):
                 "negation_weight", weight, " or empty (the bundle's calibrated value)"
             )
         out["negation_weight"] = weight
-        out["tag_weight"] = _weight_setting(
-            "tag_weight", self.config["tag_weight"].get()
-        )
+        for key in ("tag_weight", "affirmed_tag_weight"):
+            out[key] = _weight_setting(key, self.config[key].get())
         model = self.config["model"].get()
         if model not in (None, "") and not isinstance(model, str):
             raise UserError(
@@ -324,7 +324,11 @@ class ClapPlugin(BeetsPlugin):
         from .search import embed_query
 
         return embed_query(
-            self.bundle(), text, self._weight(), self.settings["tag_weight"]
+            self.bundle(),
+            text,
+            self._weight(),
+            self.settings["tag_weight"],
+            self.settings["affirmed_tag_weight"],
         )
 
     def _searching(self, run: Callable[[], Any]) -> Any:

@@ -502,6 +502,9 @@ class ParsedQuery:
     affirmative: str
     negated: list[str] = field(default_factory=list)
     clauses: tuple[Clause, ...] = ()
+    # Known attributes the affirmative part names ("guitar" in "guitar music
+    # without vocals"), so search can ask a tagger about them too.
+    affirmed: list[str] = field(default_factory=list)
 
     @property
     def has_negation(self) -> bool:
@@ -824,7 +827,8 @@ class _Parser:
             for attribute in clause.attributes:
                 if attribute not in negated:
                     negated.append(attribute)
-        return ParsedQuery(self.text, affirmative, negated, tuple(clauses))
+        affirmed = self._affirmed(spans, negated)
+        return ParsedQuery(self.text, affirmative, negated, tuple(clauses), affirmed)
 
     def _lead_in(self, i: int, floor: int) -> int:
         """Index of the first lead-in token before the cue at i ("but", ",")."""
@@ -882,6 +886,35 @@ class _Parser:
                         removed=False,
                     )
                 )
+        return out
+
+    def _affirmed(self, spans: list[tuple[int, int]], negated: list[str]) -> list[str]:
+        """Attributes named outside the negations, longest reading first.
+
+        Quoted words and implied negations ("instrumental") are not asked
+        for, nor is an attribute the query also negates.
+        """
+        out: list[str] = []
+        i = 0
+        while i < self.n:
+            cut = next((b for a, b in spans if a <= i < b), None)
+            if cut is not None:
+                i = cut
+                continue
+            attribute = (
+                None
+                if self.toks[i].protected or self.toks[i].low in _IMPLIED
+                else self._attribute(i)
+            )
+            if attribute is None:
+                i += 1
+                continue
+            # An attribute may not run into a negation ("guitar" + "-drums").
+            end = min([attribute.source_end, *(a for a, _ in spans if a > i)])
+            canonical = attribute.canonical
+            if end == attribute.source_end and canonical not in (*negated, *out):
+                out.append(canonical)
+            i = max(end, i + 1)
         return out
 
     def _affirmative(self, spans: list[tuple[int, int]]) -> str:
@@ -1049,22 +1082,34 @@ def describe(
     *,
     whole: str | None = None,
     scored_by: Mapping[str, str] | None = None,
+    bonus: Mapping[str, str] | None = None,
+    bonus_weight: float = 0.0,
 ) -> str:
     """How the query was understood, for `beet clap --explain`.
 
     `whole` is the text the search embeds for the whole-query score (the
     original text unless the search says otherwise); `scored_by` maps a
     negated attribute to how its penalty is measured (e.g. "tag 'no vocals'"),
-    text similarity otherwise.
+    text similarity otherwise; `bonus` maps an affirmed attribute to the
+    evidence whose mean, times `bonus_weight`, is added to the score.
     """
     whole = parsed.text if whole is None else whole
     lines = [
         f"query:       {parsed.text!r}",
         f"affirmative: {parsed.affirmative!r}",
     ]
+    bonus = dict(bonus or {})
+    bonus_term = ""
+    if bonus and bonus_weight > 0:
+        for attribute, how in bonus.items():
+            lines.append(f"  wanted {attribute}: evidence = {how}")
+        evidence = ", ".join(f"evidence({a!r})" for a in bonus)
+        bonus_term = f" + {bonus_weight:g} * " + (
+            evidence if len(bonus) == 1 else f"mean({evidence})"
+        )
     if not parsed.negated:
         lines.append("negated:     (none)")
-        lines.append(f"ranking:     sim({whole!r})")
+        lines.append(f"ranking:     sim({whole!r}){bonus_term}")
         return "\n".join(lines)
     lines.append(f"negated:     {', '.join(parsed.negated)}")
     for clause in parsed.clauses:
@@ -1082,7 +1127,9 @@ def describe(
             + (f"penalty = {how}" if how else f"text sim({attribute!r})")
         )
     if weight == 0:
-        lines.append(f"ranking:     sim({whole!r})  (negation weight 0: no penalty)")
+        lines.append(
+            f"ranking:     sim({whole!r}){bonus_term}  (negation weight 0: no penalty)"
+        )
     else:
         # An attribute scored other than by text similarity shows as
         # penalty(...), spelt out on its own line above.
@@ -1090,5 +1137,7 @@ def describe(
             f"{'penalty' if a in scored_by else 'sim'}({a!r})" for a in parsed.negated
         )
         penalty = terms if len(parsed.negated) == 1 else f"{form}({terms})"
-        lines.append(f"ranking:     sim({whole!r}) - {weight:g} * {penalty}")
+        lines.append(
+            f"ranking:     sim({whole!r}) - {weight:g} * {penalty}{bonus_term}"
+        )
     return "\n".join(lines)

@@ -231,6 +231,10 @@ def test_tags_are_stored_for_a_tagging_bundle(
         ),
         ({"auto": "sometimes"}, r"^clap.auto must be yes or no$"),
         ({"tag_weight": -1}, r"^clap.tag_weight must be a number in 0..10, not -1$"),
+        (
+            {"affirmed_tag_weight": True},
+            r"^clap.affirmed_tag_weight must be a number in 0..10, not True$",
+        ),
     ],
 )
 def test_invalid_settings_are_one_line_errors(

@@ -340,6 +340,44 @@ def test_tagger_evidence_joins_a_negated_attributes_penalty(
     assert DEFAULTS["tag_weight"] == search.DEFAULT_TAG_WEIGHT
 
 
+def test_tagger_evidence_lifts_a_wanted_attribute(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    from bundle_factory import build_tiny_bundle
+
+    # As above, the tiny tagger's "drums" fires on the low tone only. Asked
+    # for "tone with drums" (no negation), the bonus rescores the pool.
+    bundle = build_tiny_bundle(
+        tmp_path / "drum-tagger", with_tags=True, tag_names=["drums", "high", "noise"]
+    )
+    env.reload(model=str(bundle), affirmed_tag_weight=0)
+    for kind in ("low", "mid", "high", "noise"):
+        env.add_copy(corpus[kind], title=kind)
+    env.run("clap-index")
+
+    def scores() -> dict[str, float]:
+        lines = env.lines("clap", "tone with drums", "--score", "-f", "$title")
+        return {line.split()[1]: float(line.split()[0]) for line in lines}
+
+    without = scores()
+    env.reload(model=str(bundle), affirmed_tag_weight=3.0)
+    with_tags = scores()
+    with Store.open(env.lib.path) as store:
+        tags = {t: store.tags([i])[i][0] for t, i in _ids(env).items()}
+    for title, score in with_tags.items():
+        assert score == pytest.approx(without[title] + 3.0 * tags[title], abs=2e-3)
+    assert max(with_tags, key=with_tags.get) == "low"
+    assert max(without, key=without.get) != "low"
+    explained = env.lines("clap", "--explain", "tone with drums", "-n", "1")
+    assert "  wanted drums: evidence = tagger ['drums']" in explained
+    assert explained[-2] == (
+        "ranking:     sim('tone with drums') + 3 * evidence('drums')"
+    )
+    from beetsplug.clap import DEFAULTS
+
+    assert DEFAULTS["affirmed_tag_weight"] == search.DEFAULT_AFFIRMED_TAG_WEIGHT
+
+
 def _ids(env: ClapEnv) -> dict[str, int]:
     return {item.title: item.id for item in env.lib.items()}
 

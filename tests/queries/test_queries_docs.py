@@ -50,7 +50,11 @@ def test_documented_explain_output() -> None:
 
     import numpy as np
 
-    from beetsplug.clap.search import DEFAULT_TAG_WEIGHT, TextQuery
+    from beetsplug.clap.search import (
+        DEFAULT_AFFIRMED_TAG_WEIGHT,
+        DEFAULT_TAG_WEIGHT,
+        TextQuery,
+    )
 
     text = DOC.read_text(encoding="utf-8")
     manifest = json.loads(
@@ -58,9 +62,15 @@ def test_documented_explain_output() -> None:
     )
     parsed = parse_query("calm piano, no vocals or drums")
     query = TextQuery.build(
-        parsed, np.zeros((3, 1)), 0.5, manifest["audio"]["tags"], DEFAULT_TAG_WEIGHT
+        parsed,
+        np.zeros((3, 1)),
+        0.5,
+        manifest["audio"]["tags"],
+        DEFAULT_TAG_WEIGHT,
+        DEFAULT_AFFIRMED_TAG_WEIGHT,
     )
     expected = query.explain()
     assert "penalty('vocals')" in expected
+    assert "evidence('calm piano')" in expected
     block = "\n".join("    " + line for line in expected.splitlines())
     assert block in text

@@ -247,6 +247,69 @@ def test_match_tags_finds_presence_and_absence_tags() -> None:
     assert match_tags("piano", tags) == ([], [])
 
 
+@pytest.mark.parametrize(
+    ("text", "affirmed"),
+    [
+        ("guitar music without vocals", ["guitar"]),
+        ("guitar and drums, no vocals", ["guitar", "drums"]),
+        ("a voice without drums", ["vocals"]),
+        ("music with vocals and drums", ["vocals", "drums"]),
+        ("calm piano without drums", ["calm piano"]),
+        ("male singers and hip-hop beats -drums", ["male vocals", "hip hop drums"]),
+        # implied negations, quoted words and what is also negated are not wanted
+        ("instrumental music", []),
+        ('"guitar" songs', []),
+        ("jazz, no jazz", []),
+        ("music without drums", []),
+        ("No Woman No Cry", []),
+    ],
+)
+def test_affirmed_attributes(text: str, affirmed: list[str]) -> None:
+    assert parse_query(text).affirmed == affirmed
+
+
+def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
+    from beetsplug.clap.search import TextQuery
+
+    names = ["guitar", "drums", "piano", "vocal"]
+    probs = np.array(
+        [[0.9, 0.8, 0.0, 0.0], [0.1, 0.9, 0.7, 0.0], [0.0, 0.0, 0.0, 1.0]],
+        np.float32,
+    )
+    audio = np.eye(3, dtype=np.float32)
+    vectors = np.array([[0.5, 0.6, 0.7], [0.0, 0.0, 1.0]], np.float32)
+    parsed = parse_query("guitar and calm piano, no vocals")
+    assert parsed.affirmed == ["guitar", "calm piano"]
+    plain = TextQuery.build(parsed, vectors, 0.5, names, 0.0, 0.0)
+    bonus = TextQuery.build(parsed, vectors, 0.5, names, 0.0, 0.4)
+    assert plain.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2])
+    # "calm piano" has no tag of its own: its head noun's tag speaks for it;
+    # the bonus is weight x the mean evidence over the wanted attributes.
+    assert bonus.score(audio, probs) == pytest.approx(
+        [0.5 + 0.4 * 0.45, 0.6 + 0.4 * 0.4, 0.2]
+    )
+    assert bonus.score(audio) == pytest.approx(plain.score(audio))  # no tags stored
+    assert bonus.uses_tags
+    assert bonus.rescores
+    assert not plain.uses_tags
+    lines = bonus.explain().splitlines()
+    assert "  wanted guitar: evidence = tagger ['guitar']" in lines
+    assert "  wanted calm piano: evidence = tagger ['piano']" in lines
+    assert lines[-1].endswith(
+        "- 0.5 * sim('vocals') + 0.4 * mean(evidence('guitar'), evidence('calm piano'))"
+    )
+    # Without a negation the bonus alone makes the query need rescoring.
+    only = TextQuery.build(parse_query("drums"), vectors[:1], 0.5, names, 1.0, 0.4)
+    assert only.rescores
+    assert not len(only.negated_vectors)
+    assert only.score(audio, probs) == pytest.approx(
+        [0.5 + 0.4 * 0.8, 0.6 + 0.4 * 0.9, 0.7]
+    )
+    assert only.explain().splitlines()[-1] == (
+        "ranking:     sim('drums') + 0.4 * evidence('drums')"
+    )
+
+
 def test_tag_evidence_reads_presence_and_absence_tags() -> None:
     names = ["vocal", "no vocals", "male vocal", "drums", "guitar"]
     probs = np.array(

@@ -254,6 +254,8 @@ def test_evaluate_end_to_end(
         "0.7",
         "--tag-weight",
         "0.4",
+        "--affirmed-tag-weight",
+        "0.25",
         "--quiet",
     ]
     assert evaluate.main(argv) == 0
@@ -262,6 +264,7 @@ def test_evaluate_end_to_end(
     assert result["splits"] == ["test", "test_shift"]
     assert set(result["baselines"]) == {"random"}
     assert result["negation_weight"] == 0.7
+    assert result["affirmed_tag_weight"] == 0.25
     assert json.loads(Path(result["outputs"]["json"]).read_text()) == result
     assert Path(result["outputs"]["png"]).stat().st_size > 10_000
     for model_result in (result["model"], result["baselines"]["random"]):
@@ -291,6 +294,7 @@ def test_evaluate_end_to_end(
                 "a_minus_b",
                 "parsed_sweep",
                 "tag_sweep",
+                "affirmed_sweep",
             }
             assert nr["plain"]["queries"] > 0
             assert 0 <= nr["plain"]["precision_at_10"] <= 1
@@ -299,6 +303,10 @@ def test_evaluate_end_to_end(
             assert nr["parsed"]["tag_weight"] == (0.4 if tagged else 0.0)
             assert [s["tag_weight"] for s in nr["tag_sweep"]] == (
                 sorted({*evaluate.TAG_WEIGHT_SWEEP, 0.4}) if tagged else []
+            )
+            assert nr["parsed"]["affirmed_tag_weight"] == (0.25 if tagged else 0.0)
+            assert [s["affirmed_tag_weight"] for s in nr["affirmed_sweep"]] == (
+                sorted({*evaluate.AFFIRMED_TAG_WEIGHT_SWEEP, 0.25}) if tagged else []
             )
             assert [s["weight"] for s in nr["parsed_sweep"]] == sorted(
                 {*evaluate.WEIGHT_SWEEP, 0.7}
@@ -371,3 +379,24 @@ def test_parsed_scores_add_the_taggers_evidence_like_the_plugin() -> None:
     np.testing.assert_allclose(parsed.score(0.5, 0.4), 1 - 0.5 * 0.4 * tags[:, 0])
     plain = evaluate.parsed_scores("rock, no drums", audio, embed)  # no tags
     np.testing.assert_allclose(plain.score(1.0), [1.0, 1.0, 1.0], atol=1e-6)
+
+
+def test_parsed_scores_add_the_affirmed_bonus_like_the_plugin() -> None:
+    # "guitar" is wanted: with an affirmed weight, the tagger's guitar
+    # probability lifts the clips the text tower cannot tell apart.
+    audio = np.array([[1.0, 0.0]] * 3, np.float32)
+    tags = np.array([[0.0, 0.2], [0.0, 0.9], [0.0, 0.5]], np.float32)
+    vectors = {"guitar, no drums": [1.0, 0.0], "drums": [0.0, 1.0]}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.array([vectors[t] for t in texts], np.float32)
+
+    parsed = evaluate.parsed_scores(
+        "guitar, no drums", audio, embed, tags, ["drums", "guitar"], 1.0, 0.5
+    )
+    np.testing.assert_allclose(parsed.score(1.0), 1 + 0.5 * tags[:, 1], atol=1e-6)
+    np.testing.assert_allclose(parsed.score(1.0, None, 0.0), [1.0] * 3, atol=1e-6)
+    top = evaluate.topk_precision_violation(
+        parsed.score(1.0), np.array([False, True, False]), np.zeros(3, bool), k=1
+    )
+    assert top == (1.0, 0.0)

@@ -382,7 +382,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         vecs = bundle.embed_text(texts)
         text = dict(zip(texts, vecs, strict=True))
         scorers["sim"] = lambda q: audio @ text[q]
-        plugin = _plugin_scorer(bundle, audio, tags, args.tag_weight)
+        plugin = _plugin_scorer(
+            bundle, audio, tags, args.tag_weight, args.affirmed_tag_weight
+        )
         if plugin is not None:
             scorers["plugin"] = plugin
     return {
@@ -399,10 +401,11 @@ def _plugin_scorer(
     audio: np.ndarray,
     tags: np.ndarray | None,
     tag_weight: float | None = None,
+    affirmed_tag_weight: float | None = None,
 ) -> Any:
     """The plugin's negation-aware ranking (beetsplug.clap.search), if it has one,
-    with the tagger's evidence in negations' penalties (the plugin's default
-    weight unless given)."""
+    with the tagger's evidence in negations' penalties and for wanted
+    attributes (the plugin's default weights unless given)."""
     try:
         from beetsplug.clap import search
     except ImportError:
@@ -415,6 +418,8 @@ def _plugin_scorer(
     )
 
     extra = {} if tag_weight is None else {"tag_weight": tag_weight}
+    if affirmed_tag_weight is not None:
+        extra["affirmed_tag_weight"] = affirmed_tag_weight
 
     def score(query: str) -> np.ndarray | None:
         try:
@@ -449,6 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=None,
         help="the plugin's tag_weight for its ranking (default: the plugin's)",
+    )
+    parser.add_argument(
+        "--affirmed-tag-weight",
+        type=float,
+        default=None,
+        help="the plugin's affirmed_tag_weight (default: the plugin's)",
     )
     args = parser.parse_args(argv)
     try:
