@@ -135,8 +135,6 @@ class TextQuery:
         speaks about the attribute and `tags` ([n_items, T]) are given
         (docs/queries.md, form "max"); plus affirmed_tag_weight * the mean
         evidence for the affirmed attributes a tag speaks about."""
-        import numpy as np
-
         from .negation import combine_scores, tag_evidence
 
         negated = (
@@ -148,13 +146,22 @@ class TextQuery:
                 evidence = tag_evidence(match, tags)
                 if evidence is not None:
                     negated[j] += self.tag_weight * evidence
-        scores = combine_scores(mat @ self.vector, negated, self.weight)
-        if tags is not None and self._bonus_tags:
-            found = [tag_evidence(m, tags) for m in self.affirmed_matches]
-            found = [e for e in found if e is not None]
-            scores = scores + self.affirmed_tag_weight * np.mean(found, axis=0)
-            scores = scores.astype(np.float32, copy=False)
-        return scores
+        return self.with_bonus(
+            combine_scores(mat @ self.vector, negated, self.weight), tags
+        )
+
+    def with_bonus(self, scores: np.ndarray, tags: np.ndarray | None) -> np.ndarray:
+        """`scores` plus affirmed_tag_weight x the mean tagger evidence for
+        the affirmed attributes (unchanged without tags or such attributes)."""
+        import numpy as np
+
+        from .negation import tag_evidence
+
+        if tags is None or not self._bonus_tags:
+            return scores
+        found = [tag_evidence(m, tags) for m in self.affirmed_matches]
+        bonus = np.mean([e for e in found if e is not None], axis=0)
+        return (scores + self.affirmed_tag_weight * bonus).astype(np.float32)
 
     def explain(self) -> str:
         """How the description was understood, for `beet clap --explain`."""
@@ -357,6 +364,15 @@ def rank_items(
         return []
     if not query.rescores:
         return _nearest(store, query.vector, limit, candidates)
+    if not len(query.negated_vectors):
+        # Only the wanted attributes' bonus: the store's exact cosines of the
+        # pool are the whole score before it, so no vector is read back.
+        import numpy as np
+
+        hits = store.knn(query.vector, _pool_size(limit), candidates)
+        ids = np.array([i for i, _ in hits], np.int64)
+        sims = np.array([s for _, s in hits], np.float32)
+        return _top(ids, query.with_bonus(sims, _tag_matrix(store, ids, query)), limit)
     ids, mat = _pool(store, query.vector, limit, candidates)
     return _top(ids, query.score(mat, _tag_matrix(store, ids, query)), limit)
 

@@ -210,6 +210,7 @@ def _query_section(results: dict[str, Any]) -> list[str]:
                 _fmt_n(q["n"]),
                 f"{sizes.get('clap_vectors', 0) / MB:,.1f}",
                 f"{sizes.get('clap_codes', 0) / MB:,.1f}",
+                f"{sizes.get('clap_tags', 0) / MB:,.1f}",
                 f"{(sizes.get('clap_state', 0) + sizes.get('clap_meta', 0)) / MB:,.1f}",
                 f"{total / MB:,.1f}",
                 f"{total / q['n']:,.0f}",
@@ -227,12 +228,17 @@ def _query_section(results: dict[str, Any]) -> list[str]:
         for c in results["cold"]
     ]
     st = results["startup"]
+    rescored = results["query"][0]["notes"].get("plain_rescored", 0)
     lines = [
         "## Query latency",
         "",
         "p50 / p95 in ms over 20 plain and 20 negated descriptions (×3), in one "
         "process after a first search, `limit` 20. *Search* is what `beet clap` "
-        "does after start-up: `embed_query` (text model) + `rank_items`. *knn* "
+        "does after start-up: `embed_query` (text model) + `rank_items`; "
+        f"{rescored} of the plain descriptions name an attribute the bundle's "
+        "tagger knows "
+        "(piano, guitar, drums…), so they are rescored with the stored tags "
+        "like the negated ones (docs/queries.md). *knn* "
         "is the store alone (int8 scan of every code, then exact cosine of the "
         "best k + 100), compared on the same vectors and query vectors with "
         "exact numpy brute force (all floats in RAM, one BLAS thread, as the "
@@ -259,7 +265,9 @@ def _query_section(results: dict[str, Any]) -> list[str]:
         "",
         "Vectors: a mixture of 2,000 Gaussian clusters with Zipf-like sizes on "
         "the unit sphere, 256-d, injected through `Store.write_batch` into a "
-        "beets library whose items were written in bulk (no audio).",
+        "beets library whose items were written in bulk (no audio), with one "
+        "random probability per bundle tag (50) per item, as indexing stores "
+        "them.",
         "",
         "### With a beets filter",
         "",
@@ -286,6 +294,7 @@ def _query_section(results: dict[str, Any]) -> list[str]:
                 "vectors",
                 "float vectors MB",
                 "int8 codes MB",
+                "tags MB",
                 "state MB",
                 "total MB",
                 "bytes per track",

@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     results["query"], results["cold"] = [], []
     for n in sizes:
         log(f"query library of {n:,}")
-        qlib = bench_query.build_library(work, n, bundle.embedding_dim, bundle.identity)
+        qlib = bench_query.build_library(
+            work, n, bundle.embedding_dim, bundle.identity, tags=len(bundle.tag_names)
+        )
         log(f"query latency at {n:,}")
         res = bench_query.measure(qlib, bundle, repeats=1 if args.quick else 3)
         results["query"].append(asdict(res))
