@@ -20,6 +20,8 @@ if [ ! -f "$BEETSDIR/config.yaml" ]; then
 directory: $music
 library: $BEETSDIR/library.db
 plugins: clap
+# A new library has nothing to back up before beets' schema migrations.
+create_backup_before_migrations: no
 import:
   copy: no
   move: no
