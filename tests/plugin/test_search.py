@@ -300,31 +300,42 @@ def test_explain_shows_the_parse_and_the_formula(indexed: ClapEnv) -> None:
     assert out[-1] == "low"
 
 
-def test_tagger_evidence_joins_a_negated_attributes_penalty(
-    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
-) -> None:
+def _drum_tagger_library(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path, **settings: float
+) -> Path:
+    """Four tones indexed with a tiny bundle whose first tag, named "drums",
+    fires on the low tone. Its text tower's "drums" points nowhere acoustic,
+    so only the tagger knows the low tone "has drums"."""
     from bundle_factory import build_tiny_bundle
 
-    # The tiny tagger's first output fires on low tones; named "drums" it is
-    # evidence a query's "no drums" can use. The text tower's "drums" points
-    # nowhere acoustic, so only the tagger knows the low tone has "drums".
     bundle = build_tiny_bundle(
         tmp_path / "drum-tagger", with_tags=True, tag_names=["drums", "high", "noise"]
     )
-    env.reload(model=str(bundle), tag_weight=0)
+    env.reload(model=str(bundle), **settings)
     for kind in ("low", "mid", "high", "noise"):
         env.add_copy(corpus[kind], title=kind)
     env.run("clap-index")
+    return bundle
 
-    def scores() -> dict[str, float]:
-        lines = env.lines("clap", "tone, no drums", "--score", "-f", "$title")
-        return {line.split()[1]: float(line.split()[0]) for line in lines}
 
-    without = scores()
-    env.reload(model=str(bundle), tag_weight=2.0)
-    with_tags = scores()
+def _scores_and_tags(
+    env: ClapEnv, text: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    """title -> score of `beet clap TEXT`, and title -> the stored drums tag."""
+    lines = env.lines("clap", text, "--score", "-f", "$title")
+    scores = {line.split()[1]: float(line.split()[0]) for line in lines}
     with Store.open(env.lib.path) as store:
         tags = {t: store.tags([i])[i][0] for t, i in _ids(env).items()}
+    return scores, tags
+
+
+def test_tagger_evidence_joins_a_negated_attributes_penalty(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    bundle = _drum_tagger_library(env, corpus, tmp_path, tag_weight=0)
+    without, _ = _scores_and_tags(env, "tone, no drums")
+    env.reload(model=str(bundle), tag_weight=2.0)
+    with_tags, tags = _scores_and_tags(env, "tone, no drums")
     assert tags["low"] > 0.5 > max(tags["mid"], tags["high"], tags["noise"])
     for title, score in with_tags.items():
         # weight 0.5 (the bundle's default) x tag weight 2 x the drums tag
@@ -343,27 +354,11 @@ def test_tagger_evidence_joins_a_negated_attributes_penalty(
 def test_tagger_evidence_lifts_a_wanted_attribute(
     env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
 ) -> None:
-    from bundle_factory import build_tiny_bundle
-
-    # As above, the tiny tagger's "drums" fires on the low tone only. Asked
-    # for "tone with drums" (no negation), the bonus rescores the pool.
-    bundle = build_tiny_bundle(
-        tmp_path / "drum-tagger", with_tags=True, tag_names=["drums", "high", "noise"]
-    )
-    env.reload(model=str(bundle), affirmed_tag_weight=0)
-    for kind in ("low", "mid", "high", "noise"):
-        env.add_copy(corpus[kind], title=kind)
-    env.run("clap-index")
-
-    def scores() -> dict[str, float]:
-        lines = env.lines("clap", "tone with drums", "--score", "-f", "$title")
-        return {line.split()[1]: float(line.split()[0]) for line in lines}
-
-    without = scores()
+    # Asked for "tone with drums" (no negation), the bonus rescores the pool.
+    bundle = _drum_tagger_library(env, corpus, tmp_path, affirmed_tag_weight=0)
+    without, _ = _scores_and_tags(env, "tone with drums")
     env.reload(model=str(bundle), affirmed_tag_weight=3.0)
-    with_tags = scores()
-    with Store.open(env.lib.path) as store:
-        tags = {t: store.tags([i])[i][0] for t, i in _ids(env).items()}
+    with_tags, tags = _scores_and_tags(env, "tone with drums")
     for title, score in with_tags.items():
         assert score == pytest.approx(without[title] + 3.0 * tags[title], abs=2e-3)
     assert max(with_tags, key=with_tags.get) == "low"
