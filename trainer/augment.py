@@ -312,6 +312,9 @@ class TextSample:
     view: str | None = None  # Augmented View Dropout's sparser second positive
     negatives: dict[str, str | None] = field(default_factory=dict)  # by NEGATIVE_KINDS
     pair: PairProbe | None = None
+    # Vocabulary terms the clip is known to have / to lack (attribute loss).
+    present: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
 
 
 def pair_probe(
@@ -414,7 +417,44 @@ class TextAugmenter:
             if self.pair_probes
             else None
         )
-        return TextSample(positive=positive, view=view, negatives=negatives, pair=pair)
+        return TextSample(
+            positive=positive,
+            view=view,
+            negatives=negatives,
+            pair=pair,
+            present=tuple(t for t in clip.tags if t in ATTRIBUTE_TERMS),
+            absent=tuple(t for t in clip.absent or () if t in ATTRIBUTE_TERMS),
+        )
+
+
+# The terms the attribute loss ranks by: what "A without B" names.
+ATTRIBUTE_TERMS = frozenset((*vocab.STYLES, *vocab.INSTRUMENTS, *vocab.PRESENCE))
+
+
+def attribute_labels(
+    samples: Sequence[TextSample], max_terms: int
+) -> tuple[list[str], list[list[int]]]:
+    """The terms a batch can rank by and, per term, each example's label
+    (1 has it, 0 known to lack it, -1 unknown).
+
+    A term needs at least two examples on each side; the most balanced
+    terms come first (ties in vocabulary order), at most `max_terms`.
+    """
+    counts: dict[str, list[int]] = {}
+    for s in samples:
+        for t in s.present:
+            counts.setdefault(t, [0, 0])[0] += 1
+        for t in s.absent:
+            counts.setdefault(t, [0, 0])[1] += 1
+    order = {t: i for i, t in enumerate(sorted(ATTRIBUTE_TERMS))}
+    usable = [t for t, (p, n) in counts.items() if p >= 2 and n >= 2]
+    usable.sort(key=lambda t: (-min(counts[t]), order[t]))
+    terms = usable[:max_terms]
+    labels = [
+        [1 if t in s.present else 0 if t in s.absent else -1 for s in samples]
+        for t in terms
+    ]
+    return terms, labels
 
 
 # --------------------------------------------------------------------------- batching
@@ -466,13 +506,18 @@ class Collator:
     """
 
     def __init__(
-        self, tokenizer: Any, max_tokens: int, kinds: Sequence[str] = NEGATIVE_KINDS
+        self,
+        tokenizer: Any,
+        max_tokens: int,
+        kinds: Sequence[str] = NEGATIVE_KINDS,
+        attribute_terms: int = 0,
     ):
         self.tokenizer, self.max_tokens, self.kinds = (
             tokenizer,
             max_tokens,
             tuple(kinds),
         )
+        self.attribute_terms = attribute_terms
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         texts_in: list[TextSample] = [
@@ -509,6 +554,14 @@ class Collator:
                 texts.append(probe.negative)
                 neg_row = len(texts) - 1
             pairs.append([w, o, pos_row, neg_row])
+        # Attribute loss: the bare terms as text rows, labels [K, B].
+        terms, labels = (
+            attribute_labels(texts_in, self.attribute_terms)
+            if self.attribute_terms > 0
+            else ([], [])
+        )
+        attribute_rows = list(range(len(texts), len(texts) + len(terms)))
+        texts.extend(terms)
         ids, mask = tokenize(self.tokenizer, texts, self.max_tokens)
         return {
             "audio": torch.from_numpy(np.stack([s["audio"] for s in samples])),
@@ -521,6 +574,10 @@ class Collator:
             "negative_cols": torch.tensor(cols, dtype=torch.long),
             "num_negatives": num_negatives,
             "pairs": torch.tensor(pairs, dtype=torch.long).reshape(-1, 4),
+            "attribute_rows": torch.tensor(attribute_rows, dtype=torch.long),
+            "attribute_labels": torch.tensor(labels, dtype=torch.long).reshape(
+                len(terms), len(samples)
+            ),
             "index": torch.tensor([s["index"] for s in samples], dtype=torch.long),
             "skipped": sum(s["skipped"] for s in samples),
             "skip_reasons": [r for s in samples for r in s.get("skip_reasons", [])],

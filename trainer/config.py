@@ -123,6 +123,12 @@ class LossConfig:
     # text naming X must score the with-X render higher, and (with negation
     # on) a short text negating X the without-X render. 0 switches it off.
     pair_weight: float = 0.0
+    # Attribute ranking loss (corpora with known presence and absence, e.g.
+    # the synthetic one): for up to `attribute_terms` vocabulary terms per
+    # batch, the bare term ("piano", "jazz") must score every clip that has
+    # it above every clip known to lack it. 0 switches it off.
+    attribute_weight: float = 0.0
+    attribute_terms: int = 8
 
 
 @dataclass

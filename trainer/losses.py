@@ -208,6 +208,32 @@ def ema_update(target: nn.Module, online: nn.Module, decay: float) -> None:
             t.copy_(o)
 
 
+def attribute_rank_loss(
+    audio: torch.Tensor,
+    text: torch.Tensor,
+    rows: torch.Tensor,
+    labels: torch.Tensor,
+    scale: torch.Tensor | float,
+) -> torch.Tensor:
+    """Per term, a pairwise logistic (soft AUC) loss over the batch.
+
+    `rows` [K] index the bare terms in `text`; `labels` [K, B] say which
+    audio rows have the term (1), lack it (0) or are unknown (-1). Every clip
+    with the term must score above every clip without it: what retrieving
+    "A" and penalising "B" rest on, learnt for each term on its own rather
+    than only through whole captions.
+    """
+    losses = []
+    for row, label in zip(rows.tolist(), labels, strict=True):
+        scores = audio @ text[row]
+        pos, neg = scores[label == 1], scores[label == 0]
+        if len(pos) and len(neg):
+            losses.append(F.softplus(-scale * (pos[:, None] - neg[None, :])).mean())
+    if not losses:
+        return audio.new_zeros(())
+    return torch.stack(losses).mean()
+
+
 def pair_probe_loss(
     audio: torch.Tensor,
     text: torch.Tensor,

@@ -40,6 +40,7 @@ from trainer.losses import (
     DissimilarityLoss,
     SlapLoss,
     TripletLoss,
+    attribute_rank_loss,
     ema_update,
     make_target,
     pair_probe_loss,
@@ -149,6 +150,7 @@ class TrainStep(nn.Module):
         self.objective = loss.objective
         self.diss_weight = loss.dissimilarity_weight
         self.pair_weight = loss.pair_weight
+        self.attribute_weight = loss.attribute_weight
         # Hard-negative columns: the negated captions only when asked for as
         # negatives ("full" may be built just for the dissimilarity term).
         self.hard_kinds: tuple[str, ...] = ()
@@ -243,6 +245,17 @@ class TrainStep(nn.Module):
             pair = pair_probe_loss(audio, text, batch["pairs"], scale)
             parts["pair"] = pair
             total = total + self.pair_weight * pair
+        if self.attribute_weight > 0 and len(batch.get("attribute_rows", ())):
+            scale = self.losses["clip"].scale() if "clip" in self.losses else 1 / 0.07
+            attr = attribute_rank_loss(
+                audio,
+                text,
+                batch["attribute_rows"],
+                batch["attribute_labels"],
+                scale,
+            )
+            parts["attr"] = attr
+            total = total + self.attribute_weight * attr
         parts["loss"] = total
         return total, parts
 
@@ -708,7 +721,10 @@ def _train(
     )
     if cfg.data.group_pairs:
         sampler.groups = [clip.group for clip in train_clips]
-    collate = Collator(tokenizer, cfg.model.text.max_tokens, kinds)
+    attribute_terms = cfg.loss.attribute_terms if cfg.loss.attribute_weight > 0 else 0
+    collate = Collator(
+        tokenizer, cfg.model.text.max_tokens, kinds, attribute_terms=attribute_terms
+    )
     pin = ctx.device.type == "cuda"
     batches = _micro_batches(train_ds, sampler, collate, cfg, position, pin)
     valid_loader = None

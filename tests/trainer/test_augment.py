@@ -373,3 +373,48 @@ def test_vocals_pair_texts_use_the_absence_word(tmp_path: Path) -> None:
     blind = pair_probe(vocal_pair(False), random.Random(0), False, 1.0)
     assert blind is not None
     assert blind.negative is None
+
+
+def test_attribute_labels_pick_balanced_terms_and_mark_the_unknown() -> None:
+    from trainer.augment import attribute_labels
+
+    samples = [
+        TextSample("a", present=("piano", "jazz"), absent=("drums", "vocals")),
+        TextSample("b", present=("piano", "drums"), absent=("vocals",)),
+        TextSample("c", present=("drums",), absent=("piano", "vocals", "jazz")),
+        TextSample("d", present=("vocals",), absent=("piano", "drums", "jazz")),
+        TextSample("e", present=("vocals", "jazz"), absent=("drums",)),
+    ]
+    terms, labels = attribute_labels(samples, max_terms=8)
+    # Each needs two examples on each side; piano has 2 / 2, drums 2 / 3,
+    # vocals 2 / 3, jazz 2 / 2: the most balanced first, then vocabulary order.
+    assert terms == ["drums", "jazz", "piano", "vocals"]
+    assert labels[terms.index("piano")] == [1, 1, 0, 0, -1]  # e: unknown
+    assert labels[terms.index("jazz")] == [1, -1, 0, 0, 1]
+    assert attribute_labels(samples, max_terms=2)[0] == ["drums", "jazz"]
+    assert attribute_labels(samples[:3], max_terms=8) == ([], [])
+
+
+def test_collator_adds_the_attribute_terms_only_when_asked(clip: Clip) -> None:
+    from trainer.models.text import build_tokenizer
+
+    tok = build_tokenizer(TextModelConfig(encoder="tiny"))
+    samples = [
+        {
+            "audio": np.zeros(10, np.float32),
+            "text": TextSample(f"t{i}", present=p, absent=a),
+            "index": i,
+            "skipped": 0,
+        }
+        for i, (p, a) in enumerate(
+            [(("piano",), ("drums",))] * 2 + [(("drums",), ("piano",))] * 2
+        )
+    ]
+    off = Collator(tok, 32, ())(samples)
+    assert off["attribute_rows"].tolist() == []
+    assert off["attribute_labels"].shape == (0, 4)
+    on = Collator(tok, 32, (), attribute_terms=8)(samples)
+    rows = on["attribute_rows"].tolist()
+    assert [on["texts"][r] for r in rows] == ["drums", "piano"]
+    assert on["attribute_labels"].tolist() == [[0, 0, 1, 1], [1, 1, 0, 0]]
+    assert on["input_ids"].shape[0] == 4 + 2

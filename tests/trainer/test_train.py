@@ -380,3 +380,60 @@ def test_pair_probe_loss_rewards_the_right_render() -> None:
     assert only_positive.item() == pytest.approx(right.item())
     empty = pair_probe_loss(audio, audio, torch.zeros((0, 4), dtype=torch.long), 1.0)
     assert empty.item() == 0.0
+
+
+def test_attribute_rank_loss_is_a_soft_auc_per_term() -> None:
+    from trainer.losses import attribute_rank_loss
+
+    audio = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    text = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # "piano", "drums"
+    # piano: clip 0 has it, clip 1 lacks it, clip 2 unknown (ignored).
+    labels = torch.tensor([[1, 0, -1], [0, 1, 1]])
+    loss = attribute_rank_loss(audio, text, torch.tensor([0, 1]), labels, 10.0)
+    sp = F.softplus
+    piano = sp(torch.tensor(-10.0 * (1.0 - 0.0)))
+    drums = (sp(torch.tensor(-10.0 * (1.0 - 0.0))) + sp(torch.tensor(-10 * 0.8))) / 2
+    assert loss.item() == pytest.approx(float((piano + drums) / 2), rel=1e-5)
+    # Ranking the wrong way round costs more; a term with one side only is
+    # skipped, and no usable term gives 0.
+    flipped = attribute_rank_loss(audio, text, torch.tensor([0, 1]), 1 - labels, 10.0)
+    assert flipped.item() > loss.item()
+    one_sided = torch.tensor([[1, 1, -1]])
+    assert attribute_rank_loss(audio, text, torch.tensor([0]), one_sided, 10.0) == 0
+
+
+def test_attribute_loss_reaches_the_training_step(
+    fixture_data: Path, tiny_cfg: Config
+) -> None:
+    from trainer.models import build_model
+    from trainer.models.text import build_tokenizer
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.loss.attribute_weight = 0.3
+    kinds = negative_kinds(cfg)
+    clips, _ = read_split(fixture_data, "train")
+    clips = [c for c in clips if _decodes(c.audio, cfg.data.sample_rate)][:8]
+    ds = ClipDataset(
+        clips, cfg.data, train=True, text_fn=TextAugmenter(cfg.augment, cfg.data, kinds)
+    )
+    samples = [ds[i] for i in range(len(clips))]
+    for s, clip in zip(samples, clips, strict=True):
+        assert set(s["text"].present) <= set(clip.tags)
+        assert set(s["text"].absent) <= set(clip.absent or ())
+    collate = Collator(
+        build_tokenizer(cfg.model.text),
+        cfg.model.text.max_tokens,
+        kinds,
+        attribute_terms=cfg.loss.attribute_terms,
+    )
+    batch = collate(samples)
+    assert len(batch["attribute_rows"]) > 0
+    torch.manual_seed(0)
+    step = TrainStep(build_model(cfg.model), cfg, kinds)
+    loss, parts = step(batch)
+    expected = parts["infonce"] + 0.3 * parts["attr"]
+    if "diss" in parts:
+        expected = expected + cfg.loss.dissimilarity_weight * parts["diss"]
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in step.model.parameters() if p.requires_grad)
