@@ -429,6 +429,8 @@ class TextAugmenter:
 
 # The terms the attribute loss ranks by: what "A without B" names.
 ATTRIBUTE_TERMS = frozenset((*vocab.STYLES, *vocab.INSTRUMENTS, *vocab.PRESENCE))
+# Ties between equally balanced terms go alphabetically.
+_ATTRIBUTE_ORDER = {t: i for i, t in enumerate(sorted(ATTRIBUTE_TERMS))}
 
 
 def attribute_labels(
@@ -438,7 +440,7 @@ def attribute_labels(
     (1 has it, 0 known to lack it, -1 unknown).
 
     A term needs at least two examples on each side; the most balanced
-    terms come first (ties in vocabulary order), at most `max_terms`.
+    terms come first (ties alphabetically), at most `max_terms`.
     """
     counts: dict[str, list[int]] = {}
     for s in samples:
@@ -446,9 +448,8 @@ def attribute_labels(
             counts.setdefault(t, [0, 0])[0] += 1
         for t in s.absent:
             counts.setdefault(t, [0, 0])[1] += 1
-    order = {t: i for i, t in enumerate(sorted(ATTRIBUTE_TERMS))}
     usable = [t for t, (p, n) in counts.items() if p >= 2 and n >= 2]
-    usable.sort(key=lambda t: (-min(counts[t]), order[t]))
+    usable.sort(key=lambda t: (-min(counts[t]), _ATTRIBUTE_ORDER[t]))
     terms = usable[:max_terms]
     labels = [
         [1 if t in s.present else 0 if t in s.absent else -1 for s in samples]

@@ -997,6 +997,15 @@ def _bundle_info(bundle) -> dict:
     }
 
 
+def _tag_weight_arg(flag: str, value: float | None, default: float) -> float:
+    """A layer-2 tag weight from the command line (the plugin's default if
+    not given), in the range the plugin's config accepts."""
+    value = default if value is None else value
+    if not 0 <= value <= 10:
+        raise EvaluateError(f"{flag} must be a number in 0..10")
+    return value
+
+
 def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> dict:
     """Evaluate the bundle (and baselines), write JSON + PNG; return the JSON."""
     from beetsplug.clap.search import (
@@ -1030,16 +1039,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     out = args.out or args.bundle.resolve().parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     weight = resolve_negation_weight(args.negation_weight, bundle)
-    tag_weight = DEFAULT_TAG_WEIGHT if args.tag_weight is None else args.tag_weight
-    if not 0 <= tag_weight <= 10:
-        raise EvaluateError("--tag-weight must be a number in 0..10")
-    affirmed_tag_weight = (
-        DEFAULT_AFFIRMED_TAG_WEIGHT
-        if args.affirmed_tag_weight is None
-        else args.affirmed_tag_weight
+    tag_weight = _tag_weight_arg("--tag-weight", args.tag_weight, DEFAULT_TAG_WEIGHT)
+    affirmed_tag_weight = _tag_weight_arg(
+        "--affirmed-tag-weight", args.affirmed_tag_weight, DEFAULT_AFFIRMED_TAG_WEIGHT
     )
-    if not 0 <= affirmed_tag_weight <= 10:
-        raise EvaluateError("--affirmed-tag-weight must be a number in 0..10")
 
     def evaluate_bundle(b) -> dict:
         results = {}

@@ -241,23 +241,26 @@ class TrainStep(nn.Module):
             parts["diss"] = diss
             total = total + self.diss_weight * diss
         if self.pair_weight > 0 and len(batch.get("pairs", ())):
-            scale = self.losses["clip"].scale() if "clip" in self.losses else 1 / 0.07
-            pair = pair_probe_loss(audio, text, batch["pairs"], scale)
+            pair = pair_probe_loss(audio, text, batch["pairs"], self._probe_scale())
             parts["pair"] = pair
             total = total + self.pair_weight * pair
         if self.attribute_weight > 0 and len(batch.get("attribute_rows", ())):
-            scale = self.losses["clip"].scale() if "clip" in self.losses else 1 / 0.07
             attr = attribute_rank_loss(
                 audio,
                 text,
                 batch["attribute_rows"],
                 batch["attribute_labels"],
-                scale,
+                self._probe_scale(),
             )
             parts["attr"] = attr
             total = total + self.attribute_weight * attr
         parts["loss"] = total
         return total, parts
+
+    def _probe_scale(self) -> torch.Tensor | float:
+        """The sharpness of the short-text losses: InfoNCE's learnt scale, or
+        CLIP's initial 1/0.07 under the other objectives."""
+        return self.losses["clip"].scale() if "clip" in self.losses else 1 / 0.07
 
 
 # --------------------------------------------------------------------------- schedule

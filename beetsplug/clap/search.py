@@ -108,15 +108,11 @@ class TextQuery:
 
     @property
     def _penalty_tags(self) -> bool:
-        return self.tag_weight > 0 and any(
-            m.present or m.absent for m in self.tag_matches
-        )
+        return _tags_count(self.tag_weight, self.tag_matches)
 
     @property
     def _bonus_tags(self) -> bool:
-        return self.affirmed_tag_weight > 0 and any(
-            m.present or m.absent for m in self.affirmed_matches
-        )
+        return _tags_count(self.affirmed_tag_weight, self.affirmed_matches)
 
     @property
     def uses_tags(self) -> bool:
@@ -195,17 +191,24 @@ class TextQuery:
         return ", ".join(names)
 
 
+def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
+    """Whether tag evidence weighted `weight` changes a score: some tag speaks
+    about one of the attributes."""
+    return weight > 0 and any(m.present or m.absent for m in matches)
+
+
 def _head_match(attribute: str, tag_names: tuple[str, ...]) -> TagMatch:
     """The tags that speak about `attribute`, else about its head noun: no
-    tag says "calm piano" or "hip hop drums", but "piano" and "drums" do."""
-    from .negation import match_tags
+    tag says "calm piano" or "hip hop drums", but "piano" and "drums" do
+    (empty when no tag speaks about any of its endings)."""
+    from .negation import TagMatch, match_tags
 
     words = attribute.split()
     for start in range(len(words)):
         match = match_tags(" ".join(words[start:]), tag_names)
         if match.present or match.absent:
             return match
-    return match_tags(attribute, tag_names)
+    return TagMatch([], [])
 
 
 def embed_query(

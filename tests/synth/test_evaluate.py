@@ -336,6 +336,14 @@ def test_evaluate_end_to_end(
             "evaluate: error: {data}/captions/nope.parquet not found "
             "(is {data} a data directory with a nope split?)",
         ),
+        (
+            ["--tag-weight", "11"],
+            "evaluate: error: --tag-weight must be a number in 0..10",
+        ),
+        (
+            ["--affirmed-tag-weight", "-1"],
+            "evaluate: error: --affirmed-tag-weight must be a number in 0..10",
+        ),
     ],
 )
 def test_bad_input_is_one_line(

@@ -387,7 +387,7 @@ def test_attribute_labels_pick_balanced_terms_and_mark_the_unknown() -> None:
     ]
     terms, labels = attribute_labels(samples, max_terms=8)
     # Each needs two examples on each side; piano has 2 / 2, drums 2 / 3,
-    # vocals 2 / 3, jazz 2 / 2: the most balanced first, then vocabulary order.
+    # vocals 2 / 3, jazz 2 / 2: the most balanced first, then alphabetically.
     assert terms == ["drums", "jazz", "piano", "vocals"]
     assert labels[terms.index("piano")] == [1, 1, 0, 0, -1]  # e: unknown
     assert labels[terms.index("jazz")] == [1, -1, 0, 0, 1]

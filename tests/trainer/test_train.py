@@ -302,7 +302,6 @@ def test_grouped_sampler_keeps_minimal_pairs_together_on_one_rank() -> None:
 def test_minimal_pair_probes_reach_the_loss(
     fixture_data: Path, tiny_cfg: Config, negation: bool
 ) -> None:
-    from trainer.models import build_model
     from trainer.models.text import build_tokenizer
 
     cfg = copy.deepcopy(tiny_cfg)
@@ -340,10 +339,20 @@ def test_minimal_pair_probes_reach_the_loss(
         }
     else:
         assert neg == -1
+    _assert_step_adds(cfg, kinds, batch, "pair", 0.5)
+
+
+def _assert_step_adds(
+    cfg: Config, kinds: tuple[str, ...], batch: dict, part: str, weight: float
+) -> None:
+    """The training step's loss is InfoNCE (+ dissimilarity) + weight x
+    `part`, and every trainable parameter gets a gradient from it."""
+    from trainer.models import build_model
+
     torch.manual_seed(0)
     step = TrainStep(build_model(cfg.model), cfg, kinds)
     loss, parts = step(batch)
-    expected = parts["infonce"] + 0.5 * parts["pair"]
+    expected = parts["infonce"] + weight * parts[part]
     if "diss" in parts:
         expected = expected + cfg.loss.dissimilarity_weight * parts["diss"]
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -405,7 +414,6 @@ def test_attribute_rank_loss_is_a_soft_auc_per_term() -> None:
 def test_attribute_loss_reaches_the_training_step(
     fixture_data: Path, tiny_cfg: Config
 ) -> None:
-    from trainer.models import build_model
     from trainer.models.text import build_tokenizer
 
     cfg = copy.deepcopy(tiny_cfg)
@@ -428,12 +436,4 @@ def test_attribute_loss_reaches_the_training_step(
     )
     batch = collate(samples)
     assert len(batch["attribute_rows"]) > 0
-    torch.manual_seed(0)
-    step = TrainStep(build_model(cfg.model), cfg, kinds)
-    loss, parts = step(batch)
-    expected = parts["infonce"] + 0.3 * parts["attr"]
-    if "diss" in parts:
-        expected = expected + cfg.loss.dissimilarity_weight * parts["diss"]
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    loss.backward()
-    assert all(p.grad is not None for p in step.model.parameters() if p.requires_grad)
+    _assert_step_adds(cfg, kinds, batch, "attr", 0.3)
