@@ -138,6 +138,21 @@ def test_int8_bundle_loads_and_records_its_parity(run, int8_bundle):
     assert parity["calibration"] == {"audio": "given", "windows": 8, "texts": 13}
 
 
+def test_int8_text_embedding_is_a_function_of_its_text_alone(int8_bundle):
+    # Dynamic int8 picks one activation scale per tensor; run as a batch, the
+    # graph gives a text another embedding beside other texts.
+    bundle = Bundle.load(int8_bundle, threads=1)
+    feed = bundle.tokenize(TEXTS)
+    batched = bundle._text.run(["embedding"], feed)[0]
+    alone = np.stack([bundle.embed_text([t])[0] for t in TEXTS])
+    batched /= np.linalg.norm(batched, axis=1, keepdims=True)
+    assert np.abs(batched - alone).max() > 1e-4
+    np.testing.assert_allclose(bundle.embed_text(TEXTS), alone, atol=1e-6)
+    np.testing.assert_allclose(
+        bundle.embed_text([TEXTS[0], "drums " * 40])[0], alone[0], atol=1e-6
+    )
+
+
 def _weight_kinds(path: Path) -> dict[str, str]:
     """For each Conv/Gemm/MatMul node: "int8" if its weight comes dequantized
     from an int8 initialiser, "float" if straight from a float one."""
@@ -173,8 +188,19 @@ def test_int8_graphs_are_static_qdq_audio_and_dynamic_text(int8_bundle):
     assert set(frontend.values()) == {"float"}
     assert len(backbone) == 4  # the four conv blocks, quantized
     assert set(backbone.values()) == {"int8"}
-    text_ops = {n.op_type for n in onnx.load(str(int8_bundle / "text.onnx")).graph.node}
-    assert "MatMulInteger" in text_ops or "DynamicQuantizeMatMul" in text_ops
+    text = onnx.load(str(int8_bundle / "text.onnx")).graph
+    dense = {
+        n.name.rsplit("/", 2)[0]: n.op_type
+        for n in text.node
+        if "/dense/" in n.name and n.op_type in ("MatMul", "MatMulInteger")
+    }
+    # Every dense layer is int8 but the feed-forward outputs of layers 0-1.
+    float_dense = sorted(k for k, op in dense.items() if op == "MatMul")
+    assert [k.split("/encoder/encoder/")[1] for k in float_dense] == [
+        "layer.0/output",
+        "layer.1/output",
+    ]
+    assert len(dense) > len(float_dense) > 0
 
 
 def test_manifest_follows_the_bundle_contract(int8_bundle):
@@ -197,7 +223,9 @@ def test_manifest_follows_the_bundle_contract(int8_bundle):
         "file": "text.onnx",
         "tokenizer": "tokenizer.json",
         "max_tokens": 128,  # BUNDLE_MAX_TOKENS, within the tiny encoder's 128 positions
-        "quantization": "dynamic int8, per-channel",
+        "quantization": (
+            "dynamic int8, per-channel; float: feed-forward output of layers 0-1"
+        ),
     }
     training = manifest["training"]
     assert training["metrics"] == {"step": 20, "val_loss": 1.4, "t2a_R@10": 45.0}
