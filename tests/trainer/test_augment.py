@@ -347,6 +347,20 @@ def test_absent_vocals_are_sometimes_called_instrumental() -> None:
     assert not states_absence("calm jazz", "vocals")
 
 
+def test_the_plugin_reads_every_trained_absence_word_as_a_negation() -> None:
+    """The trainer teaches "instrumental" as "no vocals"; the plugin's parser
+    keeps its own list. A word added to one and not the other would be a
+    negation the model learnt and the query layer never penalises."""
+    from beetsplug.clap.negation import parse_query
+
+    for term, words in vocab.ABSENCE_WORDS.items():
+        for word in words:
+            for query in (f"{word} jazz", f"calm {word} music", word):
+                parsed = parse_query(query)
+                assert parsed.negated == [term], query
+                assert term not in parsed.affirmed
+
+
 def test_vocals_pair_texts_use_the_absence_word(tmp_path: Path) -> None:
     def vocal_pair(with_term: bool) -> Clip:
         return Clip(
