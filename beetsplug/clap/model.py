@@ -463,7 +463,7 @@ class Bundle:
         scale per tensor: run in a batch, a text's embedding would move with
         whatever it is batched with (measured up to 0.03 cosine). One text
         per run keeps every embedding a function of its text alone, as the
-        export parity check measures it; a query is 1-3 texts, ~1 ms each.
+        export parity check measures it; a query is 1-3 texts, 1-3 ms each here.
         """
         import numpy as np
 

@@ -17,6 +17,7 @@ import torch
 from beetsplug.clap.model import Bundle
 from trainer.config import AudioModelConfig, Config, ModelConfig, TextModelConfig
 from trainer.export import (
+    DEFAULT_CALIBRATION_TEXTS,
     ExportError,
     ParityThresholds,
     bundle_max_tokens,
@@ -136,6 +137,15 @@ def test_int8_bundle_loads_and_records_its_parity(run, int8_bundle):
     assert parity["audio"]["onnx_fp32"]["min"] > 0.9999
     assert parity["text"]["onnx_int8"]["min"] >= 0.96
     assert parity["calibration"] == {"audio": "given", "windows": 8, "texts": 13}
+    # So is the text figure: the plugin's embeddings of the export's texts.
+    tok = build_tokenizer(run[1].config.text)
+    with torch.no_grad():
+        ref = run[1].encode_text(
+            **tokenize(tok, DEFAULT_CALIBRATION_TEXTS, bundle.max_tokens)
+        )
+    got = _cos(ref.numpy(), bundle.embed_text(DEFAULT_CALIBRATION_TEXTS))
+    assert parity["text_cosine_min"] == pytest.approx(got.min(), abs=1e-4)
+    assert parity["text_cosine_mean"] == pytest.approx(got.mean(), abs=1e-4)
 
 
 def test_int8_text_embedding_is_a_function_of_its_text_alone(int8_bundle):
