@@ -104,9 +104,25 @@ def make_tracks(folder: Path, fmt: str, count: int, distinct: int = 6) -> list[P
 def build_bundle(out: Path, *, quantize: bool = True, dim: int | None = None) -> Path:
     """A bundle with the shipped model's architecture (trainer config
     clap_default: two frozen musicnn backbones, MiniLM, projections) and
-    untrained projection heads: the right graphs for speed, not quality."""
+    untrained projection heads: the right graphs for speed, not quality.
+
+    Cached in `out`, but rebuilt when the exporter, the models or the recipe
+    changed since (a stale cached graph would time the old quantization)."""
+    import hashlib
+
+    sources = [
+        REPO / "trainer" / "export.py",
+        REPO / "trainer" / "configs" / "clap_default.yaml",
+        *sorted((REPO / "trainer" / "models").glob("*.py")),
+    ]
+    digest = hashlib.sha256(f"{quantize} {dim}".encode())
+    for source in sources:
+        digest.update(source.read_bytes())
+    stamp = out / ".built-from"
     if (out / "manifest.json").exists():
-        return out
+        if stamp.exists() and stamp.read_text() == digest.hexdigest():
+            return out
+        shutil.rmtree(out)
     code = (
         "import sys, torch\n"
         "from trainer.config import load_config\n"
@@ -128,6 +144,7 @@ def build_bundle(out: Path, *, quantize: bool = True, dim: int | None = None) ->
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    stamp.write_text(digest.hexdigest())
     return out
 
 
