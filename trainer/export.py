@@ -332,21 +332,27 @@ class _WindowReader:
 
 
 def float_nodes(model_path: Path, modules: Sequence[str]) -> list[str]:
-    """Nodes belonging to a module named by one of `modules` (path components).
+    """Nodes belonging to a module named by one of `modules` (module paths,
+    "midend" or "layer.0/output/dense").
 
     Exporters name initialisers after module paths
     (`tower.backbone.nets.MTT_musicnn.midend.0.conv.weight`) and the tracer
     also names nodes that way (`/tower/backbone/MTT_musicnn/midend.0/conv/Conv`);
-    a node matches if its name or a weight it reads has such a component.
+    a node matches if its name or a weight it reads contains the module path
+    as whole components, "." and "/" alike.
     """
     import re
 
     import onnx
 
-    wanted = set(modules)
+    def components(name: str) -> str:
+        return "/" + re.sub(r"[./]", "/", name) + "/"
+
+    wanted = [components(m) for m in modules]
 
     def named(name: str) -> bool:
-        return bool(wanted.intersection(re.split(r"[./]", name)))
+        path = components(name)
+        return any(w in path for w in wanted)
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     weights = {i.name for i in graph.initializer if named(i.name)}
@@ -401,20 +407,10 @@ def quantize_audio(
 # rest of it collapses onto a handful of levels. Measured on the attribute-loss
 # model (docs/benchmarks.md): half-vs-full negation 0.963 fp32, 0.937 all-int8,
 # 0.960 with these two float (+3.5 MB); whole layers 4-5 float gave 0.941.
-TEXT_FLOAT_NODES = ("/layer.0/output/dense/", "/layer.1/output/dense/")
+TEXT_FLOAT_NODES = ("layer.0/output/dense", "layer.1/output/dense")
 TEXT_QUANTIZATION = (
     "dynamic int8, per-channel; float: feed-forward output of layers 0-1"
 )
-
-
-def text_float_nodes(model_path: Path) -> list[str]:
-    """Nodes of the text graph `quantize_text` keeps float (by name)."""
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    return [
-        n.name for n in graph.node if any(part in n.name for part in TEXT_FLOAT_NODES)
-    ]
 
 
 def quantize_text(fp32_path: Path, out_path: Path, work: Path) -> Path:
@@ -431,7 +427,7 @@ def quantize_text(fp32_path: Path, out_path: Path, work: Path) -> Path:
         per_channel=True,
         weight_type=QuantType.QInt8,
         op_types_to_quantize=["MatMul", "Gemm", "Gather"],
-        nodes_to_exclude=text_float_nodes(prepared),
+        nodes_to_exclude=float_nodes(prepared, TEXT_FLOAT_NODES),
     )
     return out_path
 

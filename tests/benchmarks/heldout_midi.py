@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE / "realset"))
 
 from build import default_cache, fetch_package  # noqa: E402
+from check import auc  # noqa: E402
 
 PACKAGE, VERSION = "openttd-openmsx", "0.4.2-1"
 RATE = 16000
@@ -55,14 +56,6 @@ FAMILIES: dict[str, range] = {
     "synth pad": range(88, 96),
 }
 MIN_SIDE = 4
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels], scores[~labels]
-    return float(
-        (pos[:, None] > neg[None, :]).mean()
-        + 0.5 * (pos[:, None] == neg[None, :]).mean()
-    )
 
 
 def render(midi: Path, soundfont: Path, out: Path) -> np.ndarray:

@@ -329,13 +329,29 @@ def _scores_and_tags(
     return scores, tags
 
 
+def _scores_off_and_on(
+    env: ClapEnv,
+    corpus: dict[str, Path],
+    tmp_path: Path,
+    text: str,
+    key: str,
+    on: float,
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Scores of `beet clap TEXT` with the tag weight `key` at 0, then at
+    `on`, on the drum-tagger library; and the stored drums tags."""
+    bundle = _drum_tagger_library(env, corpus, tmp_path, **{key: 0})
+    without, _ = _scores_and_tags(env, text)
+    env.reload(model=str(bundle), **{key: on})
+    with_tags, tags = _scores_and_tags(env, text)
+    return without, with_tags, tags
+
+
 def test_tagger_evidence_joins_a_negated_attributes_penalty(
     env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
 ) -> None:
-    bundle = _drum_tagger_library(env, corpus, tmp_path, tag_weight=0)
-    without, _ = _scores_and_tags(env, "tone, no drums")
-    env.reload(model=str(bundle), tag_weight=2.0)
-    with_tags, tags = _scores_and_tags(env, "tone, no drums")
+    without, with_tags, tags = _scores_off_and_on(
+        env, corpus, tmp_path, "tone, no drums", "tag_weight", 2.0
+    )
     assert tags["low"] > 0.5 > max(tags["mid"], tags["high"], tags["noise"])
     for title, score in with_tags.items():
         # weight 0.5 (the bundle's default) x tag weight 2 x the drums tag
@@ -355,10 +371,9 @@ def test_tagger_evidence_lifts_a_wanted_attribute(
     env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
 ) -> None:
     # Asked for "tone with drums" (no negation), the bonus rescores the pool.
-    bundle = _drum_tagger_library(env, corpus, tmp_path, affirmed_tag_weight=0)
-    without, _ = _scores_and_tags(env, "tone with drums")
-    env.reload(model=str(bundle), affirmed_tag_weight=3.0)
-    with_tags, tags = _scores_and_tags(env, "tone with drums")
+    without, with_tags, tags = _scores_off_and_on(
+        env, corpus, tmp_path, "tone with drums", "affirmed_tag_weight", 3.0
+    )
     for title, score in with_tags.items():
         assert score == pytest.approx(without[title] + 3.0 * tags[title], abs=2e-3)
     assert max(with_tags, key=with_tags.get) == "low"
