@@ -368,10 +368,8 @@ class TextEmbedder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         todo = sorted({t for t in texts if t not in self._cache})
-        for lo in range(0, len(todo), 256):
-            batch = todo[lo : lo + 256]
-            for text, vec in zip(batch, self.bundle.embed_text(batch), strict=True):
-                self._cache[text] = np.asarray(vec, dtype=np.float32)
+        for text, vec in zip(todo, self.bundle.embed_text(todo), strict=True):
+            self._cache[text] = np.asarray(vec, dtype=np.float32)
         if not texts:
             return np.zeros((0, self.bundle.embedding_dim), np.float32)
         return np.stack([self._cache[t] for t in texts])
