@@ -19,6 +19,9 @@ FORMAT_VERSION = 1
 # Windows fed to audio.onnx per session.run; bounds peak memory on long
 # batches without costing throughput (the graphs are tiny per window).
 AUDIO_BATCH = 32
+# Attribute embeddings a bundle keeps (`embed_attributes`): the parser's
+# vocabulary with its modifiers is a few thousand phrases at most, 1 KB each.
+MAX_REMEMBERED_ATTRIBUTES = 4096
 _MIN_SAMPLE_RATE = 4000
 _MAX_SAMPLE_RATE = 192000
 _MAX_WINDOW_SECONDS = 60.0
@@ -242,6 +245,7 @@ class Bundle:
         self._session_options = session_options
         self._audio_outputs = ["embedding"] + (["tags"] if self.has_tags else [])
         self._audio = audio_session
+        self._attributes: dict[str, np.ndarray] = {}
 
     def open_audio(self) -> None:
         """Open and check audio.onnx if `load` left it closed (searches only
@@ -471,3 +475,29 @@ class Bundle:
         if not out:
             return np.zeros((0, self.embedding_dim), np.float32)
         return l2_normalize(np.concatenate(out))
+
+    def embed_attributes(self, attributes: Sequence[str]) -> np.ndarray:
+        """`embed_text` of attribute phrases ("vocals", "female vocals"),
+        remembered for the life of the bundle.
+
+        What a query negates comes from the parser's closed vocabulary, and
+        an embedding is a function of its text alone, so a process that
+        searches more than once (playlists, a long-lived beets) embeds each
+        attribute once: a negated query then costs one text run, not one
+        per attribute (~2 ms each). Whole descriptions are not remembered.
+        """
+        import numpy as np
+
+        missing = [a for a in dict.fromkeys(attributes) if a not in self._attributes]
+        if missing:
+            if len(self._attributes) + len(missing) > MAX_REMEMBERED_ATTRIBUTES:
+                self._attributes.clear()
+            self._attributes.update(zip(missing, self.embed_text(missing), strict=True))
+        if not attributes:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        return np.stack([self._attributes[a] for a in attributes])
+
+    def forget_attributes(self) -> None:
+        """Drop the remembered attribute embeddings (benchmarks time the
+        first use of an attribute with it)."""
+        self._attributes.clear()

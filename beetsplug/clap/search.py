@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .store import MAX_KNN, Store, StoreError
+from .store import MAX_KNN, Rows, Store, StoreError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -121,6 +121,11 @@ class TextQuery:
         return self._penalty_tags or self._bonus_tags
 
     @property
+    def tag_width(self) -> int:
+        """How many tag probabilities per item scoring reads (0: none)."""
+        return len(self.tag_names) if self.uses_tags else 0
+
+    @property
     def rescores(self) -> bool:
         """Whether the score is more than the whole text's cosine (a KNN
         pass alone cannot rank by it)."""
@@ -219,7 +224,8 @@ def embed_query(
     tag_weight: float = DEFAULT_TAG_WEIGHT,
     affirmed_tag_weight: float = DEFAULT_AFFIRMED_TAG_WEIGHT,
 ) -> TextQuery:
-    """Validate, parse and embed a description (one model call for all parts)."""
+    """Validate, parse and embed a description: the whole text, then each
+    negated attribute (remembered by the bundle across queries)."""
     from .negation import parse_query
 
     text = " ".join(str(text).split())
@@ -227,30 +233,18 @@ def embed_query(
         raise SearchError(
             'empty description: say what to look for, e.g. beet clap "calm piano"'
         )
+    import numpy as np
+
     parsed = parse_query(text)
-    vecs = bundle.embed_text([text, *parsed.negated])
+    vecs = np.concatenate(
+        [bundle.embed_text([text]), bundle.embed_attributes(parsed.negated)]
+    )
     if not vecs[0].any():
         # Only a toy vocabulary can do this; a zero vector would rank at random.
         raise SearchError(f"the model has no words for {_shorten(text)!r}")
     return TextQuery.build(
         parsed, vecs, weight, bundle.tag_names, tag_weight, affirmed_tag_weight
     )
-
-
-def _tag_matrix(store: Store, ids: np.ndarray, query: TextQuery) -> np.ndarray | None:
-    """Stored tag probabilities of `ids` in their order, when the query uses
-    them; an item without stored tags gets zeros (no evidence against it)."""
-    import numpy as np
-
-    if not query.uses_tags or not len(ids):
-        return None
-    stored = store.tags(ids.tolist())
-    out = np.zeros((len(ids), len(query.tag_names)), np.float32)
-    for row, item_id in enumerate(ids.tolist()):
-        vec = stored.get(item_id)
-        if vec is not None and len(vec) == out.shape[1]:
-            out[row] = vec
-    return out
 
 
 def _shorten(text: str, width: int = 60) -> str:
@@ -327,18 +321,16 @@ def _pool(
     vector: np.ndarray,
     limit: int,
     candidates: Collection[int] | None,
-    exclude: Collection[int] = (),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors of the items worth scoring exactly: all candidates when they
-    are few, else the pool nearest to `vector` among them."""
-    import numpy as np
-
-    size = _pool_size(limit) + len(exclude)
+    tags: int = 0,
+) -> Rows:
+    """The items worth scoring exactly (vectors, and tags when `tags` > 0):
+    all candidates when they are few, else the pool nearest to `vector`
+    among them."""
+    size = _pool_size(limit)
     if candidates is not None and len(candidates) <= size:
-        return store.vectors(i for i in candidates if i not in exclude)
-    ids, _, mat = store.nearest(vector, size, candidates)
-    keep = np.array([i not in exclude for i in ids.tolist()], dtype=bool)
-    return ids[keep], mat[keep]
+        return store.rows(candidates, tags)
+    hits = store.nearest(vector, size, candidates, tags)
+    return Rows(hits.ids, hits.vectors, hits.tags)
 
 
 def _nearest(
@@ -370,15 +362,13 @@ def rank_items(
         return _nearest(store, query.vector, limit, candidates)
     if not len(query.negated_vectors):
         # Only the wanted attributes' bonus: the store's exact cosines of the
-        # pool are the whole score before it, so no vector is read back.
-        import numpy as np
-
-        hits = store.knn(query.vector, _pool_size(limit), candidates)
-        ids = np.array([i for i, _ in hits], np.int64)
-        sims = np.array([s for _, s in hits], np.float32)
-        return _top(ids, query.with_bonus(sims, _tag_matrix(store, ids, query)), limit)
-    ids, mat = _pool(store, query.vector, limit, candidates)
-    return _top(ids, query.score(mat, _tag_matrix(store, ids, query)), limit)
+        # pool are the whole score before it.
+        hits = store.nearest(
+            query.vector, _pool_size(limit), candidates, query.tag_width
+        )
+        return _top(hits.ids, query.with_bonus(hits.scores, hits.tags), limit)
+    pool = _pool(store, query.vector, limit, candidates, query.tag_width)
+    return _top(pool.ids, query.score(pool.vectors, pool.tags), limit)
 
 
 def rank_albums(
@@ -410,13 +400,13 @@ def rank_albums(
     if candidates is not None and len(candidates) <= size:
         pool = list(candidates)
     else:
-        pool = store.nearest(query.vector, size, candidates)[0].tolist()
+        pool = store.nearest(query.vector, size, candidates).ids.tolist()
     album_of = store.albums_of(pool)
     nearest = list(dict.fromkeys(album_of[i] for i in pool if i in album_of))
     members = store.album_members(nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)])
-    ids, mat = store.vectors(i for m in members.values() for i in m)
-    scores = query.score(mat, _tag_matrix(store, ids, query))
-    score_of = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+    rows = store.rows((i for m in members.values() for i in m), query.tag_width)
+    scores = query.score(rows.vectors, rows.tags)
+    score_of = dict(zip(rows.ids.tolist(), scores.tolist(), strict=True))
     albums, scores = [], []
     for album_id, item_ids in members.items():
         found = [score_of[i] for i in item_ids if i in score_of]

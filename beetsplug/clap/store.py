@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,6 +158,41 @@ def _matrix(rows: Sequence[tuple[Any, bytes]], dim: int) -> np.ndarray:
         return np.zeros((0, dim), np.float32)
     flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
     return flat.reshape(len(rows), -1)
+
+
+def _tag_rows(blobs: Sequence[bytes | None], width: int) -> np.ndarray:
+    """[n, width] float32 from tag blobs; zeros for an item without stored
+    tags or with another count of them (no evidence either way)."""
+    import numpy as np
+
+    size = width * 4
+    if all(b is not None and len(b) == size for b in blobs):
+        joined = b"".join(blobs)  # type: ignore[arg-type]  # no None left
+        return np.frombuffer(joined, np.float32).reshape(len(blobs), width)
+    out = np.zeros((len(blobs), width), np.float32)
+    for row, blob in enumerate(blobs):
+        if blob is not None and len(blob) == size:
+            out[row] = np.frombuffer(blob, np.float32)
+    return out
+
+
+class Rows(NamedTuple):
+    """Stored rows of some items: ids, vectors [n, D] and, when asked for,
+    tag probabilities [n, T] (else None)."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    tags: np.ndarray | None
+
+
+class Nearest(NamedTuple):
+    """`Rows` of the items nearest to a query, best first, with their
+    exact cosines."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+    vectors: np.ndarray
+    tags: np.ndarray | None
 
 
 # Codes ----------------------------------------------------------------------
@@ -703,21 +738,31 @@ class Store:
             return index
 
     def _exact(
-        self, query: np.ndarray, k: int, item_ids: Iterable[int]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, cosines, vectors) of the k best among `item_ids`, best first."""
+        self, query: np.ndarray, k: int, item_ids: Iterable[int], tags: int
+    ) -> Nearest:
+        """The k best among `item_ids`, best first."""
         import numpy as np
 
-        ids, mat = self.vectors(item_ids)
-        scores = mat @ np.asarray(query, np.float32)
+        rows = self.rows(item_ids, tags)
+        scores = rows.vectors @ np.asarray(query, np.float32)
         order = np.argsort(-scores, kind="stable")[:k]
-        return ids[order], scores[order], mat[order]
+        return Nearest(
+            rows.ids[order],
+            scores[order],
+            rows.vectors[order],
+            None if rows.tags is None else rows.tags[order],
+        )
 
     def nearest(
-        self, query: np.ndarray, k: int, candidates: Iterable[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, exact cosines, vectors) of the k items nearest to `query`,
-        best first, optionally among `candidates` only.
+        self,
+        query: np.ndarray,
+        k: int,
+        candidates: Iterable[int] | None = None,
+        tags: int = 0,
+    ) -> Nearest:
+        """The k items nearest to `query` with their exact cosines and
+        vectors, best first, optionally among `candidates` only; with
+        `tags` > 0 their tag probabilities too (`rows`).
 
         A filter of at most EXACT_MAX items is scored exactly; otherwise the
         int8 pass picks k + RESCORE_MARGIN candidates and those are scored
@@ -730,34 +775,53 @@ class Store:
         if candidates is not None:
             wanted = np.fromiter(candidates, np.int64)  # ints straight from C
             if len(wanted) <= EXACT_MAX:
-                return self._exact(query, k, wanted.tolist())
+                return self._exact(query, k, wanted.tolist(), tags)
         index = self.coarse_index()
         if index is None:
-            empty = np.zeros(0, np.int64)
-            return empty, np.zeros(0, np.float32), np.zeros((0, 0), np.float32)
+            return self._exact(query, k, (), tags)
         ids, _ = index.top(query, k + RESCORE_MARGIN, wanted)
-        return self._exact(query, k, ids.tolist())
+        return self._exact(query, k, ids.tolist(), tags)
 
     def knn(
         self, query: np.ndarray, k: int, candidates: Iterable[int] | None = None
     ) -> list[tuple[int, float]]:
         """The k items nearest to `query` as (item id, cosine similarity),
         best first, optionally among `candidates` only."""
-        ids, scores, _ = self.nearest(query, k, candidates)
-        return list(zip(ids.tolist(), scores.tolist(), strict=True))
+        hits = self.nearest(query, k, candidates)
+        return list(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True))
 
     def vectors(self, item_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of the stored vectors among `item_ids` (missing ones
         are skipped), in ascending id order."""
+        rows = self.rows(item_ids)
+        return rows.ids, rows.vectors
+
+    def rows(self, item_ids: Iterable[int], tags: int = 0) -> Rows:
+        """The stored vectors among `item_ids` (missing ones are skipped), in
+        ascending id order, and with `tags` > 0 their tag probabilities
+        [n, tags] read by the same query (zeros where an item has none):
+        one lookup per item instead of two, ~0.6 ms of a search at 100k."""
         import numpy as np
 
-        rows = self.conn.execute(
-            f"SELECT item_id, embedding FROM {VECTORS} "
-            f"WHERE item_id IN {_ID_LIST} ORDER BY item_id",
-            (_json_ids(item_ids),),
-        ).fetchall()
+        dim = int(self.meta().get("dim", 0))
+        ids_json = _json_ids(item_ids)
+        if tags > 0 and TAGS in self._table_names():
+            rows = self.conn.execute(
+                f"SELECT v.item_id, v.embedding, t.tags FROM {VECTORS} v "
+                f"LEFT JOIN {TAGS} t ON t.item_id = v.item_id "
+                f"WHERE v.item_id IN {_ID_LIST} ORDER BY v.item_id",
+                (ids_json,),
+            ).fetchall()
+            tag_mat = _tag_rows([r[2] for r in rows], tags)
+        else:
+            rows = self.conn.execute(
+                f"SELECT item_id, embedding FROM {VECTORS} "
+                f"WHERE item_id IN {_ID_LIST} ORDER BY item_id",
+                (ids_json,),
+            ).fetchall()
+            tag_mat = np.zeros((len(rows), tags), np.float32) if tags > 0 else None
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        return ids, _matrix(rows, int(self.meta().get("dim", 0)))
+        return Rows(ids, _matrix(rows, dim), tag_mat)
 
     def all_vectors(self, bundle: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every item embedded by `bundle`, by ascending id."""

@@ -288,10 +288,14 @@ def measure(
         store.coarse_index()
     res.notes["coarse_load_ms"] = load.wall * 1000
 
-    def text_search(texts: list[str], candidates: Any = None) -> list[float]:
+    def text_search(
+        texts: list[str], candidates: Any = None, forget: bool = False
+    ) -> list[float]:
         times = []
         for _ in range(repeats):
             for text in texts:
+                if forget:  # as if no earlier query had negated these words
+                    bundle.forget_attributes()
                 start = time.perf_counter()
                 tq = search.embed_query(bundle, text, weight)
                 search.rank_items(store, bundle, tq, 20, candidates)
@@ -304,6 +308,7 @@ def measure(
     )
     res.ms["plain"] = _ms(text_search(PLAIN))
     res.ms["negated"] = _ms(text_search(NEGATED))
+    res.ms["negated, new attributes"] = _ms(text_search(NEGATED, forget=True))
     embed = []
     for text in PLAIN:
         start = time.perf_counter()

@@ -74,8 +74,13 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 "–"
                 if q is None
                 else f"{q['ms']['plain'][1]:.1f} ms (negated: "
-                f"{q['ms']['negated'][1]:.1f} ms)",
-                _status(None if q is None else q["ms"]["plain"][1] <= TARGETS[key]),
+                f"{q['ms']['negated'][1]:.1f} ms; its attributes new: "
+                f"{_new_attributes(q)[1]:.1f} ms)",
+                _status(
+                    None
+                    if q is None
+                    else max(q["ms"]["plain"][1], q["ms"]["negated"][1]) <= TARGETS[key]
+                ),
             ]
         )
     recalls = [v for q in results["query"] for v in q["recall"].values()]
@@ -168,6 +173,12 @@ def speed_markdown(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _new_attributes(q: dict[str, Any]) -> tuple[float, float]:
+    """Negated searches whose attributes no earlier search embedded (runs
+    from before the bundle remembered attributes timed every search so)."""
+    return q["ms"].get("negated, new attributes", q["ms"]["negated"])
+
+
 def _query_section(results: dict[str, Any]) -> list[str]:
     rows = []
     for q in results["query"]:
@@ -177,6 +188,7 @@ def _query_section(results: dict[str, Any]) -> list[str]:
                 _fmt_n(q["n"]),
                 _ms(ms["plain"]),
                 _ms(ms["negated"]),
+                _ms(_new_attributes(q)),
                 _ms(ms["text embedding"]),
                 _ms(ms["knn"]),
                 _ms(ms["numpy brute force"]),
@@ -238,7 +250,12 @@ def _query_section(results: dict[str, Any]) -> list[str]:
         f"{rescored} of the plain descriptions name an attribute the bundle's "
         "tagger knows "
         "(piano, guitar, drums…), so they are rescored with the stored tags "
-        "like the negated ones (docs/queries.md). *knn* "
+        "like the negated ones (docs/queries.md). A bundle remembers the "
+        "embeddings of the attributes a query negates (`embed_attributes`: "
+        "the parser's closed vocabulary), so after a first search a negated "
+        "one costs one text-model run; *attributes new* times the negated "
+        "searches with that memory cleared before each, the cost of the "
+        "first search to negate a word. *knn* "
         "is the store alone (int8 scan of every code, then exact cosine of the "
         "best k + 100), compared on the same vectors and query vectors with "
         "exact numpy brute force (all floats in RAM, one BLAS thread, as the "
@@ -251,6 +268,7 @@ def _query_section(results: dict[str, Any]) -> list[str]:
                 "vectors",
                 "search, plain",
                 "search, negated",
+                "negated, attributes new",
                 "text embedding",
                 "knn",
                 "numpy brute force",

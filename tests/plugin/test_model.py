@@ -63,6 +63,31 @@ def test_audio_and_text_embeddings_are_unit_and_aligned(tiny_bundle: Path) -> No
     assert list(sims.argmax(axis=1)) == [0, 1, 2]
 
 
+def test_attribute_embeddings_are_text_embeddings_remembered(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = Bundle.load(tiny_bundle)
+    words = ["noise", "high", "noise"]
+    got = bundle.embed_attributes(words)
+    np.testing.assert_array_equal(got, bundle.embed_text(words))
+    assert bundle.embed_attributes([]).shape == (0, 8)
+    # Remembered: a second call runs no text, in any order.
+    bundle._text = None  # type: ignore[assignment]  # any graph run would fail
+    np.testing.assert_array_equal(
+        bundle.embed_attributes(["high", "noise"]), got[1::-1]
+    )
+    with pytest.raises(AttributeError):
+        bundle.embed_attributes(["low"])
+    # Bounded: past the limit, what was remembered is dropped, not grown.
+    fresh = Bundle.load(tiny_bundle)
+    monkeypatch.setattr(model, "MAX_REMEMBERED_ATTRIBUTES", 2)
+    fresh.embed_attributes(["low", "high"])
+    fresh.embed_attributes(["noise"])
+    assert set(fresh._attributes) == {"noise"}
+    fresh.forget_attributes()
+    assert not fresh._attributes
+
+
 def test_embed_audio_batches_beyond_one_session_run(tiny_bundle: Path) -> None:
     bundle = Bundle.load(tiny_bundle)
     windows = np.stack([signal_for("low", 1.0, 16000)] * (model.AUDIO_BATCH + 3))

@@ -140,6 +140,34 @@ def test_recall_at_10_against_exact_search(store: Store) -> None:
     assert hits / 200 >= 0.99
 
 
+def test_rows_read_vectors_and_tags_together(store: Store) -> None:
+    rng = np.random.default_rng(7)
+    mat = _unit(rng, 6)
+    tags = rng.random((6, 3), dtype=np.float32)
+    written = [
+        Embedded(1, mat[0], tags[0], 1.0, 1, 1),
+        Embedded(2, mat[1], tags[1], 1.0, 1, 1),
+        Embedded(3, mat[2], tags[2][:2], 1.0, 1, 1),  # another tag count
+        Embedded(4, mat[3], tags[3], 1.0, 1, 1),
+        Embedded(5, mat[4], None, 1.0, 1, 1),  # a bundle without tags
+    ]
+    store.write_batch(BUNDLE, written, [])
+    rows = store.rows([5, 1, 99, 2, 3, 4], 3)
+    assert rows.ids.tolist() == [1, 2, 3, 4, 5]  # ascending, 99 skipped
+    np.testing.assert_array_equal(rows.vectors, mat[:5])
+    assert rows.tags is not None
+    np.testing.assert_array_equal(rows.tags[[0, 1, 3]], tags[[0, 1, 3]])
+    assert not rows.tags[[2, 4]].any()  # no usable tags: no evidence
+    assert store.rows([1, 2], 0).tags is None
+    # nearest hands back each hit's own tags, best first.
+    hits = store.nearest(mat[3], 4, tags=3)
+    assert hits.ids[0] == 4
+    assert hits.tags is not None
+    for item_id, row in zip(hits.ids.tolist(), hits.tags, strict=True):
+        np.testing.assert_array_equal(row, rows.tags[item_id - 1])
+    np.testing.assert_array_equal(hits.vectors, mat[hits.ids - 1])
+
+
 def test_filters_small_and_large(store: Store) -> None:
     rng = np.random.default_rng(2)
     mat = _unit(rng, 9000)
