@@ -1,11 +1,26 @@
-"""Filter queries resolved to ids without building beets objects."""
+"""Search without audio: filter queries resolved to ids without building
+beets objects, and the rescored ranking against exact scoring."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 from beets.library import Item, Library
 
-from beetsplug.clap.search import matching_ids
+from beetsplug.clap.search import TextQuery, matching_ids, rank_items
+from beetsplug.clap.store import Embedded, Store
+
+DIM = 64
+N_SCORED = 6000
+IDENTITY = "c" * 64
+TAG_NAMES = ("jazz", "vocals", "rock")
+QUERY_DIRECTION = (np.random.default_rng(2).standard_normal(DIM) / np.sqrt(DIM)).astype(
+    np.float32
+)
+QUERY_DIRECTION /= np.linalg.norm(QUERY_DIRECTION)
 
 QUERIES = [
     "year:1990..1999",
@@ -64,3 +79,83 @@ def test_matching_ids_for_albums_and_no_query(lib: Library) -> None:
     }
     assert len(matching_ids(lib, "artpath::cover", albums=True)) == 3
     assert len(matching_ids(lib, "mood:calm")) == 15
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def scored_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """6,000 items (a filter of more than EXACT_MAX fits) spread around one
+    query direction, with stored tags: enough for the coarse pass to matter."""
+    from beets import config
+
+    config["create_backup_before_migrations"] = False
+    db = tmp_path_factory.mktemp("scored") / "library.db"
+    lib = Library(str(db))
+    with lib.transaction() as tx:
+        tx.mutate_many(
+            "INSERT INTO items (id, path, title) VALUES (?, ?, ?)",
+            [(i, f"/m/{i}.flac".encode(), f"t{i}") for i in range(1, N_SCORED + 1)],
+        )
+    lib._close()
+    rng = np.random.default_rng(3)
+    lean = rng.exponential(2.0, (N_SCORED, 1))  # few items lean far
+    mat = _unit_rows(lean * QUERY_DIRECTION + rng.standard_normal((N_SCORED, DIM)))
+    # Mild tag evidence, as a tagger's probabilities mostly are: the exact
+    # top 20 then lies inside the pool of the query's nearest, which is
+    # what the test needs to compare with scoring every item.
+    tags = 0.1 * rng.random((N_SCORED, len(TAG_NAMES)), dtype=np.float32)
+    with Store.open(db) as store:
+        store.prepare(IDENTITY, DIM, "test")
+        store.write_batch(
+            IDENTITY,
+            [Embedded(i + 1, mat[i], tags[i], 1.0, 1, 1) for i in range(N_SCORED)],
+            [],
+        )
+        store.test_data = (mat, tags)  # type: ignore[attr-defined]
+        yield store
+
+
+@pytest.mark.parametrize(
+    ("text", "filtered"),
+    [
+        ("jazz without vocals", False),  # negated: penalties and tag evidence
+        ("jazz", False),  # affirmed only: the tagger's bonus
+        ("jazz without vocals", True),  # a filter larger than EXACT_MAX
+    ],
+)
+def test_rescored_search_equals_exact_scoring(
+    scored_store: Store, text: str, filtered: bool
+) -> None:
+    """The int8 pass picks the pool, whose vectors and tags are read back
+    and scored exactly: where the best 20 by the whole score lie among the
+    query's nearest, the result is the exact top 20 of every item."""
+    from beetsplug.clap.negation import parse_query
+
+    mat, tags = scored_store.test_data  # type: ignore[attr-defined]
+    parsed = parse_query(text)
+    rng = np.random.default_rng(4)
+    negated = _unit_rows(rng.standard_normal((len(parsed.negated), DIM)))
+    vectors = np.concatenate([QUERY_DIRECTION[None, :], negated])
+    query = TextQuery.build(parsed, vectors, 0.5, TAG_NAMES, 1.0, 0.3)
+    assert query.rescores
+    assert query.uses_tags
+    candidates = set(range(1, N_SCORED + 1, 2)) if filtered else None
+    bundle = SimpleNamespace(identity=IDENTITY)  # all rank_items asks of it
+    got = rank_items(scored_store, bundle, query, 20, candidates)  # type: ignore[arg-type]
+    # Exact: the whole score of every item (of the filter).
+    ids = np.arange(1, N_SCORED + 1)
+    if filtered:
+        ids = ids[::2]
+    rows = mat[ids - 1]
+    if len(query.negated_vectors):
+        exact = query.score(rows, tags[ids - 1])
+    else:
+        exact = query.with_bonus(rows @ query.vector, tags[ids - 1])
+    order = np.argsort(-exact)[:20]
+    nearest = np.argsort(-(rows @ query.vector))[:200]
+    assert set(order.tolist()) <= set(nearest.tolist())  # the test's premise
+    assert [i for i, _ in got] == ids[order].tolist()
+    np.testing.assert_allclose([s for _, s in got], exact[order], atol=1e-5)
