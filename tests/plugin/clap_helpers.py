@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pytest
 import soundfile as sf
-from beets.library import Item
+from beets.library import Item, Library
 from beets.test.helper import PluginMixin, TestHelper
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -24,6 +24,18 @@ if str(TESTS) not in sys.path:
 # "high" -> 2-4 kHz band, "noise" -> the flatness axis.
 LOW_HZ, MID_HZ, HIGH_HZ = 150.0, 800.0, 3000.0
 FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "aiff", "m4a")
+
+
+def bulk_library(path: Path, n: int) -> None:
+    """A real beets library with items 1..n (rows written in bulk, as the
+    benchmarks do for large libraries: no audio behind them)."""
+    lib = Library(str(path))
+    with lib.transaction() as tx:
+        tx.mutate_many(
+            "INSERT INTO items (id, path, title) VALUES (?, ?, ?)",
+            [(i, f"/m/{i}.flac".encode(), f"t{i}") for i in range(1, n + 1)],
+        )
+    lib._close()
 
 
 def signal_for(kind: str, seconds: float, rate: int, seed: int = 0) -> np.ndarray:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from beets.library import Item, Library
+from clap_helpers import bulk_library
 
 from beetsplug.clap.search import TextQuery, matching_ids, rank_items
 from beetsplug.clap.store import Embedded, Store
@@ -93,13 +94,7 @@ def scored_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
     config["create_backup_before_migrations"] = False
     db = tmp_path_factory.mktemp("scored") / "library.db"
-    lib = Library(str(db))
-    with lib.transaction() as tx:
-        tx.mutate_many(
-            "INSERT INTO items (id, path, title) VALUES (?, ?, ?)",
-            [(i, f"/m/{i}.flac".encode(), f"t{i}") for i in range(1, N_SCORED + 1)],
-        )
-    lib._close()
+    bulk_library(db, N_SCORED)
     rng = np.random.default_rng(3)
     lean = rng.exponential(2.0, (N_SCORED, 1))  # few items lean far
     mat = _unit_rows(lean * QUERY_DIRECTION + rng.standard_normal((N_SCORED, DIM)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from beets.library import Library
+from clap_helpers import bulk_library
 
 from beetsplug.clap import coarse
 from beetsplug.clap.store import (
@@ -31,18 +31,6 @@ BUNDLE = "b" * 64
 def _unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
     x = rng.standard_normal((n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _library(path: Path, n: int) -> None:
-    """A real beets library with n items (rows written in bulk, as the
-    benchmarks do for large libraries)."""
-    lib = Library(str(path))
-    with lib.transaction() as tx:
-        tx.mutate_many(
-            "INSERT INTO items (id, path, title) VALUES (?, ?, ?)",
-            [(i, f"/m/{i}.flac".encode(), f"t{i}") for i in range(1, n + 1)],
-        )
-    lib._close()
 
 
 def _write(store: Store, ids: list[int], mat: np.ndarray, bundle: str = BUNDLE) -> None:
@@ -87,7 +75,7 @@ def _check_consistent(db: Path) -> dict[int, bytes]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    _library(tmp_path / "library.db", 20000)
+    bulk_library(tmp_path / "library.db", 20000)
     with Store.open(tmp_path / "library.db") as s:
         s.prepare(BUNDLE, DIM, "test bundle")
         yield s
