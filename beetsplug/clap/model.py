@@ -488,14 +488,19 @@ class Bundle:
         """
         import numpy as np
 
-        missing = [a for a in dict.fromkeys(attributes) if a not in self._attributes]
-        if missing:
-            if len(self._attributes) + len(missing) > MAX_REMEMBERED_ATTRIBUTES:
-                self._attributes.clear()
-            self._attributes.update(zip(missing, self.embed_text(missing), strict=True))
         if not attributes:
             return np.zeros((0, self.embedding_dim), np.float32)
-        return np.stack([self._attributes[a] for a in attributes])
+        # Looked up into a local dict: another thread clearing the memory
+        # between the lookup and the stack cannot lose a vector.
+        found = {a: self._attributes.get(a) for a in attributes}
+        missing = [a for a, vector in found.items() if vector is None]
+        if missing:
+            new = dict(zip(missing, self.embed_text(missing), strict=True))
+            if len(self._attributes) + len(new) > MAX_REMEMBERED_ATTRIBUTES:
+                self._attributes.clear()
+            self._attributes.update(new)
+            found.update(new)
+        return np.stack([found[a] for a in attributes])
 
     def forget_attributes(self) -> None:
         """Drop the remembered attribute embeddings (benchmarks time the
