@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--max-windows", type=int, default=8)
     export.add_argument(
+        "--probes",
+        type=Path,
+        metavar="DATA",
+        help="fit attribute probes on DATA's training split for the attributes "
+        "the backbone's tagger does not name; they join the tags output",
+    )
+    export.add_argument(
         "--max-tokens",
         type=int,
         help="the bundle's text truncation (default: at least 128, whatever "
@@ -169,7 +176,7 @@ def _export(args: argparse.Namespace) -> int:
             build_model(cfg.model), cfg, args.out, training=training, **options
         )
     else:
-        out = export_bundle(args.run_dir, args.out, **options)
+        out = export_bundle(args.run_dir, args.out, probe_data=args.probes, **options)
     print(out)
     return 0
 

@@ -688,6 +688,7 @@ def export_model_bundle(
     quantize: bool = True,
     thresholds: ParityThresholds | None = None,
     training: dict[str, Any] | None = None,
+    probe_info: dict[str, Any] | None = None,
 ) -> Path:
     """Write the bundle of an in-memory model; see `export_bundle`."""
     thresholds = thresholds or ParityThresholds()
@@ -703,7 +704,9 @@ def export_model_bundle(
         )
     windows = _as_windows(calibration_audio, window)
     texts = list(calibration_texts or DEFAULT_CALIBRATION_TEXTS)
-    keep_float = model.audio.backbone.keep_float
+    keep_float = tuple(model.audio.backbone.keep_float)
+    if model.audio.probes is not None:
+        keep_float += ("probes",)  # a few hundred weights: no int8 gain
     out_dir = Path(out_dir)
     started = time.perf_counter()
 
@@ -816,6 +819,14 @@ def export_model_bundle(
         }
         if model.tag_names:
             audio_section["tags"] = list(model.tag_names)
+        if model.audio.probes is not None:
+            audio_section["probes"] = {
+                "attributes": list(model.audio.probes.names),
+                "method": "logistic regression on the window-averaged backbone "
+                "features (trainer.probes), for the attributes no backbone tag "
+                "names",
+                **(probe_info or {}),
+            }
         manifest = {
             "format": FORMAT_VERSION,
             "name": name,
@@ -870,6 +881,9 @@ def export_bundle(
     max_tokens: int | None = None,
     quantize: bool = True,
     thresholds: ParityThresholds | None = None,
+    probe_data: Path | str | None = None,
+    probe_c: float = 0.1,
+    probe_min_clips: int = 10,
 ) -> Path:
     """Export a training run (or one checkpoint) as a model bundle folder.
 
@@ -877,11 +891,36 @@ def export_bundle(
       (or 1-D audio, cut into windows) — real music, ideally from the
       validation split (`calibration_from_data`). None falls back to
       synthetic signals and says so in manifest.parity.calibration.
+    probe_data: a data directory whose training split fits attribute probes
+      for what the backbone's tagger does not name (trainer.probes), each
+      from at least `probe_min_clips` clips with and without it; they join
+      the `tags` output.
     Raises ExportError if ONNX parity is below `thresholds`; nothing is
     written to out_dir then.
     """
     checkpoint = find_checkpoint(run_dir_or_checkpoint)
     model, cfg, ckpt = load_checkpoint(checkpoint)
+    probe_info = None
+    if probe_data is not None:
+        from trainer.probes import ProbeError, probes_from_data
+
+        try:
+            model.audio.probes = probes_from_data(
+                model,
+                cfg,
+                probe_data,
+                c=probe_c,
+                min_clips=probe_min_clips,
+                log=log.info,
+            )
+        except ProbeError as exc:
+            raise ExportError(str(exc)) from exc
+        probe_info = {
+            "data": str(probe_data),
+            "split": cfg.data.train_split,
+            "c": probe_c,
+            "min_clips": probe_min_clips,
+        }
     run_dir = (
         checkpoint.parent.parent
         if checkpoint.parent.name == "checkpoints"
@@ -908,4 +947,5 @@ def export_bundle(
         quantize=quantize,
         thresholds=thresholds,
         training=training,
+        probe_info=probe_info,
     )

@@ -103,23 +103,29 @@ class AudioTower(nn.Module):
         # Set by training on a frozen-backbone feature cache (trainer.features):
         # inputs are then backbone features [B, F], not waveforms.
         self.takes_features = False
+        # Attached at export (trainer.probes): more tag columns, after the
+        # backbone tagger's, read off the same window-averaged features.
+        self.probes: nn.Module | None = None
 
     @property
     def tag_names(self) -> list[str]:
-        return self.backbone.tag_names
+        probes = list(self.probes.names) if self.probes is not None else []
+        return [*self.backbone.tag_names, *probes]
 
     def forward(self, waveform: torch.Tensor) -> dict[str, torch.Tensor]:
         batch, window = waveform.shape[0], self.window_samples
         n = waveform.shape[1] // window
         windows = waveform[:, : n * window].reshape(batch * n, window)
         out = self.backbone(self.frontend(windows))
-        result = {
-            "embedding": self.projection(
-                out["features"].reshape(batch, n, -1).mean(dim=1)
-            )
-        }
+        features = out["features"].reshape(batch, n, -1).mean(dim=1)
+        result = {"embedding": self.projection(features)}
+        tags = []
         if "tags" in out:
-            result["tags"] = out["tags"].reshape(batch, n, -1).mean(dim=1)
+            tags.append(out["tags"].reshape(batch, n, -1).mean(dim=1))
+        if self.probes is not None:
+            tags.append(self.probes(features))
+        if tags:
+            result["tags"] = torch.cat(tags, dim=1)
         return result
 
 
