@@ -23,6 +23,10 @@ from trainer.probes import (
 )
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     pos, neg = scores[labels], scores[~labels]
     return float((pos[:, None] > neg[None, :]).mean())
@@ -92,14 +96,14 @@ def test_probes_fit_on_the_training_split(
     cfg.model.audio.freeze_backbone = "full"
     cfg.train.cache_dir = str(tmp_path / "cache")
     model = build_model(cfg.model).eval()
-    probes = probes_from_data(model, cfg, fixture_data, min_clips=2, log=print)
+    probes = probes_from_data(model, cfg, fixture_data, min_clips=2, log=_quiet)
     assert probes is not None
     present = [c.present for c in load_split(fixture_data, "train")]
     for name in probes.names:  # only attributes both present and absent
         assert 2 <= sum(name in p for p in present) <= len(present) - 2
     assert list((tmp_path / "cache").glob("audio-features-*.npy"))
     # Too few clips for any attribute: no probes rather than degenerate ones.
-    assert probes_from_data(model, cfg, fixture_data, min_clips=50) is None
+    assert probes_from_data(model, cfg, fixture_data, min_clips=50, log=_quiet) is None
     cfg.model.audio.freeze_backbone = "none"
     with pytest.raises(ProbeError, match="freeze_backbone"):
         probes_from_data(model, cfg, fixture_data)
