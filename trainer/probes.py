@@ -72,16 +72,13 @@ def uncovered_attributes(
     """The attributes no tag speaks about, as the plugin matches them: by
     the whole phrase or any ending of it ("electric guitar" is covered by
     a "guitar" tag, as the plugin's bonus for a wanted attribute is)."""
-    from beetsplug.clap.negation import match_tags
+    from beetsplug.clap.negation import match_head
 
     names = tuple(tag_names)
     out = []
     for term in attributes:
-        words = term.split()
-        endings = (" ".join(words[i:]) for i in range(len(words)))
-        if not any(
-            (m := match_tags(end, names)).present or m.absent for end in endings
-        ):
+        match = match_head(term, names)
+        if not (match.present or match.absent):
             out.append(term)
     return out
 
@@ -156,7 +153,8 @@ def probes_from_data(
         max_items=cfg.data.max_items,
     )
     present = {
-        c.track_id: c.present for c in load_split(data_dir, cfg.data.train_split)
+        clip.track_id: clip.present
+        for clip in load_split(data_dir, cfg.data.train_split)
     }
     cache_dir = Path(cfg.train.cache_dir) if cfg.train.cache_dir else data_dir / "cache"
     feats = build_features(

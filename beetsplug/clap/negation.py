@@ -35,6 +35,7 @@ __all__ = [
     "canonical_attribute",
     "combine_scores",
     "describe",
+    "match_head",
     "match_tags",
     "parse_query",
 ]
@@ -1006,6 +1007,18 @@ def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
         ):
             present.append(index)
     return TagMatch(present, absent)
+
+
+def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
+    """The tags that speak about `attribute`, else about its head noun: no
+    tag says "calm piano" or "hip hop drums", but "piano" and "drums" do
+    (empty when no tag speaks about any of its endings)."""
+    words = attribute.split()
+    for start in range(len(words)):
+        match = match_tags(" ".join(words[start:]), tag_names)
+        if match.present or match.absent:
+            return match
+    return TagMatch([], [])
 
 
 @functools.lru_cache(maxsize=1024)

@@ -90,11 +90,11 @@ class TextQuery:
         """From a parsed query and the embeddings of [whole text, *negated]:
         finds, per negated and per affirmed attribute, the tags that speak
         about it."""
-        from .negation import match_tags
+        from .negation import match_head, match_tags
 
         names = tuple(tag_names)
         matches = tuple(match_tags(n, names) for n in parsed.negated)
-        affirmed = tuple(_head_match(a, names) for a in parsed.affirmed)
+        affirmed = tuple(match_head(a, names) for a in parsed.affirmed)
         return cls(
             parsed,
             vectors[0],
@@ -201,20 +201,6 @@ def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
     """Whether tag evidence weighted `weight` changes a score: some tag speaks
     about one of the attributes."""
     return weight > 0 and any(m.present or m.absent for m in matches)
-
-
-def _head_match(attribute: str, tag_names: tuple[str, ...]) -> TagMatch:
-    """The tags that speak about `attribute`, else about its head noun: no
-    tag says "calm piano" or "hip hop drums", but "piano" and "drums" do
-    (empty when no tag speaks about any of its endings)."""
-    from .negation import TagMatch, match_tags
-
-    words = attribute.split()
-    for start in range(len(words)):
-        match = match_tags(" ".join(words[start:]), tag_names)
-        if match.present or match.absent:
-            return match
-    return TagMatch([], [])
 
 
 def embed_query(

@@ -9,7 +9,7 @@ belongs to the loss (trainer/losses.py), not to the model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from trainer.models.backbones import build_backbone
 from trainer.models.frontend import LogMelFrontend
 from trainer.models.musicnn import N_MELS
 from trainer.models.text import TextTower, make_projection
+
+if TYPE_CHECKING:
+    from trainer.probes import AttributeProbes
 
 __all__ = [
     "AudioTower",
@@ -105,11 +108,11 @@ class AudioTower(nn.Module):
         self.takes_features = False
         # Attached at export (trainer.probes): more tag columns, after the
         # backbone tagger's, read off the same window-averaged features.
-        self.probes: nn.Module | None = None
+        self.probes: AttributeProbes | None = None
 
     @property
     def tag_names(self) -> list[str]:
-        probes = list(self.probes.names) if self.probes is not None else []
+        probes = self.probes.names if self.probes is not None else []
         return [*self.backbone.tag_names, *probes]
 
     def forward(self, waveform: torch.Tensor) -> dict[str, torch.Tensor]:
