@@ -87,7 +87,9 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def scored_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def scored_store(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Store, np.ndarray, np.ndarray]]:
     """6,000 items (a filter of more than EXACT_MAX fits) spread around one
     query direction, with stored tags: enough for the coarse pass to matter."""
     from beets import config
@@ -109,8 +111,7 @@ def scored_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
             [Embedded(i + 1, mat[i], tags[i], 1.0, 1, 1) for i in range(N_SCORED)],
             [],
         )
-        store.test_data = (mat, tags)  # type: ignore[attr-defined]
-        yield store
+        yield store, mat, tags
 
 
 @pytest.mark.parametrize(
@@ -122,14 +123,14 @@ def scored_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     ],
 )
 def test_rescored_search_equals_exact_scoring(
-    scored_store: Store, text: str, filtered: bool
+    scored_store: tuple[Store, np.ndarray, np.ndarray], text: str, filtered: bool
 ) -> None:
     """The int8 pass picks the pool, whose vectors and tags are read back
     and scored exactly: where the best 20 by the whole score lie among the
     query's nearest, the result is the exact top 20 of every item."""
     from beetsplug.clap.negation import parse_query
 
-    mat, tags = scored_store.test_data  # type: ignore[attr-defined]
+    store, mat, tags = scored_store
     parsed = parse_query(text)
     rng = np.random.default_rng(4)
     negated = _unit_rows(rng.standard_normal((len(parsed.negated), DIM)))
@@ -139,7 +140,7 @@ def test_rescored_search_equals_exact_scoring(
     assert query.uses_tags
     candidates = set(range(1, N_SCORED + 1, 2)) if filtered else None
     bundle = SimpleNamespace(identity=IDENTITY)  # all rank_items asks of it
-    got = rank_items(scored_store, bundle, query, 20, candidates)  # type: ignore[arg-type]
+    got = rank_items(store, bundle, query, 20, candidates)  # type: ignore[arg-type]
     # Exact: the whole score of every item (of the filter).
     ids = np.arange(1, N_SCORED + 1)
     if filtered:
