@@ -229,6 +229,47 @@ def _negated_context(text: str, start: int) -> bool:
     return any(w in NEGATION_CUES for w in before)
 
 
+_HYPONYM_PATTERN = re.compile(
+    r"\b("
+    + "|".join(re.escape(t) for t in sorted(vocab.HYPERNYMS, key=len, reverse=True))
+    + r")\b",
+    re.IGNORECASE,
+)
+
+
+def hypernym_text(
+    text: str, rng: random.Random, p: float, keep: Sequence[str] = ()
+) -> str:
+    """Say a family by a broader word ("distorted guitar" -> "electric guitar"
+    or "guitar", "violin" -> "strings"), each affirmed mention with
+    probability `p`, so "guitar" and "electric guitar" come to mean what they
+    mean to people (vocab.HYPERNYMS). A negated mention is never widened ("no
+    violin" is not "no strings" when a cello plays), nor a term in `keep` (a
+    minimal pair's flipped attribute: its sibling may have the broader one).
+    """
+    if p <= 0:
+        return text
+    out, last = [], 0
+    for match in _HYPONYM_PATTERN.finditer(text):
+        term = match.group(1).lower()
+        if term in keep or _negated_context(text, match.start()) or rng.random() >= p:
+            continue
+        out += [text[last : match.start()], rng.choice(vocab.HYPERNYMS[term])]
+        last = match.end()
+    return "".join(out) + text[last:]
+
+
+def hypernym_absences(candidates: Sequence[str]) -> list[str]:
+    """The broader words that are absent because every family they cover is
+    ("guitar" when no acoustic, electric or distorted guitar plays)."""
+    have = set(candidates)
+    return [
+        word
+        for word, members in vocab.HYPERNYM_MEMBERS.items()
+        if word not in have and all(m in have for m in members)
+    ]
+
+
 def text_swap(
     text: str,
     tags: Sequence[str],
@@ -381,9 +422,12 @@ class TextAugmenter:
                 base = ", ".join(tags)
             else:
                 base = append_phrases(base, [f"with {term}"])
+        base = hypernym_text(base, rng, aug.hypernym_prob, keep=(term,) if term else ())
         positive = base
         if aug.negation:
             candidates = absent_candidates(clip.tags, clip.absent, evidence)
+            if aug.hypernym_prob > 0:
+                candidates += hypernym_absences(candidates)
             positive = negation_augment(
                 base,
                 candidates,

@@ -66,6 +66,11 @@ class AugmentConfig:
     # (vocab.ABSENCE_WORDS: vocals -> "instrumental") is phrased with that word
     # instead of "no X" wherever augmentation states an absence.
     absence_word_prob: float = 0.0
+    # Probability that an affirmed family in a training text is said by a
+    # broader word (vocab.HYPERNYMS: "distorted guitar" -> "electric guitar"
+    # or "guitar"), and with it that "no guitar" / "no synth" may be stated
+    # where no family of theirs plays.
+    hypernym_prob: float = 0.0
 
 
 @dataclass

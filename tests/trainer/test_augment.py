@@ -15,6 +15,8 @@ from trainer.augment import (
     TextAugmenter,
     TextSample,
     absent_candidates,
+    hypernym_absences,
+    hypernym_text,
     mentions,
     negated_pair,
     negation_augment,
@@ -432,3 +434,57 @@ def test_collator_adds_the_attribute_terms_only_when_asked(clip: Clip) -> None:
     assert [on["texts"][r] for r in rows] == ["drums", "piano"]
     assert on["attribute_labels"].tolist() == [[0, 0, 1, 1], [1, 1, 0, 0]]
     assert on["input_ids"].shape[0] == 4 + 2
+
+
+def test_hypernyms_widen_only_affirmed_families() -> None:
+    """ "distorted guitar" may be said "electric guitar" or "guitar" (what
+    people call it), never in a negation: "no violin" is not "no strings"
+    when a cello plays."""
+    text = "metal, distorted guitar, violin, no cello, without acoustic guitar"
+    said = {hypernym_text(text, random.Random(s), 0.5) for s in SEEDS}
+    assert text in said
+    assert "metal, electric guitar, strings, no cello, without acoustic guitar" in said
+    assert "metal, guitar, violin, no cello, without acoustic guitar" in said
+    for out in said:
+        assert out.endswith(", no cello, without acoustic guitar")
+    assert hypernym_text(text, random.Random(0), 0.0) == text
+    # A minimal pair's flipped family is kept: its sibling may have the broader one.
+    assert {
+        hypernym_text(
+            "rock, electric guitar", random.Random(s), 1.0, keep=["electric guitar"]
+        )
+        for s in SEEDS
+    } == {"rock, electric guitar"}
+    # Every broader word is itself a word the plugin's parser knows as an attribute.
+    from beetsplug.clap.negation import parse_query
+
+    for words in vocab.HYPERNYMS.values():
+        for word in words:
+            (negated,) = parse_query(f"jazz without {word}").negated
+            assert negated.startswith(word)  # "synth" reads as "synthesizer"
+
+
+def test_a_broader_word_is_absent_only_when_all_its_families_are() -> None:
+    guitars = ["acoustic guitar", "electric guitar", "distorted guitar"]
+    assert hypernym_absences([*guitars, "violin"]) == ["guitar"]
+    assert hypernym_absences(["acoustic guitar", "electric guitar", "synth lead"]) == []
+    assert hypernym_absences([*guitars, "guitar"]) == []  # already there
+
+
+def test_augmenter_states_no_guitar_only_without_any_guitar(tmp_path: Path) -> None:
+    cfg = AugmentConfig(negation_prob=1.0, max_negations=3, hypernym_prob=1.0)
+    aug = TextAugmenter(cfg, DataConfig(tag_caption_prob=1.0), kinds=())
+    no_guitar = Clip(
+        track_id="a",
+        audio=tmp_path / "a.wav",
+        tags=["jazz", "distorted guitar"],
+        captions={},
+        absent=["vocals", "acoustic guitar", "synth lead", "synth pad"],
+    )
+    texts = [aug(no_guitar, random.Random(s)).positive for s in SEEDS]
+    # The distorted guitar is always said more broadly at p = 1 ...
+    assert all("distorted" not in t for t in texts)
+    assert any("electric guitar" in t for t in texts)
+    # ... and "guitar" is never claimed absent, where "synth" may be.
+    assert not any(p in t for t in texts for p in _phrases_of("guitar"))
+    assert any(p in t for t in texts for p in _phrases_of("synth"))
