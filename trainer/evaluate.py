@@ -587,18 +587,19 @@ def parsed_scores(
     affirmed_tag_weight: float = 0.0,
 ) -> ParsedScores:
     """The plugin's parser and its score combination (what `beet clap TEXT` ranks by):
-    sim(whole text) - w * max over the negated attributes of (sim + tag_weight x
+    sim(whole text) - w * max over the negated attributes of (sim, the best of
+    the attribute's and its kinds', + tag_weight x
     the tagger's evidence, where a tag speaks about the attribute), plus
     affirmed_tag_weight x the mean evidence for the attributes the query asks
     for. The plugin's own TextQuery does the scoring. A text the model has no
     words for scores 0 everywhere (the plugin refuses it; here it just ranks
     badly).
     """
-    from beetsplug.clap.negation import parse_query
+    from beetsplug.clap.negation import negated_phrases, parse_query
     from beetsplug.clap.search import TextQuery
 
     parsed = parse_query(text)
-    vecs = embed([text, *parsed.negated])
+    vecs = embed([text, *negated_phrases(parsed)])
     names = tag_names if tags is not None else ()
     query = TextQuery.build(parsed, vecs, 0.0, names, tag_weight, affirmed_tag_weight)
     return ParsedScores(query, audio, tags)

@@ -57,7 +57,9 @@ class TextQuery:
 
     parsed: ParsedQuery
     vector: np.ndarray  # [D], the whole text as typed
-    negated_vectors: np.ndarray  # [N, D], one per negated attribute (N may be 0)
+    # [M, D]: per negated attribute, its phrases (negation.attribute_phrases:
+    # the attribute, then its kinds), in the order of `negated`; M may be 0.
+    negated_vectors: np.ndarray
     weight: float
     # Per negated attribute, the bundle's tags that speak about it (empty
     # matches for a bundle without tags), and the weight of their evidence.
@@ -68,6 +70,9 @@ class TextQuery:
     # of their mean evidence as a bonus.
     affirmed_matches: tuple[TagMatch, ...] = ()
     affirmed_tag_weight: float = 0.0
+    # How many rows of `negated_vectors` each negated attribute has (empty:
+    # one each).
+    phrase_counts: tuple[int, ...] = ()
 
     @property
     def text(self) -> str:
@@ -87,14 +92,25 @@ class TextQuery:
         tag_weight: float = 0.0,
         affirmed_tag_weight: float = 0.0,
     ) -> TextQuery:
-        """From a parsed query and the embeddings of [whole text, *negated]:
-        finds, per negated and per affirmed attribute, the tags that speak
-        about it."""
-        from .negation import match_head, match_tags
+        """From a parsed query and the embeddings of [whole text,
+        *negation.negated_phrases(parsed)] (or [whole text, *negated], one
+        text per attribute, for a caller that does not widen them to their
+        kinds): finds, per negated and per affirmed attribute, the tags that
+        speak about it."""
+        from .negation import attribute_phrases, match_head, match_tags
 
         names = tuple(tag_names)
         matches = tuple(match_tags(n, names) for n in parsed.negated)
         affirmed = tuple(match_head(a, names) for a in parsed.affirmed)
+        counts = tuple(len(attribute_phrases(n)) for n in parsed.negated)
+        if len(vectors) - 1 != sum(counts):
+            if len(vectors) - 1 != len(counts):
+                raise ValueError(
+                    f"{len(vectors)} vectors for {len(counts)} negated attributes "
+                    f"with {sum(counts)} phrases: expected the whole text's and "
+                    "one per phrase (or per attribute)"
+                )
+            counts = (1,) * len(counts)
         return cls(
             parsed,
             vectors[0],
@@ -105,6 +121,7 @@ class TextQuery:
             names,
             affirmed,
             float(affirmed_tag_weight),
+            counts,
         )
 
     @property
@@ -139,11 +156,8 @@ class TextQuery:
         evidence for the affirmed attributes a tag speaks about."""
         from .negation import combine_scores, tag_evidence
 
-        negated = (
-            (mat @ self.negated_vectors.T).T if len(self.negated_vectors) else None
-        )
+        negated = self._phrase_max(mat) if len(self.negated_vectors) else None
         if negated is not None and tags is not None and self._penalty_tags:
-            negated = negated.copy()
             for j, match in enumerate(self.tag_matches):
                 evidence = tag_evidence(match, tags)
                 if evidence is not None:
@@ -151,6 +165,18 @@ class TextQuery:
         return self.with_bonus(
             combine_scores(mat @ self.vector, negated, self.weight), tags
         )
+
+    def _phrase_max(self, mat: np.ndarray) -> np.ndarray:
+        """[n_negated, n_items]: per negated attribute, the best similarity
+        of its phrases (itself or one of its kinds)."""
+        import numpy as np
+
+        sims = (mat @ self.negated_vectors.T).T
+        counts = self.phrase_counts or (1,) * len(sims)
+        if max(counts) == 1:
+            return sims.copy()
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        return np.maximum.reduceat(sims, starts, axis=0)
 
     def with_bonus(self, scores: np.ndarray, tags: np.ndarray | None) -> np.ndarray:
         """`scores` plus affirmed_tag_weight x the mean tagger evidence for
@@ -167,15 +193,22 @@ class TextQuery:
 
     def explain(self) -> str:
         """How the description was understood, for `beet clap --explain`."""
-        from .negation import describe
+        from .negation import attribute_phrases, describe
 
         scored_by = {}
-        for attribute, match in zip(self.negated, self.tag_matches, strict=False):
+        counts = self.phrase_counts or (1,) * len(self.negated)
+        for attribute, match, count in zip(
+            self.negated, self.tag_matches, counts, strict=False
+        ):
+            sim = f"text sim({attribute!r})"
+            if count > 1:
+                phrases = ", ".join(map(repr, attribute_phrases(attribute)))
+                sim = f"max text sim({phrases})"
             names = self._tag_list(match)
             if names and self.tag_weight > 0:
-                scored_by[attribute] = (
-                    f"text sim({attribute!r}) + {self.tag_weight:g} x tagger [{names}]"
-                )
+                scored_by[attribute] = f"{sim} + {self.tag_weight:g} x tagger [{names}]"
+            elif count > 1:
+                scored_by[attribute] = sim
         bonus = {}
         if self.affirmed_tag_weight > 0:
             for attribute, match in zip(
@@ -211,8 +244,8 @@ def embed_query(
     affirmed_tag_weight: float = DEFAULT_AFFIRMED_TAG_WEIGHT,
 ) -> TextQuery:
     """Validate, parse and embed a description: the whole text, then each
-    negated attribute (remembered by the bundle across queries)."""
-    from .negation import parse_query
+    negated attribute and its kinds (remembered by the bundle across queries)."""
+    from .negation import negated_phrases, parse_query
 
     text = " ".join(str(text).split())
     if not text:
@@ -223,7 +256,7 @@ def embed_query(
 
     parsed = parse_query(text)
     vecs = np.concatenate(
-        [bundle.embed_text([text]), bundle.embed_attributes(parsed.negated)]
+        [bundle.embed_text([text]), bundle.embed_attributes(negated_phrases(parsed))]
     )
     if not vecs[0].any():
         # Only a toy vocabulary can do this; a zero vector would rank at random.

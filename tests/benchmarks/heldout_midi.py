@@ -96,7 +96,7 @@ def window_labels(midi: Path, spans: Sequence[tuple[float, float]]) -> dict[str,
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from beetsplug.clap.audio import plan_windows
     from beetsplug.clap.model import Bundle
-    from beetsplug.clap.negation import parse_query
+    from beetsplug.clap.negation import negated_phrases, parse_query
     from beetsplug.clap.search import (
         DEFAULT_AFFIRMED_TAG_WEIGHT,
         DEFAULT_NEGATION_WEIGHT,
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         parsed = parse_query(f"music without {family}")
         query = TextQuery.build(
             parsed,
-            bundle.embed_text([parsed.text, *parsed.negated]),
+            bundle.embed_text([parsed.text, *negated_phrases(parsed)]),
             DEFAULT_NEGATION_WEIGHT,
             bundle.tag_names if t is not None else (),
             DEFAULT_TAG_WEIGHT,

@@ -79,3 +79,18 @@ def test_drum_loop_outranks_a_held_chord_for_drums(bundle: Bundle) -> None:
         query = embed_query(bundle, text, DEFAULT_NEGATION_WEIGHT)
         chord, loop = query.score(audio[[1, 0]], tags[[1, 0]])
         assert chord > loop + 0.05, text
+
+
+def test_a_negated_family_is_embedded_with_its_kinds(bundle: Bundle) -> None:
+    """ "rock without guitar" embeds the word and each kind of guitar, as
+    the text tower embeds them on their own (remembered after first use)."""
+    from beetsplug.clap.negation import attribute_phrases
+    from beetsplug.clap.search import DEFAULT_NEGATION_WEIGHT, embed_query
+
+    query = embed_query(bundle, "rock without guitar", DEFAULT_NEGATION_WEIGHT)
+    phrases = list(attribute_phrases("guitar"))
+    assert len(phrases) == 4
+    assert query.phrase_counts == (4,)
+    np.testing.assert_allclose(
+        query.negated_vectors, bundle.embed_text(phrases), atol=1e-6
+    )

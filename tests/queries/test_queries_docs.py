@@ -50,6 +50,7 @@ def test_documented_explain_output() -> None:
 
     import numpy as np
 
+    from beetsplug.clap.negation import negated_phrases
     from beetsplug.clap.search import (
         DEFAULT_AFFIRMED_TAG_WEIGHT,
         DEFAULT_TAG_WEIGHT,
@@ -63,7 +64,7 @@ def test_documented_explain_output() -> None:
     parsed = parse_query("calm piano, no vocals or drums")
     query = TextQuery.build(
         parsed,
-        np.zeros((3, 1)),
+        np.zeros((1 + len(negated_phrases(parsed)), 1)),
         0.5,
         manifest["audio"]["tags"],
         DEFAULT_TAG_WEIGHT,

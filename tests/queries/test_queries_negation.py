@@ -642,3 +642,57 @@ def test_affirmative_only_queries_round_trip(words: list[str], sep: str) -> None
     assert parsed.affirmative == text
     assert parsed.negated == []
     assert parsed.clauses == ()
+
+
+def test_a_negated_attribute_is_measured_by_its_kinds_too() -> None:
+    """ "without guitar" must penalise a distorted guitar whose audio the
+    word "guitar" alone misses: the penalty is the best similarity among the
+    attribute and its kinds (negation.KINDS_OF)."""
+    from beetsplug.clap.negation import KINDS_OF, attribute_phrases, negated_phrases
+    from beetsplug.clap.search import TextQuery
+
+    parsed = parse_query("calm music, no guitar or drums")
+    phrases = negated_phrases(parsed)
+    assert phrases == ["guitar", *KINDS_OF["guitar"], "drums"]
+    assert attribute_phrases("drums") == ("drums",)
+    # Axes: 0 the whole text, 1 "guitar", 2 "acoustic", 3 "electric",
+    # 4 "distorted guitar", 5 "drums".
+    vectors = np.eye(6, dtype=np.float32)
+    # Items: calm with a distorted guitar; calm with a clean guitar; calm
+    # with drums; calm and nothing else.
+    audio = np.array(
+        [
+            [0.8, 0.1, 0.0, 0.0, 0.6, 0.0],
+            [0.8, 0.5, 0.0, 0.2, 0.0, 0.0],
+            [0.8, 0.0, 0.0, 0.0, 0.0, 0.3],
+            [0.7, 0.0, 0.0, 0.0, 0.0, 0.0],
+        ],
+        np.float32,
+    )
+    query = TextQuery.build(parsed, vectors, 0.5)
+    assert query.phrase_counts == (4, 1)
+    assert query.score(audio) == pytest.approx([0.8 - 0.3, 0.8 - 0.25, 0.65, 0.7])
+    # One text per attribute (a caller that does not widen): the word alone.
+    narrow = TextQuery.build(parsed, vectors[[0, 1, 5]], 0.5)
+    assert narrow.phrase_counts == (1, 1)
+    assert narrow.score(audio) == pytest.approx([0.75, 0.55, 0.65, 0.7])
+    with pytest.raises(ValueError, match="7 vectors for 2 negated attributes"):
+        TextQuery.build(parsed, np.eye(7, dtype=np.float32), 0.5)
+    lines = query.explain().splitlines()
+    assert (
+        "  guitar: penalty = max text sim('guitar', 'acoustic guitar', "
+        "'electric guitar', 'distorted guitar')"
+    ) in lines
+    assert "  drums: text sim('drums')" in lines
+
+
+def test_every_kind_is_an_attribute_the_parser_reads_as_itself() -> None:
+    """A kind is embedded as written; one the parser would rename or split
+    would be a text no query of its own ever produces."""
+    from beetsplug.clap.negation import KINDS_OF, canonical_attribute
+
+    for attribute, kinds in KINDS_OF.items():
+        assert canonical_attribute(attribute) == attribute
+        for kind in kinds:
+            assert canonical_attribute(kind) == kind
+            assert kind != attribute
