@@ -79,6 +79,10 @@ RANKING: list[tuple[str, dict[str, bool]]] = [
     ("music with vocals and drums", {"vocals": True, "drums": True}),
     ("music without guitar", {"guitar": False}),
     ("drums, no guitar", {"drums": True, "guitar": False}),
+    # No MTT tag names "electric guitar": the text tower and the query
+    # layer's kinds (docs/queries.md) carry these two.
+    ("music without electric guitar", {"electric guitar": False}),
+    ("drums, no electric guitar", {"drums": True, "electric guitar": False}),
 ]
 
 
@@ -162,8 +166,26 @@ def tags_with_musicnn(
 # Metrics
 
 
+# Instruments judged from a clip's `instruments` list: present where the
+# list names it, absent where its family is absent, else unknown (a guitar
+# whose kind the sources do not state).
+KIND_OF_FAMILY: dict[str, str] = {"electric guitar": "guitar"}
+
+
 def known(recipe: dict[str, Any], attr: str) -> np.ndarray:
     """Per clip: 1 present, 0 absent, -1 unknown (null in labels.json)."""
+    if attr in KIND_OF_FAMILY:
+        family = KIND_OF_FAMILY[attr]
+        return np.array(
+            [
+                1
+                if attr in c["labels"].get("instruments", ())
+                else 0
+                if c["labels"].get(family) is False
+                else -1
+                for c in recipe["clips"]
+            ]
+        )
     values = [c["labels"].get(attr) for c in recipe["clips"]]
     return np.array([-1 if v is None else int(bool(v)) for v in values])
 

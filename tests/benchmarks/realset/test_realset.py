@@ -161,3 +161,18 @@ def test_drum_grid_places_hits_on_the_beat():
     assert out[3 * step] == 0.0  # nothing on the 4th sixteenth
     # every kick and snare lands on an eighth-note hat: 8 onsets a bar, 2 bars
     assert np.count_nonzero(out) == 16
+
+
+def test_a_kind_is_known_from_the_instrument_list_or_its_absent_family():
+    """ "electric guitar" is present where a clip's sources name it, absent
+    where there is no guitar, unknown for a guitar of unstated kind."""
+    recipe = {
+        "clips": [
+            {"labels": {"guitar": True, "instruments": ["electric guitar"]}},
+            {"labels": {"guitar": True, "instruments": []}},
+            {"labels": {"guitar": False, "instruments": []}},
+            {"labels": {"guitar": None, "instruments": []}},
+        ]
+    }
+    assert check.known(recipe, "electric guitar").tolist() == [1, -1, 0, -1]
+    assert check.known(recipe, "guitar").tolist() == [1, 1, 0, -1]
