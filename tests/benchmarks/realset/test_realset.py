@@ -1,11 +1,11 @@
 """Consistency of the committed realset recipe and of the check's metrics.
 
-Not collected by the project's suite (tests/benchmarks is excluded); run with
-`python -m pytest tests/benchmarks/realset -q` after editing labels.json,
-make_labels.py, build.py or check.py. Needs no packages or audio: it guards
-the properties the benchmark's honesty rests on (every clip cites evidence,
-minimal pairs differ in exactly their attribute, no guitar kind is claimed
-absent) and the arithmetic of the figures it reports.
+Part of the project's suite (the benchmark scripts beside it are not
+tests); alone, `python -m pytest tests/benchmarks/realset -q`. Needs no
+packages or audio: it guards the properties the benchmark's honesty rests
+on (every clip cites evidence, minimal pairs differ in exactly their
+attribute, no guitar kind is claimed absent) and the arithmetic of the
+figures it reports.
 """
 
 from __future__ import annotations
