@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,12 +216,16 @@ def view_dropout(text: str, rng: random.Random, rate: float) -> str:
 
 
 # Longest terms first, so "electric guitar" wins over a bare "guitar".
-_TERM_PATTERN = re.compile(
-    r"\b("
-    + "|".join(re.escape(t) for t in sorted(vocab.TERM_KIND, key=len, reverse=True))
-    + r")\b",
-    re.IGNORECASE,
-)
+def _terms_pattern(terms: Iterable[str]) -> re.Pattern[str]:
+    """Any of `terms` as whole words, case-insensitive; longest first, so
+    "electric guitar" wins over "guitar"."""
+    alternatives = sorted(terms, key=len, reverse=True)
+    return re.compile(
+        r"\b(" + "|".join(map(re.escape, alternatives)) + r")\b", re.IGNORECASE
+    )
+
+
+_TERM_PATTERN = _terms_pattern(vocab.TERM_KIND)
 
 
 def _negated_context(text: str, start: int) -> bool:
@@ -229,12 +233,7 @@ def _negated_context(text: str, start: int) -> bool:
     return any(w in NEGATION_CUES for w in before)
 
 
-_HYPONYM_PATTERN = re.compile(
-    r"\b("
-    + "|".join(re.escape(t) for t in sorted(vocab.HYPERNYMS, key=len, reverse=True))
-    + r")\b",
-    re.IGNORECASE,
-)
+_HYPONYM_PATTERN = _terms_pattern(vocab.HYPERNYMS)
 
 
 def hypernym_text(
