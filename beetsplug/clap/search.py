@@ -70,9 +70,13 @@ class TextQuery:
     # of their mean evidence as a bonus.
     affirmed_matches: tuple[TagMatch, ...] = ()
     affirmed_tag_weight: float = 0.0
-    # How many rows of `negated_vectors` each negated attribute has (empty:
-    # one each).
+    # How many rows of `negated_vectors` each negated attribute has (left
+    # empty: one each).
     phrase_counts: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.phrase_counts:
+            self.phrase_counts = (1,) * len(self.negated_vectors)
 
     @property
     def text(self) -> str:
@@ -172,10 +176,7 @@ class TextQuery:
         import numpy as np
 
         sims = (mat @ self.negated_vectors.T).T
-        counts = self.phrase_counts or (1,) * len(sims)
-        if max(counts) == 1:
-            return sims.copy()
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        starts = np.concatenate([[0], np.cumsum(self.phrase_counts)[:-1]])
         return np.maximum.reduceat(sims, starts, axis=0)
 
     def with_bonus(self, scores: np.ndarray, tags: np.ndarray | None) -> np.ndarray:
@@ -196,9 +197,8 @@ class TextQuery:
         from .negation import attribute_phrases, describe
 
         scored_by = {}
-        counts = self.phrase_counts or (1,) * len(self.negated)
         for attribute, match, count in zip(
-            self.negated, self.tag_matches, counts, strict=False
+            self.negated, self.tag_matches, self.phrase_counts, strict=False
         ):
             sim = f"text sim({attribute!r})"
             if count > 1:
