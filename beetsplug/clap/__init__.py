@@ -629,6 +629,7 @@ class ClapPlugin(BeetsPlugin):
                     min_size=settings["cluster_min_size"],
                     auto_size=settings["auto_playlist_size"] or None,
                     default_size=settings["playlist_size"],
+                    check_query=search.description_problem,
                     extended=settings["extended"],
                     relative_to=settings["relative_to"],
                     prefix=settings["playlist_prefix"],

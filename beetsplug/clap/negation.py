@@ -34,6 +34,7 @@ __all__ = [
     "ParsedQuery",
     "canonical_attribute",
     "combine_scores",
+    "dangling_cue",
     "describe",
     "match_head",
     "match_tags",
@@ -964,6 +965,50 @@ def parse_query(text: str) -> ParsedQuery:
     if not isinstance(text, str):
         raise TypeError(f"query must be a string, not {type(text).__name__}")
     return _Parser(text).parse()
+
+
+def dangling_cue(text: str) -> str | None:
+    """The negation a description leaves unfinished: the cue it ends on
+    with nothing after it ("jazz without" -> "without"), or the whole text
+    when it is nothing but cues ("no", "without"); None otherwise.
+
+    Such a text would be embedded as it stands, and the model reads "jazz
+    without" as jazz: the user meant to leave something out and would get
+    no sign that nothing was. "no" and "not" end plenty of titles ("Why
+    Not"), so at the end they count only after a comma ("ambient, no").
+    """
+    words = [t for t in _tokenize(text) if t.kind == "word"]
+    if not words or words[-1].protected:
+        return None
+    lows = tuple(t.low for t in words)
+    i = 0
+    while i < len(lows):
+        length = next(
+            (
+                n
+                for n in range(min(_MAX_CUE, len(lows) - i), 0, -1)
+                if lows[i : i + n] in _CUES
+            ),
+            0,
+        )
+        if not length:
+            break
+        i += length
+    else:
+        return text.strip()
+    # "jazz without any": the determiners a cue may take still name nothing.
+    body = len(lows)
+    while body and lows[body - 1] in _DETERMINERS:
+        body -= 1
+    for n in range(min(_MAX_CUE, body), 0, -1):
+        strength = _CUES.get(lows[body - n : body])
+        if strength is None:
+            continue
+        start = words[body - n].start
+        # "ambient, no": a weak cue that opens its own clause is unfinished.
+        if strength > _WEAK or text[:start].rstrip()[-1:] in (",", ";", ":"):
+            return text[start : words[-1].end]
+    return None
 
 
 def canonical_attribute(text: str) -> str | None:

@@ -283,9 +283,17 @@ _KEYS = ("name", "query", "filter", "size")
 
 
 def validate_playlists(
-    entries: Any, *, default_size: int = DEFAULT_SIZE, key: str = "clap.playlists"
+    entries: Any,
+    *,
+    default_size: int = DEFAULT_SIZE,
+    key: str = "clap.playlists",
+    check_query: Callable[[str], str | None] | None = None,
 ) -> list[PromptSpec]:
-    """Check the `clap.playlists` config; PlaylistConfigError on the first problem."""
+    """Check the `clap.playlists` config; PlaylistConfigError on the first
+    problem. `check_query(query)` is the search's own check of a description
+    (its problem in one line, or None): run here, a description that cannot
+    be searched is reported with its playlist's name before any list is
+    written."""
     if entries is None:
         return []
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
@@ -322,6 +330,9 @@ def validate_playlists(
                 if query is None
                 else f"{where}: 'query' must be a non-empty string, not {query!r}"
             )
+        problem = check_query(query) if check_query is not None else None
+        if problem is not None:
+            raise PlaylistConfigError(f"{where}: {problem}")
         beets_filter = entry.get("filter")
         if beets_filter is not None and not isinstance(beets_filter, str):
             raise PlaylistConfigError(
@@ -776,6 +787,7 @@ def update_playlists(
     min_size: int = 5,
     auto_size: int | None = None,
     default_size: int = DEFAULT_SIZE,
+    check_query: Callable[[str], str | None] | None = None,
     extended: bool = False,
     relative_to: Path | str | bytes | None = None,
     prefix: str = "",
@@ -786,10 +798,13 @@ def update_playlists(
     `prompts` is the raw `clap.playlists` config (validated here, before any
     search), `rank` the search, `library()` the indexed (ids, vectors) in a
     stable order (sorted by id, so the same library gives the same clusters)
-    and `embed_text` the bundle's text tower. Automatic playlists of clusters
-    that no longer exist are removed unless `pretend`.
+    and `embed_text` the bundle's text tower, `check_query` the search's
+    check of a description (validate_playlists). Automatic playlists of
+    clusters that no longer exist are removed unless `pretend`.
     """
-    specs = validate_playlists(prompts, default_size=default_size)
+    specs = validate_playlists(
+        prompts, default_size=default_size, check_query=check_query
+    )
     playlists: list[Playlist] = []
     if specs:
         if rank is None:

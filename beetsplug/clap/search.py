@@ -236,6 +236,34 @@ def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
     return weight > 0 and any(m.present or m.absent for m in matches)
 
 
+def description_problem(text: str) -> str | None:
+    """Why a description cannot be searched, in one line; None when it can.
+
+    Checked before the model runs (and for every configured playlist before
+    any is written): an empty text, one without words, or a negation with
+    nothing after it ("jazz without") would still rank something, and the
+    user would take that ranking for an answer to what they meant.
+    """
+    from .negation import dangling_cue
+
+    text = " ".join(str(text).split())
+    if not text:
+        return 'empty description: say what to look for, e.g. beet clap "calm piano"'
+    if not any(ch.isalpha() for ch in text):
+        return (
+            f"nothing to search for in {_shorten(text)!r}: describe the music "
+            f'in words, e.g. beet clap "calm piano"'
+        )
+    cue = dangling_cue(text)
+    if cue is not None:
+        where = "" if cue == text else f" ends with {cue!r} and"
+        return (
+            f"{_shorten(text)!r}{where} names nothing to leave out: say what, "
+            f'e.g. beet clap "jazz without vocals"'
+        )
+    return None
+
+
 def embed_query(
     bundle: Bundle,
     text: str,
@@ -248,10 +276,9 @@ def embed_query(
     from .negation import negated_phrases, parse_query
 
     text = " ".join(str(text).split())
-    if not text:
-        raise SearchError(
-            'empty description: say what to look for, e.g. beet clap "calm piano"'
-        )
+    problem = description_problem(text)
+    if problem is not None:
+        raise SearchError(problem)
     import numpy as np
 
     parsed = parse_query(text)

@@ -76,6 +76,26 @@ def test_playlist_config_mistakes_are_one_line_errors(
     assert not (tmp_path / "lists").exists()
 
 
+def test_a_playlist_description_that_says_nothing_is_named_before_any_list(
+    indexed: ClapEnv, tmp_path: Path
+) -> None:
+    out = tmp_path / "lists"
+    indexed.reload(
+        playlist_dir=str(out),
+        playlists=[
+            {"name": "Lows", "query": "low bass"},
+            {"name": "Unfinished", "query": "high without"},
+        ],
+    )
+    with pytest.raises(
+        UserError,
+        match=r"^clap.playlists\[1\] \(Unfinished\): 'high without' ends with "
+        r"'without' and names nothing to leave out",
+    ):
+        indexed.run("clap-playlists")
+    assert not out.exists()  # not even the valid first playlist
+
+
 def test_playlists_before_indexing(
     env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
 ) -> None:

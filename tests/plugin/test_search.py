@@ -179,6 +179,36 @@ def test_empty_descriptions_are_refused(indexed: ClapEnv, text: str) -> None:
         indexed.run("ls", f"clap:{text}")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("!!!", r"^nothing to search for in '!!!': describe the music in words"),
+        ("1999", r"^nothing to search for in '1999'"),
+        ("without", r"^'without' names nothing to leave out: say what"),
+        ("no", r"^'no' names nothing to leave out"),
+        (
+            "jazz without",
+            r"^'jazz without' ends with 'without' and names nothing to leave out",
+        ),
+        ("ambient, no", r"^'ambient, no' ends with 'no' and names nothing"),
+        ("high w/o any", r"^'high w/o any' ends with 'w/o any' and names nothing"),
+    ],
+    ids=["punctuation", "digits", "cue", "weak-cue", "dangling", "comma-no", "det"],
+)
+def test_descriptions_that_say_nothing_are_refused(
+    indexed: ClapEnv, text: str, message: str
+) -> None:
+    with pytest.raises(UserError, match=message):
+        indexed.run("clap", text)
+    with pytest.raises(UserError, match=message):
+        indexed.run("ls", f"clap:{text}")
+
+
+def test_a_title_ending_in_not_is_searched(indexed: ClapEnv) -> None:
+    """Only an unfinished negation is refused: "no"/"not" end titles."""
+    assert indexed.lines("clap", "high Why Not", "-n", "1", "-f", "$title") == ["high"]
+
+
 def test_missing_description(indexed: ClapEnv) -> None:
     with pytest.raises(
         UserError, match=r'^give a description: beet clap "TEXT" \[QUERY\]$'

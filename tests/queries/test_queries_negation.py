@@ -696,3 +696,31 @@ def test_every_kind_is_an_attribute_the_parser_reads_as_itself() -> None:
         for kind in kinds:
             assert canonical_attribute(kind) == kind
             assert kind != attribute
+
+
+@pytest.mark.parametrize(
+    ("text", "cue"),
+    [
+        ("jazz without", "without"),
+        ("rock other than", "other than"),
+        ("songs that don't have", "don't have"),
+        ("jazz without any", "without any"),
+        ("ambient, no", "no"),
+        ("ambient; not", "not"),
+        ("no", "no"),
+        ("not", "not"),
+        ("without", "without"),
+        ("except for", "except for"),
+        ("jazz without vocals", None),
+        ("ambient, no drums", None),
+        ("not rock", None),
+        ("Why Not", None),  # a title: "no"/"not" end many
+        ("just say no", None),
+        ('jazz "without"', None),  # quoted: taken literally
+        ("No Woman No Cry", None),
+    ],
+)
+def test_dangling_cue(text: str, cue: str | None) -> None:
+    from beetsplug.clap.negation import dangling_cue
+
+    assert dangling_cue(text) == cue
