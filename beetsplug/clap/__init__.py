@@ -306,8 +306,10 @@ class ClapPlugin(BeetsPlugin):
             db_path if db_path is not None else config["library"].as_filename()
         )
         if path not in self._stores:
+            from . import coarse
             from .store import Store, StoreError
 
+            coarse.set_threads(self.settings["threads"])
             try:
                 self._stores[path] = Store.open(path)
             except StoreError as exc:

@@ -138,18 +138,31 @@ def scan_graph() -> bytes:
 
 
 _SESSION: ort.InferenceSession | None = None
+_THREADS = 0
+
+
+def set_threads(threads: int) -> None:
+    """Intra-op threads of the scan (the plugin's `clap.threads`); 0 lets
+    onnxruntime use one per physical core."""
+    global _SESSION, _THREADS
+    threads = max(0, int(threads))
+    if threads != _THREADS:
+        _THREADS, _SESSION = threads, None
 
 
 def _session() -> ort.InferenceSession:
-    """One single-threaded session per process: the scan is memory-bound,
-    and a second thread mostly competes with the rest of the search."""
+    """One session per process. The scan reads every code once and the rest
+    of the search waits for it, so it gets the cores: with two threads
+    instead of one, 2.2 -> 1.6 ms at 100k vectors and 15-20 -> 12 ms at 1M
+    on 2 cores (docs/benchmarks.md). Idle threads sleep, as the model's do."""
     global _SESSION
     if _SESSION is None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
+        opts.intra_op_num_threads = _THREADS
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         _SESSION = ort.InferenceSession(
             scan_graph(), sess_options=opts, providers=["CPUExecutionProvider"]

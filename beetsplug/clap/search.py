@@ -375,7 +375,7 @@ def _pool(
     size = _pool_size(limit)
     if candidates is not None and len(candidates) <= size:
         return store.rows(candidates, tags)
-    hits = store.nearest(vector, size, candidates, tags)
+    hits = store.nearest(vector, size, candidates, tags, margin=0)
     return Rows(hits.ids, hits.vectors, hits.tags)
 
 
@@ -410,7 +410,7 @@ def rank_items(
         # Only the wanted attributes' bonus: the store's exact cosines of the
         # pool are the whole score before it.
         hits = store.nearest(
-            query.vector, _pool_size(limit), candidates, query.tag_width
+            query.vector, _pool_size(limit), candidates, query.tag_width, margin=0
         )
         return _top(hits.ids, query.with_bonus(hits.scores, hits.tags), limit)
     pool = _pool(store, query.vector, limit, candidates, query.tag_width)
@@ -446,7 +446,7 @@ def rank_albums(
     if candidates is not None and len(candidates) <= size:
         pool = list(candidates)
     else:
-        pool = store.nearest(query.vector, size, candidates).ids.tolist()
+        pool = store.nearest(query.vector, size, candidates, margin=0).ids.tolist()
     album_of = store.albums_of(pool)
     nearest = list(dict.fromkeys(album_of[i] for i in pool if i in album_of))
     members = store.album_members(nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)])

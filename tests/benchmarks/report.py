@@ -258,8 +258,8 @@ def _query_section(results: dict[str, Any]) -> list[str]:
         "first search to negate a word. *knn* "
         "is the store alone (int8 scan of every code, then exact cosine of the "
         "best k + 100), compared on the same vectors and query vectors with "
-        "exact numpy brute force (all floats in RAM, one BLAS thread, as the "
-        "scan has one) and sqlite-vec's exact float KNN (vec0, what the plugin "
+        "exact numpy brute force (all floats in RAM, one BLAS thread per core, "
+        "as the scan has) and sqlite-vec's exact float KNN (vec0, what the plugin "
         "used before). Recall@10 of knn against numpy's exact top 10, for the "
         "text queries and for track-like queries (other draws of the mixture).",
         "",
@@ -571,7 +571,10 @@ def _notes(results: dict[str, Any], cores: int) -> list[str]:
         "table, written in the same transaction. A search scans every code "
         "with one `MatMulInteger` (onnxruntime, u8 × s8, a hand-encoded graph "
         "in `beetsplug/clap/coarse.py`) plus TopK, then reads the float "
-        "vectors of the best k + 100 by id and ranks them exactly. The codes "
+        "vectors of the best k + 100 by id and ranks them exactly (a search "
+        "the query layer rescores reads its pool of 256 with their tags, "
+        "without the margin). The scan runs on one onnxruntime thread per "
+        "core (`clap.threads`). The codes "
         "stay in memory between searches of one process (1M × 256: 256 MB) "
         "and are re-read chunk by chunk when another process changed them.",
         *_store_notes(results),
@@ -667,13 +670,14 @@ def _levers(results: dict[str, Any]) -> list[str]:
     lines = []
     if ops:
         lines.append(
-            "- Levers outside the plugin's code, measured in this run: the export "
-            "keeps musicnn's mid-end and temporal convolutions in float; in "
-            "onnxruntime's profile of the int8 audio graph (one window, one "
-            f"thread) float `Conv` takes {ops.get('Conv', 0):.1f} ms of "
-            f"{total:.1f} ms against {ops.get('QLinearConv', 0):.1f} ms for the "
-            "int8 `QLinearConv` layers: quantizing them too would cut the window "
-            "cost by up to a third, if parity allows."
+            "- The audio graph in onnxruntime's profile (one window, one "
+            f"thread): int8 `QLinearConv` {ops.get('QLinearConv', 0):.1f} ms and "
+            f"float `Conv` {ops.get('Conv', 0):.1f} ms of {total:.1f} ms. The float "
+            "convolutions are the log-mel front end and musicnn's mid-end and "
+            "temporal layers, kept float on purpose "
+            "(trainer/models/backbones.py): quantized, the mid-end's output fell "
+            "to ~0.94 cosine of fp32's, and the tall temporal kernels ran slower "
+            "as `QLinearConv` than in float."
         )
     if two:
         lines.append(
@@ -685,10 +689,11 @@ def _levers(results: dict[str, Any]) -> list[str]:
     if load:
         lines.append(
             f"- `Bundle.load` takes {load['Bundle.load']:.0f} ms of every "
-            f"`beet clap`: opening audio.onnx {load['open audio.onnx']:.0f} ms "
-            "(not needed to search: a lazy audio session would save it), "
-            f"text.onnx {load['open text.onnx']:.0f} ms, hashing the files "
-            f"{load['sha256 of the files']:.0f} ms."
+            "`beet clap`, which opens only the text tower (text.onnx "
+            f"{load['open text.onnx']:.0f} ms, hashing the files "
+            f"{load['sha256 of the files']:.0f} ms); audio.onnx "
+            f"({load['open audio.onnx']:.0f} ms) is opened when tracks are "
+            "embedded."
         )
     return lines
 

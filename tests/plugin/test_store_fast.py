@@ -128,6 +128,46 @@ def test_recall_at_10_against_exact_search(store: Store) -> None:
     assert hits / 200 >= 0.99
 
 
+def test_a_pool_without_margin_is_the_coarse_top_k_scored_exactly(
+    store: Store,
+) -> None:
+    """margin=0 (the query layer's pool) reads k rows, not k + 100: the
+    coarse pass's own top k, with exact cosines, and nearly the exact top k."""
+    rng = np.random.default_rng(5)
+    mat = _unit(rng, 12000)
+    _write(store, list(range(1, len(mat) + 1)), mat)
+    index = store.coarse_index()
+    assert index is not None
+    overlap = []
+    for query in _unit(rng, 10):
+        pool = store.nearest(query, 256, margin=0)
+        assert len(pool.ids) == 256
+        coarse_top, _ = index.top(query, 256)
+        assert set(pool.ids.tolist()) == set(coarse_top.tolist())
+        np.testing.assert_allclose(pool.scores, mat[pool.ids - 1] @ query, atol=1e-5)
+        assert list(pool.scores) == sorted(pool.scores, reverse=True)
+        exact = set((np.argsort(-(mat @ query))[:256] + 1).tolist())
+        overlap.append(len(exact & set(pool.ids.tolist())) / 256)
+    assert min(overlap) >= 0.9
+
+
+def test_the_scan_gives_the_same_answer_on_any_number_of_threads(
+    store: Store,
+) -> None:
+    rng = np.random.default_rng(6)
+    mat = _unit(rng, 9000)
+    _write(store, list(range(1, len(mat) + 1)), mat)
+    queries = _unit(rng, 5)
+    try:
+        answers = []
+        for threads in (1, 2, 0):
+            coarse.set_threads(threads)
+            answers.append([store.knn(q, 20) for q in queries])
+        assert answers[0] == answers[1] == answers[2]
+    finally:
+        coarse.set_threads(0)
+
+
 def test_rows_read_vectors_and_tags_together(store: Store) -> None:
     rng = np.random.default_rng(7)
     mat = _unit(rng, 6)
