@@ -155,6 +155,10 @@ class TrainConfig:
     # (trainer/features.py); the cache goes to cache_dir (default DATA/cache).
     cache_features: bool = False
     cache_crops: int = 4
+    # With this probability a cached training example is the mean of all its
+    # clip's cached crops' features instead of one crop: several windows of
+    # evidence, as the plugin and the exported graph pool a track's windows.
+    pooled_crops_prob: float = 0.0
     cache_dir: str = ""
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio (trainer-core)
     keep_checkpoints: int = 3  # step_*.pt kept besides latest.pt; 0 = all

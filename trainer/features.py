@@ -149,12 +149,20 @@ class CachedClipDataset(ClipDataset):
     """
 
     def __init__(
-        self, clips: list[Clip], features: np.ndarray, *args: Any, **kwargs: Any
+        self,
+        clips: list[Clip],
+        features: np.ndarray,
+        *args: Any,
+        pooled_prob: float = 0.0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(clips, *args, **kwargs)
         if len(features) != len(clips):
             raise ValueError("feature cache and clip list differ in length")
+        if not 0.0 <= pooled_prob <= 1.0:
+            raise ValueError(f"pooled_crops_prob must be in [0, 1], not {pooled_prob}")
         self.features = features
+        self.pooled_prob = pooled_prob
         self.rows = {id(clip): row for row, clip in enumerate(clips)}
 
     def _row(self, clip: Clip) -> np.ndarray:
@@ -164,7 +172,11 @@ class CachedClipDataset(ClipDataset):
         return value
 
     def _train_audio(self, clip: Clip, rng: random.Random) -> np.ndarray:
+        """One cached crop, or (pooled_prob) the mean of all of them, which is
+        what the audio tower does with a multi-window input."""
         value = self._row(clip)
+        if self.pooled_prob and rng.random() < self.pooled_prob:
+            return np.ascontiguousarray(value.mean(axis=0))
         return np.ascontiguousarray(value[rng.randrange(len(value))])
 
     def _eval_audio(self, clip: Clip) -> np.ndarray:

@@ -709,6 +709,7 @@ def _train(
             train=True,
             text_fn=text_fn,
             seed=tc.seed,
+            pooled_prob=tc.pooled_crops_prob,
         )
     else:
         train_ds = ClipDataset(

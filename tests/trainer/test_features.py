@@ -94,3 +94,31 @@ def test_cache_refuses_a_trainable_backbone(
     tiny_cfg.train.cache_features = True
     with pytest.raises(RunError, match="freeze_backbone: full"):
         train(tiny_cfg, fixture_data, tmp_path / "run", log=_quiet)
+
+
+def test_pooled_crops_are_the_mean_of_the_cached_crops(
+    fixture_data: Path, tiny_cfg: Config
+) -> None:
+    from trainer.features import CachedClipDataset
+
+    clips, _ = read_split(fixture_data, "train")
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((len(clips), 3, 8)).astype(np.float32)
+
+    def audio(prob: float) -> list[np.ndarray]:
+        ds = CachedClipDataset(
+            clips, features, tiny_cfg.data, train=True, pooled_prob=prob
+        )
+        return [ds[i]["audio"] for i in range(len(clips))]
+
+    def is_crop(x: np.ndarray, i: int) -> bool:
+        return any(np.array_equal(x, crop) for crop in features[i])
+
+    assert all(is_crop(x, i) for i, x in enumerate(audio(0.0)))
+    for i, x in enumerate(audio(1.0)):
+        np.testing.assert_allclose(x, features[i].mean(axis=0), rtol=1e-6)
+    half = audio(0.5)
+    crops = sum(is_crop(x, i) for i, x in enumerate(half))
+    assert 0 < crops < len(clips)
+    with pytest.raises(ValueError, match="pooled_crops_prob must be in"):
+        CachedClipDataset(clips, features, tiny_cfg.data, train=True, pooled_prob=2)
