@@ -777,6 +777,39 @@ class _Parser:
                 return _Match("suffix", i + 2, [_Attribute(found[0], i, i + 1)], i + 2)
         return None
 
+    def dangling(self) -> str | None:
+        """dangling_cue: read with the parser's own cues, the colon and
+        determiners `_cue_match` lets a cue take, and free words only."""
+        words = [i for i, t in enumerate(self.toks) if t.kind == "word"]
+        if not words or self.toks[words[-1]].protected:
+            return None
+        i = 0
+        while i < self.n:
+            if self.toks[i].kind != "word":
+                i += 1
+                continue
+            cue = self._cue(i)
+            if cue is None:
+                break
+            i += cue[1]
+        else:
+            return self.text.strip()
+        for i in words:  # the earliest start is the longest cue
+            cue = self._cue(i)
+            if cue is None:
+                continue
+            strength, length = cue
+            k = i + length
+            if self._punct(k) == ":":
+                k += 1
+            k = self._skip_determiners(k)
+            if any(t.kind == "word" for t in self.toks[k:]):
+                continue
+            # "ambient, no": a weak cue that opens its own clause is unfinished.
+            if strength > _WEAK or self._punct(i - 1) in (",", ";", ":"):
+                return self.text[self.toks[i].start : self.toks[words[-1]].end]
+        return None
+
     def _cue_match(self, i: int, at_start: bool) -> _Match | None:
         cue = self._cue(i)
         if cue is None:
@@ -977,38 +1010,7 @@ def dangling_cue(text: str) -> str | None:
     no sign that nothing was. "no" and "not" end plenty of titles ("Why
     Not"), so at the end they count only after a comma ("ambient, no").
     """
-    words = [t for t in _tokenize(text) if t.kind == "word"]
-    if not words or words[-1].protected:
-        return None
-    lows = tuple(t.low for t in words)
-    i = 0
-    while i < len(lows):
-        length = next(
-            (
-                n
-                for n in range(min(_MAX_CUE, len(lows) - i), 0, -1)
-                if lows[i : i + n] in _CUES
-            ),
-            0,
-        )
-        if not length:
-            break
-        i += length
-    else:
-        return text.strip()
-    # "jazz without any": the determiners a cue may take still name nothing.
-    body = len(lows)
-    while body and lows[body - 1] in _DETERMINERS:
-        body -= 1
-    for n in range(min(_MAX_CUE, body), 0, -1):
-        strength = _CUES.get(lows[body - n : body])
-        if strength is None:
-            continue
-        start = words[body - n].start
-        # "ambient, no": a weak cue that opens its own clause is unfinished.
-        if strength > _WEAK or text[:start].rstrip()[-1:] in (",", ";", ":"):
-            return text[start : words[-1].end]
-    return None
+    return _Parser(text).dangling()
 
 
 def canonical_attribute(text: str) -> str | None:
