@@ -576,6 +576,11 @@ def _train(
             f"train.precision must be one of {', '.join(PRECISIONS)}, "
             f"not {tc.precision!r}"
         )
+    if tc.pooled_crops_prob and not tc.cache_features:
+        raise RunError(
+            "train.pooled_crops_prob pools cached crops: it needs "
+            "train.cache_features: true"
+        )
     ckpt: dict[str, Any] | None = None
     if resume:
         ckpt = torch.load(

@@ -96,6 +96,15 @@ def test_cache_refuses_a_trainable_backbone(
         train(tiny_cfg, fixture_data, tmp_path / "run", log=_quiet)
 
 
+def test_pooled_crops_without_a_cache_is_refused(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    tiny_cfg.train.pooled_crops_prob = 0.5
+    with pytest.raises(RunError, match=r"needs train\.cache_features: true"):
+        train(tiny_cfg, fixture_data, tmp_path / "run", log=_quiet)
+    assert not list((tmp_path / "run").rglob("*.pt"))
+
+
 def test_pooled_crops_are_the_mean_of_the_cached_crops(
     fixture_data: Path, tiny_cfg: Config
 ) -> None:
