@@ -90,7 +90,8 @@ class AudioModelConfig:
     channels: int = 32
     emit_tags: bool = False  # second ONNX output `tags` (musicnn tag probabilities)
     # musicnn outputs the projection reads, "+"-joined: "penultimate" (200-d),
-    # "pooled" (1506-d max+mean), "tags" (50 probabilities); per network.
+    # "pooled" (1506-d max+mean), "pooled_bn" (the same through the tagger's
+    # batch norm), "tags" (50 probabilities); per network.
     features: str = "penultimate"
 
 

@@ -189,7 +189,12 @@ def test_musicnn_freeze_levels():
 
 @pytest.mark.parametrize(
     ("features", "emit_tags"),
-    [("penultimate", False), ("pooled", True), ("penultimate+tags", True)],
+    [
+        ("penultimate", False),
+        ("pooled", True),
+        ("pooled_bn", True),
+        ("penultimate+tags", True),
+    ],
 )
 def test_every_trainable_parameter_gets_a_gradient(features, emit_tags, tokenizer):
     """No parameter is left without a gradient (DDP's unused-parameter error),
@@ -210,8 +215,9 @@ def test_every_trainable_parameter_gets_a_gradient(features, emit_tags, tokenize
     assert trainable
     assert [n for n, p in trainable.items() if p.grad is None] == []
     assert head.output.weight.requires_grad == ("tags" in features)
-    assert head.dense.weight.requires_grad == (features != "pooled")
-    assert head.dense_bn.training == (features != "pooled")
+    assert head.dense.weight.requires_grad == ("penultimate" in features)
+    assert head.dense_bn.training == ("penultimate" in features)
+    assert head.pool_bn.weight.requires_grad == (features != "pooled")
 
 
 @pytest.mark.parametrize(

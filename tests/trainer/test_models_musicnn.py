@@ -138,6 +138,14 @@ def test_port_matches_original_tensorflow_graph(model, outputs):
     assert out["penultimate"].shape == (3, 200)
     assert out["pooled"].shape == (3, 1506)
     probs = torch.sigmoid(out["logits"]).numpy()
+    # pooled_bn is the dense layer's own input: the same 1506 numbers,
+    # standardised by the tagger's batch norm (raw channels differ 100x).
+    net = load_musicnn(model)
+    expected = (out["pooled"] - net.pool_bn.running_mean) / torch.sqrt(
+        net.pool_bn.running_var + net.pool_bn.eps
+    ) * net.pool_bn.weight + net.pool_bn.bias
+    assert torch.allclose(out["pooled_bn"], expected, atol=1e-4)
+    assert out["pooled_bn"].std(dim=1).max() < out["pooled"].std(dim=1).max()
     # Front end (ours vs librosa float32) and port together.
     assert np.abs(probs - ref[f"{model}/tags"]).max() < 1e-4
     assert np.abs(out["penultimate"].numpy() - ref[f"{model}/penultimate"]).max() < 1e-3

@@ -18,7 +18,7 @@ from trainer.models.musicnn import LABELS, MODEL_NAMES, Musicnn, checkpoint_dir
 from trainer.models.tfcheckpoint import read_checkpoint
 
 FREEZE_CHOICES = ("none", "partial", "full")
-MUSICNN_FEATURES = ("penultimate", "pooled", "tags")
+MUSICNN_FEATURES = ("penultimate", "pooled", "pooled_bn", "tags")
 
 
 class Backbone(nn.Module):
@@ -171,7 +171,11 @@ class MusicnnBackbone(Backbone):
       for one randomly initialised musicnn. MTT carries presence/absence
       knowledge (drums, vocals, instruments), MSD genre knowledge (design.md).
     features: which musicnn outputs feed the projection, '+'-joined:
-      "penultimate" (200 per net), "pooled" (1506), "tags" (50 probabilities).
+      "penultimate" (200 per net), "pooled" (1506), "pooled_bn" (1506, `pooled`
+      standardised by the tagger's own batch norm), "tags" (50 probabilities).
+      The penultimate layer is a 200-d bottleneck trained for 50 tags; the
+      pooled front- and mid-end features keep timbre and rhythm detail the
+      tags never needed.
     emit_tags: expose tag probabilities as `tags` — the MTT net's when it is
       there (presence words a query can negate), else the MSD net's. They
       stay the pretrained tagger's only while its layers are frozen: with
@@ -221,6 +225,7 @@ class MusicnnBackbone(Backbone):
         sizes = {
             "penultimate": net.penultimate_dim,
             "pooled": net.pooled_dim,
+            "pooled_bn": net.pooled_dim,
             "tags": net.num_classes,
         }
         self.feature_dim = len(self.nets) * sum(sizes[p] for p in self.features)
@@ -243,7 +248,9 @@ class MusicnnBackbone(Backbone):
             if "tags" not in self.features:
                 parts.append(net.output)
                 if "penultimate" not in self.features:
-                    parts += [net.pool_bn, net.dense, net.dense_bn]
+                    parts += [net.dense, net.dense_bn]
+                    if "pooled_bn" not in self.features:
+                        parts.append(net.pool_bn)
         return parts
 
     def forward(self, logmel: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -92,6 +92,9 @@ class Musicnn(nn.Module):
       penultimate [B, 200] the batch-normalised dense layer (musicnn's "penultimate")
       pooled      [B, 1506] max and mean over time of the dense front+mid-end
                   features, interleaved (max_0, mean_0, max_1, ...) as TF flattens
+      pooled_bn   [B, 1506] `pooled` through the tagger's own batch norm: the same
+                  information on one scale, the pretrained statistics as a fixed
+                  standardisation (raw `pooled` channels differ in scale by 100x)
     Any number of frames works (musicnn is fully convolutional in time); the
     weights were trained on 187-frame patches.
     """
@@ -146,11 +149,13 @@ class Musicnn(nn.Module):
         ).flatten(1)
         # Dropout (rate 0.5 in training) is left out: the port is for inference
         # and fine-tuning at low rates; add it outside if wanted.
-        penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
+        pooled_bn = self.pool_bn(pooled)
+        penultimate = self.dense_bn(F.relu(self.dense(pooled_bn)))
         return {
             "logits": self.output(penultimate),
             "penultimate": penultimate,
             "pooled": pooled,
+            "pooled_bn": pooled_bn,
         }
 
     def load_tf_weights(self, weights: dict[str, np.ndarray]) -> None:
