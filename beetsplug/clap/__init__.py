@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,  # this process's onnxruntime threads (workers: 1); 0 = per core
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
     "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
-    "affirmed_tag_weight": 0.3,  # tagger evidence for wanted attributes, a bonus
+    "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches
     # clap-playlists (docs/queries.md)
