@@ -13,7 +13,7 @@ from pathlib import Path
 
 EXIT_USAGE = 2
 # Subcommands whose modules own their command line (teammates' modules).
-DELEGATED = frozenset({"synth", "evaluate"})
+DELEGATED = frozenset({"synth"})
 # Exceptions whose message is meant for the user (one line, no traceback).
 USER_ERRORS = frozenset(
     {
@@ -68,11 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override config values, e.g. --set train.lr=3e-4 loss.objective=slap",
     )
 
-    sub.add_parser(
-        "evaluate",
-        help="retrieval + negation benchmarks of a bundle (last line: JSON)",
-        add_help=False,
-    )
+    _add_evaluate(sub)
 
     export = sub.add_parser("export", help="export a run as an int8 ONNX model bundle")
     source = export.add_mutually_exclusive_group(required=True)
@@ -111,6 +107,83 @@ def _parser() -> argparse.ArgumentParser:
         "--no-quantize", action="store_true", help="ship fp32 graphs (no int8)"
     )
     return parser
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from trainer.evaluate.metrics import TOP_K
+    from trainer.splits import CAPTION_COLUMNS
+
+    p = sub.add_parser(
+        "evaluate",
+        help="retrieval + negation benchmarks of a bundle (last line: JSON)",
+        description="Retrieval and negation benchmark of model bundles.",
+    )
+    p.add_argument("--bundle", type=Path, required=True, help="model bundle folder")
+    p.add_argument(
+        "--data", type=Path, required=True, help="data directory (docs/training.md)"
+    )
+    p.add_argument(
+        "--split",
+        action="append",
+        dest="splits",
+        help="split(s) to evaluate (default: test, and test_shift when present)",
+    )
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another bundle evaluated the same way, e.g. random=DIR blind=DIR",
+    )
+    p.add_argument(
+        "--out", type=Path, help="output folder (default: eval/ beside the bundle)"
+    )
+    p.add_argument(
+        "--max-clips", type=int, help="at most N clips per split (whole base pieces)"
+    )
+    p.add_argument(
+        "--negation-weight",
+        type=float,
+        help="layer-2 weight (default: the bundle's query.negation_weight, else 0.5)",
+    )
+    p.add_argument(
+        "--tag-weight",
+        type=float,
+        help="layer-2 weight of the tagger's evidence (default: the plugin's, "
+        "for bundles with tags)",
+    )
+    p.add_argument(
+        "--affirmed-tag-weight",
+        type=float,
+        help="layer-2 weight of the tagger's evidence for the attributes a query "
+        "asks for (default: the plugin's, for bundles with tags)",
+    )
+    p.add_argument(
+        "--caption-column", default="caption_writing", choices=CAPTION_COLUMNS
+    )
+    p.add_argument(
+        "--min-relevant",
+        type=int,
+        default=TOP_K,
+        help=f"negated retrieval: clips with A and not B a query needs "
+        f"(default {TOP_K})",
+    )
+    p.add_argument("--threads", type=int, help="onnxruntime threads")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Run the benchmark; the last stdout line is the JSON result."""
+    from trainer.evaluate import EvaluateError, run, to_json
+
+    log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        result = run(args, log)
+    except EvaluateError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(to_json(result))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -184,7 +257,7 @@ def _export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
-        # synth and evaluate parse their own (larger) option sets, help included.
+        # synth parses its own (larger) option set, help included.
         args = argparse.Namespace(command=argv[0])
     else:
         args = _parser().parse_args(argv)
@@ -194,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return synth_main(argv[1:]) or 0
         if args.command == "evaluate":
-            from trainer.evaluate import main as evaluate_main
-
-            return evaluate_main(argv[1:]) or 0
+            return _evaluate(args)
         if args.command == "train":
             return _train(args)
         return _export(args)

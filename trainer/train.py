@@ -391,11 +391,17 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def retrieval_metrics(
     text: torch.Tensor, audio: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)
 ) -> dict[str, float]:
-    """Text->audio recall@k (percent) and median rank; text i's match is audio i."""
-    sim = text @ audio.T
-    ranks = (sim > sim.diagonal().unsqueeze(1)).sum(dim=1)  # 0 = first
-    out = {f"t2a_R@{k}": float((ranks < k).float().mean() * 100) for k in ks}
-    out["t2a_median_rank"] = float((ranks + 1).float().median())
+    """Text->audio recall@k (percent) and median rank; text i's match is audio i.
+
+    Ranks are the benchmark's (`trainer.evaluate.metrics.target_ranks`), tie
+    rule included: audio scoring the same as the match ranks above it.
+    """
+    from trainer.evaluate.metrics import recall_at, target_ranks
+
+    sim = (text @ audio.T).float().cpu().numpy()
+    ranks = target_ranks(sim, range(len(sim)))
+    out = {f"t2a_R@{k}": 100 * recall_at(ranks, k) for k in ks}
+    out["t2a_median_rank"] = float(np.median(ranks))
     return out
 
 

@@ -149,9 +149,10 @@ def _check_length(frames: int, rate: int, promised: float | None = None) -> None
     raise AudioError(f"too short ({seconds:.1f} s; at least {MIN_SECONDS:g} s needed)")
 
 
-def _segments_from_array(
+def segments_from_array(
     mono: np.ndarray, rate: int, window_seconds: float, max_windows: int
 ) -> list[np.ndarray]:
+    """The native-rate segments `plan_windows` picks from a decoded mono array."""
     window = math.ceil(window_seconds * rate)
     starts = plan_windows(len(mono), window, max_windows, rate)
     return [mono[s : s + window] for s in starts]
@@ -169,7 +170,7 @@ def _read_soundfile(
         if not f.seekable() or frames <= 0:
             mono = _mono(f.read(dtype="float32", always_2d=True))
             _check_length(len(mono), rate)
-            return _segments_from_array(mono, rate, window_seconds, max_windows), rate
+            return segments_from_array(mono, rate, window_seconds, max_windows), rate
         _check_length(frames, rate)
         segments = []
         for start in plan_windows(frames, window, max_windows, rate):
@@ -186,7 +187,7 @@ def _read_soundfile(
         f.seek(0)
         mono = _mono(f.read(dtype="float32", always_2d=True))
     _check_length(len(mono), rate, promised=frames / rate)
-    return _segments_from_array(mono, rate, window_seconds, max_windows), rate
+    return segments_from_array(mono, rate, window_seconds, max_windows), rate
 
 
 def _ffmpeg_duration(path: str) -> float | None:
@@ -333,7 +334,7 @@ def load_windows(
             pass  # e.g. a header longer than the audio: every span silent
     pcm = _read_ffmpeg(path, sample_rate)
     return _finish(
-        _segments_from_array(pcm, sample_rate, window_seconds, max_windows),
+        segments_from_array(pcm, sample_rate, window_seconds, max_windows),
         sample_rate,
         sample_rate,
         samples,

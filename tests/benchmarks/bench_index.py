@@ -215,5 +215,5 @@ def _full_decode(path: Path, rate: int, windows: int) -> np.ndarray:
 
         data, native = sf.read(str(path), dtype="float32", always_2d=True)
         mono = audio._resample(data.mean(axis=1), native, rate)
-    segments = audio._segments_from_array(mono, rate, 3.0, windows)
+    segments = audio.segments_from_array(mono, rate, 3.0, windows)
     return np.stack([audio._fit(s, rate * 3) for s in segments])

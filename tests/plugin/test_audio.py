@@ -188,9 +188,7 @@ def test_ffmpeg_seeks_to_the_windows_of_a_long_track(tmp_path: Path) -> None:
     assert [round(dominant_hz(w), -1) for w in windows] == [150, 800, 3000]
     # The same spans as a whole-file decode (up to the codec's priming
     # offset, which shifts the phase, not the content or its level).
-    whole = audio._segments_from_array(
-        audio._read_ffmpeg(str(path), RATE), RATE, 1.0, 3
-    )
+    whole = audio.segments_from_array(audio._read_ffmpeg(str(path), RATE), RATE, 1.0, 3)
     for a, b in zip(seeked, whole, strict=True):
         assert dominant_hz(a) == pytest.approx(dominant_hz(b), abs=2)
         assert np.std(a) == pytest.approx(np.std(b), rel=0.05)

@@ -11,6 +11,7 @@ from bundle_factory import build_tiny_bundle
 
 from beetsplug.clap.model import Bundle
 from trainer import evaluate, vocab
+from trainer.__main__ import main as trainer_main
 from trainer.evaluate import Clip, TextEmbedder
 from trainer.synth.labels import present_terms
 
@@ -258,7 +259,7 @@ def test_evaluate_end_to_end(
         "0.25",
         "--quiet",
     ]
-    assert evaluate.main(argv) == 0
+    assert trainer_main(["evaluate", *argv]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     result = json.loads(last)
     assert result["splits"] == ["test", "test_shift"]
@@ -318,7 +319,7 @@ def test_evaluate_end_to_end(
     caches = sorted((out / "cache").glob("*.npz"))
     assert len(caches) == 4  # 2 bundles x 2 splits
     mtimes = [p.stat().st_mtime_ns for p in caches]
-    assert evaluate.main(argv) == 0
+    assert trainer_main(["evaluate", *argv]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [p.stat().st_mtime_ns for p in caches] == mtimes
     assert again["model"]["results"] == result["model"]["results"]
@@ -355,8 +356,39 @@ def test_bad_input_is_one_line(
 ) -> None:
     model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
     argv = ["--bundle", str(model), "--data", str(corpus), "--quiet", *extra]
-    assert evaluate.main(argv) == 2
+    assert trainer_main(["evaluate", *argv]) == 2
     assert capsys.readouterr().err.strip() == message.format(data=corpus)
+
+
+def test_a_sharded_split_is_read_whole(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # The published LP-MusicCaps-MSD layout: {split}-NNNNN-of-NNNNN.parquet.
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(corpus / "captions" / "test.parquet")
+    half = table.num_rows // 2
+    assert 0 < half < table.num_rows
+    sharded = tmp_path / "sharded"
+    (sharded / "captions").mkdir(parents=True)
+    (sharded / "audio").symlink_to(corpus / "audio")
+    for i, part in enumerate((table.slice(0, half), table.slice(half))):
+        pq.write_table(part, sharded / "captions" / f"test-0000{i}-of-00002.parquet")
+    whole = evaluate.load_split(corpus, "test")
+    shards = evaluate.load_split(sharded, "test")
+    assert [c.track_id for c in shards] == [c.track_id for c in whole]
+    assert [c.audio.relative_to(sharded) for c in shards] == [
+        c.audio.relative_to(corpus) for c in whole
+    ]
+    assert [(c.pair_id, c.present) for c in shards] == [
+        (c.pair_id, c.present) for c in whole
+    ]
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    argv = ["--bundle", str(model), "--data", str(sharded), "--quiet"]
+    assert trainer_main(["evaluate", *argv, "--min-relevant", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["splits"] == ["test"]
+    assert result["model"]["results"]["test"]["clips"] == table.num_rows
 
 
 def test_max_clips_keeps_pairs_whole(corpus: Path) -> None:

@@ -110,6 +110,12 @@ def test_published_lp_musiccaps_schema_and_shards_load(tmp_path: Path) -> None:
     assert item["audio"].shape == (2 * SR,)
     assert item["skipped"] == 0
     assert np.abs(item["audio"]).max() > 0.1
+    # The benchmark keeps the row whose audio is missing, to report it.
+    kept, kept_stats = read_split(tmp_path, "train", keep_missing_audio=True)
+    assert [c.track_id for c in kept] == ["TRAAA0", "TRAAA1", "TRAAA2"]
+    assert kept_stats.missing_audio == 1
+    assert not kept[2].audio.exists()
+    assert kept[2].audio == tmp_path / "audio" / "3/0/999999.clip.mp3"
 
 
 def test_missing_split_is_a_one_line_error(fixture_data: Path) -> None:

@@ -231,13 +231,29 @@ def test_retrieval_metrics_rank_text_to_audio() -> None:
     perfect = retrieval_metrics(eye, eye)
     assert perfect["t2a_R@1"] == 100.0
     assert perfect["t2a_median_rank"] == 1.0
-    # each text's own audio is beaten by exactly one other: rank 2 for all
-    shifted = retrieval_metrics(eye, eye.roll(1, dims=0))
+    # each text's own audio is beaten by exactly one other (and beats the
+    # rest): rank 2 for all
+    shifted = retrieval_metrics(eye, eye.roll(1, dims=0) + 0.5 * eye)
     assert shifted["t2a_R@1"] == 0.0
     assert shifted["t2a_R@5"] == 100.0
     assert shifted["t2a_median_rank"] == 2.0
     half = retrieval_metrics(eye, torch.cat([eye[:6], eye[6:].roll(1, dims=0)]))
     assert half["t2a_R@1"] == 50.0
+
+
+def test_retrieval_metrics_count_ties_against_the_match() -> None:
+    # The benchmark's tie rule: audio scoring the same as the match ranks
+    # above it, so a collapsed model that scores everything alike is last.
+    constant = torch.ones(12, 4)
+    collapsed = retrieval_metrics(constant, constant)
+    assert collapsed["t2a_R@1"] == 0.0
+    assert collapsed["t2a_R@10"] == 0.0
+    assert collapsed["t2a_median_rank"] == 12.0
+    # each match tied with one other audio, both above the rest: rank 2, not 1
+    eye = torch.eye(12)
+    tied = retrieval_metrics(eye, eye + eye.roll(1, dims=0))
+    assert tied["t2a_R@1"] == 0.0
+    assert tied["t2a_median_rank"] == 2.0
 
 
 def test_shipped_configs_load_with_the_documented_recipes() -> None:
