@@ -114,7 +114,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainer.train import resolve_config, train
+    from trainer.checkpoint import resolve_config
+    from trainer.train import train
 
     overrides = list(args.overrides)
     if args.max_steps is not None:
