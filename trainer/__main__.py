@@ -187,7 +187,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainer.train import resolve_config, train
+    from trainer.checkpoint import resolve_config
+    from trainer.train import train
 
     overrides = list(args.overrides)
     if args.max_steps is not None:
@@ -199,11 +200,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from trainer.config import load_config
-    from trainer.export import (
-        calibration_from_data,
-        export_bundle,
-        export_model_bundle,
-    )
+    from trainer.export import calibration_from_data, export_bundle, export_untrained
 
     if args.untrained:
         cfg = load_config(args.untrained)
@@ -233,21 +230,7 @@ def _export(args: argparse.Namespace) -> int:
         "quantize": not args.no_quantize,
     }
     if args.untrained:
-        import torch
-
-        from trainer.models import build_model
-
-        torch.manual_seed(cfg.train.seed)
-        training = {
-            "data": "",
-            "recipe": f"{cfg.name}, untrained heads (random-weights baseline)",
-            "step": 0,
-            "metrics": {},
-            "config": cfg.to_dict(),
-        }
-        out = export_model_bundle(
-            build_model(cfg.model), cfg, args.out, training=training, **options
-        )
+        out = export_untrained(cfg, args.out, **options)
     else:
         out = export_bundle(args.run_dir, args.out, probe_data=args.probes, **options)
     print(out)

@@ -507,37 +507,16 @@ def attribute_labels(
 def tokenize(
     tokenizer: Any, texts: list[str], max_tokens: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask) int64 [N, T]: padded to the longest text, cut at
-    `max_tokens` (the tokenizer's own truncation, so the end token survives).
-
-    Accepts a Hugging Face tokenizer or a `tokenizers.Tokenizer`.
+    """(input_ids, attention_mask) int64 [N, T] from the one tokenization
+    (`trainer.models.text.tokenize`, the plugin's): padded to the longest
+    text, cut at `max_tokens` (the tokenizer's own truncation, so the end
+    token survives). Accepts a Hugging Face tokenizer or a
+    `tokenizers.Tokenizer`.
     """
-    if hasattr(tokenizer, "encode_batch") and not callable(
-        getattr(tokenizer, "pad", None)
-    ):
-        tok = tokenizer
-        tok.no_padding()
-        tok.enable_truncation(max_tokens)
-        encodings = tok.encode_batch(texts)
-        width = max(len(e.ids) for e in encodings)
-        pad_id = next(
-            (
-                i
-                for name in ("[PAD]", "<pad>")
-                if (i := tok.token_to_id(name)) is not None
-            ),
-            0,
-        )
-        ids = np.full((len(texts), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for row, e in enumerate(encodings):
-            ids[row, : len(e.ids)] = e.ids
-            mask[row, : len(e.ids)] = 1
-        return torch.from_numpy(ids), torch.from_numpy(mask)
-    out = tokenizer(
-        texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt"
-    )
-    return out["input_ids"].long(), out["attention_mask"].long()
+    from trainer.models.text import tokenize as text_tokenize
+
+    feed = text_tokenize(tokenizer, texts, max_tokens)
+    return feed["input_ids"], feed["attention_mask"]
 
 
 class Collator:

@@ -154,18 +154,17 @@ def _session() -> ort.InferenceSession:
     """One session per process. The scan reads every code once and the rest
     of the search waits for it, so it gets the cores: with two threads
     instead of one, 2.2 -> 1.6 ms at 100k vectors and 15-20 -> 12 ms at 1M
-    on 2 cores (docs/benchmarks.md). Idle threads sleep, as the model's do."""
+    on 2 cores (docs/benchmarks.md). Built with the model's session options."""
     global _SESSION
     if _SESSION is None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = _THREADS
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
+        from .model import session_options
+
         _SESSION = ort.InferenceSession(
-            scan_graph(), sess_options=opts, providers=["CPUExecutionProvider"]
+            scan_graph(),
+            sess_options=session_options(_THREADS),
+            providers=["CPUExecutionProvider"],
         )
     return _SESSION
 

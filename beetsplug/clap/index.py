@@ -173,14 +173,12 @@ class AudioEncoder:
     def __init__(self, onnx_path: str, threads: int) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = max(0, threads)
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
+        from .model import session_options
+
         self.session = ort.InferenceSession(
-            onnx_path, sess_options=opts, providers=["CPUExecutionProvider"]
+            onnx_path,
+            sess_options=session_options(threads),
+            providers=["CPUExecutionProvider"],
         )
         self.input = self.session.get_inputs()[0].name
         names = {o.name for o in self.session.get_outputs()}

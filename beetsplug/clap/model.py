@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
     import onnxruntime as ort
+    from tokenizers import Tokenizer
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -71,6 +72,37 @@ def iter_batch(n: int, size: int) -> Iterator[slice]:
     """Slices covering range(n) in chunks of at most `size`."""
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
+
+
+def tokenize(
+    tokenizer: Tokenizer, texts: Sequence[str], max_tokens: int
+) -> dict[str, np.ndarray]:
+    """input_ids and attention_mask int64 [B, T]: each text cut at `max_tokens`
+    by the tokenizer's own truncation (its special tokens survive), zeros after
+    it up to the batch's longest text.
+
+    The one tokenization of the project: the plugin's queries, the trainer's
+    batches and the export's parity inputs all come from here, so a model is
+    trained on the tokens it is later queried with. Padded positions are
+    masked, so the zero pad id never reaches an embedding.
+    """
+    import numpy as np
+
+    # Padding baked into tokenizer.json (MiniLM pads to 128) would waste compute.
+    if tokenizer.padding is not None:
+        tokenizer.no_padding()
+    truncation = tokenizer.truncation
+    if not truncation or truncation.get("max_length") != max_tokens:
+        tokenizer.enable_truncation(max_length=max_tokens)
+    encodings = tokenizer.encode_batch(list(texts))
+    length = max(1, *(len(e.ids) for e in encodings)) if encodings else 1
+    ids = np.zeros((len(encodings), length), np.int64)
+    mask = np.zeros((len(encodings), length), np.int64)
+    for row, enc in enumerate(encodings):
+        n = min(len(enc.ids), length)
+        ids[row, :n] = enc.ids[:n]
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def sha256_file(path: Path) -> str:
@@ -157,17 +189,19 @@ def validate_manifest(path: Path, manifest: Any) -> None:
     )
 
 
-def _session_options(threads: int | None) -> ort.SessionOptions:
+def session_options(threads: int | None) -> ort.SessionOptions:
+    """The onnxruntime options every session of the project is built with:
+    full graph optimisation, `threads` intra-op threads (0 or None: one per
+    physical core), sequential execution, idle threads asleep, quiet."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # 0 lets onnxruntime pick one thread per physical core.
     opts.intra_op_num_threads = max(0, int(threads or 0))
     opts.inter_op_num_threads = 1
     # Idle threads sleep instead of spinning: a query is a few ms of work,
-    # and spinning threads starved the search that follows on a busy
-    # 2-core machine (p95 at 100k vectors: ~20 ms with spinning, ~7 without).
+    # and spinning threads starve the search that follows on a busy machine
+    # (docs/benchmarks.md).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Quiet: onnxruntime's own warnings would bypass beets' logging.
@@ -324,7 +358,7 @@ class Bundle:
                 f"{name} sha256 mismatch (file changed or corrupt)",
             )
 
-        opts = _session_options(threads)
+        opts = session_options(threads)
         audio_session = cls._open_audio(bundle, manifest, opts) if audio else None
         text_session = _open_session(bundle / manifest["text"]["file"], bundle, opts)
         cls._check_text_graph(bundle, manifest, text_session)
@@ -447,17 +481,9 @@ class Bundle:
         """Token ids and mask padded to the batch's longest text (<= max_tokens)."""
         import numpy as np
 
-        encodings = self._tokenizer.encode_batch(list(texts))
-        length = max(1, *(len(e.ids) for e in encodings)) if encodings else 1
-        ids = np.zeros((len(encodings), length), np.int64)
-        mask = np.zeros((len(encodings), length), np.int64)
-        for row, enc in enumerate(encodings):
-            n = min(len(enc.ids), length)
-            ids[row, :n] = enc.ids[:n]
-            mask[row, :n] = 1
-        feed = {"input_ids": ids, "attention_mask": mask}
+        feed = tokenize(self._tokenizer, texts, self.max_tokens)
         if "token_type_ids" in self._text_inputs:
-            feed["token_type_ids"] = np.zeros_like(ids)
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
         return feed
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:

@@ -35,13 +35,12 @@ class ModelSpeed:
 def _session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
+    from beetsplug.clap.model import session_options
+
     return ort.InferenceSession(
-        str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        str(path),
+        sess_options=session_options(threads),
+        providers=["CPUExecutionProvider"],
     )
 
 
@@ -98,10 +97,9 @@ def _op_profile(path: Path, window: np.ndarray, runs: int = 10) -> dict[str, flo
 
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    from beetsplug.clap.model import session_options
+
+    opts = session_options(1)
     opts.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
         opts.profile_file_prefix = str(Path(tmp) / "prof")

@@ -111,7 +111,7 @@ def build_bundle(out: Path, *, quantize: bool = True, dim: int | None = None) ->
     import hashlib
 
     sources = [
-        REPO / "trainer" / "export.py",
+        *sorted((REPO / "trainer" / "export").glob("*.py")),
         REPO / "trainer" / "configs" / "clap_default.yaml",
         *sorted((REPO / "trainer" / "models").glob("*.py")),
     ]

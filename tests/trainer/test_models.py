@@ -312,8 +312,8 @@ def test_text_embedding_ignores_padding(tiny_model, tokenizer):
 def test_tokenize_truncates_keeping_special_tokens(tokenizer):
     ids = tokenize(tokenizer, ["word " * 100], 16)["input_ids"][0]
     assert len(ids) == 16
-    assert ids[0].item() == tokenizer.cls_token_id
-    assert ids[-1].item() == tokenizer.sep_token_id
+    assert ids[0].item() == tokenizer.token_to_id("[CLS]")
+    assert ids[-1].item() == tokenizer.token_to_id("[SEP]")
 
 
 def test_bundle_tokenizer_has_no_padding_or_truncation(tmp_path, tokenizer):
@@ -325,7 +325,36 @@ def test_bundle_tokenizer_has_no_padding_or_truncation(tmp_path, tokenizer):
 
     tok = Tokenizer.from_file(str(path))
     assert len(tok.encode("calm piano").ids) == 4  # [CLS] calm piano [SEP], no pad
-    assert tok.encode("calm piano").ids == tokenizer("calm piano")["input_ids"]
+    assert tok.encode("calm piano").ids == tokenizer.encode("calm piano").ids
+
+
+def test_trainer_tokenizes_as_the_plugin_does_with_the_shipped_bundle():
+    """The trainer's batches carry the token ids the plugin feeds the shipped
+    model: same vocabulary, special tokens, truncation and zero padding."""
+    from beetsplug.clap.model import Bundle, default_bundle_path
+
+    bundle = Bundle.load(default_bundle_path(), threads=1, audio=False)
+    tok = build_tokenizer(TextModelConfig(encoder="minilm"))
+    texts = [
+        "jazz without vocals",
+        "Calm PIANO, no drums!",
+        "café música sin voz",
+        "hip-hop / R&B, 1990s",
+        "",
+        "a very long caption " * 100,
+    ]
+    ours = tokenize(tok, texts, bundle.max_tokens)
+    plugin = bundle.tokenize(texts)
+    assert ours["input_ids"].shape == (len(texts), bundle.max_tokens)
+    assert ours["input_ids"].numpy().tolist() == plugin["input_ids"].tolist()
+    assert ours["attention_mask"].numpy().tolist() == plugin["attention_mask"].tolist()
+    for text in texts:  # one text per run, as the plugin embeds queries
+        alone = tokenize(tok, [text], bundle.max_tokens)["input_ids"].numpy()
+        assert alone.tolist() == bundle.tokenize([text])["input_ids"].tolist()
+    # The same tokenizer object cut at another length, then back again.
+    assert tokenize(tok, texts, 16)["input_ids"].shape == (len(texts), 16)
+    again = tokenize(tok, texts, bundle.max_tokens)["input_ids"].numpy()
+    assert again.tolist() == plugin["input_ids"].tolist()
 
 
 def test_text_tower_freezes_layers_and_pools_cls():

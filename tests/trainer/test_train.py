@@ -15,17 +15,12 @@ from torch.nn import functional as F
 
 from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds
+from trainer.checkpoint import RunError
 from trainer.config import Config
 from trainer.data import ClipDataset, read_split
-from trainer.train import (
-    ResumableSampler,
-    RunError,
-    TrainStep,
-    build_optimizer,
-    lr_factor,
-    retrieval_metrics,
-    train,
-)
+from trainer.objective import TrainStep, build_optimizer, lr_factor
+from trainer.sampling import ResumableSampler
+from trainer.train import retrieval_metrics, train
 
 
 def _quiet(_: str) -> None:

@@ -13,12 +13,15 @@ import contextlib
 import importlib.util
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from trainer.config import TextModelConfig
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 POOLING_CHOICES = ("mean", "cls")
 # Encoders whose constructor takes add_pooling_layer.
@@ -51,41 +54,13 @@ def tokenizer_source(encoder: str) -> str:
     return str(minilm_path()) if encoder in {"minilm", "tiny"} else encoder
 
 
-def build_tokenizer(text_cfg: TextModelConfig) -> Any:
-    """A transformers fast tokenizer for the configured encoder, offline."""
-    from transformers import AutoTokenizer
+def build_tokenizer(text_cfg: TextModelConfig) -> Tokenizer:
+    """The encoder's `tokenizers.Tokenizer` as a bundle ships it (offline).
 
-    local = text_cfg.encoder in {"minilm", "tiny"} or Path(text_cfg.encoder).exists()
-    return AutoTokenizer.from_pretrained(
-        tokenizer_source(text_cfg.encoder), local_files_only=local
-    )
-
-
-def tokenize(
-    tokenizer: Any, texts: Sequence[str], max_tokens: int
-) -> dict[str, torch.Tensor]:
-    """input_ids and attention_mask [B, T<=max_tokens], padded to the longest text.
-
-    Truncation keeps the special tokens inside `max_tokens`, as the plugin's
-    tokenizer (truncation to max_tokens, no padding, zeros after) does.
-    """
-    enc = tokenizer(
-        list(texts),
-        padding="longest",
-        truncation=True,
-        max_length=max_tokens,
-        return_tensors="pt",
-    )
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-
-
-def save_bundle_tokenizer(text_cfg: TextModelConfig, path: Path) -> Path:
-    """Write the encoder's tokenizer.json with padding and truncation disabled.
-
-    MiniLM's tokenizer.json pads every text to 128 tokens; the plugin pads
-    and truncates itself (to the manifest's max_tokens), so the file must not.
-    Read from the source file, not from a transformers tokenizer, whose
-    backend state changes with every call that pads or truncates.
+    Read from the encoder's tokenizer.json with its own padding and
+    truncation off (MiniLM's pads every text to 128 tokens): `tokenize` sets
+    both per call, as the plugin does with the bundle's copy of this file.
+    A hub name or a folder without tokenizer.json is converted by transformers.
     """
     from tokenizers import Tokenizer
 
@@ -93,12 +68,38 @@ def save_bundle_tokenizer(text_cfg: TextModelConfig, path: Path) -> Path:
     file = source / "tokenizer.json" if source.is_dir() else source
     if file.is_file():
         tok = Tokenizer.from_file(str(file))
-    else:  # a hub name or a folder without tokenizer.json: let transformers convert
-        tok = build_tokenizer(text_cfg).backend_tokenizer
+    else:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(
+            str(source), local_files_only=source.exists()
+        ).backend_tokenizer
     tok.no_padding()
     tok.no_truncation()
+    return tok
+
+
+def tokenize(
+    tokenizer: Any, texts: Sequence[str], max_tokens: int
+) -> dict[str, torch.Tensor]:
+    """input_ids and attention_mask [B, T<=max_tokens], padded to the longest text.
+
+    The plugin's own tokenization (`beetsplug.clap.model.tokenize`), so the
+    model trains on the tokens the plugin will feed it. Takes a
+    `tokenizers.Tokenizer` or a transformers fast tokenizer (its backend).
+    """
+    from beetsplug.clap.model import tokenize as bundle_tokenize
+
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    feed = bundle_tokenize(backend, texts, max_tokens)
+    return {name: torch.from_numpy(value) for name, value in feed.items()}
+
+
+def save_bundle_tokenizer(text_cfg: TextModelConfig, path: Path) -> Path:
+    """Write the encoder's tokenizer.json, without padding or truncation, for a
+    bundle: the plugin pads and truncates itself (to the manifest's max_tokens)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tok.save(str(path))
+    build_tokenizer(text_cfg).save(str(path))
     return path
 
 

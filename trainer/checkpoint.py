@@ -1,0 +1,153 @@
+"""The run folder: its config, checkpoints, resuming, the metrics log, RNG states.
+
+A run folder holds config.yaml (the resolved config), metrics.jsonl (one JSON
+record per log/validation step) and checkpoints/step_NNNNNNN.pt + latest.pt.
+A checkpoint carries everything needed to continue identically: model, loss
+(temperature, SLAP predictors and target), optimizer, scheduler, grad scaler,
+step, config, every rank's RNG states and the position in the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer.config import Config, apply_overrides, from_dict, load_config
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.pt"
+
+
+class RunError(Exception):
+    """A run that cannot start or continue; the message is one line."""
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step_{step:07d}.pt"
+
+
+def resolve_resume(run_dir: Path, resume: str) -> Path:
+    """`latest` -> RUN/checkpoints/latest.pt; anything else is a checkpoint path."""
+    path = Path(run_dir) / CHECKPOINTS / LATEST if resume == "latest" else Path(resume)
+    if not path.is_file():
+        raise RunError(f"--resume {resume}: no checkpoint at {path}")
+    return path
+
+
+def resolve_config(
+    config: str | None, overrides: list[str], run_dir: Path, resume: str | None
+) -> Config:
+    """The config a run trains with.
+
+    A resumed run continues with its own RUN/config.yaml (so a changed file in
+    trainer/configs/ cannot silently alter it); `--set` overrides still apply.
+    """
+    saved = Path(run_dir) / "config.yaml"
+    if resume and saved.is_file():
+        import yaml
+
+        return from_dict(apply_overrides(yaml.safe_load(saved.read_text()), overrides))
+    if not config:
+        raise RunError(
+            "--config is required (a name in trainer/configs/ or a YAML file)"
+        )
+    return load_config(config, overrides)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write step_NNNNNNN.pt and point latest.pt at it (hard link, else a copy)."""
+    folder = Path(run_dir) / CHECKPOINTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(run_dir, step)
+    _atomic_save(state, path)
+    tmp = folder / (LATEST + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)  # no second copy of a multi-GB file
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, folder / LATEST)
+    if keep > 0:
+        for old in sorted(folder.glob("step_*.pt"))[:-keep]:
+            old.unlink()
+    return path
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop records past `step` (a crash may have logged past its last checkpoint)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in kept if json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def load_resume(run_dir: Path, resume: str | None) -> dict[str, Any] | None:
+    """The checkpoint a run continues from, or None for a fresh run.
+
+    A fresh run never writes into a folder that already has checkpoints.
+    """
+    if resume:
+        return torch.load(
+            resolve_resume(run_dir, resume), map_location="cpu", weights_only=False
+        )
+    if any((Path(run_dir) / CHECKPOINTS).glob("*.pt")):
+        raise RunError(
+            f"run folder {run_dir} already has checkpoints: "
+            "pass --resume latest to continue it, or choose another --run-dir"
+        )
+    return None
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, step: int) -> Path:
+    """Create the folder, write the resolved config and drop metric records
+    past `step`; returns the metrics file. Rank 0 only."""
+    (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    cfg.dump(run_dir / "config.yaml")
+    metrics = run_dir / "metrics.jsonl"
+    truncate_metrics(metrics, step)
+    return metrics
+
+
+def state_dicts(parts: dict[str, Any]) -> dict[str, Any]:
+    """{name: part.state_dict()} for the stateful parts of a run."""
+    return {name: part.state_dict() for name, part in parts.items()}
+
+
+def load_state_dicts(parts: dict[str, Any], ckpt: dict[str, Any]) -> None:
+    """Load each part's state from the checkpoint entry of the same name."""
+    for name, part in parts.items():
+        part.load_state_dict(ckpt[name])
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's Python, NumPy, torch (and CUDA) generator states."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
