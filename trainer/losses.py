@@ -9,7 +9,7 @@ import copy
 import math
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from trainer.dist import all_gather_with_grad, world
@@ -18,8 +18,37 @@ from trainer.dist import all_gather_with_grad, world
 INIT_LOGIT_SCALE = math.log(1 / 0.07)
 MAX_LOGIT_SCALE = math.log(100)
 
+RowNegatives = tuple[Tensor, Tensor] | None
+"""Each row's similarity to its own text hard negatives [B, H], and which exist."""
 
-class ClipLoss(nn.Module):
+
+class _BatchLoss(nn.Module):
+    """A loss over a batch of (audio, text) pairs with each row's own text
+    hard negatives: `negatives` [B, H, D], `negative_mask` [B, H] saying
+    which exist. The training loop calls ClipLoss and TripletLoss alike."""
+
+    def forward(
+        self,
+        audio: torch.Tensor,
+        text: torch.Tensor,
+        negatives: torch.Tensor | None = None,
+        negative_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        row_negatives = None
+        if negatives is not None and negatives.shape[1] > 0:
+            sims = torch.einsum("bd,bhd->bh", audio, negatives)
+            if negative_mask is None:
+                negative_mask = torch.ones_like(sims, dtype=torch.bool)
+            row_negatives = (sims, negative_mask)
+        return self.pair_loss(audio, text, row_negatives)
+
+    def pair_loss(self, audio: Tensor, text: Tensor, extra: RowNegatives) -> Tensor:
+        """The loss, given `extra`: each row's similarity to its own hard
+        negatives [B, H] and which exist [B, H] (None when there are none)."""
+        raise NotImplementedError
+
+
+class ClipLoss(_BatchLoss):
     """Symmetric InfoNCE with a learnable temperature (CLIP/CLAP; open_clip's ClipLoss).
 
     Under DDP each rank scores its local rows against the features of the
@@ -44,13 +73,7 @@ class ClipLoss(nn.Module):
         """Keep the parameter itself in [0, log 100] after an optimizer step."""
         self.logit_scale.clamp_(0.0, MAX_LOGIT_SCALE)
 
-    def forward(
-        self,
-        audio: torch.Tensor,
-        text: torch.Tensor,
-        negatives: torch.Tensor | None = None,
-        negative_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def pair_loss(self, audio: Tensor, text: Tensor, extra: RowNegatives) -> Tensor:
         rank, _ = world()
         batch = audio.shape[0]
         all_audio = all_gather_with_grad(audio)
@@ -59,11 +82,10 @@ class ClipLoss(nn.Module):
         scale = self.scale()
         logits_audio = scale * audio @ all_text.T  # [B, world*B]
         logits_text = scale * text @ all_audio.T
-        if negatives is not None and negatives.shape[1] > 0:
-            extra = scale * torch.einsum("bd,bhd->bh", audio, negatives)
-            if negative_mask is not None:
-                extra = extra.masked_fill(~negative_mask, float("-inf"))
-            logits_audio = torch.cat([logits_audio, extra], dim=1)
+        if extra is not None:
+            sims, exist = extra
+            own = (scale * sims).masked_fill(~exist, float("-inf"))
+            logits_audio = torch.cat([logits_audio, own], dim=1)
         return (
             F.cross_entropy(logits_audio, labels) + F.cross_entropy(logits_text, labels)
         ) / 2
@@ -91,7 +113,7 @@ class DissimilarityLoss(nn.Module):
         return cos.mean()
 
 
-class TripletLoss(nn.Module):
+class TripletLoss(_BatchLoss):
     """Hinge triplet loss, audio anchors and text anchors (the tutorial's baseline).
 
     max(0, margin - a.t+ + a.t-) with t- the hardest (most similar) or a
@@ -113,27 +135,16 @@ class TripletLoss(nn.Module):
         noise = torch.rand(sim.shape, device=sim.device).masked_fill(~valid, -1.0)
         return sim.gather(1, noise.argmax(dim=1, keepdim=True)).squeeze(1)
 
-    def forward(
-        self,
-        audio: torch.Tensor,
-        text: torch.Tensor,
-        negatives: torch.Tensor | None = None,
-        negative_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def pair_loss(self, audio: Tensor, text: Tensor, extra: RowNegatives) -> Tensor:
         batch = audio.shape[0]
         sim = audio @ text.T
         positive = sim.diagonal()
         off_diag = ~torch.eye(batch, dtype=torch.bool, device=sim.device)
         sim_a, valid_a = sim, off_diag
-        if negatives is not None and negatives.shape[1] > 0:
-            extra = torch.einsum("bd,bhd->bh", audio, negatives)
-            mask = (
-                negative_mask
-                if negative_mask is not None
-                else torch.ones_like(extra, dtype=torch.bool)
-            )
-            sim_a = torch.cat([sim, extra], dim=1)
-            valid_a = torch.cat([off_diag, mask], dim=1)
+        if extra is not None:
+            sims, exist = extra
+            sim_a = torch.cat([sim, sims], dim=1)
+            valid_a = torch.cat([off_diag, exist], dim=1)
         losses = []
         for s, valid in ((sim_a, valid_a), (sim.T, off_diag)):
             rows = valid.any(dim=1)

@@ -264,6 +264,27 @@ def _brute_top(mat: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     return top[np.argsort(-scores[top])] + 1
 
 
+def _time_knn_and_brute_force(
+    res: QueryResult, store: Any, mat: np.ndarray, queries: np.ndarray
+) -> None:
+    """The store's top 20 against numpy's over the same vectors, per query."""
+    res.ms["knn"] = _ms(
+        [t for q in queries for t in repeat(lambda q=q: store.knn(q, 20), 1, 0)]
+    )
+    res.ms["numpy brute force"] = _ms(
+        [t for q in queries for t in repeat(lambda q=q: _brute_top(mat, q, 20), 1, 0)]
+    )
+
+
+def _recall_at_10(store: Any, mat: np.ndarray, queries: np.ndarray) -> list[float]:
+    """Per query, the share of the exact top 10 that the store's top 10 holds."""
+    return [
+        len(set(_brute_top(mat, q, 10).tolist()) & {i for i, _ in store.knn(q, 10)})
+        / 10
+        for q in queries
+    ]
+
+
 def _ms(samples: list[float]) -> tuple[float, float]:
     p50, p95 = percentiles(samples)
     return p50 * 1000, p95 * 1000
@@ -339,16 +360,7 @@ def measure(
     queries = np.concatenate([bundle.embed_text(PLAIN), bundle.embed_text(NEGATED)])
     data_like = np.concatenate(list(vectors(40, qlib.dim, "clustered", seed=7)))
     mat = np.load(qlib.npy)  # exact numpy baseline: all floats in RAM
-    res.ms["knn"] = _ms(
-        [t for q in queries for t in repeat(lambda q=q: store.knn(q, 20), 1, 0)]
-    )
-
-    def brute(q: np.ndarray, k: int) -> np.ndarray:
-        return _brute_top(mat, q, k)
-
-    res.ms["numpy brute force"] = _ms(
-        [t for q in queries for t in repeat(lambda q=q: brute(q, 20), 1, 0)]
-    )
+    _time_knn_and_brute_force(res, store, mat, queries)
     vec0 = build_vec0(qlib)
     from beetsplug.clap.store import _extension_connection
 
@@ -384,11 +396,7 @@ def measure(
     )
     conn.close()
     for name, qs in (("text queries", queries), ("track-like queries", data_like)):
-        hits = []
-        for q in qs:
-            exact = set(brute(q, 10).tolist())
-            got = {i for i, _ in store.knn(q, 10)}
-            hits.append(len(exact & got) / 10)
+        hits = _recall_at_10(store, mat, qs)
         res.recall[name] = float(np.mean(hits))
         res.notes[f"recall min {name}"] = float(np.min(hits))
     store.close()
@@ -408,20 +416,8 @@ def measure_knn(qlib: QueryLib, queries: int = 40) -> QueryResult:
     qs = np.concatenate(list(vectors(queries, qlib.dim, "clustered", seed=7)))
     with Store.open(qlib.db) as store:
         store.knn(qs[0], 20)
-        res.ms["knn"] = _ms(
-            [t for q in qs for t in repeat(lambda q=q: store.knn(q, 20), 1, 0)]
-        )
-
-        def brute(q: np.ndarray, k: int) -> np.ndarray:
-            return _brute_top(mat, q, k)
-
-        res.ms["numpy brute force"] = _ms(
-            [t for q in qs for t in repeat(lambda q=q: brute(q, 20), 1, 0)]
-        )
-        hits = [
-            len(set(brute(q, 10).tolist()) & {i for i, _ in store.knn(q, 10)}) / 10
-            for q in qs
-        ]
+        _time_knn_and_brute_force(res, store, mat, qs)
+        hits = _recall_at_10(store, mat, qs)
     res.recall["track-like queries"] = float(np.mean(hits))
     return res
 

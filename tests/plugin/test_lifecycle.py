@@ -79,6 +79,18 @@ def _beet(beetsdir: Path, *args: str, **popen: object) -> subprocess.Popen:
     )
 
 
+def _last_line(beetsdir: Path, code: str) -> str:
+    """The last line `code` prints, run by Python with the test's beets config."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=beet_env(beetsdir),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.splitlines()[-1]
+
+
 def test_loading_the_plugin_imports_no_heavy_module(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
@@ -93,14 +105,7 @@ def test_loading_the_plugin_imports_no_heavy_module(
         "assert [p.name for p in beets.plugins.find_plugins()] == ['clap']\n"
         f"print('heavy:', *(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=beet_env(beetsdir),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.splitlines()[-1] == "heavy:"
+    assert _last_line(beetsdir, code) == "heavy:"
     # And a whole `beet ls` with the plugin loaded stays light as well
     # (beets' own autotagger imports numpy, through `lap`).
     code = (
@@ -112,14 +117,7 @@ def test_loading_the_plugin_imports_no_heavy_module(
         f"light = [m for m in {HEAVY!r} if m != 'numpy']\n"
         "print('heavy:', *(m for m in light if m in sys.modules))\n"
     )
-    ls = subprocess.run(
-        [sys.executable, "-c", code],
-        env=beet_env(beetsdir),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert ls.stdout.splitlines()[-1] == "heavy:"
+    assert _last_line(beetsdir, code) == "heavy:"
 
 
 def _many_files(root: Path, n: int) -> list[Path]:
@@ -172,15 +170,29 @@ def _consistent(db: Path) -> tuple[int, int]:
         conn.close()
 
 
-def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
-    tmp_path: Path, tiny_bundle: Path
-) -> None:
-    n = 200
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=1)
+def _indexing(
+    tmp_path: Path, tiny_bundle: Path, n: int, batch_size: int, jobs: int
+) -> tuple[Path, Path, subprocess.Popen]:
+    """A library of `n` files and a `beet clap-index` run on it that has
+    committed its first batch: (beets folder, library.db, the process)."""
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=batch_size, jobs=jobs)
     _library(beetsdir, _many_files(tmp_path / "music", n))
     db = beetsdir / "library.db"
     proc = _beet(beetsdir, "clap-index")
     _wait_for_rows(db, proc)
+    return beetsdir, db, proc
+
+
+def _summary(out: str) -> str:
+    """The last line clap-index prints."""
+    return out.strip().splitlines()[-1]
+
+
+def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    n = 200
+    beetsdir, db, proc = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=1)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
@@ -194,7 +206,7 @@ def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
     rerun = _beet(beetsdir, "clap-index")
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
-    assert out.strip().splitlines()[-1] == (
+    assert _summary(out) == (
         f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
     )
     assert _consistent(db) == (n, n)
@@ -218,11 +230,7 @@ def test_a_dying_decoder_process_does_not_stop_the_run(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
     n = 200
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
-    _library(beetsdir, _many_files(tmp_path / "music", n))
-    db = beetsdir / "library.db"
-    proc = _beet(beetsdir, "clap-index")
-    _wait_for_rows(db, proc)
+    _beetsdir, db, proc = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=2)
     # beet -> forkserver -> decoding workers: kill one worker.
     workers = [w for child in _children(proc.pid) for w in _children(child)]
     assert workers, "no decoding worker found"
@@ -230,9 +238,7 @@ def test_a_dying_decoder_process_does_not_stop_the_run(
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "a decoding process died; decoding" in err
-    assert out.strip().splitlines()[-1] == (
-        f"clap-index: embedded {n}, unchanged 0, failed 0"
-    )
+    assert _summary(out) == f"clap-index: embedded {n}, unchanged 0, failed 0"
     assert _consistent(db) == (n, n)
 
 
@@ -240,11 +246,7 @@ def test_beets_reads_the_library_while_indexing(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
     n = 120
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=2, jobs=1)
-    _library(beetsdir, _many_files(tmp_path / "music", n))
-    db = beetsdir / "library.db"
-    indexer = _beet(beetsdir, "clap-index")
-    _wait_for_rows(db, indexer)
+    beetsdir, db, indexer = _indexing(tmp_path, tiny_bundle, n, batch_size=2, jobs=1)
     reader = _beet(beetsdir, "ls", "-f", "$title")
     writer = _beet(beetsdir, "modify", "-y", "title:track 001", "genre=tested")
     r_out, r_err = reader.communicate(timeout=120)
@@ -254,10 +256,7 @@ def test_beets_reads_the_library_while_indexing(
     assert len(r_out.splitlines()) == n
     assert writer.returncode == 0, w_err
     assert indexer.returncode == 0, i_err
-    assert (
-        i_out.strip().splitlines()[-1]
-        == f"clap-index: embedded {n}, unchanged 0, failed 0"
-    )
+    assert _summary(i_out) == f"clap-index: embedded {n}, unchanged 0, failed 0"
     assert _consistent(db) == (n, n)
     lib = Library(str(db))
     assert lib.items("genre:tested").get().title == "track 001"

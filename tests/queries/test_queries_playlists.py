@@ -13,24 +13,29 @@ import numpy as np
 import pytest
 from queries_helpers import ROOT, audio_like, toy_embed_text, toy_word
 
-from beetsplug.clap.negation import combine_scores, parse_query
-from beetsplug.clap.playlists import (
-    AUTO_PREFIX,
+from beetsplug.clap.clusters import (
     DESCRIPTORS,
     Descriptors,
-    Playlist,
-    PlaylistConfigError,
-    PlaylistEntry,
-    automatic_playlists,
     choose_k,
     cluster_embeddings,
     name_clusters,
-    prompt_playlists,
+)
+from beetsplug.clap.m3u import (
+    AUTO_PREFIX,
+    Playlist,
+    PlaylistEntry,
     remove_stale,
     slugify,
-    validate_playlists,
     write_m3u,
     write_playlists,
+)
+from beetsplug.clap.negation import combine_scores, parse_query
+from beetsplug.clap.playlists import (
+    PlaylistConfigError,
+    automatic_playlists,
+    prompt_playlists,
+    update_playlists,
+    validate_playlists,
 )
 
 # --------------------------------------------------------------------------
@@ -169,7 +174,7 @@ def test_killed_process_mid_write_leaves_the_old_playlist(tmp_path: Path) -> Non
         f"""
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from beetsplug.clap.playlists import write_m3u
+        from beetsplug.clap.m3u import write_m3u
 
         def entries():
             for i in range(100000):
@@ -222,7 +227,7 @@ def test_write_playlists_pretend_and_missing_items(
 def test_unwritable_playlist_folder_is_a_one_line_error(
     tmp_path: Path, music: list[Path]
 ) -> None:
-    from beetsplug.clap.playlists import PlaylistError, PlaylistWriteError
+    from beetsplug.clap.m3u import PlaylistError, PlaylistWriteError
 
     not_a_folder = tmp_path / "playlists"
     not_a_folder.write_text("I am a file\n")
@@ -553,7 +558,7 @@ def test_names_describe_the_centres(embed_text) -> None:
             _centre({"melancholic": 1.2, "cello": 1, "vocals": 0.5, "drums": 0.5}),
         ]
     )
-    assert name_clusters(centres, embed_text) == [
+    assert name_clusters(centres, embed_text, DESCRIPTORS) == [
         "jazz piano",
         "ambient synth, no vocals",
         "rock electric guitar, no drums",
@@ -569,7 +574,7 @@ def test_names_are_unique(embed_text) -> None:
             _centre({"jazz": 1, "piano": 1, "calm": 0.3, "bass": 0.02}),
         ]
     )
-    names = name_clusters(twins, embed_text)
+    names = name_clusters(twins, embed_text, DESCRIPTORS)
     assert len(set(names)) == 3
     assert len({slugify(n) for n in names}) == 3
     assert all("piano" in n for n in names)
@@ -577,7 +582,7 @@ def test_names_are_unique(embed_text) -> None:
 
 def test_identical_centres_get_numbered_names(embed_text) -> None:
     same = np.stack([_centre({"jazz": 1, "piano": 1, "vocals": 0.5, "drums": 0.5})] * 6)
-    names = name_clusters(same, embed_text)
+    names = name_clusters(same, embed_text, DESCRIPTORS)
     assert len({slugify(n) for n in names}) == 6
     assert names[0] == "jazz piano"
     assert names[-1] == "jazz piano 3"  # four alternatives, then numbers
@@ -588,12 +593,12 @@ def test_naming_checks_the_text_encoder(embed_text) -> None:
     with pytest.raises(
         ValueError, match=r"embed_text returned shape \(2, 256\) for 59 texts"
     ):
-        name_clusters(centres, lambda texts: embed_text(texts[:2]))
+        name_clusters(centres, lambda texts: embed_text(texts[:2]), DESCRIPTORS)
     with pytest.raises(
         ValueError, match="text embeddings have 256 dimensions, centres 8"
     ):
-        name_clusters(np.eye(1, 8), embed_text)
-    assert name_clusters(np.zeros((0, 8)), embed_text) == []
+        name_clusters(np.eye(1, 8), embed_text, DESCRIPTORS)
+    assert name_clusters(np.zeros((0, 8)), embed_text, DESCRIPTORS) == []
 
 
 @pytest.mark.parametrize(
@@ -727,24 +732,35 @@ def _library_fixture(tmp_path: Path):
     return table, library, rank, loads
 
 
-def test_update_playlists_writes_both_kinds_and_removes_stale(
-    tmp_path: Path, embed_text
-) -> None:
-    from beetsplug.clap.playlists import update_playlists
-
+def _update(tmp_path: Path, out: Path, prompts: list, **options):
+    """update_playlists over the two-blob library, in two clusters."""
     table, library, rank, _ = _library_fixture(tmp_path)
+    return update_playlists(
+        out,
+        table.get,
+        prompts=prompts,
+        rank=rank,
+        library=library,
+        embed_text=toy_embed_text,
+        clusters=2,
+        **options,
+    )
+
+
+def _folder_with_a_stale_list(tmp_path: Path) -> Path:
     out = tmp_path / "playlists"
     out.mkdir()
     (out / f"{AUTO_PREFIX}gone-cluster.m3u").write_text("old\n")
+    return out
+
+
+def test_update_playlists_writes_both_kinds_and_removes_stale(tmp_path: Path) -> None:
+    out = _folder_with_a_stale_list(tmp_path)
     (out / "mine.m3u").write_text("mine\n")
-    result = update_playlists(
+    result = _update(
+        tmp_path,
         out,
-        table.get,
-        prompts=[{"name": "Jazz", "query": "jazz piano", "size": 4}],
-        rank=rank,
-        library=library,
-        embed_text=embed_text,
-        clusters=2,
+        [{"name": "Jazz", "query": "jazz piano", "size": 4}],
         min_size=5,
         auto_size=10,
         extended=True,
@@ -770,25 +786,9 @@ def test_update_playlists_writes_both_kinds_and_removes_stale(
     assert all(1 <= i <= 20 for i in ids)  # the jazz prompt finds the jazz blob
 
 
-def test_update_playlists_pretend_writes_and_removes_nothing(
-    tmp_path: Path, embed_text
-) -> None:
-    from beetsplug.clap.playlists import update_playlists
-
-    table, library, rank, _ = _library_fixture(tmp_path)
-    out = tmp_path / "playlists"
-    out.mkdir()
-    (out / f"{AUTO_PREFIX}gone-cluster.m3u").write_text("old\n")
-    result = update_playlists(
-        out,
-        table.get,
-        prompts=[{"name": "Jazz", "query": "jazz"}],
-        rank=rank,
-        library=library,
-        embed_text=embed_text,
-        clusters=2,
-        pretend=True,
-    )
+def test_update_playlists_pretend_writes_and_removes_nothing(tmp_path: Path) -> None:
+    out = _folder_with_a_stale_list(tmp_path)
+    result = _update(tmp_path, out, [{"name": "Jazz", "query": "jazz"}], pretend=True)
     assert [path.name for _p, path, _n in result.written] == [
         "Jazz.m3u",
         f"{AUTO_PREFIX}jazz-piano.m3u",
@@ -798,22 +798,9 @@ def test_update_playlists_pretend_writes_and_removes_nothing(
     assert sorted(p.name for p in out.iterdir()) == [f"{AUTO_PREFIX}gone-cluster.m3u"]
 
 
-def test_update_playlists_prompt_wins_a_file_name_clash(
-    tmp_path: Path, embed_text
-) -> None:
-    from beetsplug.clap.playlists import update_playlists
-
-    table, library, rank, _ = _library_fixture(tmp_path)
+def test_update_playlists_prompt_wins_a_file_name_clash(tmp_path: Path) -> None:
     name = f"{AUTO_PREFIX}jazz-piano.m3u"
-    result = update_playlists(
-        tmp_path / "pl",
-        table.get,
-        prompts=[{"name": name, "query": "rock"}],
-        rank=rank,
-        library=library,
-        embed_text=embed_text,
-        clusters=2,
-    )
+    result = _update(tmp_path, tmp_path / "pl", [{"name": name, "query": "rock"}])
     assert [(p.kind, path.name) for p, path, _n in result.written] == [
         ("prompt", name),
         ("auto", f"{AUTO_PREFIX}ambient-synth-no-vocals.m3u"),
@@ -821,8 +808,6 @@ def test_update_playlists_prompt_wins_a_file_name_clash(
 
 
 def test_update_playlists_checks_config_before_any_work(tmp_path: Path) -> None:
-    from beetsplug.clap.playlists import update_playlists
-
     table, library, rank, loads = _library_fixture(tmp_path)
     with pytest.raises(
         PlaylistConfigError, match=r"clap.playlists\[0\]: missing 'name'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -400,39 +401,42 @@ def test_max_clips_keeps_pairs_whole(corpus: Path) -> None:
     assert {c.track_id for c in capped} <= {c.track_id for c in every}
 
 
-def test_parsed_scores_add_the_taggers_evidence_like_the_plugin() -> None:
-    # Three clips the text tower cannot tell apart; only the tagger's "drums"
-    # probability differs, so only layer 2 with tags can rank them.
-    audio = np.array([[1.0, 0.0]] * 3, np.float32)
-    tags = np.array([[0.9, 0.0], [0.1, 0.0], [0.5, 0.0]], np.float32)
-    vectors = {"rock, no drums": [1.0, 0.0], "drums": [0.0, 1.0]}
+# Three clips the text tower cannot tell apart: only the tagger ranks them.
+ALIKE = np.array([[1.0, 0.0]] * 3, np.float32)
+
+
+def _tower(vectors: dict[str, list[float]]) -> Callable[[list[str]], np.ndarray]:
+    """A text tower that knows only these texts' embeddings."""
 
     def embed(texts: list[str]) -> np.ndarray:
         return np.array([vectors[t] for t in texts], np.float32)
 
+    return embed
+
+
+def test_parsed_scores_add_the_taggers_evidence_like_the_plugin() -> None:
+    # Only the tagger's "drums" probability differs, so only layer 2 with
+    # tags can rank the clips.
+    tags = np.array([[0.9, 0.0], [0.1, 0.0], [0.5, 0.0]], np.float32)
+    embed = _tower({"rock, no drums": [1.0, 0.0], "drums": [0.0, 1.0]})
     parsed = evaluate.parsed_scores(
-        "rock, no drums", audio, embed, tags, ["drums", "guitar"], tag_weight=1.0
+        "rock, no drums", ALIKE, embed, tags, ["drums", "guitar"], tag_weight=1.0
     )
     assert parsed.negated == ["drums"]
     np.testing.assert_allclose(parsed.score(1.0), [0.1, 0.9, 0.5], atol=1e-6)
     np.testing.assert_allclose(parsed.score(1.0, 0.0), [1.0, 1.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(parsed.score(0.5, 0.4), 1 - 0.5 * 0.4 * tags[:, 0])
-    plain = evaluate.parsed_scores("rock, no drums", audio, embed)  # no tags
+    plain = evaluate.parsed_scores("rock, no drums", ALIKE, embed)  # no tags
     np.testing.assert_allclose(plain.score(1.0), [1.0, 1.0, 1.0], atol=1e-6)
 
 
 def test_parsed_scores_add_the_affirmed_bonus_like_the_plugin() -> None:
     # "guitar" is wanted: with an affirmed weight, the tagger's guitar
     # probability lifts the clips the text tower cannot tell apart.
-    audio = np.array([[1.0, 0.0]] * 3, np.float32)
     tags = np.array([[0.0, 0.2], [0.0, 0.9], [0.0, 0.5]], np.float32)
-    vectors = {"guitar, no drums": [1.0, 0.0], "drums": [0.0, 1.0]}
-
-    def embed(texts: list[str]) -> np.ndarray:
-        return np.array([vectors[t] for t in texts], np.float32)
-
+    embed = _tower({"guitar, no drums": [1.0, 0.0], "drums": [0.0, 1.0]})
     parsed = evaluate.parsed_scores(
-        "guitar, no drums", audio, embed, tags, ["drums", "guitar"], 1.0, 0.5
+        "guitar, no drums", ALIKE, embed, tags, ["drums", "guitar"], 1.0, 0.5
     )
     np.testing.assert_allclose(parsed.score(1.0), 1 + 0.5 * tags[:, 1], atol=1e-6)
     np.testing.assert_allclose(parsed.score(1.0, None, 0.0), [1.0] * 3, atol=1e-6)

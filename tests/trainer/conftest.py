@@ -12,6 +12,8 @@ from trainer.config import Config, load_config
 from trainer.data import write_fixture
 
 REPO = Path(__file__).resolve().parents[2]
+# The test modules import their shared signals from conftest_models.py here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

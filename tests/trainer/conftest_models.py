@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_RATE = 16000
+WINDOW = 3 * SAMPLE_RATE  # samples in one 3-second model window
 
 
 def hash_noise(n: int, seed: int) -> np.ndarray:

@@ -20,10 +20,16 @@ from trainer.__main__ import main
 
 
 def _trainer(
-    args: list[str], env: dict[str, str], cwd: Path
+    args: list[str], env: dict[str, str], cwd: Path, ranks: int = 0
 ) -> subprocess.CompletedProcess:
+    """`python -m trainer ARGS`; under torchrun with `ranks` processes if given."""
+    launch = (
+        ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+        if ranks
+        else []
+    )
     return subprocess.run(
-        [sys.executable, "-m", "trainer", *args],
+        [sys.executable, *launch, "-m", "trainer", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -46,15 +52,8 @@ def test_train_ddp_resume_export_load_evaluate(
     data = str(fixture_data)
 
     # 1. torchrun, two CPU ranks (gloo), 4 per rank = the tiny config's 8 a step
-    ddp = subprocess.run(
+    ddp = _trainer(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "-m",
-            "trainer",
             "train",
             "--config",
             "tiny",
@@ -67,12 +66,9 @@ def test_train_ddp_resume_export_load_evaluate(
             "--set",
             "train.batch_size=4",
         ],
-        env=cli_env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        cli_env,
+        tmp_path,
+        ranks=2,
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "world size 2" in ddp.stdout
@@ -156,79 +152,34 @@ def test_train_ddp_resume_export_load_evaluate(
     assert "text_to_music" in result["model"]["results"]["test"]
 
 
+def _train_error(
+    capsys: pytest.CaptureFixture[str], config: str, data: Path, run: Path, *extra: str
+) -> str:
+    """What `train` prints on stderr when it refuses its arguments (exit 2)."""
+    args = ["--config", config, "--data", str(data), "--run-dir", str(run), *extra]
+    assert main(["train", *args]) == 2
+    return capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line(
     fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "latest.pt").write_bytes(b"x")
-    args = [
-        "train",
-        "--config",
-        "tiny",
-        "--data",
-        str(fixture_data),
-        "--run-dir",
-        str(run),
-    ]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err == (
+    assert _train_error(capsys, "tiny", fixture_data, run) == (
         f"error: run folder {run} already has checkpoints: pass --resume latest to "
         "continue it, or choose another --run-dir\n"
     )
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "nope",
-                "--data",
-                "x",
-                "--run-dir",
-                str(tmp_path / "a"),
-            ]
-        )
-        == 2
-    )
-    assert capsys.readouterr().err.startswith(
+    assert _train_error(capsys, "nope", Path("x"), tmp_path / "a").startswith(
         "error: no config 'nope': give a YAML file or one of "
     )
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "tiny",
-                "--data",
-                str(tmp_path / "none"),
-                "--run-dir",
-                str(tmp_path / "b"),
-            ]
-        )
-        == 2
-    )
-    assert capsys.readouterr().err == (
+    assert _train_error(capsys, "tiny", tmp_path / "none", tmp_path / "b") == (
         f"error: data directory {tmp_path / 'none'}: no captions/train.parquet\n"
     )
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "tiny",
-                "--data",
-                str(fixture_data),
-                "--run-dir",
-                str(tmp_path / "c"),
-                "--set",
-                "train.bogus=1",
-            ]
-        )
-        == 2
-    )
-    assert (
-        capsys.readouterr().err == "error: unknown config key(s) in train: ['bogus']\n"
+    bogus = ("--set", "train.bogus=1")
+    assert _train_error(capsys, "tiny", fixture_data, tmp_path / "c", *bogus) == (
+        "error: unknown config key(s) in train: ['bogus']\n"
     )
     assert not (tmp_path / "c" / "checkpoints").exists()  # nothing written on bad input
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest_models import (
+    WINDOW,
+    calibration_windows,
+    drum_loop,
+    plucked_chords,
+    sine_tone,
+)
 
 from beetsplug.clap.model import Bundle
 from trainer.config import AudioModelConfig, Config, ModelConfig, TextModelConfig
@@ -29,10 +35,6 @@ from trainer.models import build_model
 from trainer.models.musicnn import MTT_LABELS
 from trainer.models.text import build_tokenizer, tokenize
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest_models import calibration_windows, drum_loop, plucked_chords, sine_tone
-
-WINDOW = 48000
 TEXTS = ["jazz without vocals", "calm piano, no drums", "drums", "a sad cello"]
 
 
@@ -72,32 +74,28 @@ def run(tmp_path_factory):
     return run_dir, model
 
 
-@pytest.fixture(scope="module")
-def fp32_bundle(run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundles") / "fp32"
+def _export_tiny(run, tmp_path_factory, folder: str, **options) -> Path:
+    """The tiny run exported as clap-tiny 0.0.1 into a fresh `folder`."""
+    out = tmp_path_factory.mktemp("bundles") / folder
     export_bundle(
         run[0],
         out,
         name="clap-tiny",
         version="0.0.1",
         calibration_audio=calibration_windows(),
-        quantize=False,
+        **options,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def fp32_bundle(run, tmp_path_factory):
+    return _export_tiny(run, tmp_path_factory, "fp32", quantize=False)
 
 
 @pytest.fixture(scope="module")
 def int8_bundle(run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundles") / "int8"
-    export_bundle(
-        run[0],
-        out,
-        name="clap-tiny",
-        version="0.0.1",
-        calibration_audio=calibration_windows(),
-        max_windows=4,
-    )
-    return out
+    return _export_tiny(run, tmp_path_factory, "int8", max_windows=4)
 
 
 def _torch_embeddings(model, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import librosa
 import numpy as np
 import pytest
 import torch
+from conftest_models import WINDOW, drum_loop, hash_noise, plucked_chords, sine_tone
 
 from trainer.config import (
     AudioModelConfig,
@@ -39,11 +39,6 @@ from trainer.models.text import (
     save_bundle_tokenizer,
     tokenize,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest_models import drum_loop, hash_noise, plucked_chords, sine_tone
-
-WINDOW = 48000
 
 
 def tiny_config(**audio: object) -> ModelConfig:

@@ -7,12 +7,12 @@ by tests/trainer/data/make_musicnn_reference.py and committed.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest_models import reference_waveforms
 
 from trainer.models.frontend import LogMelFrontend
 from trainer.models.musicnn import (
@@ -24,9 +24,6 @@ from trainer.models.musicnn import (
     load_musicnn,
 )
 from trainer.models.tfcheckpoint import CheckpointError, masked_crc32c, read_checkpoint
-
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest_models import reference_waveforms
 
 REFERENCE = Path(__file__).parent / "data" / "musicnn_reference.npz"
 

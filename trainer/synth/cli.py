@@ -5,6 +5,31 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
+
+# (flag, type, default, help) of each valued option; a default of None makes
+# the option required.
+_OPTIONS: tuple[tuple[str, type, Any, str | None], ...] = (
+    ("--out", Path, None, "data directory to create"),
+    ("--clips", int, None, "number of clips (all splits)"),
+    ("--seed", int, 0, None),
+    ("--workers", int, 0, "render processes (default: one per core)"),
+    (
+        "--pair-share",
+        float,
+        0.5,
+        "share of base pieces rendered as a minimal pair (default 0.5)",
+    ),
+    ("--valid-share", float, 0.1, None),
+    ("--test-share", float, 0.1, None),
+    (
+        "--shift-share",
+        float,
+        0.1,
+        "share of base pieces rendered with TimGM6mb for test_shift",
+    ),
+    ("--duration", float, 10.0, "clip length in seconds"),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -12,34 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m trainer synth",
         description="Render a synthetic music corpus with exact labels and pairs.",
     )
-    p.add_argument("--out", type=Path, required=True, help="data directory to create")
-    p.add_argument(
-        "--clips", type=int, required=True, help="number of clips (all splits)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        help="render processes (default: one per core)",
-    )
-    p.add_argument(
-        "--pair-share",
-        type=float,
-        default=0.5,
-        help="share of base pieces rendered as a minimal pair (default 0.5)",
-    )
-    p.add_argument("--valid-share", type=float, default=0.1)
-    p.add_argument("--test-share", type=float, default=0.1)
-    p.add_argument(
-        "--shift-share",
-        type=float,
-        default=0.1,
-        help="share of base pieces rendered with TimGM6mb for test_shift",
-    )
-    p.add_argument(
-        "--duration", type=float, default=10.0, help="clip length in seconds"
-    )
+    for flag, kind, default, text in _OPTIONS:
+        p.add_argument(
+            flag, type=kind, default=default, required=default is None, help=text
+        )
     p.add_argument(
         "--keep-midi",
         action="store_true",
