@@ -186,8 +186,8 @@ class Store:
 
         Rows embedded by another bundle are dropped in the same transaction
         that records the new bundle, so searches never mix two models; a
-        dimension change recreates the vector tables. Returns how many items'
-        rows were dropped.
+        dimension change recreates the vector tables. Returns how many
+        vectors were dropped (items that had failed had none).
         """
         with self.transaction() as conn:
             for ddl in STATE_SCHEMA:
@@ -195,17 +195,18 @@ class Store:
             meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
             dropped = 0
             if meta.get("dim") not in (None, str(dim)):
+                if VECTORS in table_names(conn):
+                    (dropped,) = conn.execute(
+                        f"SELECT count(*) FROM {VECTORS}"
+                    ).fetchone()
                 conn.execute(f"DROP TABLE IF EXISTS {VECTORS}")
                 conn.execute(f"DROP TABLE IF EXISTS {CODES}")
             for ddl in VECTOR_SCHEMA:
                 conn.execute(ddl)
             if meta.get("bundle") != bundle:
-                (dropped,) = conn.execute(
-                    f"SELECT count(*) FROM {STATE} WHERE bundle != ?", (bundle,)
-                ).fetchone()
                 conn.execute(f"DELETE FROM {STATE} WHERE bundle != ?", (bundle,))
                 conn.execute(_DELETE_TAGS_WITHOUT_STATE)
-                self._delete_vectors_without_state(conn)
+                dropped += self._delete_vectors_without_state(conn)
             conn.executemany(
                 f"INSERT OR REPLACE INTO {META} (key, value) VALUES (?, ?)",
                 [
