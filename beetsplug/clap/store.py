@@ -25,9 +25,6 @@ from .schema import (
     table_names,
 )
 from .vectors import (
-    RESCORE_MARGIN,
-    Nearest,
-    Rows,
     VectorIndex,
     drop_vectors,
     float32_blob,
@@ -38,7 +35,6 @@ from .vectors import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from .coarse import CoarseIndex
 
 # Long enough to wait out a beets import committing a large album.
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -111,20 +107,18 @@ def connect(db_path: Path | str, timeout: float | None = None) -> Any:
     return conn
 
 
-class Store:
+class Store(VectorIndex):
     """Vectors, codes and per-item index state in the library database.
 
     Vectors, their codes and their state rows are only ever written in the
     same transaction, so an interrupted run leaves whole batches or nothing.
-    Searches go to the vector engine (`vectors.VectorIndex`).
+    Searching (`nearest`, `knn`, `rows`, `vectors`) is the vector engine's.
     """
 
     def __init__(self, conn: Any) -> None:
-        self.conn = conn
         # beets' importer calls plugin stages and listeners from several
         # pipeline threads; one connection must not interleave transactions.
-        self._lock = threading.RLock()
-        self._index = VectorIndex(conn, self._lock)
+        super().__init__(conn, threading.RLock())
 
     @classmethod
     def open(cls, db_path: Path | str, timeout: float | None = None) -> Store:
@@ -331,40 +325,6 @@ class Store:
         ).fetchone()
         if row is None:
             raise StoreError("the clap index is empty: run `beet clap-index` first")
-
-    def coarse_index(self) -> CoarseIndex | None:
-        """The vector engine's in-memory codes, up to date (None when empty)."""
-        return self._index.coarse_index()
-
-    def nearest(
-        self,
-        query: np.ndarray,
-        k: int,
-        candidates: Iterable[int] | None = None,
-        tags: int = 0,
-        margin: int = RESCORE_MARGIN,
-    ) -> Nearest:
-        """The k items nearest to `query`, best first (`VectorIndex.nearest`)."""
-        return self._index.nearest(query, k, candidates, tags, margin)
-
-    def knn(
-        self, query: np.ndarray, k: int, candidates: Iterable[int] | None = None
-    ) -> list[tuple[int, float]]:
-        """The k items nearest to `query` as (item id, cosine similarity),
-        best first, optionally among `candidates` only."""
-        hits = self.nearest(query, k, candidates)
-        return list(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True))
-
-    def vectors(self, item_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, matrix) of the stored vectors among `item_ids` (missing ones
-        are skipped), in ascending id order."""
-        rows = self.rows(item_ids)
-        return rows.ids, rows.vectors
-
-    def rows(self, item_ids: Iterable[int], tags: int = 0) -> Rows:
-        """Stored vectors among `item_ids` and, with `tags` > 0, their tag
-        probabilities (`VectorIndex.rows`)."""
-        return self._index.rows(item_ids, tags)
 
     def all_vectors(self, bundle: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every item embedded by `bundle`, by ascending id."""

@@ -421,3 +421,17 @@ class VectorIndex:
             return self._exact(query, k, (), tags)
         ids, _ = index.top(query, k + max(0, int(margin)), wanted)
         return self._exact(query, k, ids.tolist(), tags)
+
+    def knn(
+        self, query: np.ndarray, k: int, candidates: Iterable[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """The k items nearest to `query` as (item id, cosine similarity),
+        best first, optionally among `candidates` only."""
+        hits = self.nearest(query, k, candidates)
+        return list(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True))
+
+    def vectors(self, item_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, matrix) of the stored vectors among `item_ids` (missing ones
+        are skipped), in ascending id order."""
+        rows = self.rows(item_ids)
+        return rows.ids, rows.vectors
