@@ -6,7 +6,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .store import MAX_KNN, Rows, Store, StoreError
+from .store import Store, StoreError
+from .vectors import MAX_KNN, Rows
 
 if TYPE_CHECKING:
     import numpy as np
