@@ -88,7 +88,7 @@ def test_drum_loop_outranks_a_held_chord_for_drums(bundle: Bundle) -> None:
 def test_a_negated_family_is_embedded_with_its_kinds(bundle: Bundle) -> None:
     """ "rock without guitar" embeds the word and each kind of guitar, as
     the text tower embeds them on their own (remembered after first use)."""
-    from beetsplug.clap.negation import attribute_phrases
+    from beetsplug.clap.scoring import attribute_phrases
     from beetsplug.clap.search import DEFAULT_NEGATION_WEIGHT, embed_query
 
     query = embed_query(bundle, "rock without guitar", DEFAULT_NEGATION_WEIGHT)

@@ -11,7 +11,8 @@ import pytest
 from beets.library import Item, Library
 from clap_helpers import bulk_library
 
-from beetsplug.clap.search import TextQuery, matching_ids, rank_items
+from beetsplug.clap.scoring import TextQuery
+from beetsplug.clap.search import matching_ids, rank_items
 from beetsplug.clap.store import Embedded, Store
 
 DIM = 64
@@ -128,7 +129,7 @@ def test_rescored_search_equals_exact_scoring(
     """The int8 pass picks the pool, whose vectors and tags are read back
     and scored exactly: where the best 20 by the whole score lie among the
     query's nearest, the result is the exact top 20 of every item."""
-    from beetsplug.clap.negation import parse_query
+    from beetsplug.clap.query import parse_query
 
     store, mat, tags = scored_store
     parsed = parse_query(text)

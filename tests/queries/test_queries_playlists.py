@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from queries_helpers import ROOT, audio_like, toy_embed_text, toy_word
 
-from beetsplug.clap.negation import combine_scores, parse_query
 from beetsplug.clap.playlists import (
     AUTO_PREFIX,
     DESCRIPTORS,
@@ -32,6 +31,8 @@ from beetsplug.clap.playlists import (
     write_m3u,
     write_playlists,
 )
+from beetsplug.clap.query import parse_query
+from beetsplug.clap.scoring import combine_scores
 
 # --------------------------------------------------------------------------
 # M3U files
