@@ -78,6 +78,8 @@ class Lexicon:
     grammar: Mapping[str, tuple[str, ...]]
     training: Mapping[str, tuple[str, ...]]
     corpus: Mapping[str, tuple[str, ...]]
+    # Caption phrasings: a word list, or a mapping of label -> word list.
+    captions: Mapping[str, Any]
 
     def concept(self, form: str) -> Concept | None:
         """The concept a surface form names, case and spacing as stored."""
@@ -224,7 +226,18 @@ def _build(data: Any) -> Lexicon:
         for word in words:
             if word not in concepts:
                 raise LexiconError(f"corpus.{name}: {word!r} is no concept")
-    return Lexicon(concepts, forms, cues, affixes, grammar, training, corpus)
+    captions = {
+        name: (
+            {
+                str(label): _strings(words, f"captions.{name}.{label}")
+                for label, words in value.items()
+            }
+            if isinstance(value, dict)
+            else _strings(value, f"captions.{name}")
+        )
+        for name, value in _section(data, "captions").items()
+    }
+    return Lexicon(concepts, forms, cues, affixes, grammar, training, corpus, captions)
 
 
 def load(path: Path | str = LEXICON_PATH) -> Lexicon:

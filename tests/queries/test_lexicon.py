@@ -51,6 +51,15 @@ def test_every_trainer_term_is_a_concept_of_its_kind() -> None:
     }
 
 
+def test_caption_words_cover_the_corpus_labels() -> None:
+    from trainer import vocab
+    from trainer.synth import captions
+
+    assert set(captions.ENERGY_WORDS) == set(vocab.ENERGIES)
+    assert {"sung", "choir", "spoken"} <= set(captions.VOCAL_WORDS)
+    assert all(words for words in captions.KIT_WORDS.values())
+
+
 def test_kinds_of_a_family_in_file_order() -> None:
     lex = lexicon()
     assert lex.kinds_of("guitar") == (
