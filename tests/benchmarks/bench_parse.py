@@ -1,18 +1,20 @@
-"""Query understanding per search (parse + tag matching) and long descriptions,
-side by side with the parser of an earlier revision, in one process.
+"""Query understanding per search, whole text searches and long descriptions,
+side by side with the plugin of an earlier revision, in one process.
 
     python tests/benchmarks/bench_parse.py [--baseline REV] [--quick]
 
-The baseline is `beetsplug/clap/negation.py` at REV (the single module the
-parser, tag matching and scoring lived in), loaded from git into this
-process; a search there parsed twice (dangling_cue, then parse_query).
-Prints one JSON object; the numbers go to docs/benchmarks.md.
+The baseline is `beetsplug/clap` at REV, extracted from git and imported
+as the package `baseline_clap` (its parser, tag matching and scoring lived
+in negation.py, and a search parsed twice: dangling_cue, then
+parse_query). Searches of the two alternate, query by query, with the
+default bundle. Prints one JSON object; the numbers go to
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import json
 import statistics
 import subprocess
@@ -36,22 +38,18 @@ LONG = {
 
 
 def _baseline(rev: str) -> Any:
-    source = subprocess.run(
-        ["git", "show", f"{rev}:beetsplug/clap/negation.py"],
+    """The plugin package at `rev`, imported as `baseline_clap`."""
+    root = Path(tempfile.mkdtemp())
+    archive = subprocess.run(
+        ["git", "archive", rev, "beetsplug/clap"],
         cwd=REPO,
         capture_output=True,
-        text=True,
         check=True,
     ).stdout
-    path = Path(tempfile.mkdtemp()) / "baseline_negation.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("baseline_negation", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["baseline_negation"] = module
-    spec.loader.exec_module(module)
-    return module
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    (root / "beetsplug" / "clap").rename(root / "baseline_clap")
+    sys.path.insert(0, str(root))
+    return importlib.import_module("baseline_clap")
 
 
 def _ms(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
@@ -67,6 +65,47 @@ def _ms(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
     }
 
 
+def _searches(baseline: Any, texts: list[str], repeats: int) -> dict[str, Any]:
+    """embed_query + score of each description, baseline and now taking
+    turns (which goes first alternates), over a pool of 256 random unit
+    vectors with one probability per tag."""
+    import numpy as np
+
+    from beetsplug.clap import model, search
+
+    old_search = importlib.import_module("baseline_clap.search")
+    old_model = importlib.import_module("baseline_clap.model")
+    bundle_dir = REPO / "models" / "clap-default"
+    sides = {
+        "baseline": (old_search, old_model.Bundle.load(bundle_dir)),
+        "now": (search, model.Bundle.load(bundle_dir)),
+    }
+    rng = np.random.default_rng(0)
+    mat = rng.standard_normal((256, 256)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    samples: dict[str, list[float]] = {side: [] for side in sides}
+    for module, bundle in sides.values():
+        tags = rng.random((256, len(bundle.tag_names))).astype(np.float32)
+        for text in texts:  # warm: sessions, remembered attributes
+            module.embed_query(bundle, text, 0.5)
+    for r in range(repeats):
+        for text in texts:
+            for side in ("baseline", "now") if r % 2 else ("now", "baseline"):
+                module, bundle = sides[side]
+                start = time.perf_counter()
+                query = module.embed_query(bundle, text, 0.5)
+                query.score(mat, tags if query.uses_tags else None)
+                samples[side].append((time.perf_counter() - start) * 1000)
+    out = {}
+    for side, values in samples.items():
+        values.sort()
+        out[side] = {
+            "p50": round(statistics.median(values), 3),
+            "p95": round(values[int(0.95 * (len(values) - 1))], 3),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", default="d9d27be", help="git revision")
@@ -79,7 +118,8 @@ def main() -> None:
 
     manifest = json.loads((REPO / "models/clap-default/manifest.json").read_text())
     names = tuple(manifest["audio"].get("tags", []))
-    old = _baseline(args.baseline)
+    baseline = _baseline(args.baseline)
+    old = importlib.import_module("baseline_clap.negation")
     texts = PLAIN + NEGATED
     repeats = 5 if args.quick else 30
 
@@ -109,6 +149,7 @@ def main() -> None:
         },
         "long": {},
     }
+    out["search, ms"] = _searches(baseline, texts, 5 if args.quick else 15)
     for label, text in LONG.items():
         row = {
             "now": _ms(lambda t=text: parse_query(t, args.max_tokens), repeats),
