@@ -482,18 +482,21 @@ class ClapPlugin(BeetsPlugin):
         self._log.debug(
             "embedding {} tracks with {} decoding job(s)", len(plan.todo), jobs
         )
-        summary = self._searching(
-            lambda: index.run(
-                store,
-                bundle,
-                plan.todo,
-                jobs=jobs,
-                batch_size=self.settings["batch_size"],
-                max_windows=self.settings["max_windows"] or None,
-                progress=_ProgressBar("clap-index"),
-                log=self._log,
+        try:
+            summary = self._searching(
+                lambda: index.run(
+                    store,
+                    bundle,
+                    plan.todo,
+                    jobs=jobs,
+                    batch_size=self.settings["batch_size"],
+                    max_windows=self.settings["max_windows"] or None,
+                    progress=_ProgressBar("clap-index"),
+                    log=self._log,
+                )
             )
-        )
+        except index.IndexingError as exc:
+            raise UserError(str(exc)) from exc
         if summary.dropped:
             self._log.info(
                 "dropped {} vectors of a previous model bundle", summary.dropped
