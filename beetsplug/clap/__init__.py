@@ -468,8 +468,6 @@ class ClapPlugin(BeetsPlugin):
             raise UserError("-j/--jobs must be 0 (all cores) or more")
         jobs = jobs or os.cpu_count() or 1
         bundle, store = self.bundle(audio=True), self.store(lib.path)
-        if not opts.pretend:
-            self._searching(store.purge_missing)
         items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
         if opts.pretend:

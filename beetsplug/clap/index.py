@@ -672,7 +672,8 @@ def run(
     progress: Progress | None = None,
     log: Log | None = None,
 ) -> Summary:
-    """Embed `todo` and store the vectors, one transaction per batch.
+    """Embed `todo` and store the vectors, one transaction per batch, holding
+    the library's index lock (`exclusive_run`).
 
     Per-item failures are recorded (status 'failed' and the reason) and the
     run goes on; they are retried next time. An interruption (Ctrl-C,
@@ -684,6 +685,9 @@ def run(
         with _terminate_like_interrupt(), exclusive_run(store):
             check_environment(todo)
             remove_stale_spools()
+            # Rows of items removed from the library (beets deletes items on
+            # its own connection, which cannot reach the vector tables).
+            store.purge_missing()
             return _run(
                 store,
                 bundle,
