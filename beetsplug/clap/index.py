@@ -622,14 +622,19 @@ def exclusive_run(store: Store) -> Iterator[None]:
         return
     try:
         if not _lock_file(fd):
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            try:
+                os.lseek(fd, 0, os.SEEK_SET)
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            except OSError:  # Windows: the holder's locked byte
+                holder = ""
             raise IndexingError(
                 "another clap-index run is in progress on this library"
                 + (f" (pid {holder})" if holder.isdigit() else "")
                 + ": wait for it to finish, then run clap-index again"
             )
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, str(os.getpid()).encode())
         yield
     finally:
         os.close(fd)  # closing releases the lock

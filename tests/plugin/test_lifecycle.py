@@ -1,5 +1,6 @@
-"""Whole-process behaviour: start-up imports, kills, concurrent readers,
-converting an old sqlite-vec index, and embedding on import."""
+"""Whole-process behaviour: start-up imports, kills (nothing left running),
+the one-run lock, concurrent readers, converting an old sqlite-vec index,
+and embedding on import."""
 
 from __future__ import annotations
 
