@@ -4,8 +4,10 @@
 #
 #   bash examples/index-and-search.sh MUSIC_DIR ["QUERY"]
 #
-# Set BEETSDIR to keep the library between runs (re-runs then only embed
-# what is new or changed).
+# Without BEETSDIR the library goes to a new temporary folder, which is kept
+# (search it again without re-indexing) and named at the end with the
+# commands to reuse or remove it. Set BEETSDIR to use a folder of your own
+# between runs (re-runs then only embed what is new or changed).
 set -euo pipefail
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
   echo "usage: $0 MUSIC_DIR [\"QUERY\"]   (MUSIC_DIR must be a folder)" >&2
@@ -13,7 +15,16 @@ if [ $# -lt 1 ] || [ ! -d "$1" ]; then
 fi
 music=$(cd "$1" && pwd)
 query=${2:-"calm piano without drums"}
-export BEETSDIR=${BEETSDIR:-$(mktemp -d -t beets-clap-XXXXXX)}
+throwaway=
+if [ -z "${BEETSDIR:-}" ]; then
+  throwaway=$(mktemp -d -t beets-clap-library-XXXXXX)
+  export BEETSDIR=$throwaway
+  # Said last, whether the run ends well or not.
+  trap 'echo "---"
+echo "The library is kept in $throwaway"
+echo "  search it again:  BEETSDIR=$throwaway beet clap \"QUERY\""
+echo "  remove it:        rm -r $throwaway"' EXIT
+fi
 mkdir -p "$BEETSDIR"
 if [ ! -f "$BEETSDIR/config.yaml" ]; then
   cat > "$BEETSDIR/config.yaml" <<YAML

@@ -285,8 +285,6 @@ class ClapPlugin(BeetsPlugin):
             raise UserError("-j/--jobs must be 0 (all cores) or more")
         jobs = jobs or os.cpu_count() or 1
         bundle, store = self.bundle(audio=True), self.store(lib.path)
-        if not opts.pretend:
-            self._searching(store.purge_missing)
         items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
         if opts.pretend:
@@ -299,18 +297,21 @@ class ClapPlugin(BeetsPlugin):
         self._log.debug(
             "embedding {} tracks with {} decoding job(s)", len(plan.todo), jobs
         )
-        summary = self._searching(
-            lambda: index.run(
-                store,
-                bundle,
-                plan.todo,
-                jobs=jobs,
-                batch_size=self.settings["batch_size"],
-                max_windows=self.settings["max_windows"] or None,
-                progress=ProgressBar("clap-index"),
-                log=self._log,
+        try:
+            summary = self._searching(
+                lambda: index.run(
+                    store,
+                    bundle,
+                    plan.todo,
+                    jobs=jobs,
+                    batch_size=self.settings["batch_size"],
+                    max_windows=self.settings["max_windows"] or None,
+                    progress=ProgressBar("clap-index"),
+                    log=self._log,
+                )
             )
-        )
+        except index.IndexingError as exc:
+            raise UserError(str(exc)) from exc
         if summary.dropped:
             self._log.info(
                 "dropped {} vectors of a previous model bundle", summary.dropped

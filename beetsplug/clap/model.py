@@ -35,11 +35,15 @@ class BundleError(Exception):
 def models_roots() -> list[Path]:
     """Folders that may hold shipped bundles, in order of preference.
 
-    A source checkout keeps them in `<repo>/models`; an installed wheel puts
-    them under `<prefix>/share/beets-clap/models` (data files).
+    An installed wheel carries the default bundle as package data
+    (`beetsplug/clap/models`, copied there by the build from `models/`); a
+    source checkout keeps it in `<repo>/models`; installs of older wheels
+    put it under `<prefix>/share/beets-clap/models`.
     """
+    here = Path(__file__).resolve().parent
     return [
-        Path(__file__).resolve().parents[2] / "models",
+        here / "models",
+        here.parents[1] / "models",
         Path(sys.prefix) / "share" / "beets-clap" / "models",
     ]
 

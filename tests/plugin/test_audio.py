@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -140,14 +141,105 @@ def test_corrupt_flac_body_is_unreadable(tmp_path: Path) -> None:
         load_windows(bad, RATE, 1.0, 4)
 
 
-def test_truncated_file_uses_what_is_there(tmp_path: Path) -> None:
-    good = write_audio(tmp_path / "good.flac", "high", seconds=9.0, rate=RATE)
+def _cut(path: Path, keep: float | int) -> Path:
+    """A copy of `path` cut to `keep` bytes (an int) or that share of them."""
+    data = path.read_bytes()
+    size = keep if isinstance(keep, int) else int(len(data) * keep)
+    return _bytes(path.with_name(f"cut-{path.name}"), data[:size])
+
+
+def _ffmpeg_mp3(src: Path, dst: Path, *extra: str) -> Path:
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(src)]
+    subprocess.run([*cmd, "-c:a", "libmp3lame", *extra, str(dst)], check=True)
+    return dst
+
+
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "wav", "aiff"])
+def test_a_file_cut_short_is_truncated_by_its_header(tmp_path: Path, fmt: str) -> None:
+    # 40 s of tone cut to 30 %: what survives decodes, but the header knows
+    # (FLAC's sample count, the mp3's Xing frame count, the data size).
+    good = write_audio(tmp_path / f"good.{fmt}", "high", seconds=40.0, rate=RATE)
+    with pytest.raises(AudioError) as info:
+        load_windows(_cut(good, 0.3), RATE, 1.0, 4)
+    message = str(info.value)
+    assert message.startswith("truncated: header says 40 s, 1"), message
+    assert message.endswith(" s decodable"), message
+
+
+@pytest.mark.parametrize("fmt", ["ogg", "opus"])
+def test_an_ogg_stream_cut_inside_a_page_is_truncated(tmp_path: Path, fmt: str) -> None:
+    # Ogg declares no length: a cut shows as a last page the file does not
+    # hold completely. Cut 100 bytes into a page to be sure of that.
+    good = write_audio(tmp_path / f"good.{fmt}", "high", seconds=40.0, rate=RATE)
     data = good.read_bytes()
-    cut = _bytes(tmp_path / "cut.flac", data[: len(data) // 3])
-    # The header promises 9 s; about 3 s survive and are used.
-    windows = load_windows(cut, RATE, 1.0, 4)
-    assert 1 <= len(windows) <= 3
-    assert all(dominant_hz(w) == pytest.approx(HIGH_HZ, abs=2) for w in windows)
+    page = data.find(b"OggS", len(data) // 3)
+    cut = _cut(good, page + 100)
+    with pytest.raises(
+        AudioError,
+        match=r"^truncated: the file ends inside an Ogg page, 1\d s decodable$",
+    ):
+        load_windows(cut, RATE, 1.0, 4)
+
+
+def test_a_cut_beyond_the_last_window_is_still_truncated(tmp_path: Path) -> None:
+    # One window from the middle decodes fine; the probe before the
+    # declared end is what finds the cut.
+    good = write_audio(tmp_path / "good.flac", "high", seconds=40.0, rate=RATE)
+    assert len(load_windows(good, RATE, 1.0, 1)) == 1
+    with pytest.raises(AudioError, match=r"^truncated: header says 40 s, 3\d s"):
+        load_windows(_cut(good, 0.8), RATE, 1.0, 1)
+
+
+def test_a_small_cut_with_a_quiet_start_is_truncated_not_silent(
+    tmp_path: Path,
+) -> None:
+    quiet_start = np.concatenate(
+        [signal_for("silent", 20.0, 44100), signal_for("high", 180.0, 44100)]
+    )
+    good = write_audio(tmp_path / "good.flac", data=quiet_start, rate=44100)
+    with pytest.raises(AudioError, match=r"^truncated: header says 200 s, ") as info:
+        load_windows(_cut(good, 10_000 * 20), RATE, 1.0, 4)
+    assert "silent" not in str(info.value)
+    with pytest.raises(AudioError, match=r"truncated.*: header says 200 s, "):
+        load_windows(_cut(good, 10_000), RATE, 1.0, 4)
+
+
+def test_vbr_mp3s_are_not_mistaken_for_truncated(tmp_path: Path) -> None:
+    # Real VBR files: a quiet minute then loud noise makes the bitrate swing
+    # from the lowest to the highest. With a Xing header the length is
+    # exact; without one it is only an estimate from the first (quiet,
+    # low-bitrate) frame, far beyond the real length, and is not judged.
+    rate = 44100
+    music = np.concatenate(
+        [signal_for("silent", 60.0, rate), signal_for("noise", 30.0, rate)]
+    )
+    src = write_audio(tmp_path / "src.wav", data=music, rate=rate)
+    xing = _ffmpeg_mp3(src, tmp_path / "xing.mp3", "-q:a", "2")
+    bare = _ffmpeg_mp3(src, tmp_path / "bare.mp3", "-q:a", "2", "-write_xing", "0")
+    assert audio.declared_seconds(str(xing)) == pytest.approx(90.0, abs=0.1)
+    assert audio.declared_seconds(str(bare)) is None
+    for path in (xing, bare):
+        assert len(load_windows(path, RATE, 1.0, 4)) >= 1
+    # The Xing-less file cut short cannot be told from a short one: its
+    # windows come from what is there.
+    assert len(load_windows(_cut(bare, 0.5), RATE, 1.0, 4)) >= 1
+
+
+def test_seeking_decodes_only_the_windows_and_the_end_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A good FLAC is never decoded whole: the whole-file reader is not used.
+    good = write_audio(tmp_path / "good.flac", "high", seconds=40.0, rate=RATE)
+    calls: list[str] = []
+    real = audio._read_all
+    monkeypatch.setattr(
+        audio, "_read_all", lambda sf, path: calls.append(path) or real(sf, path)
+    )
+    assert len(load_windows(good, RATE, 1.0, 4)) == 4
+    assert calls == []
+    with pytest.raises(AudioError, match=r"^truncated"):
+        load_windows(_cut(good, 0.5), RATE, 1.0, 4)
+    assert len(calls) == 1
 
 
 def test_truncated_to_the_header_is_unreadable(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Whole-process behaviour: start-up imports, kills, concurrent readers,
-converting an old sqlite-vec index, and embedding on import."""
+"""Whole-process behaviour: start-up imports, kills (nothing left running),
+the one-run lock, concurrent readers, converting an old sqlite-vec index,
+and embedding on import."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from beets.library import Item, Library
@@ -125,11 +129,12 @@ def _many_files(root: Path, n: int) -> list[Path]:
     return files
 
 
-def _wait_for_rows(db: Path, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Return as soon as the indexer has committed its first batch.
+def _wait_for_rows(db: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Return as soon as the indexer has committed its first batch (a
+    condition, polled; the deadline only bounds a run that never gets
+    there, and is generous for a loaded machine).
 
-    Polls with the standard sqlite3 (the state table is a plain table), which
-    is cheap enough to poll every millisecond.
+    Polls with the standard sqlite3 (the state table is a plain table).
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -143,7 +148,7 @@ def _wait_for_rows(db: Path, proc: subprocess.Popen, timeout: float = 60.0) -> N
         if rows:
             return
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.001)
+        time.sleep(0.01)
     raise AssertionError("indexing never committed a batch")
 
 
@@ -207,34 +212,185 @@ def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
     assert _consistent(db) == (n, n)
 
 
-def _children(pid: int) -> list[int]:
-    """Direct child processes of `pid`, from /proc."""
-    kids = []
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process: pid -> (parent pid, state letter), from /proc."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended meanwhile
             continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
+        table[int(stat.parent.name)] = (int(fields[1]), fields[0])
+    return table
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find workers")
+def _children(pid: int, table: dict[int, tuple[int, str]] | None = None) -> list[int]:
+    """Direct child processes of `pid`."""
+    table = _processes() if table is None else table
+    return [child for child, (parent, _) in table.items() if parent == pid]
+
+
+def _descendants(pid: int) -> set[int]:
+    table = _processes()
+    found, todo = set(), [pid]
+    while todo:
+        for child in _children(todo.pop(), table):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for a reaper that
+    a container's init may never be)."""
+    state = _processes().get(pid)
+    return state is not None and state[1] != "Z"
+
+
+def _wait_until(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
+    """Poll `condition` until it holds (returning its value); the deadline
+    is generous because a loaded machine is slow, never a guess at timing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _workers(proc: subprocess.Popen) -> list[int]:
+    """beet -> forkserver -> decoding workers: the grandchildren."""
+    assert proc.poll() is None, proc.communicate()
+    return [w for child in _children(proc.pid) for w in _children(child)]
+
+
+def _spools(pid: int) -> list[Path]:
+    from beetsplug.clap import index
+
+    base = Path(index._spool_base() or tempfile.gettempdir())
+    return sorted(base.glob(f"{index.SPOOL_PREFIX}{pid}-*"))
+
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc").is_dir(), reason="needs /proc to find workers"
+)
+
+
+@needs_proc
 def test_a_dying_decoder_process_does_not_stop_the_run(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
     n = 200
     _beetsdir, db, proc = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=2)
-    # beet -> forkserver -> decoding workers: kill one worker.
-    workers = [w for child in _children(proc.pid) for w in _children(child)]
-    assert workers, "no decoding worker found"
+    # beet -> forkserver -> decoding workers: kill one worker once one exists.
+    workers = _wait_until(lambda: _workers(proc), "a decoding worker")
     os.kill(workers[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "a decoding process died; decoding" in err
     assert _summary(out) == f"clap-index: embedded {n}, unchanged 0, failed 0"
     assert _consistent(db) == (n, n)
+
+
+@needs_proc
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+def test_a_killed_index_leaves_no_process_and_no_spool_behind(
+    tmp_path: Path, tiny_bundle: Path, sig: signal.Signals
+) -> None:
+    n = 200
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
+    _library(beetsdir, _many_files(tmp_path / "music", n))
+    db = beetsdir / "library.db"
+    proc = _beet(beetsdir, "clap-index")
+    _wait_for_rows(db, proc)
+    _wait_until(lambda: _workers(proc), "a decoding worker")
+    # The forkserver, the resource tracker and the workers.
+    tree = _descendants(proc.pid)
+    assert _spools(proc.pid), "workers spool their results"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGTERM:
+        # Cleaned up as after Ctrl-C, and says so; 128 + SIGTERM.
+        assert proc.returncode == 143, err
+        assert err.strip().splitlines()[-1] == (
+            "clap: clap-index stopped (SIGTERM): finished batches are kept; "
+            "run it again to go on"
+        )
+        assert not _spools(proc.pid)
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    _wait_until(
+        lambda: not any(_running(pid) for pid in tree),
+        "every process of the killed run to end",
+    )
+    done, _ = _consistent(db)
+    assert 0 < done < n, "the signal should land mid-run"
+    rerun = _beet(beetsdir, "clap-index")
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert out.strip().splitlines()[-1] == (
+        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
+    )
+    # A SIGKILLed run's spool is removed by the next run (its owner is gone).
+    assert not _spools(proc.pid)
+    assert _consistent(db) == (n, n)
+
+
+def test_only_spools_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    from beetsplug.clap import index
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(gone.stdout)
+    alive = os.getppid()
+    stale = tmp_path / f"{index.SPOOL_PREFIX}{dead}-abc123"
+    live = tmp_path / f"{index.SPOOL_PREFIX}{alive}-def456"
+    other = tmp_path / f"{index.SPOOL_PREFIX}nopid"
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "1.npy").write_bytes(b"x")
+    assert index.remove_stale_spools(str(tmp_path)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+
+
+@needs_proc
+def test_a_second_index_run_says_another_is_in_progress(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    n = 50
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=1)
+    _library(beetsdir, _many_files(tmp_path / "music", n))
+    db = beetsdir / "library.db"
+    first = _beet(beetsdir, "clap-index")
+    _wait_for_rows(db, first)
+    # Frozen mid-run, holding the lock: the second run cannot race it.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = _beet(beetsdir, "clap-index")
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 1, err
+        assert err.strip().splitlines() == [
+            f"error: another clap-index run is in progress on this library "
+            f"(pid {first.pid}): wait for it to finish, then run clap-index again"
+        ]
+        assert out == ""
+    finally:
+        # kill -9 of the holder: the kernel drops its lock.
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    done, _ = _consistent(db)
+    third = _beet(beetsdir, "clap-index")
+    out, err = third.communicate(timeout=120)
+    assert third.returncode == 0, err
+    assert out.strip().splitlines()[-1] == (
+        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
+    )
 
 
 def test_beets_reads_the_library_while_indexing(
