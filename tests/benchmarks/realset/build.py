@@ -78,7 +78,7 @@ class BuildError(Exception):
 
 
 def default_cache() -> Path:
-    """Where unpacked packages live between runs (~340 MB unpacked)."""
+    """Where unpacked packages live between runs (~700 MB unpacked)."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("beets-clap")) / "realset"
@@ -619,6 +619,7 @@ def build(
         "sample_rate": SAMPLE_RATE,
         "clips": len(clips),
         "packages": recipe["packages"],
+        "split": recipe.get("split"),
         "labels_sha256": hashlib.sha256(
             json.dumps(recipe, sort_keys=True).encode()
         ).hexdigest(),

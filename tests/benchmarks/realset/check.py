@@ -176,7 +176,7 @@ def known(recipe: dict[str, Any], attr: str) -> np.ndarray:
         return np.array(
             [
                 1
-                if attr in c["labels"].get("instruments", ())
+                if attr in (c["labels"].get("instruments") or ())
                 else 0
                 if c["labels"].get(family) is False
                 else -1
