@@ -176,10 +176,11 @@ def test_a_kind_is_known_from_the_instrument_list_or_its_absent_family():
             {"labels": {"guitar": True, "instruments": []}},
             {"labels": {"guitar": False, "instruments": []}},
             {"labels": {"guitar": None, "instruments": []}},
+            {"labels": {"guitar": None, "instruments": None}},  # a soundtrack
         ]
     }
-    assert check.known(recipe, "electric guitar").tolist() == [1, -1, 0, -1]
-    assert check.known(recipe, "guitar").tolist() == [1, 1, 0, -1]
+    assert check.known(recipe, "electric guitar").tolist() == [1, -1, 0, -1, -1]
+    assert check.known(recipe, "guitar").tolist() == [1, 1, 0, -1, -1]
 
 
 # --------------------------------------------------------------------------
