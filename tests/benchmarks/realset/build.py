@@ -78,7 +78,7 @@ class BuildError(Exception):
 
 
 def default_cache() -> Path:
-    """Where unpacked packages live between runs (~340 MB unpacked)."""
+    """Where unpacked packages live between runs (~700 MB unpacked)."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("beets-clap")) / "realset"
@@ -96,8 +96,12 @@ def fetch_package(name: str, version: str, cache: Path) -> Path:
         return root
     debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    want = f"{name}_{version.split(':')[-1]}_"
-    found = [p for p in debs.glob(f"{name}_*.deb") if p.name.startswith(want)]
+    # apt-get names an epoch "1:" as "1%3a" in the file name; older apt drops it
+    wants = (
+        f"{name}_{version.replace(':', '%3a')}_",
+        f"{name}_{version.split(':')[-1]}_",
+    )
+    found = [p for p in debs.glob(f"{name}_*.deb") if p.name.startswith(wants)]
     if not found:
         proc = subprocess.run(
             ["apt-get", "download", f"{name}={version}"],
@@ -105,7 +109,7 @@ def fetch_package(name: str, version: str, cache: Path) -> Path:
             capture_output=True,
             text=True,
         )
-        found = [p for p in debs.glob(f"{name}_*.deb") if p.name.startswith(want)]
+        found = [p for p in debs.glob(f"{name}_*.deb") if p.name.startswith(wants)]
         if proc.returncode != 0 or not found:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise BuildError(
@@ -145,12 +149,23 @@ def decode(path: Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     if path.suffix.lower() == ".g722":
         return _decode_ffmpeg(path, sample_rate, ["-f", "g722"])
+    if path.suffix.lower() == ".gsm":  # headerless GSM 06.10, 8 kHz telephone speech
+        return _decode_ffmpeg(path, sample_rate, ["-f", "gsm", "-ar", "8000"])
+    return decode_bytes(path.read_bytes(), sample_rate, str(path))
+
+
+def decode_bytes(
+    blob: bytes, sample_rate: int = SAMPLE_RATE, name: str = ""
+) -> np.ndarray:
+    """A file's bytes (wav/flac/ogg/opus: what libsndfile reads) as mono float32."""
+    import io
+
     import soundfile as sf
 
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise BuildError(f"cannot decode {path}: {exc}") from exc
+        raise BuildError(f"cannot decode {name}: {exc}") from exc
     mono = data.mean(axis=1)
     if rate != sample_rate:
         import soxr
@@ -191,7 +206,9 @@ def _decode_ffmpeg(
 
 
 class Sources:
-    """Resolves (package, path) to checked, decoded audio; caches decodes."""
+    """Resolves (package, path) to checked, decoded audio; caches recent decodes."""
+
+    KEEP = 64  # decoded files kept (one-shots are reused across many clips)
 
     def __init__(self, recipe: dict[str, Any], cache: Path) -> None:
         self.packages: dict[str, dict[str, Any]] = recipe["packages"]
@@ -224,11 +241,63 @@ class Sources:
             self._checked.add(key)
         return full
 
-    def audio(self, package: str, path: str, sha256: str | None) -> np.ndarray:
-        key = (package, path)
+    def audio(
+        self, package: str, path: str, sha256: str | None, member: str | None = None
+    ) -> np.ndarray:
+        """Decoded audio of a file, or of `member` inside a Qt resource file."""
+        key = (package, path if member is None else f"{path}#{member}")
         if key not in self._audio:
-            self._audio[key] = decode(self.file(package, path, sha256))
+            full = self.file(package, path, sha256)
+            if member is None:
+                self._audio[key] = decode(full)
+            else:
+                members = rcc_members(full.read_bytes())
+                if member not in members:
+                    raise BuildError(f"{package}: {member} is not in {path}")
+                self._audio[key] = decode_bytes(members[member], name=member)
+            while len(self._audio) > self.KEEP:  # oldest first: whole tracks are big
+                del self._audio[next(iter(self._audio))]
         return self._audio[key]
+
+
+def rcc_members(blob: bytes) -> dict[str, bytes]:
+    """The files inside a Qt resource bundle (.rcc), by their resource path.
+
+    GCompris ships each activity's sounds in one .rcc; the format is a header
+    (magic, version, tree/data/names offsets), a tree of fixed-size nodes, a
+    names table (UTF-16) and a data area (zlib when a node's flag 1 is set).
+    """
+    import struct
+    import zlib
+
+    if blob[:4] != b"qres":
+        raise BuildError("not a Qt resource file")
+    version, tree, data, names = struct.unpack(">IIII", blob[4:20])
+    node = 14 + (8 if version >= 2 else 0)
+
+    def name(off: int) -> str:
+        (n,) = struct.unpack(">H", blob[names + off : names + off + 2])
+        return blob[names + off + 6 : names + off + 6 + 2 * n].decode("utf-16-be")
+
+    out: dict[str, bytes] = {}
+    stack = [(0, "")]
+    while stack:
+        i, prefix = stack.pop()
+        base = tree + i * node
+        name_off, flags = struct.unpack(">IH", blob[base : base + 6])
+        path = f"{prefix}/{name(name_off)}" if i else ""
+        path = path.lstrip("/")
+        if flags & 2:  # a directory: child count, first child index
+            count, first = struct.unpack(">II", blob[base + 6 : base + 14])
+            stack += [(first + c, path) for c in range(count)]
+            continue
+        (offset,) = struct.unpack(">I", blob[base + 10 : base + 14])
+        (size,) = struct.unpack(">I", blob[data + offset : data + offset + 4])
+        raw = blob[data + offset + 4 : data + offset + 4 + size]
+        if flags & 4:
+            raise BuildError(f"{path}: zstd-compressed resource not supported")
+        out[path] = zlib.decompress(raw[4:]) if flags & 1 else raw
+    return out
 
 
 def _cut(x: np.ndarray, start: float, end: float) -> np.ndarray:
@@ -290,7 +359,9 @@ def render_drums(layer: dict[str, Any], sources: Sources, n: int) -> np.ndarray:
 def render_layer(layer: dict[str, Any], sources: Sources, n: int) -> np.ndarray:
     kind = layer["type"]
     if kind == "segment":
-        x = sources.audio(layer["package"], layer["path"], layer.get("sha256"))
+        x = sources.audio(
+            layer["package"], layer["path"], layer.get("sha256"), layer.get("member")
+        )
         return _fill(_cut(x, layer["start"], layer["end"]), n, layer.get("loop", False))
     if kind == "stems":  # simultaneous stems of one song, summed at their own levels
         parts = [
@@ -345,22 +416,28 @@ def caption_for(labels: dict[str, Any]) -> str:
     """A plain caption from the known labels only (unknowns are not mentioned)."""
     parts: list[str] = []
     kind = labels.get("vocal_kind")
-    style = labels.get("style")
+    genres = list(
+        labels.get("genres") or ([labels["style"]] if labels.get("style") else [])
+    )
     instruments = list(labels.get("instruments") or [])
     if labels.get("guitar") and not any("guitar" in i for i in instruments):
         instruments.append("guitar")
     if labels.get("piano") and "piano" not in instruments:
         instruments.append("piano")
-    if style:
-        parts.append(f"{style} music")
+    if genres:
+        parts.append(" and ".join(genres) + " music")
     if instruments:
         parts.append(" and ".join(instruments))
     if labels.get("drums") is True:
         parts.append("drums")
     if labels.get("vocals") is True:
-        parts.append("a spoken voice" if kind == "speech" else "vocals")
+        who = labels.get("vocal_gender")
+        voice = f"a {who} spoken voice" if who else "a spoken voice"
+        parts.append(voice if kind == "speech" else "vocals")
     text = ", ".join(parts) if parts else "a recording"
     negs = [w for w in ("drums", "vocals") if labels.get(w) is False]
+    if labels.get("music") is False:
+        negs = ["music"]
     if negs:
         text += ", " + ", ".join(f"no {w}" for w in negs)
     return text[0].upper() + text[1:] + "."
@@ -368,8 +445,8 @@ def caption_for(labels: dict[str, Any]) -> str:
 
 def tags_for(labels: dict[str, Any]) -> list[str]:
     """Known-present vocabulary terms (the `tag` column)."""
-    tags: list[str] = []
-    if labels.get("style"):
+    tags: list[str] = list(labels.get("genres") or [])
+    if labels.get("style") and labels["style"] not in tags:
         tags.append(labels["style"])
     tags += list(labels.get("instruments") or [])
     if labels.get("guitar") and not any("guitar" in t for t in tags):
@@ -381,7 +458,18 @@ def tags_for(labels: dict[str, Any]) -> list[str]:
             tags.append(word)
     if labels.get("vocal_kind") == "speech":
         tags.append("speech")
+    if labels.get("vocal_gender"):
+        tags.append(f"{labels['vocal_gender']} voice")
     return tags
+
+
+# An instrument family is not absent from a clip where one of its members
+# plays (a violin is strings), nor where a near relative leaves it unclear.
+FAMILY_MEMBERS: dict[str, tuple[str, ...]] = {
+    "strings": ("violin", "cello", "harp", "banjo"),
+    "brass": ("trumpet", "horn", "tuba", "trombone", "saxophone"),
+    "bass": ("tuba", "cello"),
+}
 
 
 def absent_for(labels: dict[str, Any]) -> list[str]:
@@ -398,6 +486,10 @@ def absent_for(labels: dict[str, Any]) -> list[str]:
         for term in INSTRUMENTS:
             if term in present or (labels.get("guitar") and "guitar" in term):
                 continue
+            if present & set(FAMILY_MEMBERS.get(term, ())):
+                continue
+            if term == "piano" and labels.get("piano"):
+                continue
             absent.append(term)
     return absent
 
@@ -409,10 +501,24 @@ def attributes_for(clip: dict[str, Any]) -> dict[str, Any]:
         "source": "real",
         "family": clip["family"],
         "duration": float(clip["duration"]),
+        "part": clip.get("part"),
     }
-    for key in ("vocals", "drums", "style", "vocal_kind", "guitar", "piano"):
+    for key in (
+        "vocals",
+        "drums",
+        "style",
+        "vocal_kind",
+        "guitar",
+        "piano",
+        "speech",
+        "music",
+        "vocal_gender",
+        "language",
+        "genres",
+        "bpm",
+    ):
         if labels.get(key) is not None:
-            attrs[key] = labels[key]
+            attrs[key] = labels[key]  # fmt: skip
     instruments = list(labels.get("instruments") or [])
     # The list is written only when it is the whole truth in vocabulary terms:
     # a guitar of undocumented kind has no vocabulary term, and an evaluator
@@ -513,6 +619,7 @@ def build(
         "sample_rate": SAMPLE_RATE,
         "clips": len(clips),
         "packages": recipe["packages"],
+        "split": recipe.get("split"),
         "labels_sha256": hashlib.sha256(
             json.dumps(recipe, sort_keys=True).encode()
         ).hexdigest(),

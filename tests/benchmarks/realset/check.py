@@ -1,31 +1,28 @@
-"""How a model bundle ranks REAL recordings: the realset check.
+"""How a bundle and the pretrained taggers rank REAL recordings: the realset check.
 
 The default model learns from synthetic MIDI renders; this check asks
-whether what it learnt transfers to real recordings, on the clips that
+whether what it knows carries over to real recordings, on the clips that
 build.py makes from Debian packages (labels with cited evidence, see
-docs/realset.md). It runs the plugin's own runtime (Contract 2), so it
-measures exactly what `beet clap` would see:
+docs/realset.md). It runs the plugin's own runtime (Contract 2: Bundle.load,
+load_windows, pool_embeddings and the query layer's scoring), so it
+measures what `beet clap` would see:
 
     python tests/benchmarks/realset/build.py --out /tmp/realset
-    python tests/benchmarks/realset/check.py --bundle models/NAME --data /tmp/realset
+    python tests/benchmarks/realset/check.py --bundle models/NAME --data /tmp/realset \
+        [--part choose|report] [--cache DIR] [--plot PNG]
 
-For each binary attribute with enough known positives and negatives
-(vocals, drums, guitar, piano) it reports the ROC AUC of
-- the text contrast sim("music with X") - sim("music without X"),
-- the plain text similarity sim("X"),
-- the bundle's matching tag probability, when audio.onnx has a `tags` output,
-and the share of minimal pairs (same recording with and without X) that the
-score orders correctly. Then queries with negations ("music without
-vocals", "guitar music without drums", ...) rank all clips whose relevant
-labels are known: precision@5/@10 and violation@5/@10 (share of the top k
-that has a negated attribute), by raw text similarity and by the plugin's
-negation-aware scoring when beetsplug.clap.search provides it.
+Per concept (concepts.py: instruments, vocals and their gender, drums,
+genre families, speech, and words outside the tags) it reports the text
+query's ROC AUC and R-precision beside each pretrained tagger's own tag
+for the same concept ("tag parity": MTT_musicnn and MSD_musicnn through
+the trainer's PyTorch port); "music without X" beside the tagger's absence
+(1 - p); how far speech alone ranks below music for music queries. Every
+figure is given per part of the split (labels.json `split`: choose on
+`choose`, report `report`). The older per-attribute contrast, minimal
+pairs and negation precision tables follow.
 
-`--musicnn MTT_musicnn` instead runs the pretrained musicnn tagger (the
-trainer's PyTorch port) for the tag rows only: the zero-shot bar the
-default model is meant to match on real audio.
-
-The last line printed is one JSON object with every figure.
+`--musicnn MTT_musicnn` runs one tagger alone (no bundle). The last line
+printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -179,7 +176,7 @@ def known(recipe: dict[str, Any], attr: str) -> np.ndarray:
         return np.array(
             [
                 1
-                if attr in c["labels"].get("instruments", ())
+                if attr in (c["labels"].get("instruments") or ())
                 else 0
                 if c["labels"].get(family) is False
                 else -1
@@ -309,6 +306,156 @@ def ranking_rows(
     return rows
 
 
+def r_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """With R positives, the share of positives among the R best-scored clips
+    (ties broken by clip order, so the figure is deterministic)."""
+    r = int(labels.sum())
+    if r == 0:
+        return float("nan")
+    top = np.argsort(-scores, kind="stable")[:r]
+    return float(labels[top].mean())
+
+
+def concept_row(
+    concept: Any,
+    clips: Sequence[dict[str, Any]],
+    text_scores: dict[str, np.ndarray],
+    tag_scores: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """n+, n-, and AUC / R-precision for every scorer (text or tag) on one
+    concept over `clips` (unknown labels left out); skipped below MIN_POSITIVES."""
+    from concepts import MIN_POSITIVES
+
+    lab = np.array(concept.labels(list(clips)))
+    mask = lab >= 0
+    y = lab[mask] == 1
+    row: dict[str, Any] = {
+        "concept": concept.id,
+        "kind": concept.kind,
+        "query": concept.query,
+        "n_pos": int(y.sum()),
+        "n_neg": int((~y).sum()),
+    }
+    if min(row["n_pos"], row["n_neg"]) < MIN_POSITIVES:
+        row["skipped"] = f"fewer than {MIN_POSITIVES} positives or negatives"
+        return row
+    for name, scores in {**text_scores, **tag_scores}.items():
+        row[f"auc_{name}"] = auc(scores[mask], y)
+        row[f"rprec_{name}"] = r_precision(scores[mask], y)
+    for model, tag in concept.tags.items():
+        if model in {n.split(":")[0] for n in tag_scores}:
+            row[f"tag_{model}"] = tag
+    return row
+
+
+def speech_rows(
+    clips: Sequence[dict[str, Any]], text_scores: dict[str, dict[str, np.ndarray]]
+) -> list[dict[str, Any]]:
+    """For each music query: AUC of music over speech alone, and where the
+    best-ranked speech clip lands (1 = first of all clips)."""
+    from concepts import MUSIC_QUERIES, music
+
+    lab = np.array([music(c["labels"]) for c in clips])
+    mask = lab >= 0
+    y = lab[mask] == 1
+    rows = []
+    if y.all() or not y.any():
+        return rows
+    for query in MUSIC_QUERIES:
+        row: dict[str, Any] = {"query": query, "n_music": int(y.sum()),
+                               "n_speech": int((~y).sum())}  # fmt: skip
+        for scorer, by_query in text_scores.items():
+            if query not in by_query:
+                continue
+            sc = by_query[query][mask]
+            row[f"auc_{scorer}"] = auc(sc, y)
+            order = np.argsort(-sc, kind="stable")
+            row[f"first_speech_rank_{scorer}"] = int(np.flatnonzero(~y[order])[0]) + 1
+        rows.append(row)
+    return rows
+
+
+def tag_scores_for(
+    concept: Any, taggers: dict[str, tuple[list[str], np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """'MODEL:tag' -> scores for the concept's tag in each tagger that has one."""
+    from concepts import tag_column
+
+    out = {}
+    for model, spec in concept.tags.items():
+        if model in taggers:
+            names, probs = taggers[model]
+            col = tag_column(spec, names, probs)
+            if col is not None:
+                out[f"{model}:{spec}"] = col
+    return out
+
+
+def part_report(
+    recipe: dict[str, Any],
+    index: np.ndarray,
+    text: dict[str, dict[str, np.ndarray]],
+    taggers: dict[str, tuple[list[str], np.ndarray]],
+) -> dict[str, Any]:
+    """Concept, negation and speech figures on the clips `index` selects.
+
+    `text` maps a scorer name to {query: scores over ALL clips}; taggers map
+    a model to (tag names, probabilities over ALL clips)."""
+    from concepts import CONCEPTS, NEGATED
+
+    clips = [recipe["clips"][i] for i in index]
+    sub_taggers = {m: (n, p[index]) for m, (n, p) in taggers.items()}
+    out: dict[str, Any] = {"clips": len(clips), "concepts": [], "negated": []}
+    for key, group in (("concepts", CONCEPTS), ("negated", NEGATED)):
+        for concept in group:
+            ts = {
+                name: by_query[concept.query][index]
+                for name, by_query in text.items()
+                if concept.query in by_query
+            }
+            out[key].append(
+                concept_row(concept, clips, ts, tag_scores_for(concept, sub_taggers))
+            )
+    out["speech"] = speech_rows(
+        clips, {n: {q: v[index] for q, v in bq.items()} for n, bq in text.items()}
+    )
+    out["summary"] = parity_summary(out["concepts"], list(text), list(taggers))
+    return out
+
+
+def parity_summary(
+    rows: list[dict[str, Any]], scorers: list[str], models: list[str]
+) -> dict[str, Any]:
+    """Over the concepts a tagger names and the part scores: mean AUC and
+    R-precision of each text scorer and of that tagger's tags, and in how
+    many concepts the text is at least the tag's AUC - 0.01."""
+    out: dict[str, Any] = {}
+    for model in models:
+        scored = [r for r in rows if "skipped" not in r and f"tag_{model}" in r]
+        if not scored:
+            continue
+        tag_key = [f"{model}:{r[f'tag_{model}']}" for r in scored]
+        pairs = list(zip(scored, tag_key, strict=True))
+        entry: dict[str, Any] = {
+            "concepts": [r["concept"] for r in scored],
+            "auc_tag": float(np.mean([r[f"auc_{k}"] for r, k in pairs])),
+            "rprec_tag": float(np.mean([r[f"rprec_{k}"] for r, k in pairs])),
+        }
+        for s in scorers:
+            if not all(f"auc_{s}" in r for r in scored):
+                continue
+            entry[f"auc_{s}"] = float(np.mean([r[f"auc_{s}"] for r in scored]))
+            entry[f"rprec_{s}"] = float(np.mean([r[f"rprec_{s}"] for r in scored]))
+            entry[f"at_parity_{s}"] = int(
+                sum(
+                    r[f"auc_{s}"] >= r[f"auc_{k}"] - 0.01
+                    for r, k in zip(scored, tag_key, strict=True)
+                )
+            )
+        out[model] = entry
+    return out
+
+
 # --------------------------------------------------------------------------
 # Report
 
@@ -321,37 +468,140 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _tag_cols(row: dict[str, Any], model: str) -> list[Any]:
+    tag = row.get(f"tag_{model}")
+    if tag is None:
+        return [None, None, None]
+    key = f"{model}:{tag}"
+    return [tag, row.get(f"auc_{key}"), row.get(f"rprec_{key}")]
+
+
 def print_report(report: dict[str, Any]) -> None:
     print(f"realset check: {report['model']} on {report['clips']} clips")
+    scorers, models = report["scorers"], report["taggers"]
+    for part, entry in report["parts"].items():
+        print()
+        print(f"== part {part}: {entry['clips']} clips")
+        for key in ("concepts", "negated"):
+            head = ["concept", "query", "n+", "n-"]
+            for s in scorers:
+                head += [f"AUC {s}", f"Rp {s}"]
+            for m in models:
+                short = m.split("_")[0]
+                head += [f"{short} tag", f"AUC {short}", f"Rp {short}"]
+            lines = [head]
+            for r in entry[key]:
+                line = [r["concept"], r["query"], r["n_pos"], r["n_neg"]]
+                for s in scorers:
+                    line += [r.get(f"auc_{s}"), r.get(f"rprec_{s}")]
+                for m in models:
+                    line += _tag_cols(r, m)
+                lines.append(line)
+            print()
+            _table(lines)
+        if entry["speech"]:
+            print()
+            head = ["music query", "music", "speech"]
+            for s in scorers:
+                head += [f"AUC {s}", f"1st speech {s}"]
+            lines = [head]
+            for r in entry["speech"]:
+                line = [r["query"], r["n_music"], r["n_speech"]]
+                for s in scorers:
+                    line += [r.get(f"auc_{s}"), r.get(f"first_speech_rank_{s}")]
+                lines.append(line)
+            _table(lines)
+        for m, summ in entry["summary"].items():
+            text = ", ".join(
+                f"{s} AUC {summ[f'auc_{s}']:.3f} Rp {summ[f'rprec_{s}']:.3f} "
+                f"(at parity in {summ[f'at_parity_{s}']}/{len(summ['concepts'])})"
+                for s in scorers
+                if f"auc_{s}" in summ
+            )
+            print(
+                f"\n{m} concepts ({len(summ['concepts'])}): tags AUC "
+                f"{summ['auc_tag']:.3f} Rp {summ['rprec_tag']:.3f}; {text}"
+            )
+        print_legacy(entry, scorers)
+
+
+def print_legacy(entry: dict[str, Any], scorers: list[str]) -> None:
+    """The per-attribute contrast / pairs table and the negation precision table."""
     print()
     head = ["attribute", "n+", "n-", "AUC contrast", "AUC plain", "tag", "AUC tag",
             "pairs text", "pairs tag", "n pairs"]  # fmt: skip
     lines = [head]
-    for attr, r in report["attributes"].items():
+    for attr, r in entry["attributes"].items():
         lines.append([
             attr, r["n_pos"], r["n_neg"], r.get("auc_text_contrast"),
             r.get("auc_text_plain"), r.get("tag"), r.get("auc_tag"),
             r.get("pairs_text"), r.get("pairs_tag"), r.get("n_pairs"),
         ])  # fmt: skip
     _table(lines)
-    if report["ranking"]:
+    if entry["ranking"] and scorers:
         print()
-        scorers = report["scorers"]
         head = ["query", "pool", "rel"]
         for s in scorers:
             head += [f"{s} P@5", f"{s} viol@5", f"{s} P@10", f"{s} viol@10"]
         lines = [head]
-        for r in report["ranking"]:
+        for r in entry["ranking"]:
             line = [r["query"], r["pool"], r["relevant"]]
             for s in scorers:
                 line += [
-                    r[f"{s}_p@5"],
-                    r[f"{s}_viol@5"],
-                    r[f"{s}_p@10"],
-                    r[f"{s}_viol@10"],
+                    r.get(f"{s}_p@5"),
+                    r.get(f"{s}_viol@5"),
+                    r.get(f"{s}_p@10"),
+                    r.get(f"{s}_viol@10"),
                 ]
             lines.append(line)
         _table(lines)
+
+
+def plot_parity(report: dict[str, Any], path: Path) -> None:
+    """One panel per part: each scored concept's AUC for the text query (the
+    plugin's scoring when present) beside each tagger's tag."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = report["parts"]
+    scorer = (
+        "plugin" if "plugin" in report["scorers"] else (report["scorers"] or [None])[0]
+    )
+    fig, axes = plt.subplots(
+        len(parts), 1, figsize=(13, 4.2 * len(parts)), squeeze=False
+    )
+    for ax, (part, entry) in zip(axes[:, 0], parts.items(), strict=True):
+        rows = [r for r in entry["concepts"] + entry["negated"] if "skipped" not in r]
+        x = np.arange(len(rows))
+        series: list[tuple[str, list[float]]] = []
+        if scorer is not None:
+            series.append((f"text query ({scorer})",
+                           [r.get(f"auc_{scorer}", np.nan) for r in rows]))  # fmt: skip
+        for m in report["taggers"]:
+            vals = []
+            for r in rows:
+                tag = r.get(f"tag_{m}")
+                vals.append(np.nan if tag is None else r.get(f"auc_{m}:{tag}", np.nan))
+            series.append((f"{m} tag", vals))
+        width = 0.8 / max(1, len(series))
+        for k, (label, vals) in enumerate(series):
+            heights = [np.nan if v is None else v for v in vals]
+            offset = (k - (len(series) - 1) / 2) * width
+            ax.bar(x + offset, heights, width, label=label)
+        ax.set_xticks(x)
+        names = [f"{r['concept']}\n({r['n_pos']}/{r['n_neg']})" for r in rows]
+        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(0.0, 1.02)
+        ax.set_ylabel("ROC AUC")
+        ax.set_title(f"{report['model']}: part '{part}' ({entry['clips']} clips)")
+        ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _table(lines: list[list[Any]]) -> None:
@@ -378,44 +628,156 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+PARTS = ("choose", "report")
+
+
+def part_index(recipe: dict[str, Any], part: str) -> np.ndarray:
+    """Indices of the clips in `part` ("all": every clip)."""
+    if part == "all":
+        return np.arange(len(recipe["clips"]))
+    return np.array(
+        [i for i, c in enumerate(recipe["clips"]) if c.get("part") == part], int
+    )
+
+
+def sub_recipe(recipe: dict[str, Any], index: np.ndarray) -> dict[str, Any]:
+    """The recipe restricted to some clips (pairs with both members kept)."""
+    clips = [recipe["clips"][i] for i in index]
+    ids = {c["id"] for c in clips}
+    pairs = [
+        p for p in recipe.get("pairs", []) if p["with"] in ids and p["without"] in ids
+    ]
+    return dict(recipe, clips=clips, pairs=pairs)
+
+
+def cached(
+    cache: Path | None, name: str, ids: list[str], compute: Any
+) -> dict[str, np.ndarray]:
+    """Arrays for these clip ids from CACHE/NAME.npz, else computed and stored."""
+    path = None if cache is None else cache / f"{name}.npz"
+    if path is not None and path.is_file():
+        with np.load(path, allow_pickle=False) as z:
+            if list(z["ids"]) == ids:
+                return {k: z[k] for k in z.files if k != "ids"}
+    arrays = compute()
+    if path is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, ids=np.array(ids), **arrays)
+    return arrays
+
+
+def all_queries() -> list[str]:
+    from concepts import CONCEPTS, MUSIC_QUERIES, NEGATED
+
+    qs = {c.query for c in CONCEPTS + NEGATED} | set(MUSIC_QUERIES)
+    qs |= {t for q in QUERIES.values() for t in q} | {q for q, _ in RANKING}
+    return sorted(qs)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     recipe = load_recipe(args.labels)
     paths = clip_paths(recipe, args.data)
+    ids = [c["id"] for c in recipe["clips"]]
     sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(HERE))
+    cache = args.cache
+    models = [args.musicnn] if args.musicnn else list(args.taggers)
+    taggers: dict[str, tuple[list[str], np.ndarray]] = {}
+    for model in models:
+        try:
+            got = cached(
+                cache,
+                model,
+                ids,
+                lambda m=model: dict(
+                    zip(("names", "probs"), tags_with_musicnn(m, paths), strict=True)
+                ),
+            )
+        except ImportError as exc:  # no torch: the text figures still stand
+            print(f"realset check: {model} skipped ({exc})", file=sys.stderr)
+            continue
+        taggers[model] = ([str(n) for n in got["names"]], got["probs"])
+    text: dict[str, dict[str, np.ndarray]] = {}
+    audio: np.ndarray | None = None
+    tags: np.ndarray | None = None
+    tag_names: list[str] = []
     scorers: dict[str, Any] = {}
     if args.musicnn:
-        tag_names, tags = tags_with_musicnn(args.musicnn, paths)
-        audio, text = None, {}
         model = f"{args.musicnn} (tags only)"
+        tag_names, tags = taggers[args.musicnn] if taggers else ([], None)
     else:
         from beetsplug.clap.audio import AudioError
         from beetsplug.clap.model import Bundle, BundleError
 
         try:
             bundle = Bundle.load(args.bundle, threads=args.threads)
-            audio, tags = embed_with_bundle(bundle, paths)
+
+            def embed() -> dict[str, np.ndarray]:
+                a, t = embed_with_bundle(bundle, paths)
+                return {"audio": a} if t is None else {"audio": a, "tags": t}
+
+            got = cached(cache, f"bundle-{bundle.identity[:16]}", ids, embed)
         except (BundleError, AudioError) as exc:
             raise CheckError(str(exc)) from exc
+        audio, tags = got["audio"], got.get("tags")
         tag_names = list(bundle.tag_names)
         model = bundle.label
-        texts = sorted(
-            {t for q in QUERIES.values() for t in q} | {q for q, _ in RANKING}
-        )
-        vecs = bundle.embed_text(texts)
-        text = dict(zip(texts, vecs, strict=True))
-        scorers["sim"] = lambda q: audio @ text[q]
+        queries = all_queries()
+        vecs = dict(zip(queries, bundle.embed_text(queries), strict=True))
+        text["sim"] = {q: audio @ v for q, v in vecs.items()}
+        scorers["sim"] = lambda q: text["sim"][q]
         plugin = _plugin_scorer(
             bundle, audio, tags, args.tag_weight, args.affirmed_tag_weight
         )
         if plugin is not None:
-            scorers["plugin"] = plugin
-    return {
+            text["plugin"] = {}
+            for q in queries:
+                scored = plugin(q)
+                if scored is not None:
+                    text["plugin"][q] = scored
+            scorers["plugin"] = lambda q: text["plugin"].get(q)
+        if cache is not None:
+            nan_row = np.full(len(ids), np.nan, np.float32)
+            np.savez_compressed(
+                cache / f"scores-{bundle.identity[:16]}.npz",
+                ids=np.array(ids),
+                queries=np.array(queries),
+                **{
+                    name: np.stack([by_q.get(q, nan_row) for q in queries])
+                    for name, by_q in text.items()
+                },
+            )
+    parts = PARTS if args.part is None else (args.part,)
+    report: dict[str, Any] = {
         "model": model,
         "clips": len(paths),
-        "scorers": list(scorers),
-        "attributes": attribute_rows(recipe, audio, text, tag_names, tags),
-        "ranking": ranking_rows(recipe, scorers) if scorers else [],
+        "scorers": list(text),
+        "taggers": list(taggers),
+        "parts": {},
     }
+    for part in parts:
+        index = part_index(recipe, part)
+        if len(index) == 0:
+            raise CheckError(f"no clips in part {part!r} (labels.json has no split?)")
+        entry = part_report(recipe, index, text, taggers)
+        sub = sub_recipe(recipe, index)
+        sub_text = dict(vecs) if audio is not None else {}
+        entry["attributes"] = attribute_rows(
+            sub,
+            None if audio is None else audio[index],
+            sub_text,
+            tag_names,
+            None if tags is None else tags[index],
+        )
+        entry["ranking"] = ranking_rows(
+            sub,
+            {
+                name: (lambda q, f=f, ix=index: None if f(q) is None else f(q)[ix])
+                for name, f in scorers.items()
+            },
+        )
+        report["parts"][part] = entry
+    return report
 
 
 def _plugin_scorer(
@@ -470,6 +832,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data", type=Path, required=True, help="folder build.py wrote"
     )
     parser.add_argument("--labels", type=Path, default=HERE / "labels.json")
+    parser.add_argument(
+        "--part",
+        choices=("choose", "report", "all"),
+        default=None,
+        help="one part of the split (default: choose and report, each on its own)",
+    )
+    parser.add_argument(
+        "--taggers",
+        nargs="*",
+        default=("MTT_musicnn", "MSD_musicnn"),
+        help="pretrained taggers to put beside the text queries (none: no torch)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder for per-clip tagger tags and bundle embeddings (reused "
+        "when the clip ids match; a bundle is keyed by its identity)",
+    )
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG here")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
         "--tag-weight",
@@ -490,6 +872,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"realset check: {exc}", file=sys.stderr)
         return 1
     print_report(report)
+    if args.plot is not None:
+        plot_parity(report, args.plot)
     print(json.dumps({"realset": _clean(report)}, sort_keys=True))
     return 0
 

@@ -86,6 +86,88 @@ PACKAGES: dict[str, dict[str, str]] = {
     },
 }
 
+PACKAGES.update(
+    {
+        "asterisk-core-sounds-es-g722": {
+            "version": "1.6.1-1",
+            "licence": "CC-BY-SA-3.0",
+            "copyright": "usr/share/doc/asterisk-core-sounds-es-g722/copyright",
+            "about": "Telephone voice prompts in Mexican Spanish recorded by Allison "
+            "Smith (folder es_MX_f_Allison: female), 16 kHz G.722.",
+        },
+        "asterisk-core-sounds-ru-g722": {
+            "version": "1.6.1-1",
+            "licence": "CC-BY-3.0",
+            "copyright": "usr/share/doc/asterisk-core-sounds-ru-g722/copyright",
+            "about": "Telephone voice prompts in Russian ('Provided by: Maxim Topal', "
+            "ivrvoice.ru; folder ru_RU_f_IvrvoiceRU: female), 16 kHz G.722.",
+        },
+        "asterisk-prompt-fr-armelle": {
+            "version": "20070613-2.2",
+            "licence": "BSD-style (see copyright)",
+            "copyright": "usr/share/doc/asterisk-prompt-fr-armelle/copyright",
+            "about": "French voice prompts for Asterisk by Armelle Desjardins ('Voice "
+            "actor: Armelle Desjardins'), 8 kHz GSM.",
+        },
+        "asterisk-prompt-es-co": {
+            "version": "0.20070403-2.1",
+            "licence": "GPL-2",
+            "copyright": "usr/share/doc/asterisk-prompt-es-co/copyright",
+            "about": "Colombian Spanish voice prompts ('grabadas con el acento neutral "
+            "de Colombia ... con la voz de July E. Jiménez'), 8 kHz GSM.",
+        },
+        "gcompris-qt-data": {
+            "version": "3.1-2",
+            "licence": "GPL-3.0+ (drum_kit.ogg: CC Sampling Plus 1.0)",
+            "copyright": "usr/share/doc/gcompris-qt-data/copyright",
+            "about": "GCompris's 'Music instruments' activity ('Learn to recognize "
+            "musical instruments'): one sound per instrument, named after it, inside "
+            "rcc/instruments.rcc.",
+        },
+        "warzone2100-music": {
+            "version": "4.3.3-3",
+            "licence": "GPL-2+ / CC-BY-SA-3.0 (per album license.txt)",
+            "copyright": "usr/share/doc/warzone2100-music/copyright",
+            "about": "Warzone 2100's soundtracks (1999 original by Martin Severn; "
+            "Legacy and Aftermath by LupusMechanicus); the package description calls "
+            "it 'abstract, atmospheric and post-apocalyptic beats'.",
+        },
+        "wesnoth-1.16-music": {
+            "version": "1:1.16.9-1",
+            "licence": "GPL-2+",
+            "copyright": "usr/share/doc/wesnoth-1.16-music/copyright",
+            "about": "The Battle for Wesnoth soundtrack (the files of the "
+            "wesnoth-music metapackage); each Ogg file's genre tag says 'Romantic "
+            "Classical' (a few say nothing, one says 'Game').",
+        },
+    }
+)
+
+# The split, by package: thresholds and weights are chosen on `choose`, figures
+# are reported on `report`; a clip mixes packages of one part only, so no
+# recording, speaker or kit is on both sides.
+SPLIT: dict[str, list[str]] = {
+    "choose": [
+        "fretsonfire-songs-muldjord",
+        "asterisk-core-sounds-en-g722",
+        "asterisk-core-sounds-es-g722",
+        "asterisk-core-sounds-ru-g722",
+        "sonic-pi-samples",
+    ],
+    "report": [
+        "fretsonfire-songs-sectoid",
+        "asterisk-core-sounds-fr-g722",
+        "asterisk-core-sounds-it-g722",
+        "asterisk-prompt-fr-armelle",
+        "asterisk-prompt-es-co",
+        "hydrogen-drumkits",
+        "gcompris-qt-data",
+        "warzone2100-music",
+        "wesnoth-1.16-music",
+    ],
+}
+PART_OF = {pkg: part for part, pkgs in SPLIT.items() for pkg in pkgs}
+
 FOF = "usr/share/games/fretsonfire/data/songs"
 SONGS = [  # (package, folder, title)
     ("fretsonfire-songs-muldjord", "muldjord/armygeddon", "Armygeddon"),
@@ -123,22 +205,73 @@ STEM_EVIDENCE = (
     "guitar stem alone has no drums and no vocals."
 )
 
-SPEAKERS = [  # (package, folder, speaker)
-    (
-        "asterisk-core-sounds-en-g722",
-        "usr/share/asterisk/sounds/en_US_f_Allison",
-        "Allison Smith",
-    ),
-    (
-        "asterisk-core-sounds-fr-g722",
-        "usr/share/asterisk/sounds/fr_CA_f_June",
-        "June Wallack",
-    ),
-    (
-        "asterisk-core-sounds-it-g722",
-        "usr/share/asterisk/sounds/it_IT_m_Carlo",
-        "Carlo Flora",
-    ),
+SPEAKERS: list[dict[str, str]] = [
+    # Gender is what the speaker's folder name says (Asterisk's
+    # <lang>_<COUNTRY>_<f|m>_<Voice> convention) or the credits' own words.
+    {
+        "package": "asterisk-core-sounds-en-g722",
+        "folder": "usr/share/asterisk/sounds/en_US_f_Allison",
+        "speaker": "Allison Smith",
+        "gender": "female",
+        "language": "english",
+        "credit": "copyright CREDITS: 'Recorded by: Allison Smith'; folder "
+        "en_US_f_Allison",
+    },
+    {
+        "package": "asterisk-core-sounds-es-g722",
+        "folder": "usr/share/asterisk/sounds/es_MX_f_Allison",
+        "speaker": "Allison Smith",
+        "gender": "female",
+        "language": "spanish",
+        "credit": "copyright CREDITS: 'Recorded by: Allison Smith'; folder "
+        "es_MX_f_Allison",
+    },
+    {
+        "package": "asterisk-core-sounds-ru-g722",
+        "folder": "usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU",
+        "speaker": "IvrvoiceRU",
+        "gender": "female",
+        "language": "russian",
+        "credit": "copyright 'Files: ru-*' CREDITS: 'Provided by: Maxim Topal' "
+        "(ivrvoice.ru); folder ru_RU_f_IvrvoiceRU",
+    },
+    {
+        "package": "asterisk-core-sounds-fr-g722",
+        "folder": "usr/share/asterisk/sounds/fr_CA_f_June",
+        "speaker": "June Wallack",
+        "gender": "female",
+        "language": "french",
+        "credit": "copyright CREDITS: 'Recorded by: June Wallack'; folder fr_CA_f_June",
+    },
+    {
+        "package": "asterisk-core-sounds-it-g722",
+        "folder": "usr/share/asterisk/sounds/it_IT_m_Carlo",
+        "speaker": "Carlo Flora",
+        "gender": "male",
+        "language": "italian",
+        "credit": "copyright CREDITS: 'Recorded by: Carlo Flora'; folder it_IT_m_Carlo",
+    },
+]
+# 8 kHz GSM prompt packs: several short prompts are joined into one clip.
+PROMPT_PACKS: list[dict[str, Any]] = [
+    {
+        "package": "asterisk-prompt-fr-armelle",
+        "folder": "usr/share/asterisk/sounds/fr",
+        "speaker": "Armelle Desjardins",
+        "gender": "female",
+        "language": "french",
+        "credit": "package description: 'French voice prompts for Asterisk by Armelle "
+        "Desjardins'; copyright: 'Voice actor: Armelle Desjardins'",
+    },
+    {
+        "package": "asterisk-prompt-es-co",
+        "folder": "usr/share/asterisk/sounds/es",
+        "speaker": "July E. Jiménez",
+        "gender": None,
+        "language": "spanish",
+        "credit": "LEEME: 'Sonidos grabados por Avatar Ltda. con la voz de July E. "
+        "Jiménez' (gender not stated)",
+    },
 ]
 
 HYDROGEN = "usr/share/hydrogen/data/drumkits"
@@ -228,14 +361,17 @@ class Authoring:
     def __init__(self, cache: Path) -> None:
         self.recipe: dict[str, Any] = {"packages": PACKAGES}
         self.sources = build.Sources(self.recipe, cache)
+        self._sha: dict[tuple[str, str], str] = {}
 
     def ref(self, package: str, path: str) -> dict[str, str]:
-        full = self.sources.file(package, path, None)
+        key = (package, path)
+        if key not in self._sha:
+            self._sha[key] = build.sha256_file(self.sources.file(package, path, None))
         return {
             "package": package,
             "version": PACKAGES[package]["version"],
             "path": path,
-            "sha256": build.sha256_file(full),
+            "sha256": self._sha[key],
         }
 
     def audio(self, package: str, path: str) -> np.ndarray:
@@ -249,7 +385,7 @@ def frame_db(x: np.ndarray, hop: float = 0.5) -> np.ndarray:
 
 
 def best_window(
-    x: np.ndarray, avoid: float | None = None, margin: float = 8.0
+    x: np.ndarray, avoid: float | list[float] | None = None, margin: float = 8.0
 ) -> float:
     """Start (s) of the CLIP_SECONDS window whose quietest parts are loudest."""
     db = frame_db(x)
@@ -257,7 +393,8 @@ def best_window(
     best, best_start = -1e9, None
     for i in range(int(margin / 0.5), len(db) - per - int(margin / 0.5)):
         start = i * 0.5
-        if avoid is not None and abs(start - avoid) < CLIP_SECONDS:
+        avoided = [] if avoid is None else avoid if isinstance(avoid, list) else [avoid]
+        if any(abs(start - other) < CLIP_SECONDS for other in avoided):
             continue
         score = float(np.percentile(db[i : i + per], 10))
         if score > best:
@@ -317,6 +454,239 @@ def kit_hits(a: Authoring, kit: str) -> dict[str, dict[str, str]]:
     return hits
 
 
+GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc/instruments.rcc"
+GCOMPRIS_RES = "gcompris/src/activities/instruments/resource"
+# Demo sound name -> what it names (instruments list, guitar, piano, drums).
+# The percussion demos other than the kit and the snare are left "drums
+# unknown": a bongo or a timpano is a drum, but not the drum kit that the
+# taggers' "drums" means.
+DEMOS: dict[str, dict[str, Any]] = {
+    "accordion": {"instruments": ["accordion"]},
+    "banjo": {"instruments": ["banjo"]},
+    "cello": {"instruments": ["cello"]},
+    "clarinet": {"instruments": ["clarinet"]},
+    "electric_guitar": {"instruments": ["electric guitar"], "guitar": True},
+    "flute_traversiere": {"instruments": ["flute"]},
+    "guitar": {"instruments": [], "guitar": True},
+    "harmonica": {"instruments": ["harmonica"]},
+    "harp": {"instruments": ["harp"]},
+    "horn": {"instruments": ["horn"]},
+    "organ": {"instruments": ["organ"]},
+    "piano": {"instruments": ["piano"], "piano": True},
+    "saxophone": {"instruments": ["saxophone"]},
+    "trombone": {"instruments": ["trombone"]},
+    "trumpet": {"instruments": ["trumpet"]},
+    "tuba": {"instruments": ["tuba"]},
+    "violin": {"instruments": ["violin"]},
+    "bongo": {"instruments": ["bongo"], "drums": None, "percussion": True},
+    "castanets": {"instruments": ["castanets"], "drums": None, "percussion": True},
+    "cymbal": {"instruments": ["cymbal"], "drums": None, "percussion": True},
+    "maracas": {"instruments": ["maracas"], "drums": None, "percussion": True},
+    "tambourine": {"instruments": ["tambourine"], "drums": None, "percussion": True},
+    "timpani": {"instruments": ["timpani"], "drums": None, "percussion": True},
+    "triangle": {"instruments": ["triangle"], "drums": None, "percussion": True},
+    "drum_kit": {"instruments": [], "drums": True, "percussion": True},
+    "snare_drum": {"instruments": ["snare drum"], "drums": True, "percussion": True},
+}
+DEMO_EVIDENCE = (
+    "gcompris-qt-data rcc/instruments.rcc: the 'Music instruments' activity "
+    "('Learn to recognize musical instruments'; instruments.js pairs {name}.ogg "
+    "with 'Find the {word}'); resource/README: {credit}"
+)
+DEMO_CREDIT = {
+    "drum_kit": "'drum_kit.ogg: http://www.freesound.org/samplesViewSingle.php"
+    "?id=29534 Creative Commons Sampling Plus 1.0'",
+}
+DEMO_CREDIT_OTHER = (
+    "'all other ogg files are released under the GPL and were created by: "
+    "Sylvain Dechy, Jérome blanchard, julie jules, chloé tuvuku'"
+)
+
+
+def instrument_clips(
+    a: Authoring,
+    clip: Any,
+    kits: list[dict[str, Any]],
+    drums: Any,
+    speech: list[dict[str, Any]],
+    voice: Any,
+    voice_labels: Any,
+    pairs: list[dict[str, Any]],
+) -> None:
+    """GCompris's instrument demos alone (12 s, looped), and each melodic one
+    over a groove and under a speaking voice: the instrument is named by the
+    demo, the rest by how the clip is built."""
+    rcc = a.sources.file("gcompris-qt-data", GCOMPRIS_RCC, None)
+    members = build.rcc_members(rcc.read_bytes())
+    rcc_ref = a.ref("gcompris-qt-data", GCOMPRIS_RCC)
+    licence = PACKAGES["gcompris-qt-data"]["licence"]
+    bpms = [88.0, 96.0, 104.0, 112.0, 120.0, 128.0]
+    k = 0
+    for name, lab in DEMOS.items():
+        member = f"{GCOMPRIS_RES}/{name}.ogg"
+        x = a.sources.audio("gcompris-qt-data", GCOMPRIS_RCC, None, member)
+        layer = {
+            "type": "segment",
+            **rcc_ref,
+            "member": member,
+            "member_sha256": build.hashlib.sha256(members[member]).hexdigest(),
+            "start": 0.0,
+            "end": round(len(x) / SR, 4),
+            "loop": True,
+            "licence": "CC-Sampling-Plus-1.0" if name == "drum_kit" else "GPL-3.0+",
+            "role": name,
+        }
+        word = name.replace("_traversiere", "").replace("_", " ")
+        ev = DEMO_EVIDENCE.format(
+            name=name, word=word, credit=DEMO_CREDIT.get(name, DEMO_CREDIT_OTHER)
+        )
+        percussion = lab.get("percussion", False)
+        labels = {
+            "vocals": False,
+            "speech": False,
+            "music": True,
+            "guitar": lab.get("guitar", False),
+            "piano": lab.get("piano", False),
+            "drums": lab.get("drums", False),
+            "instruments": lab["instruments"],
+            "instruments_complete": True,
+        }
+        alone = clip(
+            f"demo-{name}",
+            "instrument_demo",
+            [dict(layer)],
+            labels,
+            [ev],
+            f"GCompris's {name}.ogg ({len(x) / SR:.1f} s) looped to 12 s",
+            duration=12.0,
+            base_piece=f"demo-{name}",
+        )
+        if percussion:
+            continue
+        kit = kits[k % len(kits)]
+        d = drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
+        with_drums = clip(
+            f"demo-{name}+drums",
+            "instrument_drums",
+            [dict(layer), d],
+            dict(labels, drums=True, bpm=d["bpm"]),
+            [ev, kit["evidence"]],
+            f"the looped demo with a 16-step groove ({d['pattern']}, {d['bpm']} bpm) "
+            f"on real one-shots of {kit['name']}, 3 dB under the instrument",
+            duration=12.0,
+            base_piece=f"demo-{name}",
+        )
+        s = speech[k % len(speech)]
+        with_voice = clip(
+            f"demo-{name}+voice",
+            "instrument_voice",
+            [dict(layer, gain_db=-3.0), voice(s)],
+            {**labels, "speech": True, **voice_labels(s)},
+            [ev, s["evidence"]],
+            f"the looped demo 3 dB under {s['speaker']}'s prompt '{s['prompt']}'",
+            duration=12.0,
+            base_piece=f"demo-{name}",
+        )
+        pairs += [
+            {"with": with_drums, "without": alone, "attribute": "drums",
+             "column": False},
+            {"with": with_voice, "without": alone, "attribute": "vocals",
+             "column": False},
+        ]  # fmt: skip
+        k += 1
+    del licence
+
+
+WESNOTH = "usr/share/games/wesnoth/1.16/data/core/music"
+WARZONE = "usr/share/games/warzone2100/music"
+WARZONE_DESCRIPTION = (
+    "warzone2100-music package description: 'It contains the background music for "
+    "the menu and during the game, which varies between abstract, atmospheric and "
+    "post-apocalyptic beats'"
+)
+SOUNDTRACK_MIN_SECONDS = 40.0
+SOUNDTRACK_AT = (0.3, 0.65)  # where the two 15 s clips of a track start
+
+
+def soundtrack_clips(a: Authoring, clip: Any) -> None:
+    """Two 15 s clips (at 30 % and 65 % of the track) of every soundtrack piece
+    of 40 s or more, labelled with the genre its source states and nothing else."""
+    import mutagen
+
+    root = a.sources.root("wesnoth-1.16-music") / WESNOTH
+    for f in sorted(root.glob("*.ogg")):
+        tags = mutagen.File(f).tags or {}
+        genre = (tags.get("genre") or [None])[0]
+        title = (tags.get("title") or [f.stem])[0]
+        artist = (tags.get("artist") or ["Wesnoth Project"])[0]
+        genres = ["classical"] if genre and "classical" in genre.lower() else None
+        ev = (
+            f"wesnoth-1.16-music {f.name}: Vorbis comment genre="
+            f"{genre!r}, artist={artist!r}, title={title!r}"
+            + ("" if genres else " (no classical genre stated: genre left unknown)")
+        )
+        soundtrack_track(
+            a, clip, "wesnoth-1.16-music", f"{WESNOTH}/{f.name}", f.stem, title,
+            artist, genres, ev, "wesnoth",
+        )  # fmt: skip
+    wz = a.sources.root("warzone2100-music") / WARZONE
+    for album in sorted((wz / "albums").iterdir()):
+        meta = json.loads((album / "album.json").read_text())
+        for track in meta["tracks"]:
+            path = f"{WARZONE}/albums/{album.name}/{track['filename']}"
+            ev = (
+                f"{WARZONE_DESCRIPTION}; albums/{album.name}/album.json: "
+                f"'{meta['title']}', track '{track['title']}' by {track['author']}"
+            )
+            soundtrack_track(
+                a, clip, "warzone2100-music", path,
+                f"{album.name.split('_')[0]}-{Path(track['filename']).stem}",
+                track["title"], track["author"], ["electronic"], ev, "warzone",
+            )  # fmt: skip
+
+
+def soundtrack_track(
+    a: Authoring,
+    clip: Any,
+    package: str,
+    path: str,
+    stem: str,
+    title: str,
+    artist: str,
+    genres: list[str] | None,
+    evidence: str,
+    prefix: str,
+) -> None:
+    import soundfile as sf
+
+    seconds = sf.info(str(a.sources.file(package, path, None))).duration
+    if seconds < SOUNDTRACK_MIN_SECONDS:
+        return
+    for n, at in enumerate(SOUNDTRACK_AT):
+        start = round(seconds * at * 2) / 2
+        clip(
+            f"{prefix}-{stem.lower().replace('_', '-')}-{n + 1}",
+            "soundtrack",
+            [
+                {
+                    "type": "segment",
+                    **a.ref(package, path),
+                    "start": start,
+                    "end": start + CLIP_SECONDS,
+                    "licence": PACKAGES[package]["licence"],
+                    "role": "music",
+                }
+            ],
+            {"music": True, "genres": genres, "style": (genres or [None])[0]},
+            [evidence],
+            f"'{title}' ({artist}), {start}-{start + CLIP_SECONDS} s of "
+            f"{seconds:.0f} s",
+            title=title,
+            artist=artist,
+            base_piece=f"{prefix}-{stem}",
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="write labels.json")
     parser.add_argument("--cache", type=Path, default=None)
@@ -324,7 +694,7 @@ def main() -> int:
     args = parser.parse_args()
     a = Authoring(args.cache or build.default_cache())
     clips: list[dict[str, Any]] = []
-    pairs: list[dict[str, str]] = []
+    pairs: list[dict[str, Any]] = []
 
     def clip(
         cid: str,
@@ -336,6 +706,9 @@ def main() -> int:
         **extra: Any,
     ) -> str:
         licences = sorted({lay["licence"] for lay in layers})
+        parts = {PART_OF[lay["package"]] for lay in layers}
+        if len(parts) != 1:
+            raise build.BuildError(f"{cid} mixes packages of both parts")
         full = {
             "vocals": None,
             "drums": None,
@@ -345,11 +718,20 @@ def main() -> int:
             "instruments_complete": False,
             "style": None,
             "vocal_kind": None,
+            "speech": None,
+            "music": None,
+            "vocal_gender": None,
+            "language": None,
+            "genres": None,
+            "bpm": None,
         }
         full.update(labels)
+        if full["vocal_kind"] == "speech":
+            full["speech"] = True
         clips.append(
             {
                 "id": cid,
+                "part": parts.pop(),
                 "family": family,
                 "duration": extra.pop("duration", CLIP_SECONDS),
                 "layers": layers,
@@ -364,7 +746,8 @@ def main() -> int:
 
     # ---- speech segments: 15 s from the longest prompts, per speaker
     speech: list[dict[str, Any]] = []
-    for package, folder, speaker in SPEAKERS:
+    for spk in SPEAKERS:
+        package, folder = spk["package"], spk["folder"]
         root = a.sources.root(package) / folder
         prompts = sorted(root.glob("*.g722"), key=lambda p: (-p.stat().st_size, p.name))
         taken = 0
@@ -391,26 +774,41 @@ def main() -> int:
             speech.append(
                 {
                     "layer": seg,
-                    "speaker": speaker,
+                    "speaker": spk["speaker"],
+                    "gender": spk["gender"],
+                    "language": spk["language"],
+                    "part": PART_OF[package],
                     "prompt": p.stem,
-                    "evidence": f"{package} copyright CREDITS: 'Recorded by: "
-                    f"{speaker}'; {p.name} is one of the PBX's spoken prompts "
-                    "(a single speaker, no music).",
+                    "evidence": f"{package} {spk['credit']}; {p.name} is one of the "
+                    "PBX's spoken prompts (a single speaker, no music).",
                 }
             )
             taken += 1
-    # interleave speakers so each family gets several voices
-    by = [[s for s in speech if s["speaker"] == sp] for _, _, sp in SPEAKERS]
-    order = [s for group in zip(*by, strict=False) for s in group]
-    order += [s for group in by for s in group if s not in order]
-    if len(order) < 16:
-        raise build.BuildError(f"only {len(order)} speech segments")
-    speech_a, speech_b = order[0:16:2], order[1:16:2]  # GV/GDV and V/DV
+
+    def interleave(part: str) -> list[dict[str, Any]]:
+        """Speech segments of one part, speakers (packages) taking turns."""
+        groups = [
+            [s for s in speech if s["layer"]["package"] == spk["package"]]
+            for spk in SPEAKERS
+            if PART_OF[spk["package"]] == part
+        ]
+        order = [s for group in zip(*groups, strict=False) for s in group]
+        return order + [s for g in groups for s in g if s not in order]
+
+    speech_by_part = {part: interleave(part) for part in SPLIT}
 
     def voice(s: dict[str, Any], gain_db: float = 0.0) -> dict[str, Any]:
         return dict(s["layer"], gain_db=gain_db)
 
-    # ---- drum kits
+    def voice_labels(s: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "vocals": True,
+            "vocal_kind": "speech",
+            "vocal_gender": s["gender"],
+            "language": s["language"],
+        }
+
+    # ---- drum kits: the Hydrogen kits (report), Sonic Pi's menegass kit (choose)
     kits: list[dict[str, Any]] = []
     for kit in KITS:
         kits.append(
@@ -434,11 +832,17 @@ def main() -> int:
             "evidence": MENEGASS_EVIDENCE,
         }
     )
+    kits_by_part = {
+        part: [k for k in kits if PART_OF[k["package"]] == part] for part in SPLIT
+    }
 
     def drums(
-        k: int, bpm: float, offset: float = 0.0, gain_db: float = -2.0
+        kit: dict[str, Any],
+        k: int,
+        bpm: float,
+        offset: float = 0.0,
+        gain_db: float = -2.0,
     ) -> dict[str, Any]:
-        kit = kits[k % len(kits)]
         return {
             "type": "drums",
             "package": kit["package"],
@@ -457,9 +861,18 @@ def main() -> int:
         "a 16-step groove ({pattern}, {bpm} bpm) played with real one-shot "
         "recordings of an acoustic kit ({kit})"
     )
+    used: set[int] = set()  # speech segments already in a mix (by id())
+
+    def take_speech(part: str) -> dict[str, Any]:
+        for s in speech_by_part[part]:
+            if id(s) not in used:
+                used.add(id(s))
+                return s
+        raise build.BuildError(f"too few speech segments in part {part}")
 
     # ---- Frets on Fire: guitar stems, the four factorial cells, full mixes
     for i, (package, folder, title) in enumerate(SONGS):
+        part = PART_OF[package]
         g_path, s_path = f"{FOF}/{folder}/guitar.ogg", f"{FOF}/{folder}/song.ogg"
         g = a.audio(package, g_path)
         song = a.audio(package, s_path)
@@ -483,12 +896,15 @@ def main() -> int:
             "piano": False,
             "instruments": gkind,
             "instruments_complete": True,
+            "music": True,
+            "speech": False,
         }
-        kit_i = i % len(kits)
-        d = drums(kit_i, bpm, first)
-        d_ev = kits[kit_i]["evidence"]
+        part_kits = kits_by_part[part]
+        kit = part_kits[i % len(part_kits)]
+        d = drums(kit, i, bpm, first)
+        d_ev = kit["evidence"]
         d_con = drum_construction.format(pattern=d["pattern"], bpm=bpm, kit=d["kit"])
-        s = speech_a[i]
+        s = take_speech(part)
         # Voice on top for half the songs, 4 dB under the guitar for the
         # other half: buried vocals are the hard case on real records.
         g_db, v_db = (-4.0, 0.0) if i % 2 == 0 else (0.0, -4.0)
@@ -510,7 +926,7 @@ def main() -> int:
             f"fof-{slug}-guitar+voice",
             "guitar_voice",
             [dict(guitar_layer, gain_db=g_db), voice(s, v_db)],
-            dict(base, vocals=True, drums=False, vocal_kind="speech"),
+            dict(base, drums=False, **voice_labels(s)),
             [src_ev, s["evidence"]],
             f"the same guitar stem mixed with {s['speaker']}'s prompt "
             f"'{s['prompt']}', voice {v_db - g_db:+.0f} dB against the guitar",
@@ -520,7 +936,7 @@ def main() -> int:
             f"fof-{slug}-guitar+drums",
             "guitar_drums",
             [dict(guitar_layer), dict(d)],
-            dict(base, vocals=False, drums=True),
+            dict(base, vocals=False, drums=True, bpm=bpm),
             [src_ev, d_ev],
             f"the same guitar stem with {d_con}, 2 dB under the guitar",
             **meta,
@@ -533,7 +949,7 @@ def main() -> int:
                 dict(d, gain_db=g_db - 2.0),
                 voice(s, v_db),
             ],
-            dict(base, vocals=True, drums=True, vocal_kind="speech"),
+            dict(base, drums=True, bpm=bpm, **voice_labels(s)),
             [src_ev, d_ev, s["evidence"]],
             f"guitar stem + {d_con} (2 dB under the guitar) + {s['speaker']}'s "
             f"prompt '{s['prompt']}', voice {v_db - g_db:+.0f} dB against the guitar",
@@ -555,48 +971,59 @@ def main() -> int:
             },
         ]
         mix = g + song[: len(g)] if len(song) >= len(g) else g[: len(song)] + song
-        mstart = best_window(mix, avoid=start)
-        clip(
-            f"fof-{slug}-fullmix",
-            "full_mix",
-            [
+        # Three full-mix windows a song, none overlapping the guitar segment
+        # or each other (the best first, by the same loudness rule).
+        taken_starts = [start]
+        for n in range(3):
+            mstart = best_window(mix, avoid=taken_starts)
+            taken_starts.append(mstart)
+            clip(
+                f"fof-{slug}-fullmix" + ("" if n == 0 else f"{n + 1}"),
+                "full_mix",
+                [
+                    {
+                        "type": "stems",
+                        "package": package,
+                        "version": PACKAGES[package]["version"],
+                        "stems": [a.ref(package, s_path), a.ref(package, g_path)],
+                        "start": mstart,
+                        "end": round(mstart + CLIP_SECONDS, 2),
+                        "licence": PACKAGES[package]["licence"],
+                        "role": "band",
+                    }
+                ],
                 {
-                    "type": "stems",
-                    "package": package,
-                    "version": PACKAGES[package]["version"],
-                    "stems": [a.ref(package, s_path), a.ref(package, g_path)],
-                    "start": mstart,
-                    "end": round(mstart + CLIP_SECONDS, 2),
-                    "licence": PACKAGES[package]["licence"],
-                    "role": "band",
-                }
-            ],
-            {
-                "guitar": True,
-                "instruments": gkind,
-                "instruments_complete": False,
-                "style": "metal" if muldjord else None,
-            },
-            [
-                f"{package}: {FOF_EVIDENCE[package]} song.ogg + guitar.ogg is the "
-                "whole recording; whether it has vocals or drums is not documented, "
-                "so both are left unknown."
-            ],
-            f"song.ogg + guitar.ogg of '{title}' summed, "
-            f"{mstart}-{mstart + CLIP_SECONDS} s",
-            **meta,
-        )
+                    "guitar": True,
+                    "instruments": gkind,
+                    "instruments_complete": False,
+                    "style": "metal" if muldjord else None,
+                    "genres": ["metal"] if muldjord else None,
+                    "music": True,
+                },
+                [
+                    f"{package}: {FOF_EVIDENCE[package]} song.ogg + guitar.ogg is "
+                    "the whole recording; whether it has vocals or drums is not "
+                    "documented, so both are left unknown."
+                ],
+                f"song.ogg + guitar.ogg of '{title}' summed, "
+                f"{mstart}-{mstart + CLIP_SECONDS} s",
+                **meta,
+            )
 
-    # ---- drums alone, speech alone, speech over drums
+    # ---- drums alone, speech alone, speech over drums (each part its own kits)
     bpms = [92.0, 100.0, 108.0, 116.0, 124.0, 84.0, 132.0]
-    for i in range(8):
-        if i < 7:
-            d = drums(i, bpms[i], 0.0, gain_db=0.0)
-            d_ev = kits[i]["evidence"]
+    triples: list[tuple[str, dict[str, Any], int]] = [
+        ("report", k, i) for i, k in enumerate(kits_by_part["report"])
+    ] + [("choose", kits_by_part["choose"][0], 6), ("choose", {}, 7)]
+    for part, kit, i in triples:
+        if kit:
+            d = drums(kit, i, bpms[i], 0.0, gain_db=0.0)
+            d_ev = kit["evidence"]
             d_con = drum_construction.format(
                 pattern=d["pattern"], bpm=d["bpm"], kit=d["kit"]
             )
-            name = kits[i]["name"].lower().replace(" ", "_").replace(".", "")
+            name = kit["name"].lower().replace(" ", "_").replace(".", "")
+            d_bpm: float | None = bpms[i]
         else:
             loop = a.audio("sonic-pi-samples", f"{SONIC}/loop_breakbeat.flac")
             d = {
@@ -616,19 +1043,26 @@ def main() -> int:
             )
             d_con = "Sonic Pi's loop_breakbeat (a real drum break) looped"
             name = "breakbeat"
-        s = speech_b[i]
+            d_bpm = None
+        s = take_speech(part)
+        nothing_else = {
+            "guitar": False,
+            "piano": False,
+            "instruments": [],
+            "instruments_complete": True,
+        }
         d_id = clip(
             f"drums-{name}",
             "drums",
             [dict(d)],
-            {
-                "vocals": False,
-                "drums": True,
-                "guitar": False,
-                "piano": False,
-                "instruments": [],
-                "instruments_complete": True,
-            },
+            dict(
+                nothing_else,
+                vocals=False,
+                drums=True,
+                music=True,
+                speech=False,
+                bpm=d_bpm,
+            ),
             [d_ev],
             d_con,
             base_piece=f"drums-{name}",
@@ -637,15 +1071,7 @@ def main() -> int:
             f"voice-{s['speaker'].split()[0].lower()}-{s['prompt']}",
             "voice",
             [voice(s)],
-            {
-                "vocals": True,
-                "drums": False,
-                "guitar": False,
-                "piano": False,
-                "instruments": [],
-                "instruments_complete": True,
-                "vocal_kind": "speech",
-            },
+            dict(nothing_else, drums=False, music=False, **voice_labels(s)),
             [s["evidence"]],
             f"{s['speaker']}'s prompt '{s['prompt']}'",
             base_piece=s["prompt"],
@@ -654,15 +1080,7 @@ def main() -> int:
             f"drums-{name}+voice",
             "drums_voice",
             [dict(d, gain_db=-3.0), voice(s)],
-            {
-                "vocals": True,
-                "drums": True,
-                "guitar": False,
-                "piano": False,
-                "instruments": [],
-                "instruments_complete": True,
-                "vocal_kind": "speech",
-            },
+            dict(nothing_else, drums=True, music=True, bpm=d_bpm, **voice_labels(s)),
             [d_ev, s["evidence"]],
             f"{d_con}, 3 dB under {s['speaker']}'s prompt '{s['prompt']}'",
             base_piece=f"drums-{name}",
@@ -682,7 +1100,91 @@ def main() -> int:
             },
         ]
 
-    # ---- solo instrument samples, looped into phrases
+    # ---- every other 15 s speech segment, alone (speech vs music, gender)
+    for s in speech:
+        if id(s) in used:
+            continue
+        used.add(id(s))
+        who = s["speaker"].split()[0].lower()
+        lang = s["layer"]["package"].split("-")[3]
+        clip(
+            f"voice-{who}-{lang}-{s['prompt']}",
+            "voice",
+            [voice(s)],
+            {
+                "drums": False,
+                "guitar": False,
+                "piano": False,
+                "instruments": [],
+                "instruments_complete": True,
+                "music": False,
+                **voice_labels(s),
+            },
+            [s["evidence"]],
+            f"{s['speaker']}'s prompt '{s['prompt']}'",
+            base_piece=s["prompt"],
+        )
+
+    # ---- 8 kHz prompt packs: the longest prompts joined, 0.4 s apart, to 15 s
+    for pack in PROMPT_PACKS:
+        package, folder = pack["package"], pack["folder"]
+        root = a.sources.root(package) / folder
+        prompts = sorted(root.glob("*.gsm"), key=lambda p: (-p.stat().st_size, p.name))
+        k = 0
+        for n in range(5):
+            parts_: list[dict[str, Any]] = []
+            total = 0.0
+            while total < CLIP_SECONDS and k < len(prompts):
+                p = prompts[k]
+                k += 1
+                x = a.audio(package, f"{folder}/{p.name}")
+                parts_.append(
+                    {
+                        **a.ref(package, f"{folder}/{p.name}"),
+                        "start": 0.0,
+                        "end": round(len(x) / SR, 4),
+                    }
+                )
+                total += len(x) / SR + 0.4
+            if total < CLIP_SECONDS:
+                break
+            names = ", ".join(Path(q["path"]).stem for q in parts_)
+            who = pack["speaker"].split()[0].lower()
+            clip(
+                f"voice-{who}-{n + 1}",
+                "voice",
+                [
+                    {
+                        "type": "concat",
+                        "package": package,
+                        "version": PACKAGES[package]["version"],
+                        "parts": parts_,
+                        "gap": 0.4,
+                        "licence": PACKAGES[package]["licence"],
+                        "role": "voice",
+                    }
+                ],
+                {
+                    "vocals": True,
+                    "vocal_kind": "speech",
+                    "vocal_gender": pack["gender"],
+                    "language": pack["language"],
+                    "drums": False,
+                    "guitar": False,
+                    "piano": False,
+                    "instruments": [],
+                    "instruments_complete": True,
+                    "music": False,
+                },
+                [
+                    f"{package} {pack['credit']}; each part is one of the PBX's "
+                    "spoken prompts (a single speaker, no music)."
+                ],
+                f"{pack['speaker']}'s prompts {names}, 0.4 s apart",
+                base_piece=f"{package}-{n + 1}",
+            )
+
+    # ---- solo instrument samples (Sonic Pi), looped into phrases
     solos = [
         (
             "guit_em9.flac",
@@ -701,6 +1203,18 @@ def main() -> int:
             "piano",
             "Rutger Muller (freesound 51245)",
             {"guitar": False, "piano": True, "instruments": ["piano"]},
+        ),
+        (
+            "guit_harmonics.flac",
+            "guitar",
+            "BStateham (freesound 141524)",
+            {"guitar": True, "piano": False, "instruments": []},
+        ),
+        (
+            "guit_e_slide.flac",
+            "guitar",
+            "Suva (freesound 2410)",
+            {"guitar": True, "piano": False, "instruments": []},
         ),
     ]
     for fname, inst, who, lab in solos:
@@ -721,7 +1235,14 @@ def main() -> int:
                     "role": inst,
                 }
             ],
-            dict(lab, vocals=False, drums=False, instruments_complete=True),
+            dict(
+                lab,
+                vocals=False,
+                drums=False,
+                instruments_complete=True,
+                music=True,
+                speech=False,
+            ),
             [
                 f"sonic-pi-samples README.md lists :{fname.split('.')[0]} under "
                 f"'{section}' ({who}); copyright: 'License: CC0'. A single {inst} "
@@ -732,19 +1253,29 @@ def main() -> int:
             base_piece=fname.split(".")[0],
         )
 
+    # ---- GCompris instrument demos: alone, over a groove, under a voice
+    instrument_clips(a, clip, kits_by_part["report"], drums,
+                     speech_by_part["report"], voice, voice_labels, pairs)  # fmt: skip
+
+    # ---- soundtracks whose genre the package states (report part)
+    soundtrack_clips(a, clip)
+
     recipe = {
-        "format": 1,
+        "format": 2,
         "sample_rate": SR,
         "about": "Real-recording check set for beets-clap: see docs/realset.md. Labels "
         "are null where no evidence exists. vocals=true always means a real spoken "
         "voice (vocal_kind 'speech'): no sung vocals with documented provenance were "
-        "found in Debian.",
+        "found in Debian. 'split' assigns every package to one part: choose on "
+        "'choose', report on 'report'.",
+        "split": SPLIT,
         "packages": PACKAGES,
         "clips": clips,
         "pairs": pairs,
     }
     args.out.write_text(json.dumps(recipe, indent=1, ensure_ascii=False) + "\n")
-    print(f"{len(clips)} clips, {len(pairs)} pairs -> {args.out}")
+    counts = {p: sum(c["part"] == p for c in clips) for p in SPLIT}
+    print(f"{len(clips)} clips ({counts}), {len(pairs)} pairs -> {args.out}")
     return 0
 
 

@@ -3,9 +3,10 @@
 Part of the project's suite (the benchmark scripts beside it are not
 tests); alone, `python -m pytest tests/benchmarks/realset -q`. Needs no
 packages or audio: it guards the properties the benchmark's honesty rests
-on (every clip cites evidence, minimal pairs differ in exactly their
-attribute, no guitar kind is claimed absent) and the arithmetic of the
-figures it reports.
+on (every clip cites each of its sources, the split keeps every package in
+one part, minimal pairs differ in exactly their attribute, no guitar kind
+is claimed absent, the report part can decide each concept) and the
+arithmetic of the figures it reports.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build
 import check
+import concepts
 
 RECIPE = build.load_recipe()
 CLIPS = {c["id"]: c for c in RECIPE["clips"]}
@@ -27,7 +29,7 @@ PRESENCE = ("vocals", "drums", "guitar", "piano")
 
 def test_clip_ids_unique_and_durations_in_range():
     assert len(CLIPS) == len(RECIPE["clips"])
-    assert 40 <= len(CLIPS) <= 80
+    assert len(CLIPS) >= 250
     for clip in RECIPE["clips"]:
         assert 10.0 <= clip["duration"] <= 30.0, clip["id"]
 
@@ -49,6 +51,8 @@ def test_every_clip_cites_evidence_licence_and_pinned_sources():
             for ref in refs:
                 assert len(ref["sha256"]) == 64
                 assert ref["path"].startswith("usr/")
+                if "member" in ref:  # a file inside a resource bundle: its own hash
+                    assert len(ref["member_sha256"]) == 64
 
 
 def test_labels_are_bool_or_unknown_and_voice_is_speech():
@@ -172,7 +176,152 @@ def test_a_kind_is_known_from_the_instrument_list_or_its_absent_family():
             {"labels": {"guitar": True, "instruments": []}},
             {"labels": {"guitar": False, "instruments": []}},
             {"labels": {"guitar": None, "instruments": []}},
+            {"labels": {"guitar": None, "instruments": None}},  # a soundtrack
         ]
     }
-    assert check.known(recipe, "electric guitar").tolist() == [1, -1, 0, -1]
-    assert check.known(recipe, "guitar").tolist() == [1, 1, 0, -1]
+    assert check.known(recipe, "electric guitar").tolist() == [1, -1, 0, -1, -1]
+    assert check.known(recipe, "guitar").tolist() == [1, 1, 0, -1, -1]
+
+
+# --------------------------------------------------------------------------
+# The split and the concept labels
+
+
+def test_enough_clips_from_enough_sources():
+    used = {lay["package"] for c in RECIPE["clips"] for lay in c["layers"]}
+    assert len(RECIPE["clips"]) >= 250
+    assert len(used) >= 8
+    assert used == set(RECIPE["packages"])  # no listed package left unused
+
+
+def test_split_puts_every_package_in_exactly_one_part():
+    split = RECIPE["split"]
+    assert set(split) == {"choose", "report"}
+    choose, report = set(split["choose"]), set(split["report"])
+    assert not choose & report
+    assert choose | report == set(RECIPE["packages"])
+    assert len(choose) + len(report) == sum(len(v) for v in split.values())
+
+
+def test_every_clip_lies_in_the_part_of_all_its_sources():
+    part_of = {p: part for part, pkgs in RECIPE["split"].items() for p in pkgs}
+    for clip in RECIPE["clips"]:
+        parts = {part_of[lay["package"]] for lay in clip["layers"]}
+        assert parts == {clip["part"]}, clip["id"]
+
+
+def test_every_clip_cites_each_of_its_sources():
+    for clip in RECIPE["clips"]:
+        for layer in clip["layers"]:
+            assert any(layer["package"] in e for e in clip["evidence"]), (
+                clip["id"],
+                layer["package"],
+            )
+
+
+def test_genre_and_gender_labels_quote_their_statement():
+    # The words the sources use: a Vorbis genre tag, a readme, a package
+    # description; a speaker folder's _f_/_m_ or the credits' own words.
+    said = {"classical": "Classical", "metal": "metal", "electronic": "beats"}
+    for clip in RECIPE["clips"]:
+        labels = clip["labels"]
+        text = " ".join(clip["evidence"])
+        for g in labels.get("genres") or ():
+            assert said[g] in text, (clip["id"], g)
+        mark = {"female": ("_f_", "Armelle"), "male": ("_m_",)}
+        if labels.get("vocal_gender"):
+            assert any(m in text for m in mark[labels["vocal_gender"]]), clip["id"]
+
+
+def test_concept_labels_are_ternary_and_the_report_part_can_decide():
+    report = [c for c in RECIPE["clips"] if c["part"] == "report"]
+    for concept in concepts.CONCEPTS + concepts.NEGATED:
+        values = concept.labels(RECIPE["clips"])
+        assert set(values) <= {-1, 0, 1}, concept.id
+    need = (
+        "vocals", "female voice", "male voice", "drums", "guitar", "piano",
+        "violin", "strings", "flute", "electronic", "classical", "spoken word",
+    )  # fmt: skip
+    by_id = {c.id: c for c in concepts.CONCEPTS}
+    for cid in need:
+        values = by_id[cid].labels(report)
+        assert values.count(1) >= 3, cid
+        assert values.count(0) >= 3, cid
+    for concept in concepts.NEGATED:
+        values = concept.labels(report)
+        assert values.count(1) >= 3, concept.id
+        assert values.count(0) >= 3, concept.id
+
+
+def test_concept_label_rules():
+    violin = {"instruments": ["violin"], "instruments_complete": True, "music": True}
+    harp = {"instruments": ["harp"], "instruments_complete": True, "music": True}
+    horn = {"instruments": ["horn"], "instruments_complete": True, "music": True}
+    unknown = {"instruments": None, "instruments_complete": False, "music": True}
+    strings = concepts.instrument("strings")
+    assert [strings(x) for x in (violin, harp, horn, unknown)] == [1, -1, 0, -1]
+    assert concepts.absent(strings)(horn) == 1
+    speech = {"speech": True, "music": False, "vocals": True, "vocal_gender": "male"}
+    mixed = {"speech": True, "music": True}
+    song = {"music": True, "genres": ["classical"]}
+    assert [concepts.spoken(x) for x in (speech, mixed, song)] == [1, -1, 0]
+    assert [concepts.music(x) for x in (speech, mixed, song)] == [0, -1, 1]
+    electronic = concepts.genre("electronic")
+    assert [electronic(x) for x in (speech, song, unknown)] == [0, 0, -1]
+    assert concepts.absent(strings)(speech) == -1  # speech is not "music without"
+    assert concepts.gender("male")(speech) == 1
+    assert concepts.gender("female")(speech) == 0
+    assert concepts.gender("female")({"vocals": False}) == 0
+    assert concepts.gender("female")({"vocals": True}) == -1
+
+
+def test_r_precision_and_tag_columns():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    labels = np.array([True, False, True, False, False])
+    assert check.r_precision(scores, labels) == pytest.approx(0.5)  # top 2: 1 of 2
+    assert check.r_precision(-scores, labels) == pytest.approx(0.0)
+    assert np.isnan(check.r_precision(scores, np.zeros(5, bool)))
+    probs = np.array([[0.2, 0.9], [0.7, 0.1]])
+    assert concepts.tag_column("b", ["a", "b"], probs).tolist() == [0.9, 0.1]
+    flipped = concepts.tag_column("1-a", ["a", "b"], probs)
+    assert flipped.tolist() == pytest.approx([0.8, 0.3])
+    assert concepts.tag_column("c", ["a", "b"], probs) is None
+
+
+def test_part_report_scores_concepts_and_parity_on_toy_clips(monkeypatch):
+    clips = [
+        {"id": str(i), "part": "report", "labels": {"vocals": v, "music": True}}
+        for i, v in enumerate([True, True, True, False, False, False, None])
+    ]
+    speech = {"vocals": True, "speech": True, "music": False}
+    clips.append({"id": "s", "part": "report", "labels": speech})
+    recipe = {"clips": clips}
+    vocals = concepts.Concept(
+        "vocals", "part", "vocals", concepts.presence("vocals"), {"MTT_musicnn": "v"}
+    )
+    monkeypatch.setattr(concepts, "CONCEPTS", [vocals])
+    monkeypatch.setattr(concepts, "NEGATED", [])
+    monkeypatch.setattr(concepts, "MUSIC_QUERIES", ("music",))
+    # text ranks one negative above one positive; the tag is perfect
+    text = np.array([0.9, 0.8, 0.3, 0.5, 0.2, 0.1, 0.0, 0.95])
+    tag = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1, 0.5, 0.99])
+    out = check.part_report(
+        recipe,
+        np.arange(len(clips)),
+        {"plugin": {"vocals": text, "music": text}},
+        {"MTT_musicnn": (["v"], tag[:, None])},
+    )
+    row = out["concepts"][0]
+    assert (row["n_pos"], row["n_neg"]) == (4, 3)  # the unknown clip is left out
+    # positives 0.9 0.8 0.3 0.95 vs negatives 0.5 0.2 0.1: 0.3 loses to 0.5
+    assert row["auc_plugin"] == pytest.approx(11 / 12)
+    assert row["rprec_plugin"] == pytest.approx(0.75)
+    assert row["auc_MTT_musicnn:v"] == pytest.approx(1.0)
+    assert row["tag_MTT_musicnn"] == "v"
+    summary = out["summary"]["MTT_musicnn"]
+    assert summary["auc_tag"] == pytest.approx(1.0)
+    assert summary["at_parity_plugin"] == 0
+    speech = out["speech"][0]  # the speech clip tops the "music" query
+    assert speech["n_speech"] == 1
+    assert speech["first_speech_rank_plugin"] == 1
+    assert speech["auc_plugin"] == pytest.approx(0.0)
