@@ -487,8 +487,13 @@ class ClapPlugin(BeetsPlugin):
                     opts.host,
                 )
             app = web.create_app(backend, self.settings["limit"])
+
+            def announce(line: str) -> None:
+                ui.print_(line)
+                sys.stdout.flush()  # seen at once, even through a pipe
+
             try:
-                web.serve(app, opts.host, opts.port, ui.print_)
+                web.serve(app, opts.host, opts.port, announce)
             except web.WebError as exc:
                 raise UserError(str(exc)) from exc
 

@@ -19,13 +19,14 @@ DEFAULT_LAYOUT = "tsne"
 # The refinement runs exact t-SNE on a fixed-seed sample and places every
 # other track among its nearest sampled neighbours: its cost is quadratic in
 # the sample and linear in the library (docs/benchmarks.md, "Map layout").
-SAMPLE = 1500
-ITERATIONS = 300
+SAMPLE = 1000
+ITERATIONS = 200
 PERPLEXITY = 30.0
 NEIGHBOURS = 8  # sampled neighbours an unsampled track is placed among
 _CHUNK = 8192  # rows of a similarity block when placing the rest
 # Regions: at most this many, so their names stay readable on one screen.
 MAX_REGIONS = 12
+FIT_2D = 20_000  # map positions the regions are fitted on (then all assigned)
 # Colours of a categorical field: the most common values, the rest "other".
 MAX_CATEGORIES = 10
 PALETTE = (
@@ -84,58 +85,81 @@ def pca_layout(vectors: np.ndarray) -> np.ndarray:
 
 
 def _affinities(x: np.ndarray, perplexity: float) -> np.ndarray:
-    """t-SNE's symmetric P for unit vectors (squared distance 2 - 2 cos),
-    each row's bandwidth found by bisection on its entropy."""
+    """t-SNE's symmetric P [m, m] for unit vectors (squared distance
+    2 - 2 cos) over each point's 3 x perplexity nearest neighbours (the rest
+    carry next to nothing), each row's bandwidth found by bisection on its
+    entropy."""
     import numpy as np
 
     m = x.shape[0]
-    d = np.maximum(2.0 - 2.0 * (x @ x.T).astype(np.float64), 0.0)
-    np.fill_diagonal(d, np.inf)
+    k = min(m - 1, int(3 * perplexity))
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    near = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    d = np.maximum(2.0 - 2.0 * np.take_along_axis(sims, near, axis=1), 0.0)
+    d = d.astype(np.float64)
     d -= d.min(axis=1, keepdims=True)  # stable exponentials; P is unchanged
-    finite = d.copy()
-    np.fill_diagonal(finite, 0.0)  # a point is not its own neighbour: p = 0
-    target = np.log(min(perplexity, (m - 1) / 3))
+    target = np.log(min(perplexity, k / 3))
     lo = np.zeros((m, 1))
     hi = np.full((m, 1), np.inf)
     beta = np.ones((m, 1))
-    for _ in range(60):
+    for _ in range(50):
         p = np.exp(-d * beta)
         total = p.sum(axis=1, keepdims=True)
-        entropy = np.log(total) + beta * (finite * p).sum(axis=1, keepdims=True) / total
+        entropy = np.log(total) + beta * (d * p).sum(axis=1, keepdims=True) / total
         over = entropy > target  # too flat: narrow the kernel
         lo = np.where(over, beta, lo)
         hi = np.where(over, hi, beta)
         beta = np.where(np.isinf(hi), beta * 2, (lo + hi) / 2)
     p = np.exp(-d * beta)
     p /= p.sum(axis=1, keepdims=True)
-    p = (p + p.T) / (2 * m)
-    return np.maximum(p, 1e-12)
+    dense = np.zeros((m, m), np.float32)
+    np.put_along_axis(dense, near, p.astype(np.float32), axis=1)
+    dense += dense.T
+    dense /= 2 * m
+    return dense
 
 
 def _tsne(p: np.ndarray, init: np.ndarray, iterations: int) -> np.ndarray:
     """Exact t-SNE gradient descent from `init` (early exaggeration,
-    momentum and gains as van der Maaten's reference implementation)."""
+    momentum and gains as van der Maaten's reference implementation), in
+    float32 and in place: the m x m passes are the whole cost."""
     import numpy as np
 
     m = p.shape[0]
-    y = init.astype(np.float64)
+    y = init.astype(np.float32)
     y = (y - y.mean(axis=0)) / max(float(y[:, 0].std()), 1e-12) * 1e-4
     velocity = np.zeros_like(y)
     gains = np.ones_like(y)
-    rate = max(m / 12.0, 50.0)
+    rate = np.float32(max(m / 12.0, 50.0))
     exaggerate = iterations // 4
+    attract = p * np.float32(12.0)
     for step in range(iterations):
-        sq = (y * y).sum(axis=1)
-        num = 1.0 / (1.0 + np.maximum(sq[:, None] + sq[None, :] - 2 * y @ y.T, 0.0))
+        if step == exaggerate:
+            attract = p
+        # Pairwise squared distances and the products with y per axis:
+        # BLAS is slow for matrices two columns wide, elementwise and
+        # matrix-vector passes are not.
+        x0, x1 = np.ascontiguousarray(y[:, 0]), np.ascontiguousarray(y[:, 1])
+        num = np.subtract.outer(x0, x0)
+        num *= num
+        other = np.subtract.outer(x1, x1)
+        other *= other
+        num += other
+        num += 1.0
+        np.reciprocal(num, out=num)
         np.fill_diagonal(num, 0.0)
-        q = np.maximum(num / num.sum(), 1e-12)
-        pq = ((12.0 if step < exaggerate else 1.0) * p - q) * num
-        grad = 4.0 * (pq.sum(axis=1)[:, None] * y - pq @ y)
+        pq = num * np.float32(-1.0 / float(num.sum()))
+        pq += attract
+        pq *= num
+        pull = np.stack([pq @ x0, pq @ x1], axis=1)
+        grad = 4.0 * (pq.sum(axis=1)[:, None] * y - pull)
         same = np.sign(grad) == np.sign(velocity)
         gains = np.maximum(np.where(same, gains * 0.8, gains + 0.2), 0.01)
-        velocity = (0.5 if step < exaggerate else 0.8) * velocity - rate * gains * grad
+        momentum = 0.5 if step < exaggerate else 0.8
+        velocity = momentum * velocity - rate * gains * grad
         y += velocity
-    return y.astype(np.float32)
+    return y
 
 
 def tsne_layout(
@@ -205,29 +229,67 @@ class Region:
     size: int
 
 
+def _kmeans_2d(points: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Labels of k-means on map positions (k-means++ start, fixed seed,
+    fitted on at most FIT_2D points), numbered by size, largest first."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = len(points)
+    fit = points if n <= FIT_2D else points[rng.choice(n, FIT_2D, replace=False)]
+    centres = [fit[rng.integers(len(fit))]]
+    closest = ((fit - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        if closest.sum() <= 0:
+            break
+        centres.append(fit[rng.choice(len(fit), p=closest / closest.sum())])
+        closest = np.minimum(closest, ((fit - centres[-1]) ** 2).sum(axis=1))
+    centre = np.array(centres)
+    for _ in range(100):
+        labels = ((fit[:, None, :] - centre[None]) ** 2).sum(axis=2).argmin(axis=1)
+        moved = np.array(
+            [
+                fit[labels == c].mean(axis=0) if (labels == c).any() else centre[c]
+                for c in range(len(centre))
+            ]
+        )
+        if np.allclose(moved, centre):
+            break
+        centre = moved
+    labels = ((points[:, None, :] - centre[None]) ** 2).sum(axis=2).argmin(axis=1)
+    counts = np.bincount(labels, minlength=len(centre))
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] > 0]
+    remap = np.empty(len(centre), np.int64)
+    remap[order] = np.arange(len(order))
+    return remap[labels]
+
+
 def regions(
     vectors: np.ndarray,
     positions: np.ndarray,
     embed_text: Callable[[list[str]], np.ndarray],
 ) -> tuple[np.ndarray, list[Region]]:
-    """(cluster label per track, named regions): spherical k-means of the
-    vectors, each cluster named by the text tower's nearest descriptors
-    (the automatic playlists' vocabulary and names) and placed at the
-    median of its tracks on the map."""
+    """(region per track, named regions): k-means of the map positions, so
+    a region is one patch of the map, each named by the text tower's
+    descriptors nearest its tracks' mean vector (the automatic playlists'
+    vocabulary and naming) and labelled at the median of its tracks."""
     import numpy as np
 
-    from .playlists import choose_k, cluster_embeddings, name_clusters
+    from .playlists import choose_k, name_clusters
 
     n = len(vectors)
     if n == 0:
         return np.zeros(0, np.int64), []
-    k = min(MAX_REGIONS, choose_k(n)) if n > 1 else 1
-    labels, centres = cluster_embeddings(vectors, k)
-    names = name_clusters(centres, embed_text)
+    k = min(MAX_REGIONS, choose_k(n), len(np.unique(positions, axis=0)))
+    labels = _kmeans_2d(positions, k)
+    k = int(labels.max()) + 1
+    means = np.stack([vectors[labels == c].mean(axis=0) for c in range(k)])
+    names = name_clusters(means, embed_text)
     out = []
     for c, name in enumerate(names):
         members = positions[labels == c]
-        x, y = np.median(members, axis=0) if len(members) else (0.5, 0.5)
+        x, y = np.median(members, axis=0)
         out.append(Region(name, round(float(x), 4), round(float(y), 4), len(members)))
     return labels, out
 
@@ -422,16 +484,16 @@ def library_tracks(
     return [found[i] for i in item_ids if i in found]
 
 
-def library_map(
+def library_points(
     lib: Library,
     store: Any,
     bundle: Any,
     query: Sequence[str] | str | None = None,
     color: str | None = None,
-    method: str = DEFAULT_LAYOUT,
-) -> dict[str, Any]:
-    """map_data for the indexed tracks a beets query matches (all without
-    one). SearchError when the index cannot be searched, MapError when
+) -> tuple[list[Track], np.ndarray]:
+    """(tracks, their vectors) of the indexed items a beets query matches
+    (all without one): the map's reading of the library, apart from its
+    computing. SearchError when the index cannot be searched, MapError when
     nothing is left to draw."""
     import numpy as np
 
@@ -447,12 +509,19 @@ def library_map(
             raise MapError("no indexed track matches the query: nothing to draw")
     tracks = library_tracks(lib, ids.tolist(), color)
     present = np.isin(ids, np.array([t.item_id for t in tracks], np.int64))
-    title = f"beets library, {' '.join(query) if isinstance(query, list) else query}"
-    return map_data(
-        tracks,
-        vectors[present],
-        bundle.embed_text,
-        color,
-        method,
-        title if query else "beets library",
-    )
+    return tracks, vectors[present]
+
+
+def library_map(
+    lib: Library,
+    store: Any,
+    bundle: Any,
+    query: Sequence[str] | str | None = None,
+    color: str | None = None,
+    method: str = DEFAULT_LAYOUT,
+) -> dict[str, Any]:
+    """map_data of library_points."""
+    tracks, vectors = library_points(lib, store, bundle, query, color)
+    words = " ".join(query) if isinstance(query, list | tuple) else query
+    title = f"beets library, {words}" if words else "beets library"
+    return map_data(tracks, vectors, bundle.embed_text, color, method, title)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .mapview import MapError, library_map, static_text
+from .mapview import MapError, library_points, map_data, static_text
 
 if TYPE_CHECKING:
     from beets.library import Library
@@ -81,7 +81,8 @@ class Backend:
     embed: Callable[[str], TextQuery]  # the plugin's configured embed_query
     fields: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
-    _maps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _map_lock: threading.Lock = field(default_factory=threading.Lock)
+    _map: dict[str, Any] | None = None
 
     def index_problem(self) -> str | None:
         """Why the index cannot be searched, in one line; None when it can."""
@@ -135,13 +136,19 @@ class Backend:
         return path
 
     def map(self) -> dict[str, Any]:
-        """The whole indexed library's map, computed once per server run."""
-        with self.lock:
-            if "" not in self._maps:
-                self._maps[""] = self._locked(
-                    lambda: library_map(self.lib, self.store, self.bundle)
+        """The whole indexed library's map, computed once per server run
+        (searches wait only while it reads the library, not while it is
+        laid out)."""
+        with self._map_lock:
+            if self._map is None:
+                tracks, vectors = self._locked(
+                    lambda: library_points(self.lib, self.store, self.bundle)
                 )
-            return self._maps[""]
+                try:
+                    self._map = map_data(tracks, vectors, self.bundle.embed_text)
+                except MapError as exc:
+                    raise ApiError(400, str(exc)) from exc
+            return self._map
 
     def _item(self, item_id: int) -> Any:
         item = self.lib.get_item(item_id) if 0 < item_id <= _MAX_ID else None

@@ -241,6 +241,12 @@ def test_a_port_in_use_is_one_line(library: Path) -> None:
     )
 
 
+def test_a_port_out_of_range_is_one_line(library: Path) -> None:
+    done = beet(library, "clap-web", "--port", "70000", timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == "error: --port must be from 0 to 65535, not 70000\n"
+
+
 def test_without_flask_clap_web_says_what_to_install(library: Path) -> None:
     code = (
         "import sys\n"
