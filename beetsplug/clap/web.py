@@ -33,9 +33,9 @@ STATIC_FILES = {
     "web.js": "text/javascript",
     "web.css": "text/css",
 }
-# A beets query term: an optional negation, a field name, then `:`, `::` or
-# `=` (year:1990..1999, ^genre:rock, -artist:x, title::^a).
-_FILTER_RE = re.compile(r"^[-^]?([A-Za-z_][A-Za-z0-9_]*)(?:::|:|=)")
+# A beets query term: an optional negation, a field name, then `:`
+# (year:1990..1999, ^genre:rock, -artist:x, title::^a, artist:=Exact).
+_FILTER_RE = re.compile(r"^[-^]?([A-Za-z_][A-Za-z0-9_]*):")
 _MAX_ID = 2**63 - 1  # SQLite's integer range; larger ids cannot exist
 
 

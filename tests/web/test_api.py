@@ -222,6 +222,13 @@ def test_a_library_without_an_index_says_so(tmp_path: Path, tiny_bundle: Path) -
         assert _json(running, "/api/search?q=low") == (400, {"error": empty})
         assert _json(running, "/api/map") == (400, {"error": empty})
         assert _json(running, "/api/similar/1") == (400, {"error": empty})
+        # A file gone from the disk is not looked for anywhere else.
+        Path(os.fsdecode(_items(beetsdir)[2].path)).unlink()
+        assert _json(running, "/api/audio/2") == (
+            404,
+            {"error": "the file of item 2 is missing"},
+        )
+        assert _get(running, "/api/audio/1")[0] == 200
     finally:
         _out, err = running.stop()
     assert f"clap-web: {empty} (the page says so too)" in err
