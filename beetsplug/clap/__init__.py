@@ -248,6 +248,7 @@ class ClapPlugin(BeetsPlugin):
         )
         playlists_cmd.func = self._cmd_playlists
         commands = [index_cmd, search_cmd, similar_cmd, playlists_cmd]
+        commands += self._view_commands()
         for cmd in commands:
             cmd.func = guarded(self._check_config, cmd.func)
         return commands
@@ -268,6 +269,93 @@ class ClapPlugin(BeetsPlugin):
             default=False,
             help="print the score before each result",
         )
+
+    def _view_commands(self) -> list[ui.Subcommand]:
+        """`clap-web` (web.py) and `clap-map` (mapview.py)."""
+        web_cmd = ui.Subcommand("clap-web", help="search page in the browser")
+        web_cmd.parser.add_option(
+            "--host", default="127.0.0.1", help="address to listen on (%default)"
+        )
+        web_cmd.parser.add_option(
+            "--port", type="int", default=8338, help="port to listen on (%default)"
+        )
+
+        def run_web(lib: Library, opts: Any, args: list[str]) -> None:
+            try:
+                import flask  # noqa: F401
+            except ImportError as exc:
+                raise UserError(
+                    "clap-web needs Flask: pip install 'beets-clap[web]'"
+                ) from exc
+            from . import mapview, web
+
+            if args:
+                raise UserError("clap-web takes no query: type it on the page")
+            bundle, store = self.bundle(), self.store(lib.path)
+            backend = web.Backend(
+                lib, store, bundle, self._embed, mapview.known_fields(lib)
+            )
+            if (problem := backend.index_problem()) is not None:
+                self._log.warning("clap-web: {} (the page says so too)", problem)
+            if not web.is_loopback(opts.host):
+                self._log.warning(
+                    "clap-web: listening on {}: anyone who reaches it can "
+                    "search and play the library",
+                    opts.host,
+                )
+            app = web.create_app(backend, self.settings["limit"])
+
+            def announce(line: str) -> None:
+                ui.print_(line)
+                sys.stdout.flush()  # seen at once, even through a pipe
+
+            try:
+                web.serve(app, opts.host, opts.port, announce)
+            except web.WebError as exc:
+                raise UserError(str(exc)) from exc
+
+        web_cmd.func = run_web
+
+        map_cmd = ui.Subcommand(
+            "clap-map", help="write a 2-D map of the library as one HTML file"
+        )
+        map_cmd.parser.usage += " [QUERY] -o FILE.html"
+        map_cmd.parser.add_option("-o", "--output", help="the HTML file to write")
+        map_cmd.parser.add_option(
+            "--color", default=None, help="colour by this beets field (e.g. genre)"
+        )
+        map_cmd.parser.add_option(
+            "--layout",
+            default="tsne",
+            help="tsne (neighbours kept together, default) or pca (fastest)",
+        )
+
+        def run_map(lib: Library, opts: Any, args: list[str]) -> None:
+            from . import mapview
+
+            if not opts.output:
+                raise UserError("give the file to write: beet clap-map -o map.html")
+            bundle, store = self.bundle(), self.store(lib.path)
+            try:
+                data = self._searching(
+                    lambda: mapview.library_map(
+                        lib, store, bundle, args, opts.color, opts.layout
+                    )
+                )
+            except mapview.MapError as exc:
+                raise UserError(str(exc)) from exc
+            try:
+                with open(opts.output, "w", encoding="utf-8") as out:
+                    out.write(mapview.map_html(data))
+            except OSError as exc:
+                raise UserError(f"cannot write {opts.output}: {exc.strerror}") from exc
+            ui.print_(
+                f"clap-map: wrote {opts.output} ({len(data['ids'])} tracks, "
+                f"{len(data['regions'])} regions)"
+            )
+
+        map_cmd.func = run_map
+        return [web_cmd, map_cmd]
 
     def _limit(self, opts: Any) -> int:
         self._check_config()

@@ -1,0 +1,347 @@
+"""The clap-web search page: a Flask app over the library, its index and model."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .mapview import MapError, library_points, map_data, static_text
+
+if TYPE_CHECKING:
+    from beets.library import Library
+    from flask import Flask
+
+    from .model import Bundle
+    from .search import TextQuery
+    from .store import Store
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8338  # beets' own `web` plugin takes 8337
+MAX_RESULTS = 500
+MAX_QUERY_CHARS = 1000
+# The only files /static/ serves: a fixed list, so no request names a path.
+STATIC_FILES = {
+    "map.js": "text/javascript",
+    "map.css": "text/css",
+    "web.js": "text/javascript",
+    "web.css": "text/css",
+}
+# A beets query term: an optional negation, a field name, then `:`
+# (year:1990..1999, ^genre:rock, -artist:x, title::^a, artist:=Exact).
+_FILTER_RE = re.compile(r"^[-^]?([A-Za-z_][A-Za-z0-9_]*):")
+_MAX_ID = 2**63 - 1  # SQLite's integer range; larger ids cannot exist
+
+
+class WebError(Exception):
+    """clap-web cannot start as asked; the message is one line."""
+
+
+class ApiError(Exception):
+    """A request answered with a JSON error: one line and an HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def split_query(text: str, fields: set[str]) -> tuple[str, list[str]]:
+    """(description, beets query terms) of what was typed in the search box,
+    as `beet clap TEXT QUERY` takes them: terms naming a known field
+    (year:1990..1999) are the beets query, the rest is the description;
+    quotes group words as in a shell."""
+    try:
+        tokens = shlex.split(text)
+    except ValueError:  # an unbalanced quote: read it as plain words
+        tokens = text.split()
+    words, terms = [], []
+    for token in tokens:
+        found = _FILTER_RE.match(token)
+        if found and found.group(1).lower() in fields:
+            terms.append(token)
+        else:
+            words.append(token)
+    return " ".join(words), terms
+
+
+@dataclass
+class Backend:
+    """The library, its index and the model, shared by every request (one
+    request at a time uses the index and model: the lock)."""
+
+    lib: Library
+    store: Store
+    bundle: Bundle
+    embed: Callable[[str], TextQuery]  # the plugin's configured embed_query
+    fields: set[str] = field(default_factory=set)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _map_lock: threading.Lock = field(default_factory=threading.Lock)
+    _map: dict[str, Any] | None = None
+
+    def index_problem(self) -> str | None:
+        """Why the index cannot be searched, in one line; None when it can."""
+        from .search import SearchError, check_index
+        from .store import StoreError
+
+        try:
+            with self.lock:
+                check_index(self.store, self.bundle)
+        except (SearchError, StoreError) as exc:
+            return str(exc)
+        return None
+
+    def search(self, typed: str, limit: int) -> dict[str, Any]:
+        typed = " ".join(typed.split())
+        if len(typed) > MAX_QUERY_CHARS:
+            raise ApiError(
+                400,
+                f"the query is too long ({len(typed)} characters, "
+                f"at most {MAX_QUERY_CHARS})",
+            )
+        if not typed:
+            raise ApiError(
+                400, 'type a description, e.g. "calm piano" or "jazz without vocals"'
+            )
+        text, terms = split_query(typed, self.fields)
+        if not text:
+            raise ApiError(
+                400,
+                "say what to look for before the beets query, e.g. "
+                f'"calm piano {" ".join(terms)}"',
+            )
+        ranked, explanation = self._locked(lambda: _ranked(self, text, terms, limit))
+        return self._answer(ranked, explanation)
+
+    def similar(self, item_id: int, limit: int) -> dict[str, Any]:
+        item = self._item(item_id)
+        ranked, explanation = self._locked(
+            lambda: _ranked(self, None, [], limit, like=item_id)
+        )
+        label = f"{item.artist} – {item.title}"
+        return self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
+
+    def audio_path(self, item_id: int) -> str:
+        """The file of a library item: the only files the server sends."""
+        import os
+
+        path = os.fsdecode(self._item(item_id).path)
+        if not os.path.isfile(path):
+            raise ApiError(404, f"the file of item {item_id} is missing")
+        return path
+
+    def map(self) -> dict[str, Any]:
+        """The whole indexed library's map, computed once per server run
+        (searches wait only while it reads the library, not while it is
+        laid out)."""
+        with self._map_lock:
+            if self._map is None:
+                tracks, vectors = self._locked(
+                    lambda: library_points(self.lib, self.store, self.bundle)
+                )
+                try:
+                    self._map = map_data(tracks, vectors, self.bundle.embed_text)
+                except MapError as exc:
+                    raise ApiError(400, str(exc)) from exc
+            return self._map
+
+    def _item(self, item_id: int) -> Any:
+        item = self.lib.get_item(item_id) if 0 < item_id <= _MAX_ID else None
+        if item is None:
+            raise ApiError(404, f"no item with id {item_id} in the library")
+        return item
+
+    def _locked(self, run: Callable[[], Any]) -> Any:
+        """Run with the lock held; the search's one-line errors become 400s."""
+        from beets.dbcore.query import InvalidQueryError, ParsingError
+
+        from .search import SearchError
+        from .store import StoreError
+
+        try:
+            with self.lock:
+                return run()
+        except (SearchError, StoreError, MapError) as exc:
+            raise ApiError(400, str(exc)) from exc
+        except (InvalidQueryError, ParsingError) as exc:
+            raise ApiError(400, f"beets query: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            raise ApiError(503, f"library database: {exc}; try again") from exc
+
+    def _answer(
+        self, ranked: Sequence[tuple[int, float]], explanation: str
+    ) -> dict[str, Any]:
+        from beets.util import displayable_path
+
+        results = []
+        for item_id, score in ranked:
+            item = self.lib.get_item(item_id)
+            if item is None:  # removed since it was embedded
+                continue
+            results.append(
+                {
+                    "id": item_id,
+                    "path": displayable_path(item.path),
+                    "artist": item.artist,
+                    "title": item.title,
+                    "album": item.album,
+                    "score": round(score, 4),
+                    "explanation": explanation,
+                }
+            )
+        return {"explanation": explanation, "results": results}
+
+
+def _ranked(
+    backend: Backend,
+    text: str | None,
+    terms: Sequence[str],
+    limit: int,
+    like: int | None = None,
+) -> tuple[list[tuple[int, float]], str]:
+    """(ranked (item id, score), explanation): the one place this module
+    calls the search module, for a description or for the tracks that
+    sound like item `like`, among the items the beets query terms match."""
+    from . import search
+
+    candidates = search.matching_ids(backend.lib, list(terms)) if terms else None
+    where = f"\nbeets query: {' '.join(terms)}" if terms else ""
+    if like is not None:
+        ranked = search.rank_similar(
+            backend.store, backend.bundle, [like], limit, candidates
+        )
+        return ranked, f"cosine to the track's vector{where}"
+    query = backend.embed(text or "")
+    ranked = search.rank_items(backend.store, backend.bundle, query, limit, candidates)
+    return ranked, query.explain() + where
+
+
+def _limit(value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_RESULTS:
+        raise ApiError(400, f"n must be a whole number from 1 to {MAX_RESULTS}")
+    return number
+
+
+def create_app(backend: Backend, default_limit: int = 20) -> Flask:
+    """The Flask app: the page, its static files and the JSON API."""
+    import os
+
+    from flask import Flask, Response, jsonify, request, send_file
+    from werkzeug.exceptions import HTTPException
+
+    app = Flask(__name__, static_folder=None)
+
+    @app.get("/")
+    def page() -> Response:
+        return Response(static_text("index.html"), mimetype="text/html")
+
+    @app.get("/static/<name>")
+    def static_file(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise ApiError(404, "no such file")
+        return Response(static_text(name), mimetype=STATIC_FILES[name])
+
+    @app.get("/api/search")
+    def api_search() -> Any:
+        limit = _limit(request.args.get("n"), default_limit)
+        return jsonify(backend.search(request.args.get("q", ""), limit))
+
+    @app.get("/api/similar/<int:item_id>")
+    def api_similar(item_id: int) -> Any:
+        limit = _limit(request.args.get("n"), default_limit)
+        return jsonify(backend.similar(item_id, limit))
+
+    @app.get("/api/audio/<int:item_id>")
+    def api_audio(item_id: int) -> Any:
+        path = backend.audio_path(item_id)
+        # conditional=True answers Range requests (206), so players can seek.
+        return send_file(path, conditional=True, download_name=os.path.basename(path))
+
+    @app.get("/api/map")
+    def api_map() -> Any:
+        return jsonify(backend.map())
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Any:
+        return jsonify(error=str(exc)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        message = {404: "not found"}.get(exc.code or 0, exc.name.lower())
+        return jsonify(error=message), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Any:
+        # One line for the page and the console, never a traceback.
+        app.logger.error("clap-web: %s: %s", type(exc).__name__, exc)
+        return jsonify(error=f"internal error: {type(exc).__name__}: {exc}"), 500
+
+    return app
+
+
+def _check_port(host: str, port: int) -> None:
+    """WebError unless `host`:`port` can be listened on (checked before the
+    server starts: werkzeug would print its own lines and exit)."""
+    if not 0 <= port <= 65535:
+        raise WebError(f"--port must be from 0 to 65535, not {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise WebError(f"cannot listen on {host!r}: no such host address") from exc
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        hint = ": stop the other program or choose another --port"
+        raise WebError(
+            f"cannot listen on {host}:{port}: {reason.lower()}{hint}"
+        ) from exc
+    finally:
+        probe.close()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(app: Flask, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """Serve until interrupted (Ctrl+C), announcing the address once."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    _check_port(host, port)
+    # Request lines would drown the announcement; errors still show.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except (OSError, SystemExit) as exc:
+        raise WebError(f"cannot listen on {host}:{port}: {exc}") from exc
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"clap-web: http://{shown}:{server.server_port}/ (Ctrl+C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

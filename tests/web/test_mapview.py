@@ -1,0 +1,149 @@
+"""The map's layout, regions, colours and HTML, without a browser."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from beetsplug.clap import mapview, web
+from beetsplug.clap.mapview import MapError, Track
+
+
+def _clustered(
+    n: int, clusters: int, dim: int = 32, spread: float = 0.25, seed: int = 0
+):
+    """Unit vectors around `clusters` random centres, and each one's cluster."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    labels = rng.integers(clusters, size=n)
+    x = centres[labels] + spread * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def _neighbours_kept(x: np.ndarray, y: np.ndarray, k: int = 10) -> float:
+    """Mean share of each point's k nearest neighbours (cosine, in x) that
+    are among its k nearest on the map."""
+    high = np.argsort(-(x @ x.T), axis=1)[:, 1 : k + 1]
+    d = ((y[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    low = np.argsort(d, axis=1)[:, 1 : k + 1]
+    return float(
+        np.mean([len(set(a) & set(b)) / k for a, b in zip(high, low, strict=True)])
+    )
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    """A text tower of fixed random directions per text (32-d)."""
+    out = [np.random.default_rng(sum(map(ord, t))).standard_normal(32) for t in texts]
+    out = np.array(out, np.float32)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_pca_is_deterministic_and_spreads_the_main_axis() -> None:
+    x, _ = _clustered(300, 4)
+    y = mapview.pca_layout(x)
+    assert y.shape == (300, 2)
+    np.testing.assert_array_equal(y, mapview.pca_layout(x.copy()))
+    assert y[:, 0].var() >= y[:, 1].var()
+
+
+def test_tsne_keeps_neighbours_together_better_than_pca() -> None:
+    x, labels = _clustered(600, 12)
+    tsne = mapview.tsne_layout(x, sample=400, iterations=250)
+    pca = mapview.pca_layout(x)
+    assert np.isfinite(tsne).all()
+    assert _neighbours_kept(x, tsne) > _neighbours_kept(x, pca)
+    # Placed points (outside the sample) land in their own cluster's part.
+    centre = np.array([tsne[labels == c].mean(axis=0) for c in range(12)])
+    nearest = ((tsne[:, None] - centre[None]) ** 2).sum(-1).argmin(axis=1)
+    assert (nearest == labels).mean() > 0.9
+
+
+def test_layout_scales_into_the_unit_square_for_any_size() -> None:
+    for n in (1, 2, 3, 5, 40):
+        x, _ = _clustered(n, 2)
+        for method in mapview.LAYOUTS:
+            y = mapview.layout(x, method)
+            assert y.shape == (n, 2)
+            assert (y >= 0).all()
+            assert (y <= 1).all()
+    with pytest.raises(
+        MapError, match="unknown layout 'umap': choose one of tsne, pca"
+    ):
+        mapview.layout(x, "umap")
+
+
+def test_regions_are_named_and_placed_among_their_tracks() -> None:
+    x, _ = _clustered(200, 3)
+    y = mapview.layout(x, "pca")
+    labels, regions = mapview.regions(x, y, _embed)
+    assert len(labels) == 200
+    assert 2 <= len(regions) <= mapview.MAX_REGIONS
+    assert sum(r.size for r in regions) == 200
+    assert len({r.name for r in regions}) == len(regions)
+    for c, region in enumerate(regions):
+        mine = y[labels == c]
+        assert mine[:, 0].min() <= region.x <= mine[:, 0].max()
+
+
+def test_colours_by_category_and_by_number() -> None:
+    index, legend, palette = mapview.colours(["rock", "pop", "rock", None, ""], "genre")
+    assert [e["name"] for e in legend] == ["rock", "pop", "other / no value"]
+    assert [palette[i] for i in index] == [
+        palette[0],
+        palette[1],
+        palette[0],
+        mapview.OTHER_COLOUR,
+        mapview.OTHER_COLOUR,
+    ]
+    # beets keeps 0 for a number it does not know: no value, not the lowest.
+    years = [0, *range(1960, 2020, 2)]
+    index, legend, palette = mapview.colours(years, "year")
+    assert [e["name"] for e in legend] == ["year 1960", "year 2018", "no value"]
+    assert palette[index[0]] == mapview.OTHER_COLOUR
+    assert index[1] == 0
+    assert index[-1] == len(mapview.PALETTE) - 1
+
+
+def test_html_is_self_contained_and_inert_to_odd_titles() -> None:
+    tracks = [
+        Track(i, "A </script><script>alert(1)</script>", f"t{i}") for i in range(6)
+    ]
+    x, _ = _clustered(6, 2)
+    data = mapview.map_data(tracks, x, _embed, title="<b>lib</b>")
+    page = mapview.map_html(data)
+    assert "</script><script>alert" not in page
+    assert "&lt;b&gt;lib&lt;/b&gt;" in page
+    # Nothing is fetched: no src= or href= other than the empty icon.
+    assert re.findall(r'(?:src|href)="([^"]*)"', page) == ["data:,"]
+    embedded = re.search(
+        r"clapMap\(document.getElementById\(\"clap-map\"\), (.*)\);", page
+    )
+    assert json.loads(embedded.group(1))["hover"][0].startswith("A </script>")
+
+
+def test_map_data_refuses_an_empty_library() -> None:
+    with pytest.raises(MapError, match="no indexed tracks to put on the map"):
+        mapview.map_data([], np.zeros((0, 4), np.float32), _embed)
+
+
+@pytest.mark.parametrize(
+    ("typed", "text", "terms"),
+    [
+        ("jazz without vocals", "jazz without vocals", []),
+        ("calm piano year:1990..1999", "calm piano", ["year:1990..1999"]),
+        (
+            '"rock: loud" ^genre:pop artist:"The Band"',
+            "rock: loud",
+            ["^genre:pop", "artist:The Band"],
+        ),
+        ("ambient mood:dark", "ambient mood:dark", []),  # not a field: words
+        ('unbalanced "quote', 'unbalanced "quote', []),
+    ],
+)
+def test_the_search_box_splits_like_the_command_line(
+    typed: str, text: str, terms: list[str]
+) -> None:
+    assert web.split_query(typed, {"year", "genre", "artist"}) == (text, terms)
