@@ -26,47 +26,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from beetsplug.clap.lexicon import lexicon
 from trainer import vocab
 from trainer.config import AugmentConfig, Config, DataConfig
 from trainer.data import Clip
 
-# Words that make the following term absent. "free" is for "drum-free".
-NEGATION_CUES: frozenset[str] = frozenset(
-    (
-        "no",
-        "not",
-        "without",
-        "non",
-        "nothing",
-        "never",
-        "lacks",
-        "lacking",
-        "minus",
-        "except",
-        "excluding",
-        "free",
-        "absent",
-        "zero",
-    )
-)
-# Words that sit between a cue and its term ("without any drums", "nothing like jazz").
-_CUE_GLUE: frozenset[str] = frozenset(("any", "a", "an", "the", "like", "real", "much"))
-# Other words that reveal a presence term, so it is never claimed absent by mistake.
+# Words that make the following term absent, and those that may sit between
+# them ("without any drums"): the lexicon's training section.
+NEGATION_CUES: frozenset[str] = frozenset(lexicon().training["negation_words"])
+_CUE_GLUE: frozenset[str] = frozenset(lexicon().training["glue"])
+# Other words that reveal a term (the lexicon's `mentions`), so it is never
+# claimed absent by mistake.
 _SYNONYMS: dict[str, tuple[str, ...]] = {
-    "vocals": (
-        "vocal",
-        "voice",
-        "singer",
-        "sing",
-        "sung",
-        "rap",
-        "choir",
-        "acapella",
-        "lyric",
-        "chant",
-    ),
-    "drums": ("drum", "percussion", "beat", "kit", "snare", "cymbal", "hi-hat"),
-    "choir": ("choral", "chorus"),
+    c.id: c.mentions for c in lexicon().concepts.values() if c.mentions
 }
 # Kinds TextSwap exchanges. Presence words are left out: having drums does not
 # exclude vocals, so "with drums" -> "with vocals" is often still true.

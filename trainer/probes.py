@@ -72,7 +72,7 @@ def uncovered_attributes(
     """The attributes no tag speaks about, as the plugin matches them: by
     the whole phrase or any ending of it ("electric guitar" is covered by
     a "guitar" tag, as the plugin's bonus for a wanted attribute is)."""
-    from beetsplug.clap.negation import match_head
+    from beetsplug.clap.scoring import match_head
 
     names = tuple(tag_names)
     out = []

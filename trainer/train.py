@@ -63,6 +63,8 @@ def retrieval_metrics(
     Ranks are the benchmark's (`trainer.evaluate.metrics.target_ranks`), tie
     rule included: audio scoring the same as the match ranks above it.
     """
+    import numpy as np
+
     from trainer.evaluate.metrics import recall_at, target_ranks
 
     sim = (text @ audio.T).float().cpu().numpy()

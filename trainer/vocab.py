@@ -1,8 +1,9 @@
-"""The music vocabulary shared by the synthetic corpus, augmentation and evaluation.
+"""The trainer's view of the lexicon: corpus labels, their kinds, how absence is said.
 
-One list of words, kinds and negation phrasings keeps the three parts honest:
-a term the corpus can label is a term augmentation can negate or swap, and a
-term the benchmark can judge.
+The words themselves live in the plugin's lexicon (beetsplug/clap/
+lexicon.yaml), so a term the corpus can label is a term augmentation can
+negate or swap, a term the benchmark can judge, and a term the plugin's
+query parser reads as the same concept.
 """
 
 from __future__ import annotations
@@ -10,59 +11,24 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-STYLES: tuple[str, ...] = (
-    "rock",
-    "pop",
-    "jazz",
-    "blues",
-    "classical",
-    "ambient",
-    "electronic",
-    "folk",
-    "hip hop",
-    "metal",
-    "latin",
-    "reggae",
-    "funk",
-    "country",
-)
+from beetsplug.clap.lexicon import lexicon
 
+_LEXICON = lexicon()
+_CORPUS = _LEXICON.corpus
+
+STYLES: tuple[str, ...] = _CORPUS["style"]
 # Instrument families the corpus renders and the benchmark judges one by one.
-INSTRUMENTS: tuple[str, ...] = (
-    "piano",
-    "acoustic guitar",
-    "electric guitar",
-    "distorted guitar",
-    "bass",
-    "strings",
-    "violin",
-    "cello",
-    "brass",
-    "trumpet",
-    "saxophone",
-    "flute",
-    "clarinet",
-    "organ",
-    "synth lead",
-    "synth pad",
-    "harp",
-    "choir",
-)
-
-MOODS_MAJOR: tuple[str, ...] = ("happy", "bright", "uplifting", "cheerful")
-MOODS_MINOR: tuple[str, ...] = ("sad", "dark", "melancholic", "moody")
+INSTRUMENTS: tuple[str, ...] = _CORPUS["instrument"]
+MOODS_MAJOR: tuple[str, ...] = _CORPUS["mood_major"]
+MOODS_MINOR: tuple[str, ...] = _CORPUS["mood_minor"]
 MOODS: tuple[str, ...] = MOODS_MAJOR + MOODS_MINOR
-TEMPOS: tuple[str, ...] = ("slow", "medium", "fast")
-TEMPO_WORDS: dict[str, str] = {
-    "slow": "slow tempo",
-    "medium": "medium tempo",
-    "fast": "fast tempo",
-}
-ENERGIES: tuple[str, ...] = ("soft", "medium energy", "loud")
-ENSEMBLES: tuple[str, ...] = ("solo", "ensemble")
+# The corpus' tempo labels ("slow") and the concept each one names.
+TEMPO_WORDS: dict[str, str] = {t.split()[0]: t for t in _CORPUS["tempo"]}
+TEMPOS: tuple[str, ...] = tuple(TEMPO_WORDS)
+ENERGIES: tuple[str, ...] = _CORPUS["energy"]
 
 # Presence attributes: the ones a listener negates ("without vocals").
-PRESENCE: tuple[str, ...] = ("vocals", "drums")
+PRESENCE: tuple[str, ...] = _CORPUS["presence"]
 
 # Kind of each term, so TextSwap can replace a genre with a genre and an
 # instrument with an instrument, never a genre with a tempo.
@@ -94,37 +60,41 @@ _NEGATION_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 
-# Broader words people use for a family: a distorted guitar is an electric
-# guitar and a guitar, a violin is strings. The corpus labels the family
-# ("distorted guitar") and its captions name only that, so a model trained on
-# them alone learns "electric guitar" as the clean patch and "guitar" as
-# neither: on real metal guitar stems "electric guitar" ranked them last
-# (realset AUC 0.04) while "distorted guitar" ranked them first (0.98).
-# Training texts sometimes say the broader word instead (augment.hypernym_prob).
+# Broader words people use for a family (the lexicon's `broader`): a
+# distorted guitar is an electric guitar and a guitar, a violin is strings.
+# The corpus labels the family ("distorted guitar") and its captions name
+# only that, so a model trained on them alone learns "electric guitar" as
+# the clean patch and "guitar" as neither (docs/benchmarks.md). Training
+# texts sometimes say the broader word instead (augment.hypernym_prob).
 HYPERNYMS: dict[str, tuple[str, ...]] = {
-    "acoustic guitar": ("guitar",),
-    "electric guitar": ("guitar",),
-    "distorted guitar": ("electric guitar", "guitar"),
-    "violin": ("strings",),
-    "cello": ("strings",),
-    "trumpet": ("brass",),
-    "synth lead": ("synth",),
-    "synth pad": ("synth",),
-    "choir": ("vocals",),
+    concept.id: concept.broader
+    for concept in _LEXICON.concepts.values()
+    if concept.broader
 }
 
-# A broader word is absent only when every family it covers is: "no guitar"
-# is true of a clip without acoustic, electric and distorted guitar.
+# A broader word that is no corpus label of its own is absent only when
+# every family it covers is: "no guitar" is true of a clip without
+# acoustic, electric and distorted guitar.
 HYPERNYM_MEMBERS: dict[str, tuple[str, ...]] = {
     word: tuple(t for t, words in HYPERNYMS.items() if word in words)
-    for word in ("guitar", "synth")
+    for word in dict.fromkeys(w for words in HYPERNYMS.values() for w in words)
+    if word not in NEGATABLE
 }
 
 
-# Words that say a presence term is absent without a negation word: an
-# "instrumental" is music without vocals, and that is how captions, tags and
-# queries say it ("instrumental jazz"). A term missing here has none.
-ABSENCE_WORDS: dict[str, tuple[str, ...]] = {"vocals": ("instrumental",)}
+def _absence_words() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for concept in _LEXICON.concepts.values():
+        if concept.absence_of:
+            out.setdefault(concept.absence_of, []).append(concept.id)
+    return {term: tuple(words) for term, words in out.items()}
+
+
+# Words that say a presence term is absent without a negation word (the
+# lexicon's `absence_of`): an "instrumental" is music without vocals, and
+# that is how captions, tags and queries say it ("instrumental jazz"). A
+# term missing here has none.
+ABSENCE_WORDS: dict[str, tuple[str, ...]] = _absence_words()
 
 
 def kind_of(term: str) -> str:

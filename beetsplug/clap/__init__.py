@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import confuse
 from beets import ui
 from beets.dbcore.query import FieldQuery
-from beets.plugins import BeetsPlugin, find_plugins
+from beets.plugins import BeetsPlugin
 from beets.ui import UserError
 from beets.util import displayable_path
 
+from .guards import guarded, require_runtime
+from .named_query import ClapAlbumQuery, ClapQuery
+from .progress import ProgressBar
+from .settings import DEFAULTS, SettingsError, validated
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from beets.importer import ImportSession, ImportTask
     from beets.library import Album, Item, Library
@@ -24,163 +25,24 @@ if TYPE_CHECKING:
     from .model import Bundle
     from .store import Store
 
-# Keys and defaults of the `clap:` section; docs/config.md explains each.
-DEFAULTS: dict[str, Any] = {
-    "model": "",  # bundle folder; empty = the shipped default
-    "auto": False,  # embed on import
-    "jobs": 0,  # clap-index workers (decode + embed); 0 = one per CPU core
-    "batch_size": 32,  # tracks per database transaction (not per model call)
-    "max_windows": 0,  # windows per track; 0 = the bundle's own setting
-    "threads": 0,  # this process's onnxruntime threads (workers: 1); 0 = per core
-    "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
-    "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
-    "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
-    "limit": 20,  # default for -n
-    "query_top_k": 50,  # items a `clap:` query matches
-    # clap-playlists (docs/queries.md)
-    "playlist_dir": None,  # where .m3u files go; unset = the current folder
-    "relative_to": None,  # write paths relative to this folder; unset = absolute
-    "extended": False,  # #EXTM3U / #EXTINF lines
-    "playlist_prefix": "",  # put before every path
-    "playlist_size": 50,  # default size of a prompt playlist
-    "playlists": [],  # prompt playlists: {name, query, filter, size}
-    "auto_playlists": True,  # also write playlists of the library's clusters
-    "clusters": 0,  # automatic playlists: 0 = chosen from the library size
-    "cluster_min_size": 5,  # smaller clusters get no playlist
-    "auto_playlist_size": 0,  # tracks per automatic playlist; 0 = whole cluster
-}
-# (key, minimum) of the integer settings.
-_INT_MINIMUMS = {
-    "jobs": 0,
-    "batch_size": 1,
-    "max_windows": 0,
-    "threads": 0,
-    "limit": 1,
-    "query_top_k": 1,
-    "playlist_size": 1,
-    "clusters": 0,
-    "cluster_min_size": 1,
-    "auto_playlist_size": 0,
-}
-_BOOLS = ("auto", "extended", "auto_playlists")
-_PROGRESS_INTERVAL = 0.2  # seconds between progress-bar redraws
 
-
-class ClapQuery(FieldQuery[str]):
-    """`clap:TEXT`: the items among the `query_top_k` best for TEXT.
-
-    A named query (`item_queries`), so `beet ls clap:"calm piano"` and
-    smartplaylist queries work. The search runs once per query object,
-    on first use, and its id set is reused for every match.
-    """
-
-    _column = "items.id"
-
-    def __init__(self, field_name: str, pattern: str, fast: bool = True) -> None:
-        super().__init__(field_name, pattern, fast=True)
-        self._ids: set[int] | None = None
-
-    def _search(self) -> set[int]:
-        return _plugin().query_ids(self.pattern)
-
-    def _matching(self) -> set[int]:
-        if self._ids is None:
-            self._ids = self._search()
-        return self._ids
-
-    def col_clause(self) -> tuple[str, Sequence[str]]:
-        ids = json.dumps(sorted(self._matching()))
-        return f"{self._column} IN (SELECT value FROM json_each(?))", [ids]
-
-    def match(self, obj: Any) -> bool:
-        return obj.id in self._matching()
-
-
-class ClapAlbumQuery(ClapQuery):
-    """`beet ls -a clap:TEXT`: albums holding any of the top-k tracks."""
-
-    _column = "albums.id"
-
-    def _search(self) -> set[int]:
-        return _plugin().query_album_ids(self.pattern)
-
-
-def _weight_setting(key: str, value: Any, alternative: str = "") -> float:
-    """A ranking weight from the config: a number in 0..10 (bools are not)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value <= 10
-    ):
-        raise UserError(
-            f"clap.{key} must be a number in 0..10{alternative}, not {value!r}"
-        )
-    return float(value)
-
-
-def _plugin() -> ClapPlugin:
-    for plugin in find_plugins():
-        if isinstance(plugin, ClapPlugin):
-            return plugin
-    raise UserError("the clap plugin is not loaded")
-
-
-def _database_errors(
-    func: Callable[[Library, Any, list[str]], None],
-) -> Callable[[Library, Any, list[str]], None]:
-    """One line instead of a traceback when library.db itself fails us.
-
-    The usual case is a lock held past the busy timeout by another writer
-    (a long `beet import`); every write of the plugin is a transaction, so
-    what had been committed is kept and a re-run carries on from there.
-    """
-    import functools
-
-    @functools.wraps(func)
-    def run(lib: Library, opts: Any, args: list[str]) -> None:
-        import sqlite3
-
-        try:
-            func(lib, opts, args)
-        except sqlite3.OperationalError as exc:
-            from .store import BUSY_TIMEOUT_SECONDS
-
-            reason = str(exc)
-            if "locked" in reason or "busy" in reason:
-                raise UserError(
-                    "library database is locked by another program "
-                    f"(waited {BUSY_TIMEOUT_SECONDS:g} s): nothing half-written "
-                    "was kept; run the command again when it has finished"
-                ) from exc
-            raise UserError(f"library database error: {reason}") from exc
-
-    return run
-
-
-class _ProgressBar:
-    """A one-line progress bar on stderr, drawn only on a terminal."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.enabled = sys.stderr.isatty()
-        self.started = time.monotonic()
-        self.drawn = 0.0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or (now - self.drawn < _PROGRESS_INTERVAL and done < total):
-            return
-        self.drawn = now
-        width = 30
-        filled = int(width * done / total) if total else width
-        rate = done / max(now - self.started, 1e-9) * 60
-        sys.stderr.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{done}/{total} {rate:,.0f} tracks/min"
-        )
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+def _nothing_found(
+    query: Sequence[str], matched: Collection[int] | None, kind: str
+) -> str:
+    """Why a search printed nothing, in one line (`kind`: tracks or albums)."""
+    text = " ".join(query)
+    if matched is None:
+        return "none of the indexed tracks is in the library: run `beet clap-index`"
+    if not matched:
+        return f"no {kind} match {text}"
+    if len(matched) == 1:
+        what = "is not indexed" if kind == "tracks" else "has no indexed track"
+        return f"the one {kind[:-1]} matching {text} {what} yet: run `beet clap-index`"
+    what = "is indexed" if kind == "tracks" else "has an indexed track"
+    return (
+        f"none of the {len(matched)} {kind} matching {text} {what} yet: "
+        "run `beet clap-index`"
+    )
 
 
 class ClapPlugin(BeetsPlugin):
@@ -196,11 +58,11 @@ class ClapPlugin(BeetsPlugin):
         self._config_error: UserError | None = None
         self.settings: dict[str, Any] = {}
         try:
-            self.settings = self._validated_settings()
-        except UserError as exc:
+            self.settings = validated(self.config)
+        except SettingsError as exc:
             # beets turns exceptions raised here into a traceback and drops
             # the plugin; keep it loaded and refuse its commands instead.
-            self._config_error = exc
+            self._config_error = UserError(str(exc))
             self._log.error("{}", exc)
         self._bundle: Bundle | None = None
         self._stores: dict[str, Store] = {}
@@ -219,53 +81,6 @@ class ClapPlugin(BeetsPlugin):
 
     # Configuration ----------------------------------------------------------
 
-    def _validated_settings(self) -> dict[str, Any]:
-        """Read and check every setting once, with messages naming the key
-        and its valid values."""
-        out: dict[str, Any] = {}
-        for key, minimum in _INT_MINIMUMS.items():
-            try:
-                value = self.config[key].get(int)
-            except confuse.ConfigError as exc:
-                raise UserError(
-                    f"clap.{key} must be a whole number >= {minimum}"
-                ) from exc
-            if value < minimum:
-                raise UserError(
-                    f"clap.{key} must be a whole number >= {minimum}, not {value}"
-                )
-            out[key] = value
-        for key in _BOOLS:
-            try:
-                out[key] = self.config[key].get(bool)
-            except confuse.ConfigError as exc:
-                raise UserError(f"clap.{key} must be yes or no") from exc
-        for key in ("playlist_dir", "relative_to"):
-            value = self.config[key].get()
-            if value not in (None, "") and not isinstance(value, str):
-                raise UserError(f"clap.{key} must be a folder path")
-            out[key] = self.config[key].as_filename() if value else None
-        prefix = self.config["playlist_prefix"].get()
-        if not isinstance(prefix, str):
-            raise UserError("clap.playlist_prefix must be a string")
-        out["playlist_prefix"] = prefix
-        weight = self.config["negation_weight"].get()
-        if weight is not None:
-            weight = _weight_setting(
-                "negation_weight", weight, " or empty (the bundle's calibrated value)"
-            )
-        out["negation_weight"] = weight
-        for key in ("tag_weight", "affirmed_tag_weight"):
-            out[key] = _weight_setting(key, self.config[key].get())
-        model = self.config["model"].get()
-        if model not in (None, "") and not isinstance(model, str):
-            raise UserError(
-                "clap.model must be the path of a bundle folder, "
-                "or empty for the default"
-            )
-        out["model"] = self.config["model"].as_filename() if model else None
-        return out
-
     def _check_config(self) -> None:
         if self._config_error is not None:
             raise self._config_error
@@ -279,6 +94,8 @@ class ClapPlugin(BeetsPlugin):
         opens and checks audio.onnx, before any file is decoded.
         """
         self._check_config()
+        if self._bundle is None:
+            require_runtime()
         from .model import Bundle, BundleError
 
         try:
@@ -432,7 +249,7 @@ class ClapPlugin(BeetsPlugin):
         playlists_cmd.func = self._cmd_playlists
         commands = [index_cmd, search_cmd, similar_cmd, playlists_cmd]
         for cmd in commands:
-            cmd.func = _database_errors(cmd.func)
+            cmd.func = guarded(self._check_config, cmd.func)
         return commands
 
     def _add_result_options(self, cmd: ui.Subcommand) -> None:
@@ -490,7 +307,7 @@ class ClapPlugin(BeetsPlugin):
                 jobs=jobs,
                 batch_size=self.settings["batch_size"],
                 max_windows=self.settings["max_windows"] or None,
-                progress=_ProgressBar("clap-index"),
+                progress=ProgressBar("clap-index"),
                 log=self._log,
             )
         )
@@ -510,14 +327,18 @@ class ClapPlugin(BeetsPlugin):
         ranked: list[tuple[int, float]],
         get: Callable[[int], Any],
         show_score: bool,
-    ) -> None:
-        """Print (id, score) results with the user's format, best first."""
+    ) -> int:
+        """Print (id, score) results with the user's format, best first;
+        returns how many were printed."""
+        printed = 0
         for obj_id, score in ranked:
             obj = get(obj_id)
             if obj is None:  # removed since it was embedded
                 continue
             line = format(obj)
             ui.print_(f"{score:.3f} {line}" if show_score else line)
+            printed += 1
+        return printed
 
     @staticmethod
     def _candidates(lib: Library, query: Any) -> set[int] | None:
@@ -543,14 +364,16 @@ class ClapPlugin(BeetsPlugin):
                 lambda: search.rank_albums(store, bundle, tq, limit, album_ids)
             )
             self._album_scores.update(ranked)
-            self._print_ranked(ranked, lib.get_album, opts.score)
+            if not self._print_ranked(ranked, lib.get_album, opts.score):
+                self._log.info("{}", _nothing_found(query, album_ids, "albums"))
             return
         candidates = self._candidates(lib, query)
         ranked = self._searching(
             lambda: search.rank_items(store, bundle, tq, limit, candidates)
         )
         self._scores.update(ranked)
-        self._print_ranked(ranked, lib.get_item, opts.score)
+        if not self._print_ranked(ranked, lib.get_item, opts.score):
+            self._log.info("{}", _nothing_found(query, candidates, "tracks"))
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
         from . import search
@@ -566,7 +389,11 @@ class ClapPlugin(BeetsPlugin):
             lambda: search.rank_similar(store, bundle, seeds, limit)
         )
         self._scores.update(ranked)
-        self._print_ranked(ranked, lib.get_item, opts.score)
+        if not self._print_ranked(ranked, lib.get_item, opts.score):
+            self._log.info(
+                "no indexed track besides the {} matched: nothing to compare with",
+                len(seeds),
+            )
 
     def _cmd_playlists(self, lib: Library, opts: Any, args: list[str]) -> None:
         if args:

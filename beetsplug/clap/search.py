@@ -1,19 +1,33 @@
-"""Scoring and ranking: text or seed tracks against the stored vectors."""
+"""Search: a description or seed tracks -> candidates -> ranked items or albums."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .store import MAX_KNN, Rows, Store, StoreError
+from .scoring import TextQuery
+from .store import Store, StoreError
+from .vectors import MAX_KNN, Rows
 
 if TYPE_CHECKING:
     import numpy as np
     from beets.library import Library
 
     from .model import Bundle
-    from .negation import ParsedQuery, TagMatch
+    from .query import ParsedQuery
+
+__all__ = [
+    "SearchError",
+    "TextQuery",
+    "check_index",
+    "description_problem",
+    "embed_query",
+    "matching_ids",
+    "rank_albums",
+    "rank_items",
+    "rank_similar",
+    "resolve_negation_weight",
+]
 
 DEFAULT_NEGATION_WEIGHT = 0.5
 # Weight of the tagger's evidence (bundles with a `tags` output) in a
@@ -54,201 +68,15 @@ def resolve_negation_weight(configured: float | None, bundle: Bundle) -> float:
     return DEFAULT_NEGATION_WEIGHT if calibrated is None else calibrated
 
 
-@dataclass
-class TextQuery:
-    """An embedded description: the whole text and its negated attributes."""
-
-    parsed: ParsedQuery
-    vector: np.ndarray  # [D], the whole text as typed
-    # [M, D]: per negated attribute, its phrases (negation.attribute_phrases:
-    # the attribute, then its kinds), in the order of `negated`; M may be 0.
-    negated_vectors: np.ndarray
-    weight: float
-    # Per negated attribute, the bundle's tags that speak about it (empty
-    # matches for a bundle without tags), and the weight of their evidence.
-    tag_matches: tuple[TagMatch, ...] = ()
-    tag_weight: float = 0.0
-    tag_names: tuple[str, ...] = ()
-    # The same for the attributes the affirmative part names, and the weight
-    # of their mean evidence as a bonus.
-    affirmed_matches: tuple[TagMatch, ...] = ()
-    affirmed_tag_weight: float = 0.0
-    # How many rows of `negated_vectors` each negated attribute has (left
-    # empty: one each).
-    phrase_counts: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.phrase_counts:
-            self.phrase_counts = (1,) * len(self.negated_vectors)
-
-    @property
-    def text(self) -> str:
-        return self.parsed.text
-
-    @property
-    def negated(self) -> list[str]:
-        return self.parsed.negated
-
-    @classmethod
-    def build(
-        cls,
-        parsed: ParsedQuery,
-        vectors: np.ndarray,
-        weight: float,
-        tag_names: Sequence[str] = (),
-        tag_weight: float = 0.0,
-        affirmed_tag_weight: float = 0.0,
-    ) -> TextQuery:
-        """From a parsed query and the embeddings of [whole text,
-        *negation.negated_phrases(parsed)] (or [whole text, *negated], one
-        text per attribute, for a caller that does not widen them to their
-        kinds): finds, per negated and per affirmed attribute, the tags that
-        speak about it."""
-        from .negation import attribute_phrases, match_head, match_tags
-
-        names = tuple(tag_names)
-        matches = tuple(match_tags(n, names) for n in parsed.negated)
-        affirmed = tuple(match_head(a, names) for a in parsed.affirmed)
-        counts = tuple(len(attribute_phrases(n)) for n in parsed.negated)
-        if len(vectors) - 1 != sum(counts):
-            if len(vectors) - 1 != len(counts):
-                raise ValueError(
-                    f"{len(vectors)} vectors for {len(counts)} negated attributes "
-                    f"with {sum(counts)} phrases: expected the whole text's and "
-                    "one per phrase (or per attribute)"
-                )
-            counts = (1,) * len(counts)
-        return cls(
-            parsed,
-            vectors[0],
-            vectors[1:],
-            weight,
-            matches,
-            float(tag_weight),
-            names,
-            affirmed,
-            float(affirmed_tag_weight),
-            counts,
-        )
-
-    @property
-    def _penalty_tags(self) -> bool:
-        return _tags_count(self.tag_weight, self.tag_matches)
-
-    @property
-    def _bonus_tags(self) -> bool:
-        return _tags_count(self.affirmed_tag_weight, self.affirmed_matches)
-
-    @property
-    def uses_tags(self) -> bool:
-        """Whether scoring reads the items' stored tag probabilities."""
-        return self._penalty_tags or self._bonus_tags
-
-    @property
-    def tag_width(self) -> int:
-        """How many tag probabilities per item scoring reads (0: none)."""
-        return len(self.tag_names) if self.uses_tags else 0
-
-    @property
-    def rescores(self) -> bool:
-        """Whether the score is more than the whole text's cosine (a KNN
-        pass alone cannot rank by it)."""
-        return bool(len(self.negated_vectors)) or self._bonus_tags
-
-    def score(self, mat: np.ndarray, tags: np.ndarray | None = None) -> np.ndarray:
-        """sim(whole text) - weight * max over negated attributes of their
-        penalty: text sim, plus tag_weight * the tagger's evidence where a tag
-        speaks about the attribute and `tags` ([n_items, T]) are given
-        (docs/queries.md, form "max"); plus affirmed_tag_weight * the mean
-        evidence for the affirmed attributes a tag speaks about."""
-        from .negation import combine_scores, tag_evidence
-
-        negated = self._phrase_max(mat) if len(self.negated_vectors) else None
-        if negated is not None and tags is not None and self._penalty_tags:
-            for j, match in enumerate(self.tag_matches):
-                evidence = tag_evidence(match, tags)
-                if evidence is not None:
-                    negated[j] += self.tag_weight * evidence
-        return self.with_bonus(
-            combine_scores(mat @ self.vector, negated, self.weight), tags
-        )
-
-    def _phrase_max(self, mat: np.ndarray) -> np.ndarray:
-        """[n_negated, n_items]: per negated attribute, the best similarity
-        of its phrases (itself or one of its kinds)."""
-        import numpy as np
-
-        sims = (mat @ self.negated_vectors.T).T
-        starts = np.concatenate([[0], np.cumsum(self.phrase_counts)[:-1]])
-        return np.maximum.reduceat(sims, starts, axis=0)
-
-    def with_bonus(self, scores: np.ndarray, tags: np.ndarray | None) -> np.ndarray:
-        """`scores` plus affirmed_tag_weight x the mean tagger evidence for
-        the affirmed attributes (unchanged without tags or such attributes)."""
-        import numpy as np
-
-        from .negation import tag_evidence
-
-        if tags is None or not self._bonus_tags:
-            return scores
-        found = [tag_evidence(m, tags) for m in self.affirmed_matches]
-        bonus = np.mean([e for e in found if e is not None], axis=0)
-        return (scores + self.affirmed_tag_weight * bonus).astype(np.float32)
-
-    def explain(self) -> str:
-        """How the description was understood, for `beet clap --explain`."""
-        from .negation import attribute_phrases, describe
-
-        scored_by = {}
-        for attribute, match, count in zip(
-            self.negated, self.tag_matches, self.phrase_counts, strict=False
-        ):
-            sim = f"text sim({attribute!r})"
-            if count > 1:
-                phrases = ", ".join(map(repr, attribute_phrases(attribute)))
-                sim = f"max text sim({phrases})"
-            names = self._tag_list(match)
-            if names and self.tag_weight > 0:
-                scored_by[attribute] = f"{sim} + {self.tag_weight:g} x tagger [{names}]"
-            elif count > 1:
-                scored_by[attribute] = sim
-        bonus = {}
-        if self.affirmed_tag_weight > 0:
-            for attribute, match in zip(
-                self.parsed.affirmed, self.affirmed_matches, strict=False
-            ):
-                if names := self._tag_list(match):
-                    bonus[attribute] = f"tagger [{names}]"
-        return describe(
-            self.parsed,
-            self.weight,
-            scored_by=scored_by,
-            bonus=bonus,
-            bonus_weight=self.affirmed_tag_weight,
-        )
-
-    def _tag_list(self, match: TagMatch) -> str:
-        names = [repr(self.tag_names[i]) for i in match.present]
-        names += [f"1 - {self.tag_names[i]!r}" for i in match.absent]
-        return ", ".join(names)
-
-
-def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
-    """Whether tag evidence weighted `weight` changes a score: some tag speaks
-    about one of the attributes."""
-    return weight > 0 and any(m.present or m.absent for m in matches)
-
-
-def description_problem(text: str) -> str | None:
+def description_problem(text: str, parsed: ParsedQuery | None = None) -> str | None:
     """Why a description cannot be searched, in one line; None when it can.
 
     Checked before the model runs (and for every configured playlist before
     any is written): an empty text, one without words, or a negation with
     nothing after it ("jazz without") would still rank something, and the
-    user would take that ranking for an answer to what they meant.
+    user would take that ranking for an answer to what they meant. `parsed`
+    is the text's parse when the caller has it already.
     """
-    from .negation import dangling_cue
-
     text = " ".join(str(text).split())
     if not text:
         return 'empty description: say what to look for, e.g. beet clap "calm piano"'
@@ -257,9 +85,13 @@ def description_problem(text: str) -> str | None:
             f"nothing to search for in {_shorten(text)!r}: describe the music "
             f'in words, e.g. beet clap "calm piano"'
         )
-    cue = dangling_cue(text)
+    if parsed is None:
+        from .query import parse_query
+
+        parsed = parse_query(text)
+    cue = parsed.dangling
     if cue is not None:
-        where = "" if cue == text else f" ends with {cue!r} and"
+        where = "" if cue == parsed.text else f" ends with {cue!r} and"
         return (
             f"{_shorten(text)!r}{where} names nothing to leave out: say what, "
             f'e.g. beet clap "jazz without vocals"'
@@ -275,16 +107,19 @@ def embed_query(
     affirmed_tag_weight: float = DEFAULT_AFFIRMED_TAG_WEIGHT,
 ) -> TextQuery:
     """Validate, parse and embed a description: the whole text, then each
-    negated attribute and its kinds (remembered by the bundle across queries)."""
-    from .negation import negated_phrases, parse_query
+    negated attribute and its kinds (remembered by the bundle across queries).
+    The description is parsed once, as far as the text tower reads it."""
+    from .query import parse_query
+    from .scoring import negated_phrases
 
     text = " ".join(str(text).split())
-    problem = description_problem(text)
+    parsed = parse_query(text, bundle.max_tokens) if text else None
+    problem = description_problem(text, parsed)
     if problem is not None:
         raise SearchError(problem)
     import numpy as np
 
-    parsed = parse_query(text)
+    assert parsed is not None  # an empty text is a problem
     vecs = np.concatenate(
         [bundle.embed_text([text]), bundle.embed_attributes(negated_phrases(parsed))]
     )

@@ -217,14 +217,14 @@ def build_library(
 
 def build_vec0(qlib: QueryLib) -> Path:
     """The same vectors in a sqlite-vec vec0 table (the exact baseline)."""
-    from beetsplug.clap.store import _extension_connection
+    from beetsplug.clap.convert import extension_connection
 
     path = qlib.db.parent / "vec0.db"
     if path.exists():
         return path
     tmp = path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
-    conn = _extension_connection(str(tmp), 30.0)
+    conn = extension_connection(str(tmp), 30.0)
     try:
         conn.execute(
             f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{qlib.dim}] "
@@ -362,9 +362,9 @@ def measure(
     mat = np.load(qlib.npy)  # exact numpy baseline: all floats in RAM
     _time_knn_and_brute_force(res, store, mat, queries)
     vec0 = build_vec0(qlib)
-    from beetsplug.clap.store import _extension_connection
+    from beetsplug.clap.convert import extension_connection
 
-    conn = _extension_connection(str(vec0), 30.0)
+    conn = extension_connection(str(vec0), 30.0)
     sql = "SELECT rowid, distance FROM v WHERE embedding MATCH ? AND k = 20"
     res.ms["sqlite-vec exact KNN"] = _ms(
         [

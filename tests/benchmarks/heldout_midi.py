@@ -96,7 +96,8 @@ def window_labels(midi: Path, spans: Sequence[tuple[float, float]]) -> dict[str,
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from beetsplug.clap.audio import plan_windows
     from beetsplug.clap.model import Bundle
-    from beetsplug.clap.negation import negated_phrases, parse_query
+    from beetsplug.clap.query import parse_query
+    from beetsplug.clap.scoring import negated_phrases
     from beetsplug.clap.search import (
         DEFAULT_AFFIRMED_TAG_WEIGHT,
         DEFAULT_NEGATION_WEIGHT,

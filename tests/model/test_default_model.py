@@ -152,7 +152,7 @@ def test_no_drums_ranks_music_above_itself_with_a_drum_kit(bundle: Bundle) -> No
 def test_a_negated_family_is_embedded_with_its_kinds(bundle: Bundle) -> None:
     """ "rock without guitar" embeds the word and each kind of guitar, as
     the text tower embeds them on their own (remembered after first use)."""
-    from beetsplug.clap.negation import attribute_phrases
+    from beetsplug.clap.scoring import attribute_phrases
     from beetsplug.clap.search import DEFAULT_NEGATION_WEIGHT, embed_query
 
     query = embed_query(bundle, "rock without guitar", DEFAULT_NEGATION_WEIGHT)

@@ -152,6 +152,22 @@ class ClapEnv(PluginMixin, TestHelper):
     def lines(self, *args: str) -> list[str]:
         return [line for line in self.run(*args).splitlines() if line.strip()]
 
+    def outputs(self, *args: str) -> tuple[list[str], list[str]]:
+        """Run a beet command in this process; its stdout and stderr lines
+        (stderr carries the plugin's log at the commands' INFO level)."""
+        import logging
+
+        # beets' handler keeps the stream of the phase that made it (a
+        # fixture's capture, closed by now): point it at this one.
+        for handler in self._beets_log.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.stream = sys.stderr  # setStream would flush the old one
+        self.config["verbose"] = 0  # what a user sees: no debug lines
+        self.capsys.readouterr()
+        self.run_command(*args)
+        out, err = self.capsys.readouterr()
+        return out.splitlines(), err.splitlines()
+
     def add(self, path: Path, read_tags: bool = True, **fields: Any) -> Item:
         """Add a library item for `path`; files beets cannot read (they went
         bad after import) are added without reading their tags."""
@@ -176,6 +192,45 @@ class ClapEnv(PluginMixin, TestHelper):
             return [tuple(r) for r in conn.execute(query, params).fetchall()]
         finally:
             conn.close()
+
+
+def make_beetsdir(root: Path, bundle: Path, files: list[Path]) -> Path:
+    """A BEETSDIR whose config loads the clap plugin with `bundle`, and a
+    library.db holding `files` (titled "track 0", "track 1", ...)."""
+    from beets import config
+
+    beetsdir = root / "beetsdir"
+    beetsdir.mkdir()
+    (beetsdir / "config.yaml").write_text(
+        f"directory: {root / 'music'}\n"
+        f"library: {beetsdir / 'library.db'}\n"
+        "plugins: clap\n"
+        "create_backup_before_migrations: no\n"
+        f"clap:\n    model: {bundle}\n    jobs: 1\n"
+    )
+    config["create_backup_before_migrations"] = False  # for this Library()
+    lib = Library(str(beetsdir / "library.db"))
+    for i, path in enumerate(files):
+        lib.add(Item(path=str(path).encode(), title=f"track {i}", artist="a"))
+    lib._close()
+    return beetsdir
+
+
+def beet(
+    beetsdir: Path, *args: str, pythonpath: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `beet` command (`python -m beets`) on `beetsdir`; with
+    `pythonpath`, those folders come first on the import path."""
+    env = beet_env(beetsdir)
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env["PYTHONPATH"]])
+    return subprocess.run(
+        [sys.executable, "-m", "beets", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def beet_env(beetsdir: Path, **extra: str) -> dict[str, str]:

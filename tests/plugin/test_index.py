@@ -224,12 +224,15 @@ def test_tags_are_stored_for_a_tagging_bundle(
     ("setting", "message"),
     [
         ({"jobs": -1}, r"^clap.jobs must be a whole number >= 0, not -1$"),
-        ({"batch_size": "many"}, r"^clap.batch_size must be a whole number >= 1$"),
+        (
+            {"batch_size": "many"},
+            r"^clap.batch_size must be a whole number >= 1, not 'many'$",
+        ),
         (
             {"negation_weight": "strong"},
             r"^clap.negation_weight must be a number in 0..10",
         ),
-        ({"auto": "sometimes"}, r"^clap.auto must be yes or no$"),
+        ({"auto": "sometimes"}, r"^clap.auto must be yes or no, not 'sometimes'$"),
         ({"tag_weight": -1}, r"^clap.tag_weight must be a number in 0..10, not -1$"),
         (
             {"affirmed_tag_weight": True},
@@ -258,7 +261,7 @@ def test_bundle_errors_reach_the_user_as_one_line(env: ClapEnv, tmp_path: Path) 
 def test_progress_bar_draws_only_on_a_terminal(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from beetsplug.clap import _ProgressBar
+    from beetsplug.clap.progress import ProgressBar as _ProgressBar
 
     quiet = _ProgressBar("clap-index")
     quiet.enabled = False  # what a pipe or a file gets

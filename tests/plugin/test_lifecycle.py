@@ -17,14 +17,9 @@ from beets.ui import UserError
 from clap_helpers import ClapEnv, beet_env, write_audio
 from mediafile import MediaFile
 
-from beetsplug.clap.store import (
-    CODES,
-    STATE,
-    VEC_PATH_ENV,
-    VECTORS,
-    _extension_connection,
-    connect,
-)
+from beetsplug.clap.convert import VEC_PATH_ENV
+from beetsplug.clap.convert import extension_connection as _extension_connection
+from beetsplug.clap.store import CODES, STATE, VECTORS, connect
 
 HEAVY = (
     "torch",

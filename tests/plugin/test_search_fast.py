@@ -4,6 +4,7 @@ beets objects, and the rescored ranking against exact scoring."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from beets.library import Item, Library
 from clap_helpers import bulk_library
 
-from beetsplug.clap.search import TextQuery, matching_ids, rank_items
+from beetsplug.clap.scoring import TextQuery
+from beetsplug.clap.search import matching_ids, rank_items
 from beetsplug.clap.store import Embedded, Store
 
 DIM = 64
@@ -128,7 +130,7 @@ def test_rescored_search_equals_exact_scoring(
     """The int8 pass picks the pool, whose vectors and tags are read back
     and scored exactly: where the best 20 by the whole score lie among the
     query's nearest, the result is the exact top 20 of every item."""
-    from beetsplug.clap.negation import parse_query
+    from beetsplug.clap.query import parse_query
 
     store, mat, tags = scored_store
     parsed = parse_query(text)
@@ -155,3 +157,32 @@ def test_rescored_search_equals_exact_scoring(
     assert set(order.tolist()) <= set(nearest.tolist())  # the test's premise
     assert [i for i, _ in got] == ids[order].tolist()
     np.testing.assert_allclose([s for _, s in got], exact[order], atol=1e-5)
+
+
+def test_a_description_is_parsed_once_as_far_as_the_model_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One parse per search (it also finds a dangling cue), reading as many
+    tokens as the bundle's text tower."""
+    from bundle_factory import build_tiny_bundle
+
+    from beetsplug.clap import query
+    from beetsplug.clap.model import Bundle
+    from beetsplug.clap.search import SearchError, embed_query
+
+    bundle = Bundle.load(build_tiny_bundle(tmp_path / "bundle", max_tokens=16))
+    limits: list[int] = []
+    parse = query.parse_query
+
+    def counted(text: str, max_tokens: int = query.MAX_TOKENS) -> query.ParsedQuery:
+        limits.append(max_tokens)
+        return parse(text, max_tokens)
+
+    monkeypatch.setattr(query, "parse_query", counted)
+    text = "jazz without vocals, " + "la " * 40 + "and no drums"
+    found = embed_query(bundle, text, 0.5)
+    assert limits == [16]
+    assert found.negated == ["vocals"]  # "no drums" lies past what the model reads
+    with pytest.raises(SearchError, match="ends with 'without' and names nothing"):
+        embed_query(bundle, "jazz without", 0.5)
+    assert limits == [16, 16]

@@ -13,16 +13,8 @@ import pytest
 from clap_helpers import bulk_library
 
 from beetsplug.clap import coarse
-from beetsplug.clap.store import (
-    CHUNK_SLOTS,
-    CODES,
-    EXACT_MAX,
-    STATE,
-    VECTORS,
-    Embedded,
-    Failed,
-    Store,
-)
+from beetsplug.clap.store import CODES, STATE, VECTORS, Embedded, Failed, Store
+from beetsplug.clap.vectors import CHUNK_SLOTS, EXACT_MAX
 
 DIM = 48
 BUNDLE = "b" * 64

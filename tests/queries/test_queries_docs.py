@@ -7,7 +7,7 @@ import re
 import pytest
 from queries_helpers import ROOT
 
-from beetsplug.clap.negation import parse_query
+from beetsplug.clap.query import parse_query
 
 DOC = ROOT / "docs" / "queries.md"
 HEADER = "| Query | Affirmative part | Negated attributes |"
@@ -50,11 +50,10 @@ def test_documented_explain_output() -> None:
 
     import numpy as np
 
-    from beetsplug.clap.negation import negated_phrases
+    from beetsplug.clap.scoring import TextQuery, negated_phrases
     from beetsplug.clap.search import (
         DEFAULT_AFFIRMED_TAG_WEIGHT,
         DEFAULT_TAG_WEIGHT,
-        TextQuery,
     )
 
     text = DOC.read_text(encoding="utf-8")

@@ -10,14 +10,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beetsplug.clap.negation import (
+from beetsplug.clap.lexicon import lexicon
+from beetsplug.clap.query import (
     FILLER_WORDS,
     ParsedQuery,
     canonical_attribute,
+    parse_query,
+)
+from beetsplug.clap.scoring import (
+    TextQuery,
+    attribute_phrases,
     combine_scores,
     describe,
     match_tags,
-    parse_query,
+    negated_phrases,
     tag_evidence,
 )
 
@@ -269,7 +275,6 @@ def test_affirmed_attributes(text: str, affirmed: list[str]) -> None:
 
 
 def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
-    from beetsplug.clap.search import TextQuery
 
     names = ["guitar", "drums", "piano", "vocal"]
     probs = np.array(
@@ -392,13 +397,13 @@ def test_combine_scores_rejects_bad_input(
         )
 
 
-def test_negation_module_does_not_import_numpy() -> None:
+def test_query_module_does_not_import_numpy() -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys; from beetsplug.clap import negation; "
-        "negation.parse_query('jazz without vocals'); "
+        "import sys; from beetsplug.clap import query; "
+        "query.parse_query('jazz without vocals'); "
         "print('numpy' in sys.modules)"
     )
     out = subprocess.run(
@@ -647,13 +652,10 @@ def test_affirmative_only_queries_round_trip(words: list[str], sep: str) -> None
 def test_a_negated_attribute_is_measured_by_its_kinds_too() -> None:
     """ "without guitar" must penalise a distorted guitar whose audio the
     word "guitar" alone misses: the penalty is the best similarity among the
-    attribute and its kinds (negation.KINDS_OF)."""
-    from beetsplug.clap.negation import KINDS_OF, attribute_phrases, negated_phrases
-    from beetsplug.clap.search import TextQuery
-
+    attribute and its kinds (the lexicon's kinds_of)."""
     parsed = parse_query("calm music, no guitar or drums")
     phrases = negated_phrases(parsed)
-    assert phrases == ["guitar", *KINDS_OF["guitar"], "drums"]
+    assert phrases == ["guitar", *lexicon().kinds_of("guitar"), "drums"]
     assert attribute_phrases("drums") == ("drums",)
     # Axes: 0 the whole text, 1 "guitar", 2 "acoustic", 3 "electric",
     # 4 "distorted guitar", 5 "drums".
@@ -689,9 +691,10 @@ def test_a_negated_attribute_is_measured_by_its_kinds_too() -> None:
 def test_every_kind_is_an_attribute_the_parser_reads_as_itself() -> None:
     """A kind is embedded as written; one the parser would rename or split
     would be a text no query of its own ever produces."""
-    from beetsplug.clap.negation import KINDS_OF, canonical_attribute
-
-    for attribute, kinds in KINDS_OF.items():
+    for attribute in lexicon().concepts:
+        kinds = lexicon().kinds_of(attribute)
+        if not kinds:
+            continue
         assert canonical_attribute(attribute) == attribute
         for kind in kinds:
             assert canonical_attribute(kind) == kind
@@ -721,6 +724,4 @@ def test_every_kind_is_an_attribute_the_parser_reads_as_itself() -> None:
     ],
 )
 def test_dangling_cue(text: str, cue: str | None) -> None:
-    from beetsplug.clap.negation import dangling_cue
-
-    assert dangling_cue(text) == cue
+    assert parse_query(text).dangling == cue

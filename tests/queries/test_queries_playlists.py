@@ -29,7 +29,6 @@ from beetsplug.clap.m3u import (
     write_m3u,
     write_playlists,
 )
-from beetsplug.clap.negation import combine_scores, parse_query
 from beetsplug.clap.playlists import (
     PlaylistConfigError,
     automatic_playlists,
@@ -37,6 +36,8 @@ from beetsplug.clap.playlists import (
     update_playlists,
     validate_playlists,
 )
+from beetsplug.clap.query import parse_query
+from beetsplug.clap.scoring import combine_scores
 
 # --------------------------------------------------------------------------
 # M3U files

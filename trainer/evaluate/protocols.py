@@ -262,7 +262,8 @@ def parsed_scores(
     words for scores 0 everywhere (the plugin refuses it; here it just ranks
     badly).
     """
-    from beetsplug.clap.negation import negated_phrases, parse_query
+    from beetsplug.clap.query import parse_query
+    from beetsplug.clap.scoring import negated_phrases
     from beetsplug.clap.search import TextQuery
 
     parsed = parse_query(text)

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import random
 
+from beetsplug.clap.lexicon import lexicon
 from trainer import vocab
 from trainer.synth.styles import STYLE_SPECS
 
-KIT_WORDS: dict[str, tuple[str, ...]] = {
-    "standard": ("drums", "acoustic drums"),
-    "room": ("drums", "live drums"),
-    "power": ("powerful drums", "heavy drums"),
-    "electronic": ("electronic drums", "programmed drums"),
-    "808": ("drum-machine drums", "808 drums"),
-    "jazz": ("jazz drums", "swinging jazz drums"),
-    "brush": ("brushed drums", "drums played with brushes"),
-}
-VOCAL_WORDS: dict[str, tuple[str, ...]] = {
-    "sung": ("sung vocals", "a singer's vocals", "vocals sung on the melody"),
-    "choir": ("choir vocals", "vocals from a choir"),
-    "spoken": ("spoken-word vocals", "spoken vocals"),
-}
-ENERGY_WORDS: dict[str, tuple[str, ...]] = {
-    "soft": ("soft", "gentle", "quiet"),
-    "medium energy": ("moderately energetic", "steady"),
-    "loud": ("loud", "powerful", "energetic"),
-}
-STYLE_NOUNS: tuple[str, ...] = ("piece", "track", "tune", "song")
+# How captions phrase the renderer's drum kit, voice and energy, and what
+# they call a clip: the lexicon's captions section.
+_CAPTIONS = lexicon().captions
+KIT_WORDS: dict[str, tuple[str, ...]] = dict(_CAPTIONS["drum_kit"])
+VOCAL_WORDS: dict[str, tuple[str, ...]] = dict(_CAPTIONS["vocal_part"])
+ENERGY_WORDS: dict[str, tuple[str, ...]] = dict(_CAPTIONS["energy"])
+STYLE_NOUNS: tuple[str, ...] = _CAPTIONS["style_nouns"]
 _PLURAL = frozenset({"strings", "brass"})
 
 

@@ -1,0 +1,552 @@
+"""Negation clauses: the scan over a description's tokens that finds them.
+
+The parser behind `query.parse_query`. Each position's reading (known
+concept, cue, attribute, list link) is computed once and kept, so a later
+step that asks about the same position reads it back instead of rescanning
+the tokens after it: the work grows with the tokens read.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from .query import (
+    _AFFIX_KINDS,
+    _AFFIX_RES,
+    _CUES,
+    _DETERMINERS,
+    _EDGE_PUNCT,
+    _EDGE_WORDS,
+    _EXPLICIT,
+    _IMPLIED,
+    _LEAD_IN,
+    _LEAD_IN_PUNCT,
+    _LEAD_IN_RELATIVES,
+    _LEAD_IN_VERBS,
+    _LIST_ALWAYS,
+    _LIST_DISTRIBUTIVE,
+    _MAX_CUE,
+    _MAX_PHRASE,
+    _PREPOSITIONS,
+    _RESUME,
+    _STRONG,
+    _TAILS,
+    _WEAK,
+    Clause,
+    ParsedQuery,
+    _lookup,
+    _tokenize,
+    _Unit,
+)
+
+# --------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------
+
+
+class _Attribute(NamedTuple):
+    canonical: str
+    source_start: int  # token index
+    source_end: int  # token index, exclusive
+
+
+class _Match(NamedTuple):
+    kind: str
+    cue_end: int  # token index after the cue words (== start for affixes)
+    attributes: list[_Attribute]
+    end: int  # token index, exclusive
+
+
+_NONE = object()  # "not computed yet" in the memo tables
+
+
+class Parser:
+    """One parse. Each memo table holds what one position reads as, so a
+    later step that asks about the same position reads it back instead of
+    rescanning the tokens after it."""
+
+    def __init__(self, text: str, max_tokens: int) -> None:
+        self.text, self.toks = _tokenize(text, max_tokens)
+        self.n = len(self.toks)
+        self._units: list[object] = [_NONE] * (self.n + 1)
+        self._cues: list[object] = [_NONE] * (self.n + 1)
+        self._attributes: list[object] = [_NONE] * (self.n + 1)
+        self._links: dict[tuple[int, bool], tuple[_Attribute, bool] | None] = {}
+        self._closed: dict[tuple[int, bool], bool] = {}
+        # Per position, the last core (non-suffix) unit on the chain of
+        # known units that starts there: decides in O(1) whether an
+        # attribute can start there at all.
+        self._last_core: list[int | None] = [None] * (self.n + 1)
+        for i in range(self.n - 1, -1, -1):
+            unit = self._unit(i)
+            if unit is not None:
+                after = self._last_core[i + unit.length]
+                core = None if unit.kind == "suffix" else i
+                self._last_core[i] = core if after is None else after
+        kinds = [t.kind for t in self.toks]
+        self._last_word = max(
+            (i for i, k in enumerate(kinds) if k == "word"), default=-1
+        )
+        self._last_non_punct = max(
+            (i for i, k in enumerate(kinds) if k != "punct"), default=-1
+        )
+
+    # -- small helpers -----------------------------------------------------
+
+    def _word(self, i: int) -> str | None:
+        """The lowercased word at i if it is a free (unquoted) word."""
+        if (
+            0 <= i < self.n
+            and self.toks[i].kind == "word"
+            and not self.toks[i].protected
+        ):
+            return self.toks[i].low
+        return None
+
+    def _punct(self, i: int) -> str | None:
+        if 0 <= i < self.n and self.toks[i].kind in ("punct", "quote"):
+            return self.toks[i].low
+        return None
+
+    def _words_at(self, i: int, most: int) -> tuple[str, ...]:
+        """The free words from token i on, up to `most` of them."""
+        words = []
+        for j in range(i, min(i + most, self.n)):
+            word = self._word(j)
+            if word is None:
+                break
+            words.append(word)
+        return tuple(words)
+
+    def _unit(self, i: int) -> _Unit | None:
+        """The longest known concept form starting at token i."""
+        if not 0 <= i < self.n:
+            return None
+        found = self._units[i]
+        if found is _NONE:
+            found = None
+            words = self._words_at(i, _MAX_PHRASE)
+            for length in range(len(words), 0, -1):
+                hit = _lookup(words[:length])
+                if hit is not None:
+                    found = _Unit(hit[0], hit[1], length)
+                    break
+            self._units[i] = found
+        return found  # type: ignore[return-value]
+
+    def _cue(self, i: int) -> tuple[int, int] | None:
+        """(strength, length) of the longest cue starting at token i."""
+        if not 0 <= i < self.n:
+            return None
+        found = self._cues[i]
+        if found is _NONE:
+            found = None
+            words = self._words_at(i, _MAX_CUE)
+            for length in range(len(words), 0, -1):
+                if words[:length] in _CUES:
+                    found = (_CUES[words[:length]], length)
+                    break
+            self._cues[i] = found
+        return found  # type: ignore[return-value]
+
+    def _skip_determiners(self, i: int) -> int:
+        while self._word(i) in _DETERMINERS:
+            i += 1
+        return i
+
+    # -- attributes --------------------------------------------------------
+
+    def attribute(self, i: int) -> _Attribute | None:
+        """The longest run of known words at i that reads as one attribute.
+
+        Modifiers and earlier nouns keep their spelling ("male", "guitar" in
+        "guitar solos"); the last meaningful word is canonicalised ("singers"
+        -> "vocals"), filler nouns ("music", "parts") are dropped.
+        """
+        if not 0 <= i < self.n:
+            return None
+        found = self._attributes[i]
+        if found is _NONE:
+            found = self._read_attribute(i)
+            self._attributes[i] = found
+        return found  # type: ignore[return-value]
+
+    def _read_attribute(self, i: int) -> _Attribute | None:
+        first = self._unit(i)
+        last = self._last_core[i]
+        if first is None or first.kind == "suffix" or last is None:
+            return None
+        if self._unit(last).kind == "mod":  # type: ignore[union-attr]
+            return None
+        # Genres keep their canonical spelling even when they modify
+        # ("hip-hop beats" -> "hip hop drums"), other words their own.
+        words = []
+        j = i
+        while (unit := self._unit(j)) is not None:
+            if unit.kind != "suffix":
+                if j == last or unit.kind == "genre":
+                    words.append(unit.canonical)
+                else:
+                    words.append(
+                        " ".join(self.toks[k].low for k in range(j, j + unit.length))
+                    )
+            j += unit.length
+        return _Attribute(" ".join(words), i, j)
+
+    def _attribute_list(self, i: int, strength: int) -> list[list[_Attribute]]:
+        """Candidate attribute lists at i, longest first.
+
+        "no drums or bass" negates both; "no drums, bass" only drums, because a
+        comma list counts only when closed by "or"/"nor" (or "and" after a
+        strong cue: "without drums, bass and vocals").
+        """
+        first = self.attribute(i)
+        if first is None:
+            return []
+        strong = strength >= _STRONG
+        items = [first]
+        accepted = [1]
+        # Only a list closed further on can be longer than its first item,
+        # so the walk stops where no closing word lies ahead: a run of
+        # "no drums, no bass, ..." is walked once, not once per cue.
+        while self._closed_ahead(items[-1], strong):
+            nxt, closed = self._link(items[-1].source_end, strong)  # type: ignore[misc]
+            items.append(nxt)
+            if closed:
+                accepted.append(len(items))
+        return [items[:count] for count in sorted(set(accepted), reverse=True)]
+
+    def _link(self, j: int, strong: bool) -> tuple[_Attribute, bool] | None:
+        """The next list item after an attribute ending at j, and whether
+        the separator closes the list ("or"), else None."""
+        key = (j, strong)
+        if key in self._links:
+            return self._links[key]
+        closing = _LIST_ALWAYS | (_LIST_DISTRIBUTIVE if strong else frozenset())
+        k, closed, separated = j, False, False
+        while True:
+            sep = self._word(k) or self._punct(k)
+            if sep == ",":
+                separated = True
+            elif sep in closing:
+                separated = closed = True
+            else:
+                break
+            k += 1
+        found = None
+        if separated:
+            # A repeated cue is fine: "no vocals or no drums".
+            cue = self._cue(k)
+            if cue is not None:
+                k += cue[1]
+            nxt = self.attribute(self._skip_determiners(k))
+            if nxt is not None:
+                found = (nxt, closed)
+        self._links[key] = found
+        return found
+
+    def _closed_ahead(self, item: _Attribute, strong: bool) -> bool:
+        """Whether a closing separator lies on the list chain after `item`."""
+        path = []
+        result = False
+        while True:
+            key = (item.source_start, strong)
+            if key in self._closed:
+                result = self._closed[key]
+                break
+            path.append(key)
+            link = self._link(item.source_end, strong)
+            if link is None:
+                break
+            if link[1]:
+                result = True
+                break
+            item = link[0]
+        for key in path:
+            self._closed[key] = result
+        return result
+
+    # -- where a clause may end --------------------------------------------
+
+    def _after(self, j: int, strength: int, at_start: bool) -> int | None:
+        """Token index where the clause ends if it may end at j, else None."""
+        for tail in _TAILS:
+            if tuple(self._word(j + k) for k in range(len(tail))) == tail:
+                j += len(tail)
+                break
+        if j >= self.n:
+            return j
+        tok = self.toks[j]
+        word = self._word(j)
+        if tok.kind in ("punct", "quote", "minus") or tok.protected:
+            return j
+        if word in _RESUME or self._cue(j) is not None or self._affix(j) is not None:
+            return j
+        if word in _PREPOSITIONS:
+            # "No Country for Old Men": a weak cue opening the text and a
+            # prepositional tail reads as a title; keep it whole.
+            return None if (strength == _WEAK and at_start) else j
+        return None
+
+    # -- matchers ------------------------------------------------------------
+
+    def _affix(self, i: int) -> _Match | None:
+        """non-vocal, non vocal, vocal-free, vocal free, drumless, -drums."""
+        tok = self.toks[i]
+        if tok.protected:
+            return None
+        if tok.kind == "minus" and self._word(i + 1) is not None:
+            word = self.toks[i + 1].low
+            found = _lookup((word,))
+            canonical = found[0] if found else word
+            return _Match("minus", i + 1, [_Attribute(canonical, i + 1, i + 2)], i + 2)
+        word = self._word(i)
+        if word is None:
+            return None
+        for affix, pattern in _AFFIX_RES:
+            m = pattern.fullmatch(word)
+            if m is None:
+                continue
+            found = _lookup((m.group("stem"),))
+            if found is not None and found[1] in _AFFIX_KINDS[affix]:
+                kind = "prefix" if affix == "non" else "suffix"
+                return _Match(kind, i, [_Attribute(found[0], i, i + 1)], i + 1)
+        # "non vocal" and "vocal free" in two words.
+        if word == "non" and self._word(i + 1) is not None:
+            unit = self._unit(i + 1)
+            if unit is not None and unit.kind in _AFFIX_KINDS["non"]:
+                end = i + 1 + unit.length
+                return _Match(
+                    "prefix", i + 1, [_Attribute(unit.canonical, i + 1, end)], end
+                )
+        if self._word(i + 1) == "free" and self._word(i + 2) != "of":
+            found = _lookup((word,))
+            if found is not None and found[1] == "part":
+                return _Match("suffix", i + 2, [_Attribute(found[0], i, i + 1)], i + 2)
+        return None
+
+    def _dangling(self) -> str | None:
+        """ParsedQuery.dangling: read with the parser's own cues, the colon
+        and determiners `_cue_match` lets a cue take, and free words only."""
+        last = self._last_word
+        if last < 0 or self.toks[last].protected:
+            return None
+        i = 0
+        while i < self.n:
+            if self.toks[i].kind != "word":
+                i += 1
+                continue
+            cue = self._cue(i)
+            if cue is None:
+                break
+            i += cue[1]
+        else:
+            return self.text.strip()
+        for i in range(last + 1):  # the earliest start is the longest cue
+            if self.toks[i].kind != "word" or (cue := self._cue(i)) is None:
+                continue
+            strength, length = cue
+            k = i + length
+            if self._punct(k) == ":":
+                k += 1
+            k = self._skip_determiners(k)
+            if k <= last:  # a word follows
+                continue
+            # "ambient, no": a weak cue that opens its own clause is unfinished.
+            if strength > _WEAK or self._punct(i - 1) in (",", ";", ":"):
+                return self.text[self.toks[i].start : self.toks[last].end]
+        return None
+
+    def _cue_match(self, i: int, at_start: bool) -> _Match | None:
+        cue = self._cue(i)
+        if cue is None:
+            return None
+        strength, length = cue
+        k = i + length
+        if self._punct(k) == ":":
+            k += 1
+        k = self._skip_determiners(k)
+        for items in self._attribute_list(k, strength):
+            end = self._after(items[-1].source_end, strength, at_start)
+            if end is not None:
+                return _Match("cue", i + length, items, end)
+        if strength == _EXPLICIT:
+            # "exclude: kazoo" - the user asked explicitly, take the words.
+            j = k
+            while self._word(j) is not None and self._word(j) not in _RESUME:
+                j += 1
+            if j > k:
+                words = " ".join(self.toks[x].low for x in range(k, j))
+                return _Match("cue", i + length, [_Attribute(words, k, j)], j)
+        return None
+
+    # -- the scan -------------------------------------------------------------
+
+    def parse(self) -> ParsedQuery:
+        clauses: list[Clause] = []
+        spans: list[tuple[int, int]] = []  # token spans removed, in order
+        i = 0
+        prev_end = 0
+        word_since = False  # a word among toks[prev_end:i]
+        while i < self.n:
+            at_start = not word_since and not spans
+            match = self._affix(i) or self._cue_match(i, at_start)
+            if match is None:
+                word_since = word_since or self.toks[i].kind == "word"
+                i += 1
+                continue
+            start = self._lead_in(i, prev_end)
+            end = match.end
+            if end > self._last_non_punct:
+                end = self.n  # "Jazz WITHOUT Vocals!!": the "!!" goes too
+            clauses.append(self._clause(match, i, start, end))
+            spans.append((start, end))
+            i = prev_end = end
+            word_since = False
+        affirmative = self._affirmative(spans)
+        clauses.extend(self._implied(spans))
+        clauses.sort(key=lambda c: c.start)
+        negated: list[str] = []
+        for clause in clauses:
+            for attribute in clause.attributes:
+                if attribute not in negated:
+                    negated.append(attribute)
+        affirmed = self._affirmed(spans, negated)
+        return ParsedQuery(
+            self.text,
+            affirmative,
+            negated,
+            tuple(clauses),
+            affirmed,
+            self._dangling(),
+        )
+
+    def _lead_in(self, i: int, floor: int) -> int:
+        """Index of the first lead-in token before the cue at i ("but", ",")."""
+        j = i
+        while j > floor:
+            tok = self.toks[j - 1]
+            if tok.protected:
+                break
+            if (tok.kind == "punct" and tok.low in _LEAD_IN_PUNCT) or (
+                tok.kind == "word" and tok.low in _LEAD_IN
+            ):
+                j -= 1
+            elif tok.kind == "word" and tok.low in _LEAD_IN_VERBS:
+                j -= 1
+                if j > floor and self._word(j - 1) in _LEAD_IN_RELATIVES:
+                    j -= 1
+            else:
+                break
+        return j
+
+    def _clause(self, match: _Match, cue_at: int, start: int, end: int) -> Clause:
+        toks = self.toks
+        cue = (
+            self.text[toks[cue_at].start : toks[match.cue_end - 1].end]
+            if (match.cue_end > cue_at)
+            else toks[cue_at].text
+        )
+        sources = tuple(
+            self.text[toks[a.source_start].start : toks[a.source_end - 1].end]
+            for a in match.attributes
+        )
+        return Clause(
+            kind=match.kind,
+            cue=cue,
+            attributes=tuple(dict.fromkeys(a.canonical for a in match.attributes)),
+            sources=sources,
+            start=toks[start].start,
+            end=toks[end - 1].end,
+        )
+
+    def _free_runs(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The token ranges outside the removed spans, in order."""
+        runs, pos = [], 0
+        for a, b in spans:
+            if a > pos:
+                runs.append((pos, a))
+            pos = b
+        if pos < self.n:
+            runs.append((pos, self.n))
+        return runs
+
+    def _implied(self, spans: list[tuple[int, int]]) -> list[Clause]:
+        out = []
+        for a, b in self._free_runs(spans):
+            for tok in self.toks[a:b]:
+                if tok.protected or tok.kind != "word" or tok.low not in _IMPLIED:
+                    continue
+                out.append(
+                    Clause(
+                        "implied",
+                        tok.text,
+                        (_IMPLIED[tok.low],),
+                        (tok.text,),
+                        tok.start,
+                        tok.end,
+                        removed=False,
+                    )
+                )
+        return out
+
+    def _affirmed(self, spans: list[tuple[int, int]], negated: list[str]) -> list[str]:
+        """Attributes named outside the negations, longest reading first.
+
+        Quoted words and implied negations ("instrumental") are not asked
+        for, nor is an attribute the query also negates.
+        """
+        out: list[str] = []
+        taken = set(negated)
+        for a, b in self._free_runs(spans):
+            i = a
+            while i < b:
+                tok = self.toks[i]
+                attribute = (
+                    None if tok.protected or tok.low in _IMPLIED else self.attribute(i)
+                )
+                if attribute is None:
+                    i += 1
+                    continue
+                # An attribute may not run into a negation ("guitar" + "-drums").
+                end = min(attribute.source_end, b)
+                canonical = attribute.canonical
+                if end == attribute.source_end and canonical not in taken:
+                    out.append(canonical)
+                    taken.add(canonical)
+                i = max(end, i + 1)
+        return out
+
+    def _affirmative(self, spans: list[tuple[int, int]]) -> str:
+        if not spans:
+            return self.text  # nothing understood: the text exactly as typed
+        pieces = []
+        pos = 0
+        for a, b in spans:
+            pieces.append(self.text[pos : self.toks[a].start])
+            pos = self.toks[b - 1].end
+        pieces.append(self.text[pos:])
+        return _clean(" ".join(pieces))
+
+
+_EDGE_WORD_RE = "|".join(sorted(_EDGE_WORDS))
+# A separator or connector word left dangling at either end of the text.
+_EDGE_RE = re.compile(
+    rf"^(?:[\s{re.escape(_EDGE_PUNCT)}]+|(?:{_EDGE_WORD_RE})\b)"
+    rf"|(?:[\s{re.escape(_EDGE_PUNCT + '([')}]+|\b(?:{_EDGE_WORD_RE}))$",
+    re.IGNORECASE,
+)
+
+
+def _clean(text: str) -> str:
+    """Tidy what is left once clauses are cut out: no dangling ", but"."""
+    text = re.sub(r"\(\s*\)|\[\s*\]", " ", text)
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"\s+([,;:!?.)\]])", r"\1", text)
+    text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
+    while True:
+        stripped = _EDGE_RE.sub("", text).strip()
+        if stripped == text:
+            return text
+        text = stripped

@@ -1,0 +1,260 @@
+"""Query parsing: a description -> the wanted text and the negated concepts.
+
+A CLAP text tower trained without negation places "jazz without vocals" close
+to audio with vocals, because the word "vocals" dominates the sentence. The
+search therefore ranks by the whole query *and* subtracts a penalty for each
+negated attribute (design.md, layer 2); this module only finds them. It is
+pure (the lexicon and the standard library) so it can be tested exhaustively.
+
+The parser is deliberately conservative. Song titles and artist names are full
+of "no" and "not" ("No Woman No Cry", "No Doubt", "Not Fade Away"), so a cue
+only counts when what follows it is a known concept (a part such as vocals or
+drums, a genre, a mood) and the clause ends where a clause can end. When
+unsure, the text is kept whole: a missed negation still ranks well thanks to
+the model, a misparsed title ranks badly.
+
+One parse reads at most `max_tokens` tokens (words and punctuation), as many
+as a text tower reads: the rest of a description can change nothing the
+model sees. Every step looks a bounded number of tokens around a position or
+reuses what an earlier step found there, so the work grows with the tokens
+read, not with their square.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .lexicon import lexicon
+
+__all__ = [
+    "FILLER_WORDS",
+    "MAX_TOKENS",
+    "Clause",
+    "ParsedQuery",
+    "canonical_attribute",
+    "parse_query",
+]
+
+# Tokens one parse reads when the caller names no text tower: no tower here
+# reads more (BERT-style position tables end at 512).
+MAX_TOKENS = 512
+
+
+# Cue strengths. WEAK cues ("no", "not") open a negation only before a known
+# concept that ends where a clause ends; STRONG cues also allow a
+# prepositional tail ("without vocals from the 60s"); EXPLICIT cues
+# (search-engine style "-drums", "exclude: x") accept any word at all.
+_WEAK, _STRONG, _EXPLICIT = 1, 2, 3
+
+_LEXICON = lexicon()
+# Surface form -> (concept id, how the parser reads it); phrases apart.
+_WORDS = {f: (c.id, c.role) for f, c in _LEXICON.forms.items() if " " not in f}
+_PHRASES = {f: (c.id, c.role) for f, c in _LEXICON.forms.items() if " " in f}
+_MAX_PHRASE = max(len(p.split()) for p in _PHRASES)
+_STRENGTHS = {"weak": _WEAK, "strong": _STRONG, "explicit": _EXPLICIT}
+_CUES = {words: _STRENGTHS[s] for words, s in _LEXICON.cue_phrases().items()}
+_MAX_CUE = max(len(c) for c in _CUES)
+
+_GRAMMAR = _LEXICON.grammar
+_DETERMINERS = frozenset(_GRAMMAR["determiners"])
+_LEAD_IN = frozenset(_GRAMMAR["lead_in"])
+_LEAD_IN_VERBS = frozenset(_GRAMMAR["lead_in_verbs"])
+_LEAD_IN_RELATIVES = frozenset(_GRAMMAR["lead_in_relatives"])
+_LEAD_IN_PUNCT = frozenset(",;-–—/")
+_RESUME = frozenset(_GRAMMAR["resume"])
+_PREPOSITIONS = frozenset(_GRAMMAR["prepositions"])
+_TAILS = tuple(tuple(t.split()) for t in _GRAMMAR["tails"])
+_LIST_ALWAYS = frozenset({*_GRAMMAR["list_always"], "/"})
+_LIST_DISTRIBUTIVE = frozenset({*_GRAMMAR["list_after_strong"], "&"})
+_EDGE_WORDS = frozenset(_GRAMMAR["edge_words"])
+_EDGE_PUNCT = ",;:.!?-–—/&"
+_AFFIX_KINDS = _LEXICON.affixes
+_AFFIX_RES = (
+    ("non", re.compile(r"non-?(?P<stem>.+)")),
+    ("free", re.compile(r"(?P<stem>.+?)-?free")),
+    ("less", re.compile(r"(?P<stem>.+?)-?less")),
+)
+# Kept in the wanted text but imply a negation: instrumental -> vocals.
+_IMPLIED = _LEXICON.implied_absence
+
+FILLER_WORDS: frozenset[str] = frozenset(
+    w
+    for group in (
+        *(" ".join(c) for c in _CUES),
+        *_DETERMINERS,
+        *_LEAD_IN,
+        *_LEAD_IN_VERBS,
+        *_LEAD_IN_RELATIVES,
+        *_RESUME,
+        *(" ".join(t) for t in _TAILS),
+        *(f for c in _LEXICON.of_kind("filler") for f in c.forms),
+        "non",
+        "free",
+        "less",
+        "nor",
+        "exclude",
+    )
+    for w in re.findall(r"[^\W_]+", group)
+)
+"""Words the parser may drop from the affirmative text without them being part
+of a negated attribute: cue words, determiners, connectors, filler nouns."""
+
+
+# --------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One understood negation, with where it sits in the original text.
+
+    `start:end` is the character span cut out of the affirmative text (it
+    includes lead-in words such as "but"); for an implied negation
+    ("instrumental") the span is the word itself and it stays in the
+    affirmative text (`removed` is False). `sources[i]` is the text that
+    `attributes[i]` was read from.
+    """
+
+    kind: str  # "cue", "minus", "prefix", "suffix", "implied"
+    cue: str
+    attributes: tuple[str, ...]
+    sources: tuple[str, ...]
+    start: int
+    end: int
+    removed: bool = True
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A query split into the wanted part and the negated attributes."""
+
+    text: str  # as read: at most max_tokens tokens of the description
+    affirmative: str
+    negated: list[str] = field(default_factory=list)
+    clauses: tuple[Clause, ...] = ()
+    # Known attributes the affirmative part names ("guitar" in "guitar music
+    # without vocals"), so search can ask a tagger about them too.
+    affirmed: list[str] = field(default_factory=list)
+    # The negation the text leaves unfinished ("jazz without" -> "without";
+    # the whole text when it is nothing but cues), else None. Such a text
+    # would be embedded as it stands, and the model reads "jazz without" as
+    # jazz: the user meant to leave something out and would get no sign that
+    # nothing was. "no" and "not" end plenty of titles ("Why Not"), so at
+    # the end they count only after a comma ("ambient, no").
+    dangling: str | None = None
+
+    @property
+    def has_negation(self) -> bool:
+        return bool(self.negated)
+
+
+# --------------------------------------------------------------------------
+# Tokens
+# --------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<quote>["“”«»])
+  | (?P<word>w/out\b|w/o\b|[^\W_]+(?:['’\-&][^\W_]+)*)
+  | (?P<minus>(?<![^\s(\[,;:])-(?=[^\W\d_]))
+  | (?P<punct>[^\w\s])
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+class _Token(NamedTuple):
+    kind: str  # word, minus, punct, quote
+    text: str
+    low: str
+    start: int
+    end: int
+    protected: bool  # inside "double quotes": taken literally
+
+
+def _low(text: str) -> str:
+    return text.casefold().replace("’", "'")
+
+
+def _tokenize(text: str, limit: int) -> tuple[str, list[_Token]]:
+    """The text as read (cut before token `limit`) and its tokens."""
+    raw = []
+    for m in _TOKEN_RE.finditer(text):
+        if len(raw) == limit:
+            text = text[: m.start()].rstrip()
+            break
+        raw.append((m.lastgroup or "punct", m.group(), m.start(), m.end()))
+    quotes = [i for i, (kind, *_rest) in enumerate(raw) if kind == "quote"]
+    protected: set[int] = set()
+    # Pair quotes in order; an unpaired last quote protects nothing.
+    for a, b in zip(quotes[::2], quotes[1::2], strict=False):
+        protected.update(range(a + 1, b))
+    return text, [
+        _Token(kind, tok, _low(tok), start, end, i in protected)
+        for i, (kind, tok, start, end) in enumerate(raw)
+    ]
+
+
+class _Unit(NamedTuple):
+    canonical: str
+    kind: str  # the parser role: part, genre, quality, mod, suffix
+    length: int  # tokens
+
+
+_DECADE_RE = re.compile(r"^(?:\d0s|\d{4}s)$")  # "no 80s synths"
+
+
+def _lookup(words: tuple[str, ...]) -> tuple[str, str] | None:
+    """(canonical, role) of a word sequence, trying hyphenated spellings too."""
+    key = " ".join(words)
+    if len(words) == 1:
+        if key in _WORDS:
+            return _WORDS[key]
+        if _DECADE_RE.match(key):
+            return key, "mod"
+    if key in _PHRASES:
+        return _PHRASES[key]
+    spaced = key.replace("-", " ")
+    if spaced != key and spaced in _PHRASES:
+        return _PHRASES[spaced]
+    return None
+
+
+def parse_query(text: str, max_tokens: int = MAX_TOKENS) -> ParsedQuery:
+    """Split `text` into the affirmative part and the negated attributes,
+    reading at most `max_tokens` tokens of it (a text tower's limit).
+
+    >>> parse_query("jazz without vocals").negated
+    ['vocals']
+    >>> parse_query("No Woman No Cry").affirmative
+    'No Woman No Cry'
+    >>> parse_query("jazz without").dangling
+    'without'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"query must be a string, not {type(text).__name__}")
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, not {max_tokens}")
+    from .clauses import Parser
+
+    return Parser(text, max_tokens).parse()
+
+
+def canonical_attribute(text: str) -> str | None:
+    """The canonical name of `text` as one attribute ("singers" -> "vocals").
+
+    None when `text` is not entirely a known attribute. Useful to match the
+    negated attributes against a bundle's tag names.
+    """
+    from .clauses import Parser
+
+    parser = Parser(text, MAX_TOKENS)
+    if not parser.toks:
+        return None
+    attribute = parser.attribute(0)
+    if attribute is None or attribute.source_end != parser.n:
+        return None
+    return attribute.canonical

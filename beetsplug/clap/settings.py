@@ -1,0 +1,114 @@
+"""The `clap:` settings: their defaults, each checked once when the plugin loads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Keys and defaults of the `clap:` section; docs/config.md explains each.
+DEFAULTS: dict[str, Any] = {
+    "model": "",  # bundle folder; empty = the shipped default
+    "auto": False,  # embed on import
+    "jobs": 0,  # clap-index workers (decode + embed); 0 = one per CPU core
+    "batch_size": 32,  # tracks per database transaction (not per model call)
+    "max_windows": 0,  # windows per track; 0 = the bundle's own setting
+    "threads": 0,  # this process's onnxruntime threads (workers: 1); 0 = per core
+    "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
+    "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
+    "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
+    "limit": 20,  # default for -n
+    "query_top_k": 50,  # items a `clap:` query matches
+    # clap-playlists (docs/queries.md)
+    "playlist_dir": None,  # where .m3u files go; unset = the current folder
+    "relative_to": None,  # write paths relative to this folder; unset = absolute
+    "extended": False,  # #EXTM3U / #EXTINF lines
+    "playlist_prefix": "",  # put before every path
+    "playlist_size": 50,  # default size of a prompt playlist
+    "playlists": [],  # prompt playlists: {name, query, filter, size}
+    "auto_playlists": True,  # also write playlists of the library's clusters
+    "clusters": 0,  # automatic playlists: 0 = chosen from the library size
+    "cluster_min_size": 5,  # smaller clusters get no playlist
+    "auto_playlist_size": 0,  # tracks per automatic playlist; 0 = whole cluster
+}
+# (key, minimum) of the integer settings.
+INT_MINIMUMS = {
+    "jobs": 0,
+    "batch_size": 1,
+    "max_windows": 0,
+    "threads": 0,
+    "limit": 1,
+    "query_top_k": 1,
+    "playlist_size": 1,
+    "clusters": 0,
+    "cluster_min_size": 1,
+    "auto_playlist_size": 0,
+}
+BOOLS = ("auto", "extended", "auto_playlists")
+
+
+class SettingsError(Exception):
+    """A setting has an invalid value; the message is one line that names
+    the key, what it must be, and the value given."""
+
+
+def weight_setting(key: str, value: Any, alternative: str = "") -> float:
+    """A ranking weight from the config: a number in 0..10 (bools are not)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= 10
+    ):
+        raise SettingsError(
+            f"clap.{key} must be a number in 0..10{alternative}, not {value!r}"
+        )
+    return float(value)
+
+
+def whole_number(key: str, value: Any, minimum: int) -> int:
+    """An integer setting: an int (or a float with nothing after the point),
+    never a bool, a string or a fraction that would be silently cut."""
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < minimum:
+        raise SettingsError(
+            f"clap.{key} must be a whole number >= {minimum}, not {value!r}"
+        )
+    return int(value)
+
+
+def _path(config: Any, key: str, what: str) -> str | None:
+    value = config[key].get()
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise SettingsError(f"clap.{key} must be {what}, not {value!r}")
+    return config[key].as_filename()
+
+
+def validated(config: Any) -> dict[str, Any]:
+    """Every setting of the plugin's confuse view, read and checked once;
+    raises SettingsError for the first invalid one."""
+    out: dict[str, Any] = {}
+    for key, minimum in INT_MINIMUMS.items():
+        out[key] = whole_number(key, config[key].get(), minimum)
+    for key in BOOLS:
+        value = config[key].get()
+        if not isinstance(value, bool):
+            raise SettingsError(f"clap.{key} must be yes or no, not {value!r}")
+        out[key] = value
+    for key in ("playlist_dir", "relative_to"):
+        out[key] = _path(config, key, "a folder path")
+    prefix = config["playlist_prefix"].get()
+    if not isinstance(prefix, str):
+        raise SettingsError(f"clap.playlist_prefix must be a string, not {prefix!r}")
+    out["playlist_prefix"] = prefix
+    weight = config["negation_weight"].get()
+    if weight is not None:
+        weight = weight_setting(
+            "negation_weight", weight, " or empty (the bundle's calibrated value)"
+        )
+    out["negation_weight"] = weight
+    for key in ("tag_weight", "affirmed_tag_weight"):
+        out[key] = weight_setting(key, config[key].get())
+    out["model"] = _path(
+        config, "model", "the path of a bundle folder, or empty for the default"
+    )
+    return out

@@ -1,0 +1,165 @@
+"""Query understanding per search, whole text searches and long descriptions,
+side by side with the plugin of an earlier revision, in one process.
+
+    python tests/benchmarks/bench_parse.py [--baseline REV] [--quick]
+
+The baseline is `beetsplug/clap` at REV, extracted from git and imported
+as the package `baseline_clap` (its parser, tag matching and scoring lived
+in negation.py, and a search parsed twice: dangling_cue, then
+parse_query). Searches of the two alternate, query by query, with the
+default bundle. Prints one JSON object; the numbers go to
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_query import NEGATED, PLAIN  # noqa: E402
+
+LONG = {
+    "'high ' x 2000 (10,000 chars)": ("high " * 2000)[:10_000],
+    "'no drums, ' x 1000 (10,000 chars)": "no drums, " * 1000,
+}
+
+
+def _baseline(rev: str) -> Any:
+    """The plugin package at `rev`, imported as `baseline_clap`."""
+    root = Path(tempfile.mkdtemp())
+    archive = subprocess.run(
+        ["git", "archive", rev, "beetsplug/clap"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    (root / "beetsplug" / "clap").rename(root / "baseline_clap")
+    sys.path.insert(0, str(root))
+    return importlib.import_module("baseline_clap")
+
+
+def _ms(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return {
+        "p50": round(statistics.median(samples), 3),
+        "p95": round(samples[int(0.95 * (len(samples) - 1))], 3),
+    }
+
+
+def _searches(baseline: Any, texts: list[str], repeats: int) -> dict[str, Any]:
+    """embed_query + score of each description, baseline and now taking
+    turns (which goes first alternates), over a pool of 256 random unit
+    vectors with one probability per tag."""
+    import numpy as np
+
+    from beetsplug.clap import model, search
+
+    old_search = importlib.import_module("baseline_clap.search")
+    old_model = importlib.import_module("baseline_clap.model")
+    bundle_dir = REPO / "models" / "clap-default"
+    sides = {
+        "baseline": (old_search, old_model.Bundle.load(bundle_dir)),
+        "now": (search, model.Bundle.load(bundle_dir)),
+    }
+    rng = np.random.default_rng(0)
+    mat = rng.standard_normal((256, 256)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    samples: dict[str, list[float]] = {side: [] for side in sides}
+    for module, bundle in sides.values():
+        tags = rng.random((256, len(bundle.tag_names))).astype(np.float32)
+        for text in texts:  # warm: sessions, remembered attributes
+            module.embed_query(bundle, text, 0.5)
+    for r in range(repeats):
+        for text in texts:
+            for side in ("baseline", "now") if r % 2 else ("now", "baseline"):
+                module, bundle = sides[side]
+                start = time.perf_counter()
+                query = module.embed_query(bundle, text, 0.5)
+                query.score(mat, tags if query.uses_tags else None)
+                samples[side].append((time.perf_counter() - start) * 1000)
+    out = {}
+    for side, values in samples.items():
+        values.sort()
+        out[side] = {
+            "p50": round(statistics.median(values), 3),
+            "p95": round(values[int(0.95 * (len(values) - 1))], 3),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", default="d9d27be", help="git revision")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    args = parser.parse_args()
+
+    from beetsplug.clap.query import parse_query
+    from beetsplug.clap.scoring import match_head, match_tags
+
+    manifest = json.loads((REPO / "models/clap-default/manifest.json").read_text())
+    names = tuple(manifest["audio"].get("tags", []))
+    baseline = _baseline(args.baseline)
+    old = importlib.import_module("baseline_clap.negation")
+    texts = PLAIN + NEGATED
+    repeats = 5 if args.quick else 30
+
+    def new_search() -> None:
+        for text in texts:
+            parsed = parse_query(text, args.max_tokens)
+            for a in parsed.negated:
+                match_tags(a, names)
+            for a in parsed.affirmed:
+                match_head(a, names)
+
+    def old_search() -> None:
+        for text in texts:
+            old.dangling_cue(text)
+            parsed = old.parse_query(text)
+            for a in parsed.negated:
+                old.match_tags(a, names)
+            for a in parsed.affirmed:
+                old.match_head(a, names)
+
+    new_search(), old_search()  # warm the caches a running plugin has warm
+    out: dict[str, Any] = {
+        "queries": len(texts),
+        "per 40 queries, ms": {
+            "baseline": _ms(old_search, repeats),
+            "now": _ms(new_search, repeats),
+        },
+        "long": {},
+    }
+    out["search, ms"] = _searches(baseline, texts, 5 if args.quick else 15)
+    for label, text in LONG.items():
+        row = {
+            "now": _ms(lambda t=text: parse_query(t, args.max_tokens), repeats),
+            "now, unbounded": _ms(lambda t=text: parse_query(t, 10**6), 3),
+        }
+        if not args.quick:
+            row["baseline"] = _ms(lambda t=text: old.parse_query(t), 1)
+        out["long"][label] = row
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""One-line messages: invalid settings, empty results, dropped vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from beets.ui import UserError
+from clap_helpers import ClapEnv
+
+COMMANDS = (
+    ("clap-index",),
+    ("clap", "low"),
+    ("ls", "clap:low"),
+    ("clap-similar", "title:low"),
+    ("clap-playlists",),
+)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"batch_size": 0}, "clap.batch_size must be a whole number >= 1, not 0"),
+        ({"clusters": -2}, "clap.clusters must be a whole number >= 0, not -2"),
+        ({"auto": "maybe"}, "clap.auto must be yes or no, not 'maybe'"),
+        ({"max_windows": "3"}, "clap.max_windows must be a whole number >= 0, not '3'"),
+        ({"max_windows": 2.5}, "clap.max_windows must be a whole number >= 0, not 2.5"),
+        ({"threads": "many"}, "clap.threads must be a whole number >= 0, not 'many'"),
+        ({"jobs": True}, "clap.jobs must be a whole number >= 0, not True"),
+        ({"playlist_dir": 3}, "clap.playlist_dir must be a folder path, not 3"),
+    ],
+)
+def test_an_invalid_setting_is_the_same_line_for_every_command(
+    indexed: ClapEnv, setting: dict, message: str
+) -> None:
+    indexed.reload(**setting)
+    for args in COMMANDS:
+        with pytest.raises(UserError) as info:
+            indexed.run(*args)
+        assert str(info.value) == message, args
+
+
+def test_a_whole_float_is_a_whole_number(indexed: ClapEnv) -> None:
+    indexed.reload(max_windows=2.0, batch_size=4.0)
+    assert indexed.lines("clap-index", "--force") == [
+        "clap-index: embedded 5, unchanged 0, failed 0"
+    ]
+
+
+def test_a_search_that_matches_nothing_says_so(
+    indexed: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    assert indexed.outputs("clap", "low", "year:2000") == (
+        [],
+        ["clap: no tracks match year:2000"],
+    )
+    assert indexed.outputs("clap", "-a", "low", "album:nothing") == (
+        [],
+        ["clap: no albums match album:nothing"],
+    )
+    indexed.add(corpus["mid"], title="fresh", album="fresh")  # not indexed
+    assert indexed.outputs("clap", "low", "title:fresh") == (
+        [],
+        [
+            "clap: the one track matching title:fresh is not indexed yet: "
+            "run `beet clap-index`"
+        ],
+    )
+    indexed.add(corpus["high"], title="fresh too")
+    assert indexed.outputs("clap", "low", "title:fresh")[1] == [
+        "clap: none of the 2 tracks matching title:fresh is indexed yet: "
+        "run `beet clap-index`"
+    ]
+    # A match prints results and nothing else.
+    assert indexed.outputs("clap", "low", "title:mid", "-f", "$title") == (
+        ["mid"],
+        [],
+    )
+
+
+def test_a_new_bundle_reports_the_vectors_it_dropped(
+    env: ClapEnv, corpus: dict[str, Path], other_bundle: Path, tmp_path: Path
+) -> None:
+    for kind in ("low", "mid", "high"):
+        env.add(corpus[kind], title=kind)
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    notes = tmp_path / "notes.mp3"
+    notes.write_text("not audio at all\n" * 200)
+    env.add(empty, read_tags=False, title="empty")
+    env.add(notes, read_tags=False, title="notes")
+    assert env.lines("clap-index")[-1] == (
+        "clap-index: embedded 3, unchanged 0, failed 2"
+    )
+    env.reload(model=str(other_bundle))
+    out, err = env.outputs("clap-index")
+    assert err == ["clap: dropped 3 vectors of a previous model bundle"]
+    assert out[-1] == "clap-index: embedded 3, unchanged 0, failed 2"

@@ -1,0 +1,206 @@
+"""The concept lexicon: one vocabulary for parser, scoring and trainer; a parse
+bounded by the text tower's limit and linear in what it reads."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from beetsplug.clap import lexicon as lexicon_module
+from beetsplug.clap.lexicon import LEXICON_PATH, LexiconError, lexicon, load
+from beetsplug.clap.query import parse_query
+from beetsplug.clap.scoring import match_tags, tag_meanings
+
+
+def test_the_lexicon_is_read_once() -> None:
+    assert lexicon() is lexicon()
+    assert load().concepts.keys() == lexicon().concepts.keys()
+
+
+def test_synth_and_synthesizer_are_one_concept() -> None:
+    """Queries and training texts name it the same way."""
+    from trainer import vocab
+
+    for word in ("synth", "synths", "synthesizer", "synthesiser"):
+        assert parse_query(f"ambient without {word}").negated == ["synth"]
+    assert vocab.HYPERNYMS["synth lead"] == ("synth",)
+    assert lexicon().kinds_of("synth") == ("synth lead", "synth pad")
+
+
+def test_every_trainer_term_is_a_concept_of_its_kind() -> None:
+    from trainer import vocab
+
+    kinds = {
+        "style": {"genre"},
+        "instrument": {"part"},
+        "mood": {"mood"},
+        "tempo": {"tempo"},
+        "energy": {"energy"},
+        "presence": {"part"},
+    }
+    for kind, terms in vocab.KINDS.items():
+        for term in terms:
+            assert lexicon().concepts[term].kind in kinds[kind], term
+    assert vocab.ABSENCE_WORDS == {"vocals": ("instrumental",)}
+    assert vocab.HYPERNYM_MEMBERS == {
+        "guitar": ("acoustic guitar", "electric guitar", "distorted guitar"),
+        "synth": ("synth lead", "synth pad"),
+    }
+
+
+def test_caption_words_cover_the_corpus_labels() -> None:
+    from trainer import vocab
+    from trainer.synth import captions
+
+    assert set(captions.ENERGY_WORDS) == set(vocab.ENERGIES)
+    assert {"sung", "choir", "spoken"} <= set(captions.VOCAL_WORDS)
+    assert all(words for words in captions.KIT_WORDS.values())
+
+
+def test_kinds_of_a_family_in_file_order() -> None:
+    lex = lexicon()
+    assert lex.kinds_of("guitar") == (
+        "acoustic guitar",
+        "electric guitar",
+        "distorted guitar",
+    )
+    assert lex.kinds_of("horns") == ("brass", "trumpet")
+    assert lex.kinds_of("keyboards") == ("piano", "organ", "synth lead", "synth pad")
+    assert lex.kinds_of("percussion") == ("drums",)
+    assert lex.kinds_of("jazz") == ()
+
+
+def test_the_lexicon_holds_the_concepts_a_genre_tagger_speaks_of() -> None:
+    """Genres and moods of the MSD tag set are concepts already."""
+    lex = lexicon()
+    for genre in ("electronic", "techno", "metal", "jazz", "classical", "hip hop"):
+        assert lex.concepts[genre].kind == "genre"
+    for mood in ("sad", "melancholic", "happy", "chill"):
+        assert lex.concepts[mood].kind == "mood"
+
+
+def test_tag_meanings_are_read_once_per_tag_set() -> None:
+    names = ("vocal", "male vocal", "no vocals", "instrumental", "synth", "woman")
+    tag_meanings.cache_clear()
+    first = tag_meanings(names)
+    assert first == tag_meanings(names)
+    assert tag_meanings.cache_info().hits == 1
+    assert [m.concept for m in first] == [
+        "vocals",
+        "male vocals",
+        None,
+        "instrumental",
+        "synth",
+        None,
+    ]
+    assert [m.absent for m in first] == [(), (), ("vocals",), ("vocals",), (), ()]
+    assert match_tags("vocals", names) == ([0, 1], [2, 3])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "concepts:\n  noise: {a: []}\n",
+            "concepts.noise: unknown kind; choose one of part, genre",
+        ),
+        (
+            "concepts:\n  part:\n    drums: [drum]\n    snare: [drum]\n",
+            "concepts.part.snare: form 'drum' already names 'drums'",
+        ),
+        (
+            "concepts:\n  part:\n    violin: {broader: [strings]}\n",
+            "concepts.part.violin: 'strings' is no concept",
+        ),
+        (
+            "concepts:\n  part:\n    drums: [no]\n",
+            "concepts.part.drums.forms: expected a list of words, got [False]",
+        ),
+        ("concepts: [\n", "cannot read lexicon"),
+    ],
+)
+def test_a_broken_lexicon_is_one_clear_line(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LexiconError) as info:
+        load(path)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_the_shipped_file_is_the_package_data() -> None:
+    assert LEXICON_PATH.parent == Path(lexicon_module.__file__).parent
+    assert LEXICON_PATH.name == "lexicon.yaml"
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    assert '"beetsplug.clap" = ["*.yaml"]' in pyproject
+
+
+# --------------------------------------------------------------------------
+# Bounded, linear parsing
+# --------------------------------------------------------------------------
+
+
+def test_a_parse_reads_at_most_max_tokens() -> None:
+    text = ("high " * 2000)[:10_000]
+    parsed = parse_query(text, max_tokens=128)
+    assert parsed.text == " ".join(["high"] * 128)
+    assert parsed.affirmative == parsed.text
+    # A negation within the limit counts, one past it cannot reach the model.
+    near = "jazz without vocals, " + "la " * 200 + "and no drums"
+    assert parse_query(near, max_tokens=64).negated == ["vocals"]
+    assert parse_query(near, max_tokens=1000).negated == ["vocals", "drums"]
+    # A short text is read whole.
+    assert parse_query("jazz without vocals", max_tokens=3).negated == ["vocals"]
+    with pytest.raises(ValueError, match="max_tokens must be at least 1"):
+        parse_query("jazz", max_tokens=0)
+
+
+def _work(text: str) -> int:
+    """Python and C function calls one parse makes: its work, counted
+    rather than timed."""
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        parse_query(text, max_tokens=100_000)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "high ",  # a run of modifiers: no attribute can start anywhere
+        "no drums, ",  # a cue per item, a comma list never closed
+        ", no drums",
+        "no drums or ",  # one list through every cue
+        "no drums nor bass, ",
+        "without high ",
+        "no ",
+        "- ",
+        "drum-free non vocal jazz ",
+        '"no drums" ',
+        "calm piano with guitar ",
+    ],
+)
+def test_parsing_work_grows_linearly(unit: str) -> None:
+    small, large = _work(unit * 100), _work(unit * 400)
+    assert large <= 4.4 * small, (small, large)
+
+
+def test_the_parser_finds_every_clause_of_a_long_text() -> None:
+    text = ", ".join(f"piece {i} without drums" for i in range(100))
+    parsed = parse_query(text)
+    assert parsed.negated == ["drums"]
+    assert Counter(c.kind for c in parsed.clauses) == {"cue": 100}
