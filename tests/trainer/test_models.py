@@ -152,15 +152,19 @@ def test_musicnn_backbone_two_nets_features_and_tags():
         "MTT_musicnn+MSD_musicnn", features="penultimate+tags", emit_tags=True
     ).eval()
     assert net.feature_dim == 2 * (200 + 50)
-    assert net.tag_names == MTT_LABELS
+    # Both taggers' tags, MTT's first; the MSD names that MTT also uses
+    # ("rock", "guitar" ...) stay apart by their prefix.
+    assert net.tag_names == [*MTT_LABELS, *(f"msd:{t}" for t in MSD_LABELS)]
+    assert len(set(net.tag_names)) == 100
     logmel = LogMelFrontend()(torch.from_numpy(drum_loop())[None])
     with torch.no_grad():
         out = net(logmel)
     assert out["features"].shape == (1, 500)
-    assert out["tags"].shape == (1, 50)
+    assert out["tags"].shape == (1, 100)
     assert ((out["tags"] >= 0) & (out["tags"] <= 1)).all()
-    # The tags are the MTT net's probabilities, also fed to the projection.
-    assert torch.allclose(out["features"][:, 200:250], out["tags"])
+    # The tags are each net's probabilities, also fed to the projection.
+    assert torch.allclose(out["features"][:, 200:250], out["tags"][:, :50])
+    assert torch.allclose(out["features"][:, 450:500], out["tags"][:, 50:])
     msd_only = MusicnnBackbone("MSD_musicnn", features="pooled", emit_tags=True)
     assert msd_only.feature_dim == 1506
     assert msd_only.tag_names == MSD_LABELS

@@ -19,6 +19,8 @@ from trainer.models.tfcheckpoint import read_checkpoint
 
 FREEZE_CHOICES = ("none", "partial", "full")
 MUSICNN_FEATURES = ("penultimate", "pooled", "pooled_bn", "tags")
+# How a second tagger's tag names are told apart from the first's.
+TAG_PREFIXES = {"MTT_musicnn": "mtt:", "MSD_musicnn": "msd:"}
 
 
 class Backbone(nn.Module):
@@ -176,10 +178,12 @@ class MusicnnBackbone(Backbone):
       The penultimate layer is a 200-d bottleneck trained for 50 tags; the
       pooled front- and mid-end features keep timbre and rhythm detail the
       tags never needed.
-    emit_tags: expose tag probabilities as `tags` — the MTT net's when it is
-      there (presence words a query can negate), else the MSD net's. They
-      stay the pretrained tagger's only while its layers are frozen: with
-      freeze "none"/"partial" fine-tuning moves them too.
+    emit_tags: expose every tagger's probabilities as `tags`, the MTT net's
+      first (presence words a query can negate: drums, vocals, instruments),
+      then the MSD net's (genre, mood, era, vocalist gender) under names
+      prefixed "msd:" so that the eight labels both nets use stay apart.
+      They stay the pretrained taggers' only while their layers are frozen:
+      with freeze "none"/"partial" fine-tuning moves them too.
     freeze: "partial" fixes musicnn's own front end (input BN, timbral and
       temporal convolutions) and trains the mid- and back-end; "full" fixes all.
     """
@@ -230,10 +234,15 @@ class MusicnnBackbone(Backbone):
         }
         self.feature_dim = len(self.nets) * sum(sizes[p] for p in self.features)
         self.emit_tags = emit_tags
-        self.tag_source = (
-            "MTT_musicnn" if "MTT_musicnn" in names else (names[0] if names else "")
+        # MTT first: its names are the ones bundles have always carried.
+        self.tag_sources = (
+            sorted(names, key=lambda n: n != "MTT_musicnn") if emit_tags else []
         )
-        self.tag_names = list(LABELS[self.tag_source]) if emit_tags else []
+        self.tag_names = [
+            label if i == 0 else f"{TAG_PREFIXES[source]}{label}"
+            for i, source in enumerate(self.tag_sources)
+            for label in LABELS[source]
+        ]
 
     def frozen_parts(self, level: str) -> list[nn.Module]:
         if level == "full":
@@ -257,15 +266,16 @@ class MusicnnBackbone(Backbone):
         # musicnn's patch for S samples is S // hop frames (librosa's
         # time_to_frames + 1): one fewer than a centred STFT yields.
         patch = logmel[..., :-1]
-        chunks, out = [], {}
+        chunks, tags, out = [], {}, {}
         for name, net in self.nets.items():
             result = net(patch)
             probs = torch.sigmoid(result["logits"])
             for part in self.features:
                 chunks.append(probs if part == "tags" else result[part])
-            if self.emit_tags and name == self.tag_source:
-                out["tags"] = probs
+            tags[name] = probs
         out["features"] = torch.cat(chunks, dim=1)
+        if self.tag_sources:
+            out["tags"] = torch.cat([tags[name] for name in self.tag_sources], dim=1)
         return out
 
 
