@@ -3,7 +3,9 @@ bounded by the text tower's limit and linear in what it reads."""
 
 from __future__ import annotations
 
+import fnmatch
 import sys
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -136,8 +138,11 @@ def test_a_broken_lexicon_is_one_clear_line(
 def test_the_shipped_file_is_the_package_data() -> None:
     assert LEXICON_PATH.parent == Path(lexicon_module.__file__).parent
     assert LEXICON_PATH.name == "lexicon.yaml"
-    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
-    assert '"beetsplug.clap" = ["*.yaml"]' in pyproject
+    pyproject = tomllib.loads(
+        (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    )
+    globs = pyproject["tool"]["setuptools"]["package-data"]["beetsplug.clap"]
+    assert any(fnmatch.fnmatch(LEXICON_PATH.name, g) for g in globs), globs
 
 
 # --------------------------------------------------------------------------
