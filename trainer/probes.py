@@ -71,10 +71,12 @@ def uncovered_attributes(
 ) -> list[str]:
     """The attributes no tag speaks about, as the plugin matches them: by
     the whole phrase or any ending of it ("electric guitar" is covered by
-    a "guitar" tag, as the plugin's bonus for a wanted attribute is)."""
+    a "guitar" tag, as the plugin's bonus for a wanted attribute is), each
+    tag read by its label ("msd:jazz" speaks about jazz)."""
+    from beetsplug.clap.meanings import tag_label
     from beetsplug.clap.scoring import match_head
 
-    names = tuple(tag_names)
+    names = tuple(tag_label(n) for n in tag_names)
     out = []
     for term in attributes:
         match = match_head(term, names)

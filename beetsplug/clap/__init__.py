@@ -533,6 +533,16 @@ class ClapPlugin(BeetsPlugin):
             search.check_index(store, bundle)
             return store.all_vectors(bundle.identity)
 
+        def item_tags(ids: Any) -> Any:
+            import numpy as np
+
+            rows = store.tags(int(i) for i in ids)
+            found = [rows.get(int(i)) for i in ids]
+            width = (len(bundle.tag_names),)
+            if any(row is None or row.shape != width for row in found):
+                return None  # some items lack tags: the text tower names
+            return np.stack(found)  # type: ignore[arg-type]
+
         settings = self.settings
         try:
             return self._searching(
@@ -543,6 +553,8 @@ class ClapPlugin(BeetsPlugin):
                     rank=rank,
                     library=library if auto else None,
                     embed_text=bundle.embed_text,
+                    tags=item_tags if bundle.has_tags else None,
+                    tag_meanings=bundle.tag_meanings if bundle.has_tags else (),
                     clusters=clusters or None,
                     min_size=settings["cluster_min_size"],
                     auto_size=settings["auto_playlist_size"] or None,

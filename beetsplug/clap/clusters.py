@@ -1,30 +1,37 @@
-"""Clustering and naming: spherical k-means of embeddings, names from descriptors.
+"""Clustering and naming: spherical k-means of embeddings, names from tags and words.
 
-Clusters are formed by cosine similarity, which is what the search ranks by;
-each is named with the descriptors the text tower finds closest to its
-centre ("mellow piano, no drums"). numpy is imported inside the functions.
+Clusters are formed by cosine similarity, which is what the search ranks by.
+Each is named by the concepts its items' stored tags single out against the
+library, where the bundle has tags, and by the lexicon's descriptors the
+text tower finds closest to its centre for the rest ("mellow piano, no
+drums"). numpy is imported inside the functions.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .lexicon import lexicon
 from .m3u import slugify
 from .model import l2_normalize
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from .scoring import TagMeaning
+
 __all__ = [
     "DESCRIPTORS",
     "Descriptors",
+    "TagReading",
     "choose_k",
     "cluster_embeddings",
     "name_clusters",
+    "read_cluster_tags",
 ]
 
 MIN_K, MAX_K = 2, 30
@@ -158,13 +165,13 @@ def cluster_embeddings(
 
 @dataclass(frozen=True)
 class Descriptors:
-    """The words clusters are named with.
+    """The words the text tower names clusters with.
 
     `presence` lists attributes whose absence is worth saying ("no vocals"):
     a cluster gets "no X" when its centre is closer to the text "no X" than
-    to "X". The wording matches trainer/vocab.py, which the model was trained
-    on. `DESCRIPTORS` is the default set; the namer takes its set as an
-    argument, so the source of the words is chosen by the caller.
+    to "X". `DESCRIPTORS`, the default set, is the lexicon's `descriptors`
+    section, so the words are concepts the model was trained on and the
+    parser reads; the namer takes its set as an argument.
     """
 
     genres: tuple[str, ...]
@@ -173,69 +180,146 @@ class Descriptors:
     presence: tuple[str, ...] = ("vocals", "drums")
 
 
-DESCRIPTORS = Descriptors(
-    genres=(
-        "rock",
-        "pop",
-        "jazz",
-        "blues",
-        "classical",
-        "ambient",
-        "electronic",
-        "folk",
-        "hip hop",
-        "metal",
-        "latin",
-        "reggae",
-        "funk",
-        "country",
-        "soul",
-        "punk",
-        "house",
-        "techno",
-        "r&b",
-        "soundtrack",
-    ),
-    moods=(
-        "happy",
-        "bright",
-        "uplifting",
-        "cheerful",
-        "sad",
-        "dark",
-        "melancholic",
-        "moody",
-        "mellow",
-        "calm",
-        "energetic",
-        "aggressive",
-        "dreamy",
-        "romantic",
-        "slow",
-        "fast",
-        "upbeat",
-    ),
-    instruments=(
-        "piano",
-        "guitar",
-        "acoustic guitar",
-        "electric guitar",
-        "distorted guitar",
-        "bass",
-        "strings",
-        "violin",
-        "cello",
-        "brass",
-        "trumpet",
-        "saxophone",
-        "flute",
-        "clarinet",
-        "organ",
-        "synth",
-        "harp",
-        "choir",
-    ),
-)
+def _default_descriptors() -> Descriptors:
+    words = lexicon().descriptors
+    return Descriptors(
+        genres=words["genres"],
+        moods=words["moods"],
+        instruments=words["instruments"],
+        presence=words["presence"],
+    )
+
+
+DESCRIPTORS = _default_descriptors()
+
+
+# --------------------------------------------------------------------------
+# What a cluster's stored tags say
+# --------------------------------------------------------------------------
+
+# Kinds of concept that may lead a name ("electronic"); an era qualifies
+# the lead ("80s electronic"), parts follow it.
+LEAD_KINDS = frozenset({"genre", "mood", "tempo", "energy", "quality"})
+# A tag names a cluster only when the cluster's mean stands at least half a
+# library standard deviation above the library's mean: a tag that sets the
+# cluster apart by less says little about it, and the text tower names it.
+MIN_LIFT = 0.5
+# Spreads below this count as this: a tag nearly constant over a library
+# would otherwise turn rounding differences into large lifts.
+MIN_SPREAD = 0.05
+# A part is named absent ("no vocals") when the tags give it, on average
+# over the cluster, worse than one chance in three: confidently low, not
+# merely below even odds.
+ABSENT_BELOW = 1 / 3
+
+
+@dataclass(frozen=True)
+class TagReading:
+    """What one cluster's tags say, relative to the library.
+
+    `lead`, `era` and `parts` are the concepts (lexicon ids or compound
+    attributes, "female vocals") whose tags stand out in the cluster, best
+    first; `absent` the presence parts the tags put confidently low there;
+    `judged` every presence part some tag speaks about at all (the text
+    tower judges the others).
+    """
+
+    lead: tuple[str, ...] = ()
+    era: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()
+    judged: tuple[str, ...] = ()
+
+
+def _heads(concept: str | None, attribute: str) -> bool:
+    return concept is not None and (
+        concept == attribute or concept.endswith(" " + attribute)
+    )
+
+
+def read_cluster_tags(
+    tags: np.ndarray,
+    members: Sequence[np.ndarray],
+    meanings: Sequence[TagMeaning],
+    presence: Sequence[str] = DESCRIPTORS.presence,
+) -> list[TagReading]:
+    """Read each cluster's tags: the concepts whose tags are highest in it
+    relative to the whole library, and the presence parts it lacks.
+
+    `tags` is [n_items, n_tags] over the whole library (the clusters' lifts
+    are measured against it), `members` the item rows of each cluster and
+    `meanings` what each tag means (Bundle.tag_meanings). A tag's lift is
+    (cluster mean - library mean) / library spread, so taggers' different
+    scales compare; a concept's lift is that of its best tag. Presence is
+    judged on the probabilities themselves (the highest tag naming the part
+    against one minus the highest saying it is absent), so a library where
+    everything has vocals is not told half of it has none.
+    """
+    import numpy as np
+
+    tags = np.asarray(tags, dtype=np.float32)
+    if tags.ndim != 2 or tags.shape[1] != len(meanings):
+        raise ValueError(
+            f"tags must be [n_items, {len(meanings)}], got shape {tags.shape}"
+        )
+    lex = lexicon()
+    named = [
+        (t, m.concept, lex.kind_of(m.concept))
+        for t, m in enumerate(meanings)
+        if m.concept is not None and not m.absent
+    ]
+    lead_cols = [(t, c) for t, c, kind in named if kind in LEAD_KINDS]
+    era_cols = [(t, c) for t, c, kind in named if kind == "era"]
+    part_cols = [
+        (t, c)
+        for t, c, kind in named
+        if kind == "part" and not any(_heads(c, p) for p in presence)
+    ]
+    speaks = {}
+    for p in presence:
+        present = [t for t, m in enumerate(meanings) if _heads(m.concept, p)]
+        absent = [t for t, m in enumerate(meanings) if p in m.absent]
+        if present or absent:
+            speaks[p] = (present, absent)
+    mean = tags.mean(axis=0)
+    spread = np.maximum(tags.std(axis=0), MIN_SPREAD)
+
+    def ranked(cols: list[tuple[int, str]], lift: np.ndarray) -> tuple[str, ...]:
+        best: dict[str, float] = {}
+        for t, concept in cols:
+            best[concept] = max(best.get(concept, -np.inf), float(lift[t]))
+        order = sorted(best.items(), key=lambda kv: -kv[1])  # stable: tag order
+        return tuple(c for c, value in order if value >= MIN_LIFT)
+
+    readings = []
+    for idx in members:
+        rows = tags[np.asarray(idx, dtype=np.int64)]
+        lift = (rows.mean(axis=0) - mean) / spread
+        absent_parts = []
+        for p, (present, absent) in speaks.items():
+            parts = []
+            if present:
+                parts.append(rows[:, present].max(axis=1))
+            if absent:
+                parts.append(1.0 - rows[:, absent].max(axis=1))
+            evidence = float(np.mean(parts, axis=0).mean())
+            if evidence < ABSENT_BELOW:
+                absent_parts.append((evidence, p))
+        readings.append(
+            TagReading(
+                lead=ranked(lead_cols, lift),
+                era=ranked(era_cols, lift),
+                parts=ranked(part_cols, lift),
+                absent=tuple(p for _e, p in sorted(absent_parts)),
+                judged=tuple(speaks),
+            )
+        )
+    return readings
+
+
+# --------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------
 
 
 def _embed(
@@ -255,22 +339,29 @@ def name_clusters(
     centres: np.ndarray,
     embed_text: Callable[[list[str]], np.ndarray],
     vocabulary: Descriptors,
+    readings: Sequence[TagReading] | None = None,
 ) -> list[str]:
-    """A short, unique name for each cluster centre, in `vocabulary`'s words.
+    """A short, unique name for each cluster centre.
 
-    Name = the best genre or mood + the best instrument, then ", no X" for the
-    presence attribute whose negation beats its positive by the widest margin
-    (if any does). Genre, mood and instrument are chosen by 2*sim - mean over
-    clusters: a descriptor every cluster is close to (a "hub" of the text
-    space) would otherwise name them all the same. Presence is judged on raw
-    similarities, so a library where everything has vocals is not told half
-    of it has none. Duplicate names fall back to the next-best descriptors.
+    Name = the best genre or mood + the best instrument, then ", no X" for a
+    presence attribute judged absent. With `readings` (read_cluster_tags,
+    one per centre) the concepts the cluster's tags single out come first
+    and its tags judge presence wherever they speak about it; the text tower
+    fills in what they leave open, in `vocabulary`'s words. There, genre,
+    mood and instrument are chosen by 2*sim - mean over clusters: a
+    descriptor every cluster is close to (a "hub" of the text space) would
+    otherwise name them all the same; a presence attribute is absent when
+    its negation beats its positive, by the widest margin if several do
+    (raw similarities, so a library where everything has vocals is not told
+    half of it has none). Duplicate names fall back to the next-best words.
     """
     import numpy as np
 
     centres = l2_normalize(np.asarray(centres, dtype=np.float32))
     if centres.ndim != 2 or centres.shape[0] == 0:
         return []
+    if readings is not None and len(readings) != centres.shape[0]:
+        raise ValueError(f"{len(readings)} tag readings for {centres.shape[0]} centres")
     v = vocabulary
     facets = {
         "genre": list(v.genres),
@@ -312,21 +403,37 @@ def name_clusters(
             + [(s, w) for s, w in zip(mood_s[c], v.moods, strict=True)],
             key=lambda sw: -sw[0],
         )
+        leads = [w for _s, w in lead]
         instruments = [v.instruments[i] for i in np.argsort(-instr_s[c], kind="stable")]
-        best_genre = v.genres[int(np.argmax(genre_s[c]))]
-        best_mood = v.moods[int(np.argmax(mood_s[c]))]
-        suffix = ""
-        if v.presence:
-            margin = neg[c] - pos[c]
-            best = int(np.argmax(margin))
-            if margin[best] > 0:
-                suffix = f", no {v.presence[best]}"
-        first, second = lead[0][1], (lead[1][1] if len(lead) > 1 else lead[0][1])
+        pair = (
+            v.moods[int(np.argmax(mood_s[c]))],
+            v.genres[int(np.argmax(genre_s[c]))],
+        )
+        margin = neg[c] - pos[c]
+        absent = [
+            v.presence[i] for i in np.argsort(-margin, kind="stable") if margin[i] > 0
+        ]
+        era = ""
+        if readings is not None:
+            tagged = readings[c]
+            era = f"{tagged.era[0]} " if tagged.era else ""
+            absent = [
+                *tagged.absent,
+                *(p for p in absent if p not in tagged.judged),
+            ]
+            leads = _first(tagged.lead, leads)
+            if tagged.lead:  # "80s electronic": the runner-up qualifies the best
+                pair = (leads[1], leads[0])
+            instruments = _first(tagged.parts, instruments)
+        suffix = f", no {absent[0]}" if absent else ""
+        first, second = leads[0], (leads[1] if len(leads) > 1 else leads[0])
+        instruments = [i for i in instruments if first not in i.split()] or instruments
+        best, runner_up = instruments[0], instruments[min(1, len(instruments) - 1)]
         candidates = [
-            f"{first} {instruments[0]}",
-            f"{best_mood} {best_genre} {instruments[0]}",
-            f"{second} {instruments[0]}",
-            f"{first} {instruments[1] if len(instruments) > 1 else instruments[0]}",
+            f"{era}{first} {best}",
+            f"{pair[0]} {pair[1]} {best}",
+            f"{era}{second} {best}",
+            f"{era}{first} {runner_up}",
         ]
         candidates = [name + suffix for name in candidates]
         # Unique file names make unique names: numbered as the last resort.
@@ -337,3 +444,8 @@ def name_clusters(
         names.append(name)
         slugs.add(slugify(name))
     return names
+
+
+def _first(preferred: Sequence[str], rest: Sequence[str]) -> list[str]:
+    """`preferred`, then the words of `rest` it does not already hold."""
+    return [*preferred, *(w for w in rest if w not in preferred)]

@@ -2,9 +2,10 @@
 
 Every word list of the project lives in lexicon.yaml: the concepts of music
 (an id, a kind, surface forms, broader families), the cue words of a
-negation and the trainer's corpus labels. The query parser, scoring, the
-trainer and the playlist namer read them through `lexicon()`, so a word
-added there is known everywhere at once.
+negation, the playlist namer's descriptors and the trainer's corpus labels.
+The query parser, scoring, the trainer, the export and the playlist namer
+read them through `lexicon()`, so a word added there is known everywhere at
+once.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ LEXICON_PATH = Path(__file__).with_name("lexicon.yaml")
 
 # How the query parser reads each kind: a "part" can be absent, a "genre"
 # keeps its own spelling when it narrows a part ("hip hop drums"), a
-# "quality" names what is wanted, a "mod" only narrows ("male vocals") and
-# a "suffix" adds nothing ("rock music").
+# "quality" names what is wanted (an era too: a tagger's "80s"), a "mod"
+# only narrows ("male vocals") and a "suffix" adds nothing ("rock music").
 KINDS: dict[str, str] = {
     "part": "part",
     "genre": "genre",
@@ -37,12 +38,13 @@ KINDS: dict[str, str] = {
     "tempo": "quality",
     "energy": "quality",
     "quality": "quality",
-    "era": "mod",
+    "era": "quality",
     "modifier": "mod",
     "filler": "suffix",
 }
 _FIELDS = frozenset({"forms", "broader", "within", "mentions", "absence_of"})
 _CUE_STRENGTHS = ("weak", "strong", "explicit")
+_DESCRIPTOR_FACETS = ("genres", "moods", "instruments", "presence")
 
 
 class LexiconError(ValueError):
@@ -80,6 +82,8 @@ class Lexicon:
     corpus: Mapping[str, tuple[str, ...]]
     # Caption phrasings: a word list, or a mapping of label -> word list.
     captions: Mapping[str, Any]
+    # Playlist-name words: genres, moods, instruments, presence -> concept ids.
+    descriptors: Mapping[str, tuple[str, ...]]
 
     def concept(self, form: str) -> Concept | None:
         """The concept a surface form names, case and spacing as stored."""
@@ -95,6 +99,17 @@ class Lexicon:
             for family in dict.fromkeys((*concept.broader, *concept.within)):
                 out.setdefault(family, []).append(concept.id)
         return {family: tuple(kinds) for family, kinds in out.items()}
+
+    def kind_of(self, attribute: str) -> str | None:
+        """The kind of a concept, or of a compound attribute's head
+        ("female vocals" -> part, "classic rock" -> genre); None when no
+        ending of it is a concept."""
+        words = attribute.split()
+        for start in range(len(words)):
+            concept = self.concepts.get(" ".join(words[start:]))
+            if concept is not None:
+                return concept.kind
+        return None
 
     def kinds_of(self, concept_id: str) -> tuple[str, ...]:
         """What counts as one: "guitar" -> acoustic, electric, distorted
@@ -237,7 +252,30 @@ def _build(data: Any) -> Lexicon:
         )
         for name, value in _section(data, "captions").items()
     }
-    return Lexicon(concepts, forms, cues, affixes, grammar, training, corpus, captions)
+    descriptors = {
+        name: _strings(words, f"descriptors.{name}")
+        for name, words in _section(data, "descriptors").items()
+    }
+    if set(descriptors) != set(_DESCRIPTOR_FACETS):
+        raise LexiconError(
+            f"descriptors: expected {', '.join(_DESCRIPTOR_FACETS)}, "
+            f"got {', '.join(descriptors) or 'nothing'}"
+        )
+    for name, words in descriptors.items():
+        for word in words:
+            if word not in concepts:
+                raise LexiconError(f"descriptors.{name}: {word!r} is no concept")
+    return Lexicon(
+        concepts,
+        forms,
+        cues,
+        affixes,
+        grammar,
+        training,
+        corpus,
+        captions,
+        descriptors,
+    )
 
 
 def load(path: Path | str = LEXICON_PATH) -> Lexicon:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -10,10 +11,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import meanings
+
 if TYPE_CHECKING:
     import numpy as np
     import onnxruntime as ort
     from tokenizers import Tokenizer
+
+    from .scoring import TagMeaning
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -186,6 +191,8 @@ def validate_manifest(path: Path, manifest: Any) -> None:
         path,
         "audio.tags must be a list of strings",
     )
+    wrong = meanings.problem(audio.get("tag_meanings"), len(tags))
+    _require(wrong is None, path, str(wrong))
     _require(
         _positive_int(text.get("max_tokens")),
         path,
@@ -474,6 +481,13 @@ class Bundle:
             )
         emb = l2_normalize(np.concatenate(embs))
         return emb, (np.concatenate(tags).astype(np.float32) if tags else None)
+
+    @functools.cached_property
+    def tag_meanings(self) -> tuple[TagMeaning, ...]:
+        """What each tag means, aligned with `tag_names`: as fixed at export
+        (manifest audio.tag_meanings), else read from the names once."""
+        audio = self.manifest["audio"]
+        return meanings.from_manifest(audio.get("tag_meanings"), self.tag_names)
 
     @property
     def has_tags(self) -> bool:

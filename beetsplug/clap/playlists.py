@@ -20,7 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .clusters import DESCRIPTORS, Descriptors, cluster_embeddings, name_clusters
+from .clusters import (
+    DESCRIPTORS,
+    Descriptors,
+    cluster_embeddings,
+    name_clusters,
+    read_cluster_tags,
+)
 from .m3u import (
     AUTO_PREFIX,
     Playlist,
@@ -34,6 +40,8 @@ from .model import l2_normalize
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from .scoring import TagMeaning
 
 __all__ = [
     "PlaylistConfigError",
@@ -195,17 +203,23 @@ def automatic_playlists(
     seed: int = 0,
     vocabulary: Descriptors | None = None,
     prefix: str = AUTO_PREFIX,
+    tags: np.ndarray | None = None,
+    tag_meanings: Sequence[TagMeaning] = (),
 ) -> list[Playlist]:
     """Cluster the library and make a named playlist of each big-enough cluster.
 
     Tracks are ordered by closeness to their cluster's centre (the most typical
     first), clusters by size; clusters under `min_size` tracks are skipped and
     `size` caps a playlist's length. Same ids and vectors, same playlists.
+    `tags` ([n_items, n_tags], rows as `ids`) and what each tag means name
+    the clusters where they single something out (clusters.read_cluster_tags).
     """
     import numpy as np
 
     if len(ids) != len(vectors):
         raise ValueError(f"{len(ids)} ids but {len(vectors)} vectors")
+    if tags is not None and len(tags) != len(ids):
+        raise ValueError(f"{len(ids)} ids but {len(tags)} rows of tags")
     if min_size < 1:
         raise ValueError(f"min_size must be >= 1, not {min_size}")
     if size is not None and size < 1:
@@ -227,7 +241,10 @@ def automatic_playlists(
         return []
     if vocabulary is None:
         vocabulary = DESCRIPTORS
-    names = name_clusters(centres[kept], embed_text, vocabulary)
+    readings = None
+    if tags is not None and tag_meanings:
+        readings = read_cluster_tags(tags, members, tag_meanings, vocabulary.presence)
+    names = name_clusters(centres[kept], embed_text, vocabulary, readings)
     playlists = []
     for name, idx in zip(names, members, strict=True):
         item_ids = [int(ids[i]) for i in idx[:size]]
@@ -257,6 +274,8 @@ def update_playlists(
     rank: Rank | None = None,
     library: Callable[[], tuple[Sequence[int], np.ndarray]] | None = None,
     embed_text: Callable[[list[str]], np.ndarray] | None = None,
+    tags: Callable[[Sequence[int]], np.ndarray | None] | None = None,
+    tag_meanings: Sequence[TagMeaning] = (),
     clusters: int | None = None,
     min_size: int = 5,
     auto_size: int | None = None,
@@ -272,7 +291,9 @@ def update_playlists(
     `prompts` is the raw `clap.playlists` config (validated here, before any
     search), `rank` the search, `library()` the indexed (ids, vectors) in a
     stable order (sorted by id, so the same library gives the same clusters)
-    and `embed_text` the bundle's text tower, `check_query` the search's
+    and `embed_text` the bundle's text tower, `tags(ids)` their stored tag
+    probabilities (None when not every item has them) and `tag_meanings`
+    what each tag means (both for bundles with tags), `check_query` the search's
     check of a description (validate_playlists). Automatic playlists of
     clusters that no longer exist are removed unless `pretend`.
     """
@@ -290,7 +311,14 @@ def update_playlists(
             raise ValueError("automatic playlists need a text encoder")
         ids, vectors = library()
         auto = automatic_playlists(
-            ids, vectors, embed_text, k=clusters, min_size=min_size, size=auto_size
+            ids,
+            vectors,
+            embed_text,
+            k=clusters,
+            min_size=min_size,
+            size=auto_size,
+            tags=tags(ids) if tags is not None and len(ids) else None,
+            tag_meanings=tag_meanings,
         )
         clash = {p.filename for p in playlists} & {p.filename for p in auto}
         if clash:  # a prompt named like a cluster file: the user's list wins

@@ -12,7 +12,7 @@ import pytest
 from bundle_factory import build_tiny_bundle, write_manifest
 from clap_helpers import signal_for
 
-from beetsplug.clap import model
+from beetsplug.clap import meanings, model
 from beetsplug.clap.model import Bundle, BundleError
 
 
@@ -268,3 +268,80 @@ def test_l2_normalize_keeps_zero_rows_zero() -> None:
     out = model.l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
     assert not np.isnan(out).any()
+
+
+# --------------------------------------------------------------------------
+# Tag meanings
+# --------------------------------------------------------------------------
+
+
+def test_tag_meanings_fixed_in_the_manifest_are_read(
+    tagged_bundle: Path, tmp_path: Path
+) -> None:
+    """The manifest's meanings win over what the names would read as: they
+    were fixed when the bundle was made."""
+    bundle = _copy(tagged_bundle, tmp_path)
+    _edit_manifest(
+        bundle,
+        audio__tag_meanings=[
+            {"concept": "bass", "absent": []},
+            {"concept": None, "absent": ["vocals"]},
+            {"concept": None, "absent": []},
+        ],
+    )
+    loaded = Bundle.load(bundle, audio=False)
+    assert loaded.tag_names == ["low", "high", "noise"]
+    assert loaded.tag_meanings == (("bass", ()), (None, ("vocals",)), (None, ()))
+
+
+def test_tag_meanings_are_read_from_names_without_the_field(
+    tmp_path: Path,
+) -> None:
+    """Bundles made before export fixed the meanings: read from the names
+    once, a tagger's prefix left out."""
+    path = build_tiny_bundle(
+        tmp_path / "b",
+        with_tags=True,
+        tag_names=["no vocals", "msd:female vocalists", "msd:weird"],
+    )
+    loaded = Bundle.load(path, audio=False)
+    assert "tag_meanings" not in loaded.manifest["audio"]
+    assert loaded.tag_meanings == (
+        (None, ("vocals",)),
+        ("female vocals", ()),
+        (None, ()),
+    )
+    assert meanings.tag_label("msd:80s") == "80s"
+    assert meanings.tag_label("r&b: live") == "r&b: live"
+
+
+@pytest.mark.parametrize(
+    ("meanings", "message"),
+    [
+        ("vocals", r"audio.tag_meanings must list one meaning for each of the 3 tags"),
+        (
+            [{"concept": None, "absent": []}],
+            r"audio.tag_meanings must list one meaning for each of the 3 tags",
+        ),
+        (
+            [{"concept": "bass", "absent": []}] * 2 + [{"concept": "bass"}],
+            r"audio.tag_meanings\[2\] must be \{\"concept\": a word or null",
+        ),
+        (
+            [{"concept": 3, "absent": []}] * 3,
+            r"audio.tag_meanings\[0\] must be",
+        ),
+        (
+            [{"concept": None, "absent": "vocals"}] * 3,
+            r"audio.tag_meanings\[0\] must be",
+        ),
+    ],
+)
+def test_malformed_tag_meanings_are_refused_in_one_line(
+    tagged_bundle: Path, tmp_path: Path, meanings: object, message: str
+) -> None:
+    bundle = _copy(tagged_bundle, tmp_path)
+    _edit_manifest(bundle, audio__tag_meanings=meanings)
+    with pytest.raises(BundleError, match=r"^model bundle .*: " + message) as err:
+        Bundle.load(bundle)
+    assert "\n" not in str(err.value)

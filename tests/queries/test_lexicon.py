@@ -84,6 +84,52 @@ def test_the_lexicon_holds_the_concepts_a_genre_tagger_speaks_of() -> None:
         assert lex.concepts[mood].kind == "mood"
 
 
+def test_the_msd_taggers_words_reach_their_families() -> None:
+    """Subgenres a tagger or a user names reach the family the synthetic
+    corpus labels: "techno" is electronic, "heavy metal" is metal and rock."""
+    lex = lexicon()
+    electronic = lex.kinds_of("electronic")
+    for word in ("techno", "house", "edm", "electronica", "electro", "synthwave"):
+        assert word in electronic, word
+    assert lex.concepts["heavy metal"].broader == ("metal", "rock")
+    assert "heavy metal" in lex.kinds_of("rock")
+    assert "indie rock" in lex.kinds_of("indie")  # within: never a training word
+    assert "symphonic" in lex.kinds_of("classical")
+    # Families are corpus styles: training texts may say them instead.
+    from trainer import vocab
+
+    genres = {c.id for c in lex.of_kind("genre")}
+    for term, families in vocab.HYPERNYMS.items():
+        if term in genres:
+            assert set(families) <= set(vocab.STYLES), term
+    for word in ("EDM", "Hip-Hop", "electronica", "acapella", "symphonic"):
+        assert parse_query(f"jazz without {word}").negated == [
+            lex.concept(word.lower()).id
+        ]
+
+
+def test_an_era_is_an_attribute_of_its_own() -> None:
+    """A tagger's "80s" names a concept, as a user's "no 80s" does."""
+    lex = lexicon()
+    for era, spelling in (("60s", "sixties"), ("80s", "1980s"), ("00s", "2000s")):
+        assert lex.concepts[era].kind == "era"
+        assert lex.concept(spelling).id == era
+        assert parse_query(f"rock, no {spelling}").negated == [era]
+    assert parse_query("80s synth pop").affirmative == "80s synth pop"
+    assert [m.concept for m in tag_meanings(("80s", "oldies", "weird"))] == [
+        "80s",
+        "oldies",
+        None,
+    ]
+
+
+def test_playlist_descriptors_are_concepts() -> None:
+    lex = lexicon()
+    assert set(lex.descriptors) == {"genres", "moods", "instruments", "presence"}
+    for words in lex.descriptors.values():
+        assert all(word in lex.concepts for word in words)
+
+
 def test_tag_meanings_are_read_once_per_tag_set() -> None:
     names = ("vocal", "male vocal", "no vocals", "instrumental", "synth", "woman")
     tag_meanings.cache_clear()

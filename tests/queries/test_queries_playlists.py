@@ -614,6 +614,85 @@ def test_slugify(name: str, slug: str) -> None:
     assert slugify(name) == slug
 
 
+TAG_NAMES = [
+    "techno",
+    "electronic",
+    "msd:80s",
+    "vocals",
+    "no vocals",
+    "piano",
+    "female vocal",
+    "weird",
+    "msd:Mellow",
+]
+
+
+def _tagged_library() -> tuple[np.ndarray, list[np.ndarray]]:
+    """Tags of three 10-item clusters: electronic and 80s without vocals;
+    mellow piano with female vocals; nothing that stands out."""
+    profiles = [
+        [0.3, 0.9, 0.7, 0.05, 0.8, 0.1, 0.02, 0.5, 0.2],
+        [0.05, 0.1, 0.1, 0.9, 0.05, 0.8, 0.7, 0.5, 0.6],
+        [0.1, 0.3, 0.2, 0.5, 0.3, 0.3, 0.3, 0.5, 0.3],
+    ]
+    rng = np.random.default_rng(0)
+    tags = np.concatenate(
+        [np.clip(p + rng.normal(0, 0.03, (10, len(p))), 0, 1) for p in profiles]
+    )
+    return tags.astype(np.float32), [np.arange(10) + 10 * c for c in range(3)]
+
+
+def test_tags_read_what_stands_out_in_a_cluster() -> None:
+    from beetsplug.clap.clusters import read_cluster_tags
+    from beetsplug.clap.meanings import read_tag_meanings
+
+    tags, members = _tagged_library()
+    electronic, mellow, plain = read_cluster_tags(
+        tags, members, read_tag_meanings(TAG_NAMES)
+    )
+    assert set(electronic.lead) == {"electronic", "techno"}
+    assert electronic.era == ("80s",)
+    assert electronic.absent == ("vocals",)
+    assert (mellow.lead, mellow.parts, mellow.absent) == (("mellow",), ("piano",), ())
+    assert (plain.lead, plain.parts, plain.absent) == ((), (), ())
+    # "weird" names nothing; vocals are judged by the tags, drums are not.
+    assert plain.judged == ("vocals",)
+    with pytest.raises(ValueError, match=r"tags must be \[n_items, 9\]"):
+        read_cluster_tags(tags[:, :3], members, read_tag_meanings(TAG_NAMES))
+
+
+def test_tags_name_clusters_and_the_text_tower_fills_in(embed_text) -> None:
+    """Tag evidence names what it singles out and judges vocals; the text
+    tower names the rest (drums, which no tag speaks of; a cluster whose
+    tags say nothing in particular)."""
+    from beetsplug.clap.clusters import read_cluster_tags
+    from beetsplug.clap.meanings import read_tag_meanings
+
+    tags, members = _tagged_library()
+    readings = read_cluster_tags(tags, members, read_tag_meanings(TAG_NAMES))
+    centres = np.stack(
+        [
+            _centre({"ambient": 1, "synth": 1, "vocals": 1.5, "drums": 0.5}),
+            _centre({"jazz": 1, "piano": 1, "vocals": -1.5, "drums": 0.5}),
+            _centre({"rock": 1, "guitar": 1, "vocals": 0.5, "drums": -1.5}),
+        ]
+    )
+    text_only = name_clusters(centres, embed_text, DESCRIPTORS)
+    assert text_only == [
+        "ambient synth",
+        "jazz piano, no vocals",
+        "rock guitar, no drums",
+    ]
+    named = name_clusters(centres, embed_text, DESCRIPTORS, readings)
+    first, second, third = named
+    assert first.startswith("80s ")
+    assert "electronic" in first or "techno" in first
+    assert first.endswith(", no vocals")
+    assert second == "mellow piano"  # the tags hear vocals: no "no vocals"
+    assert third == "rock guitar, no drums"
+    assert all(len(name.split()) <= 5 for name in named)
+
+
 # --------------------------------------------------------------------------
 # Automatic playlists
 # --------------------------------------------------------------------------
@@ -654,6 +733,8 @@ def test_automatic_playlists_edge_cases(embed_text) -> None:
         automatic_playlists([1, 2, 3], x, embed_text)
     with pytest.raises(ValueError, match="min_size must be >= 1, not 0"):
         automatic_playlists(list(range(4)), x, embed_text, min_size=0)
+    with pytest.raises(ValueError, match="4 ids but 3 rows of tags"):
+        automatic_playlists(list(range(4)), x, embed_text, tags=np.zeros((3, 2)))
 
 
 def test_default_descriptors_cover_the_trainer_vocabulary() -> None:
@@ -828,3 +909,41 @@ def test_update_playlists_checks_config_before_any_work(tmp_path: Path) -> None:
         update_playlists(tmp_path, table.get, library=library)
     assert update_playlists(tmp_path / "none", table.get) == ([], [])
     assert not (tmp_path / "none").exists()
+
+
+def test_a_real_library_with_tags_names_clusters_by_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`beet clap-playlists` on a real library indexed by a bundle with tags:
+    the low tones, whose "electronic" tag is high and "vocals" tag low, are
+    named so; the high tones, whose vocals tag is high, are not."""
+    sys.path.insert(0, str(ROOT / "tests" / "plugin"))
+    from bundle_factory import build_tiny_bundle
+    from clap_helpers import ClapEnv, write_audio
+
+    # The tiny graph's tags answer the low band, the high band and a
+    # constant: named here as a tagger would name them.
+    bundle = build_tiny_bundle(
+        tmp_path / "bundle",
+        with_tags=True,
+        tag_names=["electronic", "vocals", "weird"],
+    )
+    lists = tmp_path / "lists"
+    with ClapEnv(capsys, bundle, playlist_dir=str(lists), cluster_min_size=2) as env:
+        tones = {f"low{i}": str(110 + 15 * i) for i in range(4)}
+        tones |= {f"high{i}": str(2600 + 200 * i) for i in range(4)}
+        for title, hz in tones.items():
+            env.add(write_audio(tmp_path / "music" / f"{title}.flac", hz), title=title)
+        env.run("clap-index")
+        printed = env.lines("clap-playlists", "--clusters", "2")
+    names = {line.split(":")[0].removeprefix("wrote ") for line in printed}
+    low = next(name for name in names if "electronic" in name)
+    assert low.endswith(", no vocals"), printed
+    (high,) = names - {low}
+    assert "electronic" not in high, printed
+    assert "no vocals" not in high, printed
+    files = {p.name: p.read_text() for p in lists.glob("*.m3u")}
+    assert sorted(files) == sorted(f"{AUTO_PREFIX}{slugify(n)}.m3u" for n in names)
+    assert all(
+        "low" in line for line in files[f"{AUTO_PREFIX}{slugify(low)}.m3u"].split()
+    )

@@ -342,31 +342,34 @@ def test_last_eval_metrics_reads_the_last_validation(tmp_path):
     assert last_eval_metrics(tmp_path) == {"step": 7, "t2a_R@1": 2.5}
 
 
-def test_musicnn_export_carries_mtt_tags(tmp_path):
-    """Pretrained tagger in the bundle: `tags` output, names in the manifest."""
+def _export_tagger(
+    out: Path, pretrained: str, features: str, windows: np.ndarray
+) -> tuple[torch.nn.Module, Path]:
+    """A tiny model on pretrained musicnn taggers emitting their tags, exported."""
     torch.manual_seed(0)
     cfg = Config(
         model=ModelConfig(
             embedding_dim=8,
             audio=AudioModelConfig(
                 backbone="musicnn",
-                pretrained="MTT_musicnn",
+                pretrained=pretrained,
                 emit_tags=True,
-                features="tags",
+                features=features,
             ),
             text=TextModelConfig(encoder="tiny", max_tokens=16),
         )
     )
     model = build_model(cfg.model).eval()
-    windows = calibration_windows()
-    out = export_model_bundle(
-        model,
-        cfg,
-        tmp_path / "b",
-        name="tagger",
-        version="0",
-        calibration_audio=windows,
+    bundle = export_model_bundle(
+        model, cfg, out, name="tagger", version="0", calibration_audio=windows
     )
+    return model, bundle
+
+
+def test_musicnn_export_carries_mtt_tags(tmp_path):
+    """Pretrained tagger in the bundle: `tags` output, names in the manifest."""
+    windows = calibration_windows()
+    model, out = _export_tagger(tmp_path / "b", "MTT_musicnn", "tags", windows)
     bundle = Bundle.load(out, threads=1)
     assert bundle.tag_names == MTT_LABELS
     _, tags = bundle.embed_audio(windows[:3])
@@ -393,6 +396,38 @@ def test_musicnn_export_carries_mtt_tags(tmp_path):
         "timbral": {"int8"},
         "dense": {"int8"},
     }
+
+
+def test_both_taggers_tags_carry_their_meanings(tmp_path):
+    """MTT's and MSD's tags exported with each one's meaning fixed in the
+    manifest, aligned with the names: concept and what it says is absent."""
+    _model, out = _export_tagger(
+        tmp_path / "b",
+        "MTT_musicnn+MSD_musicnn",
+        "penultimate",
+        calibration_windows()[:4],
+    )
+    audio = json.loads((out / "manifest.json").read_text())["audio"]
+    names, meanings = audio["tags"], audio["tag_meanings"]
+    assert len(names) == len(meanings) == 100
+    meaning = dict(zip(names, meanings, strict=True))
+    expected = {
+        "no vocals": {"concept": None, "absent": ["vocals"]},
+        "drums": {"concept": "drums", "absent": []},
+        "beat": {"concept": "drums", "absent": []},
+        "weird": {"concept": None, "absent": []},
+        "msd:female vocalists": {"concept": "female vocals", "absent": []},
+        "msd:instrumental": {"concept": "instrumental", "absent": ["vocals"]},
+        "msd:80s": {"concept": "80s", "absent": []},
+        "msd:Hip-Hop": {"concept": "hip hop", "absent": []},
+        "msd:electronica": {"concept": "electronica", "absent": []},
+        "msd:House": {"concept": "house", "absent": []},
+        "msd:Mellow": {"concept": "mellow", "absent": []},
+    }
+    assert {name: meaning[name] for name in expected} == expected
+    bundle = Bundle.load(out, threads=1)
+    assert bundle.tag_names == names
+    assert bundle.tag_meanings[names.index("msd:80s")] == ("80s", ())
 
 
 def test_calibration_windows_come_from_a_data_directory(tmp_path):

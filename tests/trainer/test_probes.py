@@ -72,6 +72,8 @@ def test_uncovered_attributes_follow_the_plugins_tag_matching() -> None:
     # bonus for a wanted attribute finds the "guitar" tag.
     assert got == ["organ", "funk"]
     assert uncovered_attributes([], ("organ", "vocals")) == ["organ", "vocals"]
+    # A second tagger's names carry its prefix: read by the label.
+    assert uncovered_attributes(["msd:funk"], ("funk", "organ")) == ["organ"]
 
 
 def _frozen_run(cfg: Config, run_dir: Path) -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from beetsplug.clap.meanings import read_tag_meanings
 from beetsplug.clap.model import l2_normalize, session_options, sha256_file
 from beetsplug.clap.model import tokenize as bundle_tokenize
 from trainer.config import Config
@@ -367,6 +368,17 @@ def export_model_bundle(
     return out_dir
 
 
+def tag_meanings_section(tag_names: Sequence[str]) -> list[dict[str, Any]]:
+    """manifest.audio.tag_meanings: each tag's lexicon concept (None when
+    its label names nothing the lexicon knows) and the concepts it says are
+    absent, fixed here so that a bundle's tags mean what they meant when it
+    was made, whatever a later lexicon reads into their names."""
+    return [
+        {"concept": meaning.concept, "absent": list(meaning.absent)}
+        for meaning in read_tag_meanings(tag_names)
+    ]
+
+
 def _audio_section(
     model: ClapModel,
     max_windows: int,
@@ -389,6 +401,7 @@ def _audio_section(
     }
     if model.tag_names:
         section["tags"] = list(model.tag_names)
+        section["tag_meanings"] = tag_meanings_section(model.tag_names)
     if model.audio.probes is not None:
         section["probes"] = {
             "attributes": list(model.audio.probes.names),
