@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, NamedTuple
 
 from .search import SearchError, check_index
+from .vectors import EXACT_MAX, Rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
     from .model import Bundle
     from .store import Store
 
-__all__ = ["DEFAULT_LENGTH", "HUB_WEIGHT", "PathStep", "song_path", "waypoints"]
+__all__ = [
+    "DEFAULT_LENGTH",
+    "HUB_WEIGHT",
+    "PathStep",
+    "choose_path",
+    "song_path",
+    "waypoints",
+]
 
 DEFAULT_LENGTH = 12
 # How much a track's local density counts against its fit to a waypoint
@@ -36,6 +44,10 @@ HUB_WEIGHT = 0.5
 # Tracks fetched around each waypoint: the candidates for it and, all
 # together, the neighbourhood the density is measured in.
 STEP_POOL = 48
+# A long path scans at most this many of its waypoints (evenly spread),
+# fetching proportionally more around each: the int8 pass is the path's
+# main cost, and neighbouring waypoints share most of their candidates.
+MAX_SCANS = 12
 DENSITY_NEIGHBOURS = 10
 
 
@@ -105,7 +117,6 @@ def song_path(
     twice, through `candidates` (item ids a beets query matches; the whole
     index when None). Shorter when too few tracks are left to pass through.
     `name_of` names a track in the one-line errors."""
-    import numpy as np
 
     check_index(store, bundle)
     if length < 2:
@@ -123,38 +134,73 @@ def song_path(
                 "run `beet clap-index`"
             )
     start, end = vectors[start_id], vectors[end_id]
-    points = waypoints(start, end, length)
+    points = waypoints(start, end, length)  # where to look for candidates
     ends = {start_id, end_id}
-    pool: dict[int, np.ndarray] = {}
-    wanted = None if candidates is None else set(candidates) - ends
-    if wanted is None or wanted:
-        for point in points[1:-1]:
-            hits = store.nearest(point, STEP_POOL + len(ends), wanted, margin=0)
-            for item_id, vector in zip(hits.ids.tolist(), hits.vectors, strict=True):
-                if item_id not in ends:
-                    pool[item_id] = vector
+    pool = _pool(store, points[1:-1], candidates, ends)
+    if not len(pool.ids):
+        return [PathStep(start_id, 1.0, 0.0), PathStep(end_id, 1.0, 1.0)]
+    return choose_path(start_id, start, end_id, end, length, pool.ids, pool.vectors)
+
+
+def _pool(
+    store: Store,
+    points: np.ndarray,
+    candidates: Collection[int] | None,
+    ends: set[int],
+) -> Rows:
+    """The candidates of every waypoint, read in one go: the STEP_POOL
+    nearest to each by the int8 pass, or every candidate when a beets
+    query leaves no more than the exact search would read anyway."""
+    import numpy as np
+
+    wanted = None
+    if candidates is not None:
+        wanted = np.fromiter(set(candidates) - ends, np.int64)
+        if len(wanted) <= EXACT_MAX:
+            return store.rows(wanted.tolist())
+    index = store.coarse_index()
+    if index is None:
+        return store.rows(())
+    found: set[int] = set()
+    scans = min(len(points), MAX_SCANS)
+    per_scan = STEP_POOL * -(-len(points) // max(scans, 1)) + len(ends)
+    for row in np.linspace(0, len(points) - 1, scans).round().astype(int):
+        ids, _ = index.top(points[row], per_scan, wanted)
+        found.update(ids.tolist())
+    return store.rows(found - ends)
+
+
+def choose_path(
+    start_id: int,
+    start: np.ndarray,
+    end_id: int,
+    end: np.ndarray,
+    length: int,
+    ids: np.ndarray,
+    mat: np.ndarray,
+    hub_weight: float = HUB_WEIGHT,
+) -> list[PathStep]:
+    """The path through the candidates `ids` (vectors `mat`, the ends not
+    among them): up to `length` - 2 of them aligned to the waypoints."""
+    import numpy as np
+
+    points = waypoints(start, end, length)
+    progress = _progress(mat, start, end)
+    # Only tracks between the ends: none behind FROM or past TO.
+    between = np.flatnonzero((progress > 0.0) & (progress < 1.0))
+    between = between[np.argsort(progress[between], kind="stable")]
+    if len(between) < length - 2:  # too few: fewer waypoints, evenly spread
+        points = waypoints(start, end, len(between) + 2)
+    fits = mat[between] @ points[1:-1].T  # [tracks, waypoints]
+    chosen = _align(fits - hub_weight * _density(mat)[between, None])
     steps = [PathStep(start_id, 1.0, 0.0)]
-    if pool:
-        pool_ids = np.fromiter(pool, np.int64, len(pool))
-        pool_mat = np.stack(list(pool.values()))
-        progress = _progress(pool_mat, start, end)
-        # Only tracks between the ends: none behind FROM or past TO.
-        between = np.flatnonzero((progress > 0.0) & (progress < 1.0))
-        between = between[np.argsort(progress[between], kind="stable")]
-        if len(between) < length - 2:  # too few: fewer waypoints, evenly spread
-            points = waypoints(start, end, len(between) + 2)
-        mat = pool_mat[between]
-        fits = mat @ points[1:-1].T  # [tracks, waypoints]
-        chosen = _align(fits - HUB_WEIGHT * _density(pool_mat)[between, None])
-        for waypoint, row in enumerate(chosen):
-            index = between[row]
-            steps.append(
-                PathStep(
-                    int(pool_ids[index]),
-                    float(fits[row, waypoint]),
-                    float(progress[index]),
-                )
+    for waypoint, row in enumerate(chosen):
+        index = between[row]
+        steps.append(
+            PathStep(
+                int(ids[index]), float(fits[row, waypoint]), float(progress[index])
             )
+        )
     steps.append(PathStep(end_id, 1.0, 1.0))
     return steps
 

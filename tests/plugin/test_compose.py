@@ -1,4 +1,4 @@
-"""Composed queries (`clap --like/--unlike`, `clap-similar --without`) and `clap-path`."""
+"""Composed queries (`clap --like`, `clap-similar --without`) and `clap-path`."""
 
 from __future__ import annotations
 
@@ -225,7 +225,9 @@ def test_path_moves_step_by_step_from_one_end_to_the_other(ramp: ClapEnv) -> Non
     short = ramp.lines(
         "clap-path", "title:low", "title:high", "-n", "3", "-f", "$title"
     )
-    assert short[0] == "low" and short[2] == "high" and short[1].startswith("mix")
+    assert short[0] == "low"
+    assert short[2] == "high"
+    assert short[1].startswith("mix")
     two = ramp.lines("clap-path", "title:low", "title:high", "-n", "2", "-f", "$title")
     assert two == ["low", "high"]
 
@@ -244,8 +246,10 @@ def test_path_query_limits_the_way_and_m3u(ramp: ClapEnv, tmp_path: Path) -> Non
         "-f",
         "$title",
     )
-    assert lines[0] == "low" and lines[-1] == "high"
-    assert len(lines) == 4 and set(lines[1:3]) <= {
+    assert lines[0] == "low"
+    assert lines[-1] == "high"
+    assert len(lines) == 4
+    assert set(lines[1:3]) <= {
         "mix0.1",
         "mix0.3",
         "mix0.7",
