@@ -47,7 +47,7 @@ STEP_POOL = 48
 # A long path scans at most this many of its waypoints (evenly spread),
 # fetching proportionally more around each: the int8 pass is the path's
 # main cost, and neighbouring waypoints share most of their candidates.
-MAX_SCANS = 12
+MAX_SCANS = 6
 DENSITY_NEIGHBOURS = 10
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,23 @@ def test_composed_bad_input_is_one_line(
         indexed.run("clap", *args)
 
 
+def test_a_query_of_seeds_only_says_so(indexed: ClapEnv) -> None:
+    out, err = indexed.outputs("clap", "--like", "title:low", "title:low")
+    assert out == []
+    assert err == [
+        "clap: every track matching title:low is a seed: nothing is left to rank"
+    ]
+
+
+def test_similar_explain_without_a_description(indexed: ClapEnv) -> None:
+    out = indexed.run("clap-similar", LOW, "-e", "-n", "1", "-f", "$title")
+    weight = DEFAULTS["like_weight"]
+    assert out == (
+        "like:        'title::^low$': 1 track\n  tester - low\n"
+        f"composed:    {weight:g} * sim(like seeds)\nlow2\n"
+    )
+
+
 def test_like_seeds_without_vectors(indexed: ClapEnv, corpus: dict[str, Path]) -> None:
     indexed.add(corpus["mid"], title="new")
     with pytest.raises(
@@ -288,6 +306,15 @@ def test_path_shorter_when_the_way_runs_out(ramp: ClapEnv) -> None:
     ]
 
 
+def test_path_m3u_that_cannot_be_written(ramp: ClapEnv, tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    with pytest.raises(UserError, match=r"^cannot write .*blocked/way\.m3u: "):
+        ramp.run(
+            "clap-path", "title:low", "title:high", "--m3u", str(blocked / "way.m3u")
+        )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -318,3 +345,58 @@ def test_path_end_without_a_vector(ramp: ClapEnv, corpus: dict[str, Path]) -> No
         match=r"^TO \(tester - fresh\) is not indexed yet: run `beet clap-index`$",
     ):
         ramp.run("clap-path", "title:low", "title:fresh")
+
+
+# The shipped model on renders that differ in the drums only ------------------
+
+
+@pytest.fixture
+def drum_pairs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Iterator[ClapEnv]:
+    """A library of harmonic beds (tests/model/renders.py), each alone and
+    with a drum kit over it, indexed with the shipped default model."""
+    import sys
+
+    from beetsplug.clap.model import default_bundle_path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
+    from renders import minimal_pairs
+
+    with ClapEnv(capsys, default_bundle_path()) as env:
+        for name, (bed, drummed) in minimal_pairs(16000, 6.0).items():
+            for title, audio in ((name, bed), (f"{name} with drums", drummed)):
+                path = write_audio(tmp_path / f"{title}.flac", rate=16000, data=audio)
+                env.add(path, title=title)
+        env.run("clap-index")
+        yield env
+
+
+def test_like_this_without_drums_finds_the_same_music_without_them(
+    drum_pairs: ClapEnv,
+) -> None:
+    """The answer is known: the seed's own bed without the drum kit. Plain
+    similarity does not find it first; the description alone does not know
+    which bed; together they do."""
+    for bed in ("piano", "pad", "organ"):
+        seed = f"title:{bed} with drums"
+        composed = drum_pairs.lines(
+            "clap", "without drums", "--like", seed, "-n", "2", "-f", "$title"
+        )
+        assert composed[0] == bed
+        assert not any("drums" in title for title in composed)
+        short = drum_pairs.lines(
+            "clap-similar", seed, "--without", "drums", "-n", "2", "-f", "$title"
+        )
+        assert short == composed
+    # The unlike direction alone: like the bed, unlike its drummed twin.
+    unlike = drum_pairs.lines(
+        "clap",
+        "--like",
+        "title::^pad$",
+        "--unlike",
+        "title:pad with drums",
+        "-n",
+        "2",
+        "-f",
+        "$title",
+    )
+    assert not any("drums" in title for title in unlike)
