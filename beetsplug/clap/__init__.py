@@ -474,7 +474,7 @@ class ClapPlugin(BeetsPlugin):
                         store,
                         f"--{option}",
                         q if isinstance(q, str) else " ".join(q),
-                        search.matching_ids(lib, q) or set(),
+                        search.matching_ids(lib, q),
                     )
                     for q in queries
                 ]

@@ -89,12 +89,18 @@ class SeedSet:
 
 
 def seed_set(
-    store: Store, option: str, query: str, matched: Collection[int]
+    store: Store, option: str, query: str, matched: Collection[int] | None
 ) -> SeedSet:
-    """The indexed tracks among `matched` (the ids `query` matched) and their
-    direction; SearchError when there are none (`option`: --like, --unlike)."""
+    """The indexed tracks among `matched` (the ids `query` matched; None for
+    an empty query, which matches everything) and their direction;
+    SearchError when there are none (`option`: --like, --unlike)."""
     from .model import l2_normalize
 
+    if matched is None:
+        raise SearchError(
+            f"{option} {query!r} matches every track: nothing is left to rank; "
+            "narrow it down"
+        )
     if not matched:
         raise SearchError(f"{option} {query} matches no track")
     ids, mat = store.vectors(matched)
@@ -262,8 +268,8 @@ def rank_items(
     elif len(seeds) > MIN_POOL:
         # Too many to drop from a pool afterwards: filter the scan instead.
         indexed = _indexed_ids(store)
-        wanted = set(np.setdiff1d(indexed, np.fromiter(seeds, np.int64)).tolist())
-        if not wanted:
+        wanted = indexed[~np.isin(indexed, np.fromiter(seeds, np.int64, len(seeds)))]
+        if not len(wanted):
             raise SearchError(_everything(query))
     else:
         wanted = None
@@ -274,8 +280,11 @@ def rank_items(
         rows = store.rows(wanted, tags)
         ids, vectors, tag_rows = rows.ids, rows.vectors, rows.tags
     else:
+        # Seeds are dropped from the pool afterwards only when no filter
+        # left them out of the scan already.
+        extra = len(seeds) if wanted is None else 0
         hits = store.nearest(
-            query.vector, min(MAX_KNN, size + len(seeds)), wanted, tags, margin=0
+            query.vector, min(MAX_KNN, size + extra), wanted, tags, margin=0
         )
         keep = ~np.isin(hits.ids, np.fromiter(seeds, np.int64, len(seeds)))
         ids, vectors = hits.ids[keep], hits.vectors[keep]

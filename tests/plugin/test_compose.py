@@ -154,6 +154,10 @@ def test_album_ranking_leaves_out_the_seeds_albums(
             r"^--like title: matches every indexed track: nothing is left to rank; "
             r"narrow it down$",
         ),
+        (
+            ("--like", ""),
+            r"^--like '' matches every track: nothing is left to rank; narrow it down$",
+        ),
         (("--unlike", "title:high"), r"^give a description or --like QUERY"),
         (("jazz without", "--like", LOW), r"names nothing to leave out"),
     ],
@@ -400,3 +404,43 @@ def test_like_this_without_drums_finds_the_same_music_without_them(
         "$title",
     )
     assert not any("drums" in title for title in unlike)
+
+
+# The ranking against exact scoring, without audio --------------------------
+
+
+@pytest.mark.parametrize("seed_count", [3, 600])
+def test_composed_ranking_is_the_exact_top_without_seeds(
+    tmp_path: Path, seed_count: int
+) -> None:
+    """Few seeds are dropped from the pool, many are filtered out of the
+    scan: either way the result is the exact composed top, seeds left out."""
+    from types import SimpleNamespace
+
+    from clap_helpers import bulk_library
+
+    from beetsplug.clap.store import Embedded, Store
+
+    n, dim, identity = 3000, 32, "d" * 64
+    bulk_library(tmp_path / "library.db", n)
+    rng = np.random.default_rng(seed_count)
+    mat = rng.standard_normal((n, dim)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    with Store.open(tmp_path / "library.db") as store:
+        store.prepare(identity, dim, "test")
+        store.write_batch(
+            identity, [Embedded(i + 1, mat[i], None, 1.0, 1, 1) for i in range(n)], []
+        )
+        seeds = list(range(1, seed_count + 1))
+        like = compose.seed_set(store, "--like", "seeds", seeds)
+        unlike = compose.seed_set(store, "--unlike", "one", [n])
+        query = compose.ComposedQuery(None, [like], [unlike])
+        bundle = SimpleNamespace(identity=identity)
+        ranked = compose.rank_items(store, bundle, query, 10)  # type: ignore[arg-type]
+    scores = query.score(mat)
+    scores[[s - 1 for s in [*seeds, n]]] = -np.inf
+    expected = (np.argsort(-scores, kind="stable")[:10] + 1).tolist()
+    assert [i for i, _ in ranked] == expected
+    assert [s for _, s in ranked] == pytest.approx(
+        [float(scores[i - 1]) for i in expected], abs=1e-5
+    )
