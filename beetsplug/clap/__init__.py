@@ -45,9 +45,15 @@ def _nothing_found(
     )
 
 
+def _track_name(lib: Library, item_id: int) -> str:
+    """ "artist - title" of an item, for --explain and error lines."""
+    item = lib.get_item(item_id)
+    return f"item {item_id}" if item is None else f"{item.artist} - {item.title}"
+
+
 class ClapPlugin(BeetsPlugin):
-    """Commands `clap-index`, `clap`, `clap-similar`, the `clap:` query,
-    the `$clap_score` field, and embedding on import (`auto`)."""
+    """Commands `clap-index`, `clap`, `clap-similar`, `clap-path`, the `clap:`
+    query, the `$clap_score` field, and embedding on import (`auto`)."""
 
     item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
     album_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapAlbumQuery}
@@ -203,6 +209,21 @@ class ClapPlugin(BeetsPlugin):
         search_cmd = ui.Subcommand("clap", help="search tracks by description")
         search_cmd.parser.usage += (
             ' TEXT [QUERY]\nExample: %prog "jazz without vocals" year:1990..1999'
+            "\n       %prog \"without vocals\" --like 'title:So What'"
+        )
+        search_cmd.parser.add_option(
+            "--like",
+            action="append",
+            default=[],
+            metavar="QUERY",
+            help="also rank by similarity to the tracks QUERY matches (repeatable)",
+        )
+        search_cmd.parser.add_option(
+            "--unlike",
+            action="append",
+            default=[],
+            metavar="QUERY",
+            help="rank down what sounds like the tracks QUERY matches (repeatable)",
         )
         self._add_result_options(search_cmd)
         search_cmd.parser.add_album_option()
@@ -222,7 +243,48 @@ class ClapPlugin(BeetsPlugin):
         similar_cmd.parser.usage += " QUERY"
         self._add_result_options(similar_cmd)
         similar_cmd.parser.add_format_option(target="item")
+        similar_cmd.parser.add_option(
+            "--without",
+            metavar="TEXT",
+            default=None,
+            help='leave out what TEXT names: the same as clap "without TEXT" --like',
+        )
+        similar_cmd.parser.add_option(
+            "-e",
+            "--explain",
+            action="store_true",
+            default=False,
+            help="print the seeds and the weights before the results",
+        )
         similar_cmd.func = self._cmd_similar
+
+        path_cmd = ui.Subcommand(
+            "clap-path", help="a path of tracks from one track to another"
+        )
+        path_cmd.parser.usage += " FROM TO [QUERY]"
+        path_cmd.parser.add_option(
+            "-n",
+            "--number",
+            dest="number",
+            type="int",
+            default=None,
+            help="how many tracks, both ends included (default 12)",
+        )
+        path_cmd.parser.add_option(
+            "-s",
+            "--score",
+            action="store_true",
+            default=False,
+            help="print each track's fit to its waypoint first",
+        )
+        path_cmd.parser.add_option(
+            "--m3u",
+            metavar="FILE",
+            default=None,
+            help="also write the path as an M3U playlist",
+        )
+        path_cmd.parser.add_format_option(target="item")
+        path_cmd.func = self._cmd_path
         playlists_cmd = ui.Subcommand(
             "clap-playlists", help="write prompt and automatic M3U playlists"
         )
@@ -247,7 +309,7 @@ class ClapPlugin(BeetsPlugin):
             help="prompt playlists only",
         )
         playlists_cmd.func = self._cmd_playlists
-        commands = [index_cmd, search_cmd, similar_cmd, playlists_cmd]
+        commands = [index_cmd, search_cmd, similar_cmd, path_cmd, playlists_cmd]
         commands += self._view_commands()
         for cmd in commands:
             cmd.func = guarded(self._check_config, cmd.func)
@@ -439,6 +501,8 @@ class ClapPlugin(BeetsPlugin):
     def _cmd_search(self, lib: Library, opts: Any, args: list[str]) -> None:
         from . import search
 
+        if opts.like or opts.unlike:
+            return self._cmd_composed(lib, opts, args)
         if not args:
             raise UserError('give a description: beet clap "TEXT" [QUERY]')
         text, query = args[0], args[1:]
@@ -464,6 +528,81 @@ class ClapPlugin(BeetsPlugin):
         if not self._print_ranked(ranked, lib.get_item, opts.score):
             self._log.info("{}", _nothing_found(query, candidates, "tracks"))
 
+    def _cmd_composed(self, lib: Library, opts: Any, args: list[str]) -> None:
+        """`beet clap [TEXT] --like QUERY [--unlike QUERY] [QUERY]`."""
+        from .compose import description_and_query
+
+        text, query = description_and_query(args)
+        self._run_composed(lib, opts, text, opts.like, opts.unlike, query)
+
+    def _run_composed(
+        self,
+        lib: Library,
+        opts: Any,
+        text: str | None,
+        likes: Sequence[str | Sequence[str]],
+        unlikes: Sequence[str | Sequence[str]],
+        query: Sequence[str] = (),
+    ) -> None:
+        """Rank by a description, like seeds and unlike seeds (compose.py);
+        `clap --like` and `clap-similar --without` both come here."""
+        from . import compose, search
+
+        limit = self._limit(opts)
+        if not likes and text is None:
+            raise UserError(
+                'give a description or --like QUERY: beet clap "TEXT" --unlike QUERY'
+            )
+        bundle, store = self.bundle(), self.store(lib.path)
+
+        def build() -> compose.ComposedQuery:
+            search.check_index(store, bundle)
+            seeds = {
+                option: [
+                    compose.seed_set(
+                        store,
+                        f"--{option}",
+                        q if isinstance(q, str) else " ".join(q),
+                        search.matching_ids(lib, q),
+                    )
+                    for q in queries
+                ]
+                for option, queries in (("like", likes), ("unlike", unlikes))
+            }
+            return compose.ComposedQuery(
+                None if text is None else self._embed(text),
+                seeds["like"],
+                seeds["unlike"],
+                self.settings["like_weight"],
+                self.settings["unlike_weight"],
+            )
+
+        composed = self._searching(build)
+        if opts.explain:
+            ui.print_(composed.explain(lambda i: _track_name(lib, i)))
+        if getattr(opts, "album", False):
+            album_ids = search.matching_ids(lib, query, albums=True)
+            ranked = self._searching(
+                lambda: compose.rank_albums(store, bundle, composed, limit, album_ids)
+            )
+            self._album_scores.update(ranked)
+            if not self._print_ranked(ranked, lib.get_album, opts.score):
+                self._log.info("{}", _nothing_found(query, album_ids, "albums"))
+            return
+        candidates = self._candidates(lib, query)
+        ranked = self._searching(
+            lambda: compose.rank_items(store, bundle, composed, limit, candidates)
+        )
+        self._scores.update(ranked)
+        if not self._print_ranked(ranked, lib.get_item, opts.score):
+            if candidates:
+                self._log.info(
+                    "every track matching {} is a seed: nothing is left to rank",
+                    " ".join(query),
+                )
+            else:
+                self._log.info("{}", _nothing_found(query, candidates, "tracks"))
+
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
         from . import search
 
@@ -471,6 +610,9 @@ class ClapPlugin(BeetsPlugin):
             raise UserError(
                 "give a query for the tracks to compare with: beet clap-similar QUERY"
             )
+        if opts.without is not None or opts.explain:
+            text = None if opts.without is None else f"without {opts.without}"
+            return self._run_composed(lib, opts, text, [args], [])
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
         seeds = [item.id for item in lib.items(args)]
@@ -483,6 +625,77 @@ class ClapPlugin(BeetsPlugin):
                 "no indexed track besides the {} matched: nothing to compare with",
                 len(seeds),
             )
+
+    def _cmd_path(self, lib: Library, opts: Any, args: list[str]) -> None:
+        """`beet clap-path FROM TO [-n N] [--m3u FILE] [QUERY]`."""
+        from . import paths
+
+        if len(args) < 2:
+            raise UserError(
+                "give the two ends: beet clap-path FROM TO [QUERY], e.g. "
+                "beet clap-path 'title:So What' 'title:Teardrop'"
+            )
+        length = paths.DEFAULT_LENGTH if opts.number is None else opts.number
+        if length < 2:
+            raise UserError(
+                f"-n/--number must be at least 2 for a path (FROM and TO), not {length}"
+            )
+        ends = []
+        for name, end in (("FROM", args[0]), ("TO", args[1])):
+            item = lib.items(end).get()
+            if item is None:
+                raise UserError(f"{name} {end} matches no track")
+            ends.append(item.id)
+        query = args[2:]
+        candidates = self._candidates(lib, query)
+        bundle, store = self.bundle(), self.store(lib.path)
+        steps = self._searching(
+            lambda: paths.song_path(
+                store,
+                bundle,
+                ends[0],
+                ends[1],
+                length,
+                candidates,
+                lambda i: _track_name(lib, i),
+            )
+        )
+        ranked = [(step.item_id, step.fit) for step in steps]
+        self._scores.update(ranked)
+        self._print_ranked(ranked, lib.get_item, opts.score)
+        if len(steps) < length:
+            self._log.info(
+                "only {} tracks lie between FROM and TO{}: the path is shorter",
+                len(steps) - 2,
+                f" among those matching {' '.join(query)}" if query else "",
+            )
+        if opts.m3u:
+            self._write_path(lib, opts.m3u, [step.item_id for step in steps])
+
+    def _write_path(self, lib: Library, filename: str, item_ids: list[int]) -> None:
+        """The path as an M3U file, written as clap-playlists writes one (a
+        relative FILE goes into clap.playlist_dir when that is set)."""
+        from .m3u import PlaylistError, write_m3u
+
+        target = os.path.expanduser(filename)
+        if not os.path.isabs(target) and self.settings["playlist_dir"]:
+            target = os.path.join(self.settings["playlist_dir"], target)
+        entries = []
+        for item_id in item_ids:
+            item = lib.get_item(item_id)
+            if item is not None:
+                entries.append((item.path, item.length, item.artist, item.title))
+        try:
+            count = write_m3u(
+                target,
+                entries,
+                extended=self.settings["extended"],
+                relative_to=self.settings["relative_to"],
+                prefix=self.settings["playlist_prefix"],
+            )
+        except (OSError, PlaylistError) as exc:
+            raise UserError(f"cannot write {target}: {exc}") from exc
+        self._log.info("wrote {} ({} tracks)", displayable_path(target), count)
 
     def _cmd_playlists(self, lib: Library, opts: Any, args: list[str]) -> None:
         if args:

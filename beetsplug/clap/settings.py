@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
     "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
     "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
+    "like_weight": 1.0,  # --like seeds next to the description (compose.py)
+    "unlike_weight": 0.5,  # --unlike seeds, subtracted
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches
     # clap-playlists (docs/queries.md)
@@ -106,7 +108,7 @@ def validated(config: Any) -> dict[str, Any]:
             "negation_weight", weight, " or empty (the bundle's calibrated value)"
         )
     out["negation_weight"] = weight
-    for key in ("tag_weight", "affirmed_tag_weight"):
+    for key in ("tag_weight", "affirmed_tag_weight", "like_weight", "unlike_weight"):
         out[key] = weight_setting(key, config[key].get())
     out["model"] = _path(
         config, "model", "the path of a bundle folder, or empty for the default"

@@ -74,3 +74,48 @@ def test_documented_explain_output() -> None:
     assert "evidence('calm piano')" in expected
     block = "\n".join("    " + line for line in expected.splitlines())
     assert block in text
+
+
+def test_documented_composed_explain_output() -> None:
+    """The composed example in queries.md is what `--explain` prints for
+    `beet clap "without vocals" --like 'title:So What' --unlike
+    artist:Sinatra` with the shipped model's tags and the default weights."""
+    import json
+
+    import numpy as np
+
+    from beetsplug.clap import compose
+    from beetsplug.clap.scoring import TextQuery, negated_phrases
+    from beetsplug.clap.search import (
+        DEFAULT_AFFIRMED_TAG_WEIGHT,
+        DEFAULT_TAG_WEIGHT,
+    )
+
+    manifest = json.loads(
+        (ROOT / "models" / "clap-default" / "manifest.json").read_text()
+    )
+    parsed = parse_query("without vocals")
+    text = TextQuery.build(
+        parsed,
+        np.zeros((1 + len(negated_phrases(parsed)), 1)),
+        0.5,
+        manifest["audio"]["tags"],
+        DEFAULT_TAG_WEIGHT,
+        DEFAULT_AFFIRMED_TAG_WEIGHT,
+    )
+    one = np.ones(1, np.float32)
+    query = compose.ComposedQuery(
+        text,
+        [compose.SeedSet("title:So What", 1, [1], one)],
+        [compose.SeedSet("artist:Sinatra", 3, [2, 3, 4], one)],
+    )
+    names = {
+        1: "Miles Davis - So What",
+        2: "Frank Sinatra - My Way",
+        3: "Frank Sinatra - Fly Me to the Moon",
+        4: "Frank Sinatra - Summer Wind",
+    }
+    expected = query.explain(names.__getitem__)
+    assert "composed:    description + 1 * sim(like seeds)" in expected
+    block = "\n".join("    " + line for line in expected.splitlines())
+    assert block in DOC.read_text(encoding="utf-8")

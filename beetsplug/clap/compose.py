@@ -1,0 +1,325 @@
+"""Composed queries: a description, like and unlike seeds -> scores, explanation.
+
+A composed score is
+
+    score = D + like_weight * sim(like) - unlike_weight * sim(unlike)
+
+D is the description's score exactly as a plain search computes it (its
+negations included; 0 without a description), `sim(like)` the cosine to the
+like seeds' direction and `sim(unlike)` the cosine to the unlike seeds'.
+A seed set's direction is the normalised mean of its tracks' vectors, and
+several `--like` options count equally (the mean of their directions): the
+cosine to a normalised mean is the mean of the cosines to the seeds divided
+by a constant of the query, so it ranks exactly like the mean of
+similarities, stays on the description's -1..1 scale whatever the seeds'
+spread (one calibrated weight serves one seed or a hundred), and is one
+vector: the whole score is linear in the track's vector up to the
+description's penalty, so one KNN pass along its direction finds the pool
+(docs/queries.md, "Composed queries").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .search import MIN_POOL, POOL_FACTOR, SearchError, check_index
+from .vectors import MAX_KNN
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .model import Bundle
+    from .scoring import TextQuery
+    from .store import Store
+
+__all__ = [
+    "DEFAULT_LIKE_WEIGHT",
+    "DEFAULT_UNLIKE_WEIGHT",
+    "ComposedQuery",
+    "SeedSet",
+    "description_and_query",
+    "rank_albums",
+    "rank_items",
+    "seed_set",
+]
+
+# Weight of the like seeds next to the description (which counts 1),
+# calibrated on the synthetic minimal-pair benchmark's valid split:
+# "like this piece, without drums" (tests/benchmarks/bench_compose.py,
+# docs/benchmarks.md, "Composed queries"). Large enough that the piece's
+# own render without the attribute comes first, small enough that the
+# description's negation still sinks the renders that have it.
+DEFAULT_LIKE_WEIGHT = 1.0
+# Weight of the unlike seeds, calibrated on the same benchmark ("like this
+# render, unlike its sibling with the attribute").
+DEFAULT_UNLIKE_WEIGHT = 0.5
+# Seeds named per option by --explain; the rest are counted.
+EXPLAIN_SEEDS = 5
+# A beets query term naming a field ("year:1990..", "-genre:jazz",
+# "title::^So"): with --like, a first argument like this starts the query,
+# anything else is the description.
+_FIELD_TERM = re.compile(r"^[-^]?[A-Za-z_][\w]*::?")
+
+
+def description_and_query(args: Sequence[str]) -> tuple[str | None, list[str]]:
+    """Split `beet clap [TEXT] [QUERY]`'s arguments when --like is given:
+    TEXT is the first argument unless that is a `field:value` term or empty
+    (an empty "" says: no description, only a query)."""
+    if not args:
+        return None, []
+    first = args[0]
+    if not first.strip():
+        return None, list(args[1:])
+    if _FIELD_TERM.match(first):
+        return None, list(args)
+    return first, list(args[1:])
+
+
+@dataclass
+class SeedSet:
+    """The tracks one --like or --unlike query matched, and their direction."""
+
+    query: str  # as typed
+    matched: int  # items the query matched
+    ids: list[int]  # those of them with a vector
+    vector: np.ndarray  # [D], the normalised mean of their vectors
+
+
+def seed_set(
+    store: Store, option: str, query: str, matched: Collection[int] | None
+) -> SeedSet:
+    """The indexed tracks among `matched` (the ids `query` matched; None for
+    an empty query, which matches everything) and their direction;
+    SearchError when there are none (`option`: --like, --unlike)."""
+    from .model import l2_normalize
+
+    if matched is None:
+        raise SearchError(
+            f"{option} {query!r} matches every track: nothing is left to rank; "
+            "narrow it down"
+        )
+    if not matched:
+        raise SearchError(f"{option} {query} matches no track")
+    ids, mat = store.vectors(matched)
+    if not len(ids):
+        what = (
+            "the one track it matches is not"
+            if len(matched) == 1
+            else f"none of the {len(matched)} tracks it matches is"
+        )
+        raise SearchError(
+            f"{option} {query}: {what} indexed yet: run `beet clap-index`"
+        )
+    vector = l2_normalize(mat.mean(axis=0, keepdims=True))[0]
+    if not vector.any():
+        raise SearchError(f"{option} {query}: its tracks' vectors cancel out")
+    return SeedSet(query, len(matched), ids.tolist(), vector)
+
+
+def _direction(sets: Sequence[SeedSet]) -> np.ndarray | None:
+    """The normalised mean of the sets' directions: each option counts equally."""
+    if not sets:
+        return None
+    import numpy as np
+
+    from .model import l2_normalize
+
+    return l2_normalize(np.mean([s.vector for s in sets], axis=0, keepdims=True))[0]
+
+
+@dataclass
+class ComposedQuery:
+    """A description (optional), like seeds and unlike seeds, weighted."""
+
+    text: TextQuery | None
+    like: list[SeedSet] = field(default_factory=list)
+    unlike: list[SeedSet] = field(default_factory=list)
+    like_weight: float = DEFAULT_LIKE_WEIGHT
+    unlike_weight: float = DEFAULT_UNLIKE_WEIGHT
+
+    def __post_init__(self) -> None:
+        if self.text is None and not self.like:
+            raise SearchError("give a description or --like QUERY: nothing to rank by")
+        self.like_vector = _direction(self.like)
+        self.unlike_vector = _direction(self.unlike)
+
+    @property
+    def seed_ids(self) -> set[int]:
+        """Every seed, like and unlike: none of them is ever listed."""
+        return {i for s in (*self.like, *self.unlike) for i in s.ids}
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The direction the score grows along, up to the description's
+        penalty: what the KNN pass fetches the pool by."""
+        import numpy as np
+
+        parts = []
+        if self.text is not None:
+            parts.append(self.text.vector)
+        if self.like_vector is not None:
+            parts.append(self.like_weight * self.like_vector)
+        if self.unlike_vector is not None:
+            parts.append(-self.unlike_weight * self.unlike_vector)
+        return np.sum(parts, axis=0).astype(np.float32)
+
+    @property
+    def tag_width(self) -> int:
+        """Tag probabilities per item the description's scoring reads."""
+        return 0 if self.text is None else self.text.tag_width
+
+    def score(self, mat: np.ndarray, tags: np.ndarray | None = None) -> np.ndarray:
+        """The composed score of each row of `mat` ([n, D]; `tags` [n, T]
+        as the description's scoring wants them)."""
+        import numpy as np
+
+        if self.text is not None:
+            out = self.text.score(mat, tags).astype(np.float32)
+        else:
+            out = np.zeros(len(mat), np.float32)
+        if self.like_vector is not None:
+            out += self.like_weight * (mat @ self.like_vector)
+        if self.unlike_vector is not None:
+            out -= self.unlike_weight * (mat @ self.unlike_vector)
+        return out
+
+    def explain(self, name_of: Callable[[int], str] | None = None) -> str:
+        """The description's explanation, the seeds (named by `name_of`) and
+        how the parts are weighted, for `--explain`."""
+        lines = [] if self.text is None else self.text.explain().splitlines()
+        for option, sets in (("like", self.like), ("unlike", self.unlike)):
+            for seeds in sets:
+                unindexed = seeds.matched - len(seeds.ids)
+                note = f", {unindexed} not indexed" if unindexed else ""
+                count = len(seeds.ids)
+                lines.append(
+                    f"{option + ':':<13}{seeds.query!r}: {count} "
+                    f"track{'s' if count != 1 else ''}{note}"
+                )
+                if name_of is not None:
+                    for item_id in seeds.ids[:EXPLAIN_SEEDS]:
+                        lines.append(f"  {name_of(item_id)}")
+                    if count > EXPLAIN_SEEDS:
+                        lines.append(f"  ... and {count - EXPLAIN_SEEDS} more")
+        lines.append(f"composed:    {self.formula()}")
+        return "\n".join(lines)
+
+    def formula(self) -> str:
+        """The composed ranking in one line."""
+        terms = [] if self.text is None else ["description"]
+        for sign, weight, sets, name in (
+            ("+", self.like_weight, self.like, "like"),
+            ("-", self.unlike_weight, self.unlike, "unlike"),
+        ):
+            if sets:
+                what = f"sim({name} seeds)"
+                if len(sets) > 1:
+                    what = f"sim(mean of {len(sets)} {name} directions)"
+                terms.append(f"{sign} {weight:g} * {what}")
+        text = " ".join(terms)
+        return text[2:] if text.startswith("+ ") else text
+
+
+def _pool_size(limit: int) -> int:
+    return min(MAX_KNN, max(limit * POOL_FACTOR, MIN_POOL))
+
+
+def _top(ids: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    import numpy as np
+
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def _indexed_ids(store: Store) -> np.ndarray:
+    """Every item id with a vector (from the in-memory codes)."""
+    import numpy as np
+
+    index = store.coarse_index()
+    if index is None:
+        return np.zeros(0, np.int64)
+    return index.ids[index.ids > 0]
+
+
+def rank_items(
+    store: Store,
+    bundle: Bundle,
+    query: ComposedQuery,
+    limit: int,
+    candidates: Collection[int] | None = None,
+) -> list[tuple[int, float]]:
+    """The `limit` best items as (item id, score), seeds never among them,
+    among `candidates` (item ids matching a beets query) or the whole index.
+
+    SearchError when the seeds are every indexed track there is to rank.
+    """
+    import numpy as np
+
+    check_index(store, bundle)
+    seeds = query.seed_ids
+    size = _pool_size(limit)
+    if candidates is not None:
+        wanted = set(candidates) - seeds
+        if not wanted:  # the caller says why (its query matched only seeds)
+            return []
+    elif len(seeds) > MIN_POOL:
+        # Too many to drop from a pool afterwards: filter the scan instead.
+        indexed = _indexed_ids(store)
+        wanted = indexed[~np.isin(indexed, np.fromiter(seeds, np.int64, len(seeds)))]
+        if not len(wanted):
+            raise SearchError(_everything(query))
+    else:
+        wanted = None
+    if limit <= 0:
+        return []
+    tags = query.tag_width
+    if wanted is not None and len(wanted) <= size:
+        rows = store.rows(wanted, tags)
+        ids, vectors, tag_rows = rows.ids, rows.vectors, rows.tags
+    else:
+        # Seeds are dropped from the pool afterwards only when no filter
+        # left them out of the scan already.
+        extra = len(seeds) if wanted is None else 0
+        hits = store.nearest(
+            query.vector, min(MAX_KNN, size + extra), wanted, tags, margin=0
+        )
+        keep = ~np.isin(hits.ids, np.fromiter(seeds, np.int64, len(seeds)))
+        ids, vectors = hits.ids[keep], hits.vectors[keep]
+        tag_rows = None if hits.tags is None else hits.tags[keep]
+        if not len(ids) and wanted is None:
+            raise SearchError(_everything(query))
+    return _top(ids, query.score(vectors, tag_rows), limit)
+
+
+def _everything(query: ComposedQuery) -> str:
+    options = " ".join(f"--like {s.query}" for s in query.like) or "the seeds"
+    return (
+        f"{options} matches every indexed track: nothing is left to rank; "
+        "narrow it down"
+    )
+
+
+def rank_albums(
+    store: Store,
+    bundle: Bundle,
+    query: ComposedQuery,
+    limit: int,
+    album_ids: Collection[int] | None = None,
+) -> list[tuple[int, float]]:
+    """The `limit` best albums by the mean composed score of their tracks
+    (as search.rank_albums), the albums holding a seed never among them."""
+    from . import search
+
+    seed_albums = set(store.albums_of(query.seed_ids).values())
+    if album_ids is None:
+        if not seed_albums:
+            return search.rank_albums(store, bundle, query, limit)  # type: ignore[arg-type]
+        rows = store.conn.execute("SELECT id FROM albums").fetchall()
+        album_ids = {int(r[0]) for r in rows}
+    wanted = set(album_ids) - seed_albums
+    if not wanted:
+        return []
+    return search.rank_albums(store, bundle, query, limit, wanted)  # type: ignore[arg-type]

@@ -1,0 +1,446 @@
+"""Composed queries (`clap --like`, `clap-similar --without`) and `clap-path`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from beets.ui import UserError
+from clap_helpers import ClapEnv, write_audio
+
+from beetsplug.clap import compose
+from beetsplug.clap.settings import DEFAULTS
+
+LOW = "title::^low$"
+
+
+def test_like_alone_ranks_by_the_seeds_and_never_lists_them(indexed: ClapEnv) -> None:
+    lines = indexed.lines("clap", "--like", LOW, "-f", "$title")
+    assert lines[0] == "low2"
+    assert "low" not in lines
+    assert len(lines) == 4
+    # The same ranking as clap-similar: the like part alone is its cosine,
+    # weighted.
+    similar = indexed.lines("clap-similar", LOW, "-s", "-f", "$title")
+    composed = indexed.lines("clap", "--like", LOW, "-s", "-f", "$title")
+    assert [s.split()[1] for s in composed] == [s.split()[1] for s in similar]
+    weight = DEFAULTS["like_weight"]
+    for c, s in zip(composed, similar, strict=True):
+        assert float(c.split()[0]) == pytest.approx(
+            weight * float(s.split()[0]), abs=2e-3
+        )
+
+
+def test_description_and_like_add_up(indexed: ClapEnv) -> None:
+    """ "noise" alone ranks the noise first; like the high tone with a heavy
+    like weight, the high tone's nearest (not the seed) comes first."""
+    assert indexed.lines("clap", "noise", "-n", "1", "-f", "$title") == ["noise"]
+    scores = {
+        line.split()[1]: float(line.split()[0])
+        for line in indexed.lines(
+            "clap", "noise", "--like", "title:high", "-s", "-f", "$title"
+        )
+    }
+    assert "high" not in scores
+    text = {
+        line.split()[1]: float(line.split()[0])
+        for line in indexed.lines("clap", "noise", "-s", "-f", "$title")
+    }
+    similar = {
+        line.split()[1]: float(line.split()[0])
+        for line in indexed.lines("clap-similar", "title:high", "-s", "-f", "$title")
+    }
+    weight = DEFAULTS["like_weight"]
+    for title, score in scores.items():
+        assert score == pytest.approx(text[title] + weight * similar[title], abs=3e-3)
+
+
+def test_unlike_subtracts_and_filters_combine(indexed: ClapEnv) -> None:
+    like = indexed.lines("clap", "--like", "title:noise", "-s", "-f", "$title")
+    both = indexed.lines(
+        "clap", "--like", "title:noise", "--unlike", "title:high", "-s", "-f", "$title"
+    )
+    assert {b.split()[1] for b in both} == {"low", "low2", "mid"}  # seeds left out
+    like_scores = {x.split()[1]: float(x.split()[0]) for x in like}
+    high = {
+        x.split()[1]: float(x.split()[0])
+        for x in indexed.lines("clap-similar", "title:high", "-s", "-f", "$title")
+    }
+    weight = DEFAULTS["unlike_weight"]
+    for line in both:
+        score, title = line.split()
+        expected = like_scores[title] - weight * high[title]
+        assert float(score) == pytest.approx(expected, abs=3e-3)
+    # A beets query limits the candidates; "" says there is no description.
+    assert indexed.lines(
+        "clap", "", "--like", "title:noise", "title:low", "-f", "$title"
+    ) in (["low", "low2"], ["low2", "low"])
+    assert indexed.lines(
+        "clap", "--like", "title:noise", "title::^mid$", "-f", "$title"
+    ) == ["mid"]
+
+
+def test_repeated_like_options_count_equally(indexed: ClapEnv) -> None:
+    lines = indexed.lines(
+        "clap", "--like", "title:high", "--like", "title:noise", "-f", "$title"
+    )
+    assert set(lines) == {"low", "low2", "mid"}
+
+
+def test_similar_without_is_the_composed_search(indexed: ClapEnv) -> None:
+    short = indexed.lines(
+        "clap-similar", LOW, "--without", "noise", "-s", "-f", "$title"
+    )
+    long = indexed.lines("clap", "without noise", "--like", LOW, "-s", "-f", "$title")
+    assert short == long
+    assert "low" not in [s.split()[1] for s in short]
+
+
+def test_explain_shows_seeds_and_weights(indexed: ClapEnv) -> None:
+    out = indexed.run(
+        "clap",
+        "without noise",
+        "--like",
+        LOW,
+        "--unlike",
+        "title:high",
+        "-e",
+        "-n",
+        "1",
+    )
+    assert "like:        'title::^low$': 1 track\n  tester - low\n" in out
+    assert "unlike:      'title:high': 1 track\n  tester - high\n" in out
+    weights = DEFAULTS["like_weight"], DEFAULTS["unlike_weight"]
+    assert (
+        f"composed:    description + {weights[0]:g} * sim(like seeds) "
+        f"- {weights[1]:g} * sim(unlike seeds)\n"
+    ) in out
+    assert "negated:     noise" in out
+
+
+def test_like_weight_is_a_setting(indexed: ClapEnv) -> None:
+    indexed.reload(like_weight=3.0)
+    out = indexed.run("clap", "noise", "--like", "title:high", "-e", "-n", "1")
+    assert "composed:    description + 3 * sim(like seeds)" in out
+    indexed.reload(like_weight="heavy")
+    with pytest.raises(UserError, match=r"^clap.like_weight must be a number in 0..10"):
+        indexed.run("clap", "noise", "--like", "title:high")
+
+
+def test_album_ranking_leaves_out_the_seeds_albums(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    for kind in ("low", "low2", "mid", "high", "noise"):
+        item = env.add(corpus[kind], title=kind, album=f"album {kind}")
+        env.lib.add_album([item])
+    env.run("clap-index")
+    lines = env.lines("clap", "--like", LOW, "-a", "-f", "$album")
+    assert lines[0] == "album low2"
+    assert "album low" not in lines
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--like", "title:nothing"), r"^--like title:nothing matches no track$"),
+        (
+            ("x", "--unlike", "title:nothing"),
+            r"^--unlike title:nothing matches no track$",
+        ),
+        (
+            ("--like", "title:"),
+            r"^--like title: matches every indexed track: nothing is left to rank; "
+            r"narrow it down$",
+        ),
+        (
+            ("--like", ""),
+            r"^--like '' matches every track: nothing is left to rank; narrow it down$",
+        ),
+        (("--unlike", "title:high"), r"^give a description or --like QUERY"),
+        (("jazz without", "--like", LOW), r"names nothing to leave out"),
+    ],
+)
+def test_composed_bad_input_is_one_line(
+    indexed: ClapEnv, args: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(UserError, match=message):
+        indexed.run("clap", *args)
+
+
+def test_a_query_of_seeds_only_says_so(indexed: ClapEnv) -> None:
+    out, err = indexed.outputs("clap", "--like", "title:low", "title:low")
+    assert out == []
+    assert err == [
+        "clap: every track matching title:low is a seed: nothing is left to rank"
+    ]
+
+
+def test_similar_explain_without_a_description(indexed: ClapEnv) -> None:
+    out = indexed.run("clap-similar", LOW, "-e", "-n", "1", "-f", "$title")
+    weight = DEFAULTS["like_weight"]
+    assert out == (
+        "like:        'title::^low$': 1 track\n  tester - low\n"
+        f"composed:    {weight:g} * sim(like seeds)\nlow2\n"
+    )
+
+
+def test_like_seeds_without_vectors(indexed: ClapEnv, corpus: dict[str, Path]) -> None:
+    indexed.add(corpus["mid"], title="new")
+    with pytest.raises(
+        UserError,
+        match=r"^--like title:new: the one track it matches is not indexed yet: "
+        r"run `beet clap-index`$",
+    ):
+        indexed.run("clap", "--like", "title:new")
+
+
+def test_description_and_query_split() -> None:
+    split = compose.description_and_query
+    assert split(["calm", "year:1990.."]) == ("calm", ["year:1990.."])
+    assert split(["year:1990..", "genre:jazz"]) == (None, ["year:1990..", "genre:jazz"])
+    assert split(["", "genre:jazz"]) == (None, ["genre:jazz"])
+    assert split(["-genre:jazz"]) == (None, ["-genre:jazz"])
+    assert split([]) == (None, [])
+
+
+def test_settings_defaults_are_the_calibrated_weights() -> None:
+    assert DEFAULTS["like_weight"] == compose.DEFAULT_LIKE_WEIGHT
+    assert DEFAULTS["unlike_weight"] == compose.DEFAULT_UNLIKE_WEIGHT
+
+
+# Paths -----------------------------------------------------------------------
+
+
+def _mix(share: float, rate: int = 22050, seconds: float = 4.0) -> np.ndarray:
+    """A low and a high tone at `share` : 1 - `share` of the energy: the tiny
+    bundle's log band energies move linearly from the low tone to the high."""
+    t = np.arange(round(seconds * rate)) / rate
+    low = np.sin(2 * np.pi * 150.0 * t)
+    high = np.sin(2 * np.pi * 3000.0 * t)
+    x = np.sqrt(share) * low + np.sqrt(1 - share) * high
+    return (0.4 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture
+def ramp(env: ClapEnv, tmp_path: Path) -> ClapEnv:
+    """Tracks on the way from a low tone to a high one, in a shuffled order
+    of ids, plus noise off the way."""
+    shares = [0.3, 0.9, 0.1, 0.7, 0.5]
+    write = tmp_path / "ramp"
+    env.add(write_audio(write / "low.flac", "low"), title="low")
+    for share in shares:
+        path = write_audio(write / f"mix{share}.flac", data=_mix(share))
+        env.add(path, title=f"mix{share}")
+    env.add(write_audio(write / "high.flac", "high"), title="high")
+    env.add(write_audio(write / "noise.flac", "noise"), title="noise")
+    env.run("clap-index")
+    return env
+
+
+def test_path_moves_step_by_step_from_one_end_to_the_other(ramp: ClapEnv) -> None:
+    lines = ramp.lines(
+        "clap-path", "title:low", "title:high", "-n", "7", "-f", "$title"
+    )
+    assert lines == ["low", "mix0.9", "mix0.7", "mix0.5", "mix0.3", "mix0.1", "high"]
+    short = ramp.lines(
+        "clap-path", "title:low", "title:high", "-n", "3", "-f", "$title"
+    )
+    assert short[0] == "low"
+    assert short[2] == "high"
+    assert short[1].startswith("mix")
+    two = ramp.lines("clap-path", "title:low", "title:high", "-n", "2", "-f", "$title")
+    assert two == ["low", "high"]
+
+
+def test_path_query_limits_the_way_and_m3u(ramp: ClapEnv, tmp_path: Path) -> None:
+    target = tmp_path / "lists" / "way.m3u"
+    lines = ramp.lines(
+        "clap-path",
+        "title:low",
+        "title:high",
+        "-n",
+        "4",
+        "--m3u",
+        str(target),
+        "title::^mix0\\.[13579]$",
+        "-f",
+        "$title",
+    )
+    assert lines[0] == "low"
+    assert lines[-1] == "high"
+    assert len(lines) == 4
+    assert set(lines[1:3]) <= {
+        "mix0.1",
+        "mix0.3",
+        "mix0.7",
+        "mix0.9",
+    }
+    written = target.read_text().splitlines()
+    assert [Path(p).stem for p in written] == lines
+
+
+def test_path_m3u_follows_the_playlist_settings(ramp: ClapEnv, tmp_path: Path) -> None:
+    folder = tmp_path / "playlists"
+    ramp.reload(playlist_dir=str(folder), relative_to=str(tmp_path), extended=True)
+    ramp.run("clap-path", "title:low", "title:high", "-n", "3", "--m3u", "way.m3u")
+    text = (folder / "way.m3u").read_text().splitlines()
+    assert text[0] == "#EXTM3U"
+    assert text[1].startswith("#EXTINF:4,tester - low")
+    assert text[2] == "ramp/low.flac"
+    assert len(text) == 7
+
+
+def test_path_shorter_when_the_way_runs_out(ramp: ClapEnv) -> None:
+    out, err = ramp.outputs(
+        "clap-path",
+        "title:low",
+        "title:high",
+        "-n",
+        "6",
+        "title::^mix0\\.[15]$",
+        "-f",
+        "$title",
+    )
+    assert out in (["low", "mix0.5", "mix0.1", "high"],)
+    assert err == [
+        "clap: only 2 tracks lie between FROM and TO among those matching "
+        "title::^mix0\\.[15]$: the path is shorter"
+    ]
+
+
+def test_path_m3u_that_cannot_be_written(ramp: ClapEnv, tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    with pytest.raises(UserError, match=r"^cannot write .*blocked/way\.m3u: "):
+        ramp.run(
+            "clap-path", "title:low", "title:high", "--m3u", str(blocked / "way.m3u")
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("title:nothing", "title:high"), r"^FROM title:nothing matches no track$"),
+        (("title:low", "title:nothing"), r"^TO title:nothing matches no track$"),
+        (
+            ("title:low", "title::^low$"),
+            r"^FROM and TO are the same track \(tester - low\): a path needs two$",
+        ),
+        (
+            ("title:low", "title:high", "-n", "1"),
+            r"^-n/--number must be at least 2 for a path \(FROM and TO\), not 1$",
+        ),
+        (("title:low",), r"^give the two ends: beet clap-path FROM TO \[QUERY\]"),
+    ],
+)
+def test_path_bad_input_is_one_line(
+    ramp: ClapEnv, args: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(UserError, match=message):
+        ramp.run("clap-path", *args)
+
+
+def test_path_end_without_a_vector(ramp: ClapEnv, corpus: dict[str, Path]) -> None:
+    ramp.add(corpus["mid"], title="fresh")
+    with pytest.raises(
+        UserError,
+        match=r"^TO \(tester - fresh\) is not indexed yet: run `beet clap-index`$",
+    ):
+        ramp.run("clap-path", "title:low", "title:fresh")
+
+
+# The shipped model on renders that differ in the drums only ------------------
+
+
+@pytest.fixture
+def drum_pairs(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Iterator[ClapEnv]:
+    """A library of harmonic beds (tests/model/renders.py), each alone and
+    with a drum kit over it, indexed with the shipped default model."""
+    import sys
+
+    from beetsplug.clap.model import default_bundle_path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
+    from renders import minimal_pairs
+
+    with ClapEnv(capsys, default_bundle_path()) as env:
+        for name, (bed, drummed) in minimal_pairs(16000, 6.0).items():
+            for title, audio in ((name, bed), (f"{name} with drums", drummed)):
+                path = write_audio(tmp_path / f"{title}.flac", rate=16000, data=audio)
+                env.add(path, title=title)
+        env.run("clap-index")
+        yield env
+
+
+def test_like_this_without_drums_finds_the_same_music_without_them(
+    drum_pairs: ClapEnv,
+) -> None:
+    """The answer is known: the seed's own bed without the drum kit. Plain
+    similarity does not find it first; the description alone does not know
+    which bed; together they do."""
+    for bed in ("piano", "pad", "organ"):
+        seed = f"title:{bed} with drums"
+        composed = drum_pairs.lines(
+            "clap", "without drums", "--like", seed, "-n", "2", "-f", "$title"
+        )
+        assert composed[0] == bed
+        assert not any("drums" in title for title in composed)
+        short = drum_pairs.lines(
+            "clap-similar", seed, "--without", "drums", "-n", "2", "-f", "$title"
+        )
+        assert short == composed
+    # The unlike direction alone: like the bed, unlike its drummed twin.
+    unlike = drum_pairs.lines(
+        "clap",
+        "--like",
+        "title::^pad$",
+        "--unlike",
+        "title:pad with drums",
+        "-n",
+        "2",
+        "-f",
+        "$title",
+    )
+    assert not any("drums" in title for title in unlike)
+
+
+# The ranking against exact scoring, without audio --------------------------
+
+
+@pytest.mark.parametrize("seed_count", [3, 600])
+def test_composed_ranking_is_the_exact_top_without_seeds(
+    tmp_path: Path, seed_count: int
+) -> None:
+    """Few seeds are dropped from the pool, many are filtered out of the
+    scan: either way the result is the exact composed top, seeds left out."""
+    from types import SimpleNamespace
+
+    from clap_helpers import bulk_library
+
+    from beetsplug.clap.store import Embedded, Store
+
+    n, dim, identity = 3000, 32, "d" * 64
+    bulk_library(tmp_path / "library.db", n)
+    rng = np.random.default_rng(seed_count)
+    mat = rng.standard_normal((n, dim)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    with Store.open(tmp_path / "library.db") as store:
+        store.prepare(identity, dim, "test")
+        store.write_batch(
+            identity, [Embedded(i + 1, mat[i], None, 1.0, 1, 1) for i in range(n)], []
+        )
+        seeds = list(range(1, seed_count + 1))
+        like = compose.seed_set(store, "--like", "seeds", seeds)
+        unlike = compose.seed_set(store, "--unlike", "one", [n])
+        query = compose.ComposedQuery(None, [like], [unlike])
+        bundle = SimpleNamespace(identity=identity)
+        ranked = compose.rank_items(store, bundle, query, 10)  # type: ignore[arg-type]
+    scores = query.score(mat)
+    scores[[s - 1 for s in [*seeds, n]]] = -np.inf
+    expected = (np.argsort(-scores, kind="stable")[:10] + 1).tolist()
+    assert [i for i, _ in ranked] == expected
+    assert [s for _, s in ranked] == pytest.approx(
+        [float(scores[i - 1]) for i in expected], abs=1e-5
+    )
