@@ -70,6 +70,23 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_evaluate(sub)
 
+    retag = sub.add_parser(
+        "retag",
+        help="append the MSD tagger's tags to a bundle that emits only MTT's",
+        description="Re-export a bundle whose audio graph emits only the MTT "
+        "tagger's tags with the MSD tagger's appended (same weights, same "
+        "embedding; trainer/export/retag.py).",
+    )
+    retag.add_argument("--bundle", type=Path, required=True, help="bundle folder")
+    retag.add_argument("--out", type=Path, required=True, help="output folder")
+    retag.add_argument("--version", required=True, help="the new bundle's version")
+    retag.add_argument(
+        "--check-data",
+        type=Path,
+        help="a data folder whose clips check the appended tags against the "
+        "PyTorch port (default: generated test signals)",
+    )
+
     export = sub.add_parser("export", help="export a run as an int8 ONNX model bundle")
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", type=Path, help="run folder or .pt")
@@ -237,6 +254,19 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retag(args: argparse.Namespace) -> int:
+    from trainer.export import calibration_from_data, synthetic_calibration_audio
+    from trainer.export.retag import retag_bundle
+
+    if args.check_data:
+        windows, _texts = calibration_from_data(args.check_data)
+    else:
+        windows = synthetic_calibration_audio()
+    print(retag_bundle(args.bundle, args.out, version=args.version, windows=windows))
+    print(args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
@@ -253,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "retag":
+            return _retag(args)
         return _export(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

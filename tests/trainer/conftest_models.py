@@ -8,7 +8,15 @@ tests/trainer/data/make_musicnn_reference.py) stay valid on any numpy.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import torch
+
+from trainer.config import AudioModelConfig, Config, ModelConfig, TextModelConfig
+from trainer.export import export_model_bundle
+from trainer.models import build_model
+from trainer.models.musicnn import LABELS
 
 SAMPLE_RATE = 16000
 WINDOW = 3 * SAMPLE_RATE  # samples in one 3-second model window
@@ -90,3 +98,38 @@ def calibration_windows() -> np.ndarray:
         0.7 * plucked_chords()[::-1].copy(),
     ]
     return np.stack(clips).astype(np.float32)
+
+
+def export_tagger(
+    out: Path,
+    pretrained: str,
+    features: str,
+    windows: np.ndarray,
+    *,
+    tag_sources: list[str] | None = None,
+) -> tuple[torch.nn.Module, Path]:
+    """A tiny model on pretrained musicnn taggers emitting their tags, exported."""
+    torch.manual_seed(0)
+    cfg = Config(
+        model=ModelConfig(
+            embedding_dim=8,
+            audio=AudioModelConfig(
+                backbone="musicnn",
+                pretrained=pretrained,
+                emit_tags=True,
+                features=features,
+            ),
+            text=TextModelConfig(encoder="tiny", max_tokens=16),
+        )
+    )
+    model = build_model(cfg.model).eval()
+    if tag_sources is not None:
+        # The taggers whose tags the graph emits, as bundles exported before
+        # the backbone emitted every tagger's did (MTT's alone).
+        backbone = model.audio.backbone
+        backbone.tag_sources = tag_sources
+        backbone.tag_names = [t for s in tag_sources for t in LABELS[s]]
+    bundle = export_model_bundle(
+        model, cfg, out, name="tagger", version="0", calibration_audio=windows
+    )
+    return model, bundle

@@ -16,6 +16,7 @@ from conftest_models import (
     WINDOW,
     calibration_windows,
     drum_loop,
+    export_tagger,
     plucked_chords,
     sine_tone,
 )
@@ -342,34 +343,10 @@ def test_last_eval_metrics_reads_the_last_validation(tmp_path):
     assert last_eval_metrics(tmp_path) == {"step": 7, "t2a_R@1": 2.5}
 
 
-def _export_tagger(
-    out: Path, pretrained: str, features: str, windows: np.ndarray
-) -> tuple[torch.nn.Module, Path]:
-    """A tiny model on pretrained musicnn taggers emitting their tags, exported."""
-    torch.manual_seed(0)
-    cfg = Config(
-        model=ModelConfig(
-            embedding_dim=8,
-            audio=AudioModelConfig(
-                backbone="musicnn",
-                pretrained=pretrained,
-                emit_tags=True,
-                features=features,
-            ),
-            text=TextModelConfig(encoder="tiny", max_tokens=16),
-        )
-    )
-    model = build_model(cfg.model).eval()
-    bundle = export_model_bundle(
-        model, cfg, out, name="tagger", version="0", calibration_audio=windows
-    )
-    return model, bundle
-
-
 def test_musicnn_export_carries_mtt_tags(tmp_path):
     """Pretrained tagger in the bundle: `tags` output, names in the manifest."""
     windows = calibration_windows()
-    model, out = _export_tagger(tmp_path / "b", "MTT_musicnn", "tags", windows)
+    model, out = export_tagger(tmp_path / "b", "MTT_musicnn", "tags", windows)
     bundle = Bundle.load(out, threads=1)
     assert bundle.tag_names == MTT_LABELS
     _, tags = bundle.embed_audio(windows[:3])
@@ -401,7 +378,7 @@ def test_musicnn_export_carries_mtt_tags(tmp_path):
 def test_both_taggers_tags_carry_their_meanings(tmp_path):
     """MTT's and MSD's tags exported with each one's meaning fixed in the
     manifest, aligned with the names: concept and what it says is absent."""
-    _model, out = _export_tagger(
+    _model, out = export_tagger(
         tmp_path / "b",
         "MTT_musicnn+MSD_musicnn",
         "penultimate",
