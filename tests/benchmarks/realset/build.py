@@ -591,9 +591,19 @@ def load_recipe(path: Path = LABELS) -> dict[str, Any]:
 
 
 def build(
-    out: Path, cache: Path, recipe: dict[str, Any], only: Iterable[str] = ()
+    out: Path,
+    cache: Path,
+    recipe: dict[str, Any],
+    only: Iterable[str] = (),
+    skip_existing: bool = False,
 ) -> int:
-    """Render every clip (or those in `only`) into OUT; returns the clip count."""
+    """Render every clip (or those in `only`) into OUT; returns the clip count.
+
+    With `skip_existing`, a clip whose FLAC is already in OUT is not rendered
+    again (a clip's recipe always gives the same bytes, so this is only for
+    adding clips to a folder built from an earlier labels.json whose clips
+    are unchanged); the parquet and corpus.json still list every clip.
+    """
     import soundfile as sf
 
     wanted = set(only)
@@ -605,6 +615,8 @@ def build(
     audio_dir = out / "audio" / "realset"
     audio_dir.mkdir(parents=True, exist_ok=True)
     for i, clip in enumerate(clips, 1):
+        if skip_existing and (audio_dir / f"{clip['id']}.flac").is_file():
+            continue
         x = render_clip(clip, sources)
         sf.write(str(audio_dir / f"{clip['id']}.flac"), x, SAMPLE_RATE, format="FLAC")
         print(
@@ -641,10 +653,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="*", default=(), help="build just these clip ids"
     )
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="do not re-render clips whose FLAC is already in OUT (adding clips)",
+    )
     args = parser.parse_args(argv)
     try:
         n = build(
-            args.out, args.cache or default_cache(), load_recipe(args.labels), args.only
+            args.out,
+            args.cache or default_cache(),
+            load_recipe(args.labels),
+            args.only,
+            args.skip_existing,
         )
     except BuildError as exc:
         print(f"realset: {exc}", file=sys.stderr)

@@ -651,16 +651,41 @@ def sub_recipe(recipe: dict[str, Any], index: np.ndarray) -> dict[str, Any]:
 
 
 def cached(
-    cache: Path | None, name: str, ids: list[str], compute: Any
+    cache: Path | None,
+    name: str,
+    ids: list[str],
+    compute: Any,
+    shared: tuple[str, ...] = ("names",),
 ) -> dict[str, np.ndarray]:
-    """Arrays for these clip ids from CACHE/NAME.npz, else computed and stored."""
+    """Arrays for these clip ids from CACHE/NAME.npz; clips not there are computed.
+
+    `compute(index)` returns arrays for the clips at those positions of `ids`,
+    one row per clip, except the `shared` ones (a tagger's tag names). Rows
+    cached under the same clip ids are reused, so adding clips to the set
+    computes only the new ones.
+    """
     path = None if cache is None else cache / f"{name}.npz"
+    old: dict[str, np.ndarray] = {}
     if path is not None and path.is_file():
         with np.load(path, allow_pickle=False) as z:
-            if list(z["ids"]) == ids:
-                return {k: z[k] for k in z.files if k != "ids"}
-    arrays = compute()
-    if path is not None:
+            old = {k: z[k] for k in z.files}
+    at = {str(i): n for n, i in enumerate(old.get("ids", []))}
+    missing = [n for n, i in enumerate(ids) if i not in at]
+    fresh = compute(missing) if missing else {}
+    where = {n: k for k, n in enumerate(missing)}
+    keys = fresh.keys() if fresh else [k for k in old if k != "ids"]
+    arrays: dict[str, np.ndarray] = {}
+    for key in keys:
+        if key in shared:
+            arrays[key] = fresh[key] if fresh else old[key]
+            continue
+        arrays[key] = np.stack(
+            [
+                fresh[key][where[n]] if n in where else old[key][at[i]]
+                for n, i in enumerate(ids)
+            ]
+        )
+    if path is not None and missing:
         cache.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, ids=np.array(ids), **arrays)
     return arrays
@@ -689,8 +714,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cache,
                 model,
                 ids,
-                lambda m=model: dict(
-                    zip(("names", "probs"), tags_with_musicnn(m, paths), strict=True)
+                lambda index, m=model: dict(
+                    zip(
+                        ("names", "probs"),
+                        tags_with_musicnn(m, [paths[n] for n in index]),
+                        strict=True,
+                    )
                 ),
             )
         except ImportError as exc:  # no torch: the text figures still stand
@@ -712,8 +741,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             bundle = Bundle.load(args.bundle, threads=args.threads)
 
-            def embed() -> dict[str, np.ndarray]:
-                a, t = embed_with_bundle(bundle, paths)
+            def embed(index: list[int]) -> dict[str, np.ndarray]:
+                a, t = embed_with_bundle(bundle, [paths[n] for n in index])
                 return {"audio": a} if t is None else {"audio": a, "tags": t}
 
             got = cached(cache, f"bundle-{bundle.identity[:16]}", ids, embed)

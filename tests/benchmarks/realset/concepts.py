@@ -80,6 +80,15 @@ def gender(which: str) -> Callable[[Labels], int]:
     return read
 
 
+def sung(lab: Labels) -> int:
+    """A singing voice (1) against no voice or a speaking one (0)."""
+    if lab.get("vocal_kind") == "sung":
+        return 1
+    if lab.get("vocals") is False or lab.get("speech") is True:
+        return 0
+    return -1
+
+
 def spoken(lab: Labels) -> int:
     """Speech and nothing else (1) against music with no stated speech (0)."""
     if lab.get("speech") is True and lab.get("music") is False:
@@ -146,6 +155,7 @@ CONCEPTS: list[Concept] = [
             {"MTT_musicnn": "female", "MSD_musicnn": "female vocalists"}),
     Concept("male voice", "gender", "male vocals", gender("male"),
             {"MTT_musicnn": "male", "MSD_musicnn": "male vocalists"}),
+    Concept("singing", "part", "singing", sung, {"MTT_musicnn": "singing"}),
     Concept("drums", "part", "drums", presence("drums"), {"MTT_musicnn": "drums"}),
     Concept("guitar", "instrument", "guitar", presence("guitar"),
             {"MTT_musicnn": "guitar", "MSD_musicnn": "guitar"}),
@@ -160,6 +170,8 @@ CONCEPTS: list[Concept] = [
     Concept("flute", "instrument", "flute", instrument("flute"),
             {"MTT_musicnn": "flute"}),
     Concept("harp", "instrument", "harp", instrument("harp"), {"MTT_musicnn": "harp"}),
+    Concept("choir", "instrument", "choir", instrument("choir"),
+            {"MTT_musicnn": "choir"}),
     Concept("electronic", "genre", "electronic music", genre("electronic"),
             {"MTT_musicnn": "electronic", "MSD_musicnn": "electronic"}),
     Concept("classical", "genre", "classical music", genre("classical"),

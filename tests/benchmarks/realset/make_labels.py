@@ -140,6 +140,21 @@ PACKAGES.update(
             "wesnoth-music metapackage); each Ogg file's genre tag says 'Romantic "
             "Classical' (a few say nothing, one says 'Game').",
         },
+        "lmms-common": {
+            "version": "1.2.2+dfsg1-6",
+            "licence": "GPL-2+",
+            "copyright": "usr/share/doc/lmms-common/copyright",
+            "about": "LMMS's sample library: one-shot and looped samples filed by "
+            "kind (instruments/, beats/, bassloops/) and named after what they "
+            "are (cello01, piano02, techno_synth01, house_loop01).",
+        },
+        "warmux-data": {
+            "version": "1:11.04.1+repack2-4",
+            "licence": "GPL-2+",
+            "copyright": "usr/share/doc/warmux-data/copyright",
+            "about": "WarMUX's data; its menu music 'Divertissement pour flute' by "
+            "Lawrence Azzoug carries the Vorbis comment genre=Classique.",
+        },
     }
 )
 
@@ -153,6 +168,8 @@ SPLIT: dict[str, list[str]] = {
         "asterisk-core-sounds-es-g722",
         "asterisk-core-sounds-ru-g722",
         "sonic-pi-samples",
+        "lmms-common",
+        "warmux-data",
     ],
     "report": [
         "fretsonfire-songs-sectoid",
@@ -684,6 +701,305 @@ def soundtrack_track(
             title=title,
             artist=artist,
             base_piece=f"{prefix}-{stem}",
+        )
+
+
+LMMS = "usr/share/lmms/samples"
+# LMMS sample -> what its name says. The instrument names come from the file
+# names alone; a guitar sample of unstated kind (steel or nylon strings,
+# electric or not) is "guitar" with no kind, as for Sonic Pi's guitars.
+LMMS_INSTRUMENTS: dict[str, dict[str, Any]] = {
+    "instruments/piano01.ogg": {"instruments": ["piano"], "piano": True},
+    "instruments/piano02.ogg": {"instruments": ["piano"], "piano": True},
+    "instruments/violin_double_stop01.ogg": {"instruments": ["violin"]},
+    "instruments/violin_fingered01.ogg": {"instruments": ["violin"]},
+    "instruments/violin_pizzicato01.ogg": {"instruments": ["violin"]},
+    "instruments/cello01.ogg": {"instruments": ["cello"]},
+    "instruments/flute01.ogg": {"instruments": ["flute"]},
+    "instruments/trumpet01.ogg": {"instruments": ["trumpet"]},
+    "instruments/church_organ01.ogg": {"instruments": ["organ"]},
+    "instruments/church_organ02.ogg": {"instruments": ["organ"]},
+    "instruments/e_organ01.ogg": {"instruments": ["organ"]},
+    "instruments/steel_guitar01.ogg": {"instruments": [], "guitar": True},
+    "instruments/steel_guitar_slight_distorted01.ogg": {
+        "instruments": [],
+        "guitar": True,
+    },
+    "instruments/steel_guitar_heavy_distorted01.ogg": {
+        "instruments": [],
+        "guitar": True,
+    },
+    "latin/latin_guitar01.ogg": {"instruments": [], "guitar": True},
+    "latin/latin_guitar03.ogg": {"instruments": [], "guitar": True},
+}
+LMMS_EVIDENCE = (
+    "lmms-common {path}: LMMS's sample library files it under {folder}/ and "
+    "names it '{stem}'; copyright 'Files: *' GPL-2+"
+)
+# Loops whose file names name an electronic dance genre (electro, house,
+# jungle, techno, rave): labelled **electronic**, the one mapping of a name
+# onto a genre family here. beats/ holds drum loops.
+LMMS_ELECTRONIC_BEATS = (
+    "beats/electro_beat01.ogg",
+    "beats/electro_beat02.ogg",
+    "beats/house_loop01.ogg",
+    "beats/jungle01.ogg",
+)
+LMMS_ELECTRONIC_SYNTHS = (
+    "bassloops/techno_bass01.ogg",
+    "bassloops/techno_bass02.ogg",
+    "bassloops/techno_synth01.ogg",
+    "bassloops/techno_synth02.ogg",
+    "bassloops/techno_synth03.ogg",
+    "bassloops/techno_synth04.ogg",
+    "bassloops/rave_bass01.ogg",
+    "bassloops/rave_bass02.ogg",
+)
+CHOIR = "ambi_choir.flac"
+CHOIR_EVIDENCE = (
+    "sonic-pi-samples README.md lists :ambi_choir under '## Ambient' "
+    "(freesound.org/people/Exsomniel/sounds/207809); the sample is named a "
+    "choir, and a choir sings; copyright: 'License: CC0'"
+)
+WARMUX_FLUTE = "usr/share/games/warmux/music/menu/Divertissement_pour_flute.ogg"
+WARMUX_AT = (0.1, 0.4, 0.7)  # where the three 15 s clips of the piece start
+
+
+def sample_pack_clips(
+    a: Authoring,
+    clip: Any,
+    kit: dict[str, Any],
+    drums: Any,
+    speech: list[dict[str, Any]],
+    voice: Any,
+    voice_labels: Any,
+    pairs: list[dict[str, Any]],
+) -> None:
+    """Choose-part clips from sample packs and one stated-genre piece.
+
+    LMMS's named instrument samples alone (looped to 12 s), over a groove and
+    under a speaking voice; LMMS's genre-named electronic loops alone and
+    layered; Sonic Pi's choir sample (the one sung voice with a stated
+    source) alone and with drums, piano or guitar; WarMUX's flute piece,
+    whose file says genre=Classique.
+    """
+
+    def loop_layer(package: str, path: str, role: str, **extra: Any) -> dict[str, Any]:
+        x = a.audio(package, path)
+        return {
+            "type": "segment",
+            **a.ref(package, path),
+            "start": 0.0,
+            "end": round(len(x) / SR, 4),
+            "loop": True,
+            "licence": PACKAGES[package]["licence"],
+            "role": role,
+            **extra,
+        }
+
+    def lmms_ev(path: str) -> str:
+        folder, name = path.split("/")
+        return LMMS_EVIDENCE.format(
+            path=f"{LMMS}/{path}", folder=folder, stem=name.split(".")[0]
+        )
+
+    bpms = [90.0, 98.0, 106.0, 114.0, 122.0, 130.0]
+    for k, (path, lab) in enumerate(LMMS_INSTRUMENTS.items()):
+        layer = loop_layer(
+            "lmms-common",
+            f"{LMMS}/{path}",
+            lab["instruments"][0] if lab["instruments"] else "guitar",
+        )
+        stem = path.split("/")[1].split(".")[0].replace("_", "-")
+        ev = lmms_ev(path)
+        labels = {
+            "vocals": False,
+            "speech": False,
+            "music": True,
+            "guitar": lab.get("guitar", False),
+            "piano": lab.get("piano", False),
+            "drums": False,
+            "instruments": lab["instruments"],
+            "instruments_complete": True,
+        }
+        built = f"LMMS's {path} ({layer['end']:.2f} s) looped to 12 s"
+        alone = clip(
+            f"lmms-{stem}",
+            "sample_loop",
+            [dict(layer)],
+            labels,
+            [ev],
+            built,
+            duration=12.0,
+            base_piece=f"lmms-{stem}",
+        )
+        d = drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
+        with_drums = clip(
+            f"lmms-{stem}+drums",
+            "sample_drums",
+            [dict(layer), d],
+            dict(labels, drums=True, bpm=d["bpm"]),
+            [ev, kit["evidence"]],
+            f"{built}, with a 16-step groove ({d['pattern']}, {d['bpm']} bpm) on "
+            f"real one-shots of {kit['name']}, 3 dB under the instrument",
+            duration=12.0,
+            base_piece=f"lmms-{stem}",
+        )
+        s = speech[k % len(speech)]
+        with_voice = clip(
+            f"lmms-{stem}+voice",
+            "sample_voice",
+            [dict(layer, gain_db=-3.0), voice(s)],
+            {**labels, "speech": True, **voice_labels(s)},
+            [ev, s["evidence"]],
+            f"{built}, 3 dB under {s['speaker']}'s prompt '{s['prompt']}'",
+            duration=12.0,
+            base_piece=f"lmms-{stem}",
+        )
+        pairs += [
+            {
+                "with": with_drums,
+                "without": alone,
+                "attribute": "drums",
+                "column": False,
+            },
+            {
+                "with": with_voice,
+                "without": alone,
+                "attribute": "vocals",
+                "column": False,
+            },
+        ]
+
+    # ---- electronic loops: each alone, and each synth loop over a beat
+    electronic = {"music": True, "genres": ["electronic"], "style": "electronic"}
+    for path in LMMS_ELECTRONIC_BEATS + LMMS_ELECTRONIC_SYNTHS:
+        beat = path.startswith("beats/")
+        stem = path.split("/")[1].split(".")[0].replace("_", "-")
+        clip(
+            f"lmms-{stem}",
+            "electronic_loop",
+            [loop_layer("lmms-common", f"{LMMS}/{path}", "drums" if beat else "synth")],
+            dict(electronic, drums=True) if beat else dict(electronic),
+            [lmms_ev(path)],
+            f"LMMS's {path} looped to 12 s",
+            duration=12.0,
+            base_piece=f"lmms-{stem}",
+        )
+    for k, path in enumerate(LMMS_ELECTRONIC_SYNTHS):
+        beat = LMMS_ELECTRONIC_BEATS[k % len(LMMS_ELECTRONIC_BEATS)]
+        stem = path.split("/")[1].split(".")[0].replace("_", "-")
+        bstem = beat.split("/")[1].split(".")[0].replace("_", "-")
+        clip(
+            f"lmms-{stem}+{bstem}",
+            "electronic_loop",
+            [
+                loop_layer("lmms-common", f"{LMMS}/{path}", "synth"),
+                loop_layer("lmms-common", f"{LMMS}/{beat}", "drums", gain_db=-2.0),
+            ],
+            dict(electronic, drums=True),
+            [lmms_ev(path), lmms_ev(beat)],
+            f"LMMS's {path} and {beat}, each looped to 12 s, the beat 2 dB under",
+            duration=12.0,
+            base_piece=f"lmms-{stem}",
+        )
+
+    # ---- the choir sample: sung voices, alone and with one instrument or drums
+    choir = loop_layer("sonic-pi-samples", f"{SONIC}/{CHOIR}", "choir")
+    sung = {
+        "vocals": True,
+        "vocal_kind": "sung",
+        "speech": False,
+        "music": True,
+        "instruments": ["choir"],
+    }
+    clip(
+        "choir",
+        "choir",
+        [dict(choir)],
+        dict(sung, instruments_complete=False),
+        [CHOIR_EVIDENCE],
+        f"Sonic Pi's {CHOIR} ({choir['end']:.2f} s) looped to 12 s",
+        duration=12.0,
+        base_piece="choir",
+    )
+    d = drums(kit, 1, 100.0, 0.0, gain_db=-3.0)
+    clip(
+        "choir+drums",
+        "choir",
+        [dict(choir), d],
+        dict(sung, drums=True, bpm=100.0),
+        [CHOIR_EVIDENCE, kit["evidence"]],
+        f"the looped choir with a 16-step groove ({d['pattern']}, 100.0 bpm) on "
+        f"real one-shots of {kit['name']}, 3 dB under",
+        duration=12.0,
+        base_piece="choir",
+    )
+    for path in ("instruments/piano02.ogg", "instruments/steel_guitar01.ogg"):
+        lab = LMMS_INSTRUMENTS[path]
+        stem = path.split("/")[1].split(".")[0].replace("_", "-")
+        clip(
+            f"choir+lmms-{stem}",
+            "choir",
+            [
+                dict(choir),
+                loop_layer("lmms-common", f"{LMMS}/{path}", stem, gain_db=-3.0),
+            ],
+            dict(
+                sung,
+                instruments=["choir", *lab["instruments"]],
+                guitar=lab.get("guitar", False),
+                piano=lab.get("piano", False),
+            ),
+            [CHOIR_EVIDENCE, lmms_ev(path)],
+            f"the looped choir with LMMS's {path} looped, 3 dB under",
+            duration=12.0,
+            base_piece="choir",
+        )
+
+    # ---- WarMUX's flute piece: genre=Classique in its own file
+    import mutagen
+
+    tags = mutagen.File(a.sources.file("warmux-data", WARMUX_FLUTE, None)).tags
+    genre = (tags.get("genre") or [None])[0]
+    title = (tags.get("title") or ["Divertissement pour flute"])[0]
+    artist = (tags.get("artist") or ["Lawrence Azzoug"])[0]
+    if genre != "Classique":
+        raise build.BuildError(f"warmux-data: {WARMUX_FLUTE} genre is {genre!r}")
+    x = a.audio("warmux-data", WARMUX_FLUTE)
+    seconds = len(x) / SR
+    for n, at in enumerate(WARMUX_AT):
+        start = round(seconds * at * 2) / 2
+        clip(
+            f"warmux-flute-{n + 1}",
+            "soundtrack",
+            [
+                {
+                    "type": "segment",
+                    **a.ref("warmux-data", WARMUX_FLUTE),
+                    "start": start,
+                    "end": start + CLIP_SECONDS,
+                    "licence": PACKAGES["warmux-data"]["licence"],
+                    "role": "music",
+                }
+            ],
+            {
+                "music": True,
+                "genres": ["classical"],
+                "style": "classical",
+                "instruments": ["flute"],
+                "instruments_complete": False,
+            },
+            [
+                f"warmux-data {Path(WARMUX_FLUTE).name}: Vorbis comment genre="
+                f"{genre!r}, artist={artist!r}, title={title!r} (the title names "
+                "a flute; other instruments are not stated)"
+            ],
+            f"'{title}' ({artist}), {start}-{start + CLIP_SECONDS} s of "
+            f"{seconds:.0f} s",
+            title=title,
+            artist=artist,
+            base_piece="warmux-flute",
         )
 
 
@@ -1260,13 +1576,17 @@ def main() -> int:
     # ---- soundtracks whose genre the package states (report part)
     soundtrack_clips(a, clip)
 
+    # ---- sample packs and a stated-genre piece (choose part)
+    sample_pack_clips(a, clip, kits_by_part["choose"][0], drums,
+                      speech_by_part["choose"], voice, voice_labels, pairs)  # fmt: skip
+
     recipe = {
         "format": 2,
         "sample_rate": SR,
         "about": "Real-recording check set for beets-clap: see docs/realset.md. Labels "
-        "are null where no evidence exists. vocals=true always means a real spoken "
-        "voice (vocal_kind 'speech'): no sung vocals with documented provenance were "
-        "found in Debian. 'split' assigns every package to one part: choose on "
+        "are null where no evidence exists. vocal_kind says whether a voice speaks "
+        "('speech': telephone prompts) or sings ('sung': the one choir sample, "
+        "choose part only). 'split' assigns every package to one part: choose on "
         "'choose', report on 'report'.",
         "split": SPLIT,
         "packages": PACKAGES,
