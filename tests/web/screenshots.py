@@ -16,11 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conftest import Server, beet, wait_for
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from web_helpers import Server, beet, wait_for
 
 QUERY = "calm piano without drums"
 

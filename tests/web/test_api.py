@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from beets.library import Library
 from clap_helpers import beet_env
-from conftest import TRACKS, Server, beet, make_library
+from web_helpers import TRACKS, Server, beet, make_library
 
 
 def _get(server: Server, path: str, **headers: str) -> tuple[int, dict, bytes]:
