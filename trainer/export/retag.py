@@ -213,7 +213,9 @@ def retag_bundle(
         for name in ("audio.onnx", *_COPIED):
             manifest["files"][name] = sha256_file(stage / name)
             manifest["sizes"][name] = (stage / name).stat().st_size
-        (stage / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        (stage / "manifest.json").write_text(
+            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+        )
         Bundle.load(stage, threads=1)  # the plugin's own validation
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "manifest.json").unlink(missing_ok=True)
