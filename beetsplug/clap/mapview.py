@@ -276,7 +276,7 @@ def regions(
     vocabulary and naming) and labelled at the median of its tracks."""
     import numpy as np
 
-    from .playlists import choose_k, name_clusters
+    from .clusters import DESCRIPTORS, choose_k, name_clusters
 
     n = len(vectors)
     if n == 0:
@@ -285,7 +285,7 @@ def regions(
     labels = _kmeans_2d(positions, k)
     k = int(labels.max()) + 1
     means = np.stack([vectors[labels == c].mean(axis=0) for c in range(k)])
-    names = name_clusters(means, embed_text)
+    names = name_clusters(means, embed_text, DESCRIPTORS)
     out = []
     for c, name in enumerate(names):
         members = positions[labels == c]
