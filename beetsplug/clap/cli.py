@@ -5,6 +5,11 @@ from __future__ import annotations
 from beets import ui
 
 
+def _flag(cmd: ui.Subcommand, *names: str, help: str) -> None:
+    """An on/off option, off unless given."""
+    cmd.parser.add_option(*names, action="store_true", default=False, help=help)
+
+
 def _add_result_options(cmd: ui.Subcommand) -> None:
     cmd.parser.add_option(
         "-n",
@@ -14,32 +19,14 @@ def _add_result_options(cmd: ui.Subcommand) -> None:
         default=None,
         help="how many results (default: clap.limit)",
     )
-    cmd.parser.add_option(
-        "-s",
-        "--score",
-        action="store_true",
-        default=False,
-        help="print the score before each result",
-    )
+    _flag(cmd, "-s", "--score", help="print the score before each result")
 
 
 def _index_command() -> ui.Subcommand:
     cmd = ui.Subcommand("clap-index", help="embed tracks for description search")
     cmd.parser.usage += " [QUERY]"
-    cmd.parser.add_option(
-        "-f",
-        "--force",
-        action="store_true",
-        default=False,
-        help="re-embed every matched track, changed or not",
-    )
-    cmd.parser.add_option(
-        "-p",
-        "--pretend",
-        action="store_true",
-        default=False,
-        help="show what would be embedded, change nothing",
-    )
+    _flag(cmd, "-f", "--force", help="re-embed every matched track, changed or not")
+    _flag(cmd, "-p", "--pretend", help="show what would be embedded, change nothing")
     cmd.parser.add_option(
         "-j",
         "--jobs",
@@ -73,11 +60,10 @@ def _search_command() -> ui.Subcommand:
     _add_result_options(cmd)
     cmd.parser.add_album_option()
     cmd.parser.add_format_option()
-    cmd.parser.add_option(
+    _flag(
+        cmd,
         "-e",
         "--explain",
-        action="store_true",
-        default=False,
         help="print how the description was understood before the results",
     )
     return cmd
@@ -94,11 +80,10 @@ def _similar_command() -> ui.Subcommand:
         default=None,
         help='leave out what TEXT names: the same as clap "without TEXT" --like',
     )
-    cmd.parser.add_option(
+    _flag(
+        cmd,
         "-e",
         "--explain",
-        action="store_true",
-        default=False,
         help="print the seeds and the weights before the results",
     )
     return cmd
@@ -115,13 +100,7 @@ def _path_command() -> ui.Subcommand:
         default=None,
         help="how many tracks, both ends included (default 12)",
     )
-    cmd.parser.add_option(
-        "-s",
-        "--score",
-        action="store_true",
-        default=False,
-        help="print each track's fit to its waypoint first",
-    )
+    _flag(cmd, "-s", "--score", help="print each track's fit to its waypoint first")
     cmd.parser.add_option(
         "--m3u",
         metavar="FILE",
@@ -136,13 +115,7 @@ def _playlists_command() -> ui.Subcommand:
     cmd = ui.Subcommand(
         "clap-playlists", help="write prompt and automatic M3U playlists"
     )
-    cmd.parser.add_option(
-        "-p",
-        "--pretend",
-        action="store_true",
-        default=False,
-        help="list what would be written, write nothing",
-    )
+    _flag(cmd, "-p", "--pretend", help="list what would be written, write nothing")
     cmd.parser.add_option(
         "--clusters",
         type="int",
