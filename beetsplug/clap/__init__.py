@@ -12,13 +12,18 @@ from beets.plugins import BeetsPlugin
 from beets.ui import UserError
 from beets.util import displayable_path
 
-from .guards import guarded, require_runtime
+from .cli import subcommands
+from .guards import guarded
 from .named_query import ClapAlbumQuery, ClapQuery
 from .progress import ProgressBar
+from .resources import Resources
+from .results import nothing_found as _nothing_found
+from .results import ranked_lines
+from .results import track_name as _track_name
 from .settings import DEFAULTS, SettingsError, validated
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Callable, Sequence
 
     from beets.importer import ImportSession, ImportTask
     from beets.library import Album, Item, Library
@@ -27,34 +32,9 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _nothing_found(
-    query: Sequence[str], matched: Collection[int] | None, kind: str
-) -> str:
-    """Why a search printed nothing, in one line (`kind`: tracks or albums)."""
-    text = " ".join(query)
-    if matched is None:
-        return "none of the indexed tracks is in the library: run `beet clap-index`"
-    if not matched:
-        return f"no {kind} match {text}"
-    if len(matched) == 1:
-        what = "is not indexed" if kind == "tracks" else "has no indexed track"
-        return f"the one {kind[:-1]} matching {text} {what} yet: run `beet clap-index`"
-    what = "is indexed" if kind == "tracks" else "has an indexed track"
-    return (
-        f"none of the {len(matched)} {kind} matching {text} {what} yet: "
-        "run `beet clap-index`"
-    )
-
-
-def _track_name(lib: Library, item_id: int) -> str:
-    """ "artist - title" of an item, for --explain and error lines."""
-    item = lib.get_item(item_id)
-    return f"item {item_id}" if item is None else f"{item.artist} - {item.title}"
-
-
 class ClapPlugin(BeetsPlugin):
-    """Commands `clap-index`, `clap`, `clap-similar`, `clap-path`, the `clap:`
-    query, the `$clap_score` field, and embedding on import (`auto`)."""
+    """The clap commands (their parsers in cli.py), the `clap:` query, the
+    `$clap_score` field, and embedding on import (`auto`)."""
 
     item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
     album_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapAlbumQuery}
@@ -71,8 +51,7 @@ class ClapPlugin(BeetsPlugin):
             # the plugin; keep it loaded and refuse its commands instead.
             self._config_error = UserError(str(exc))
             self._log.error("{}", exc)
-        self._bundle: Bundle | None = None
-        self._stores: dict[str, Store] = {}
+        self._resources = Resources(self.settings, self._log)
         self._scores: dict[int, float] = {}
         self._album_scores: dict[int, float] = {}
         self._removed: set[int] = set()
@@ -95,50 +74,17 @@ class ClapPlugin(BeetsPlugin):
     # Shared resources, opened once per command ------------------------------
 
     def bundle(self, audio: bool = False) -> Bundle:
-        """The configured model bundle, loaded (and validated) on first use.
-
-        Searches need only the text tower; `audio=True` (indexing) also
-        opens and checks audio.onnx, before any file is decoded.
-        """
+        """The configured model bundle (resources.py); `audio=True` for indexing."""
         self._check_config()
-        if self._bundle is None:
-            require_runtime()
-        from .model import Bundle, BundleError
-
-        try:
-            if self._bundle is None:
-                self._bundle = Bundle.load(
-                    self.settings["model"],
-                    threads=self.settings["threads"],
-                    audio=False,
-                )
-                self._log.debug(
-                    "model bundle {} from {}", self._bundle.label, self._bundle.path
-                )
-            if audio:
-                self._bundle.open_audio()
-        except BundleError as exc:
-            raise UserError(str(exc)) from exc
-        return self._bundle
+        return self._resources.bundle(audio)
 
     def store(self, db_path: Any = None) -> Store:
-        """The plugin's own connection to library.db (sqlite-vec loaded)."""
+        """The plugin's own connection to library.db (the configured one)."""
         self._check_config()
         from beets import config
 
-        path = os.fsdecode(
-            db_path if db_path is not None else config["library"].as_filename()
-        )
-        if path not in self._stores:
-            from . import coarse
-            from .store import Store, StoreError
-
-            coarse.set_threads(self.settings["threads"])
-            try:
-                self._stores[path] = Store.open(path)
-            except StoreError as exc:
-                raise UserError(str(exc)) from exc
-        return self._stores[path]
+        path = db_path if db_path is not None else config["library"].as_filename()
+        return self._resources.store(os.fsdecode(path))
 
     def _weight(self) -> float:
         from .search import resolve_negation_weight
@@ -180,245 +126,56 @@ class ClapPlugin(BeetsPlugin):
     # Commands -------------------------------------------------------------
 
     def commands(self) -> list[ui.Subcommand]:
-        index_cmd = ui.Subcommand(
-            "clap-index", help="embed tracks for description search"
-        )
-        index_cmd.parser.usage += " [QUERY]"
-        index_cmd.parser.add_option(
-            "-f",
-            "--force",
-            action="store_true",
-            default=False,
-            help="re-embed every matched track, changed or not",
-        )
-        index_cmd.parser.add_option(
-            "-p",
-            "--pretend",
-            action="store_true",
-            default=False,
-            help="show what would be embedded, change nothing",
-        )
-        index_cmd.parser.add_option(
-            "-j",
-            "--jobs",
-            type="int",
-            default=None,
-            help="decoding processes (default: clap.jobs, 0 = all cores)",
-        )
-        index_cmd.func = self._cmd_index
-
-        search_cmd = ui.Subcommand("clap", help="search tracks by description")
-        search_cmd.parser.usage += (
-            ' TEXT [QUERY]\nExample: %prog "jazz without vocals" year:1990..1999'
-            "\n       %prog \"without vocals\" --like 'title:So What'"
-        )
-        search_cmd.parser.add_option(
-            "--like",
-            action="append",
-            default=[],
-            metavar="QUERY",
-            help="also rank by similarity to the tracks QUERY matches (repeatable)",
-        )
-        search_cmd.parser.add_option(
-            "--unlike",
-            action="append",
-            default=[],
-            metavar="QUERY",
-            help="rank down what sounds like the tracks QUERY matches (repeatable)",
-        )
-        self._add_result_options(search_cmd)
-        search_cmd.parser.add_album_option()
-        search_cmd.parser.add_format_option()
-        search_cmd.parser.add_option(
-            "-e",
-            "--explain",
-            action="store_true",
-            default=False,
-            help="print how the description was understood before the results",
-        )
-        search_cmd.func = self._cmd_search
-
-        similar_cmd = ui.Subcommand(
-            "clap-similar", help="tracks that sound like the matched ones"
-        )
-        similar_cmd.parser.usage += " QUERY"
-        self._add_result_options(similar_cmd)
-        similar_cmd.parser.add_format_option(target="item")
-        similar_cmd.parser.add_option(
-            "--without",
-            metavar="TEXT",
-            default=None,
-            help='leave out what TEXT names: the same as clap "without TEXT" --like',
-        )
-        similar_cmd.parser.add_option(
-            "-e",
-            "--explain",
-            action="store_true",
-            default=False,
-            help="print the seeds and the weights before the results",
-        )
-        similar_cmd.func = self._cmd_similar
-
-        path_cmd = ui.Subcommand(
-            "clap-path", help="a path of tracks from one track to another"
-        )
-        path_cmd.parser.usage += " FROM TO [QUERY]"
-        path_cmd.parser.add_option(
-            "-n",
-            "--number",
-            dest="number",
-            type="int",
-            default=None,
-            help="how many tracks, both ends included (default 12)",
-        )
-        path_cmd.parser.add_option(
-            "-s",
-            "--score",
-            action="store_true",
-            default=False,
-            help="print each track's fit to its waypoint first",
-        )
-        path_cmd.parser.add_option(
-            "--m3u",
-            metavar="FILE",
-            default=None,
-            help="also write the path as an M3U playlist",
-        )
-        path_cmd.parser.add_format_option(target="item")
-        path_cmd.func = self._cmd_path
-        playlists_cmd = ui.Subcommand(
-            "clap-playlists", help="write prompt and automatic M3U playlists"
-        )
-        playlists_cmd.parser.add_option(
-            "-p",
-            "--pretend",
-            action="store_true",
-            default=False,
-            help="list what would be written, write nothing",
-        )
-        playlists_cmd.parser.add_option(
-            "--clusters",
-            type="int",
-            default=None,
-            help="automatic playlists from this many clusters (default: clap.clusters)",
-        )
-        playlists_cmd.parser.add_option(
-            "--no-auto",
-            dest="auto_playlists",
-            action="store_false",
-            default=None,
-            help="prompt playlists only",
-        )
-        playlists_cmd.func = self._cmd_playlists
-        commands = [index_cmd, search_cmd, similar_cmd, path_cmd, playlists_cmd]
-        commands += self._view_commands()
+        handlers = {
+            "clap-index": self._cmd_index,
+            "clap": self._cmd_search,
+            "clap-similar": self._cmd_similar,
+            "clap-path": self._cmd_path,
+            "clap-playlists": self._cmd_playlists,
+            "clap-web": self._cmd_web,
+            "clap-map": self._cmd_map,
+        }
+        commands = subcommands()
         for cmd in commands:
-            cmd.func = guarded(self._check_config, cmd.func)
+            cmd.func = guarded(self._check_config, handlers[cmd.name])
         return commands
 
-    def _add_result_options(self, cmd: ui.Subcommand) -> None:
-        cmd.parser.add_option(
-            "-n",
-            "--number",
-            dest="number",
-            type="int",
-            default=None,
-            help="how many results (default: clap.limit)",
-        )
-        cmd.parser.add_option(
-            "-s",
-            "--score",
-            action="store_true",
-            default=False,
-            help="print the score before each result",
-        )
+    def _opener(self, lib: Library) -> Callable[[], tuple[Bundle, Store]]:
+        """The model bundle and the library's store, opened when called."""
+        return lambda: (self.bundle(), self.store(lib.path))
 
-    def _view_commands(self) -> list[ui.Subcommand]:
-        """`clap-web` (web.py) and `clap-map` (mapview.py)."""
-        web_cmd = ui.Subcommand("clap-web", help="search page in the browser")
-        web_cmd.parser.add_option(
-            "--host", default="127.0.0.1", help="address to listen on (%default)"
-        )
-        web_cmd.parser.add_option(
-            "--port", type="int", default=8338, help="port to listen on (%default)"
+    def _cmd_web(self, lib: Library, opts: Any, args: list[str]) -> None:
+        from .views import serve_page
+
+        def announce(line: str) -> None:
+            ui.print_(line)
+            sys.stdout.flush()  # seen at once, even through a pipe
+
+        serve_page(
+            lib,
+            args,
+            opts.host,
+            opts.port,
+            self._opener(lib),
+            self._embed,
+            self.settings["limit"],
+            self._log,
+            announce,
         )
 
-        def run_web(lib: Library, opts: Any, args: list[str]) -> None:
-            try:
-                import flask  # noqa: F401
-            except ImportError as exc:
-                raise UserError(
-                    "clap-web needs Flask: pip install 'beets-clap[web]'"
-                ) from exc
-            from . import mapview, web
+    def _cmd_map(self, lib: Library, opts: Any, args: list[str]) -> None:
+        from .views import write_map
 
-            if args:
-                raise UserError("clap-web takes no query: type it on the page")
-            bundle, store = self.bundle(), self.store(lib.path)
-            backend = web.Backend(
-                lib, store, bundle, self._embed, mapview.known_fields(lib)
-            )
-            if (problem := backend.index_problem()) is not None:
-                self._log.warning("clap-web: {} (the page says so too)", problem)
-            if not web.is_loopback(opts.host):
-                self._log.warning(
-                    "clap-web: listening on {}: anyone who reaches it can "
-                    "search and play the library",
-                    opts.host,
-                )
-            app = web.create_app(backend, self.settings["limit"])
-
-            def announce(line: str) -> None:
-                ui.print_(line)
-                sys.stdout.flush()  # seen at once, even through a pipe
-
-            try:
-                web.serve(app, opts.host, opts.port, announce)
-            except web.WebError as exc:
-                raise UserError(str(exc)) from exc
-
-        web_cmd.func = run_web
-
-        map_cmd = ui.Subcommand(
-            "clap-map", help="write a 2-D map of the library as one HTML file"
+        tracks, regions = write_map(
+            lib,
+            args,
+            opts.output,
+            opts.color,
+            opts.layout,
+            self._opener(lib),
+            self._searching,
         )
-        map_cmd.parser.usage += " [QUERY] -o FILE.html"
-        map_cmd.parser.add_option("-o", "--output", help="the HTML file to write")
-        map_cmd.parser.add_option(
-            "--color", default=None, help="colour by this beets field (e.g. genre)"
-        )
-        map_cmd.parser.add_option(
-            "--layout",
-            default="tsne",
-            help="tsne (neighbours kept together, default) or pca (fastest)",
-        )
-
-        def run_map(lib: Library, opts: Any, args: list[str]) -> None:
-            from . import mapview
-
-            if not opts.output:
-                raise UserError("give the file to write: beet clap-map -o map.html")
-            bundle, store = self.bundle(), self.store(lib.path)
-            try:
-                data = self._searching(
-                    lambda: mapview.library_map(
-                        lib, store, bundle, args, opts.color, opts.layout
-                    )
-                )
-            except mapview.MapError as exc:
-                raise UserError(str(exc)) from exc
-            try:
-                with open(opts.output, "w", encoding="utf-8") as out:
-                    out.write(mapview.map_html(data))
-            except OSError as exc:
-                raise UserError(f"cannot write {opts.output}: {exc.strerror}") from exc
-            ui.print_(
-                f"clap-map: wrote {opts.output} ({len(data['ids'])} tracks, "
-                f"{len(data['regions'])} regions)"
-            )
-
-        map_cmd.func = run_map
-        return [web_cmd, map_cmd]
+        ui.print_(f"clap-map: wrote {opts.output} ({tracks} tracks, {regions} regions)")
 
     def _limit(self, opts: Any) -> int:
         self._check_config()
@@ -483,12 +240,8 @@ class ClapPlugin(BeetsPlugin):
         """Print (id, score) results with the user's format, best first;
         returns how many were printed."""
         printed = 0
-        for obj_id, score in ranked:
-            obj = get(obj_id)
-            if obj is None:  # removed since it was embedded
-                continue
-            line = format(obj)
-            ui.print_(f"{score:.3f} {line}" if show_score else line)
+        for line in ranked_lines(ranked, get, show_score):
+            ui.print_(line)
             printed += 1
         return printed
 
@@ -556,29 +309,18 @@ class ClapPlugin(BeetsPlugin):
             )
         bundle, store = self.bundle(), self.store(lib.path)
 
-        def build() -> compose.ComposedQuery:
-            search.check_index(store, bundle)
-            seeds = {
-                option: [
-                    compose.seed_set(
-                        store,
-                        f"--{option}",
-                        q if isinstance(q, str) else " ".join(q),
-                        search.matching_ids(lib, q),
-                    )
-                    for q in queries
-                ]
-                for option, queries in (("like", likes), ("unlike", unlikes))
-            }
-            return compose.ComposedQuery(
-                None if text is None else self._embed(text),
-                seeds["like"],
-                seeds["unlike"],
+        composed = self._searching(
+            lambda: compose.compose_query(
+                store,
+                bundle,
+                None if text is None else lambda: self._embed(text),
+                likes,
+                unlikes,
+                lambda q: search.matching_ids(lib, q),
                 self.settings["like_weight"],
                 self.settings["unlike_weight"],
             )
-
-        composed = self._searching(build)
+        )
         if opts.explain:
             ui.print_(composed.explain(lambda i: _track_name(lib, i)))
         if getattr(opts, "album", False):
@@ -674,28 +416,13 @@ class ClapPlugin(BeetsPlugin):
             self._write_path(lib, opts.m3u, [step.item_id for step in steps])
 
     def _write_path(self, lib: Library, filename: str, item_ids: list[int]) -> None:
-        """The path as an M3U file, written as clap-playlists writes one (a
-        relative FILE goes into clap.playlist_dir when that is set)."""
-        from .m3u import PlaylistError, write_m3u
+        from .library_playlists import write_items
+        from .m3u import PlaylistError
 
-        target = os.path.expanduser(filename)
-        if not os.path.isabs(target) and self.settings["playlist_dir"]:
-            target = os.path.join(self.settings["playlist_dir"], target)
-        entries = []
-        for item_id in item_ids:
-            item = lib.get_item(item_id)
-            if item is not None:
-                entries.append((item.path, item.length, item.artist, item.title))
         try:
-            count = write_m3u(
-                target,
-                entries,
-                extended=self.settings["extended"],
-                relative_to=self.settings["relative_to"],
-                prefix=self.settings["playlist_prefix"],
-            )
-        except (OSError, PlaylistError) as exc:
-            raise UserError(f"cannot write {target}: {exc}") from exc
+            target, count = write_items(lib, filename, item_ids, self.settings)
+        except PlaylistError as exc:
+            raise UserError(str(exc)) from exc
         self._log.info("wrote {} ({} tracks)", displayable_path(target), count)
 
     def _cmd_playlists(self, lib: Library, opts: Any, args: list[str]) -> None:
@@ -725,58 +452,21 @@ class ClapPlugin(BeetsPlugin):
         self, lib: Library, auto: bool, clusters: int, pretend: bool = False
     ) -> Any:
         """Write the prompt playlists of clap.playlists and, with `auto`,
-        the library's cluster playlists (playlists.update_playlists)."""
-        from . import playlists, search
+        the library's cluster playlists (library_playlists.update)."""
+        from . import library_playlists, playlists
 
         bundle, store = self.bundle(), self.store(lib.path)
-
-        def rank(text: str, beets_filter: str | None, size: int) -> list:
-            tq = self._embed(text)
-            candidates = self._candidates(lib, beets_filter)
-            return search.rank_items(store, bundle, tq, size, candidates)
-
-        def entry_for(item_id: int) -> Any:
-            item = lib.get_item(item_id)
-            if item is None:
-                return None
-            return playlists.PlaylistEntry(
-                item.path, item.length, item.artist, item.title
-            )
-
-        def library() -> tuple[Any, Any]:
-            search.check_index(store, bundle)
-            return store.all_vectors(bundle.identity)
-
-        def item_tags(ids: Any) -> Any:
-            import numpy as np
-
-            rows = store.tags(int(i) for i in ids)
-            found = [rows.get(int(i)) for i in ids]
-            width = (len(bundle.tag_names),)
-            if any(row is None or row.shape != width for row in found):
-                return None  # some items lack tags: the text tower names
-            return np.stack(found)  # type: ignore[arg-type]
-
-        settings = self.settings
         try:
             return self._searching(
-                lambda: playlists.update_playlists(
-                    settings["playlist_dir"] or ".",
-                    entry_for,
-                    prompts=self.config["playlists"].get(),
-                    rank=rank,
-                    library=library if auto else None,
-                    embed_text=bundle.embed_text,
-                    tags=item_tags if bundle.has_tags else None,
-                    tag_meanings=bundle.tag_meanings if bundle.has_tags else (),
-                    clusters=clusters or None,
-                    min_size=settings["cluster_min_size"],
-                    auto_size=settings["auto_playlist_size"] or None,
-                    default_size=settings["playlist_size"],
-                    check_query=search.description_problem,
-                    extended=settings["extended"],
-                    relative_to=settings["relative_to"],
-                    prefix=settings["playlist_prefix"],
+                lambda: library_playlists.update(
+                    lib,
+                    store,
+                    bundle,
+                    self._embed,
+                    self.config["playlists"].get(),
+                    self.settings,
+                    auto=auto,
+                    clusters=clusters,
                     pretend=pretend,
                 )
             )
@@ -831,9 +521,7 @@ class ClapPlugin(BeetsPlugin):
             except (StoreError, UserError) as exc:
                 self._log.warning("could not drop vectors of removed items: {}", exc)
             self._removed.clear()
-        for store in self._stores.values():
-            store.close()
-        self._stores.clear()
+        self._resources.close()
 
     def _import_stage(self, session: ImportSession, task: ImportTask) -> None:
         """Embed freshly imported items (clap.auto)."""

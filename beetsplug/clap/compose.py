@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_UNLIKE_WEIGHT",
     "ComposedQuery",
     "SeedSet",
+    "compose_query",
     "description_and_query",
     "rank_albums",
     "rank_items",
@@ -221,6 +222,40 @@ class ComposedQuery:
                 terms.append(f"{sign} {weight:g} * {what}")
         text = " ".join(terms)
         return text[2:] if text.startswith("+ ") else text
+
+
+def compose_query(
+    store: Store,
+    bundle: Bundle,
+    describe: Callable[[], TextQuery] | None,
+    likes: Sequence[str | Sequence[str]],
+    unlikes: Sequence[str | Sequence[str]],
+    matching: Callable[[str | Sequence[str]], Collection[int] | None],
+    like_weight: float = DEFAULT_LIKE_WEIGHT,
+    unlike_weight: float = DEFAULT_UNLIKE_WEIGHT,
+) -> ComposedQuery:
+    """The ComposedQuery of a description (`describe()` parses and embeds
+    it; None without one) and the --like/--unlike beets queries, each
+    resolved to item ids by `matching`; the index is checked first, then
+    every seed set, then the description."""
+    check_index(store, bundle)
+    seeds = {
+        option: [
+            seed_set(store, f"--{option}", _as_text(q), matching(q)) for q in queries
+        ]
+        for option, queries in (("like", likes), ("unlike", unlikes))
+    }
+    return ComposedQuery(
+        None if describe is None else describe(),
+        seeds["like"],
+        seeds["unlike"],
+        like_weight,
+        unlike_weight,
+    )
+
+
+def _as_text(query: str | Sequence[str]) -> str:
+    return query if isinstance(query, str) else " ".join(query)
 
 
 def _pool_size(limit: int) -> int:

@@ -1,0 +1,50 @@
+"""What the search commands say: result lines, track names, why nothing was found."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterator, Sequence
+
+    from beets.library import Library
+
+
+def ranked_lines(
+    ranked: Sequence[tuple[int, float]],
+    get: Callable[[int], Any],
+    show_score: bool,
+) -> Iterator[str]:
+    """(id, score) results in the user's format, best first; ids no longer
+    in the library (removed since they were embedded) are left out."""
+    for obj_id, score in ranked:
+        obj = get(obj_id)
+        if obj is None:
+            continue
+        line = format(obj)
+        yield f"{score:.3f} {line}" if show_score else line
+
+
+def nothing_found(
+    query: Sequence[str], matched: Collection[int] | None, kind: str
+) -> str:
+    """Why a search printed nothing, in one line (`kind`: tracks or albums)."""
+    text = " ".join(query)
+    if matched is None:
+        return "none of the indexed tracks is in the library: run `beet clap-index`"
+    if not matched:
+        return f"no {kind} match {text}"
+    if len(matched) == 1:
+        what = "is not indexed" if kind == "tracks" else "has no indexed track"
+        return f"the one {kind[:-1]} matching {text} {what} yet: run `beet clap-index`"
+    what = "is indexed" if kind == "tracks" else "has an indexed track"
+    return (
+        f"none of the {len(matched)} {kind} matching {text} {what} yet: "
+        "run `beet clap-index`"
+    )
+
+
+def track_name(lib: Library, item_id: int) -> str:
+    """ "artist - title" of an item, for --explain and error lines."""
+    item = lib.get_item(item_id)
+    return f"item {item_id}" if item is None else f"{item.artist} - {item.title}"
