@@ -143,9 +143,9 @@ def profile(
 ) -> Profile:
     """Time each stage on `tracks` files, one thread, as one worker runs it."""
     from beetsplug.clap import audio
-    from beetsplug.clap.index import AudioEncoder
     from beetsplug.clap.model import Bundle
     from beetsplug.clap.store import Embedded, Store
+    from beetsplug.clap.workers import AudioEncoder
 
     bundle = Bundle.load(bundle_path, threads=1)
     encoder = AudioEncoder(str(bundle.path / "audio.onnx"), threads=1)

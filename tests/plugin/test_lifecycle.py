@@ -267,10 +267,10 @@ def _workers(proc: subprocess.Popen) -> list[int]:
 
 
 def _spools(pid: int) -> list[Path]:
-    from beetsplug.clap import index
+    from beetsplug.clap import workers
 
-    base = Path(index._spool_base() or tempfile.gettempdir())
-    return sorted(base.glob(f"{index.SPOOL_PREFIX}{pid}-*"))
+    base = Path(workers._spool_base() or tempfile.gettempdir())
+    return sorted(base.glob(f"{workers.SPOOL_PREFIX}{pid}-*"))
 
 
 needs_proc = pytest.mark.skipif(
@@ -339,7 +339,7 @@ def test_a_killed_index_leaves_no_process_and_no_spool_behind(
 
 
 def test_only_spools_of_dead_processes_are_removed(tmp_path: Path) -> None:
-    from beetsplug.clap import index
+    from beetsplug.clap import workers
 
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -349,13 +349,13 @@ def test_only_spools_of_dead_processes_are_removed(tmp_path: Path) -> None:
     )
     dead = int(gone.stdout)
     alive = os.getppid()
-    stale = tmp_path / f"{index.SPOOL_PREFIX}{dead}-abc123"
-    live = tmp_path / f"{index.SPOOL_PREFIX}{alive}-def456"
-    other = tmp_path / f"{index.SPOOL_PREFIX}nopid"
+    stale = tmp_path / f"{workers.SPOOL_PREFIX}{dead}-abc123"
+    live = tmp_path / f"{workers.SPOOL_PREFIX}{alive}-def456"
+    other = tmp_path / f"{workers.SPOOL_PREFIX}nopid"
     for folder in (stale, live, other):
         folder.mkdir()
         (folder / "1.npy").write_bytes(b"x")
-    assert index.remove_stale_spools(str(tmp_path)) == 1
+    assert workers.remove_stale_spools(str(tmp_path)) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
 
 

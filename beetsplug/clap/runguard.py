@@ -1,0 +1,137 @@
+"""A clap-index run's guards: the environment check, the run lock, SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .audio import DecoderUnavailableError, check_decoders, needs_ffmpeg
+
+if TYPE_CHECKING:
+    from .index import Work
+    from .store import Store
+
+# One run at a time per library: an exclusive lock on this file beside the
+# database (released by the kernel however the run ends).
+LOCK_SUFFIX = ".clap-index.lock"
+
+
+class IndexingError(Exception):
+    """A run that cannot start or go on: another run holds the library, or
+    the environment is broken (a decoder library, ffmpeg for every file, a
+    worker that cannot open the model). One line; the run changes nothing
+    more (batches already committed are complete and kept)."""
+
+
+def check_environment(todo: Sequence[Work]) -> None:
+    """Stop before anything changes when no file of `todo` could be
+    decoded whatever it holds: the decoding libraries do not work, or
+    every file needs ffmpeg and there is none. Raises IndexingError."""
+    if not todo:
+        return
+    try:
+        check_decoders()
+    except DecoderUnavailableError as exc:
+        raise IndexingError(str(exc)) from exc
+    if shutil.which("ffmpeg") is None and all(needs_ffmpeg(w.path) for w in todo):
+        kinds = sorted(
+            {os.path.splitext(w.path)[1].lower() or "no suffix" for w in todo}
+        )
+        raise IndexingError(
+            f"ffmpeg is not installed and none of the {len(todo)} file(s) to "
+            f"embed ({', '.join(kinds[:5])}) can be read without it: install "
+            "ffmpeg, then run clap-index again"
+        )
+
+
+def _database_file(store: Store) -> str | None:
+    """The file behind the store's main database (None: in memory)."""
+    for _, name, file in store.conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return file or None
+    return None
+
+
+def _lock_file(fd: int) -> bool:
+    """Take an exclusive lock on an open file without waiting."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def exclusive_run(store: Store) -> Iterator[None]:
+    """Hold the library's index lock for a run; IndexingError when another
+    process holds it. The kernel drops the lock when its holder ends,
+    however it ends, so a killed run never blocks the next one. A folder
+    where the lock file cannot be made (read-only) runs unlocked: nothing
+    can be written there anyway, and the database says so."""
+    db = _database_file(store)
+    if db is None:
+        yield
+        return
+    try:
+        fd = os.open(db + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        if not _lock_file(fd):
+            try:
+                os.lseek(fd, 0, os.SEEK_SET)
+                holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            except OSError:  # Windows: the holder's locked byte
+                holder = ""
+            raise IndexingError(
+                "another clap-index run is in progress on this library"
+                + (f" (pid {holder})" if holder.isdigit() else "")
+                + ": wait for it to finish, then run clap-index again"
+            )
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread where Ctrl-C raises
+    KeyboardInterrupt, so that the same clean-ups run."""
+
+
+@contextlib.contextmanager
+def terminate_like_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does (batch in flight rolled back,
+    workers stopped, spool removed) instead of killing the process on the
+    spot. A second SIGTERM kills at once (the workers still follow)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
