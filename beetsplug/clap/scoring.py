@@ -9,11 +9,12 @@ per set of tag names (`tag_meanings`), never at each search.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .lexicon import lexicon
 
@@ -99,57 +100,306 @@ class TagMatch(NamedTuple):
     present: list[int]
     absent: list[int]
 
+    by = "lexicon"  # what linked them (TextMatch: the text encoder)
 
-def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
-    """Which of a bundle's tags speak about `attribute`.
 
-    A tag is *present* evidence when it names the attribute or a kind of it
-    ("vocal", "male vocal" for "vocals") and *absent* evidence when it is a
-    negation of it ("no vocals", "instrumental"). Search can then use a tagger's
-    probabilities, which know presence better than text similarity does.
-    """
+class TextMatch(TagMatch):
+    """Tags the text encoder linked to a phrase the lexicon does not link."""
+
+    __slots__ = ()
+    by = "text encoder"
+
+
+def bundle_tag_meanings(bundle: Any) -> tuple[TagMeaning, ...]:
+    """What each of a bundle's tags means: fixed at export where the bundle
+    says (`bundle.tag_meanings`), else read from its tag names once."""
+    meanings = getattr(bundle, "tag_meanings", None)
+    if meanings is not None:
+        return tuple(meanings)
+    return tag_meanings(tuple(getattr(bundle, "tag_names", ()) or ()))
+
+
+def _endings(attribute: str) -> list[str]:
+    """The attribute and its shorter endings, longest first: "calm piano",
+    "piano" (what a tag may name when none names the whole phrase)."""
+    words = attribute.split()
+    return [" ".join(words[i:]) for i in range(len(words))]
+
+
+def _head(phrase: str) -> str | None:
+    """The longest ending of `phrase` that is a lexicon concept ("male
+    vocals" -> "vocals"), None when none is."""
+    concepts = lexicon().concepts
+    return next((e for e in _endings(phrase) if e in concepts), None)
+
+
+@functools.lru_cache(maxsize=1024)
+def narrower(concept: str) -> frozenset[str]:
+    """The concept and every kind of it, kinds of kinds included ("guitar"
+    -> acoustic, electric, distorted guitar; lexicon broader/within)."""
+    out, todo = {concept}, [concept]
+    while todo:
+        for kind in lexicon().kinds_of(todo.pop()):
+            if kind not in out:
+                out.add(kind)
+                todo.append(kind)
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def broader(concept: str) -> tuple[str, ...]:
+    """The families a concept belongs to, nearest first ("distorted guitar"
+    -> electric guitar, guitar; lexicon broader)."""
+    concepts = lexicon().concepts
+    out: list[str] = []
+    todo = [concept]
+    while todo:
+        entry = concepts.get(todo.pop(0))
+        for family in entry.broader if entry else ():
+            if family not in out and family != concept:
+                out.append(family)
+                todo.append(family)
+    return tuple(out)
+
+
+def _tags_meaning(meanings: Sequence[TagMeaning], concepts: frozenset[str]) -> TagMatch:
+    """The tags whose meaning is one of `concepts` (or a narrowed form of
+    one: a "male vocals" tag speaks about vocals), and those that say one
+    is absent."""
     present, absent = [], []
-    for index, meaning in enumerate(tag_meanings(tuple(tag_names))):
-        if attribute in meaning.absent:
+    for index, meaning in enumerate(meanings):
+        if concepts.intersection(meaning.absent):
             absent.append(index)
             continue
         concept = meaning.concept
-        if concept is not None and (
-            concept == attribute or concept.endswith(" " + attribute)
-        ):
+        if concept is not None and (concept in concepts or _head(concept) in concepts):
             present.append(index)
     return TagMatch(present, absent)
 
 
-def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
-    """The tags that speak about `attribute`, else about its head noun: no
-    tag says "calm piano" or "hip hop drums", but "piano" and "drums" do
-    (empty when no tag speaks about any of its endings)."""
-    words = attribute.split()
-    for start in range(len(words)):
-        match = match_tags(" ".join(words[start:]), tag_names)
+def link_by_lexicon(
+    attribute: str, meanings: Sequence[TagMeaning], wanted: bool = False
+) -> TagMatch:
+    """The tags that mean `attribute`, by the lexicon's concepts.
+
+    The attribute itself or one of its kinds, else the same for its
+    shorter endings (no tag says "calm piano", "piano" does); a wanted
+    attribute no tag names reaches its broader families next ("techno" ->
+    electronic): evidence for the family is evidence for it, while the
+    absence of a family's member says nothing of the family. Empty when
+    the lexicon links nothing.
+    """
+    for ending in _endings(attribute):
+        match = _tags_meaning(meanings, narrower(ending))
         if match.present or match.absent:
             return match
+    if wanted:
+        for ending in _endings(attribute):
+            for family in broader(ending):
+                match = _tags_meaning(meanings, narrower(family))
+                if match.present or match.absent:
+                    return match
     return TagMatch([], [])
 
 
-def tag_evidence(match: TagMatch, tags: np.ndarray) -> np.ndarray | None:
+def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
+    """Which of a bundle's tags speak about `attribute`, by what they mean
+    (tag_meanings): *present* evidence when a tag names the attribute or a
+    kind of it ("vocal", "male vocal" for "vocals"), *absent* evidence when
+    it says the attribute is absent ("no vocals", "instrumental")."""
+    meanings = tag_meanings(tuple(tag_names))
+    return _tags_meaning(meanings, narrower(attribute))
+
+
+def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
+    """The tags that speak about `attribute`, else about one of its endings
+    ("calm piano" -> piano, "hip hop drums" -> drums); empty when none."""
+    return link_by_lexicon(attribute, tag_meanings(tuple(tag_names)))
+
+
+# A phrase the lexicon links to no tag is linked by the text encoder to the
+# tags whose meaning stands out as closest to it: a cosine this many
+# standard deviations above the phrase's mean cosine to all the bundle's tag
+# meanings. Relative, because a text tower puts every word it does not know
+# close to the same few meanings (high cosine, nothing distinctive); chosen
+# on the choose part of the real-recording check set (docs/benchmarks.md,
+# "Query phrases linked to tags").
+TEXT_LINK_THRESHOLD = 1.5
+# Linked meanings per attribute at most (the closest): a word outside the
+# lexicon means one or two concepts, not a family of tags.
+TEXT_LINK_MAX = 2
+_MAX_LINKS = 4096
+_links: dict[tuple[str, str, bool], TagMatch] = {}
+_meaning_vectors: dict[str, tuple[list[int], np.ndarray]] = {}
+
+
+def tag_meaning_text(name: str, meaning: TagMeaning) -> str:
+    """The text that stands for a tag's meaning when phrases are compared
+    with it by the text encoder: its concept, else its name."""
+    text = meaning.concept or name.split(":", 1)[-1]
+    return f"{text} music"
+
+
+def _meaning_vectors_of(bundle: Any) -> tuple[list[int], np.ndarray]:
+    """(tag indices, unit embeddings) of the tags that name something,
+    embedded once per bundle identity."""
+    import numpy as np
+
+    key = str(bundle.identity)
+    found = _meaning_vectors.get(key)
+    if found is None:
+        meanings = bundle_tag_meanings(bundle)
+        names = list(bundle.tag_names)
+        texts: dict[str, list[int]] = {}
+        for index, meaning in enumerate(meanings):
+            if not meaning.absent:
+                texts.setdefault(tag_meaning_text(names[index], meaning), []).append(
+                    index
+                )
+        vectors = bundle.embed_text(list(texts)) if texts else np.zeros((0, 1))
+        rows = [i for members in texts.values() for i in members]
+        repeat = [len(members) for members in texts.values()]
+        found = (rows, np.repeat(vectors, repeat, axis=0))
+        if len(_meaning_vectors) >= 8:
+            _meaning_vectors.clear()
+        _meaning_vectors[key] = found
+    return found
+
+
+def link_by_text(
+    bundle: Any, attribute: str, threshold: float | None = None
+) -> TagMatch:
+    """The tags whose meaning the text encoder puts closest to the attribute,
+    where that cosine stands `threshold` (TEXT_LINK_THRESHOLD) standard
+    deviations above the phrase's mean cosine to the bundle's tag meanings;
+    closest first, at most TEXT_LINK_MAX meanings."""
+    import numpy as np
+
+    if threshold is None:
+        threshold = TEXT_LINK_THRESHOLD
+    rows, vectors = _meaning_vectors_of(bundle)
+    if len(rows) < 2:
+        return TextMatch([], [])
+    phrase = bundle.embed_attributes([f"{attribute} music"])[0]
+    sims = vectors @ phrase
+    # One value per meaning: tags that share a meaning share its cosine.
+    distinct = np.unique(sims)
+    spread = float(distinct.std())
+    if spread <= 0:
+        return TextMatch([], [])
+    linked = distinct[(distinct - distinct.mean()) / spread >= threshold]
+    floor = linked[-TEXT_LINK_MAX:][0] if len(linked) else np.inf
+    order = np.argsort(-sims, kind="stable")
+    return TextMatch([rows[i] for i in order if sims[i] >= floor], [])
+
+
+def unknown_words(parsed: ParsedQuery) -> str:
+    """The words of the affirmative part the lexicon does not know (no
+    concept's form, no filler or cue word), in order: what only the text
+    encoder can link to tags. Quoted text is the user's literal words."""
+    from .query import FILLER_WORDS
+
+    if '"' in parsed.affirmative:
+        return ""
+    forms = lexicon().forms
+    words = re.findall(r"[^\W_]+(?:['-][^\W_]+)*", parsed.affirmative.casefold())
+    return " ".join(
+        w for w in words if w not in forms and w not in FILLER_WORDS and not w.isdigit()
+    )
+
+
+def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
+    """The tags of `bundle` that mean `attribute`: by the lexicon, else by
+    the text encoder; resolved once per (bundle, attribute) and remembered."""
+    key = (str(bundle.identity), attribute, wanted)
+    found = _links.get(key)
+    if found is None:
+        found = link_by_lexicon(attribute, bundle_tag_meanings(bundle), wanted)
+        if not (found.present or found.absent) and hasattr(bundle, "embed_text"):
+            found = link_by_text(bundle, attribute)
+        if len(_links) >= _MAX_LINKS:
+            _links.clear()
+        _links[key] = found
+    return found
+
+
+# --------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------
+
+# Points of each tag's distribution kept (its quantiles): enough that a
+# percentile read from them is within about half a percent of the exact one.
+SCALE_POINTS = 201
+
+
+class TagScale:
+    """Each tag's distribution over a collection (the library), so that a
+    probability reads as the share of the collection it is above.
+
+    Taggers' tags have their own scales ("vocals" spans 0-1, a rare genre
+    0-0.1): a percentile makes a tag with a small scale count as much as
+    one with a large scale, and is what the evidence weights multiply.
+    """
+
+    def __init__(self, quantiles: np.ndarray) -> None:
+        import numpy as np
+
+        self.quantiles = np.asarray(quantiles, np.float64)  # [K, T]
+        k = len(self.quantiles)
+        self.levels = np.linspace(0.0, 1.0, k) if k > 1 else np.full(1, 0.5)
+
+    @classmethod
+    def fit(cls, tags: np.ndarray) -> TagScale:
+        """The scale of the tags of a collection [n_items, T]."""
+        import numpy as np
+
+        tags = np.asarray(tags, np.float64)
+        if tags.ndim != 2 or not len(tags):
+            return cls(np.zeros((1, tags.shape[-1] if tags.ndim else 0)))
+        points = min(len(tags), SCALE_POINTS)
+        return cls(np.quantile(tags, np.linspace(0.0, 1.0, points), axis=0))
+
+    @property
+    def width(self) -> int:
+        return int(self.quantiles.shape[1])
+
+    def percentile(self, values: np.ndarray, tag: int) -> np.ndarray:
+        """Where `values` of tag `tag` lie in the collection, in [0, 1]:
+        ties spread evenly (a tag constant over the collection reads 0.5)."""
+        import numpy as np
+
+        q = self.quantiles[:, tag]
+        lo = np.interp(values, q, self.levels, left=0.0, right=1.0)
+        hi = 1.0 - np.interp(-values, -q[::-1], self.levels, left=1.0, right=0.0)
+        return ((lo + hi) / 2).astype(np.float32)
+
+
+def tag_evidence(
+    match: TagMatch, tags: np.ndarray, scale: TagScale | None = None
+) -> np.ndarray | None:
     """How present an attribute is in each item by the tagger, in [0, 1].
 
-    The highest probability among the tags that name it, averaged with one
-    minus the highest among those that negate it when there are both; None
-    when no tag speaks about the attribute. `tags` is [n_items, n_tags].
+    The highest percentile (`scale`: over the library; the given rows when
+    None) among the tags that mean it, averaged with one minus the highest
+    among those that say it is absent when there are both; None when no tag
+    speaks about the attribute. `tags` is [n_items, n_tags].
     """
     import numpy as np
 
     tags = np.asarray(tags, dtype=np.float32)
+    if not (match.present or match.absent):
+        return None
+    if scale is None or scale.width != tags.shape[1]:
+        scale = TagScale.fit(tags)
+
+    def best(columns: list[int]) -> np.ndarray:
+        return np.max([scale.percentile(tags[:, c], c) for c in columns], axis=0)
+
     parts = []
     if match.present:
-        parts.append(tags[:, match.present].max(axis=1))
+        parts.append(best(match.present))
     if match.absent:
-        parts.append(1.0 - tags[:, match.absent].max(axis=1))
-    if not parts:
-        return None
+        parts.append(1.0 - best(match.absent))
     return np.mean(parts, axis=0).astype(np.float32)
 
 
@@ -210,8 +460,8 @@ class TextQuery:
     # attribute, then its kinds), in the order of `negated`; M may be 0.
     negated_vectors: np.ndarray
     weight: float
-    # Per negated attribute, the bundle's tags that speak about it (empty
-    # matches for a bundle without tags), and the weight of their evidence.
+    # Per negated attribute, the bundle's tags that mean it (empty matches
+    # for a bundle without tags), and the weight of their evidence.
     tag_matches: tuple[TagMatch, ...] = ()
     tag_weight: float = 0.0
     tag_names: tuple[str, ...] = ()
@@ -244,15 +494,33 @@ class TextQuery:
         tag_names: Sequence[str] = (),
         tag_weight: float = 0.0,
         affirmed_tag_weight: float = 0.0,
+        bundle: Any = None,
     ) -> TextQuery:
         """From a parsed query and the embeddings of [whole text,
         *negated_phrases(parsed)] (or [whole text, *negated], one text per
         attribute, for a caller that does not widen them to their kinds):
-        finds, per negated and per affirmed attribute, the tags that speak
-        about it."""
+        links, per negated and per affirmed attribute, the tags that mean it
+        (`link_tags` with a bundle: the lexicon, else its text encoder;
+        without one the lexicon alone, over the meanings of `tag_names`)."""
         names = tuple(tag_names)
-        matches = tuple(match_tags(n, names) for n in parsed.negated)
-        affirmed = tuple(match_head(a, names) for a in parsed.affirmed)
+        if bundle is not None and names:
+
+            def link(attribute: str, wanted: bool) -> TagMatch:
+                return link_tags(bundle, attribute, wanted)
+        else:
+            meanings = tag_meanings(names)
+
+            def link(attribute: str, wanted: bool) -> TagMatch:
+                return link_by_lexicon(attribute, meanings, wanted)
+
+        matches = tuple(link(n, False) for n in parsed.negated)
+        affirmed = tuple(link(a, True) for a in parsed.affirmed)
+        rest = unknown_words(parsed) if bundle is not None and names else ""
+        if rest:
+            # Words the lexicon does not know ("thrash"): the text encoder
+            # alone can link them, as one more wanted attribute.
+            parsed = dataclasses.replace(parsed, affirmed=[*parsed.affirmed, rest])
+            affirmed += (link_by_text(bundle, rest),)
         counts = tuple(len(attribute_phrases(n)) for n in parsed.negated)
         if len(vectors) - 1 != sum(counts):
             if len(vectors) - 1 != len(counts):
@@ -299,20 +567,29 @@ class TextQuery:
         pass alone cannot rank by it)."""
         return bool(len(self.negated_vectors)) or self._bonus_tags
 
-    def score(self, mat: np.ndarray, tags: np.ndarray | None = None) -> np.ndarray:
+    def score(
+        self,
+        mat: np.ndarray,
+        tags: np.ndarray | None = None,
+        scale: TagScale | None = None,
+    ) -> np.ndarray:
         """sim(whole text) - weight * max over negated attributes of their
-        penalty: text sim, plus tag_weight * the tagger's evidence where a tag
-        speaks about the attribute and `tags` ([n_items, T]) are given
+        penalty: text sim, plus tag_weight * the tagger's calibrated evidence
+        where a tag means the attribute and `tags` ([n_items, T]) are given
         (docs/queries.md, form "max"); plus affirmed_tag_weight * the mean
-        evidence for the affirmed attributes a tag speaks about."""
+        evidence for the affirmed attributes a tag means. `scale` is the
+        tags' distribution over the library (TagScale); without it the
+        given rows are the collection the tags are calibrated over."""
         negated = self._phrase_max(mat) if len(self.negated_vectors) else None
+        if tags is not None and self.uses_tags and scale is None:
+            scale = TagScale.fit(tags)
         if negated is not None and tags is not None and self._penalty_tags:
             for j, match in enumerate(self.tag_matches):
-                evidence = tag_evidence(match, tags)
+                evidence = tag_evidence(match, tags, scale)
                 if evidence is not None:
                     negated[j] += self.tag_weight * evidence
         return self.with_bonus(
-            combine_scores(mat @ self.vector, negated, self.weight), tags
+            combine_scores(mat @ self.vector, negated, self.weight), tags, scale
         )
 
     def _phrase_max(self, mat: np.ndarray) -> np.ndarray:
@@ -324,14 +601,22 @@ class TextQuery:
         starts = np.concatenate([[0], np.cumsum(self.phrase_counts)[:-1]])
         return np.maximum.reduceat(sims, starts, axis=0)
 
-    def with_bonus(self, scores: np.ndarray, tags: np.ndarray | None) -> np.ndarray:
-        """`scores` plus affirmed_tag_weight x the mean tagger evidence for
-        the affirmed attributes (unchanged without tags or such attributes)."""
+    def with_bonus(
+        self,
+        scores: np.ndarray,
+        tags: np.ndarray | None,
+        scale: TagScale | None = None,
+    ) -> np.ndarray:
+        """`scores` plus affirmed_tag_weight x the mean calibrated tagger
+        evidence for the affirmed attributes (unchanged without tags or such
+        attributes); `scale` as for `score`."""
         import numpy as np
 
         if tags is None or not self._bonus_tags:
             return scores
-        found = [tag_evidence(m, tags) for m in self.affirmed_matches]
+        if scale is None:
+            scale = TagScale.fit(tags)
+        found = [tag_evidence(m, tags, scale) for m in self.affirmed_matches]
         bonus = np.mean([e for e in found if e is not None], axis=0)
         return (scores + self.affirmed_tag_weight * bonus).astype(np.float32)
 
@@ -347,7 +632,7 @@ class TextQuery:
                 sim = f"max text sim({phrases})"
             names = self._tag_list(match)
             if names and self.tag_weight > 0:
-                scored_by[attribute] = f"{sim} + {self.tag_weight:g} x tagger [{names}]"
+                scored_by[attribute] = f"{sim} + {self.tag_weight:g} x {names}"
             elif count > 1:
                 scored_by[attribute] = sim
         bonus = {}
@@ -356,7 +641,7 @@ class TextQuery:
                 self.parsed.affirmed, self.affirmed_matches, strict=False
             ):
                 if names := self._tag_list(match):
-                    bonus[attribute] = f"tagger [{names}]"
+                    bonus[attribute] = names
         return describe(
             self.parsed,
             self.weight,
@@ -366,9 +651,13 @@ class TextQuery:
         )
 
     def _tag_list(self, match: TagMatch) -> str:
-        names = [repr(self.tag_names[i]) for i in match.present]
-        names += [f"1 - {self.tag_names[i]!r}" for i in match.absent]
-        return ", ".join(names)
+        """ "tags vocal, singing, 1 - no vocals (lexicon)": the tags linked,
+        how, and that their percentiles over the library are what counts."""
+        names = [self.tag_names[i] for i in match.present]
+        names += [f"1 - {self.tag_names[i]}" for i in match.absent]
+        if not names:
+            return ""
+        return f"tags {', '.join(names)} (by {match.by})"
 
 
 def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
@@ -409,7 +698,7 @@ def describe(
     bonus_term = ""
     if bonus and bonus_weight > 0:
         for attribute, how in bonus.items():
-            lines.append(f"  wanted {attribute}: evidence = {how}")
+            lines.append(f"  wanted {attribute}: evidence = {how}, w {bonus_weight:g}")
         evidence = ", ".join(f"evidence({a!r})" for a in bonus)
         bonus_term = f" + {bonus_weight:g} * " + (
             evidence if len(bonus) == 1 else f"mean({evidence})"

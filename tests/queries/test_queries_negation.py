@@ -289,17 +289,19 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     bonus = TextQuery.build(parsed, vectors, 0.5, names, 0.0, 0.4)
     assert plain.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2])
     # "calm piano" has no tag of its own: its head noun's tag speaks for it;
-    # the bonus is weight x the mean evidence over the wanted attributes.
+    # the bonus is weight x the mean evidence over the wanted attributes,
+    # each tag read as its percentile among the items scored (ties share
+    # the levels they span): guitar 1, 0.5, 0; piano 0.25, 1, 0.25.
     assert bonus.score(audio, probs) == pytest.approx(
-        [0.5 + 0.4 * 0.45, 0.6 + 0.4 * 0.4, 0.2]
+        [0.5 + 0.4 * (1 + 0.25) / 2, 0.6 + 0.4 * (0.5 + 1) / 2, 0.2 + 0.4 * 0.25 / 2]
     )
     assert bonus.score(audio) == pytest.approx(plain.score(audio))  # no tags stored
     assert bonus.uses_tags
     assert bonus.rescores
     assert not plain.uses_tags
     lines = bonus.explain().splitlines()
-    assert "  wanted guitar: evidence = tagger ['guitar']" in lines
-    assert "  wanted calm piano: evidence = tagger ['piano']" in lines
+    assert "  wanted guitar: evidence = tags guitar (by lexicon), w 0.4" in lines
+    assert "  wanted calm piano: evidence = tags piano (by lexicon), w 0.4" in lines
     assert lines[-1].endswith(
         "- 0.5 * sim('vocals') + 0.4 * mean(evidence('guitar'), evidence('calm piano'))"
     )
@@ -307,8 +309,8 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     only = TextQuery.build(parse_query("drums"), vectors[:1], 0.5, names, 1.0, 0.4)
     assert only.rescores
     assert not len(only.negated_vectors)
-    assert only.score(audio, probs) == pytest.approx(
-        [0.5 + 0.4 * 0.8, 0.6 + 0.4 * 0.9, 0.7]
+    assert only.score(audio, probs) == pytest.approx(  # drums: 0.5, 1, 0
+        [0.5 + 0.4 * 0.5, 0.6 + 0.4 * 1.0, 0.7]
     )
     assert only.explain().splitlines()[-1] == (
         "ranking:     sim('drums') + 0.4 * evidence('drums')"
@@ -325,10 +327,14 @@ def test_tag_evidence_reads_presence_and_absence_tags() -> None:
         ],
         np.float32,
     )
+    # Each tag counts as its percentile among the items (ties share the
+    # levels they span): vocal 1, 0, 0.5; male vocal 0.5, 0, 1; no vocals
+    # 0, 1, 0.5. Presence is the best presence tag, averaged with one
+    # minus the absence tag.
     vocals = tag_evidence(match_tags("vocals", names), probs)
-    assert vocals == pytest.approx([(0.9 + 0.9) / 2, (0.1 + 0.3) / 2, (0.8 + 0.8) / 2])
+    assert vocals == pytest.approx([(1 + 1) / 2, (0 + 0) / 2, (1 + 0.5) / 2])
     assert tag_evidence(match_tags("drums", names), probs) == pytest.approx(
-        [0.0, 0.0, 0.5]
+        [0.25, 0.25, 1.0]
     )
     assert tag_evidence(match_tags("piano", names), probs) is None
 
