@@ -182,19 +182,25 @@ def link_by_lexicon(
 ) -> TagMatch:
     """The tags that mean `attribute`, by the lexicon's concepts.
 
-    The attribute itself or one of its kinds, else the same for its
-    shorter endings (no tag says "calm piano", "piano" does); a wanted
-    attribute no tag names reaches its broader families next ("techno" ->
-    electronic): evidence for the family is evidence for it, while the
-    absence of a family's member says nothing of the family. Empty when
-    the lexicon links nothing.
+    The attribute itself or one of its kinds; a wanted one else the same
+    for its shorter endings down to its head concept (no tag says "calm
+    piano", "piano" does), then its broader families ("techno" ->
+    electronic): evidence for the family is evidence for it, while leaving
+    out a member says nothing of the family. Empty when the lexicon links
+    nothing.
     """
-    for ending in _endings(attribute):
+    head = _head(attribute)
+    # The phrase down to its head concept when wanted; a negated phrase is
+    # itself alone ("no male vocals" says nothing against a female voice).
+    endings = _endings(attribute) if wanted else [attribute]
+    if head in endings:
+        endings = endings[: endings.index(head) + 1]
+    for ending in endings:
         match = _tags_meaning(meanings, narrower(ending))
         if match.present or match.absent:
             return match
     if wanted:
-        for ending in _endings(attribute):
+        for ending in endings:
             for family in broader(ending):
                 match = _tags_meaning(meanings, narrower(family))
                 if match.present or match.absent:

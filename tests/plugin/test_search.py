@@ -383,14 +383,19 @@ def test_tagger_evidence_joins_a_negated_attributes_penalty(
         env, corpus, tmp_path, "tone, no drums", "tag_weight", 2.0
     )
     assert tags["low"] > 0.5 > max(tags["mid"], tags["high"], tags["noise"])
+    pct = _percentiles(tags)
     for title, score in with_tags.items():
-        # weight 0.5 (the bundle's default) x tag weight 2 x the drums tag
-        expected = without[title] - 0.5 * 2.0 * tags[title]
+        # weight 0.5 (the bundle's default) x tag weight 2 x the drums tag's
+        # percentile in the library
+        expected = without[title] - 0.5 * 2.0 * pct[title]
         # max() over one negated attribute: the penalty is that sum exactly
         assert score == pytest.approx(expected, abs=2e-3)
     assert min(with_tags, key=with_tags.get) == "low"
     explained = env.lines("clap", "--explain", "tone, no drums", "-n", "1")
-    assert "  drums: penalty = text sim('drums') + 2 x tagger ['drums']" in explained
+    assert (
+        "  drums: penalty = text sim('drums') + 2 x tags drums (by lexicon)"
+        in explained
+    )
     assert explained[-2].endswith(" - 0.5 * penalty('drums')")
     from beetsplug.clap import DEFAULTS
 
@@ -404,18 +409,45 @@ def test_tagger_evidence_lifts_a_wanted_attribute(
     without, with_tags, tags = _scores_off_and_on(
         env, corpus, tmp_path, "tone with drums", "affirmed_tag_weight", 3.0
     )
+    pct = _percentiles(tags)
     for title, score in with_tags.items():
-        assert score == pytest.approx(without[title] + 3.0 * tags[title], abs=2e-3)
+        assert score == pytest.approx(without[title] + 3.0 * pct[title], abs=2e-3)
     assert max(with_tags, key=with_tags.get) == "low"
     assert max(without, key=without.get) != "low"
     explained = env.lines("clap", "--explain", "tone with drums", "-n", "1")
-    assert "  wanted drums: evidence = tagger ['drums']" in explained
+    assert "  wanted drums: evidence = tags drums (by lexicon), w 3" in explained
     assert explained[-2] == (
         "ranking:     sim('tone with drums') + 3 * evidence('drums')"
     )
     from beetsplug.clap import DEFAULTS
 
     assert DEFAULTS["affirmed_tag_weight"] == search.DEFAULT_AFFIRMED_TAG_WEIGHT
+
+
+def _percentiles(tags: dict[str, float]) -> dict[str, float]:
+    """title -> where its drums tag lies among the library's four (ranks
+    spread over 0..1): what the search counts instead of the probability."""
+    order = sorted(tags, key=tags.get)
+    return {title: order.index(title) / (len(order) - 1) for title in tags}
+
+
+@pytest.mark.parametrize("weight", ["tag_weight", "affirmed_tag_weight"])
+def test_a_word_reaches_the_tag_that_means_it(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path, weight: str
+) -> None:
+    # No tag is named "percussion", but the lexicon counts drums as one:
+    # the "drums" tag speaks for it, wanted (first) and negated (last).
+    _drum_tagger_library(env, corpus, tmp_path, **{weight: 5.0})
+    # (The tiny text tower knows neither "tone" nor "percussion": only the
+    # tag can rank the tones.)
+    text = "jazz with percussion" if weight != "tag_weight" else "jazz, no percussion"
+    scores, tags = _scores_and_tags(env, text)
+    assert tags["low"] > 0.5 > max(tags["mid"], tags["high"], tags["noise"])
+    best = max(scores, key=scores.get)
+    worst = min(scores, key=scores.get)
+    assert (best if weight != "tag_weight" else worst) == "low"
+    explained = env.lines("clap", "--explain", text, "-n", "1")
+    assert any("tags drums (by lexicon)" in line for line in explained), explained
 
 
 def _ids(env: ClapEnv) -> dict[str, int]:

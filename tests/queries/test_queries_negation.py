@@ -731,3 +731,39 @@ def test_every_kind_is_an_attribute_the_parser_reads_as_itself() -> None:
 )
 def test_dangling_cue(text: str, cue: str | None) -> None:
     assert parse_query(text).dangling == cue
+
+
+def test_a_tag_with_a_small_scale_counts_as_much_as_a_large_one() -> None:
+    # The same ordering on two scales: a tagger that rarely says "piano"
+    # above 0.1 still speaks as loudly for piano as its guitar tag does.
+    guitar = np.array([0.9, 0.5, 0.1, 0.7], np.float32)
+    names = ["guitar", "piano"]
+    probs = np.stack([guitar, guitar / 10], axis=1)
+    by_guitar = tag_evidence(match_tags("guitar", names), probs)
+    by_piano = tag_evidence(match_tags("piano", names), probs)
+    assert by_piano == pytest.approx(by_guitar)
+    assert by_guitar == pytest.approx([1.0, 1 / 3, 0.0, 2 / 3])
+    # Over a library (TagScale fitted on other rows), a row reads where it
+    # lies in that library.
+    from beetsplug.clap.scoring import TagScale
+
+    scale = TagScale.fit(probs)
+    one = probs[[1]]
+    assert tag_evidence(match_tags("piano", names), one, scale) == pytest.approx(
+        [1 / 3]
+    )
+
+
+def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
+    from beetsplug.clap.scoring import link_by_lexicon, tag_meanings
+
+    names = ("guitar", "drums", "no vocals", "female vocal", "choir", "electronic")
+    meanings = tag_meanings(names)
+    # A negated family reaches its kinds' tags and the tags of its absence.
+    assert link_by_lexicon("vocals", meanings) == ([3, 4], [2])
+    # A head ("calm piano" has none; "distorted guitar" is a kind of guitar)
+    # reaches a broader tag only when wanted.
+    assert link_by_lexicon("distorted guitar", meanings, wanted=True) == ([0], [])
+    assert link_by_lexicon("distorted guitar", meanings) == ([], [])
+    assert link_by_lexicon("percussion", meanings) == ([1], [])
+    assert link_by_lexicon("electronica", meanings) == ([], [])  # not an id
