@@ -84,14 +84,22 @@ def tag_meanings(tag_names: tuple[str, ...]) -> tuple[TagMeaning, ...]:
 
     The tag names are read as the query parser reads a description: "male
     vocal" names "male vocals", "no vocals" and "instrumental" say vocals
-    are absent. The one place that decides what a tag means.
+    are absent; a tagger's prefix goes first ("msd:80s" reads "80s"). The
+    one place that decides what a tag means.
     """
     from .query import canonical_attribute, parse_query
 
+    labels = [_tag_label(name) for name in tag_names]
     return tuple(
-        TagMeaning(canonical_attribute(name), tuple(parse_query(name).negated))
-        for name in tag_names
+        TagMeaning(canonical_attribute(label), tuple(parse_query(label).negated))
+        for label in labels
     )
+
+
+def _tag_label(name: str) -> str:
+    """A tag name without the prefix that keeps two taggers' names apart."""
+    prefix, sep, label = name.partition(":")
+    return label if sep and prefix.isalnum() and label.strip() else name
 
 
 class TagMatch(NamedTuple):
@@ -220,7 +228,7 @@ def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
 def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
     """The tags that speak about `attribute`, else about one of its endings
     ("calm piano" -> piano, "hip hop drums" -> drums); empty when none."""
-    return link_by_lexicon(attribute, tag_meanings(tuple(tag_names)))
+    return link_by_lexicon(attribute, tag_meanings(tuple(tag_names)), wanted=True)
 
 
 # A phrase the lexicon links to no tag is linked by the text encoder to the
@@ -242,7 +250,7 @@ _meaning_vectors: dict[str, tuple[list[int], np.ndarray]] = {}
 def tag_meaning_text(name: str, meaning: TagMeaning) -> str:
     """The text that stands for a tag's meaning when phrases are compared
     with it by the text encoder: its concept, else its name."""
-    text = meaning.concept or name.split(":", 1)[-1]
+    text = meaning.concept or _tag_label(name)
     return f"{text} music"
 
 

@@ -766,4 +766,6 @@ def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
     assert link_by_lexicon("distorted guitar", meanings, wanted=True) == ([0], [])
     assert link_by_lexicon("distorted guitar", meanings) == ([], [])
     assert link_by_lexicon("percussion", meanings) == ([1], [])
-    assert link_by_lexicon("electronica", meanings) == ([], [])  # not an id
+    # A second tagger's prefixed names mean what their labels mean.
+    both = tag_meanings((*names, "msd:female vocalists", "msd:instrumental"))
+    assert link_by_lexicon("vocals", both) == ([3, 4, 6], [2, 7])
