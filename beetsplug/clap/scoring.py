@@ -2,9 +2,12 @@
 
 The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
-where a tag speaks about them), plus a small bonus for the wanted concepts a
-tag speaks about (docs/queries.md). What a bundle's tags mean is read once
-per set of tag names (`tag_meanings`), never at each search.
+where a tag means them), plus a bonus for the wanted concepts a tag means
+(docs/queries.md). A phrase is linked to tags by meaning (`link_tags`: the
+lexicon's concepts, else the text encoder), once per bundle and phrase; a
+tag's probability counts relative to its top over the library (`TagScale`).
+What a bundle's tags mean is read once (`bundle_tag_meanings`), never at
+each search.
 """
 
 from __future__ import annotations
@@ -235,10 +238,12 @@ def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
 # tags whose meaning stands out as closest to it: a cosine this many
 # standard deviations above the phrase's mean cosine to all the bundle's tag
 # meanings. Relative, because a text tower puts every word it does not know
-# close to the same few meanings (high cosine, nothing distinctive); chosen
-# on the choose part of the real-recording check set (docs/benchmarks.md,
-# "Query phrases linked to tags").
-TEXT_LINK_THRESHOLD = 1.5
+# close to the same few meanings (high cosine, nothing distinctive). Chosen
+# on the choose part of the real-recording check set as the lowest that
+# links none of a list of words no tag means ("kazoo", "latin", "happy";
+# tests/benchmarks/tag_links.py, docs/benchmarks.md "Query phrases linked
+# to tags"): lower ones link more synonyms there, and wrong tags as often.
+TEXT_LINK_THRESHOLD = 2.6
 # Linked meanings per attribute at most (the closest): a word outside the
 # lexicon means one or two concepts, not a family of tags.
 TEXT_LINK_MAX = 2
@@ -322,6 +327,13 @@ def unknown_words(parsed: ParsedQuery) -> str:
     )
 
 
+def forget_links() -> None:
+    """Drop the remembered links and tag-meaning embeddings (a benchmark
+    that changes TEXT_LINK_THRESHOLD resolves them again)."""
+    _links.clear()
+    _meaning_vectors.clear()
+
+
 def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
     """The tags of `bundle` that mean `attribute`: by the lexicon, else by
     the text encoder; resolved once per (bundle, attribute) and remembered."""
@@ -341,51 +353,50 @@ def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
 # Calibration
 # --------------------------------------------------------------------------
 
-# Points of each tag's distribution kept (its quantiles): enough that a
-# percentile read from them is within about half a percent of the exact one.
-SCALE_POINTS = 201
+# A tag's top over the library: the probability its most tagged items reach
+# (this quantile of its distribution, so one odd item does not set it).
+TOP_QUANTILE = 0.99
+# A tag whose top stays below this has not fired on the library: its values
+# there are noise, not a small scale, and are not stretched to count as one.
+TOP_FLOOR = 0.05
 
 
 class TagScale:
-    """Each tag's distribution over a collection (the library), so that a
-    probability reads as the share of the collection it is above.
+    """Each tag's top over a collection (the library), so that a probability
+    reads as how near the collection's most tagged items an item is.
 
-    Taggers' tags have their own scales ("vocals" spans 0-1, a rare genre
-    0-0.1): a percentile makes a tag with a small scale count as much as
-    one with a large scale, and is what the evidence weights multiply.
+    Taggers' tags have their own scales ("vocals" reaches 1, a rare genre
+    0.1): read relative to its top, a tag with a small scale counts as much
+    as one with a large scale, and one weight fits all. Items the tag does
+    not fire on stay near 0 (a percentile would spread them over the whole
+    range). Chosen over percentiles and z-scores on the real-recording check
+    set's choose part (docs/benchmarks.md, "Query phrases linked to tags").
     """
 
-    def __init__(self, quantiles: np.ndarray) -> None:
+    def __init__(self, tops: np.ndarray) -> None:
         import numpy as np
 
-        self.quantiles = np.asarray(quantiles, np.float64)  # [K, T]
-        k = len(self.quantiles)
-        self.levels = np.linspace(0.0, 1.0, k) if k > 1 else np.full(1, 0.5)
+        self.tops = np.maximum(np.asarray(tops, np.float32), TOP_FLOOR)  # [T]
 
     @classmethod
     def fit(cls, tags: np.ndarray) -> TagScale:
         """The scale of the tags of a collection [n_items, T]."""
         import numpy as np
 
-        tags = np.asarray(tags, np.float64)
+        tags = np.asarray(tags, np.float32)
         if tags.ndim != 2 or not len(tags):
-            return cls(np.zeros((1, tags.shape[-1] if tags.ndim else 0)))
-        points = min(len(tags), SCALE_POINTS)
-        return cls(np.quantile(tags, np.linspace(0.0, 1.0, points), axis=0))
+            return cls(np.ones(tags.shape[-1] if tags.ndim else 0, np.float32))
+        return cls(np.quantile(tags, TOP_QUANTILE, axis=0))
 
     @property
     def width(self) -> int:
-        return int(self.quantiles.shape[1])
+        return int(self.tops.shape[0])
 
-    def percentile(self, values: np.ndarray, tag: int) -> np.ndarray:
-        """Where `values` of tag `tag` lie in the collection, in [0, 1]:
-        ties spread evenly (a tag constant over the collection reads 0.5)."""
+    def relative(self, values: np.ndarray, tag: int) -> np.ndarray:
+        """`values` of tag `tag` over the tag's top, in [0, 1]."""
         import numpy as np
 
-        q = self.quantiles[:, tag]
-        lo = np.interp(values, q, self.levels, left=0.0, right=1.0)
-        hi = 1.0 - np.interp(-values, -q[::-1], self.levels, left=1.0, right=0.0)
-        return ((lo + hi) / 2).astype(np.float32)
+        return np.clip(values / self.tops[tag], 0.0, 1.0).astype(np.float32)
 
 
 def tag_evidence(
@@ -393,10 +404,10 @@ def tag_evidence(
 ) -> np.ndarray | None:
     """How present an attribute is in each item by the tagger, in [0, 1].
 
-    The highest percentile (`scale`: over the library; the given rows when
-    None) among the tags that mean it, averaged with one minus the highest
-    among those that say it is absent when there are both; None when no tag
-    speaks about the attribute. `tags` is [n_items, n_tags].
+    The highest value relative to the tag's top (`scale`: over the library;
+    the given rows when None) among the tags that mean it, averaged with one
+    minus the highest among those that say it is absent when there are both;
+    None when no tag speaks about the attribute. `tags` is [n_items, n_tags].
     """
     import numpy as np
 
@@ -407,7 +418,7 @@ def tag_evidence(
         scale = TagScale.fit(tags)
 
     def best(columns: list[int]) -> np.ndarray:
-        return np.max([scale.percentile(tags[:, c], c) for c in columns], axis=0)
+        return np.max([scale.relative(tags[:, c], c) for c in columns], axis=0)
 
     parts = []
     if match.present:
@@ -665,8 +676,8 @@ class TextQuery:
         )
 
     def _tag_list(self, match: TagMatch) -> str:
-        """ "tags vocal, singing, 1 - no vocals (lexicon)": the tags linked,
-        how, and that their percentiles over the library are what counts."""
+        """ "tags vocal, singing, 1 - no vocals (by lexicon)": the tags linked
+        and what linked them ("" when none is)."""
         names = [self.tag_names[i] for i in match.present]
         names += [f"1 - {self.tag_names[i]}" for i in match.absent]
         if not names:

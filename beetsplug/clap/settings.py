@@ -13,8 +13,8 @@ DEFAULTS: dict[str, Any] = {
     "max_windows": 0,  # windows per track; 0 = the bundle's own setting
     "threads": 0,  # this process's onnxruntime threads (workers: 1); 0 = per core
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
-    "tag_weight": 2.0,  # tagger evidence in a negation's penalty (bundles with tags)
-    "affirmed_tag_weight": 0.5,  # tagger evidence for wanted attributes, a bonus
+    "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
+    "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches
     # clap-playlists (docs/queries.md)

@@ -290,11 +290,10 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     assert plain.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2])
     # "calm piano" has no tag of its own: its head noun's tag speaks for it;
     # the bonus is weight x the mean evidence over the wanted attributes,
-    # each tag read as its percentile among the items scored (ties share
-    # the levels they span): guitar 1, 0.5, 0; piano 0.25, 1, 0.25.
-    assert bonus.score(audio, probs) == pytest.approx(
-        [0.5 + 0.4 * (1 + 0.25) / 2, 0.6 + 0.4 * (0.5 + 1) / 2, 0.2 + 0.4 * 0.25 / 2]
-    )
+    # each tag read relative to its top among the items scored.
+    evidence = (_relative(probs[:, 0]) + _relative(probs[:, 2])) / 2
+    assert bonus.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2] + 0.4 * evidence)
+    assert _relative(probs[:, 2]) == pytest.approx([0, 1, 0])
     assert bonus.score(audio) == pytest.approx(plain.score(audio))  # no tags stored
     assert bonus.uses_tags
     assert bonus.rescores
@@ -309,8 +308,8 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     only = TextQuery.build(parse_query("drums"), vectors[:1], 0.5, names, 1.0, 0.4)
     assert only.rescores
     assert not len(only.negated_vectors)
-    assert only.score(audio, probs) == pytest.approx(  # drums: 0.5, 1, 0
-        [0.5 + 0.4 * 0.5, 0.6 + 0.4 * 1.0, 0.7]
+    assert only.score(audio, probs) == pytest.approx(
+        [0.5, 0.6, 0.7] + 0.4 * _relative(probs[:, 1])
     )
     assert only.explain().splitlines()[-1] == (
         "ranking:     sim('drums') + 0.4 * evidence('drums')"
@@ -327,14 +326,15 @@ def test_tag_evidence_reads_presence_and_absence_tags() -> None:
         ],
         np.float32,
     )
-    # Each tag counts as its percentile among the items (ties share the
-    # levels they span): vocal 1, 0, 0.5; male vocal 0.5, 0, 1; no vocals
-    # 0, 1, 0.5. Presence is the best presence tag, averaged with one
-    # minus the absence tag.
+    # Each tag counts relative to its top among the items. Presence is the
+    # best presence tag, averaged with one minus the absence tag.
+    rel = np.stack([_relative(column) for column in probs.T], axis=1)
     vocals = tag_evidence(match_tags("vocals", names), probs)
-    assert vocals == pytest.approx([(1 + 1) / 2, (0 + 0) / 2, (1 + 0.5) / 2])
+    present = np.maximum(rel[:, 0], rel[:, 2])
+    assert vocals == pytest.approx((present + 1 - rel[:, 1]) / 2)
+    assert vocals[0] > vocals[2] > vocals[1]
     assert tag_evidence(match_tags("drums", names), probs) == pytest.approx(
-        [0.25, 0.25, 1.0]
+        [0.0, 0.0, 1.0]
     )
     assert tag_evidence(match_tags("piano", names), probs) is None
 
@@ -742,16 +742,25 @@ def test_a_tag_with_a_small_scale_counts_as_much_as_a_large_one() -> None:
     by_guitar = tag_evidence(match_tags("guitar", names), probs)
     by_piano = tag_evidence(match_tags("piano", names), probs)
     assert by_piano == pytest.approx(by_guitar)
-    assert by_guitar == pytest.approx([1.0, 1 / 3, 0.0, 2 / 3])
-    # Over a library (TagScale fitted on other rows), a row reads where it
-    # lies in that library.
+    assert by_guitar == pytest.approx(_relative(guitar))
+    # Over a library (TagScale fitted on other rows), a row reads against
+    # that library's top.
     from beetsplug.clap.scoring import TagScale
 
     scale = TagScale.fit(probs)
     one = probs[[1]]
     assert tag_evidence(match_tags("piano", names), one, scale) == pytest.approx(
-        [1 / 3]
+        [_relative(guitar)[1]]
     )
+    # A tag that never fires on the library is not stretched to count.
+    quiet = np.stack([guitar, guitar / 100], axis=1)
+    assert tag_evidence(match_tags("piano", names), quiet).max() < 0.2
+
+
+def _relative(column: np.ndarray) -> np.ndarray:
+    """A tag's values over its top among the items (their 99th percentile,
+    at least 0.05), as scoring.TagScale reads them."""
+    return np.clip(column / max(np.quantile(column, 0.99), 0.05), 0.0, 1.0)
 
 
 def test_lexicon_links_kinds_heads_and_wanted_families() -> None:

@@ -423,8 +423,10 @@ def test_parsed_scores_add_the_taggers_evidence_like_the_plugin() -> None:
         "rock, no drums", ALIKE, embed, tags, ["drums", "guitar"], tag_weight=1.0
     )
     assert parsed.negated == ["drums"]
-    # As the plugin does, each tag counts as its percentile among the clips.
-    drums = np.array([1.0, 0.0, 0.5], np.float32)
+    # As the plugin does, each tag counts relative to its top among the
+    # clips (its 99th percentile there).
+    drums = tags[:, 0] / np.quantile(tags[:, 0], 0.99)
+    drums = np.minimum(drums, 1.0)
     np.testing.assert_allclose(parsed.score(1.0), 1 - drums, atol=1e-6)
     np.testing.assert_allclose(parsed.score(1.0, 0.0), [1.0, 1.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(parsed.score(0.5, 0.4), 1 - 0.5 * 0.4 * drums)
@@ -440,12 +442,11 @@ def test_parsed_scores_add_the_affirmed_bonus_like_the_plugin() -> None:
     parsed = evaluate.parsed_scores(
         "guitar, no drums", ALIKE, embed, tags, ["drums", "guitar"], 1.0, 0.5
     )
-    # Tags count as percentiles among the clips: the drums tag, the same
-    # everywhere, sits at 0.5 for all (a penalty of 1 x 0.5 each); guitar
-    # at 0, 1, 0.5.
-    guitar = np.array([0.0, 1.0, 0.5], np.float32)
-    np.testing.assert_allclose(parsed.score(1.0), 0.5 + 0.5 * guitar, atol=1e-6)
-    np.testing.assert_allclose(parsed.score(1.0, None, 0.0), [0.5] * 3, atol=1e-6)
+    # Tags count relative to their top among the clips (the 99th
+    # percentile): the drums tag never fires, so it penalises nothing.
+    guitar = np.minimum(tags[:, 1] / np.quantile(tags[:, 1], 0.99), 1.0)
+    np.testing.assert_allclose(parsed.score(1.0), 1 + 0.5 * guitar, atol=1e-6)
+    np.testing.assert_allclose(parsed.score(1.0, None, 0.0), [1.0] * 3, atol=1e-6)
     top = evaluate.topk_precision_violation(
         parsed.score(1.0), np.array([False, True, False]), np.zeros(3, bool), k=1
     )
