@@ -25,14 +25,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .search import MIN_POOL, POOL_FACTOR, SearchError, check_index
+from .search import MIN_POOL, POOL_FACTOR, SearchError, check_index, library_scale
 from .vectors import MAX_KNN
 
 if TYPE_CHECKING:
     import numpy as np
 
     from .model import Bundle
-    from .scoring import TextQuery
+    from .scoring import TagScale, TextQuery
     from .store import Store
 
 __all__ = [
@@ -172,13 +172,18 @@ class ComposedQuery:
         """Tag probabilities per item the description's scoring reads."""
         return 0 if self.text is None else self.text.tag_width
 
-    def score(self, mat: np.ndarray, tags: np.ndarray | None = None) -> np.ndarray:
+    def score(
+        self,
+        mat: np.ndarray,
+        tags: np.ndarray | None = None,
+        scale: TagScale | None = None,
+    ) -> np.ndarray:
         """The composed score of each row of `mat` ([n, D]; `tags` [n, T]
-        as the description's scoring wants them)."""
+        and their library `scale` as the description's scoring wants them)."""
         import numpy as np
 
         if self.text is not None:
-            out = self.text.score(mat, tags).astype(np.float32)
+            out = self.text.score(mat, tags, scale).astype(np.float32)
         else:
             out = np.zeros(len(mat), np.float32)
         if self.like_vector is not None:
@@ -326,7 +331,8 @@ def rank_items(
         tag_rows = None if hits.tags is None else hits.tags[keep]
         if not len(ids) and wanted is None:
             raise SearchError(_everything(query))
-    return _top(ids, query.score(vectors, tag_rows), limit)
+    scale = library_scale(store, tags)
+    return _top(ids, query.score(vectors, tag_rows, scale), limit)
 
 
 def _everything(query: ComposedQuery) -> str:

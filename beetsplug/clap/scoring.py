@@ -2,18 +2,22 @@
 
 The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
-where a tag speaks about them), plus a small bonus for the wanted concepts a
-tag speaks about (docs/queries.md). What a bundle's tags mean is read once
-per set of tag names (`tag_meanings`), never at each search.
+where a tag means them), plus a bonus for the wanted concepts a tag means
+(docs/queries.md). A phrase is linked to tags by meaning (`link_tags`: the
+lexicon's concepts, else the text encoder), once per bundle and phrase; a
+tag's probability counts relative to its top over the library (`TagScale`).
+What a bundle's tags mean is read once (`bundle_tag_meanings`), never at
+each search.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .lexicon import lexicon
 
@@ -83,14 +87,22 @@ def tag_meanings(tag_names: tuple[str, ...]) -> tuple[TagMeaning, ...]:
 
     The tag names are read as the query parser reads a description: "male
     vocal" names "male vocals", "no vocals" and "instrumental" say vocals
-    are absent. The one place that decides what a tag means.
+    are absent; a tagger's prefix goes first ("msd:80s" reads "80s"). The
+    one place that decides what a tag means.
     """
     from .query import canonical_attribute, parse_query
 
+    labels = [_tag_label(name) for name in tag_names]
     return tuple(
-        TagMeaning(canonical_attribute(name), tuple(parse_query(name).negated))
-        for name in tag_names
+        TagMeaning(canonical_attribute(label), tuple(parse_query(label).negated))
+        for label in labels
     )
+
+
+def _tag_label(name: str) -> str:
+    """A tag name without the prefix that keeps two taggers' names apart."""
+    prefix, sep, label = name.partition(":")
+    return label if sep and prefix.isalnum() and label.strip() else name
 
 
 class TagMatch(NamedTuple):
@@ -99,57 +111,320 @@ class TagMatch(NamedTuple):
     present: list[int]
     absent: list[int]
 
+    by = "lexicon"  # what linked them (TextMatch: the text encoder)
 
-def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
-    """Which of a bundle's tags speak about `attribute`.
 
-    A tag is *present* evidence when it names the attribute or a kind of it
-    ("vocal", "male vocal" for "vocals") and *absent* evidence when it is a
-    negation of it ("no vocals", "instrumental"). Search can then use a tagger's
-    probabilities, which know presence better than text similarity does.
-    """
+class TextMatch(TagMatch):
+    """Tags the text encoder linked to a phrase the lexicon does not link."""
+
+    __slots__ = ()
+    by = "text encoder"
+
+
+def bundle_tag_meanings(bundle: Any) -> tuple[TagMeaning, ...]:
+    """What each of a bundle's tags means: fixed at export where the bundle
+    says (`bundle.tag_meanings`), else read from its tag names once."""
+    meanings = getattr(bundle, "tag_meanings", None)
+    if meanings is not None:
+        return tuple(meanings)
+    return tag_meanings(tuple(getattr(bundle, "tag_names", ()) or ()))
+
+
+def _endings(attribute: str) -> list[str]:
+    """The attribute and its shorter endings, longest first: "calm piano",
+    "piano" (what a tag may name when none names the whole phrase)."""
+    words = attribute.split()
+    return [" ".join(words[i:]) for i in range(len(words))]
+
+
+def _head(phrase: str) -> str | None:
+    """The longest ending of `phrase` that is a lexicon concept ("male
+    vocals" -> "vocals"), None when none is."""
+    concepts = lexicon().concepts
+    return next((e for e in _endings(phrase) if e in concepts), None)
+
+
+@functools.lru_cache(maxsize=1024)
+def narrower(concept: str) -> frozenset[str]:
+    """The concept and every kind of it, kinds of kinds included ("guitar"
+    -> acoustic, electric, distorted guitar; lexicon broader/within)."""
+    out, todo = {concept}, [concept]
+    while todo:
+        for kind in lexicon().kinds_of(todo.pop()):
+            if kind not in out:
+                out.add(kind)
+                todo.append(kind)
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def broader(concept: str) -> tuple[str, ...]:
+    """The families a concept belongs to, nearest first ("distorted guitar"
+    -> electric guitar, guitar; lexicon broader)."""
+    concepts = lexicon().concepts
+    out: list[str] = []
+    todo = [concept]
+    while todo:
+        entry = concepts.get(todo.pop(0))
+        for family in entry.broader if entry else ():
+            if family not in out and family != concept:
+                out.append(family)
+                todo.append(family)
+    return tuple(out)
+
+
+def _tags_meaning(meanings: Sequence[TagMeaning], concepts: frozenset[str]) -> TagMatch:
+    """The tags whose meaning is one of `concepts` (or a narrowed form of
+    one: a "male vocals" tag speaks about vocals), and those that say one
+    is absent."""
     present, absent = [], []
-    for index, meaning in enumerate(tag_meanings(tuple(tag_names))):
-        if attribute in meaning.absent:
+    for index, meaning in enumerate(meanings):
+        if concepts.intersection(meaning.absent):
             absent.append(index)
             continue
         concept = meaning.concept
-        if concept is not None and (
-            concept == attribute or concept.endswith(" " + attribute)
-        ):
+        if concept is not None and (concept in concepts or _head(concept) in concepts):
             present.append(index)
     return TagMatch(present, absent)
 
 
-def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
-    """The tags that speak about `attribute`, else about its head noun: no
-    tag says "calm piano" or "hip hop drums", but "piano" and "drums" do
-    (empty when no tag speaks about any of its endings)."""
-    words = attribute.split()
-    for start in range(len(words)):
-        match = match_tags(" ".join(words[start:]), tag_names)
+def link_by_lexicon(
+    attribute: str, meanings: Sequence[TagMeaning], wanted: bool = False
+) -> TagMatch:
+    """The tags that mean `attribute`, by the lexicon's concepts.
+
+    The attribute itself or one of its kinds; a wanted one else the same
+    for its shorter endings down to its head concept (no tag says "calm
+    piano", "piano" does), then its broader families ("techno" ->
+    electronic): evidence for the family is evidence for it, while leaving
+    out a member says nothing of the family. Empty when the lexicon links
+    nothing.
+    """
+    head = _head(attribute)
+    # The phrase down to its head concept when wanted; a negated phrase is
+    # itself alone ("no male vocals" says nothing against a female voice).
+    endings = _endings(attribute) if wanted else [attribute]
+    if head in endings:
+        endings = endings[: endings.index(head) + 1]
+    for ending in endings:
+        match = _tags_meaning(meanings, narrower(ending))
         if match.present or match.absent:
             return match
+    if wanted:
+        for ending in endings:
+            for family in broader(ending):
+                match = _tags_meaning(meanings, narrower(family))
+                if match.present or match.absent:
+                    return match
     return TagMatch([], [])
 
 
-def tag_evidence(match: TagMatch, tags: np.ndarray) -> np.ndarray | None:
+def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
+    """Which of a bundle's tags speak about `attribute`, by what they mean
+    (tag_meanings): *present* evidence when a tag names the attribute or a
+    kind of it ("vocal", "male vocal" for "vocals"), *absent* evidence when
+    it says the attribute is absent ("no vocals", "instrumental")."""
+    meanings = tag_meanings(tuple(tag_names))
+    return _tags_meaning(meanings, narrower(attribute))
+
+
+def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
+    """The tags that speak about `attribute`, else about one of its endings
+    ("calm piano" -> piano, "hip hop drums" -> drums); empty when none."""
+    return link_by_lexicon(attribute, tag_meanings(tuple(tag_names)), wanted=True)
+
+
+# A phrase the lexicon links to no tag is linked by the text encoder to the
+# tags whose meaning stands out as closest to it: a cosine this many
+# standard deviations above the phrase's mean cosine to all the bundle's tag
+# meanings. Relative, because a text tower puts every word it does not know
+# close to the same few meanings (high cosine, nothing distinctive). Chosen
+# on the choose part of the real-recording check set as the lowest that
+# links none of a list of words no tag means ("kazoo", "latin", "happy";
+# tests/benchmarks/tag_links.py, docs/benchmarks.md "Query phrases linked
+# to tags"): lower ones link more synonyms there, and wrong tags as often.
+TEXT_LINK_THRESHOLD = 2.6
+# Linked meanings per attribute at most (the closest): a word outside the
+# lexicon means one or two concepts, not a family of tags.
+TEXT_LINK_MAX = 2
+_MAX_LINKS = 4096
+_links: dict[tuple[str, str, bool], TagMatch] = {}
+_meaning_vectors: dict[str, tuple[list[int], np.ndarray]] = {}
+
+
+def tag_meaning_text(name: str, meaning: TagMeaning) -> str:
+    """The text that stands for a tag's meaning when phrases are compared
+    with it by the text encoder: its concept, else its name."""
+    text = meaning.concept or _tag_label(name)
+    return f"{text} music"
+
+
+def _meaning_vectors_of(bundle: Any) -> tuple[list[int], np.ndarray]:
+    """(tag indices, unit embeddings) of the tags that name something,
+    embedded once per bundle identity."""
+    import numpy as np
+
+    key = str(bundle.identity)
+    found = _meaning_vectors.get(key)
+    if found is None:
+        meanings = bundle_tag_meanings(bundle)
+        names = list(bundle.tag_names)
+        texts: dict[str, list[int]] = {}
+        for index, meaning in enumerate(meanings):
+            if not meaning.absent:
+                texts.setdefault(tag_meaning_text(names[index], meaning), []).append(
+                    index
+                )
+        vectors = bundle.embed_text(list(texts)) if texts else np.zeros((0, 1))
+        rows = [i for members in texts.values() for i in members]
+        repeat = [len(members) for members in texts.values()]
+        found = (rows, np.repeat(vectors, repeat, axis=0))
+        if len(_meaning_vectors) >= 8:
+            _meaning_vectors.clear()
+        _meaning_vectors[key] = found
+    return found
+
+
+def link_by_text(
+    bundle: Any, attribute: str, threshold: float | None = None
+) -> TagMatch:
+    """The tags whose meaning the text encoder puts closest to the attribute,
+    where that cosine stands `threshold` (TEXT_LINK_THRESHOLD) standard
+    deviations above the phrase's mean cosine to the bundle's tag meanings;
+    closest first, at most TEXT_LINK_MAX meanings."""
+    import numpy as np
+
+    if threshold is None:
+        threshold = TEXT_LINK_THRESHOLD
+    rows, vectors = _meaning_vectors_of(bundle)
+    if len(rows) < 2:
+        return TextMatch([], [])
+    phrase = bundle.embed_attributes([f"{attribute} music"])[0]
+    sims = vectors @ phrase
+    # One value per meaning: tags that share a meaning share its cosine.
+    distinct = np.unique(sims)
+    spread = float(distinct.std())
+    if spread <= 0:
+        return TextMatch([], [])
+    linked = distinct[(distinct - distinct.mean()) / spread >= threshold]
+    floor = linked[-TEXT_LINK_MAX:][0] if len(linked) else np.inf
+    order = np.argsort(-sims, kind="stable")
+    return TextMatch([rows[i] for i in order if sims[i] >= floor], [])
+
+
+def unknown_words(parsed: ParsedQuery) -> str:
+    """The words of the affirmative part the lexicon does not know (no
+    concept's form, no filler or cue word), in order: what only the text
+    encoder can link to tags. Quoted text is the user's literal words."""
+    from .query import FILLER_WORDS
+
+    if '"' in parsed.affirmative:
+        return ""
+    forms = lexicon().forms
+    words = re.findall(r"[^\W_]+(?:['-][^\W_]+)*", parsed.affirmative.casefold())
+    return " ".join(
+        w for w in words if w not in forms and w not in FILLER_WORDS and not w.isdigit()
+    )
+
+
+def forget_links() -> None:
+    """Drop the remembered links and tag-meaning embeddings (a benchmark
+    that changes TEXT_LINK_THRESHOLD resolves them again)."""
+    _links.clear()
+    _meaning_vectors.clear()
+
+
+def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
+    """The tags of `bundle` that mean `attribute`: by the lexicon, else by
+    the text encoder; resolved once per (bundle, attribute) and remembered."""
+    key = (str(bundle.identity), attribute, wanted)
+    found = _links.get(key)
+    if found is None:
+        found = link_by_lexicon(attribute, bundle_tag_meanings(bundle), wanted)
+        if not (found.present or found.absent) and hasattr(bundle, "embed_text"):
+            found = link_by_text(bundle, attribute)
+        if len(_links) >= _MAX_LINKS:
+            _links.clear()
+        _links[key] = found
+    return found
+
+
+# --------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------
+
+# A tag's top over the library: the probability its most tagged items reach
+# (this quantile of its distribution, so one odd item does not set it).
+TOP_QUANTILE = 0.99
+# A tag whose top stays below this has not fired on the library: its values
+# there are noise, not a small scale, and are not stretched to count as one.
+TOP_FLOOR = 0.05
+
+
+class TagScale:
+    """Each tag's top over a collection (the library), so that a probability
+    reads as how near the collection's most tagged items an item is.
+
+    Taggers' tags have their own scales ("vocals" reaches 1, a rare genre
+    0.1): read relative to its top, a tag with a small scale counts as much
+    as one with a large scale, and one weight fits all. Items the tag does
+    not fire on stay near 0 (a percentile would spread them over the whole
+    range). Chosen over percentiles and z-scores on the real-recording check
+    set's choose part (docs/benchmarks.md, "Query phrases linked to tags").
+    """
+
+    def __init__(self, tops: np.ndarray) -> None:
+        import numpy as np
+
+        self.tops = np.maximum(np.asarray(tops, np.float32), TOP_FLOOR)  # [T]
+
+    @classmethod
+    def fit(cls, tags: np.ndarray) -> TagScale:
+        """The scale of the tags of a collection [n_items, T]."""
+        import numpy as np
+
+        tags = np.asarray(tags, np.float32)
+        if tags.ndim != 2 or not len(tags):
+            return cls(np.ones(tags.shape[-1] if tags.ndim else 0, np.float32))
+        return cls(np.quantile(tags, TOP_QUANTILE, axis=0))
+
+    @property
+    def width(self) -> int:
+        return int(self.tops.shape[0])
+
+    def relative(self, values: np.ndarray, tag: int) -> np.ndarray:
+        """`values` of tag `tag` over the tag's top, in [0, 1]."""
+        import numpy as np
+
+        return np.clip(values / self.tops[tag], 0.0, 1.0).astype(np.float32)
+
+
+def tag_evidence(
+    match: TagMatch, tags: np.ndarray, scale: TagScale | None = None
+) -> np.ndarray | None:
     """How present an attribute is in each item by the tagger, in [0, 1].
 
-    The highest probability among the tags that name it, averaged with one
-    minus the highest among those that negate it when there are both; None
-    when no tag speaks about the attribute. `tags` is [n_items, n_tags].
+    The highest value relative to the tag's top (`scale`: over the library;
+    the given rows when None) among the tags that mean it, averaged with one
+    minus the highest among those that say it is absent when there are both;
+    None when no tag speaks about the attribute. `tags` is [n_items, n_tags].
     """
     import numpy as np
 
     tags = np.asarray(tags, dtype=np.float32)
+    if not (match.present or match.absent):
+        return None
+    if scale is None or scale.width != tags.shape[1]:
+        scale = TagScale.fit(tags)
+
+    def best(columns: list[int]) -> np.ndarray:
+        return np.max([scale.relative(tags[:, c], c) for c in columns], axis=0)
+
     parts = []
     if match.present:
-        parts.append(tags[:, match.present].max(axis=1))
+        parts.append(best(match.present))
     if match.absent:
-        parts.append(1.0 - tags[:, match.absent].max(axis=1))
-    if not parts:
-        return None
+        parts.append(1.0 - best(match.absent))
     return np.mean(parts, axis=0).astype(np.float32)
 
 
@@ -210,8 +485,8 @@ class TextQuery:
     # attribute, then its kinds), in the order of `negated`; M may be 0.
     negated_vectors: np.ndarray
     weight: float
-    # Per negated attribute, the bundle's tags that speak about it (empty
-    # matches for a bundle without tags), and the weight of their evidence.
+    # Per negated attribute, the bundle's tags that mean it (empty matches
+    # for a bundle without tags), and the weight of their evidence.
     tag_matches: tuple[TagMatch, ...] = ()
     tag_weight: float = 0.0
     tag_names: tuple[str, ...] = ()
@@ -244,15 +519,33 @@ class TextQuery:
         tag_names: Sequence[str] = (),
         tag_weight: float = 0.0,
         affirmed_tag_weight: float = 0.0,
+        bundle: Any = None,
     ) -> TextQuery:
         """From a parsed query and the embeddings of [whole text,
         *negated_phrases(parsed)] (or [whole text, *negated], one text per
         attribute, for a caller that does not widen them to their kinds):
-        finds, per negated and per affirmed attribute, the tags that speak
-        about it."""
+        links, per negated and per affirmed attribute, the tags that mean it
+        (`link_tags` with a bundle: the lexicon, else its text encoder;
+        without one the lexicon alone, over the meanings of `tag_names`)."""
         names = tuple(tag_names)
-        matches = tuple(match_tags(n, names) for n in parsed.negated)
-        affirmed = tuple(match_head(a, names) for a in parsed.affirmed)
+        if bundle is not None and names:
+
+            def link(attribute: str, wanted: bool) -> TagMatch:
+                return link_tags(bundle, attribute, wanted)
+        else:
+            meanings = tag_meanings(names)
+
+            def link(attribute: str, wanted: bool) -> TagMatch:
+                return link_by_lexicon(attribute, meanings, wanted)
+
+        matches = tuple(link(n, False) for n in parsed.negated)
+        affirmed = tuple(link(a, True) for a in parsed.affirmed)
+        rest = unknown_words(parsed) if bundle is not None and names else ""
+        if rest:
+            # Words the lexicon does not know ("thrash"): the text encoder
+            # alone can link them, as one more wanted attribute.
+            parsed = dataclasses.replace(parsed, affirmed=[*parsed.affirmed, rest])
+            affirmed += (link_by_text(bundle, rest),)
         counts = tuple(len(attribute_phrases(n)) for n in parsed.negated)
         if len(vectors) - 1 != sum(counts):
             if len(vectors) - 1 != len(counts):
@@ -299,20 +592,29 @@ class TextQuery:
         pass alone cannot rank by it)."""
         return bool(len(self.negated_vectors)) or self._bonus_tags
 
-    def score(self, mat: np.ndarray, tags: np.ndarray | None = None) -> np.ndarray:
+    def score(
+        self,
+        mat: np.ndarray,
+        tags: np.ndarray | None = None,
+        scale: TagScale | None = None,
+    ) -> np.ndarray:
         """sim(whole text) - weight * max over negated attributes of their
-        penalty: text sim, plus tag_weight * the tagger's evidence where a tag
-        speaks about the attribute and `tags` ([n_items, T]) are given
+        penalty: text sim, plus tag_weight * the tagger's calibrated evidence
+        where a tag means the attribute and `tags` ([n_items, T]) are given
         (docs/queries.md, form "max"); plus affirmed_tag_weight * the mean
-        evidence for the affirmed attributes a tag speaks about."""
+        evidence for the affirmed attributes a tag means. `scale` is the
+        tags' distribution over the library (TagScale); without it the
+        given rows are the collection the tags are calibrated over."""
         negated = self._phrase_max(mat) if len(self.negated_vectors) else None
+        if tags is not None and self.uses_tags and scale is None:
+            scale = TagScale.fit(tags)
         if negated is not None and tags is not None and self._penalty_tags:
             for j, match in enumerate(self.tag_matches):
-                evidence = tag_evidence(match, tags)
+                evidence = tag_evidence(match, tags, scale)
                 if evidence is not None:
                     negated[j] += self.tag_weight * evidence
         return self.with_bonus(
-            combine_scores(mat @ self.vector, negated, self.weight), tags
+            combine_scores(mat @ self.vector, negated, self.weight), tags, scale
         )
 
     def _phrase_max(self, mat: np.ndarray) -> np.ndarray:
@@ -324,14 +626,22 @@ class TextQuery:
         starts = np.concatenate([[0], np.cumsum(self.phrase_counts)[:-1]])
         return np.maximum.reduceat(sims, starts, axis=0)
 
-    def with_bonus(self, scores: np.ndarray, tags: np.ndarray | None) -> np.ndarray:
-        """`scores` plus affirmed_tag_weight x the mean tagger evidence for
-        the affirmed attributes (unchanged without tags or such attributes)."""
+    def with_bonus(
+        self,
+        scores: np.ndarray,
+        tags: np.ndarray | None,
+        scale: TagScale | None = None,
+    ) -> np.ndarray:
+        """`scores` plus affirmed_tag_weight x the mean calibrated tagger
+        evidence for the affirmed attributes (unchanged without tags or such
+        attributes); `scale` as for `score`."""
         import numpy as np
 
         if tags is None or not self._bonus_tags:
             return scores
-        found = [tag_evidence(m, tags) for m in self.affirmed_matches]
+        if scale is None:
+            scale = TagScale.fit(tags)
+        found = [tag_evidence(m, tags, scale) for m in self.affirmed_matches]
         bonus = np.mean([e for e in found if e is not None], axis=0)
         return (scores + self.affirmed_tag_weight * bonus).astype(np.float32)
 
@@ -347,7 +657,7 @@ class TextQuery:
                 sim = f"max text sim({phrases})"
             names = self._tag_list(match)
             if names and self.tag_weight > 0:
-                scored_by[attribute] = f"{sim} + {self.tag_weight:g} x tagger [{names}]"
+                scored_by[attribute] = f"{sim} + {self.tag_weight:g} x {names}"
             elif count > 1:
                 scored_by[attribute] = sim
         bonus = {}
@@ -356,7 +666,7 @@ class TextQuery:
                 self.parsed.affirmed, self.affirmed_matches, strict=False
             ):
                 if names := self._tag_list(match):
-                    bonus[attribute] = f"tagger [{names}]"
+                    bonus[attribute] = names
         return describe(
             self.parsed,
             self.weight,
@@ -366,9 +676,13 @@ class TextQuery:
         )
 
     def _tag_list(self, match: TagMatch) -> str:
-        names = [repr(self.tag_names[i]) for i in match.present]
-        names += [f"1 - {self.tag_names[i]!r}" for i in match.absent]
-        return ", ".join(names)
+        """ "tags vocal, singing, 1 - no vocals (by lexicon)": the tags linked
+        and what linked them ("" when none is)."""
+        names = [self.tag_names[i] for i in match.present]
+        names += [f"1 - {self.tag_names[i]}" for i in match.absent]
+        if not names:
+            return ""
+        return f"tags {', '.join(names)} (by {match.by})"
 
 
 def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
@@ -409,7 +723,7 @@ def describe(
     bonus_term = ""
     if bonus and bonus_weight > 0:
         for attribute, how in bonus.items():
-            lines.append(f"  wanted {attribute}: evidence = {how}")
+            lines.append(f"  wanted {attribute}: evidence = {how}, w {bonus_weight:g}")
         evidence = ", ".join(f"evidence({a!r})" for a in bonus)
         bonus_term = f" + {bonus_weight:g} * " + (
             evidence if len(bonus) == 1 else f"mean({evidence})"

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from beets.ui import UserError
+from bundle_factory import build_tiny_bundle
 from clap_helpers import ClapEnv
 
 from beetsplug.clap import search
@@ -383,14 +384,19 @@ def test_tagger_evidence_joins_a_negated_attributes_penalty(
         env, corpus, tmp_path, "tone, no drums", "tag_weight", 2.0
     )
     assert tags["low"] > 0.5 > max(tags["mid"], tags["high"], tags["noise"])
+    pct = _relative(tags)
     for title, score in with_tags.items():
         # weight 0.5 (the bundle's default) x tag weight 2 x the drums tag
-        expected = without[title] - 0.5 * 2.0 * tags[title]
+        # relative to its top in the library
+        expected = without[title] - 0.5 * 2.0 * pct[title]
         # max() over one negated attribute: the penalty is that sum exactly
         assert score == pytest.approx(expected, abs=2e-3)
     assert min(with_tags, key=with_tags.get) == "low"
     explained = env.lines("clap", "--explain", "tone, no drums", "-n", "1")
-    assert "  drums: penalty = text sim('drums') + 2 x tagger ['drums']" in explained
+    assert (
+        "  drums: penalty = text sim('drums') + 2 x tags drums (by lexicon)"
+        in explained
+    )
     assert explained[-2].endswith(" - 0.5 * penalty('drums')")
     from beetsplug.clap import DEFAULTS
 
@@ -404,18 +410,87 @@ def test_tagger_evidence_lifts_a_wanted_attribute(
     without, with_tags, tags = _scores_off_and_on(
         env, corpus, tmp_path, "tone with drums", "affirmed_tag_weight", 3.0
     )
+    pct = _relative(tags)
     for title, score in with_tags.items():
-        assert score == pytest.approx(without[title] + 3.0 * tags[title], abs=2e-3)
+        assert score == pytest.approx(without[title] + 3.0 * pct[title], abs=2e-3)
     assert max(with_tags, key=with_tags.get) == "low"
     assert max(without, key=without.get) != "low"
     explained = env.lines("clap", "--explain", "tone with drums", "-n", "1")
-    assert "  wanted drums: evidence = tagger ['drums']" in explained
+    assert "  wanted drums: evidence = tags drums (by lexicon), w 3" in explained
     assert explained[-2] == (
         "ranking:     sim('tone with drums') + 3 * evidence('drums')"
     )
     from beetsplug.clap import DEFAULTS
 
     assert DEFAULTS["affirmed_tag_weight"] == search.DEFAULT_AFFIRMED_TAG_WEIGHT
+
+
+def _relative(tags: dict[str, float]) -> dict[str, float]:
+    """title -> its drums tag over the tag's top in the library (the 99th
+    percentile of the four, at least 0.05): what the search counts."""
+    top = max(float(np.quantile(list(tags.values()), 0.99)), 0.05)
+    return {title: min(value / top, 1.0) for title, value in tags.items()}
+
+
+@pytest.mark.parametrize("weight", ["tag_weight", "affirmed_tag_weight"])
+def test_a_word_reaches_the_tag_that_means_it(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path, weight: str
+) -> None:
+    # No tag is named "percussion", but the lexicon counts drums as one:
+    # the "drums" tag speaks for it, wanted (first) and negated (last).
+    _drum_tagger_library(env, corpus, tmp_path, **{weight: 5.0})
+    # (The tiny text tower knows neither "tone" nor "percussion": only the
+    # tag can rank the tones.)
+    text = "jazz with percussion" if weight != "tag_weight" else "jazz, no percussion"
+    scores, tags = _scores_and_tags(env, text)
+    assert tags["low"] > 0.5 > max(tags["mid"], tags["high"], tags["noise"])
+    best = max(scores, key=scores.get)
+    worst = min(scores, key=scores.get)
+    assert (best if weight != "tag_weight" else worst) == "low"
+    explained = env.lines("clap", "--explain", text, "-n", "1")
+    assert any("tags drums (by lexicon)" in line for line in explained), explained
+
+
+def test_the_text_encoder_links_a_word_the_lexicon_does_not_know(
+    env: ClapEnv,
+    corpus: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "treble" names no concept and no tag; the tiny text tower puts it
+    # beside the meaning of the "high" tag. Among three tags none can stand
+    # out by the default threshold (a real tagger has dozens), so the test
+    # lowers it.
+    from beetsplug.clap import scoring
+
+    bundle_path = build_tiny_bundle(tmp_path / "tagged", with_tags=True)
+    env.reload(model=str(bundle_path))
+    for kind in ("low", "mid", "high", "noise"):
+        env.add_copy(corpus[kind], title=kind)
+    env.run("clap-index")
+    monkeypatch.setattr(scoring, "TEXT_LINK_THRESHOLD", 1.0)
+    scoring.forget_links()
+    bundle = Bundle.load(bundle_path)
+    titles = {i: t for t, i in _ids(env).items()}
+    with Store.open(env.lib.path) as store:
+        wanted = search.embed_query(bundle, "treble", 0.5, 2.0, 5.0)
+        assert wanted.parsed.affirmed == ["treble"]
+        assert wanted.affirmed_matches[0].by == "text encoder"
+        ranked = [titles[i] for i, _ in search.rank_items(store, bundle, wanted, 4)]
+        assert ranked[0] == "high"
+        # The tiny tower reads "-treble" as treble (the high tone first); the
+        # tag "treble" is linked to puts the high tone last.
+        untagged = search.embed_query(bundle, "-treble", 0.5, 0.0, 0.0)
+        ranked = [titles[i] for i, _ in search.rank_items(store, bundle, untagged, 4)]
+        assert ranked[-1] != "high"
+        negated = search.embed_query(bundle, "-treble", 0.5, 5.0, 0.0)
+        ranked = [titles[i] for i, _ in search.rank_items(store, bundle, negated, 4)]
+        assert ranked[-1] == "high"
+    assert "  wanted treble: evidence = tags high (by text encoder), w 5" in (
+        wanted.explain().splitlines()
+    )
+    assert "5 x tags high (by text encoder)" in negated.explain()
+    scoring.forget_links()
 
 
 def _ids(env: ClapEnv) -> dict[str, int]:

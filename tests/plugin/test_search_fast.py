@@ -13,7 +13,7 @@ from beets.library import Item, Library
 from clap_helpers import bulk_library
 
 from beetsplug.clap.scoring import TextQuery
-from beetsplug.clap.search import matching_ids, rank_items
+from beetsplug.clap.search import MIN_POOL, library_scale, matching_ids, rank_items
 from beetsplug.clap.store import Embedded, Store
 
 DIM = 64
@@ -148,12 +148,15 @@ def test_rescored_search_equals_exact_scoring(
     if filtered:
         ids = ids[::2]
     rows = mat[ids - 1]
+    # Tags count as percentiles over the whole library, not the pool.
+    scale = library_scale(store, query.tag_width)
+    assert scale is not None
     if len(query.negated_vectors):
-        exact = query.score(rows, tags[ids - 1])
+        exact = query.score(rows, tags[ids - 1], scale)
     else:
-        exact = query.with_bonus(rows @ query.vector, tags[ids - 1])
+        exact = query.with_bonus(rows @ query.vector, tags[ids - 1], scale)
     order = np.argsort(-exact)[:20]
-    nearest = np.argsort(-(rows @ query.vector))[:200]
+    nearest = np.argsort(-(rows @ query.vector))[:MIN_POOL]
     assert set(order.tolist()) <= set(nearest.tolist())  # the test's premise
     assert [i for i, _ in got] == ids[order].tolist()
     np.testing.assert_allclose([s for _, s in got], exact[order], atol=1e-5)

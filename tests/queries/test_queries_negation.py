@@ -289,17 +289,18 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     bonus = TextQuery.build(parsed, vectors, 0.5, names, 0.0, 0.4)
     assert plain.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2])
     # "calm piano" has no tag of its own: its head noun's tag speaks for it;
-    # the bonus is weight x the mean evidence over the wanted attributes.
-    assert bonus.score(audio, probs) == pytest.approx(
-        [0.5 + 0.4 * 0.45, 0.6 + 0.4 * 0.4, 0.2]
-    )
+    # the bonus is weight x the mean evidence over the wanted attributes,
+    # each tag read relative to its top among the items scored.
+    evidence = (_relative(probs[:, 0]) + _relative(probs[:, 2])) / 2
+    assert bonus.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2] + 0.4 * evidence)
+    assert _relative(probs[:, 2]) == pytest.approx([0, 1, 0])
     assert bonus.score(audio) == pytest.approx(plain.score(audio))  # no tags stored
     assert bonus.uses_tags
     assert bonus.rescores
     assert not plain.uses_tags
     lines = bonus.explain().splitlines()
-    assert "  wanted guitar: evidence = tagger ['guitar']" in lines
-    assert "  wanted calm piano: evidence = tagger ['piano']" in lines
+    assert "  wanted guitar: evidence = tags guitar (by lexicon), w 0.4" in lines
+    assert "  wanted calm piano: evidence = tags piano (by lexicon), w 0.4" in lines
     assert lines[-1].endswith(
         "- 0.5 * sim('vocals') + 0.4 * mean(evidence('guitar'), evidence('calm piano'))"
     )
@@ -308,7 +309,7 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     assert only.rescores
     assert not len(only.negated_vectors)
     assert only.score(audio, probs) == pytest.approx(
-        [0.5 + 0.4 * 0.8, 0.6 + 0.4 * 0.9, 0.7]
+        [0.5, 0.6, 0.7] + 0.4 * _relative(probs[:, 1])
     )
     assert only.explain().splitlines()[-1] == (
         "ranking:     sim('drums') + 0.4 * evidence('drums')"
@@ -325,10 +326,15 @@ def test_tag_evidence_reads_presence_and_absence_tags() -> None:
         ],
         np.float32,
     )
+    # Each tag counts relative to its top among the items. Presence is the
+    # best presence tag, averaged with one minus the absence tag.
+    rel = np.stack([_relative(column) for column in probs.T], axis=1)
     vocals = tag_evidence(match_tags("vocals", names), probs)
-    assert vocals == pytest.approx([(0.9 + 0.9) / 2, (0.1 + 0.3) / 2, (0.8 + 0.8) / 2])
+    present = np.maximum(rel[:, 0], rel[:, 2])
+    assert vocals == pytest.approx((present + 1 - rel[:, 1]) / 2)
+    assert vocals[0] > vocals[2] > vocals[1]
     assert tag_evidence(match_tags("drums", names), probs) == pytest.approx(
-        [0.0, 0.0, 0.5]
+        [0.0, 0.0, 1.0]
     )
     assert tag_evidence(match_tags("piano", names), probs) is None
 
@@ -725,3 +731,50 @@ def test_every_kind_is_an_attribute_the_parser_reads_as_itself() -> None:
 )
 def test_dangling_cue(text: str, cue: str | None) -> None:
     assert parse_query(text).dangling == cue
+
+
+def test_a_tag_with_a_small_scale_counts_as_much_as_a_large_one() -> None:
+    # The same ordering on two scales: a tagger that rarely says "piano"
+    # above 0.1 still speaks as loudly for piano as its guitar tag does.
+    guitar = np.array([0.9, 0.5, 0.1, 0.7], np.float32)
+    names = ["guitar", "piano"]
+    probs = np.stack([guitar, guitar / 10], axis=1)
+    by_guitar = tag_evidence(match_tags("guitar", names), probs)
+    by_piano = tag_evidence(match_tags("piano", names), probs)
+    assert by_piano == pytest.approx(by_guitar)
+    assert by_guitar == pytest.approx(_relative(guitar))
+    # Over a library (TagScale fitted on other rows), a row reads against
+    # that library's top.
+    from beetsplug.clap.scoring import TagScale
+
+    scale = TagScale.fit(probs)
+    one = probs[[1]]
+    assert tag_evidence(match_tags("piano", names), one, scale) == pytest.approx(
+        [_relative(guitar)[1]]
+    )
+    # A tag that never fires on the library is not stretched to count.
+    quiet = np.stack([guitar, guitar / 100], axis=1)
+    assert tag_evidence(match_tags("piano", names), quiet).max() < 0.2
+
+
+def _relative(column: np.ndarray) -> np.ndarray:
+    """A tag's values over its top among the items (their 99th percentile,
+    at least 0.05), as scoring.TagScale reads them."""
+    return np.clip(column / max(np.quantile(column, 0.99), 0.05), 0.0, 1.0)
+
+
+def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
+    from beetsplug.clap.scoring import link_by_lexicon, tag_meanings
+
+    names = ("guitar", "drums", "no vocals", "female vocal", "choir", "electronic")
+    meanings = tag_meanings(names)
+    # A negated family reaches its kinds' tags and the tags of its absence.
+    assert link_by_lexicon("vocals", meanings) == ([3, 4], [2])
+    # A head ("calm piano" has none; "distorted guitar" is a kind of guitar)
+    # reaches a broader tag only when wanted.
+    assert link_by_lexicon("distorted guitar", meanings, wanted=True) == ([0], [])
+    assert link_by_lexicon("distorted guitar", meanings) == ([], [])
+    assert link_by_lexicon("percussion", meanings) == ([1], [])
+    # A second tagger's prefixed names mean what their labels mean.
+    both = tag_meanings((*names, "msd:female vocalists", "msd:instrumental"))
+    assert link_by_lexicon("vocals", both) == ([3, 4, 6], [2, 7])
