@@ -41,10 +41,9 @@ DEFAULT_TAG_WEIGHT = 1.0
 # because on the synthetic benchmark it trades a little precision for a
 # little more violation, while on real recordings it is what finds the
 # guitar (docs/benchmarks.md, "Tagger evidence for wanted attributes").
-# 0.2 for clap-default 0.5.0: on the valid split lower is better for
-# precision and violations alike, the real-recording check set wants some
-# (a guitar query there falls apart at 0); 0.2 keeps all but one clip of
-# what 0.3 finds there.
+# Set per model on the valid split and the real-recording check set: the
+# smallest weight that keeps the real recordings' gain, since on the
+# synthetic splits more of it costs violations.
 DEFAULT_AFFIRMED_TAG_WEIGHT = 0.2
 # Candidates fetched by the KNN pass before exact rescoring (negation
 # penalties and album means can reorder them): enough for the penalty to
@@ -152,8 +151,8 @@ def matching_ids(
     """Ids of the items (or albums) a beets query matches; None for no query.
 
     Read with one SQL query wherever beets can express the query in SQL:
-    `lib.items(query)` builds an Item per match, ~1.8 s for 16k matches in a
-    100k library against ~35 ms for their ids. Queries beets matches in
+    `lib.items(query)` builds an Item per match, which costs far more than
+    reading their ids (docs/benchmarks.md). Queries beets matches in
     Python (some plugin and flexible-attribute queries) go through beets.
     """
     if not query:
