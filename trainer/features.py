@@ -2,7 +2,7 @@
 
 With `freeze_backbone: full` the log-mel front end and the backbone are a
 fixed function of the audio, and they are most of the audio tower's cost
-(musicnn MTT+MSD: ~75 ms a 3-second window on one CPU core). Computing them
+(docs/benchmarks.md, "Where the time goes"). Computing them
 once per fixed crop turns hours of CPU training into minutes: only the
 projection heads and the text tower run per step. The crops are the
 plugin's windows (evenly spread, `eval_offsets`), so what the heads learn on

@@ -14,13 +14,13 @@ the plugin are unchanged.
 
 Probes learn whatever audio they are fitted on. Fitted on the synthetic
 corpus they lift the benchmark's negated retrieval a lot, but on real
-recordings several of them fire on clips without their attribute (bass
-above 0.5 on 42 of the realset's 67 clips), which is why the shipped
-default has none (docs/benchmarks.md, "Attribute probes"). Fitted on real
+recordings several of them fire on clips without their attribute, which
+is why the shipped default has none (docs/benchmarks.md, "Attribute
+probes"). Fitted on real
 recordings (the MSD recipe) they would learn real audio. Attributes the
 tagger does name (vocals, drums, guitar, piano...) never get a probe: the
-tagger learnt real music, and synthetic-fitted probes for them took the
-realset's mean plugin P@10 from 0.89 to 0.81.
+tagger learnt real music, and synthetic-fitted probes for them made the
+real-recording rankings worse (same section).
 """
 
 from __future__ import annotations

@@ -46,8 +46,9 @@ SOUNDFILE_SUFFIXES = frozenset(
 # ffmpeg seeks to each window (one process, one input per window) when the
 # track is longer than SEEK_RATIO times what the windows cover, or longer
 # than FFMPEG_ONE_PASS_SECONDS whatever the windows (bounding memory);
-# otherwise it decodes the whole file in one pass. A 3-minute m4a: ~0.4 s
-# decoded whole, ~0.1 s for two seeked windows.
+# otherwise it decodes the whole file in one pass. Seeking skips decoding
+# what no window reads, so it wins on long tracks; one pass wins when the
+# windows cover much of the track (docs/benchmarks.md).
 SEEK_RATIO = 3.0
 FFMPEG_ONE_PASS_SECONDS = 1200.0
 FFMPEG_TIMEOUT_SECONDS = 300.0

@@ -152,9 +152,9 @@ def set_threads(threads: int) -> None:
 
 def _session() -> ort.InferenceSession:
     """One session per process. The scan reads every code once and the rest
-    of the search waits for it, so it gets the cores: with two threads
-    instead of one, 2.2 -> 1.6 ms at 100k vectors and 15-20 -> 12 ms at 1M
-    on 2 cores (docs/benchmarks.md). Built with the model's session options."""
+    of the search waits for it, so it gets the cores (docs/benchmarks.md,
+    "Text quantization", has the measurement). Built with the model's
+    session options."""
     global _SESSION
     if _SESSION is None:
         import onnxruntime as ort

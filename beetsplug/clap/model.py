@@ -294,7 +294,8 @@ class Bundle:
 
     def open_audio(self) -> None:
         """Open and check audio.onnx if `load` left it closed (searches only
-        need the text tower: ~0.2 s of `beet clap`'s start-up saved)."""
+        need the text tower, and opening audio.onnx is a visible part of
+        `beet clap`'s start-up: docs/benchmarks.md, "Storage and cold start")."""
         if self._audio is None:
             self._audio = self._open_audio(
                 self.path, self.manifest, self._session_options
@@ -509,9 +510,11 @@ class Bundle:
 
         The int8 text graph quantizes its activations dynamically, with one
         scale per tensor: run in a batch, a text's embedding would move with
-        whatever it is batched with (measured up to 0.03 cosine). One text
-        per run keeps every embedding a function of its text alone, as the
-        export parity check measures it; a query is 1-3 texts, 1-3 ms each here.
+        whatever it is batched with (docs/benchmarks.md, "Text
+        quantization"). One text per run
+        keeps every embedding a function of its text alone, as the export
+        parity check measures it; a query is a few short texts, so batching
+        them would save little.
         """
         import numpy as np
 
@@ -528,7 +531,7 @@ class Bundle:
         an embedding is a function of its text alone, so a process that
         searches more than once (playlists, a long-lived beets) embeds each
         attribute once: a negated query then costs one text run, not one
-        per attribute (~2 ms each). Whole descriptions are not remembered.
+        per attribute. Whole descriptions are not remembered.
         """
         import numpy as np
 

@@ -162,8 +162,8 @@ def matching_ids(
     """Ids of the items (or albums) a beets query matches; None for no query.
 
     Read with one SQL query wherever beets can express the query in SQL:
-    `lib.items(query)` builds an Item per match, ~1.8 s for 16k matches in a
-    100k library against ~35 ms for their ids. Queries beets matches in
+    `lib.items(query)` builds an Item per match, which costs far more than
+    reading their ids (docs/benchmarks.md). Queries beets matches in
     Python (some plugin and flexible-attribute queries) go through beets.
     """
     if not query:

@@ -81,9 +81,9 @@ def embed_track(
     windows: np.ndarray, run_one: Callable[[np.ndarray], Sequence[np.ndarray]]
 ) -> np.ndarray:
     """Pooled vector (then mean tags, if any) of a track, one window per
-    model call: with musicnn-sized activations a batch of 8 windows peaks at
-    ~0.9 GB in onnxruntime's arena against ~0.18 GB for one, and one at a
-    time is no slower per window on CPU."""
+    model call: onnxruntime's arena grows with the batch's musicnn-sized
+    activations, and one at a time is no slower per window on CPU
+    (docs/benchmarks.md)."""
     import numpy as np
 
     from .model import l2_normalize

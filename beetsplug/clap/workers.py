@@ -219,7 +219,7 @@ def _watch_parent(parent: int) -> None:
 
 def _die_with(parent: int) -> None:
     """Make this worker exit when the indexing process does, whatever
-    kills it (kill -9 included): workers hold ~200 MB each and would
+    kills it (kill -9 included): each worker holds a loaded model and would
     otherwise wait for work for ever. On Linux the kernel also kills it
     when its own parent (the forkserver) goes."""
     if sys.platform.startswith("linux"):

@@ -268,7 +268,8 @@ def test_shipped_configs_load_with_the_documented_recipes() -> None:
     assert default.augment.negation
     assert default.loss.dissimilarity_weight > 0
     assert default.data.group_pairs
-    # Small on purpose: at 0.25+ it costs "A without B" precision (measured).
+    # Small on purpose: heavier, the negated phrase dominates the query and
+    # "A without B" precision falls (docs/benchmarks.md, minimal-pair loss).
     assert 0 < default.loss.pair_weight <= 0.1
     assert default.augment.absence_word_prob > 0
     assert msd.loss.pair_weight == 0

@@ -188,11 +188,11 @@ class MusicnnBackbone(Backbone):
       temporal convolutions) and trains the mid- and back-end; "full" fixes all.
     """
 
-    # Measured on MTT+MSD (static int8 QDQ, onnxruntime 1.31): the mid-end
-    # reads a concatenation of five differently scaled branches through one
-    # per-tensor activation scale (cosine to fp32 fell to ~0.94 quantized,
-    # ~0.998 kept float), and the tall k x 1 temporal convolutions on one
-    # input channel run slower as QLinearConv than in float. Both are cheap.
+    # Left float by static int8 quantization: the mid-end reads a
+    # concatenation of five differently scaled branches through one
+    # per-tensor activation scale, which int8 cannot fit, and the tall k x 1
+    # temporal convolutions on one input channel gain nothing as QLinearConv.
+    # Both are cheap in float (models/README.md, "Quantization").
     keep_float = ("midend", "temporal")
 
     def __init__(

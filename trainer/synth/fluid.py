@@ -2,12 +2,12 @@
 
 pyfluidsynth only exposes the stereo int16 mix (`get_samples`); minimal pairs
 need each part as a float stem. Each channel is rendered by its own fresh
-synthesizer (`fluid_synth_process`, float output). Measured here: a part
-renders differently when other parts share its synth (up to -45 dB of
-difference next to a busy drum part), and a score renders differently after
-another score; FluidSynth's voices keep state from one note to the next.
-Apart, a stem is exactly what that part alone sounds like. Reverb and chorus
-are off (they would mix the parts); the renderer adds its own.
+synthesizer (`fluid_synth_process`, float output): FluidSynth's voices keep
+state from one note to the next, so parts sharing a synth would leak into
+each other and a score would depend on the score rendered before it
+(docs/benchmark.md, "Rendering"). Apart, a stem is exactly what that part
+alone sounds like. Reverb and chorus are off (they would mix the parts);
+the renderer adds its own.
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ def fluidsynth_version() -> str:
 class ChannelSynth:
     """One soundfont, loaded once per process, rendering each MIDI channel on its own.
 
-    Every render borrows the loaded soundfont into a fresh synthesizer (under
-    a millisecond), so a stem depends only on its own notes: not on the other
-    parts, nor on what the process rendered before. Loading FluidR3_GM
-    (148 MB) costs ~0.2 s, which is why it happens once.
+    Every render borrows the loaded soundfont into a fresh synthesizer (a
+    cheap step), so a stem depends only on its own notes: not on the other
+    parts, nor on what the process rendered before. Loading the soundfont is
+    the costly step (FluidR3_GM is 148 MB), which is why it happens once.
     """
 
     def __init__(self, soundfont: Path | str, sample_rate: int) -> None:

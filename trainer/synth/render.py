@@ -23,7 +23,8 @@ SAMPLE_RATE = 16000  # the clips' rate (the plugin's and the models')
 # FluidSynth's rate. It does not band-limit its sample playback: partials
 # above 11 kHz alias, but they fold onto 8-11 kHz, which the resampler to
 # 16 kHz removes. Rendering at 16 kHz would alias into the band the models
-# hear; 22.05 kHz costs ~1.3x the synthesis time, 32 kHz ~1.9x.
+# hear; 22.05 kHz is the lowest rate that keeps the aliases out of it, and
+# synthesis time grows with the rate (docs/benchmark.md, "Rendering speed").
 RENDER_RATE = 22050
 SOUNDFONT_DIR = Path("/usr/share/sounds/sf2")
 SOUNDFONTS: dict[str, Path] = {
