@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .scoring import TagMeaning
+    from .taglinks import TagMeaning
 
 __all__ = ["from_manifest", "problem", "read_tag_meanings", "tag_label"]
 
@@ -26,8 +26,8 @@ def tag_label(name: str) -> str:
 
 def read_tag_meanings(names: Sequence[str]) -> tuple[TagMeaning, ...]:
     """What each tag means, read from its label by the lexicon and the query
-    parser (scoring.tag_meanings): what export writes into the manifest."""
-    from .scoring import tag_meanings
+    parser (taglinks.tag_meanings): what export writes into the manifest."""
+    from .taglinks import tag_meanings
 
     return tag_meanings(tuple(tag_label(n) for n in names))
 
@@ -60,7 +60,7 @@ def from_manifest(
     meanings: list[dict[str, Any]] | None, names: Sequence[str]
 ) -> tuple[TagMeaning, ...]:
     """The meanings a checked manifest fixes, else those read from `names`."""
-    from .scoring import TagMeaning
+    from .taglinks import TagMeaning
 
     if meanings is None:
         return read_tag_meanings(names)

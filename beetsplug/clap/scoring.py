@@ -3,23 +3,42 @@
 The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
 where a tag means them), plus a bonus for the wanted concepts a tag means
-(docs/queries.md). A phrase is linked to tags by meaning (`link_tags`: the
-lexicon's concepts, else the text encoder), once per bundle and phrase; a
-tag's probability counts relative to its top over the library (`TagScale`).
-What a bundle's tags mean is read once (`bundle_tag_meanings`), never at
-each search.
+(docs/queries.md). Which tags a phrase means is taglinks' job (re-exported
+here); a tag's probability counts relative to its top over the library
+(`TagScale`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from .lexicon import lexicon
+
+# Re-exported for the modules that score; taglinks reads its own constants,
+# so a caller tuning TEXT_LINK_THRESHOLD sets it there.
+from .taglinks import (
+    TEXT_LINK_MAX,
+    TEXT_LINK_THRESHOLD,
+    TagMatch,
+    TagMeaning,
+    TextMatch,
+    broader,
+    bundle_tag_meanings,
+    forget_links,
+    link_by_lexicon,
+    link_by_text,
+    link_tags,
+    match_head,
+    match_tags,
+    narrower,
+    tag_meaning_text,
+    tag_meanings,
+    unknown_words,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,17 +47,32 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMBINE_FORMS",
+    "TEXT_LINK_MAX",
+    "TEXT_LINK_THRESHOLD",
+    "TOP_FLOOR",
+    "TOP_QUANTILE",
     "TagMatch",
     "TagMeaning",
+    "TagScale",
+    "TextMatch",
     "TextQuery",
     "attribute_phrases",
+    "broader",
+    "bundle_tag_meanings",
     "combine_scores",
     "describe",
+    "forget_links",
+    "link_by_lexicon",
+    "link_by_text",
+    "link_tags",
     "match_head",
     "match_tags",
+    "narrower",
     "negated_phrases",
     "tag_evidence",
+    "tag_meaning_text",
     "tag_meanings",
+    "unknown_words",
 ]
 
 COMBINE_FORMS = ("max", "sum", "mean")
@@ -66,287 +100,6 @@ def negated_phrases(parsed: ParsedQuery) -> list[str]:
     order of `parsed.negated` (what TextQuery.build expects after the whole
     text)."""
     return [p for a in parsed.negated for p in attribute_phrases(a)]
-
-
-# --------------------------------------------------------------------------
-# Tags
-# --------------------------------------------------------------------------
-
-
-class TagMeaning(NamedTuple):
-    """What one tag says: the concept it names (None when it names none the
-    lexicon knows) and the concepts it says are absent ("no vocals")."""
-
-    concept: str | None
-    absent: tuple[str, ...]
-
-
-@functools.lru_cache(maxsize=64)
-def tag_meanings(tag_names: tuple[str, ...]) -> tuple[TagMeaning, ...]:
-    """The meaning of each of a bundle's tags, read once per set of names.
-
-    The tag names are read as the query parser reads a description: "male
-    vocal" names "male vocals", "no vocals" and "instrumental" say vocals
-    are absent; a tagger's prefix goes first ("msd:80s" reads "80s"). The
-    one place that decides what a tag means.
-    """
-    from .query import canonical_attribute, parse_query
-
-    labels = [_tag_label(name) for name in tag_names]
-    return tuple(
-        TagMeaning(canonical_attribute(label), tuple(parse_query(label).negated))
-        for label in labels
-    )
-
-
-def _tag_label(name: str) -> str:
-    """A tag name without the prefix that keeps two taggers' names apart."""
-    prefix, sep, label = name.partition(":")
-    return label if sep and prefix.isalnum() and label.strip() else name
-
-
-class TagMatch(NamedTuple):
-    """Indices of tags that say an attribute is present, and absent."""
-
-    present: list[int]
-    absent: list[int]
-
-    by = "lexicon"  # what linked them (TextMatch: the text encoder)
-
-
-class TextMatch(TagMatch):
-    """Tags the text encoder linked to a phrase the lexicon does not link."""
-
-    __slots__ = ()
-    by = "text encoder"
-
-
-def bundle_tag_meanings(bundle: Any) -> tuple[TagMeaning, ...]:
-    """What each of a bundle's tags means: fixed at export where the bundle
-    says (`bundle.tag_meanings`), else read from its tag names once."""
-    meanings = getattr(bundle, "tag_meanings", None)
-    if meanings is not None:
-        return tuple(meanings)
-    return tag_meanings(tuple(getattr(bundle, "tag_names", ()) or ()))
-
-
-def _endings(attribute: str) -> list[str]:
-    """The attribute and its shorter endings, longest first: "calm piano",
-    "piano" (what a tag may name when none names the whole phrase)."""
-    words = attribute.split()
-    return [" ".join(words[i:]) for i in range(len(words))]
-
-
-def _head(phrase: str) -> str | None:
-    """The longest ending of `phrase` that is a lexicon concept ("male
-    vocals" -> "vocals"), None when none is."""
-    concepts = lexicon().concepts
-    return next((e for e in _endings(phrase) if e in concepts), None)
-
-
-@functools.lru_cache(maxsize=1024)
-def narrower(concept: str) -> frozenset[str]:
-    """The concept and every kind of it, kinds of kinds included ("guitar"
-    -> acoustic, electric, distorted guitar; lexicon broader/within)."""
-    out, todo = {concept}, [concept]
-    while todo:
-        for kind in lexicon().kinds_of(todo.pop()):
-            if kind not in out:
-                out.add(kind)
-                todo.append(kind)
-    return frozenset(out)
-
-
-@functools.lru_cache(maxsize=1024)
-def broader(concept: str) -> tuple[str, ...]:
-    """The families a concept belongs to, nearest first ("distorted guitar"
-    -> electric guitar, guitar; lexicon broader)."""
-    concepts = lexicon().concepts
-    out: list[str] = []
-    todo = [concept]
-    while todo:
-        entry = concepts.get(todo.pop(0))
-        for family in entry.broader if entry else ():
-            if family not in out and family != concept:
-                out.append(family)
-                todo.append(family)
-    return tuple(out)
-
-
-def _tags_meaning(meanings: Sequence[TagMeaning], concepts: frozenset[str]) -> TagMatch:
-    """The tags whose meaning is one of `concepts` (or a narrowed form of
-    one: a "male vocals" tag speaks about vocals), and those that say one
-    is absent."""
-    present, absent = [], []
-    for index, meaning in enumerate(meanings):
-        if concepts.intersection(meaning.absent):
-            absent.append(index)
-            continue
-        concept = meaning.concept
-        if concept is not None and (concept in concepts or _head(concept) in concepts):
-            present.append(index)
-    return TagMatch(present, absent)
-
-
-def link_by_lexicon(
-    attribute: str, meanings: Sequence[TagMeaning], wanted: bool = False
-) -> TagMatch:
-    """The tags that mean `attribute`, by the lexicon's concepts.
-
-    The attribute itself or one of its kinds; a wanted one else the same
-    for its shorter endings down to its head concept (no tag says "calm
-    piano", "piano" does), then its broader families ("techno" ->
-    electronic): evidence for the family is evidence for it, while leaving
-    out a member says nothing of the family. Empty when the lexicon links
-    nothing.
-    """
-    head = _head(attribute)
-    # The phrase down to its head concept when wanted; a negated phrase is
-    # itself alone ("no male vocals" says nothing against a female voice).
-    endings = _endings(attribute) if wanted else [attribute]
-    if head in endings:
-        endings = endings[: endings.index(head) + 1]
-    for ending in endings:
-        match = _tags_meaning(meanings, narrower(ending))
-        if match.present or match.absent:
-            return match
-    if wanted:
-        for ending in endings:
-            for family in broader(ending):
-                match = _tags_meaning(meanings, narrower(family))
-                if match.present or match.absent:
-                    return match
-    return TagMatch([], [])
-
-
-def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
-    """Which of a bundle's tags speak about `attribute`, by what they mean
-    (tag_meanings): *present* evidence when a tag names the attribute or a
-    kind of it ("vocal", "male vocal" for "vocals"), *absent* evidence when
-    it says the attribute is absent ("no vocals", "instrumental")."""
-    meanings = tag_meanings(tuple(tag_names))
-    return _tags_meaning(meanings, narrower(attribute))
-
-
-def match_head(attribute: str, tag_names: Sequence[str]) -> TagMatch:
-    """The tags that speak about `attribute`, else about one of its endings
-    ("calm piano" -> piano, "hip hop drums" -> drums); empty when none."""
-    return link_by_lexicon(attribute, tag_meanings(tuple(tag_names)), wanted=True)
-
-
-# A phrase the lexicon links to no tag is linked by the text encoder to the
-# tags whose meaning stands out as closest to it: a cosine this many
-# standard deviations above the phrase's mean cosine to all the bundle's tag
-# meanings. Relative, because a text tower puts every word it does not know
-# close to the same few meanings (high cosine, nothing distinctive). Chosen
-# on the choose part of the real-recording check set as the lowest that
-# links none of a list of words no tag means ("kazoo", "latin", "happy";
-# tests/benchmarks/tag_links.py, docs/benchmarks.md "Query phrases linked
-# to tags"): lower ones link more synonyms there, and wrong tags as often.
-TEXT_LINK_THRESHOLD = 2.6
-# Linked meanings per attribute at most (the closest): a word outside the
-# lexicon means one or two concepts, not a family of tags.
-TEXT_LINK_MAX = 2
-_MAX_LINKS = 4096
-_links: dict[tuple[str, str, bool], TagMatch] = {}
-_meaning_vectors: dict[str, tuple[list[int], np.ndarray]] = {}
-
-
-def tag_meaning_text(name: str, meaning: TagMeaning) -> str:
-    """The text that stands for a tag's meaning when phrases are compared
-    with it by the text encoder: its concept, else its name."""
-    text = meaning.concept or _tag_label(name)
-    return f"{text} music"
-
-
-def _meaning_vectors_of(bundle: Any) -> tuple[list[int], np.ndarray]:
-    """(tag indices, unit embeddings) of the tags that name something,
-    embedded once per bundle identity."""
-    import numpy as np
-
-    key = str(bundle.identity)
-    found = _meaning_vectors.get(key)
-    if found is None:
-        meanings = bundle_tag_meanings(bundle)
-        names = list(bundle.tag_names)
-        texts: dict[str, list[int]] = {}
-        for index, meaning in enumerate(meanings):
-            if not meaning.absent:
-                texts.setdefault(tag_meaning_text(names[index], meaning), []).append(
-                    index
-                )
-        vectors = bundle.embed_text(list(texts)) if texts else np.zeros((0, 1))
-        rows = [i for members in texts.values() for i in members]
-        repeat = [len(members) for members in texts.values()]
-        found = (rows, np.repeat(vectors, repeat, axis=0))
-        if len(_meaning_vectors) >= 8:
-            _meaning_vectors.clear()
-        _meaning_vectors[key] = found
-    return found
-
-
-def link_by_text(
-    bundle: Any, attribute: str, threshold: float | None = None
-) -> TagMatch:
-    """The tags whose meaning the text encoder puts closest to the attribute,
-    where that cosine stands `threshold` (TEXT_LINK_THRESHOLD) standard
-    deviations above the phrase's mean cosine to the bundle's tag meanings;
-    closest first, at most TEXT_LINK_MAX meanings."""
-    import numpy as np
-
-    if threshold is None:
-        threshold = TEXT_LINK_THRESHOLD
-    rows, vectors = _meaning_vectors_of(bundle)
-    if len(rows) < 2:
-        return TextMatch([], [])
-    phrase = bundle.embed_attributes([f"{attribute} music"])[0]
-    sims = vectors @ phrase
-    # One value per meaning: tags that share a meaning share its cosine.
-    distinct = np.unique(sims)
-    spread = float(distinct.std())
-    if spread <= 0:
-        return TextMatch([], [])
-    linked = distinct[(distinct - distinct.mean()) / spread >= threshold]
-    floor = linked[-TEXT_LINK_MAX:][0] if len(linked) else np.inf
-    order = np.argsort(-sims, kind="stable")
-    return TextMatch([rows[i] for i in order if sims[i] >= floor], [])
-
-
-def unknown_words(parsed: ParsedQuery) -> str:
-    """The words of the affirmative part the lexicon does not know (no
-    concept's form, no filler or cue word), in order: what only the text
-    encoder can link to tags. Quoted text is the user's literal words."""
-    from .query import FILLER_WORDS
-
-    if '"' in parsed.affirmative:
-        return ""
-    forms = lexicon().forms
-    words = re.findall(r"[^\W_]+(?:['-][^\W_]+)*", parsed.affirmative.casefold())
-    return " ".join(
-        w for w in words if w not in forms and w not in FILLER_WORDS and not w.isdigit()
-    )
-
-
-def forget_links() -> None:
-    """Drop the remembered links and tag-meaning embeddings (a benchmark
-    that changes TEXT_LINK_THRESHOLD resolves them again)."""
-    _links.clear()
-    _meaning_vectors.clear()
-
-
-def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
-    """The tags of `bundle` that mean `attribute`: by the lexicon, else by
-    the text encoder; resolved once per (bundle, attribute) and remembered."""
-    key = (str(bundle.identity), attribute, wanted)
-    found = _links.get(key)
-    if found is None:
-        found = link_by_lexicon(attribute, bundle_tag_meanings(bundle), wanted)
-        if not (found.present or found.absent) and hasattr(bundle, "embed_text"):
-            found = link_by_text(bundle, attribute)
-        if len(_links) >= _MAX_LINKS:
-            _links.clear()
-        _links[key] = found
-    return found
 
 
 # --------------------------------------------------------------------------

@@ -13,7 +13,7 @@ the clips its build.py wrote. It prints (1) the sweep of `tag_weight` and
 concepts a tagger names, of the "music without X" queries, and the
 ranking queries' P@10 and violations, and the weights that maximise
 concepts AUC + "without X" AUC + P@10 - violations; (2) the sweep of
-scoring.TEXT_LINK_THRESHOLD: the mean AUC of queries in words the lexicon
+taglinks.TEXT_LINK_THRESHOLD: the mean AUC of queries in words the lexicon
 links to no tag (synonyms of the part's labelled concepts), and which
 CONTROL words (meaning no tag of the bundle) get linked. The threshold is
 the lowest that links no control word; the last line is JSON.
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     import check
     import concepts
 
-    from beetsplug.clap import scoring, search
+    from beetsplug.clap import search, taglinks
     from beetsplug.clap.model import Bundle
 
     recipe = check.load_recipe(args.check_dir / "labels.json")
@@ -125,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     out["chosen_weights"] = [best["tag_weight"], best["affirmed_tag_weight"]]
     chosen = None
     for threshold in THRESHOLDS:
-        scoring.TEXT_LINK_THRESHOLD = threshold
-        scoring.forget_links()
+        taglinks.TEXT_LINK_THRESHOLD = threshold
+        taglinks.forget_links()
         aucs = [auc_of(by_id[c], scores(q)) for c, q in SYNONYMS]
-        linked = [w for w in CONTROLS if scoring.link_by_text(bundle, w).present]
+        linked = [w for w in CONTROLS if taglinks.link_by_text(bundle, w).present]
         row = {
             "threshold": threshold,
             "auc_synonyms": float(np.mean([a for a in aucs if a is not None])),

@@ -461,15 +461,15 @@ def test_the_text_encoder_links_a_word_the_lexicon_does_not_know(
     # beside the meaning of the "high" tag. Among three tags none can stand
     # out by the default threshold (a real tagger has dozens), so the test
     # lowers it.
-    from beetsplug.clap import scoring
+    from beetsplug.clap import taglinks
 
     bundle_path = build_tiny_bundle(tmp_path / "tagged", with_tags=True)
     env.reload(model=str(bundle_path))
     for kind in ("low", "mid", "high", "noise"):
         env.add_copy(corpus[kind], title=kind)
     env.run("clap-index")
-    monkeypatch.setattr(scoring, "TEXT_LINK_THRESHOLD", 1.0)
-    scoring.forget_links()
+    monkeypatch.setattr(taglinks, "TEXT_LINK_THRESHOLD", 1.0)
+    taglinks.forget_links()
     bundle = Bundle.load(bundle_path)
     titles = {i: t for t, i in _ids(env).items()}
     with Store.open(env.lib.path) as store:
@@ -490,7 +490,7 @@ def test_the_text_encoder_links_a_word_the_lexicon_does_not_know(
         wanted.explain().splitlines()
     )
     assert "5 x tags high (by text encoder)" in negated.explain()
-    scoring.forget_links()
+    taglinks.forget_links()
 
 
 def _ids(env: ClapEnv) -> dict[str, int]:
