@@ -31,13 +31,12 @@ ATOL = 0.01
 # drums: the drumless one ranked first by at least this, on the cosine scale
 # the scores live on (the same step the text tower alone must take).
 MARGIN = 0.05
-# Wordings of a negated drum part: the training texts' own, each held to
-# MARGIN on every pair, and one no training text used that the parser reads
-# the same way. The untrained one leans on the parser alone (its whole-text
-# similarity may still lean towards the word "drum"), so it is held to the
-# margin through the mean over all wordings: it must not pull a pair below.
-TRAINED_WORDINGS = ("no drums", "music without drums", "without drums")
-UNTRAINED_WORDINGS = ("drumless",)
+# Wordings of a negated drum part: the training texts' own, and one no
+# training text uses ("drumless") that the parser reads as the same
+# negation, so the query layer's tag evidence for drums counts against the
+# drummed render whatever the text tower makes of the word. Each is held to
+# MARGIN on every pair.
+WORDINGS = ("no drums", "music without drums", "without drums", "drumless")
 
 
 @pytest.fixture(scope="module")
@@ -82,22 +81,17 @@ def test_audio_embeddings_match_golden(bundle: Bundle) -> None:
 def _assert_no_drums_prefers(
     bundle: Bundle, drumless: np.ndarray, drummed: np.ndarray, what: str
 ) -> None:
-    """Every trained wording of "no drums" ranks each drumless render above
-    its drummed twin by MARGIN; averaged over all wordings, the untrained
-    ones included, each pair is still ranked so by MARGIN."""
+    """Every wording of "no drums" ranks each drumless render above its
+    drummed twin by MARGIN."""
     from beetsplug.clap.search import DEFAULT_NEGATION_WEIGHT, embed_query
 
     audio, tags = bundle.embed_audio(np.concatenate([drumless, drummed]))
     n = len(drumless)
-    margins = {}
-    for text in TRAINED_WORDINGS + UNTRAINED_WORDINGS:
+    for text in WORDINGS:
         query = embed_query(bundle, text, DEFAULT_NEGATION_WEIGHT)
         scores = query.score(audio, tags)
-        margins[text] = scores[:n] - scores[n:]
-    for text in TRAINED_WORDINGS:
-        assert (margins[text] > MARGIN).all(), (what, text, margins[text])
-    mean = np.mean(list(margins.values()), axis=0)
-    assert (mean > MARGIN).all(), (what, margins)
+        margins = scores[:n] - scores[n:]
+        assert (margins > MARGIN).all(), (what, text, margins)
 
 
 def test_drum_loop_outranks_a_held_chord_for_drums(bundle: Bundle) -> None:
