@@ -1,4 +1,4 @@
-"""Command line of the trainer: `python -m trainer {synth,train,evaluate,export}`.
+"""Command line of the trainer: `python -m trainer {synth,train,evaluate,export,...}`.
 
 Only argument parsing and dispatch live here; each subcommand's work is in its
 own module (open_clip keeps its library and its trainer apart the same way).
@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="a data folder whose clips check the appended tags against the "
         "PyTorch port (default: generated test signals)",
+    )
+
+    from trainer.realcorpus import add_arguments as add_real_corpus
+
+    add_real_corpus(
+        sub.add_parser(
+            "real-corpus",
+            help="build the real-recording training corpus from pinned packages",
+            description="Fetch the pinned Debian music packages of "
+            "trainer/realcorpus_sources.json, cut their tracks into clips, tag "
+            "them with the pretrained taggers and caption what they are sure of.",
+        )
     )
 
     export = sub.add_parser("export", help="export a run as an int8 ONNX model bundle")
@@ -285,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "retag":
             return _retag(args)
+        if args.command == "real-corpus":
+            from trainer.realcorpus import run as real_corpus
+
+            return real_corpus(args)
         return _export(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,296 @@
+"""The real-recording corpus builder on a package built here: fetch, cut, tag, caption.
+
+A real .deb is made with dpkg-deb from generated audio and put in the cache
+as apt-get would have downloaded it; everything after the download runs as
+it does on the pinned packages (sha256 check, dpkg-deb -x, decoding, the
+pretrained musicnn taggers, parquet the split reader reads).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from trainer import realcorpus, vocab
+from trainer.__main__ import main as trainer_main
+from trainer.splits import DataError, read_split
+
+RATE = 16000
+REALSET_LABELS = Path(__file__).parents[1] / "benchmarks" / "realset" / "labels.json"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("dpkg-deb") is None, reason="dpkg-deb builds the test package"
+)
+
+
+def _tone_track(seconds: float, seed: int) -> np.ndarray:
+    """Chords with a noise-burst beat: something the taggers can read."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * RATE)) / RATE
+    x = sum(0.15 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
+    beat = (t % 0.5) < 0.04
+    x = x + beat * rng.normal(0, 0.3, t.size)
+    return (x / np.max(np.abs(x)) * 0.8).astype(np.float32)
+
+
+def _make_deb(tmp: Path, name: str, version: str, files: dict[str, np.ndarray]) -> Path:
+    root = tmp / f"{name}-root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: Test <test@example.org>\nDescription: test music\n"
+    )
+    doc = root / "usr" / "share" / "doc" / name
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Public domain test audio.\n")
+    for rel, audio in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if audio.size:
+            sf.write(path, audio, RATE, format="FLAC")
+        else:  # a file that is not audio at all
+            path.write_bytes(b"not a flac file" * 64)
+    deb = tmp / f"{name}.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)],
+        check=True,
+        capture_output=True,
+    )
+    return deb
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two packages in a cache, and the sources that pin them."""
+    tmp = tmp_path_factory.mktemp("realcorpus")
+    cache = tmp / "cache"
+    (cache / "debs").mkdir(parents=True)
+    music = "usr/share/games/fake/music"
+    decks = {
+        "fake-music": {
+            f"{music}/a/loop.flac": _tone_track(50.0, 0),  # 2 clips
+            f"{music}/b/loop.flac": _tone_track(22.0, 1),  # same name, other folder
+            f"{music}/short.flac": _tone_track(6.0, 2),  # shorter than a clip
+            f"{music}/silence.flac": np.zeros(30 * RATE, np.float32),
+            f"{music}/broken.flac": np.zeros(0, np.float32),
+            "usr/share/games/fake/sfx/boom.flac": _tone_track(20.0, 3),  # not music
+        },
+        "fake-valid-music": {f"{music}/theme.flac": _tone_track(20.0, 4)},
+    }
+    pins = {}
+    for name, files in decks.items():
+        deb = _make_deb(tmp, name, "1.0-1", files)
+        shutil.copy(deb, cache / "debs" / f"{name}_1.0-1_all.deb")
+        pins[name] = {
+            "version": "1.0-1",
+            "sha256": realcorpus.sha256_file(deb),
+            "copyright": f"usr/share/doc/{name}/copyright",
+            "music": [f"{music}/*.flac", f"{music}/*/*.flac"],
+        }
+    sources = json.loads(realcorpus.SOURCES.read_text())
+    sources.update(
+        packages=pins,
+        valid_packages=["fake-valid-music"],
+        forbidden=["fretsonfire-songs-sectoid"],
+    )
+    sources["clip"] = {**sources["clip"], "hop": 25.0}
+    path = tmp / "sources.json"
+    path.write_text(json.dumps(sources))
+    out = tmp / "data"
+    lines: list[str] = []
+    record = realcorpus.build(out, cache, path, log=lines.append)
+    return {
+        "tmp": tmp,
+        "cache": cache,
+        "sources": path,
+        "out": out,
+        "record": record,
+        "log": lines,
+    }
+
+
+def test_builds_a_data_directory_the_split_reader_reads(package: dict) -> None:
+    out, record = package["out"], package["record"]
+    train, stats = read_split(out, "train")
+    valid, _ = read_split(out, "valid")
+    assert stats.missing_audio == 0
+    # 50 s from 5 s: clips at 5 and 30; 22 s: one at 5; the short, the
+    # silent, the broken and the sound effect give none.
+    assert sorted(c.track_id.rsplit("-", 1)[-1] for c in train) == ["0", "0", "1"]
+    assert len(valid) == 1
+    assert "theme" in valid[0].track_id
+    assert record["clips"] == {"train": 3, "valid": 1}
+    assert record["tracks"] == 6  # the five music files + the valid theme
+    assert record["unreadable"] == ["fake-music/usr/share/games/fake/music/broken.flac"]
+    assert any("broken.flac" in line for line in package["log"])
+    # Files with the same name in two folders stay two clips.
+    assert len({c.audio for c in train}) == 3
+    first = np.load(train[0].audio)
+    assert first.dtype == np.int16
+    assert first.shape == (10 * RATE,)
+
+
+def test_captions_say_only_what_the_taggers_are_sure_of(package: dict) -> None:
+    out = package["out"]
+    rows = pq.read_table(out / "captions" / "train.parquet").to_pylist()
+    rules = json.loads(package["sources"].read_text())["captions"]
+    tagger = realcorpus.Tagger()
+    meanings = realcorpus.CaptionRules.make(rules, tagger.names)
+    for row in rows:
+        audio = np.load(out / "audio" / row["path"]).astype(np.float32) / 32767.0
+        probs = tagger(audio[None])[0]
+        sure = {
+            c
+            for c, p in zip(meanings.concepts, probs, strict=True)
+            if c and p >= rules["present"]
+        }
+        assert set(row["tag"]) <= sure | {"music"}
+        for term in row["absent"]:
+            assert term in vocab.NEGATABLE
+            # Nothing is both said and denied.
+            assert term not in row["tag"]
+        for said in row["caption_summary"].split("It has ")[1:]:
+            for phrase in said.rstrip(".").replace(" and ", ", ").split(", "):
+                assert phrase.removeprefix("no ") in row["absent"]
+
+
+def test_rules_keep_the_confident_and_deny_the_surely_absent() -> None:
+    names = ["mtt:piano", "mtt:drums", "mtt:vocals", "mtt:no vocals", "msd:jazz"]
+    spec = {
+        "present": 0.4,
+        "absent": 0.05,
+        "max_tags": 5,
+        "negatable": ["vocals", "drums", "piano", "guitar"],
+    }
+    rules = realcorpus.CaptionRules.make(spec, names)
+    probs = np.array([0.9, 0.02, 0.3, 0.1, 0.5])
+    present = rules.present_concepts(probs)
+    assert present == ["piano", "jazz"]
+    # Drums under the bar: absent; vocals at 0.3 are neither; guitar has no tag.
+    assert rules.absent_concepts(probs, present) == ["drums"]
+    # A confident "no vocals" says vocals are absent whatever "vocals" says.
+    probs[3] = 0.7
+    assert rules.absent_concepts(probs, present) == ["vocals", "drums"]
+    assert realcorpus.negatable_terms(["guitar"]) == [
+        "acoustic guitar",
+        "electric guitar",
+        "distorted guitar",
+    ]
+    caps = realcorpus.captions_for(
+        ["slow", "jazz", "piano"], ["vocals", "drums"], random.Random(0)
+    )
+    assert caps["caption_summary"].startswith("A slow jazz ")
+    assert caps["caption_summary"].endswith(
+        "with piano. It has no vocals and no drums."
+    )
+
+
+@pytest.mark.parametrize(
+    ("duration", "starts"),
+    [(4.0, []), (10.0, [0.0]), (12.0, [2.0]), (40.0, [5.0, 30.0]), (500.0, None)],
+)
+def test_clip_starts(duration: float, starts: list[float] | None) -> None:
+    clip = {"seconds": 10.0, "first_start": 5.0, "hop": 25.0, "max_per_track": 6}
+    got = realcorpus.clip_starts(duration, clip)
+    if starts is None:
+        assert len(got) == 6
+        assert got[-1] + 10.0 <= duration
+    else:
+        assert got == starts
+
+
+def test_a_rebuild_reuses_the_unpacked_packages_and_writes_the_same(
+    package: dict, tmp_path: Path
+) -> None:
+    # The .complete marker makes the second build skip dpkg-deb: proven by
+    # removing the .deb, which an unpack would need.
+    for deb in (package["cache"] / "debs").iterdir():
+        deb.rename(tmp_path / deb.name)
+    try:
+        again = tmp_path / "again"
+        realcorpus.build(
+            again, package["cache"], package["sources"], log=lambda _: None
+        )
+    finally:
+        for deb in tmp_path.glob("*.deb"):
+            deb.rename(package["cache"] / "debs" / deb.name)
+    for split in ("train", "valid"):
+        a = pq.read_table(package["out"] / "captions" / f"{split}.parquet")
+        b = pq.read_table(again / "captions" / f"{split}.parquet")
+        assert a.equals(b)
+
+
+def test_a_tampered_package_is_refused(package: dict, tmp_path: Path) -> None:
+    pin = json.loads(package["sources"].read_text())["packages"]["fake-music"]
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)
+    deb = cache / "debs" / "fake-music_1.0-1_all.deb"
+    shutil.copy(package["cache"] / "debs" / deb.name, deb)
+    with deb.open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(DataError, match=r"sha256 .* != pinned"):
+        realcorpus.fetch_package("fake-music", pin, cache)
+    assert not (cache / "unpacked").exists() or not any((cache / "unpacked").iterdir())
+
+
+def test_sources_that_name_a_check_set_package_are_refused(
+    package: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sources = json.loads(package["sources"].read_text())
+    sources["forbidden"] = ["fake-valid-music"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(sources))
+    code = trainer_main(
+        [
+            "real-corpus",
+            "--out",
+            str(tmp_path / "o"),
+            "--cache",
+            str(package["cache"]),
+            "--sources",
+            str(bad),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ")
+    assert "fake-valid-music is in a check set" in err
+    assert "\n" not in err
+    code = trainer_main(
+        [
+            "real-corpus",
+            "--out",
+            str(tmp_path / "o"),
+            "--cache",
+            str(package["cache"]),
+            "--sources",
+            str(package["sources"]),
+            "--packages",
+            "no-such-package",
+        ]
+    )
+    assert code == 2
+    assert "not in the real-corpus sources: no-such-package" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_shipped_sources_are_pinned_and_apart_from_the_check_set() -> None:
+    sources = realcorpus.load_sources()
+    check_set = set(json.loads(REALSET_LABELS.read_text())["packages"])
+    packages = sources["packages"]
+    assert not set(packages) & check_set
+    assert set(sources["forbidden"]) >= check_set
+    assert set(sources["valid_packages"]) < set(packages)
+    for pin in packages.values():
+        assert len(pin["sha256"]) == 64
+        assert int(pin["sha256"], 16) >= 0
+        assert pin["version"]
+        assert pin["music"]

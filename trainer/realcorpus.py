@@ -1,0 +1,531 @@
+"""The real-recording training corpus: pinned music packages, cut, tagged, captioned.
+
+`python -m trainer real-corpus --out DATA` fetches the packages named in
+realcorpus_sources.json (`apt-get download NAME=VERSION`, checked against the
+.deb's sha256, unpacked with dpkg-deb), cuts each music track into 10-s clips,
+runs the two pretrained musicnn taggers (MagnaTagATune and MSD) on every clip
+and writes a data directory in the layout trainer.splits reads:
+
+    DATA/audio/<package>/<track>-<k>.npy   16 kHz mono int16
+    DATA/captions/{train,valid}.parquet    split by package
+    DATA/realcorpus.json                   sources, thresholds, counts
+
+Captions say only what the taggers are confident of: a concept is present
+when one of its tags reaches `captions.present`, and an instrument or vocals
+is absent (the `absent` column, which negation augmentation trusts) only when
+every tag for it stays under `captions.absent`. The packages are never
+committed; the same sources and pins rebuild the same corpus. A package that
+a check set uses is refused, so no source is both trained on and judged by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import fnmatch
+import hashlib
+import json
+import random
+import shutil
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.splits import AUDIO_DIR, CAPTIONS_DIR, DataError
+
+SOURCES = Path(__file__).with_name("realcorpus_sources.json")
+Log = Callable[[str], None]
+# The taggers read 3-s windows: a 10-s clip is tagged as the mean of three.
+TAGGERS = "MTT_musicnn+MSD_musicnn"
+_INT16 = 32767.0
+
+
+@dataclass(frozen=True)
+class Track:
+    package: str
+    path: Path  # the unpacked file
+    name: str  # "<package>/<path inside the package>": stable, sorts the corpus
+
+
+@dataclass
+class ClipRow:
+    track: Track
+    index: int
+    start: float
+    audio: str  # path under DATA/audio
+    probs: np.ndarray | None = None
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def load_sources(path: Path = SOURCES) -> dict[str, Any]:
+    """The source list, checked: pins present, no package a check set uses."""
+    try:
+        sources = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"real-corpus sources {path}: {exc}") from exc
+    packages = sources.get("packages") or {}
+    clash = sorted(set(packages) & set(sources.get("forbidden", ())))
+    if clash:
+        raise DataError(
+            f"real-corpus sources {path}: {', '.join(clash)} is in a check set "
+            "and may not be trained on"
+        )
+    for name, pin in packages.items():
+        if not (pin.get("version") and pin.get("sha256") and pin.get("music")):
+            raise DataError(
+                f"real-corpus sources {path}: {name} needs version, sha256 and music"
+            )
+    return sources
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _deb_name(name: str, version: str) -> str:
+    # apt writes an epoch "2:" as "2%3a" in the file name
+    return f"{name}_{version.replace(':', '%3a')}_all.deb"
+
+
+def fetch_package(name: str, pin: dict[str, Any], cache: Path) -> Path:
+    """The unpacked root of NAME at its pinned version (downloaded once, checked)."""
+    debs = cache / "debs"
+    root = cache / "unpacked" / f"{name}_{pin['version'].replace(':', '_')}"
+    if (root / ".complete").exists():
+        return root
+    debs.mkdir(parents=True, exist_ok=True)
+    deb = debs / _deb_name(name, pin["version"])
+    if not deb.exists():
+        if shutil.which("apt-get") is None:
+            raise DataError(f"{name}: {deb.name} is not cached and apt-get is missing")
+        proc = subprocess.run(
+            ["apt-get", "download", f"{name}={pin['version']}"],
+            cwd=debs,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not deb.exists():
+            raise DataError(
+                f"{name}={pin['version']}: apt-get download failed (run apt-get "
+                "update; the corpus is pinned to Debian 12 bookworm versions)"
+            )
+    got = sha256_file(deb)
+    if got != pin["sha256"]:
+        raise DataError(f"{deb.name}: sha256 {got[:12]} != pinned {pin['sha256'][:12]}")
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    proc = subprocess.run(
+        ["dpkg-deb", "-x", str(deb), str(tmp)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise DataError(f"{deb.name}: dpkg-deb -x failed: {proc.stderr.strip()}")
+    (tmp / ".complete").touch()
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.replace(root)
+    return root
+
+
+def package_tracks(name: str, pin: dict[str, Any], root: Path) -> list[Track]:
+    """The music files a package's globs select, sorted by path."""
+    found = {
+        p
+        for pattern in pin["music"]
+        for p in root.glob(pattern)
+        if p.is_file()
+        and not any(fnmatch.fnmatch(p.name, x) for x in pin.get("skip", ()))
+    }
+    if not found:
+        raise DataError(f"{name}: no file matches {', '.join(pin['music'])}")
+    return [
+        Track(name, p, f"{name}/{p.relative_to(root).as_posix()}")
+        for p in sorted(found)
+    ]
+
+
+# --------------------------------------------------------------------------- clips
+
+
+def clip_starts(duration: float, clip: dict[str, float]) -> list[float]:
+    """Where a track's clips start: past the intro, one every `hop` seconds,
+    at most `max_per_track`; a track shorter than a clip gives none."""
+    seconds, first, hop = clip["seconds"], clip["first_start"], clip["hop"]
+    if duration < seconds:
+        return []
+    first = min(first, duration - seconds)
+    n = int((duration - seconds - first) // hop) + 1
+    return [first + k * hop for k in range(min(n, int(clip["max_per_track"])))]
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
+
+
+def cut_track(
+    track: Track, out: Path, rate: int, clip: dict[str, float]
+) -> list[ClipRow]:
+    """Decode one track and write its clips (int16 .npy); near-silent clips
+    (fades, pauses) are left out. Existing clip files are reused."""
+    from trainer.data import AudioDecodeError, read_audio
+
+    try:
+        x = read_audio(track.path, rate)
+    except AudioDecodeError as exc:
+        raise DataError(f"{track.name}: {exc}") from exc
+    n = round(clip["seconds"] * rate)
+    # The file and its folder name a clip: unique within a package (supertux
+    # keeps music in one folder per world), short enough to read in a log.
+    stem = "__".join(track.path.with_suffix("").parts[-2:]).replace(" ", "_")
+    rows = []
+    for k, start in enumerate(clip_starts(len(x) / rate, clip)):
+        piece = x[round(start * rate) :][:n]
+        if len(piece) < n or _rms_db(piece) < clip["min_rms_db"]:
+            continue
+        rel = f"{track.package}/{stem}-{k}.npy"
+        path = out / AUDIO_DIR / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp.npy")
+            np.save(tmp, np.clip(piece * _INT16, -_INT16, _INT16).astype(np.int16))
+            tmp.replace(path)
+        rows.append(ClipRow(track, k, start, rel))
+    return rows
+
+
+# --------------------------------------------------------------------------- tags
+
+
+class Tagger:
+    """The two pretrained musicnn taggers, as the model's audio tower runs them."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from trainer.config import AudioModelConfig
+        from trainer.models import AudioTower
+
+        cfg = AudioModelConfig(
+            backbone="musicnn",
+            pretrained=TAGGERS,
+            freeze_backbone="full",
+            features="tags",
+            emit_tags=True,
+        )
+        self._torch = torch
+        self.tower = AudioTower(cfg, embedding_dim=8, projection="linear").eval()
+        self.names: list[str] = list(self.tower.tag_names)
+        self.sample_rate = cfg.sample_rate
+
+    def __call__(self, clips: np.ndarray) -> np.ndarray:
+        """Clips [B, S] float32 -> tag probabilities [B, 100], window-averaged."""
+        with self._torch.no_grad():
+            out = self.tower(self._torch.from_numpy(clips))
+        return out["tags"].float().numpy()
+
+
+def tag_clips(
+    rows: Sequence[ClipRow], out: Path, tagger: Tagger, batch: int = 16
+) -> None:
+    for i in range(0, len(rows), batch):
+        part = rows[i : i + batch]
+        audio = np.stack(
+            [
+                np.load(out / AUDIO_DIR / r.audio).astype(np.float32) / _INT16
+                for r in part
+            ]
+        )
+        for row, p in zip(part, tagger(audio), strict=True):
+            row.probs = p
+
+
+# --------------------------------------------------------------------------- captions
+
+
+@dataclass(frozen=True)
+class CaptionRules:
+    """How tag probabilities become caption words (realcorpus_sources.json)."""
+
+    present: float
+    absent: float
+    max_tags: int
+    negatable: tuple[str, ...]
+    concepts: tuple[str | None, ...]  # each tag's concept, aligned with the tags
+    says_absent: tuple[tuple[str, ...], ...]  # what each tag says is absent
+
+    @classmethod
+    def make(cls, spec: dict[str, Any], tag_names: Sequence[str]) -> CaptionRules:
+        from beetsplug.clap.meanings import read_tag_meanings
+
+        meanings = read_tag_meanings(tag_names)
+        return cls(
+            float(spec["present"]),
+            float(spec["absent"]),
+            int(spec["max_tags"]),
+            tuple(spec["negatable"]),
+            tuple(m.concept for m in meanings),
+            tuple(m.absent for m in meanings),
+        )
+
+    def present_concepts(self, probs: np.ndarray) -> list[str]:
+        """Concepts a tag is confident of, most confident first (each once)."""
+        best: dict[str, float] = {}
+        for concept, p in zip(self.concepts, probs, strict=True):
+            if concept and p >= self.present:
+                best[concept] = max(best.get(concept, 0.0), float(p))
+        ranked = sorted(best, key=lambda c: (-best[c], c))
+        return ranked[: self.max_tags]
+
+    def absent_concepts(self, probs: np.ndarray, present: Sequence[str]) -> list[str]:
+        """Negatable concepts every one of whose tags stays under `absent`, or
+        that a confident tag says are absent ("no vocals", "instrumental")."""
+        said = {
+            a
+            for says, p in zip(self.says_absent, probs, strict=True)
+            if says and p >= self.present
+            for a in says
+        }
+        out = []
+        for concept in self.negatable:
+            ps = [p for c, p in zip(self.concepts, probs, strict=True) if c == concept]
+            if concept in present:
+                continue
+            if concept in said or (ps and max(ps) < self.absent):
+                out.append(concept)
+        return out
+
+
+def negatable_terms(concepts: Iterable[str]) -> list[str]:
+    """Absent concepts as the vocabulary's negatable terms: no guitar means
+    no acoustic, electric or distorted guitar."""
+    from trainer import vocab
+
+    terms: list[str] = []
+    for concept in concepts:
+        for term in vocab.NEGATABLE:
+            if (term == concept or term.endswith(" " + concept)) and term not in terms:
+                terms.append(term)
+    return terms
+
+
+def _join(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _absent_phrase(term: str) -> str:
+    return f"no {term}"
+
+
+def _said_absent(absent: Sequence[str], rng: random.Random) -> list[str]:
+    """At most two absences a caption says (vocals and drums first, as people
+    write them); negation augmentation adds the others from `absent`."""
+    first = [t for t in ("vocals", "drums") if t in absent]
+    rest = [t for t in absent if t not in first]
+    rng.shuffle(rest)
+    return [*first, *rest][:2]
+
+
+def _kind(concept: str) -> str:
+    from beetsplug.clap.lexicon import lexicon
+
+    found = lexicon().concepts.get(concept)
+    return found.kind if found is not None else "part"
+
+
+def captions_for(
+    present: Sequence[str], absent: Sequence[str], rng: random.Random
+) -> dict[str, str]:
+    """The caption columns in the corpus' grammar, from the confident words:
+    "A slow, quiet ambient piece with piano. It has no vocals and no drums."."""
+    kinds = {c: _kind(c) for c in present}
+    genres = [c for c in present if kinds[c] == "genre"]
+    parts = [c for c in present if kinds[c] in ("part", "modifier")]
+    qualities = [c for c in present if c not in genres and c not in parts]
+    nouns = ("track", "piece", "tune") + (("song",) if "vocals" in parts else ())
+    head = " ".join(
+        w
+        for w in (
+            ", ".join(qualities),
+            " and ".join(genres) or "music",
+            rng.choice(nouns),
+        )
+        if w
+    )
+    summary = ("An " if head[0] in "aeiou" else "A ") + head
+    summary += (f" with {_join(parts)}" if parts else "") + "."
+    said = [_absent_phrase(t) for t in _said_absent(absent, rng)]
+    if said:
+        summary += f" It has {_join(said)}."
+    attributes = ", ".join([*present, *said])
+    return {
+        "caption_writing": summary,
+        "caption_summary": summary,
+        "caption_paraphrase": summary,
+        "caption_attribute_prediction": attributes or "music",
+    }
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _rows_for(
+    clips: Sequence[ClipRow], rules: CaptionRules, seed: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for clip in clips:
+        assert clip.probs is not None
+        present = rules.present_concepts(clip.probs)
+        absent = negatable_terms(rules.absent_concepts(clip.probs, present))
+        rng = random.Random(f"{seed}:{clip.audio}")
+        rows.append(
+            {
+                "track_id": clip.audio.rsplit(".", 1)[0],
+                "title": clip.track.path.stem,
+                "artist_name": None,
+                "release": clip.track.package,
+                "year": None,
+                # What is there; absences reach the texts through the captions
+                # and negation augmentation, as in the synthetic corpus.
+                "tag": present or ["music"],
+                **captions_for(present, absent, rng),
+                "path": clip.audio,
+                "attributes": None,
+                "absent": absent,
+                "pair_id": None,
+                "pair_attribute": None,
+                "base_piece": clip.track.name,
+                "soundfont": None,
+            }
+        )
+    return rows
+
+
+def _write_split(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trainer.splits import split_schema
+
+    schema = split_schema()
+    table = pa.Table.from_pylist(rows, schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def build(
+    out: Path,
+    cache: Path,
+    sources_path: Path = SOURCES,
+    *,
+    packages: Sequence[str] | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    tagger: Tagger | None = None,
+    log: Log = print,
+) -> dict[str, Any]:
+    """Build the corpus into `out`; returns what realcorpus.json records."""
+    sources = load_sources(sources_path)
+    chosen = dict(sources["packages"])
+    if packages:
+        unknown = sorted(set(packages) - set(chosen))
+        if unknown:
+            raise DataError(f"not in the real-corpus sources: {', '.join(unknown)}")
+        chosen = {k: v for k, v in chosen.items() if k in packages}
+    rate, clip = int(sources["sample_rate"]), sources["clip"]
+    tracks = []
+    for name, pin in sorted(chosen.items()):
+        tracks += package_tracks(name, pin, fetch_package(name, pin, cache))
+    log(f"real corpus: {len(tracks)} tracks from {len(chosen)} packages")
+
+    unreadable: list[str] = []
+
+    def cut(track: Track) -> list[ClipRow]:
+        try:
+            return cut_track(track, out, rate, clip)
+        except DataError as exc:  # one bad file costs its clips, not the build
+            log(f"real corpus: skipped {exc}")
+            unreadable.append(track.name)
+            return []
+
+    # Decoding is ffmpeg/libsndfile work outside the GIL: threads keep both cores busy.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        per_track = list(pool.map(cut, tracks))
+    clips = [c for rows in per_track for c in rows]
+    if not clips:
+        raise DataError("real corpus: no clip long and loud enough to keep")
+    tagger = tagger or Tagger()
+    if tagger.sample_rate != rate:
+        raise DataError(f"taggers read {tagger.sample_rate} Hz, sources say {rate}")
+    tag_clips(clips, out, tagger)
+    rules = CaptionRules.make(sources["captions"], tagger.names)
+
+    valid_packages = set(sources.get("valid_packages", ()))
+    rows = _rows_for(clips, rules, seed)
+    splits = {
+        "train": [r for r in rows if r["release"] not in valid_packages],
+        "valid": [r for r in rows if r["release"] in valid_packages],
+    }
+    for split, split_rows in splits.items():
+        if split_rows:
+            _write_split(split_rows, out / CAPTIONS_DIR / f"{split}.parquet")
+    seconds = len(clips) * clip["seconds"]
+    record = {
+        "sources_sha256": sha256_file(Path(sources_path)),
+        "packages": sorted(chosen),
+        "tracks": len(tracks),
+        "unreadable": sorted(unreadable),
+        "clips": {k: len(v) for k, v in splits.items()},
+        "clip_hours": round(seconds / 3600, 2),
+        "captions": sources["captions"],
+        "present": dict(Counter(t for r in rows for t in r["tag"]).most_common()),
+        "absent": dict(Counter(t for r in rows for t in r["absent"]).most_common()),
+    }
+    (out / "realcorpus.json").write_text(json.dumps(record, indent=2) + "\n")
+    log(
+        f"real corpus: {len(clips)} clips ({record['clip_hours']} h) from "
+        f"{len(tracks)} tracks -> {out} (train {len(splits['train'])}, "
+        f"valid {len(splits['valid'])})"
+    )
+    return record
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=Path, required=True, help="data directory to write"
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "beets-clap" / "realcorpus",
+        help="where the .debs are downloaded and unpacked (kept between builds)",
+    )
+    parser.add_argument("--sources", type=Path, default=SOURCES, help="source list")
+    parser.add_argument(
+        "--packages", nargs="+", metavar="NAME", help="only these packages"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="decoding threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    build(
+        args.out,
+        args.cache,
+        args.sources,
+        packages=args.packages,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    return 0
