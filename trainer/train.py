@@ -11,6 +11,7 @@ module reads the splits, builds the run, and steps, logs, validates and saves.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import resource
 import time
@@ -340,13 +341,12 @@ def _read_splits(
         if ctx.is_main:
             log(message)
 
+    # Both splits are read with the same caption columns; only the cap differs.
+    read = functools.partial(
+        read_split, data_dir, caption_columns=cfg.data.caption_columns
+    )
     try:
-        train_clips, stats = read_split(
-            data_dir,
-            cfg.data.train_split,
-            caption_columns=cfg.data.caption_columns,
-            max_items=cfg.data.max_items,
-        )
+        train_clips, stats = read(cfg.data.train_split, max_items=cfg.data.max_items)
     except DataError as exc:
         raise RunError(str(exc)) from exc
     say(
@@ -366,11 +366,8 @@ def _read_splits(
         )
     valid_clips: list[Clip] = []
     try:
-        valid_clips, vstats = read_split(
-            data_dir,
-            cfg.data.valid_split,
-            caption_columns=cfg.data.caption_columns,
-            max_items=cfg.data.valid_max_items,
+        valid_clips, vstats = read(
+            cfg.data.valid_split, max_items=cfg.data.valid_max_items
         )
         say(
             f"valid split: {len(valid_clips)} clips "

@@ -12,7 +12,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +48,10 @@ class Clip:
         present = present_terms(row.tags)
         if row.attributes and row.attributes.get("style"):
             present.add(row.attributes["style"])
+        # Every field the split row also has is carried over as it is.
+        shared = {f.name for f in fields(cls)} & {f.name for f in fields(row)}
         return cls(
-            track_id=row.track_id,
-            audio=row.audio,
-            tags=row.tags,
-            captions=row.captions,
-            attributes=row.attributes,
-            absent=row.absent,
-            pair_id=row.pair_id,
-            pair_attribute=row.pair_attribute,
+            **{name: getattr(row, name) for name in shared},
             base_piece=row.group or row.track_id,
             present=present,
         )

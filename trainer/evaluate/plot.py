@@ -9,6 +9,36 @@ import numpy as np
 from trainer import vocab
 
 
+def _grouped_bars(
+    ax,
+    labels: list[str],
+    values: dict[str, list[float]],
+    colors: list[str],
+    rotation: int,
+    title: str,
+) -> None:
+    """One bar per model at each label, side by side, on a 0..1 axis."""
+    width = 0.8 / max(1, len(values))
+    for j, (name, vals) in enumerate(values.items()):
+        ax.bar(
+            np.arange(len(labels)) + j * width,
+            vals,
+            width,
+            label=name,
+            color=colors[j % 10],
+        )
+    ax.set_xticks(
+        np.arange(len(labels)) + 0.4 - width / 2,
+        labels,
+        rotation=rotation,
+        ha="right",
+        fontsize=8,
+    )
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 def plot(result: dict, path: Path) -> None:
     """Per split: minimal-pair accuracy per attribute, recall curves, negation."""
     import matplotlib
@@ -32,28 +62,19 @@ def plot(result: dict, path: Path) -> None:
             },
             key=lambda a: (a not in vocab.PRESENCE, a),
         )
-        width = 0.8 / max(1, len(models))
-        for j, (name, model) in enumerate(models.items()):
+        accuracy = {}
+        for name, model in models.items():
             pa = model["results"][split]["minimal_pairs"]["attributes"]
-            vals = [pa.get(a, {}).get("accuracy", np.nan) for a in attrs]
-            ax_bar.bar(
-                np.arange(len(attrs)) + j * width,
-                vals,
-                width,
-                label=name,
-                color=colors[j % 10],
-            )
-        ax_bar.axhline(0.5, color="grey", lw=0.8, ls=":")
-        ax_bar.set_xticks(
-            np.arange(len(attrs)) + 0.4 - width / 2,
+            accuracy[name] = [pa.get(a, {}).get("accuracy", np.nan) for a in attrs]
+        _grouped_bars(
+            ax_bar,
             attrs,
+            accuracy,
+            colors,
             rotation=60,
-            ha="right",
-            fontsize=8,
+            title=f"{split}: with-X vs without-X accuracy (minimal pairs)",
         )
-        ax_bar.set_ylim(0, 1)
-        ax_bar.set_title(f"{split}: with-X vs without-X accuracy (minimal pairs)")
-        ax_bar.legend(fontsize=8)
+        ax_bar.axhline(0.5, color="grey", lw=0.8, ls=":")
         for j, (name, model) in enumerate(models.items()):
             curves = model["results"][split]["curves"]
             for key, style in (
@@ -86,7 +107,8 @@ def plot(result: dict, path: Path) -> None:
             "parsed P@10",
             "parsed viol.",
         ]
-        for j, (name, model) in enumerate(models.items()):
+        negation = {}
+        for name, model in models.items():
             res = model["results"][split]
             b = res["negation"].get("binary", {})
             nr = res["negated_retrieval"]
@@ -99,24 +121,15 @@ def plot(result: dict, path: Path) -> None:
                 nr["parsed"]["precision_at_10"],
                 nr["parsed"]["violation_rate"],
             ]
-            vals = [np.nan if v is None else v for v in vals]
-            ax_neg.bar(
-                np.arange(len(labels)) + j * width,
-                vals,
-                width,
-                label=name,
-                color=colors[j % 10],
-            )
-        ax_neg.set_xticks(
-            np.arange(len(labels)) + 0.4 - width / 2,
+            negation[name] = [np.nan if v is None else v for v in vals]
+        _grouped_bars(
+            ax_neg,
             labels,
+            negation,
+            colors,
             rotation=30,
-            ha="right",
-            fontsize=8,
+            title=f"{split}: negation protocols and negated retrieval",
         )
-        ax_neg.set_ylim(0, 1)
-        ax_neg.set_title(f"{split}: negation protocols and negated retrieval")
-        ax_neg.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.synth.voice import VoiceError
 
     args = _parser().parse_args(argv)
+    # Every field of the config is an option of the same name.
     config = CorpusConfig(
-        out=args.out,
-        clips=args.clips,
-        seed=args.seed,
-        pair_share=args.pair_share,
-        valid_share=args.valid_share,
-        test_share=args.test_share,
-        shift_share=args.shift_share,
-        duration=args.duration,
-        workers=args.workers,
-        keep_midi=args.keep_midi,
+        **{f.name: getattr(args, f.name) for f in fields(CorpusConfig)}
     )
     try:
         summary = build_corpus(config, log=None if args.quiet else log_stderr)

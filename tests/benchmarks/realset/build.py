@@ -35,6 +35,11 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+# The repository root on the path: the script hashes sources as the plugin
+# hashes bundles (make_labels reaches it as build.sha256_file).
+sys.path.insert(0, str(HERE.parents[2]))
+from beetsplug.clap.model import sha256_file  # noqa: E402
+
 LABELS = HERE / "labels.json"
 SAMPLE_RATE = 16000
 # Every layer is brought to this RMS before its gain_db is applied, so a
@@ -127,14 +132,6 @@ def fetch_package(name: str, version: str, cache: Path) -> Path:
     stamp.write_text(version + "\n")
     found[0].unlink()  # the unpacked tree (and its stamp) is what gets reused
     return root
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------
