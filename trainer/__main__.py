@@ -49,7 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         help="a name in trainer/configs/ (tiny, clap_default, msd_negation) or a YAML "
         "file; optional with --resume (the run's own config.yaml is used)",
     )
-    train.add_argument("--data", required=True, type=Path, help="data directory")
+    train.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        action="append",
+        help="data directory; repeat it to train on several together (the "
+        "synthetic and the real-recording corpus); the first holds the feature cache",
+    )
     train.add_argument("--run-dir", required=True, type=Path, help="run folder")
     train.add_argument(
         "--max-steps", type=int, help="total optimizer steps (sets train.max_steps)"

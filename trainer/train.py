@@ -15,7 +15,7 @@ import functools
 import json
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,7 @@ def _feature_cache(
 
 def train(
     cfg: Config,
-    data_dir: Path | str,
+    data_dir: Path | str | Sequence[Path | str],
     run_dir: Path | str,
     *,
     resume: str | None = None,
@@ -200,13 +200,22 @@ def train(
 ) -> dict[str, Any]:
     """Train `cfg` on DATA into RUN; returns the last train and validation metrics.
 
+    `data_dir` may name several data directories (the synthetic corpus and
+    the real-recording corpus): their splits are read alike and trained on
+    together; the first holds the feature cache.
+
     `stop_after` ends the run at that step without changing the schedule
     (which always spans cfg.train.max_steps): what a job-time limit does.
     Under torchrun this is called once per rank.
     """
     ctx = dist.init_distributed(device)
     try:
-        return _train(cfg, Path(data_dir), Path(run_dir), ctx, resume, stop_after, log)
+        dirs = (
+            (Path(data_dir),)
+            if isinstance(data_dir, str | Path)
+            else tuple(Path(d) for d in data_dir)
+        )
+        return _train(cfg, dirs, Path(run_dir), ctx, resume, stop_after, log)
     finally:
         dist.cleanup()
 
@@ -217,7 +226,7 @@ class _Run:
 
     cfg: Config
     ctx: dist.DistContext
-    data_dir: Path
+    data_dirs: tuple[Path, ...]
     run_dir: Path
     log: Log
     model: nn.Module
@@ -230,6 +239,11 @@ class _Run:
     # Clips this rank skipped; on rank 0 also the saved total of a resumed run.
     skipped: int = 0
     metrics_file: Path | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """The first data directory: it holds the feature cache."""
+        return self.data_dirs[0]
 
     def say(self, message: str) -> None:
         """Log on rank 0 only."""
@@ -270,7 +284,7 @@ class _Window:
 
 def _train(
     cfg: Config,
-    data_dir: Path,
+    data_dirs: tuple[Path, ...],
     run_dir: Path,
     ctx: dist.DistContext,
     resume: str | None,
@@ -280,8 +294,8 @@ def _train(
     _check_train_config(cfg)
     ckpt = load_resume(run_dir, resume)
     # Data first: a wrong data directory should fail before a model loads.
-    train_clips, valid_clips = _read_splits(cfg, data_dir, ctx, log)
-    run, tokenizer, kinds = _build_run(cfg, ctx, data_dir, run_dir, ckpt, log)
+    train_clips, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
+    run, tokenizer, kinds = _build_run(cfg, ctx, data_dirs, run_dir, ckpt, log)
     if ckpt is not None:
         _resume(run, ckpt)
     if ctx.is_main:
@@ -332,56 +346,62 @@ def _check_train_config(cfg: Config) -> None:
 
 
 def _read_splits(
-    cfg: Config, data_dir: Path, ctx: dist.DistContext, log: Log
+    cfg: Config, data_dirs: Sequence[Path], ctx: dist.DistContext, log: Log
 ) -> tuple[list[Clip], list[Clip]]:
-    """The training clips (at least one global batch) and the validation clips
-    (none, and a log line, when the split is missing)."""
+    """The training clips of every data directory (at least one global batch
+    in all) and their validation clips (none, and a log line, where a
+    directory has no validation split)."""
 
     def say(message: str) -> None:
         if ctx.is_main:
             log(message)
 
-    # Both splits are read with the same caption columns; only the cap differs.
-    read = functools.partial(
-        read_split, data_dir, caption_columns=cfg.data.caption_columns
-    )
-    try:
-        train_clips, stats = read(cfg.data.train_split, max_items=cfg.data.max_items)
-    except DataError as exc:
-        raise RunError(str(exc)) from exc
-    say(
-        f"train split: {len(train_clips)} clips ({stats.rows} rows, "
-        f"{stats.missing_audio} without audio file, {stats.no_text} without text)"
-        + (
-            f"; missing e.g. {', '.join(stats.missing_examples)}"
-            if stats.missing_audio
-            else ""
+    train_clips: list[Clip] = []
+    valid_clips: list[Clip] = []
+    for data_dir in data_dirs:
+        # Both splits are read with the same caption columns; only the cap differs.
+        read = functools.partial(
+            read_split, data_dir, caption_columns=cfg.data.caption_columns
         )
-    )
+        where = f" of {data_dir}" if len(data_dirs) > 1 else ""
+        try:
+            clips, stats = read(cfg.data.train_split, max_items=cfg.data.max_items)
+        except DataError as exc:
+            raise RunError(str(exc)) from exc
+        say(
+            f"train split{where}: {len(clips)} clips ({stats.rows} rows, "
+            f"{stats.missing_audio} without audio file, {stats.no_text} without text)"
+            + (
+                f"; missing e.g. {', '.join(stats.missing_examples)}"
+                if stats.missing_audio
+                else ""
+            )
+        )
+        train_clips += clips
+        try:
+            clips, vstats = read(
+                cfg.data.valid_split, max_items=cfg.data.valid_max_items
+            )
+            say(
+                f"valid split{where}: {len(clips)} clips "
+                f"({vstats.missing_audio} without audio file)"
+            )
+            valid_clips += clips
+        except DataError as exc:
+            say(f"no validation{where}: {exc}")
     batch_size = cfg.train.batch_size
     if len(train_clips) < batch_size * ctx.world_size:
         raise RunError(
             f"train split has {len(train_clips)} usable clips, fewer than one batch "
             f"({batch_size} x {ctx.world_size} ranks)"
         )
-    valid_clips: list[Clip] = []
-    try:
-        valid_clips, vstats = read(
-            cfg.data.valid_split, max_items=cfg.data.valid_max_items
-        )
-        say(
-            f"valid split: {len(valid_clips)} clips "
-            f"({vstats.missing_audio} without audio file)"
-        )
-    except DataError as exc:
-        say(f"no validation: {exc}")
     return train_clips, valid_clips
 
 
 def _build_run(
     cfg: Config,
     ctx: dist.DistContext,
-    data_dir: Path,
+    data_dirs: tuple[Path, ...],
     run_dir: Path,
     ckpt: dict[str, Any] | None,
     log: Log,
@@ -408,7 +428,7 @@ def _build_run(
     scaler = torch.amp.GradScaler(ctx.device.type, enabled=tc.precision == "fp16")
     dist.seed_everything(tc.seed + ctx.rank)
     parts = (model, step_module, optimizer, scheduler, scaler)  # _Run's order
-    run = _Run(cfg, ctx, data_dir, run_dir, log, *parts)
+    run = _Run(cfg, ctx, data_dirs, run_dir, log, *parts)
     n_total = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     run.say(
@@ -638,6 +658,7 @@ def _save(run: _Run) -> None:
             "step": run.step,
             "config": run.cfg.to_dict(),
             "data_dir": str(run.data_dir),
+            "data_dirs": [str(d) for d in run.data_dirs],
             "rng": {"per_rank": rng},
             "data_state": {
                 **run.position.state(tc.batch_size, ctx.world_size),

@@ -449,3 +449,28 @@ def test_attribute_loss_reaches_the_training_step(
     batch = collate(samples)
     assert len(batch["attribute_rows"]) > 0
     _assert_step_adds(cfg, kinds, batch, "attr", 0.3)
+
+
+def test_several_data_directories_train_together(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """`--data SYNTH --data REAL`: both directories' training clips are read,
+    a directory without a validation split is said and skipped, and the
+    checkpoint records every directory."""
+    from trainer.data import write_fixture
+
+    second = write_fixture(tmp_path / "second", 10, splits={"train": 1.0}, seed=3)
+    lines: list[str] = []
+    run = tmp_path / "run"
+    train(tiny_cfg, [fixture_data, second], run, stop_after=1, log=lines.append)
+    first_train = next(
+        line for line in lines if f"train split of {fixture_data}" in line
+    )
+    # 12 rows, one without its file (the corrupt one is found when decoded)
+    assert first_train.split(": ", 1)[1].startswith("11 clips (12 rows, 1 without")
+    assert any(line.startswith(f"train split of {second}: 10 clips") for line in lines)
+    assert any(line.startswith(f"valid split of {fixture_data}: ") for line in lines)
+    assert any(line.startswith(f"no validation of {second}: ") for line in lines)
+    ckpt = _load(run / "checkpoints" / "latest.pt")
+    assert ckpt["data_dirs"] == [str(fixture_data), str(second)]
+    assert ckpt["data_dir"] == str(fixture_data)

@@ -475,7 +475,9 @@ def export_bundle(
         else checkpoint.parent
     )
     training = {
-        "data": str(ckpt.get("data", ckpt.get("data_dir", ""))),
+        "data": ", ".join(
+            ckpt.get("data_dirs") or [str(ckpt.get("data", ckpt.get("data_dir", "")))]
+        ),
         "recipe": cfg.name,
         "checkpoint": checkpoint.resolve().name,
         "step": int(ckpt.get("step", 0)),
