@@ -23,6 +23,8 @@ import html
 import json
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -487,6 +489,18 @@ def kit_hits(a: Authoring, kit: str) -> dict[str, dict[str, str]]:
     return hits
 
 
+@dataclass
+class Mixing:
+    """main()'s clip recorder, the layers it mixes in (a groove on a kit, a
+    speech segment and its labels) and the with/without pairs it collects."""
+
+    clip: Callable[..., str]
+    drums: Callable[..., dict[str, Any]]
+    voice: Callable[..., dict[str, Any]]
+    voice_labels: Callable[[dict[str, Any]], dict[str, Any]]
+    pairs: list[dict[str, Any]]
+
+
 def instrument_labels(lab: dict[str, Any]) -> dict[str, Any]:
     """Labels of a sample named after its instrument, heard alone: the name
     says the instrument; nothing sings or speaks."""
@@ -503,7 +517,7 @@ def instrument_labels(lab: dict[str, Any]) -> dict[str, Any]:
 
 
 def looped_clips(
-    clip: Any,
+    m: Mixing,
     cid: str,
     families: tuple[str, str, str],
     layer: dict[str, Any],
@@ -512,9 +526,6 @@ def looped_clips(
     alone: str,
     mixed: str,
     mix: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None,
-    voice: Any,
-    voice_labels: Any,
-    pairs: list[dict[str, Any]],
 ) -> None:
     """A looped sample as a 12 s clip alone and, given `mix` (a kit, its
     groove, a speech segment), over the groove and under the voice, the
@@ -522,7 +533,7 @@ def looped_clips(
 
     `alone` is the construction of the clip alone; `mixed` names the loop at
     the head of a mix's construction. `families` are the three clips'."""
-    without = clip(
+    without = m.clip(
         cid,
         families[0],
         [dict(layer)],
@@ -535,7 +546,7 @@ def looped_clips(
     if mix is None:
         return
     kit, d, s = mix
-    with_drums = clip(
+    with_drums = m.clip(
         f"{cid}+drums",
         families[1],
         [dict(layer), d],
@@ -546,18 +557,18 @@ def looped_clips(
         duration=12.0,
         base_piece=cid,
     )
-    with_voice = clip(
+    with_voice = m.clip(
         f"{cid}+voice",
         families[2],
-        [dict(layer, gain_db=-3.0), voice(s)],
-        {**labels, "speech": True, **voice_labels(s)},
+        [dict(layer, gain_db=-3.0), m.voice(s)],
+        {**labels, "speech": True, **m.voice_labels(s)},
         [ev, s["evidence"]],
         f"{mixed} 3 dB under {s['speaker']}'s prompt '{s['prompt']}'",
         duration=12.0,
         base_piece=cid,
     )
     for with_id, attribute in ((with_drums, "drums"), (with_voice, "vocals")):
-        pairs.append(
+        m.pairs.append(
             {
                 "with": with_id,
                 "without": without,
@@ -659,13 +670,9 @@ DEMO_CREDIT_OTHER = (
 
 def instrument_clips(
     a: Authoring,
-    clip: Any,
+    m: Mixing,
     kits: list[dict[str, Any]],
-    drums: Any,
     speech: list[dict[str, Any]],
-    voice: Any,
-    voice_labels: Any,
-    pairs: list[dict[str, Any]],
 ) -> None:
     """GCompris's instrument demos alone (12 s, looped), and each melodic one
     over a groove and under a speaking voice: the instrument is named by the
@@ -697,11 +704,11 @@ def instrument_clips(
         mix = None
         if not lab.get("percussion", False):
             kit = kits[k % len(kits)]
-            d = drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
+            d = m.drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
             mix = (kit, d, speech[k % len(speech)])
             k += 1
         looped_clips(
-            clip,
+            m,
             f"demo-{name}",
             ("instrument_demo", "instrument_drums", "instrument_voice"),
             layer,
@@ -710,9 +717,6 @@ def instrument_clips(
             f"GCompris's {name}.ogg ({len(x) / SR:.1f} s) looped to 12 s",
             "the looped demo",
             mix,
-            voice,
-            voice_labels,
-            pairs,
         )
     del licence
 
@@ -861,13 +865,9 @@ WARMUX_AT = (0.1, 0.4, 0.7)  # where the three 15 s clips of the piece start
 
 def sample_pack_clips(
     a: Authoring,
-    clip: Any,
+    m: Mixing,
     kit: dict[str, Any],
-    drums: Any,
     speech: list[dict[str, Any]],
-    voice: Any,
-    voice_labels: Any,
-    pairs: list[dict[str, Any]],
 ) -> None:
     """Choose-part clips from sample packs and one stated-genre piece.
 
@@ -877,6 +877,8 @@ def sample_pack_clips(
     source) alone and with drums, piano or guitar; WarMUX's flute piece,
     whose file says genre=Classique.
     """
+
+    clip, drums = m.clip, m.drums
 
     def lmms_ev(path: str) -> str:
         folder, name = path.split("/")
@@ -895,7 +897,7 @@ def sample_pack_clips(
         built = f"LMMS's {path} ({layer['end']:.2f} s) looped to 12 s"
         d = drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
         looped_clips(
-            clip,
+            m,
             f"lmms-{stem}",
             ("sample_loop", "sample_drums", "sample_voice"),
             layer,
@@ -904,9 +906,6 @@ def sample_pack_clips(
             built,
             f"{built},",
             (kit, d, speech[k % len(speech)]),
-            voice,
-            voice_labels,
-            pairs,
         )
 
     # ---- electronic loops: each alone, and each synth loop over a beat
@@ -1154,6 +1153,30 @@ def main() -> int:
             "vocal_gender": s["gender"],
             "language": s["language"],
         }
+
+    def lone_voice_labels(s: dict[str, Any]) -> dict[str, Any]:
+        """A speaker (a speech segment or a prompt pack) heard alone."""
+        return {
+            "drums": False,
+            "guitar": False,
+            "piano": False,
+            "instruments": [],
+            "instruments_complete": True,
+            "music": False,
+            **voice_labels(s),
+        }
+
+    def voice_clip(s: dict[str, Any], cid: str) -> str:
+        """A speech segment alone, as clip `cid`."""
+        return clip(
+            cid,
+            "voice",
+            [voice(s)],
+            lone_voice_labels(s),
+            [s["evidence"]],
+            f"{s['speaker']}'s prompt '{s['prompt']}'",
+            base_piece=s["prompt"],
+        )
 
     # ---- drum kits: the Hydrogen kits (report), Sonic Pi's menegass kit (choose)
     kits: list[dict[str, Any]] = []
@@ -1414,15 +1437,7 @@ def main() -> int:
             d_con,
             base_piece=f"drums-{name}",
         )
-        v_id = clip(
-            f"voice-{s['speaker'].split()[0].lower()}-{s['prompt']}",
-            "voice",
-            [voice(s)],
-            dict(nothing_else, drums=False, music=False, **voice_labels(s)),
-            [s["evidence"]],
-            f"{s['speaker']}'s prompt '{s['prompt']}'",
-            base_piece=s["prompt"],
-        )
+        v_id = voice_clip(s, f"voice-{s['speaker'].split()[0].lower()}-{s['prompt']}")
         dv_id = clip(
             f"drums-{name}+voice",
             "drums_voice",
@@ -1454,23 +1469,7 @@ def main() -> int:
         used.add(id(s))
         who = s["speaker"].split()[0].lower()
         lang = s["layer"]["package"].split("-")[3]
-        clip(
-            f"voice-{who}-{lang}-{s['prompt']}",
-            "voice",
-            [voice(s)],
-            {
-                "drums": False,
-                "guitar": False,
-                "piano": False,
-                "instruments": [],
-                "instruments_complete": True,
-                "music": False,
-                **voice_labels(s),
-            },
-            [s["evidence"]],
-            f"{s['speaker']}'s prompt '{s['prompt']}'",
-            base_piece=s["prompt"],
-        )
+        voice_clip(s, f"voice-{who}-{lang}-{s['prompt']}")
 
     # ---- 8 kHz prompt packs: the longest prompts joined, 0.4 s apart, to 15 s
     for pack in PROMPT_PACKS:
@@ -1511,18 +1510,7 @@ def main() -> int:
                         "role": "voice",
                     }
                 ],
-                {
-                    "vocals": True,
-                    "vocal_kind": "speech",
-                    "vocal_gender": pack["gender"],
-                    "language": pack["language"],
-                    "drums": False,
-                    "guitar": False,
-                    "piano": False,
-                    "instruments": [],
-                    "instruments_complete": True,
-                    "music": False,
-                },
+                lone_voice_labels(pack),
                 [
                     f"{package} {pack['credit']}; each part is one of the PBX's "
                     "spoken prompts (a single speaker, no music)."
@@ -1564,15 +1552,14 @@ def main() -> int:
         )
 
     # ---- GCompris instrument demos: alone, over a groove, under a voice
-    instrument_clips(a, clip, kits_by_part["report"], drums,
-                     speech_by_part["report"], voice, voice_labels, pairs)  # fmt: skip
+    mixing = Mixing(clip, drums, voice, voice_labels, pairs)
+    instrument_clips(a, mixing, kits_by_part["report"], speech_by_part["report"])
 
     # ---- soundtracks whose genre the package states (report part)
     soundtrack_clips(a, clip)
 
     # ---- sample packs and a stated-genre piece (choose part)
-    sample_pack_clips(a, clip, kits_by_part["choose"][0], drums,
-                      speech_by_part["choose"], voice, voice_labels, pairs)  # fmt: skip
+    sample_pack_clips(a, mixing, kits_by_part["choose"][0], speech_by_part["choose"])
 
     recipe = {
         "format": 2,
