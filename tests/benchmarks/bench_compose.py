@@ -49,6 +49,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from common import add_weight_options  # noqa: E402
+
 from beetsplug.clap import compose, paths, search  # noqa: E402
 from beetsplug.clap.model import Bundle, l2_normalize  # noqa: E402
 from trainer.evaluate.clips import Clip, embed_clips, load_split  # noqa: E402
@@ -272,13 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, default=None)
     parser.add_argument("--split", default="valid")
     parser.add_argument("--cache", type=Path, default=None)
-    parser.add_argument(
-        "--like-weight",
-        type=float,
-        default=None,
-        help="report at this like weight (default: choose on this split)",
+    add_weight_options(
+        parser,
+        {
+            "like_weight": "report at this like weight (default: choose on this split)",
+            "unlike_weight": "report at this unlike weight (default: choose on this "
+            "split)",
+        },
     )
-    parser.add_argument("--unlike-weight", type=float, default=None)
     args = parser.parse_args(argv)
     bundle = Bundle.load(args.bundle, threads=1)
     clips = load_split(args.data, args.split)

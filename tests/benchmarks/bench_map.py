@@ -80,30 +80,14 @@ def draw_seconds(html: Path) -> float | None:
     point, in headless Debian Chromium (None without it)."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         return None
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
+    from web_helpers import headless_chromium
+
     with tempfile.TemporaryDirectory() as profile:
-        for flag in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--window-size=1200,900",
-            f"--user-data-dir={profile}",
-        ):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(
-            service=Service(executable_path="/usr/bin/chromedriver"), options=options
-        )
+        driver = headless_chromium(Path(profile), "1200,900")
         try:
             driver.get(html.as_uri())
             WebDriverWait(driver, 300).until(

@@ -1,7 +1,8 @@
-"""Shared benchmark helpers: generated music, libraries, bundles, timers, memory."""
+"""Shared benchmark helpers: music, libraries, bundles, timers, memory, options."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -317,3 +318,12 @@ def write_beets_config(
 
 def load_average() -> float:
     return os.getloadavg()[0]
+
+
+def add_weight_options(parser: argparse.ArgumentParser, helps: dict[str, str]) -> None:
+    """A float option `--NAME` for each plugin weight NAME (its config key, `_`
+    written `-`), None when not given: the script then keeps its own value."""
+    for name, help_text in helps.items():
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=float, default=None, help=help_text
+        )

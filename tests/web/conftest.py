@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin"))
 
 from bundle_factory import build_tiny_bundle
-from web_helpers import CHROMEDRIVER, CHROMIUM, Server, make_library
+from web_helpers import CHROMEDRIVER, CHROMIUM, Server, headless_chromium, make_library
 
 
 @pytest.fixture(scope="session")
@@ -38,33 +38,12 @@ def server(library: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Headless Debian Chromium through Debian's chromedriver: nothing is
-    downloaded (Selenium Manager never runs with an explicit driver path)."""
+    """Headless Debian Chromium through Debian's chromedriver."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         pytest.fail(
             "the browser tests need Debian's chromium and chromium-driver "
             "(.ci/setup installs them)"
         )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1200,1400",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        service=Service(executable_path=CHROMEDRIVER), options=options
-    )
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium"), "1200,1400")
     yield driver
     driver.quit()

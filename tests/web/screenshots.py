@@ -16,11 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from web_helpers import Server, beet, wait_for
+from web_helpers import Server, beet, headless_chromium, wait_for
 
 QUERY = "calm piano without drums"
 
@@ -53,28 +51,6 @@ def library(root: Path, audio: Path, tracks: int) -> Path:
     return beetsdir
 
 
-def browser(profile: Path) -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1100,900",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    return webdriver.Chrome(
-        service=Service(executable_path="/usr/bin/chromedriver"), options=options
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
@@ -86,7 +62,7 @@ def main() -> None:
         root = Path(tmp)
         beetsdir = library(root, args.audio, args.tracks)
         server = Server(beetsdir)
-        driver = browser(root / "profile")
+        driver = headless_chromium(root / "profile", "1100,900", "--hide-scrollbars")
         try:
             driver.get(server.url + "/")
             box = driver.find_element(By.ID, "q")

@@ -1,4 +1,4 @@
-"""Helpers of the web tests: a real beets library, `beet` runs, a served page."""
+"""Helpers of the web tests: a real library, `beet` runs, a server, a browser."""
 
 from __future__ import annotations
 
@@ -148,3 +148,31 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.communicate()
+
+
+def headless_chromium(profile: Path, window: str, *flags: str) -> Any:
+    """Headless Debian Chromium through Debian's chromedriver, with its
+    profile in `profile` and a `window` ("WIDTH,HEIGHT") viewport: nothing is
+    downloaded (Selenium Manager never runs with an explicit driver path)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--window-size={window}",
+        *flags,
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(
+        service=Service(executable_path=CHROMEDRIVER), options=options
+    )

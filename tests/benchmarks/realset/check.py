@@ -849,6 +849,9 @@ def _plugin_scorer(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    sys.path.insert(0, str(HERE.parent))  # tests/benchmarks: common.py
+    from common import add_weight_options
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--bundle", type=Path, help="model bundle folder (Contract 1)")
@@ -882,17 +885,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG here")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument(
-        "--tag-weight",
-        type=float,
-        default=None,
-        help="the plugin's tag_weight for its ranking (default: the plugin's)",
-    )
-    parser.add_argument(
-        "--affirmed-tag-weight",
-        type=float,
-        default=None,
-        help="the plugin's affirmed_tag_weight (default: the plugin's)",
+    add_weight_options(
+        parser,
+        {
+            "tag_weight": "the plugin's tag_weight for its ranking (default: the "
+            "plugin's)",
+            "affirmed_tag_weight": "the plugin's affirmed_tag_weight (default: the "
+            "plugin's)",
+        },
     )
     args = parser.parse_args(argv)
     try:

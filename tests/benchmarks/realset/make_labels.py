@@ -23,6 +23,8 @@ import html
 import json
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +396,22 @@ class Authoring:
     def audio(self, package: str, path: str) -> np.ndarray:
         return self.sources.audio(package, path, None)
 
+    def loop_layer(
+        self, package: str, path: str, role: str, **extra: Any
+    ) -> dict[str, Any]:
+        """A whole sample file as a layer, looped to the clip's length."""
+        x = self.audio(package, path)
+        return {
+            "type": "segment",
+            **self.ref(package, path),
+            "start": 0.0,
+            "end": round(len(x) / SR, 4),
+            "loop": True,
+            "licence": PACKAGES[package]["licence"],
+            "role": role,
+            **extra,
+        }
+
 
 def frame_db(x: np.ndarray, hop: float = 0.5) -> np.ndarray:
     n = int(hop * SR)
@@ -471,6 +489,136 @@ def kit_hits(a: Authoring, kit: str) -> dict[str, dict[str, str]]:
     return hits
 
 
+@dataclass
+class Mixing:
+    """main()'s clip recorder, the layers it mixes in (a groove on a kit, a
+    speech segment and its labels) and the with/without pairs it collects."""
+
+    clip: Callable[..., str]
+    drums: Callable[..., dict[str, Any]]
+    voice: Callable[..., dict[str, Any]]
+    voice_labels: Callable[[dict[str, Any]], dict[str, Any]]
+    pairs: list[dict[str, Any]]
+
+
+def instrument_labels(lab: dict[str, Any]) -> dict[str, Any]:
+    """Labels of a sample named after its instrument, heard alone: the name
+    says the instrument; nothing sings or speaks."""
+    return {
+        "vocals": False,
+        "speech": False,
+        "music": True,
+        "guitar": lab.get("guitar", False),
+        "piano": lab.get("piano", False),
+        "drums": lab.get("drums", False),
+        "instruments": lab["instruments"],
+        "instruments_complete": True,
+    }
+
+
+def looped_clips(
+    m: Mixing,
+    cid: str,
+    families: tuple[str, str, str],
+    layer: dict[str, Any],
+    labels: dict[str, Any],
+    ev: str,
+    alone: str,
+    mixed: str,
+    mix: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None,
+) -> None:
+    """A looped sample as a 12 s clip alone and, given `mix` (a kit, its
+    groove, a speech segment), over the groove and under the voice, the
+    other part 3 dB under; the two mixes pair with the clip alone.
+
+    `alone` is the construction of the clip alone; `mixed` names the loop at
+    the head of a mix's construction. `families` are the three clips'."""
+    without = m.clip(
+        cid,
+        families[0],
+        [dict(layer)],
+        labels,
+        [ev],
+        alone,
+        duration=12.0,
+        base_piece=cid,
+    )
+    if mix is None:
+        return
+    kit, d, s = mix
+    with_drums = m.clip(
+        f"{cid}+drums",
+        families[1],
+        [dict(layer), d],
+        dict(labels, drums=True, bpm=d["bpm"]),
+        [ev, kit["evidence"]],
+        f"{mixed} with a 16-step groove ({d['pattern']}, {d['bpm']} bpm) on "
+        f"real one-shots of {kit['name']}, 3 dB under the instrument",
+        duration=12.0,
+        base_piece=cid,
+    )
+    with_voice = m.clip(
+        f"{cid}+voice",
+        families[2],
+        [dict(layer, gain_db=-3.0), m.voice(s)],
+        {**labels, "speech": True, **m.voice_labels(s)},
+        [ev, s["evidence"]],
+        f"{mixed} 3 dB under {s['speaker']}'s prompt '{s['prompt']}'",
+        duration=12.0,
+        base_piece=cid,
+    )
+    for with_id, attribute in ((with_drums, "drums"), (with_voice, "vocals")):
+        m.pairs.append(
+            {
+                "with": with_id,
+                "without": without,
+                "attribute": attribute,
+                "column": False,
+            }
+        )
+
+
+def track_clips(
+    a: Authoring,
+    clip: Any,
+    package: str,
+    path: str,
+    seconds: float,
+    at: tuple[float, ...],
+    cid: str,
+    labels: dict[str, Any],
+    evidence: str,
+    title: str,
+    artist: str,
+    base_piece: str,
+) -> None:
+    """15 s clips of one recording of `seconds`, starting at the shares `at`
+    of its length (on half seconds), labelled as its source states."""
+    for n, share in enumerate(at):
+        start = round(seconds * share * 2) / 2
+        clip(
+            f"{cid}-{n + 1}",
+            "soundtrack",
+            [
+                {
+                    "type": "segment",
+                    **a.ref(package, path),
+                    "start": start,
+                    "end": start + CLIP_SECONDS,
+                    "licence": PACKAGES[package]["licence"],
+                    "role": "music",
+                }
+            ],
+            labels,
+            [evidence],
+            f"'{title}' ({artist}), {start}-{start + CLIP_SECONDS} s of "
+            f"{seconds:.0f} s",
+            title=title,
+            artist=artist,
+            base_piece=base_piece,
+        )
+
+
 GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc/instruments.rcc"
 GCOMPRIS_RES = "gcompris/src/activities/instruments/resource"
 # Demo sound name -> what it names (instruments list, guitar, piano, drums).
@@ -522,13 +670,9 @@ DEMO_CREDIT_OTHER = (
 
 def instrument_clips(
     a: Authoring,
-    clip: Any,
+    m: Mixing,
     kits: list[dict[str, Any]],
-    drums: Any,
     speech: list[dict[str, Any]],
-    voice: Any,
-    voice_labels: Any,
-    pairs: list[dict[str, Any]],
 ) -> None:
     """GCompris's instrument demos alone (12 s, looped), and each melodic one
     over a groove and under a speaking voice: the instrument is named by the
@@ -557,60 +701,23 @@ def instrument_clips(
         ev = DEMO_EVIDENCE.format(
             name=name, word=word, credit=DEMO_CREDIT.get(name, DEMO_CREDIT_OTHER)
         )
-        percussion = lab.get("percussion", False)
-        labels = {
-            "vocals": False,
-            "speech": False,
-            "music": True,
-            "guitar": lab.get("guitar", False),
-            "piano": lab.get("piano", False),
-            "drums": lab.get("drums", False),
-            "instruments": lab["instruments"],
-            "instruments_complete": True,
-        }
-        alone = clip(
+        mix = None
+        if not lab.get("percussion", False):
+            kit = kits[k % len(kits)]
+            d = m.drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
+            mix = (kit, d, speech[k % len(speech)])
+            k += 1
+        looped_clips(
+            m,
             f"demo-{name}",
-            "instrument_demo",
-            [dict(layer)],
-            labels,
-            [ev],
+            ("instrument_demo", "instrument_drums", "instrument_voice"),
+            layer,
+            instrument_labels(lab),
+            ev,
             f"GCompris's {name}.ogg ({len(x) / SR:.1f} s) looped to 12 s",
-            duration=12.0,
-            base_piece=f"demo-{name}",
+            "the looped demo",
+            mix,
         )
-        if percussion:
-            continue
-        kit = kits[k % len(kits)]
-        d = drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
-        with_drums = clip(
-            f"demo-{name}+drums",
-            "instrument_drums",
-            [dict(layer), d],
-            dict(labels, drums=True, bpm=d["bpm"]),
-            [ev, kit["evidence"]],
-            f"the looped demo with a 16-step groove ({d['pattern']}, {d['bpm']} bpm) "
-            f"on real one-shots of {kit['name']}, 3 dB under the instrument",
-            duration=12.0,
-            base_piece=f"demo-{name}",
-        )
-        s = speech[k % len(speech)]
-        with_voice = clip(
-            f"demo-{name}+voice",
-            "instrument_voice",
-            [dict(layer, gain_db=-3.0), voice(s)],
-            {**labels, "speech": True, **voice_labels(s)},
-            [ev, s["evidence"]],
-            f"the looped demo 3 dB under {s['speaker']}'s prompt '{s['prompt']}'",
-            duration=12.0,
-            base_piece=f"demo-{name}",
-        )
-        pairs += [
-            {"with": with_drums, "without": alone, "attribute": "drums",
-             "column": False},
-            {"with": with_voice, "without": alone, "attribute": "vocals",
-             "column": False},
-        ]  # fmt: skip
-        k += 1
     del licence
 
 
@@ -679,29 +786,20 @@ def soundtrack_track(
     seconds = sf.info(str(a.sources.file(package, path, None))).duration
     if seconds < SOUNDTRACK_MIN_SECONDS:
         return
-    for n, at in enumerate(SOUNDTRACK_AT):
-        start = round(seconds * at * 2) / 2
-        clip(
-            f"{prefix}-{stem.lower().replace('_', '-')}-{n + 1}",
-            "soundtrack",
-            [
-                {
-                    "type": "segment",
-                    **a.ref(package, path),
-                    "start": start,
-                    "end": start + CLIP_SECONDS,
-                    "licence": PACKAGES[package]["licence"],
-                    "role": "music",
-                }
-            ],
-            {"music": True, "genres": genres, "style": (genres or [None])[0]},
-            [evidence],
-            f"'{title}' ({artist}), {start}-{start + CLIP_SECONDS} s of "
-            f"{seconds:.0f} s",
-            title=title,
-            artist=artist,
-            base_piece=f"{prefix}-{stem}",
-        )
+    track_clips(
+        a,
+        clip,
+        package,
+        path,
+        seconds,
+        SOUNDTRACK_AT,
+        f"{prefix}-{stem.lower().replace('_', '-')}",
+        {"music": True, "genres": genres, "style": (genres or [None])[0]},
+        evidence,
+        title,
+        artist,
+        f"{prefix}-{stem}",
+    )
 
 
 LMMS = "usr/share/lmms/samples"
@@ -767,13 +865,9 @@ WARMUX_AT = (0.1, 0.4, 0.7)  # where the three 15 s clips of the piece start
 
 def sample_pack_clips(
     a: Authoring,
-    clip: Any,
+    m: Mixing,
     kit: dict[str, Any],
-    drums: Any,
     speech: list[dict[str, Any]],
-    voice: Any,
-    voice_labels: Any,
-    pairs: list[dict[str, Any]],
 ) -> None:
     """Choose-part clips from sample packs and one stated-genre piece.
 
@@ -784,18 +878,7 @@ def sample_pack_clips(
     whose file says genre=Classique.
     """
 
-    def loop_layer(package: str, path: str, role: str, **extra: Any) -> dict[str, Any]:
-        x = a.audio(package, path)
-        return {
-            "type": "segment",
-            **a.ref(package, path),
-            "start": 0.0,
-            "end": round(len(x) / SR, 4),
-            "loop": True,
-            "licence": PACKAGES[package]["licence"],
-            "role": role,
-            **extra,
-        }
+    clip, drums = m.clip, m.drums
 
     def lmms_ev(path: str) -> str:
         folder, name = path.split("/")
@@ -805,71 +888,25 @@ def sample_pack_clips(
 
     bpms = [90.0, 98.0, 106.0, 114.0, 122.0, 130.0]
     for k, (path, lab) in enumerate(LMMS_INSTRUMENTS.items()):
-        layer = loop_layer(
+        layer = a.loop_layer(
             "lmms-common",
             f"{LMMS}/{path}",
             lab["instruments"][0] if lab["instruments"] else "guitar",
         )
         stem = path.split("/")[1].split(".")[0].replace("_", "-")
-        ev = lmms_ev(path)
-        labels = {
-            "vocals": False,
-            "speech": False,
-            "music": True,
-            "guitar": lab.get("guitar", False),
-            "piano": lab.get("piano", False),
-            "drums": False,
-            "instruments": lab["instruments"],
-            "instruments_complete": True,
-        }
         built = f"LMMS's {path} ({layer['end']:.2f} s) looped to 12 s"
-        alone = clip(
-            f"lmms-{stem}",
-            "sample_loop",
-            [dict(layer)],
-            labels,
-            [ev],
-            built,
-            duration=12.0,
-            base_piece=f"lmms-{stem}",
-        )
         d = drums(kit, k, bpms[k % len(bpms)], 0.0, gain_db=-3.0)
-        with_drums = clip(
-            f"lmms-{stem}+drums",
-            "sample_drums",
-            [dict(layer), d],
-            dict(labels, drums=True, bpm=d["bpm"]),
-            [ev, kit["evidence"]],
-            f"{built}, with a 16-step groove ({d['pattern']}, {d['bpm']} bpm) on "
-            f"real one-shots of {kit['name']}, 3 dB under the instrument",
-            duration=12.0,
-            base_piece=f"lmms-{stem}",
+        looped_clips(
+            m,
+            f"lmms-{stem}",
+            ("sample_loop", "sample_drums", "sample_voice"),
+            layer,
+            instrument_labels(lab),
+            lmms_ev(path),
+            built,
+            f"{built},",
+            (kit, d, speech[k % len(speech)]),
         )
-        s = speech[k % len(speech)]
-        with_voice = clip(
-            f"lmms-{stem}+voice",
-            "sample_voice",
-            [dict(layer, gain_db=-3.0), voice(s)],
-            {**labels, "speech": True, **voice_labels(s)},
-            [ev, s["evidence"]],
-            f"{built}, 3 dB under {s['speaker']}'s prompt '{s['prompt']}'",
-            duration=12.0,
-            base_piece=f"lmms-{stem}",
-        )
-        pairs += [
-            {
-                "with": with_drums,
-                "without": alone,
-                "attribute": "drums",
-                "column": False,
-            },
-            {
-                "with": with_voice,
-                "without": alone,
-                "attribute": "vocals",
-                "column": False,
-            },
-        ]
 
     # ---- electronic loops: each alone, and each synth loop over a beat
     electronic = {"music": True, "genres": ["electronic"], "style": "electronic"}
@@ -879,7 +916,11 @@ def sample_pack_clips(
         clip(
             f"lmms-{stem}",
             "electronic_loop",
-            [loop_layer("lmms-common", f"{LMMS}/{path}", "drums" if beat else "synth")],
+            [
+                a.loop_layer(
+                    "lmms-common", f"{LMMS}/{path}", "drums" if beat else "synth"
+                )
+            ],
             dict(electronic, drums=True) if beat else dict(electronic),
             [lmms_ev(path)],
             f"LMMS's {path} looped to 12 s",
@@ -894,8 +935,8 @@ def sample_pack_clips(
             f"lmms-{stem}+{bstem}",
             "electronic_loop",
             [
-                loop_layer("lmms-common", f"{LMMS}/{path}", "synth"),
-                loop_layer("lmms-common", f"{LMMS}/{beat}", "drums", gain_db=-2.0),
+                a.loop_layer("lmms-common", f"{LMMS}/{path}", "synth"),
+                a.loop_layer("lmms-common", f"{LMMS}/{beat}", "drums", gain_db=-2.0),
             ],
             dict(electronic, drums=True),
             [lmms_ev(path), lmms_ev(beat)],
@@ -905,7 +946,7 @@ def sample_pack_clips(
         )
 
     # ---- the choir sample: sung voices, alone and with one instrument or drums
-    choir = loop_layer("sonic-pi-samples", f"{SONIC}/{CHOIR}", "choir")
+    choir = a.loop_layer("sonic-pi-samples", f"{SONIC}/{CHOIR}", "choir")
     sung = {
         "vocals": True,
         "vocal_kind": "sung",
@@ -943,7 +984,7 @@ def sample_pack_clips(
             "choir",
             [
                 dict(choir),
-                loop_layer("lmms-common", f"{LMMS}/{path}", stem, gain_db=-3.0),
+                a.loop_layer("lmms-common", f"{LMMS}/{path}", stem, gain_db=-3.0),
             ],
             dict(
                 sung,
@@ -968,39 +1009,28 @@ def sample_pack_clips(
         raise build.BuildError(f"warmux-data: {WARMUX_FLUTE} genre is {genre!r}")
     x = a.audio("warmux-data", WARMUX_FLUTE)
     seconds = len(x) / SR
-    for n, at in enumerate(WARMUX_AT):
-        start = round(seconds * at * 2) / 2
-        clip(
-            f"warmux-flute-{n + 1}",
-            "soundtrack",
-            [
-                {
-                    "type": "segment",
-                    **a.ref("warmux-data", WARMUX_FLUTE),
-                    "start": start,
-                    "end": start + CLIP_SECONDS,
-                    "licence": PACKAGES["warmux-data"]["licence"],
-                    "role": "music",
-                }
-            ],
-            {
-                "music": True,
-                "genres": ["classical"],
-                "style": "classical",
-                "instruments": ["flute"],
-                "instruments_complete": False,
-            },
-            [
-                f"warmux-data {Path(WARMUX_FLUTE).name}: Vorbis comment genre="
-                f"{genre!r}, artist={artist!r}, title={title!r} (the title names "
-                "a flute; other instruments are not stated)"
-            ],
-            f"'{title}' ({artist}), {start}-{start + CLIP_SECONDS} s of "
-            f"{seconds:.0f} s",
-            title=title,
-            artist=artist,
-            base_piece="warmux-flute",
-        )
+    track_clips(
+        a,
+        clip,
+        "warmux-data",
+        WARMUX_FLUTE,
+        seconds,
+        WARMUX_AT,
+        "warmux-flute",
+        {
+            "music": True,
+            "genres": ["classical"],
+            "style": "classical",
+            "instruments": ["flute"],
+            "instruments_complete": False,
+        },
+        f"warmux-data {Path(WARMUX_FLUTE).name}: Vorbis comment genre="
+        f"{genre!r}, artist={artist!r}, title={title!r} (the title names "
+        "a flute; other instruments are not stated)",
+        title,
+        artist,
+        "warmux-flute",
+    )
 
 
 def main() -> int:
@@ -1123,6 +1153,30 @@ def main() -> int:
             "vocal_gender": s["gender"],
             "language": s["language"],
         }
+
+    def lone_voice_labels(s: dict[str, Any]) -> dict[str, Any]:
+        """A speaker (a speech segment or a prompt pack) heard alone."""
+        return {
+            "drums": False,
+            "guitar": False,
+            "piano": False,
+            "instruments": [],
+            "instruments_complete": True,
+            "music": False,
+            **voice_labels(s),
+        }
+
+    def voice_clip(s: dict[str, Any], cid: str) -> str:
+        """A speech segment alone, as clip `cid`."""
+        return clip(
+            cid,
+            "voice",
+            [voice(s)],
+            lone_voice_labels(s),
+            [s["evidence"]],
+            f"{s['speaker']}'s prompt '{s['prompt']}'",
+            base_piece=s["prompt"],
+        )
 
     # ---- drum kits: the Hydrogen kits (report), Sonic Pi's menegass kit (choose)
     kits: list[dict[str, Any]] = []
@@ -1383,15 +1437,7 @@ def main() -> int:
             d_con,
             base_piece=f"drums-{name}",
         )
-        v_id = clip(
-            f"voice-{s['speaker'].split()[0].lower()}-{s['prompt']}",
-            "voice",
-            [voice(s)],
-            dict(nothing_else, drums=False, music=False, **voice_labels(s)),
-            [s["evidence"]],
-            f"{s['speaker']}'s prompt '{s['prompt']}'",
-            base_piece=s["prompt"],
-        )
+        v_id = voice_clip(s, f"voice-{s['speaker'].split()[0].lower()}-{s['prompt']}")
         dv_id = clip(
             f"drums-{name}+voice",
             "drums_voice",
@@ -1423,23 +1469,7 @@ def main() -> int:
         used.add(id(s))
         who = s["speaker"].split()[0].lower()
         lang = s["layer"]["package"].split("-")[3]
-        clip(
-            f"voice-{who}-{lang}-{s['prompt']}",
-            "voice",
-            [voice(s)],
-            {
-                "drums": False,
-                "guitar": False,
-                "piano": False,
-                "instruments": [],
-                "instruments_complete": True,
-                "music": False,
-                **voice_labels(s),
-            },
-            [s["evidence"]],
-            f"{s['speaker']}'s prompt '{s['prompt']}'",
-            base_piece=s["prompt"],
-        )
+        voice_clip(s, f"voice-{who}-{lang}-{s['prompt']}")
 
     # ---- 8 kHz prompt packs: the longest prompts joined, 0.4 s apart, to 15 s
     for pack in PROMPT_PACKS:
@@ -1480,18 +1510,7 @@ def main() -> int:
                         "role": "voice",
                     }
                 ],
-                {
-                    "vocals": True,
-                    "vocal_kind": "speech",
-                    "vocal_gender": pack["gender"],
-                    "language": pack["language"],
-                    "drums": False,
-                    "guitar": False,
-                    "piano": False,
-                    "instruments": [],
-                    "instruments_complete": True,
-                    "music": False,
-                },
+                lone_voice_labels(pack),
                 [
                     f"{package} {pack['credit']}; each part is one of the PBX's "
                     "spoken prompts (a single speaker, no music)."
@@ -1501,84 +1520,46 @@ def main() -> int:
             )
 
     # ---- solo instrument samples (Sonic Pi), looped into phrases
-    solos = [
-        (
-            "guit_em9.flac",
-            "guitar",
-            "Sub-d (freesound 46992)",
-            {"guitar": True, "piano": False, "instruments": []},
-        ),
-        (
-            "guit_e_fifths.flac",
-            "guitar",
-            "Sub-d (freesound 46990)",
-            {"guitar": True, "piano": False, "instruments": []},
-        ),
-        (
-            "ambi_piano.flac",
-            "piano",
-            "Rutger Muller (freesound 51245)",
-            {"guitar": False, "piano": True, "instruments": ["piano"]},
-        ),
-        (
-            "guit_harmonics.flac",
-            "guitar",
-            "BStateham (freesound 141524)",
-            {"guitar": True, "piano": False, "instruments": []},
-        ),
-        (
-            "guit_e_slide.flac",
-            "guitar",
-            "Suva (freesound 2410)",
-            {"guitar": True, "piano": False, "instruments": []},
-        ),
-    ]
-    for fname, inst, who, lab in solos:
-        x = a.audio("sonic-pi-samples", f"{SONIC}/{fname}")
-        dur = round(len(x) / SR, 4)
+    # Sample -> (instrument, its Freesound author); a guitar of unstated kind
+    # is "guitar" with no kind, as for LMMS's guitars.
+    solos = {
+        "guit_em9.flac": ("guitar", "Sub-d (freesound 46992)"),
+        "guit_e_fifths.flac": ("guitar", "Sub-d (freesound 46990)"),
+        "ambi_piano.flac": ("piano", "Rutger Muller (freesound 51245)"),
+        "guit_harmonics.flac": ("guitar", "BStateham (freesound 141524)"),
+        "guit_e_slide.flac": ("guitar", "Suva (freesound 2410)"),
+    }
+    solo_labels = {
+        "guitar": {"instruments": [], "guitar": True},
+        "piano": {"instruments": ["piano"], "piano": True},
+    }
+    for fname, (inst, who) in solos.items():
+        layer = a.loop_layer("sonic-pi-samples", f"{SONIC}/{fname}", inst)
         section = "## Guitar" if inst == "guitar" else "## Ambient"
         clip(
             f"solo-{fname.split('.')[0]}",
             "solo_sample",
-            [
-                {
-                    "type": "segment",
-                    **a.ref("sonic-pi-samples", f"{SONIC}/{fname}"),
-                    "start": 0.0,
-                    "end": dur,
-                    "loop": True,
-                    "licence": "CC0-1.0",
-                    "role": inst,
-                }
-            ],
-            dict(
-                lab,
-                vocals=False,
-                drums=False,
-                instruments_complete=True,
-                music=True,
-                speech=False,
-            ),
+            [layer],
+            instrument_labels(solo_labels[inst]),
             [
                 f"sonic-pi-samples README.md lists :{fname.split('.')[0]} under "
                 f"'{section}' ({who}); copyright: 'License: CC0'. A single {inst} "
                 "sample: no drums, no voice."
             ],
-            f"the {dur} s sample looped to 12 s",
+            f"the {layer['end']} s sample looped to 12 s",
             duration=12.0,
             base_piece=fname.split(".")[0],
         )
 
     # ---- GCompris instrument demos: alone, over a groove, under a voice
-    instrument_clips(a, clip, kits_by_part["report"], drums,
-                     speech_by_part["report"], voice, voice_labels, pairs)  # fmt: skip
+    mixing = Mixing(clip, drums, voice, voice_labels, pairs)
+    instrument_clips(a, mixing, kits_by_part["report"], speech_by_part["report"])
 
     # ---- soundtracks whose genre the package states (report part)
     soundtrack_clips(a, clip)
 
     # ---- sample packs and a stated-genre piece (choose part)
-    sample_pack_clips(a, clip, kits_by_part["choose"][0], drums,
-                      speech_by_part["choose"], voice, voice_labels, pairs)  # fmt: skip
+    sample_pack_clips(a, mixing, kits_by_part["choose"][0], speech_by_part["choose"])
 
     recipe = {
         "format": 2,

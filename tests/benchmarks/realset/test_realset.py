@@ -242,6 +242,16 @@ def test_genre_and_gender_labels_quote_their_statement():
             assert any(m in text for m in mark[labels["vocal_gender"]]), clip["id"]
 
 
+def assert_each_class_thrice(clips: list[dict], need: tuple[str, ...]) -> None:
+    """Each concept in `need`, and each negated concept, labels at least 3 of
+    `clips` 1 and at least 3 of them 0: enough to decide a threshold on."""
+    by_id = {c.id: c for c in concepts.CONCEPTS}
+    for concept in [by_id[cid] for cid in need] + concepts.NEGATED:
+        values = concept.labels(clips)
+        assert values.count(1) >= 3, concept.id
+        assert values.count(0) >= 3, concept.id
+
+
 def test_concept_labels_are_ternary_and_the_report_part_can_decide():
     report = [c for c in RECIPE["clips"] if c["part"] == "report"]
     for concept in concepts.CONCEPTS + concepts.NEGATED:
@@ -251,15 +261,7 @@ def test_concept_labels_are_ternary_and_the_report_part_can_decide():
         "vocals", "female voice", "male voice", "drums", "guitar", "piano",
         "violin", "strings", "flute", "electronic", "classical", "spoken word",
     )  # fmt: skip
-    by_id = {c.id: c for c in concepts.CONCEPTS}
-    for cid in need:
-        values = by_id[cid].labels(report)
-        assert values.count(1) >= 3, cid
-        assert values.count(0) >= 3, cid
-    for concept in concepts.NEGATED:
-        values = concept.labels(report)
-        assert values.count(1) >= 3, concept.id
-        assert values.count(0) >= 3, concept.id
+    assert_each_class_thrice(report, need)
 
 
 def test_the_choose_part_can_decide_what_thresholds_are_chosen_for():
@@ -273,15 +275,7 @@ def test_the_choose_part_can_decide_what_thresholds_are_chosen_for():
         "violin", "cello", "strings", "flute", "trumpet", "organ", "choir",
         "electronic", "classical", "rock/metal", "spoken word", "music",
     )  # fmt: skip
-    by_id = {c.id: c for c in concepts.CONCEPTS}
-    for cid in need:
-        values = by_id[cid].labels(choose)
-        assert values.count(1) >= 3, cid
-        assert values.count(0) >= 3, cid
-    for concept in concepts.NEGATED:
-        values = concept.labels(choose)
-        assert values.count(1) >= 3, concept.id
-        assert values.count(0) >= 3, concept.id
+    assert_each_class_thrice(choose, need)
     assert len({c["base_piece"] for c in choose if c["labels"]["genres"]}) >= 10
 
 
