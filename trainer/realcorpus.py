@@ -403,7 +403,9 @@ def _rows_for(
                 "absent": absent,
                 "pair_id": None,
                 "pair_attribute": None,
-                "base_piece": clip.track.name,
+                # Not a group: clips of one track in one batch would be near
+                # duplicates with near-identical captions, not hard negatives.
+                "base_piece": None,
                 "soundfont": None,
             }
         )
