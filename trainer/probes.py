@@ -74,7 +74,7 @@ def uncovered_attributes(
     a "guitar" tag, as the plugin's bonus for a wanted attribute is), each
     tag read by its label ("msd:jazz" speaks about jazz)."""
     from beetsplug.clap.meanings import tag_label
-    from beetsplug.clap.scoring import match_head
+    from beetsplug.clap.taglinks import match_head
 
     names = tuple(tag_label(n) for n in tag_names)
     out = []

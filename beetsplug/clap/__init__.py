@@ -245,6 +245,40 @@ class ClapPlugin(BeetsPlugin):
             printed += 1
         return printed
 
+    def _show_results(
+        self,
+        lib: Library,
+        opts: Any,
+        query: Sequence[str],
+        rank_items: Callable[[set[int] | None], list[tuple[int, float]]],
+        rank_albums: Callable[[set[int] | None], list[tuple[int, float]]],
+        seeds_left_out: bool = False,
+    ) -> None:
+        """Rank the albums (--album) or tracks that `query` matches, keep
+        their scores for `$clap_score`, print them, and say why when nothing
+        is printed; `seeds_left_out`: the ranking drops its seed tracks."""
+        from .search import matching_ids
+
+        if getattr(opts, "album", False):
+            album_ids = matching_ids(lib, query, albums=True)
+            ranked = self._searching(lambda: rank_albums(album_ids))
+            self._album_scores.update(ranked)
+            if not self._print_ranked(ranked, lib.get_album, opts.score):
+                self._log.info("{}", _nothing_found(query, album_ids, "albums"))
+            return
+        candidates = self._candidates(lib, query)
+        ranked = self._searching(lambda: rank_items(candidates))
+        self._scores.update(ranked)
+        if self._print_ranked(ranked, lib.get_item, opts.score):
+            return
+        if seeds_left_out and candidates:
+            self._log.info(
+                "every track matching {} is a seed: nothing is left to rank",
+                " ".join(query),
+            )
+        else:
+            self._log.info("{}", _nothing_found(query, candidates, "tracks"))
+
     @staticmethod
     def _candidates(lib: Library, query: Any) -> set[int] | None:
         """Ids of the items a beets query matches; None (all) for no query."""
@@ -265,22 +299,13 @@ class ClapPlugin(BeetsPlugin):
         tq = self._searching(lambda: self._embed(text))
         if opts.explain:
             ui.print_(tq.explain())
-        if opts.album:
-            album_ids = search.matching_ids(lib, query, albums=True)
-            ranked = self._searching(
-                lambda: search.rank_albums(store, bundle, tq, limit, album_ids)
-            )
-            self._album_scores.update(ranked)
-            if not self._print_ranked(ranked, lib.get_album, opts.score):
-                self._log.info("{}", _nothing_found(query, album_ids, "albums"))
-            return
-        candidates = self._candidates(lib, query)
-        ranked = self._searching(
-            lambda: search.rank_items(store, bundle, tq, limit, candidates)
+        self._show_results(
+            lib,
+            opts,
+            query,
+            lambda ids: search.rank_items(store, bundle, tq, limit, ids),
+            lambda ids: search.rank_albums(store, bundle, tq, limit, ids),
         )
-        self._scores.update(ranked)
-        if not self._print_ranked(ranked, lib.get_item, opts.score):
-            self._log.info("{}", _nothing_found(query, candidates, "tracks"))
 
     def _cmd_composed(self, lib: Library, opts: Any, args: list[str]) -> None:
         """`beet clap [TEXT] --like QUERY [--unlike QUERY] [QUERY]`."""
@@ -323,28 +348,14 @@ class ClapPlugin(BeetsPlugin):
         )
         if opts.explain:
             ui.print_(composed.explain(lambda i: _track_name(lib, i)))
-        if getattr(opts, "album", False):
-            album_ids = search.matching_ids(lib, query, albums=True)
-            ranked = self._searching(
-                lambda: compose.rank_albums(store, bundle, composed, limit, album_ids)
-            )
-            self._album_scores.update(ranked)
-            if not self._print_ranked(ranked, lib.get_album, opts.score):
-                self._log.info("{}", _nothing_found(query, album_ids, "albums"))
-            return
-        candidates = self._candidates(lib, query)
-        ranked = self._searching(
-            lambda: compose.rank_items(store, bundle, composed, limit, candidates)
+        self._show_results(
+            lib,
+            opts,
+            query,
+            lambda ids: compose.rank_items(store, bundle, composed, limit, ids),
+            lambda ids: compose.rank_albums(store, bundle, composed, limit, ids),
+            seeds_left_out=True,
         )
-        self._scores.update(ranked)
-        if not self._print_ranked(ranked, lib.get_item, opts.score):
-            if candidates:
-                self._log.info(
-                    "every track matching {} is a seed: nothing is left to rank",
-                    " ".join(query),
-                )
-            else:
-                self._log.info("{}", _nothing_found(query, candidates, "tracks"))
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
         from . import search

@@ -9,7 +9,8 @@ the tokens after it: the work grows with the tokens read.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 from .query import (
     _AFFIX_KINDS,
@@ -59,6 +60,7 @@ class _Match(NamedTuple):
 
 
 _NONE = object()  # "not computed yet" in the memo tables
+_T = TypeVar("_T")
 
 
 class Parser:
@@ -119,36 +121,48 @@ class Parser:
             words.append(word)
         return tuple(words)
 
-    def _unit(self, i: int) -> _Unit | None:
-        """The longest known concept form starting at token i."""
+    def _memo(
+        self, table: list[object], i: int, read: Callable[[int], _T | None]
+    ) -> _T | None:
+        """What token i reads as by `read`, computed once and kept in
+        `table`; None outside the tokens."""
         if not 0 <= i < self.n:
             return None
-        found = self._units[i]
+        found = table[i]
         if found is _NONE:
-            found = None
-            words = self._words_at(i, _MAX_PHRASE)
-            for length in range(len(words), 0, -1):
-                hit = _lookup(words[:length])
-                if hit is not None:
-                    found = _Unit(hit[0], hit[1], length)
-                    break
-            self._units[i] = found
+            found = read(i)
+            table[i] = found
         return found  # type: ignore[return-value]
+
+    def _longest(
+        self, i: int, most: int, find: Callable[[tuple[str, ...]], _T | None]
+    ) -> tuple[_T, int] | None:
+        """(what `find` says, length) of the longest run of up to `most` free
+        words from token i that `find` knows."""
+        words = self._words_at(i, most)
+        for length in range(len(words), 0, -1):
+            hit = find(words[:length])
+            if hit is not None:
+                return hit, length
+        return None
+
+    def _unit(self, i: int) -> _Unit | None:
+        """The longest known concept form starting at token i."""
+        return self._memo(self._units, i, self._read_unit)
+
+    def _read_unit(self, i: int) -> _Unit | None:
+        found = self._longest(i, _MAX_PHRASE, _lookup)
+        if found is None:
+            return None
+        (canonical, kind), length = found
+        return _Unit(canonical, kind, length)
 
     def _cue(self, i: int) -> tuple[int, int] | None:
         """(strength, length) of the longest cue starting at token i."""
-        if not 0 <= i < self.n:
-            return None
-        found = self._cues[i]
-        if found is _NONE:
-            found = None
-            words = self._words_at(i, _MAX_CUE)
-            for length in range(len(words), 0, -1):
-                if words[:length] in _CUES:
-                    found = (_CUES[words[:length]], length)
-                    break
-            self._cues[i] = found
-        return found  # type: ignore[return-value]
+        return self._memo(self._cues, i, self._read_cue)
+
+    def _read_cue(self, i: int) -> tuple[int, int] | None:
+        return self._longest(i, _MAX_CUE, _CUES.get)
 
     def _skip_determiners(self, i: int) -> int:
         while self._word(i) in _DETERMINERS:
@@ -164,13 +178,7 @@ class Parser:
         "guitar solos"); the last meaningful word is canonicalised ("singers"
         -> "vocals"), filler nouns ("music", "parts") are dropped.
         """
-        if not 0 <= i < self.n:
-            return None
-        found = self._attributes[i]
-        if found is _NONE:
-            found = self._read_attribute(i)
-            self._attributes[i] = found
-        return found  # type: ignore[return-value]
+        return self._memo(self._attributes, i, self._read_attribute)
 
     def _read_attribute(self, i: int) -> _Attribute | None:
         first = self._unit(i)

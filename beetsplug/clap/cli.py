@@ -5,121 +5,116 @@ from __future__ import annotations
 from beets import ui
 
 
+def _command(name: str, help: str, usage: str = "") -> ui.Subcommand:
+    """A subcommand whose usage line ends with `usage` (its arguments)."""
+    cmd = ui.Subcommand(name, help=help)
+    cmd.parser.usage += usage
+    return cmd
+
+
 def _flag(cmd: ui.Subcommand, *names: str, help: str) -> None:
     """An on/off option, off unless given."""
     cmd.parser.add_option(*names, action="store_true", default=False, help=help)
 
 
+def _number(cmd: ui.Subcommand, *names: str, help: str) -> None:
+    """A whole-number option, None unless given (the command picks the default)."""
+    cmd.parser.add_option(*names, type="int", default=None, help=help)
+
+
+def _text(cmd: ui.Subcommand, name: str, metavar: str, help: str) -> None:
+    """An option taking one value, None unless given."""
+    cmd.parser.add_option(name, metavar=metavar, default=None, help=help)
+
+
+def _queries(cmd: ui.Subcommand, name: str, help: str) -> None:
+    """A repeatable option, each value a beets query; [] unless given."""
+    cmd.parser.add_option(name, action="append", default=[], metavar="QUERY", help=help)
+
+
 def _add_result_options(cmd: ui.Subcommand) -> None:
-    cmd.parser.add_option(
-        "-n",
-        "--number",
-        dest="number",
-        type="int",
-        default=None,
-        help="how many results (default: clap.limit)",
-    )
+    _number(cmd, "-n", "--number", help="how many results (default: clap.limit)")
     _flag(cmd, "-s", "--score", help="print the score before each result")
 
 
+def _explain_option(cmd: ui.Subcommand, what: str) -> None:
+    """-e/--explain: print `what` (how the ranking came about) first."""
+    _flag(cmd, "-e", "--explain", help=f"print {what} before the results")
+
+
 def _index_command() -> ui.Subcommand:
-    cmd = ui.Subcommand("clap-index", help="embed tracks for description search")
-    cmd.parser.usage += " [QUERY]"
+    cmd = _command("clap-index", "embed tracks for description search", " [QUERY]")
     _flag(cmd, "-f", "--force", help="re-embed every matched track, changed or not")
     _flag(cmd, "-p", "--pretend", help="show what would be embedded, change nothing")
-    cmd.parser.add_option(
+    _number(
+        cmd,
         "-j",
         "--jobs",
-        type="int",
-        default=None,
         help="decoding processes (default: clap.jobs, 0 = all cores)",
     )
     return cmd
 
 
 def _search_command() -> ui.Subcommand:
-    cmd = ui.Subcommand("clap", help="search tracks by description")
-    cmd.parser.usage += (
+    cmd = _command(
+        "clap",
+        "search tracks by description",
         ' TEXT [QUERY]\nExample: %prog "jazz without vocals" year:1990..1999'
-        "\n       %prog \"without vocals\" --like 'title:So What'"
+        "\n       %prog \"without vocals\" --like 'title:So What'",
     )
-    cmd.parser.add_option(
+    _queries(
+        cmd,
         "--like",
-        action="append",
-        default=[],
-        metavar="QUERY",
         help="also rank by similarity to the tracks QUERY matches (repeatable)",
     )
-    cmd.parser.add_option(
+    _queries(
+        cmd,
         "--unlike",
-        action="append",
-        default=[],
-        metavar="QUERY",
         help="rank down what sounds like the tracks QUERY matches (repeatable)",
     )
     _add_result_options(cmd)
     cmd.parser.add_album_option()
     cmd.parser.add_format_option()
-    _flag(
-        cmd,
-        "-e",
-        "--explain",
-        help="print how the description was understood before the results",
-    )
+    _explain_option(cmd, "how the description was understood")
     return cmd
 
 
 def _similar_command() -> ui.Subcommand:
-    cmd = ui.Subcommand("clap-similar", help="tracks that sound like the matched ones")
-    cmd.parser.usage += " QUERY"
+    cmd = _command("clap-similar", "tracks that sound like the matched ones", " QUERY")
     _add_result_options(cmd)
     cmd.parser.add_format_option(target="item")
-    cmd.parser.add_option(
+    _text(
+        cmd,
         "--without",
-        metavar="TEXT",
-        default=None,
+        "TEXT",
         help='leave out what TEXT names: the same as clap "without TEXT" --like',
     )
-    _flag(
-        cmd,
-        "-e",
-        "--explain",
-        help="print the seeds and the weights before the results",
-    )
+    _explain_option(cmd, "the seeds and the weights")
     return cmd
 
 
 def _path_command() -> ui.Subcommand:
-    cmd = ui.Subcommand("clap-path", help="a path of tracks from one track to another")
-    cmd.parser.usage += " FROM TO [QUERY]"
-    cmd.parser.add_option(
+    cmd = _command(
+        "clap-path", "a path of tracks from one track to another", " FROM TO [QUERY]"
+    )
+    _number(
+        cmd,
         "-n",
         "--number",
-        dest="number",
-        type="int",
-        default=None,
         help="how many tracks, both ends included (default 12)",
     )
     _flag(cmd, "-s", "--score", help="print each track's fit to its waypoint first")
-    cmd.parser.add_option(
-        "--m3u",
-        metavar="FILE",
-        default=None,
-        help="also write the path as an M3U playlist",
-    )
+    _text(cmd, "--m3u", "FILE", help="also write the path as an M3U playlist")
     cmd.parser.add_format_option(target="item")
     return cmd
 
 
 def _playlists_command() -> ui.Subcommand:
-    cmd = ui.Subcommand(
-        "clap-playlists", help="write prompt and automatic M3U playlists"
-    )
+    cmd = _command("clap-playlists", "write prompt and automatic M3U playlists")
     _flag(cmd, "-p", "--pretend", help="list what would be written, write nothing")
-    cmd.parser.add_option(
+    _number(
+        cmd,
         "--clusters",
-        type="int",
-        default=None,
         help="automatic playlists from this many clusters (default: clap.clusters)",
     )
     cmd.parser.add_option(
@@ -133,7 +128,7 @@ def _playlists_command() -> ui.Subcommand:
 
 
 def _web_command() -> ui.Subcommand:
-    cmd = ui.Subcommand("clap-web", help="search page in the browser")
+    cmd = _command("clap-web", "search page in the browser")
     cmd.parser.add_option(
         "--host", default="127.0.0.1", help="address to listen on (%default)"
     )
@@ -144,10 +139,11 @@ def _web_command() -> ui.Subcommand:
 
 
 def _map_command() -> ui.Subcommand:
-    cmd = ui.Subcommand(
-        "clap-map", help="write a 2-D map of the library as one HTML file"
+    cmd = _command(
+        "clap-map",
+        "write a 2-D map of the library as one HTML file",
+        " [QUERY] -o FILE.html",
     )
-    cmd.parser.usage += " [QUERY] -o FILE.html"
     cmd.parser.add_option("-o", "--output", help="the HTML file to write")
     cmd.parser.add_option(
         "--color", default=None, help="colour by this beets field (e.g. genre)"

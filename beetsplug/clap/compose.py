@@ -25,8 +25,14 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .search import MIN_POOL, POOL_FACTOR, SearchError, check_index, library_scale
-from .vectors import MAX_KNN
+from .search import (
+    MIN_POOL,
+    SearchError,
+    check_index,
+    pool_rows,
+    score_rows,
+    top_scored,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -263,17 +269,6 @@ def _as_text(query: str | Sequence[str]) -> str:
     return query if isinstance(query, str) else " ".join(query)
 
 
-def _pool_size(limit: int) -> int:
-    return min(MAX_KNN, max(limit * POOL_FACTOR, MIN_POOL))
-
-
-def _top(ids: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
-    import numpy as np
-
-    order = np.argsort(-scores, kind="stable")[:limit]
-    return [(int(ids[i]), float(scores[i])) for i in order]
-
-
 def _indexed_ids(store: Store) -> np.ndarray:
     """Every item id with a vector (from the in-memory codes)."""
     import numpy as np
@@ -300,7 +295,6 @@ def rank_items(
 
     check_index(store, bundle)
     seeds = query.seed_ids
-    size = _pool_size(limit)
     if candidates is not None:
         wanted = set(candidates) - seeds
         if not wanted:  # the caller says why (its query matched only seeds)
@@ -315,24 +309,13 @@ def rank_items(
         wanted = None
     if limit <= 0:
         return []
-    tags = query.tag_width
-    if wanted is not None and len(wanted) <= size:
-        rows = store.rows(wanted, tags)
-        ids, vectors, tag_rows = rows.ids, rows.vectors, rows.tags
-    else:
-        # Seeds are dropped from the pool afterwards only when no filter
-        # left them out of the scan already.
-        extra = len(seeds) if wanted is None else 0
-        hits = store.nearest(
-            query.vector, min(MAX_KNN, size + extra), wanted, tags, margin=0
-        )
-        keep = ~np.isin(hits.ids, np.fromiter(seeds, np.int64, len(seeds)))
-        ids, vectors = hits.ids[keep], hits.vectors[keep]
-        tag_rows = None if hits.tags is None else hits.tags[keep]
-        if not len(ids) and wanted is None:
-            raise SearchError(_everything(query))
-    scale = library_scale(store, tags)
-    return _top(ids, query.score(vectors, tag_rows, scale), limit)
+    # Seeds are dropped from the pool afterwards only when no filter left
+    # them out of the scan already.
+    exclude = seeds if wanted is None else ()
+    pool = pool_rows(store, query.vector, limit, wanted, query.tag_width, exclude)
+    if not len(pool.ids) and wanted is None:
+        raise SearchError(_everything(query))
+    return top_scored(pool.ids, score_rows(store, query, pool), limit)
 
 
 def _everything(query: ComposedQuery) -> str:
@@ -357,10 +340,10 @@ def rank_albums(
     seed_albums = set(store.albums_of(query.seed_ids).values())
     if album_ids is None:
         if not seed_albums:
-            return search.rank_albums(store, bundle, query, limit)  # type: ignore[arg-type]
+            return search.rank_albums(store, bundle, query, limit)
         rows = store.conn.execute("SELECT id FROM albums").fetchall()
         album_ids = {int(r[0]) for r in rows}
     wanted = set(album_ids) - seed_albums
     if not wanted:
         return []
-    return search.rank_albums(store, bundle, query, limit, wanted)  # type: ignore[arg-type]
+    return search.rank_albums(store, bundle, query, limit, wanted)

@@ -512,16 +512,8 @@ def library_points(
     return tracks, vectors[present]
 
 
-def library_map(
-    lib: Library,
-    store: Any,
-    bundle: Any,
-    query: Sequence[str] | str | None = None,
-    color: str | None = None,
-    method: str = DEFAULT_LAYOUT,
-) -> dict[str, Any]:
-    """map_data of library_points."""
-    tracks, vectors = library_points(lib, store, bundle, query, color)
+def library_title(query: Sequence[str] | str | None = None) -> str:
+    """The map's title: the library, and the beets query that picked its
+    tracks."""
     words = " ".join(query) if isinstance(query, list | tuple) else query
-    title = f"beets library, {words}" if words else "beets library"
-    return map_data(tracks, vectors, bundle.embed_text, color, method, title)
+    return f"beets library, {words}" if words else "beets library"

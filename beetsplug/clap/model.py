@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from .scoring import TagMeaning
+    from .taglinks import TagMeaning
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

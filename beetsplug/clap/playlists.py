@@ -41,7 +41,7 @@ from .model import l2_normalize
 if TYPE_CHECKING:
     import numpy as np
 
-    from .scoring import TagMeaning
+    from .taglinks import TagMeaning
 
 __all__ = [
     "PlaylistConfigError",

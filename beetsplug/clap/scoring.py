@@ -3,9 +3,8 @@
 The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
 where a tag means them), plus a bonus for the wanted concepts a tag means
-(docs/queries.md). Which tags a phrase means is taglinks' job (re-exported
-here); a tag's probability counts relative to its top over the library
-(`TagScale`).
+(docs/queries.md). Which tags a phrase means is taglinks' job; a tag's
+probability counts relative to its top over the library (`TagScale`).
 """
 
 from __future__ import annotations
@@ -17,25 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .lexicon import lexicon
-
-# Re-exported for the modules that score; taglinks reads its own constants,
-# so a caller tuning TEXT_LINK_THRESHOLD sets it there.
 from .taglinks import (
-    TEXT_LINK_MAX,
-    TEXT_LINK_THRESHOLD,
     TagMatch,
-    TagMeaning,
-    TextMatch,
-    broader,
-    bundle_tag_meanings,
-    forget_links,
     link_by_lexicon,
     link_by_text,
     link_tags,
-    match_head,
-    match_tags,
-    narrower,
-    tag_meaning_text,
     tag_meanings,
     unknown_words,
 )
@@ -47,32 +32,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMBINE_FORMS",
-    "TEXT_LINK_MAX",
-    "TEXT_LINK_THRESHOLD",
     "TOP_FLOOR",
     "TOP_QUANTILE",
-    "TagMatch",
-    "TagMeaning",
     "TagScale",
-    "TextMatch",
     "TextQuery",
     "attribute_phrases",
-    "broader",
-    "bundle_tag_meanings",
     "combine_scores",
     "describe",
-    "forget_links",
-    "link_by_lexicon",
-    "link_by_text",
-    "link_tags",
-    "match_head",
-    "match_tags",
-    "narrower",
     "negated_phrases",
     "tag_evidence",
-    "tag_meaning_text",
-    "tag_meanings",
-    "unknown_words",
 ]
 
 COMBINE_FORMS = ("max", "sum", "mean")

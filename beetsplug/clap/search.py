@@ -13,8 +13,13 @@ if TYPE_CHECKING:
     import numpy as np
     from beets.library import Library
 
+    from .compose import ComposedQuery
     from .model import Bundle
     from .query import ParsedQuery
+
+    # What ranking reads of a query, plain or composed: the direction its
+    # pool is fetched along (`vector`), `tag_width`, and the exact `score`.
+    Query = TextQuery | ComposedQuery
 
 __all__ = [
     "SearchError",
@@ -23,10 +28,13 @@ __all__ = [
     "description_problem",
     "embed_query",
     "matching_ids",
+    "pool_rows",
     "rank_albums",
     "rank_items",
     "rank_similar",
     "resolve_negation_weight",
+    "score_rows",
+    "top_scored",
 ]
 
 DEFAULT_NEGATION_WEIGHT = 0.5
@@ -146,10 +154,14 @@ def _shorten(text: str, width: int = 60) -> str:
 
 
 def _pool_size(limit: int) -> int:
+    """How many candidates the KNN pass fetches for `limit` results."""
     return min(MAX_KNN, max(limit * POOL_FACTOR, MIN_POOL))
 
 
-def _top(ids: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
+def top_scored(
+    ids: np.ndarray, scores: np.ndarray, limit: int
+) -> list[tuple[int, float]]:
+    """The `limit` best (id, score), best first; ties keep the ids' order."""
     import numpy as np
 
     order = np.argsort(-scores, kind="stable")[:limit]
@@ -243,21 +255,37 @@ def library_scale(store: Store, width: int) -> TagScale | None:
     return scale
 
 
-def _pool(
+def pool_rows(
     store: Store,
     vector: np.ndarray,
     limit: int,
     candidates: Collection[int] | None,
     tags: int = 0,
+    exclude: Collection[int] = (),
 ) -> Rows:
     """The items worth scoring exactly (vectors, and tags when `tags` > 0):
     all candidates when they are few, else the pool nearest to `vector`
-    among them."""
+    among them. Ids in `exclude` (items the scan may return but the ranking
+    must not list) are dropped from that pool, fetched larger by as many."""
     size = _pool_size(limit)
     if candidates is not None and len(candidates) <= size:
         return store.rows(candidates, tags)
-    hits = store.nearest(vector, size, candidates, tags, margin=0)
-    return Rows(hits.ids, hits.vectors, hits.tags)
+    hits = store.nearest(
+        vector, min(MAX_KNN, size + len(exclude)), candidates, tags, margin=0
+    )
+    if not len(exclude):
+        return Rows(hits.ids, hits.vectors, hits.tags)
+    import numpy as np
+
+    keep = ~np.isin(hits.ids, np.fromiter(exclude, np.int64, len(exclude)))
+    tag_rows = None if hits.tags is None else hits.tags[keep]
+    return Rows(hits.ids[keep], hits.vectors[keep], tag_rows)
+
+
+def score_rows(store: Store, query: Query, rows: Rows) -> np.ndarray:
+    """The query's exact score of each row, its tags read against the
+    library's tag scale."""
+    return query.score(rows.vectors, rows.tags, library_scale(store, query.tag_width))
 
 
 def _nearest(
@@ -294,16 +322,17 @@ def rank_items(
             query.vector, _pool_size(limit), candidates, query.tag_width, margin=0
         )
         scale = library_scale(store, query.tag_width)
-        return _top(hits.ids, query.with_bonus(hits.scores, hits.tags, scale), limit)
-    pool = _pool(store, query.vector, limit, candidates, query.tag_width)
-    scale = library_scale(store, query.tag_width)
-    return _top(pool.ids, query.score(pool.vectors, pool.tags, scale), limit)
+        return top_scored(
+            hits.ids, query.with_bonus(hits.scores, hits.tags, scale), limit
+        )
+    pool = pool_rows(store, query.vector, limit, candidates, query.tag_width)
+    return top_scored(pool.ids, score_rows(store, query, pool), limit)
 
 
 def rank_albums(
     store: Store,
     bundle: Bundle,
-    query: TextQuery,
+    query: Query,
     limit: int,
     album_ids: Collection[int] | None = None,
 ) -> list[tuple[int, float]]:
@@ -334,7 +363,7 @@ def rank_albums(
     nearest = list(dict.fromkeys(album_of[i] for i in pool if i in album_of))
     members = store.album_members(nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)])
     rows = store.rows((i for m in members.values() for i in m), query.tag_width)
-    scores = query.score(rows.vectors, rows.tags, library_scale(store, query.tag_width))
+    scores = score_rows(store, query, rows)
     score_of = dict(zip(rows.ids.tolist(), scores.tolist(), strict=True))
     albums, scores = [], []
     for album_id, item_ids in members.items():
@@ -342,7 +371,7 @@ def rank_albums(
         if found:
             albums.append(album_id)
             scores.append(float(np.mean(found)))
-    return _top(np.array(albums, np.int64), np.array(scores, np.float32), limit)
+    return top_scored(np.array(albums, np.int64), np.array(scores, np.float32), limit)
 
 
 def rank_similar(

@@ -73,8 +73,12 @@ def write_map(
         raise UserError("give the file to write: beet clap-map -o map.html")
     bundle, store = resources()
     try:
-        data = searching(
-            lambda: mapview.library_map(lib, store, bundle, query, color, layout)
+        tracks, vectors = searching(
+            lambda: mapview.library_points(lib, store, bundle, query, color)
+        )
+        title = mapview.library_title(query)
+        data = mapview.map_data(
+            tracks, vectors, bundle.embed_text, color, layout, title
         )
     except mapview.MapError as exc:
         raise UserError(str(exc)) from exc

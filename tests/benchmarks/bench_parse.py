@@ -114,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from beetsplug.clap.query import parse_query
-    from beetsplug.clap.scoring import match_head, match_tags
+    from beetsplug.clap.taglinks import match_head, match_tags
 
     manifest = json.loads((REPO / "models/clap-default/manifest.json").read_text())
     names = tuple(manifest["audio"].get("tags", []))

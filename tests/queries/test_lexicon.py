@@ -14,7 +14,7 @@ import pytest
 from beetsplug.clap import lexicon as lexicon_module
 from beetsplug.clap.lexicon import LEXICON_PATH, LexiconError, lexicon, load
 from beetsplug.clap.query import parse_query
-from beetsplug.clap.scoring import match_tags, tag_meanings
+from beetsplug.clap.taglinks import match_tags, tag_meanings
 
 
 def test_the_lexicon_is_read_once() -> None:

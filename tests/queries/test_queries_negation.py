@@ -22,10 +22,10 @@ from beetsplug.clap.scoring import (
     attribute_phrases,
     combine_scores,
     describe,
-    match_tags,
     negated_phrases,
     tag_evidence,
 )
+from beetsplug.clap.taglinks import match_tags
 
 # (query, affirmative, negated) - the phrasings the issue lists, and more.
 EXAMPLES = [
@@ -764,7 +764,7 @@ def _relative(column: np.ndarray) -> np.ndarray:
 
 
 def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
-    from beetsplug.clap.scoring import link_by_lexicon, tag_meanings
+    from beetsplug.clap.taglinks import link_by_lexicon, tag_meanings
 
     names = ("guitar", "drums", "no vocals", "female vocal", "choir", "electronic")
     meanings = tag_meanings(names)
