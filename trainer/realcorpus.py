@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import fnmatch
-import hashlib
 import json
 import random
 import shutil
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from beetsplug.clap.model import sha256_file
 from trainer.splits import AUDIO_DIR, CAPTIONS_DIR, DataError
 
 SOURCES = Path(__file__).with_name("realcorpus_sources.json")
@@ -83,14 +83,6 @@ def load_sources(path: Path = SOURCES) -> dict[str, Any]:
                 f"real-corpus sources {path}: {name} needs version, sha256 and music"
             )
     return sources
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _deb_name(name: str, version: str) -> str:
