@@ -227,9 +227,15 @@ class Tagger:
 
 
 def tag_clips(
-    rows: Sequence[ClipRow], out: Path, tagger: Tagger, batch: int = 16
+    rows: Sequence[ClipRow],
+    out: Path,
+    tagger: Tagger,
+    batch: int = 16,
+    log: Log = print,
 ) -> None:
     for i in range(0, len(rows), batch):
+        if i and i % (batch * 25) == 0:
+            log(f"real corpus: tagged {i}/{len(rows)} clips")
         part = rows[i : i + batch]
         audio = np.stack(
             [
@@ -462,7 +468,7 @@ def build(
     tagger = tagger or Tagger()
     if tagger.sample_rate != rate:
         raise DataError(f"taggers read {tagger.sample_rate} Hz, sources say {rate}")
-    tag_clips(clips, out, tagger)
+    tag_clips(clips, out, tagger, log=log)
     rules = CaptionRules.make(sources["captions"], tagger.names)
 
     valid_packages = set(sources.get("valid_packages", ()))
