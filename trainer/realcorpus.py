@@ -58,6 +58,7 @@ class ClipRow:
     index: int
     start: float
     audio: str  # path under DATA/audio
+    track_seconds: float
     probs: np.ndarray | None = None
 
 
@@ -168,7 +169,9 @@ def cut_track(
     track: Track, out: Path, rate: int, clip: dict[str, float]
 ) -> list[ClipRow]:
     """Decode one track and write its clips (int16 .npy); near-silent clips
-    (fades, pauses) are left out. Existing clip files are reused."""
+    (fades, pauses) are left out. A clip is named by its start, and an
+    existing file of the right length is reused, so a rebuild with other
+    clip settings never reads a stale clip."""
     from trainer.data import AudioDecodeError, read_audio
 
     try:
@@ -180,18 +183,19 @@ def cut_track(
     # keeps music in one folder per world), short enough to read in a log.
     stem = "__".join(track.path.with_suffix("").parts[-2:]).replace(" ", "_")
     rows = []
-    for k, start in enumerate(clip_starts(len(x) / rate, clip)):
+    seconds = len(x) / rate
+    for k, start in enumerate(clip_starts(seconds, clip)):
         piece = x[round(start * rate) :][:n]
         if len(piece) < n or _rms_db(piece) < clip["min_rms_db"]:
             continue
-        rel = f"{track.package}/{stem}-{k}.npy"
+        rel = f"{track.package}/{stem}-{start:g}s.npy"
         path = out / AUDIO_DIR / rel
-        if not path.exists():
+        if not path.exists() or np.load(path, mmap_mode="r").shape != (n,):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp.npy")
             np.save(tmp, np.clip(piece * _INT16, -_INT16, _INT16).astype(np.int16))
             tmp.replace(path)
-        rows.append(ClipRow(track, k, start, rel))
+        rows.append(ClipRow(track, k, start, rel, seconds))
     return rows
 
 
@@ -488,6 +492,10 @@ def build(
         "unreadable": sorted(unreadable),
         "clips": {k: len(v) for k, v in splits.items()},
         "clip_hours": round(seconds / 3600, 2),
+        # Every track with a clip, whole: the music the clips are drawn from.
+        "source_hours": round(
+            sum({c.track.name: c.track_seconds for c in clips}.values()) / 3600, 2
+        ),
         "captions": sources["captions"],
         "present": dict(Counter(t for r in rows for t in r["tag"]).most_common()),
         "absent": dict(Counter(t for r in rows for t in r["absent"]).most_common()),
@@ -495,8 +503,8 @@ def build(
     (out / "realcorpus.json").write_text(json.dumps(record, indent=2) + "\n")
     log(
         f"real corpus: {len(clips)} clips ({record['clip_hours']} h) from "
-        f"{len(tracks)} tracks -> {out} (train {len(splits['train'])}, "
-        f"valid {len(splits['valid'])})"
+        f"{len(tracks)} tracks ({record['source_hours']} h) -> {out} "
+        f"(train {len(splits['train'])}, valid {len(splits['valid'])})"
     )
     return record
 

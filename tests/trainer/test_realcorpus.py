@@ -124,10 +124,11 @@ def test_builds_a_data_directory_the_split_reader_reads(package: dict) -> None:
     assert stats.missing_audio == 0
     # 50 s from 5 s: clips at 5 and 30; 22 s: one at 5; the short, the
     # silent, the broken and the sound effect give none.
-    assert sorted(c.track_id.rsplit("-", 1)[-1] for c in train) == ["0", "0", "1"]
+    assert sorted(c.track_id.rsplit("-", 1)[-1] for c in train) == ["30s", "5s", "5s"]
     assert len(valid) == 1
     assert "theme" in valid[0].track_id
     assert record["clips"] == {"train": 3, "valid": 1}
+    assert record["source_hours"] == round((50 + 22 + 20) / 3600, 2)
     assert record["tracks"] == 6  # the five music files + the valid theme
     assert record["unreadable"] == ["fake-music/usr/share/games/fake/music/broken.flac"]
     assert any("broken.flac" in line for line in package["log"])
