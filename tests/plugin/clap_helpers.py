@@ -194,24 +194,35 @@ class ClapEnv(PluginMixin, TestHelper):
             conn.close()
 
 
-def make_beetsdir(root: Path, bundle: Path, files: list[Path]) -> Path:
-    """A BEETSDIR whose config loads the clap plugin with `bundle`, and a
-    library.db holding `files` (titled "track 0", "track 1", ...)."""
+def make_beetsdir(
+    root: Path,
+    bundle: Path | None,
+    files: list[Path],
+    jobs: int = 1,
+    titles: list[str] | None = None,
+) -> Path:
+    """A BEETSDIR whose config loads the clap plugin with `bundle` (None:
+    the installed default bundle) and `jobs` decoding processes, and a
+    library.db holding `files`, titled `titles` ("track 0", "track 1", ...
+    unless given)."""
     from beets import config
 
     beetsdir = root / "beetsdir"
     beetsdir.mkdir()
+    model = f"    model: {bundle}\n" if bundle else ""
     (beetsdir / "config.yaml").write_text(
         f"directory: {root / 'music'}\n"
         f"library: {beetsdir / 'library.db'}\n"
         "plugins: clap\n"
         "create_backup_before_migrations: no\n"
-        f"clap:\n    model: {bundle}\n    jobs: 1\n"
+        f"clap:\n{model}    jobs: {jobs}\n"
     )
+    if titles is None:
+        titles = [f"track {i}" for i in range(len(files))]
     config["create_backup_before_migrations"] = False  # for this Library()
     lib = Library(str(beetsdir / "library.db"))
-    for i, path in enumerate(files):
-        lib.add(Item(path=str(path).encode(), title=f"track {i}", artist="a"))
+    for path, title in zip(files, titles, strict=True):
+        lib.add(Item(path=str(path).encode(), title=title, artist="a"))
     lib._close()
     return beetsdir
 
