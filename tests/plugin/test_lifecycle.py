@@ -188,6 +188,17 @@ def _summary(out: str) -> str:
     return out.strip().splitlines()[-1]
 
 
+def _resume(beetsdir: Path, n: int, done: int) -> None:
+    """A new clap-index run embeds the `n - done` items an interrupted run
+    left, and keeps the `done` it committed."""
+    rerun = _beet(beetsdir, "clap-index")
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert _summary(out) == (
+        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
+    )
+
+
 def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
@@ -203,12 +214,7 @@ def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
     plain = sqlite3.connect(db)
     assert plain.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     plain.close()
-    rerun = _beet(beetsdir, "clap-index")
-    out, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
-    assert _summary(out) == (
-        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
-    )
+    _resume(beetsdir, n, done)
     assert _consistent(db) == (n, n)
 
 
@@ -300,11 +306,7 @@ def test_a_killed_index_leaves_no_process_and_no_spool_behind(
     tmp_path: Path, tiny_bundle: Path, sig: signal.Signals
 ) -> None:
     n = 200
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
-    _library(beetsdir, _many_files(tmp_path / "music", n))
-    db = beetsdir / "library.db"
-    proc = _beet(beetsdir, "clap-index")
-    _wait_for_rows(db, proc)
+    beetsdir, db, proc = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=2)
     _wait_until(lambda: _workers(proc), "a decoding worker")
     # The forkserver, the resource tracker and the workers.
     tree = _descendants(proc.pid)
@@ -327,12 +329,7 @@ def test_a_killed_index_leaves_no_process_and_no_spool_behind(
     )
     done, _ = _consistent(db)
     assert 0 < done < n, "the signal should land mid-run"
-    rerun = _beet(beetsdir, "clap-index")
-    out, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
-    assert out.strip().splitlines()[-1] == (
-        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
-    )
+    _resume(beetsdir, n, done)
     # A SIGKILLed run's spool is removed by the next run (its owner is gone).
     assert not _spools(proc.pid)
     assert _consistent(db) == (n, n)
@@ -364,11 +361,7 @@ def test_a_second_index_run_says_another_is_in_progress(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
     n = 50
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=1)
-    _library(beetsdir, _many_files(tmp_path / "music", n))
-    db = beetsdir / "library.db"
-    first = _beet(beetsdir, "clap-index")
-    _wait_for_rows(db, first)
+    beetsdir, db, first = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=1)
     # Frozen mid-run, holding the lock: the second run cannot race it.
     first.send_signal(signal.SIGSTOP)
     try:
@@ -385,12 +378,7 @@ def test_a_second_index_run_says_another_is_in_progress(
         first.send_signal(signal.SIGKILL)
         first.communicate()
     done, _ = _consistent(db)
-    third = _beet(beetsdir, "clap-index")
-    out, err = third.communicate(timeout=120)
-    assert third.returncode == 0, err
-    assert out.strip().splitlines()[-1] == (
-        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
-    )
+    _resume(beetsdir, n, done)
 
 
 def test_beets_reads_the_library_while_indexing(
