@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -254,3 +256,48 @@ def beet_env(beetsdir: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def run_python(
+    beetsdir: Path, code: str, *args: str, **run: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -c code ARGS` as a `beet` subprocess would run (the
+    environment of `beet_env`), its output captured as text; `run` goes to
+    `subprocess.run` (check, timeout)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=beet_env(beetsdir),
+        capture_output=True,
+        text=True,
+        **run,
+    )
+
+
+def beet_without(
+    beetsdir: Path, missing: tuple[str, ...], *args: str, **run: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `beet ARGS` on `beetsdir` as if the `missing` modules were not
+    installed: each is None in sys.modules, so importing it fails."""
+    code = (
+        "import sys\n"
+        + "".join(f"sys.modules[{name!r}] = None\n" for name in missing)
+        + "from beets.ui import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    return run_python(beetsdir, code, *args, **run)
+
+
+def wait_for(
+    condition: Callable[[], Any], seconds: float, what: str, step: float = 0.1
+) -> Any:
+    """Poll `condition` until it returns something true (returning it), or
+    fail after `seconds` saying `what` was awaited: the deadline only bounds
+    a wait that never ends, it is never a guess at timing."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {seconds:g} s")
+        time.sleep(step)

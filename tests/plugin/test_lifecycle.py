@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 from beets.library import Item, Library
 from beets.ui import UserError
-from clap_helpers import ClapEnv, beet_env, write_audio
+from clap_helpers import (
+    ClapEnv,
+    beet_env,
+    beet_without,
+    run_python,
+    wait_for,
+    write_audio,
+)
 from mediafile import MediaFile
 
 from beetsplug.clap.convert import VEC_PATH_ENV
@@ -80,14 +87,7 @@ def _beet(beetsdir: Path, *args: str, **popen: object) -> subprocess.Popen:
 
 def _last_line(beetsdir: Path, code: str) -> str:
     """The last line `code` prints, run by Python with the test's beets config."""
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=beet_env(beetsdir),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.splitlines()[-1]
+    return run_python(beetsdir, code, check=True).stdout.splitlines()[-1]
 
 
 def test_loading_the_plugin_imports_no_heavy_module(
@@ -253,17 +253,10 @@ def _running(pid: int) -> bool:
     return state is not None and state[1] != "Z"
 
 
-def _wait_until(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll `condition` until it holds (returning its value); the deadline
-    is generous because a loaded machine is slow, never a guess at timing."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+def _wait_until(condition: Callable[[], Any], what: str) -> Any:
+    """Poll `condition` often until it holds (returning its value); the
+    deadline is generous because a loaded machine is slow."""
+    return wait_for(condition, 120.0, what, step=0.01)
 
 
 def _workers(proc: subprocess.Popen) -> list[int]:
@@ -479,23 +472,11 @@ def test_no_sqlite_extension_is_needed(tmp_path: Path, tiny_bundle: Path) -> Non
     _library(beetsdir, [write_audio(tmp_path / "music" / "a.wav", "low")])
     # Neither sqlean nor sqlite-vec importable, as on a plain Python (this
     # one's own sqlite3 may well lack extension loading: pyenv, macOS).
-    code = (
-        "import sys\n"
-        "sys.modules['sqlean'] = None\n"
-        "sys.modules['sqlite_vec'] = None\n"
-        "from beets.ui import main\n"
-        "main(sys.argv[1:])\n"
-    )
     for args, expected in (
         (["clap-index"], "clap-index: embedded 1, unchanged 0, failed 0"),
         (["clap", "low", "-f", "$title"], "track 000"),
     ):
-        proc = subprocess.run(
-            [sys.executable, "-c", code, *args],
-            env=beet_env(beetsdir),
-            capture_output=True,
-            text=True,
-        )
+        proc = beet_without(beetsdir, ("sqlean", "sqlite_vec"), *args)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.splitlines()[-1] == expected
 
