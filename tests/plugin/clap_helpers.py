@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -194,24 +196,35 @@ class ClapEnv(PluginMixin, TestHelper):
             conn.close()
 
 
-def make_beetsdir(root: Path, bundle: Path, files: list[Path]) -> Path:
-    """A BEETSDIR whose config loads the clap plugin with `bundle`, and a
-    library.db holding `files` (titled "track 0", "track 1", ...)."""
+def make_beetsdir(
+    root: Path,
+    bundle: Path | None,
+    files: list[Path],
+    jobs: int = 1,
+    titles: list[str] | None = None,
+) -> Path:
+    """A BEETSDIR whose config loads the clap plugin with `bundle` (None:
+    the installed default bundle) and `jobs` decoding processes, and a
+    library.db holding `files`, titled `titles` ("track 0", "track 1", ...
+    unless given)."""
     from beets import config
 
     beetsdir = root / "beetsdir"
     beetsdir.mkdir()
+    model = f"    model: {bundle}\n" if bundle else ""
     (beetsdir / "config.yaml").write_text(
         f"directory: {root / 'music'}\n"
         f"library: {beetsdir / 'library.db'}\n"
         "plugins: clap\n"
         "create_backup_before_migrations: no\n"
-        f"clap:\n    model: {bundle}\n    jobs: 1\n"
+        f"clap:\n{model}    jobs: {jobs}\n"
     )
+    if titles is None:
+        titles = [f"track {i}" for i in range(len(files))]
     config["create_backup_before_migrations"] = False  # for this Library()
     lib = Library(str(beetsdir / "library.db"))
-    for i, path in enumerate(files):
-        lib.add(Item(path=str(path).encode(), title=f"track {i}", artist="a"))
+    for path, title in zip(files, titles, strict=True):
+        lib.add(Item(path=str(path).encode(), title=title, artist="a"))
     lib._close()
     return beetsdir
 
@@ -243,3 +256,48 @@ def beet_env(beetsdir: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def run_python(
+    beetsdir: Path, code: str, *args: str, **run: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -c code ARGS` as a `beet` subprocess would run (the
+    environment of `beet_env`), its output captured as text; `run` goes to
+    `subprocess.run` (check, timeout)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=beet_env(beetsdir),
+        capture_output=True,
+        text=True,
+        **run,
+    )
+
+
+def beet_without(
+    beetsdir: Path, missing: tuple[str, ...], *args: str, **run: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `beet ARGS` on `beetsdir` as if the `missing` modules were not
+    installed: each is None in sys.modules, so importing it fails."""
+    code = (
+        "import sys\n"
+        + "".join(f"sys.modules[{name!r}] = None\n" for name in missing)
+        + "from beets.ui import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    return run_python(beetsdir, code, *args, **run)
+
+
+def wait_for(
+    condition: Callable[[], Any], seconds: float, what: str, step: float = 0.1
+) -> Any:
+    """Poll `condition` until it returns something true (returning it), or
+    fail after `seconds` saying `what` was awaited: the deadline only bounds
+    a wait that never ends, it is never a guess at timing."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what} after {seconds:g} s")
+        time.sleep(step)

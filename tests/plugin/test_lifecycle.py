@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 from beets.library import Item, Library
 from beets.ui import UserError
-from clap_helpers import ClapEnv, beet_env, write_audio
+from clap_helpers import (
+    ClapEnv,
+    beet_env,
+    beet_without,
+    run_python,
+    wait_for,
+    write_audio,
+)
 from mediafile import MediaFile
 
 from beetsplug.clap.convert import VEC_PATH_ENV
@@ -80,14 +87,7 @@ def _beet(beetsdir: Path, *args: str, **popen: object) -> subprocess.Popen:
 
 def _last_line(beetsdir: Path, code: str) -> str:
     """The last line `code` prints, run by Python with the test's beets config."""
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=beet_env(beetsdir),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.splitlines()[-1]
+    return run_python(beetsdir, code, check=True).stdout.splitlines()[-1]
 
 
 def test_loading_the_plugin_imports_no_heavy_module(
@@ -188,6 +188,17 @@ def _summary(out: str) -> str:
     return out.strip().splitlines()[-1]
 
 
+def _resume(beetsdir: Path, n: int, done: int) -> None:
+    """A new clap-index run embeds the `n - done` items an interrupted run
+    left, and keeps the `done` it committed."""
+    rerun = _beet(beetsdir, "clap-index")
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert _summary(out) == (
+        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
+    )
+
+
 def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
@@ -203,12 +214,7 @@ def test_killed_mid_index_leaves_a_consistent_db_and_resumes(
     plain = sqlite3.connect(db)
     assert plain.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     plain.close()
-    rerun = _beet(beetsdir, "clap-index")
-    out, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
-    assert _summary(out) == (
-        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
-    )
+    _resume(beetsdir, n, done)
     assert _consistent(db) == (n, n)
 
 
@@ -247,17 +253,10 @@ def _running(pid: int) -> bool:
     return state is not None and state[1] != "Z"
 
 
-def _wait_until(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    """Poll `condition` until it holds (returning its value); the deadline
-    is generous because a loaded machine is slow, never a guess at timing."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+def _wait_until(condition: Callable[[], Any], what: str) -> Any:
+    """Poll `condition` often until it holds (returning its value); the
+    deadline is generous because a loaded machine is slow."""
+    return wait_for(condition, 120.0, what, step=0.01)
 
 
 def _workers(proc: subprocess.Popen) -> list[int]:
@@ -300,11 +299,7 @@ def test_a_killed_index_leaves_no_process_and_no_spool_behind(
     tmp_path: Path, tiny_bundle: Path, sig: signal.Signals
 ) -> None:
     n = 200
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
-    _library(beetsdir, _many_files(tmp_path / "music", n))
-    db = beetsdir / "library.db"
-    proc = _beet(beetsdir, "clap-index")
-    _wait_for_rows(db, proc)
+    beetsdir, db, proc = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=2)
     _wait_until(lambda: _workers(proc), "a decoding worker")
     # The forkserver, the resource tracker and the workers.
     tree = _descendants(proc.pid)
@@ -327,12 +322,7 @@ def test_a_killed_index_leaves_no_process_and_no_spool_behind(
     )
     done, _ = _consistent(db)
     assert 0 < done < n, "the signal should land mid-run"
-    rerun = _beet(beetsdir, "clap-index")
-    out, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
-    assert out.strip().splitlines()[-1] == (
-        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
-    )
+    _resume(beetsdir, n, done)
     # A SIGKILLed run's spool is removed by the next run (its owner is gone).
     assert not _spools(proc.pid)
     assert _consistent(db) == (n, n)
@@ -364,11 +354,7 @@ def test_a_second_index_run_says_another_is_in_progress(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
     n = 50
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=1)
-    _library(beetsdir, _many_files(tmp_path / "music", n))
-    db = beetsdir / "library.db"
-    first = _beet(beetsdir, "clap-index")
-    _wait_for_rows(db, first)
+    beetsdir, db, first = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=1)
     # Frozen mid-run, holding the lock: the second run cannot race it.
     first.send_signal(signal.SIGSTOP)
     try:
@@ -385,12 +371,7 @@ def test_a_second_index_run_says_another_is_in_progress(
         first.send_signal(signal.SIGKILL)
         first.communicate()
     done, _ = _consistent(db)
-    third = _beet(beetsdir, "clap-index")
-    out, err = third.communicate(timeout=120)
-    assert third.returncode == 0, err
-    assert out.strip().splitlines()[-1] == (
-        f"clap-index: embedded {n - done}, unchanged {done}, failed 0"
-    )
+    _resume(beetsdir, n, done)
 
 
 def test_beets_reads_the_library_while_indexing(
@@ -491,23 +472,11 @@ def test_no_sqlite_extension_is_needed(tmp_path: Path, tiny_bundle: Path) -> Non
     _library(beetsdir, [write_audio(tmp_path / "music" / "a.wav", "low")])
     # Neither sqlean nor sqlite-vec importable, as on a plain Python (this
     # one's own sqlite3 may well lack extension loading: pyenv, macOS).
-    code = (
-        "import sys\n"
-        "sys.modules['sqlean'] = None\n"
-        "sys.modules['sqlite_vec'] = None\n"
-        "from beets.ui import main\n"
-        "main(sys.argv[1:])\n"
-    )
     for args, expected in (
         (["clap-index"], "clap-index: embedded 1, unchanged 0, failed 0"),
         (["clap", "low", "-f", "$title"], "track 000"),
     ):
-        proc = subprocess.run(
-            [sys.executable, "-c", code, *args],
-            env=beet_env(beetsdir),
-            capture_output=True,
-            text=True,
-        )
+        proc = beet_without(beetsdir, ("sqlean", "sqlite_vec"), *args)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.splitlines()[-1] == expected
 

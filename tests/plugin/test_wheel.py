@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from beets.library import Item, Library
-from clap_helpers import REPO, write_audio
+from clap_helpers import REPO, make_beetsdir, write_audio
 
 # What a wheel is built from (an sdist holds the same): copied so that the
 # build's own folders never land in the checkout.
@@ -86,23 +85,12 @@ def test_the_wheel_alone_indexes_and_searches_offline(tmp_path: Path) -> None:
     assert (Path(where[1]) / "manifest.json").is_file()
 
     # A small library; no clap.model: the default bundle is the wheel's.
-    beetsdir = tmp_path / "beetsdir"
-    beetsdir.mkdir()
-    (beetsdir / "config.yaml").write_text(
-        f"directory: {tmp_path / 'music'}\n"
-        f"library: {beetsdir / 'library.db'}\n"
-        "plugins: clap\n"
-        "create_backup_before_migrations: no\n"
-        "clap:\n    jobs: 1\n"
-    )
-    from beets import config
-
-    config["create_backup_before_migrations"] = False
-    lib = Library(str(beetsdir / "library.db"))
-    for kind in ("low", "high", "noise"):
-        path = write_audio(tmp_path / "music" / f"{kind}.wav", kind, seconds=4.0)
-        lib.add(Item(path=str(path).encode(), title=kind, artist="tester"))
-    lib._close()
+    kinds = ["low", "high", "noise"]
+    files = [
+        write_audio(tmp_path / "music" / f"{kind}.wav", kind, seconds=4.0)
+        for kind in kinds
+    ]
+    beetsdir = make_beetsdir(tmp_path, None, files, titles=kinds)
     env["BEETSDIR"] = str(beetsdir)
 
     def beet(*args: str) -> list[str]:

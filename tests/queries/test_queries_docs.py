@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 from queries_helpers import ROOT
 
 from beetsplug.clap.query import parse_query
+
+if TYPE_CHECKING:
+    from beetsplug.clap.scoring import TextQuery
 
 DOC = ROOT / "docs" / "queries.md"
 HEADER = "| Query | Affirmative part | Negated attributes |"
@@ -43,9 +47,10 @@ def test_documented_parse(query: str, affirmative: str, negated: str) -> None:
     assert (", ".join(parsed.negated) or "(none)") == negated
 
 
-def test_documented_explain_output() -> None:
-    """The page shows what `--explain` prints on the shipped default model,
-    whose tagger scores vocals and drums alongside text similarity."""
+def _default_model_query(text: str) -> TextQuery:
+    """`text` as a TextQuery with the shipped default model's tags and the
+    default weights; the text vectors are zeros, since `--explain` prints
+    the query's structure, not its similarities."""
     import json
 
     import numpy as np
@@ -56,12 +61,11 @@ def test_documented_explain_output() -> None:
         DEFAULT_TAG_WEIGHT,
     )
 
-    text = DOC.read_text(encoding="utf-8")
     manifest = json.loads(
         (ROOT / "models" / "clap-default" / "manifest.json").read_text()
     )
-    parsed = parse_query("calm piano, no vocals or drums")
-    query = TextQuery.build(
+    parsed = parse_query(text)
+    return TextQuery.build(
         parsed,
         np.zeros((1 + len(negated_phrases(parsed)), 1)),
         0.5,
@@ -69,6 +73,13 @@ def test_documented_explain_output() -> None:
         DEFAULT_TAG_WEIGHT,
         DEFAULT_AFFIRMED_TAG_WEIGHT,
     )
+
+
+def test_documented_explain_output() -> None:
+    """The page shows what `--explain` prints on the shipped default model,
+    whose tagger scores vocals and drums alongside text similarity."""
+    text = DOC.read_text(encoding="utf-8")
+    query = _default_model_query("calm piano, no vocals or drums")
     expected = query.explain()
     assert "penalty('vocals')" in expected
     assert "evidence('calm piano')" in expected
@@ -80,29 +91,11 @@ def test_documented_composed_explain_output() -> None:
     """The composed example in queries.md is what `--explain` prints for
     `beet clap "without vocals" --like 'title:So What' --unlike
     artist:Sinatra` with the shipped model's tags and the default weights."""
-    import json
-
     import numpy as np
 
     from beetsplug.clap import compose
-    from beetsplug.clap.scoring import TextQuery, negated_phrases
-    from beetsplug.clap.search import (
-        DEFAULT_AFFIRMED_TAG_WEIGHT,
-        DEFAULT_TAG_WEIGHT,
-    )
 
-    manifest = json.loads(
-        (ROOT / "models" / "clap-default" / "manifest.json").read_text()
-    )
-    parsed = parse_query("without vocals")
-    text = TextQuery.build(
-        parsed,
-        np.zeros((1 + len(negated_phrases(parsed)), 1)),
-        0.5,
-        manifest["audio"]["tags"],
-        DEFAULT_TAG_WEIGHT,
-        DEFAULT_AFFIRMED_TAG_WEIGHT,
-    )
+    text = _default_model_query("without vocals")
     one = np.ones(1, np.float32)
     query = compose.ComposedQuery(
         text,

@@ -6,14 +6,12 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from beets.library import Library
-from clap_helpers import beet_env
+from clap_helpers import beet_without, run_python
 from web_helpers import TRACKS, Server, beet, make_library
 
 
@@ -255,19 +253,7 @@ def test_a_port_out_of_range_is_one_line(library: Path) -> None:
 
 
 def test_without_flask_clap_web_says_what_to_install(library: Path) -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['flask'] = None  # as if Flask were not installed\n"
-        "from beets.ui import main\n"
-        "main(['clap-web'])\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=beet_env(library),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = beet_without(library, ("flask",), "clap-web", timeout=60)
     assert done.returncode == 1
     assert done.stderr == "error: clap-web needs Flask: pip install 'beets-clap[web]'\n"
 
@@ -282,14 +268,7 @@ def test_loading_the_plugin_imports_neither_flask_nor_selenium(library: Path) ->
         "[p.commands() for p in beets.plugins.find_plugins()]\n"
         "print(*(m for m in ('flask', 'werkzeug', 'selenium') if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=beet_env(library),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    done = run_python(library, code, check=True, timeout=60)
     assert done.stdout == "\n"
 
 

@@ -79,6 +79,17 @@ def _hover(driver: Any, container: str, i: int) -> str:
     return WebDriverWait(driver, WAIT).until(lambda d: tip.is_displayed() and tip.text)
 
 
+def _first_player(driver: Any, action: str, event: str, value: str) -> Any:
+    """Run the script `action` on the first result's player `a`, then wait
+    for its `event` and return the script expression `value` at that moment."""
+    return driver.execute_script(
+        "const a = document.querySelector('#results audio');"
+        f"{action}"
+        f"return new Promise(r => a.addEventListener('{event}',"
+        f" () => r({value})));"
+    )
+
+
 def test_search_page_shows_ranked_results_with_players(
     browser: Any, server: Server, tmp_path: Path
 ) -> None:
@@ -98,20 +109,12 @@ def test_search_page_shows_ranked_results_with_players(
     explanation = browser.find_element(By.CSS_SELECTOR, "#explanation pre")
     assert "negated:     noise" in explanation.get_attribute("textContent")
     # The player reads the served file: its duration is the track's.
-    duration = browser.execute_script(
-        "const a = document.querySelector('#results audio');"
-        "a.preload = 'metadata'; a.load();"
-        "return new Promise(r => a.addEventListener('loadedmetadata',"
-        " () => r(a.duration)));"
+    duration = _first_player(
+        browser, "a.preload = 'metadata'; a.load();", "loadedmetadata", "a.duration"
     )
     assert duration == pytest.approx(3.0, abs=0.05)
     # And it seeks (the server answers range requests).
-    seeked = browser.execute_script(
-        "const a = document.querySelector('#results audio');"
-        "a.currentTime = 2.5;"
-        "return new Promise(r => a.addEventListener('seeked',"
-        " () => r(a.currentTime)));"
-    )
+    seeked = _first_player(browser, "a.currentTime = 2.5;", "seeked", "a.currentTime")
     assert seeked == pytest.approx(2.5, abs=0.05)
     assert _rendered_points(browser) == len(TRACKS)
     _screenshot(browser, tmp_path, "web.png")
