@@ -1,14 +1,16 @@
 """Query understanding per search, whole text searches and long descriptions,
 side by side with the plugin of an earlier revision, in one process.
 
-    python tests/benchmarks/bench_parse.py [--baseline REV] [--quick]
+    python tests/benchmarks/bench_parse.py [--baseline REV] [--quick] [--library N]
 
 The baseline is `beetsplug/clap` at REV, extracted from git and imported
 as the package `baseline_clap` (its parser, tag matching and scoring lived
 in negation.py, and a search parsed twice: dangling_cue, then
-parse_query). Searches of the two alternate, query by query, with the
-default bundle. Prints one JSON object; the numbers go to
-docs/benchmarks.md.
+parse_query; after it, query.py and taglinks.py). Searches of the two
+alternate, query by query, with the default bundle; with `--library N`
+also whole `beet clap` searches (embed_query + rank_items) over a beets
+library of N items with vectors and tags, each side through its own
+store. Prints one JSON object; the numbers go to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -50,6 +52,23 @@ def _baseline(rev: str) -> Any:
     (root / "beetsplug" / "clap").rename(root / "baseline_clap")
     sys.path.insert(0, str(root))
     return importlib.import_module("baseline_clap")
+
+
+def _old_query_side(rev: str) -> Any:
+    """The baseline's parser and tag matching as one namespace: one module
+    (negation.py) before the renovation, query + taglinks after it."""
+    import types
+
+    try:
+        return importlib.import_module("baseline_clap.negation")
+    except ModuleNotFoundError:
+        query = importlib.import_module("baseline_clap.query")
+        links = importlib.import_module("baseline_clap.taglinks")
+        return types.SimpleNamespace(
+            parse_query=query.parse_query,
+            match_tags=links.match_tags,
+            match_head=links.match_head,
+        )
 
 
 def _ms(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
@@ -96,6 +115,58 @@ def _searches(baseline: Any, texts: list[str], repeats: int) -> dict[str, Any]:
                 query = module.embed_query(bundle, text, 0.5)
                 query.score(mat, tags if query.uses_tags else None)
                 samples[side].append((time.perf_counter() - start) * 1000)
+    return _summary(samples)
+
+
+def _library_searches(
+    baseline: Any, texts: list[str], n: int, repeats: int
+) -> dict[str, Any]:
+    """embed_query + rank_items (limit 20) over a library of n items, the
+    two revisions taking turns as in _searches."""
+    from bench_query import build_library
+
+    from beetsplug.clap import model, search, store
+
+    sides = {}
+    for side, pkg in (("baseline", "baseline_clap"), ("now", None)):
+        if pkg:
+            mods = [importlib.import_module(f"{pkg}.{m}") for m in ("search", "model")]
+            mods.append(importlib.import_module(f"{pkg}.store"))
+        else:
+            mods = [search, model, store]
+        sides[side] = mods
+    bundle_dir = REPO / "models" / "clap-default"
+    now_bundle = model.Bundle.load(bundle_dir)
+    qlib = build_library(
+        Path(tempfile.mkdtemp()),
+        n,
+        now_bundle.embedding_dim,
+        now_bundle.identity,
+        tags=len(now_bundle.tag_names),
+    )
+    runs = {}
+    for side, (mod_search, mod_model, mod_store) in sides.items():
+        bundle = mod_model.Bundle.load(bundle_dir)
+        st = mod_store.Store.open(qlib.db)
+        for text in texts:  # warm: sessions, scales, remembered attributes
+            mod_search.rank_items(
+                st, bundle, mod_search.embed_query(bundle, text, 0.5), 20
+            )
+        runs[side] = (mod_search, bundle, st)
+    samples: dict[str, list[float]] = {side: [] for side in sides}
+    for r in range(repeats):
+        for text in texts:
+            for side in ("baseline", "now") if r % 2 else ("now", "baseline"):
+                mod_search, bundle, st = runs[side]
+                start = time.perf_counter()
+                mod_search.rank_items(
+                    st, bundle, mod_search.embed_query(bundle, text, 0.5), 20
+                )
+                samples[side].append((time.perf_counter() - start) * 1000)
+    return {"items": n, **_summary(samples)}
+
+
+def _summary(samples: dict[str, list[float]]) -> dict[str, Any]:
     out = {}
     for side, values in samples.items():
         values.sort()
@@ -111,6 +182,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="d9d27be", help="git revision")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument(
+        "--library", type=int, default=0, metavar="N", help="also search N items"
+    )
     args = parser.parse_args()
 
     from beetsplug.clap.query import parse_query
@@ -119,7 +193,7 @@ def main() -> None:
     manifest = json.loads((REPO / "models/clap-default/manifest.json").read_text())
     names = tuple(manifest["audio"].get("tags", []))
     baseline = _baseline(args.baseline)
-    old = importlib.import_module("baseline_clap.negation")
+    old = _old_query_side(args.baseline)
     texts = PLAIN + NEGATED
     repeats = 5 if args.quick else 30
 
@@ -133,7 +207,8 @@ def main() -> None:
 
     def old_search() -> None:
         for text in texts:
-            old.dangling_cue(text)
+            if hasattr(old, "dangling_cue"):  # d9d27be parsed twice
+                old.dangling_cue(text)
             parsed = old.parse_query(text)
             for a in parsed.negated:
                 old.match_tags(a, names)
@@ -150,6 +225,10 @@ def main() -> None:
         "long": {},
     }
     out["search, ms"] = _searches(baseline, texts, 5 if args.quick else 15)
+    if args.library:
+        out["library search, ms"] = _library_searches(
+            baseline, texts, args.library, 3 if args.quick else 10
+        )
     for label, text in LONG.items():
         row = {
             "now": _ms(lambda t=text: parse_query(t, args.max_tokens), repeats),
