@@ -179,9 +179,10 @@ def _weight_kinds(path: Path) -> dict[str, str]:
             elif (
                 source is not None
                 and source.op_type == "DequantizeLinear"
-                and dtype.get(source.input[0]) == onnx.TensorProto.INT8
+                and dtype.get(source.input[0]) == onnx.TensorProto.UINT8
             ):
-                kinds[node.name] = "int8"  # int8 weights (activations are uint8)
+                # 8-bit weights, stored as uint8 (quantize.uint8_weights)
+                kinds[node.name] = "int8"
     return kinds
 
 
@@ -210,6 +211,52 @@ def test_int8_graphs_are_static_qdq_audio_and_dynamic_text(int8_bundle):
         "layer.1/output",
     ]
     assert len(dense) > len(float_dense) > 0
+
+
+def test_8_bit_weights_are_stored_as_uint8(int8_bundle):
+    """No int8 initialiser is left for onnxruntime's saturating u8 x s8
+    kernels of CPUs without VNNI (quantize.uint8_weights)."""
+    for name in ("audio.onnx", "text.onnx"):
+        graph = onnx.load(str(int8_bundle / name)).graph
+        kinds = {i.data_type for i in graph.initializer}
+        assert onnx.TensorProto.INT8 not in kinds, name
+        assert onnx.TensorProto.UINT8 in kinds, name
+
+
+def test_uint8_weights_compute_the_exact_integer_product(tmp_path):
+    """A MatMulInteger whose products overflow a 16-bit pair sum (uint8
+    activations near 255, int8 weights near 127): after uint8_weights the
+    graph gives the exact integer product, as numpy computes it."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from trainer.export.quantize import uint8_weights
+
+    rng = np.random.default_rng(0)
+    weights = rng.integers(100, 128, (64, 16)).astype(np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w", "a_zp", "w_zp"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 16])],
+        [
+            numpy_helper.from_array(weights, "w"),
+            numpy_helper.from_array(np.array(0, np.uint8), "a_zp"),
+            numpy_helper.from_array(np.array(0, np.int8), "w_zp"),
+        ],
+    )
+    path = tmp_path / "m.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what this onnxruntime reads
+    onnx.save(model, path)
+    uint8_weights(path)
+    assert {i.data_type for i in onnx.load(str(path)).graph.initializer} == {
+        TensorProto.UINT8
+    }
+    a = rng.integers(240, 256, (4, 64)).astype(np.uint8)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"a": a})
+    np.testing.assert_array_equal(got, a.astype(np.int64) @ weights.astype(np.int64))
 
 
 def test_manifest_follows_the_bundle_contract(int8_bundle):

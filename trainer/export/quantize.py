@@ -112,7 +112,7 @@ def quantize_audio(
         calibrate_method=CalibrationMethod.MinMax,
         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
     )
-    return out_path
+    return uint8_weights(out_path)
 
 
 # Text MatMuls left in float: the feed-forward down projections of the first
@@ -143,7 +143,44 @@ def quantize_text(fp32_path: Path, out_path: Path, work: Path) -> Path:
         op_types_to_quantize=["MatMul", "Gemm", "Gather"],
         nodes_to_exclude=float_nodes(prepared, TEXT_FLOAT_NODES),
     )
-    return out_path
+    return uint8_weights(out_path)
+
+
+def uint8_weights(path: Path) -> Path:
+    """Store the int8 weights of a quantized graph as uint8, in place.
+
+    Each int8 weight w with zero point z becomes w + 128 with zero point
+    z + 128: the same integers once the zero point is subtracted, so the
+    graph computes the same thing. What changes is the kernel: with uint8
+    activations and int8 weights, onnxruntime on an x86 CPU without VNNI
+    (AVX2 only) multiplies with an instruction that saturates 16-bit pair
+    sums, so the same bundle gave other vectors there than on a VNNI CPU
+    (models/README.md, 0.5.2); uint8 x uint8 is exact on both. Weights are
+    the int8 initializers read by MatMulInteger (input B) and
+    DequantizeLinear (input x), together with their zero points.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    names: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type == "MatMulInteger" and len(node.input) >= 4:
+            pair = (node.input[1], node.input[3])
+        elif node.op_type == "DequantizeLinear" and len(node.input) >= 3:
+            pair = (node.input[0], node.input[2])
+        else:
+            continue
+        if all(
+            n in inits and inits[n].data_type == onnx.TensorProto.INT8 for n in pair
+        ):
+            names.update(pair)
+    for name in sorted(names):
+        shifted = numpy_helper.to_array(inits[name]).astype(np.int16) + 128
+        inits[name].CopyFrom(numpy_helper.from_array(shifted.astype(np.uint8), name))
+    onnx.save(model, str(path))
+    return path
 
 
 def synthetic_calibration_audio(
