@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
         "PyTorch port (default: generated test signals)",
     )
 
+    uint8 = sub.add_parser(
+        "uint8-weights",
+        help="rewrite an older bundle's int8 weights as uint8 (exact on every CPU)",
+        description="Copy a bundle with its graphs' int8 weights stored as uint8: "
+        "the same model, which onnxruntime computes exactly on x86 CPUs without "
+        "VNNI too (trainer/export/rewrite.py).",
+    )
+    uint8.add_argument("--bundle", type=Path, required=True, help="bundle folder")
+    uint8.add_argument("--out", type=Path, required=True, help="output folder")
+    uint8.add_argument("--version", required=True, help="the new bundle's version")
+
     from trainer.realcorpus import add_arguments as add_real_corpus
 
     add_real_corpus(
@@ -304,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "retag":
             return _retag(args)
+        if args.command == "uint8-weights":
+            from trainer.export.rewrite import uint8_bundle
+
+            counts = uint8_bundle(args.bundle, args.out, version=args.version)
+            rewritten = ", ".join(f"{k} {v}" for k, v in counts.items())
+            print(f"int8 initializers rewritten as uint8: {rewritten}")
+            print(args.out)
+            return 0
         if args.command == "real-corpus":
             from trainer.realcorpus import run as real_corpus
 

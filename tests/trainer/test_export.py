@@ -259,6 +259,82 @@ def test_uint8_weights_compute_the_exact_integer_product(tmp_path):
     np.testing.assert_array_equal(got, a.astype(np.int64) @ weights.astype(np.int64))
 
 
+def _with_int8_weights(bundle_dir: Path, out: Path) -> Path:
+    """A copy of a bundle as exports wrote it before uint8_weights: every
+    uint8 weight (and zero point) of MatMulInteger / DequantizeLinear minus
+    128, stored as int8, the manifest's hashes updated."""
+    from onnx import numpy_helper
+
+    shutil.copytree(bundle_dir, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name in ("audio.onnx", "text.onnx"):
+        model = onnx.load(str(out / name))
+        inits = {i.name: i for i in model.graph.initializer}
+        names = set()
+        for node in model.graph.node:
+            if node.op_type == "MatMulInteger":
+                pair = (node.input[1], node.input[3])
+            elif node.op_type == "DequantizeLinear" and len(node.input) >= 3:
+                pair = (node.input[0], node.input[2])
+            else:
+                continue
+            if all(
+                n in inits and inits[n].data_type == onnx.TensorProto.UINT8
+                for n in pair
+            ):
+                names.update(pair)
+        for n in names:
+            old = numpy_helper.to_array(inits[n]).astype(np.int16) - 128
+            inits[n].CopyFrom(numpy_helper.from_array(old.astype(np.int8), n))
+        onnx.save(model, str(out / name))
+        manifest["files"][name] = hashlib.sha256((out / name).read_bytes()).hexdigest()
+        manifest["sizes"][name] = (out / name).stat().st_size
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out
+
+
+def test_an_older_bundle_is_rewritten_with_uint8_weights(int8_bundle, tmp_path):
+    from trainer.__main__ import main
+    from trainer.export.rewrite import int8_initializers
+
+    old = _with_int8_weights(int8_bundle, tmp_path / "old")
+    assert int8_initializers(old / "text.onnx") > 0
+    assert main(
+        ["uint8-weights", "--bundle", str(old), "--out", str(tmp_path / "new"),
+         "--version", "0.0.2"]
+    ) == 0  # fmt: skip
+    new = tmp_path / "new"
+    for name in ("audio.onnx", "text.onnx"):
+        assert int8_initializers(new / name) == 0
+    rewritten = Bundle.load(new, threads=1)
+    assert rewritten.manifest["version"] == "0.0.2"
+    assert rewritten.identity != Bundle.load(old, threads=1).identity
+    # The same integers as the export's own uint8 graphs: the same vectors.
+    reference = Bundle.load(int8_bundle, threads=1)
+    windows = calibration_windows()[:4]
+    np.testing.assert_array_equal(
+        rewritten.embed_audio(windows)[0], reference.embed_audio(windows)[0]
+    )
+    np.testing.assert_array_equal(
+        rewritten.embed_text(TEXTS), reference.embed_text(TEXTS)
+    )
+
+
+def test_a_bundle_without_int8_weights_is_refused_in_one_line(
+    int8_bundle, tmp_path, capsys
+):
+    from trainer.__main__ import main
+
+    out = tmp_path / "new"
+    args = ["uint8-weights", "--bundle", str(int8_bundle), "--out", str(out)]
+    assert main([*args, "--version", "0.0.2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ")
+    assert "nothing to rewrite" in err
+    assert "\n" not in err
+    assert not out.exists()
+
+
 def test_manifest_follows_the_bundle_contract(int8_bundle):
     manifest = json.loads((int8_bundle / "manifest.json").read_text())
     assert manifest["format"] == 1
