@@ -84,9 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "tagger's tags with the MSD tagger's appended (same weights, same "
         "embedding; trainer/export/retag.py).",
     )
-    retag.add_argument("--bundle", type=Path, required=True, help="bundle folder")
-    retag.add_argument("--out", type=Path, required=True, help="output folder")
-    retag.add_argument("--version", required=True, help="the new bundle's version")
+    _add_bundle_copy_arguments(retag)
     retag.add_argument(
         "--check-data",
         type=Path,
@@ -101,9 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         "the same model, which onnxruntime computes exactly on x86 CPUs without "
         "VNNI too (trainer/export/rewrite.py).",
     )
-    uint8.add_argument("--bundle", type=Path, required=True, help="bundle folder")
-    uint8.add_argument("--out", type=Path, required=True, help="output folder")
-    uint8.add_argument("--version", required=True, help="the new bundle's version")
+    _add_bundle_copy_arguments(uint8)
 
     from trainer.realcorpus import add_arguments as add_real_corpus
 
@@ -154,6 +150,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-quantize", action="store_true", help="ship fp32 graphs (no int8)"
     )
     return parser
+
+
+def _add_bundle_copy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that writes a changed copy of a bundle."""
+    parser.add_argument("--bundle", type=Path, required=True, help="bundle folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--version", required=True, help="the new bundle's version")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:

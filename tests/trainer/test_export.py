@@ -265,25 +265,14 @@ def _with_int8_weights(bundle_dir: Path, out: Path) -> Path:
     128, stored as int8, the manifest's hashes updated."""
     from onnx import numpy_helper
 
+    from trainer.export.quantize import weight_initializers
+
     shutil.copytree(bundle_dir, out)
     manifest = json.loads((out / "manifest.json").read_text())
     for name in ("audio.onnx", "text.onnx"):
         model = onnx.load(str(out / name))
         inits = {i.name: i for i in model.graph.initializer}
-        names = set()
-        for node in model.graph.node:
-            if node.op_type == "MatMulInteger":
-                pair = (node.input[1], node.input[3])
-            elif node.op_type == "DequantizeLinear" and len(node.input) >= 3:
-                pair = (node.input[0], node.input[2])
-            else:
-                continue
-            if all(
-                n in inits and inits[n].data_type == onnx.TensorProto.UINT8
-                for n in pair
-            ):
-                names.update(pair)
-        for n in names:
+        for n in weight_initializers(model, onnx.TensorProto.UINT8):
             old = numpy_helper.to_array(inits[n]).astype(np.int16) - 128
             inits[n].CopyFrom(numpy_helper.from_array(old.astype(np.int8), n))
         onnx.save(model, str(out / name))

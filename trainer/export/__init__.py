@@ -1,13 +1,14 @@
 """Export a trained ClapModel as the plugin's model bundle (design.md).
 
 graphs: torch -> float32 ONNX towers; quantize: int8 and its calibration
-audio; bundle: parity with torch, manifest and the folder the plugin loads.
+audio; bundle: parity with torch, manifest and the folder the plugin loads;
+stage: a staged folder's manifest sealed and the folder published; retag
+and rewrite: changed copies of an existing bundle.
 """
 
 from __future__ import annotations
 
 from trainer.export.bundle import (
-    BUNDLE_FILES,
     DEFAULT_CALIBRATION_TEXTS,
     FORMAT_VERSION,
     ParityThresholds,
@@ -34,6 +35,7 @@ from trainer.export.quantize import (
     quantize_text,
     synthetic_calibration_audio,
 )
+from trainer.export.stage import BUNDLE_FILES
 
 __all__ = [
     "BUNDLE_FILES",

@@ -40,13 +40,13 @@ from trainer.export.quantize import (
     quantize_text,
     synthetic_calibration_audio,
 )
+from trainer.export.stage import publish
 from trainer.models import ClapModel, find_checkpoint, load_checkpoint
 from trainer.models.text import save_bundle_tokenizer
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-BUNDLE_FILES = ("audio.onnx", "text.onnx", "tokenizer.json", "manifest.json")
 _GRAPHS = ("audio.onnx", "text.onnx", "tokenizer.json")
 # Queries used for text parity when the caller gives none: plain descriptions,
 # negations and a long caption (to exercise truncation).
@@ -355,7 +355,7 @@ def export_model_bundle(
         (stage / "manifest.json").write_text(
             json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
         )
-        _publish(stage, out_dir)
+        publish(stage, out_dir)
     log.info(
         "exported %s %s to %s in %.1f s: audio cosine min %.4f, text cosine min %.4f",
         name,
@@ -411,15 +411,6 @@ def _audio_section(
             **(probe_info or {}),
         }
     return section
-
-
-def _publish(stage: Path, out_dir: Path) -> None:
-    """Copy a checked bundle into `out_dir`, the manifest last, so that a
-    half-copied folder never validates."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "manifest.json").unlink(missing_ok=True)
-    for file in BUNDLE_FILES:
-        shutil.copyfile(stage / file, out_dir / file)
 
 
 def export_bundle(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -164,6 +165,18 @@ def uint8_weights(path: Path) -> Path:
 
     model = onnx.load(str(path))
     inits = {i.name: i for i in model.graph.initializer}
+    for name in sorted(weight_initializers(model, onnx.TensorProto.INT8)):
+        shifted = numpy_helper.to_array(inits[name]).astype(np.int16) + 128
+        inits[name].CopyFrom(numpy_helper.from_array(shifted.astype(np.uint8), name))
+    onnx.save(model, str(path))
+    return path
+
+
+def weight_initializers(model: Any, data_type: int) -> set[str]:
+    """The names of the 8-bit weights of `model` (an onnx ModelProto) and
+    their zero points whose initializers are all of `data_type`: input B of
+    MatMulInteger and input x of DequantizeLinear, each with its zero point."""
+    inits = {i.name: i.data_type for i in model.graph.initializer}
     names: set[str] = set()
     for node in model.graph.node:
         if node.op_type == "MatMulInteger" and len(node.input) >= 4:
@@ -172,15 +185,9 @@ def uint8_weights(path: Path) -> Path:
             pair = (node.input[0], node.input[2])
         else:
             continue
-        if all(
-            n in inits and inits[n].data_type == onnx.TensorProto.INT8 for n in pair
-        ):
+        if all(inits.get(n) == data_type for n in pair):
             names.update(pair)
-    for name in sorted(names):
-        shifted = numpy_helper.to_array(inits[name]).astype(np.int16) + 128
-        inits[name].CopyFrom(numpy_helper.from_array(shifted.astype(np.uint8), name))
-    onnx.save(model, str(path))
-    return path
+    return names
 
 
 def synthetic_calibration_audio(

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from beetsplug.clap.model import Bundle, session_options, sha256_file
+from beetsplug.clap.model import Bundle, session_options
 from trainer.export.graphs import ExportError
+from trainer.export.stage import publish, seal
 
 # Tolerance of the appended tags against the PyTorch port, as a mean over
 # windows and tags: the graph's backbone is int8 while the port is float32,
@@ -210,15 +211,6 @@ def retag_bundle(
             "windows": len(windows),
         }
         manifest["parity"]["audio"]["msd_tags"] = parity
-        for name in ("audio.onnx", *_COPIED):
-            manifest["files"][name] = sha256_file(stage / name)
-            manifest["sizes"][name] = (stage / name).stat().st_size
-        (stage / "manifest.json").write_text(
-            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
-        )
-        Bundle.load(stage, threads=1)  # the plugin's own validation
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "manifest.json").unlink(missing_ok=True)
-        for name in ("audio.onnx", *_COPIED, "manifest.json"):
-            shutil.copyfile(stage / name, out_dir / name)
+        seal(stage, manifest)  # the plugin's own validation
+        publish(stage, out_dir)
     return parity

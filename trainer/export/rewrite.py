@@ -14,9 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from beetsplug.clap.model import Bundle, sha256_file
+from beetsplug.clap.model import Bundle
 from trainer.export.graphs import ExportError
 from trainer.export.quantize import uint8_weights
+from trainer.export.stage import publish, seal
 
 
 def int8_initializers(path: Path) -> int:
@@ -58,15 +59,6 @@ def uint8_bundle(
                     "weights of MatMulInteger or DequantizeLinear"
                 )
         manifest["version"] = version
-        for name in manifest["files"]:
-            manifest["files"][name] = sha256_file(stage / name)
-            manifest["sizes"][name] = (stage / name).stat().st_size
-        (stage / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        Bundle.load(stage, threads=1)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "manifest.json").unlink(missing_ok=True)  # loadable only when done
-        for name in (*manifest["files"], "manifest.json"):
-            shutil.copyfile(stage / name, out_dir / name)
+        seal(stage, manifest)
+        publish(stage, out_dir)
     return before
