@@ -84,59 +84,62 @@ def _ms(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
     }
 
 
-def _searches(baseline: Any, texts: list[str], repeats: int) -> dict[str, Any]:
-    """embed_query + score of each description, baseline and now taking
-    turns (which goes first alternates), over a pool of 256 random unit
-    vectors with one probability per tag."""
-    import numpy as np
-
-    from beetsplug.clap import model, search
-
-    old_search = importlib.import_module("baseline_clap.search")
-    old_model = importlib.import_module("baseline_clap.model")
-    bundle_dir = REPO / "models" / "clap-default"
-    sides = {
-        "baseline": (old_search, old_model.Bundle.load(bundle_dir)),
-        "now": (search, model.Bundle.load(bundle_dir)),
-    }
-    rng = np.random.default_rng(0)
-    mat = rng.standard_normal((256, 256)).astype(np.float32)
-    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
-    samples: dict[str, list[float]] = {side: [] for side in sides}
-    for module, bundle in sides.values():
-        tags = rng.random((256, len(bundle.tag_names))).astype(np.float32)
-        for text in texts:  # warm: sessions, remembered attributes
-            module.embed_query(bundle, text, 0.5)
+def _take_turns(
+    search: dict[str, Callable[[str], Any]], texts: list[str], repeats: int
+) -> dict[str, Any]:
+    """p50 / p95 ms of each side's search of each description, the sides
+    taking turns (which goes first alternates by round)."""
+    samples: dict[str, list[float]] = {side: [] for side in search}
     for r in range(repeats):
         for text in texts:
             for side in ("baseline", "now") if r % 2 else ("now", "baseline"):
-                module, bundle = sides[side]
                 start = time.perf_counter()
-                query = module.embed_query(bundle, text, 0.5)
-                query.score(mat, tags if query.uses_tags else None)
+                search[side](text)
                 samples[side].append((time.perf_counter() - start) * 1000)
     return _summary(samples)
 
 
-def _library_searches(
-    baseline: Any, texts: list[str], n: int, repeats: int
-) -> dict[str, Any]:
-    """embed_query + rank_items (limit 20) over a library of n items, the
-    two revisions taking turns as in _searches."""
+def _sides() -> dict[str, str]:
+    """Each side's plugin package."""
+    return {"baseline": "baseline_clap", "now": "beetsplug.clap"}
+
+
+def _searches(texts: list[str], repeats: int) -> dict[str, Any]:
+    """embed_query + score of each description over a pool of 256 random
+    unit vectors with one probability per tag, the two revisions taking
+    turns."""
+    import numpy as np
+
+    bundle_dir = REPO / "models" / "clap-default"
+    rng = np.random.default_rng(0)
+    mat = rng.standard_normal((256, 256)).astype(np.float32)
+    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    search = {}
+    for side, pkg in _sides().items():
+        module = importlib.import_module(f"{pkg}.search")
+        bundle = importlib.import_module(f"{pkg}.model").Bundle.load(bundle_dir)
+        tags = rng.random((256, len(bundle.tag_names))).astype(np.float32)
+        for text in texts:  # warm: sessions, remembered attributes
+            module.embed_query(bundle, text, 0.5)
+
+        def run(text: str, module: Any = module, bundle: Any = bundle,
+                tags: np.ndarray = tags) -> None:  # fmt: skip
+            query = module.embed_query(bundle, text, 0.5)
+            query.score(mat, tags if query.uses_tags else None)
+
+        search[side] = run
+    return _take_turns(search, texts, repeats)
+
+
+def _library_searches(texts: list[str], n: int, repeats: int) -> dict[str, Any]:
+    """embed_query + rank_items (limit 20) over a library of n items, each
+    revision through its own store, taking turns."""
     from bench_query import build_library
 
-    from beetsplug.clap import model, search, store
+    from beetsplug.clap.model import Bundle
 
-    sides = {}
-    for side, pkg in (("baseline", "baseline_clap"), ("now", None)):
-        if pkg:
-            mods = [importlib.import_module(f"{pkg}.{m}") for m in ("search", "model")]
-            mods.append(importlib.import_module(f"{pkg}.store"))
-        else:
-            mods = [search, model, store]
-        sides[side] = mods
     bundle_dir = REPO / "models" / "clap-default"
-    now_bundle = model.Bundle.load(bundle_dir)
+    now_bundle = Bundle.load(bundle_dir)
     qlib = build_library(
         Path(tempfile.mkdtemp()),
         n,
@@ -144,26 +147,20 @@ def _library_searches(
         now_bundle.identity,
         tags=len(now_bundle.tag_names),
     )
-    runs = {}
-    for side, (mod_search, mod_model, mod_store) in sides.items():
-        bundle = mod_model.Bundle.load(bundle_dir)
-        st = mod_store.Store.open(qlib.db)
+    search = {}
+    for side, pkg in _sides().items():
+        module = importlib.import_module(f"{pkg}.search")
+        bundle = importlib.import_module(f"{pkg}.model").Bundle.load(bundle_dir)
+        store = importlib.import_module(f"{pkg}.store").Store.open(qlib.db)
+
+        def run(text: str, module: Any = module, bundle: Any = bundle,
+                store: Any = store) -> None:  # fmt: skip
+            module.rank_items(store, bundle, module.embed_query(bundle, text, 0.5), 20)
+
         for text in texts:  # warm: sessions, scales, remembered attributes
-            mod_search.rank_items(
-                st, bundle, mod_search.embed_query(bundle, text, 0.5), 20
-            )
-        runs[side] = (mod_search, bundle, st)
-    samples: dict[str, list[float]] = {side: [] for side in sides}
-    for r in range(repeats):
-        for text in texts:
-            for side in ("baseline", "now") if r % 2 else ("now", "baseline"):
-                mod_search, bundle, st = runs[side]
-                start = time.perf_counter()
-                mod_search.rank_items(
-                    st, bundle, mod_search.embed_query(bundle, text, 0.5), 20
-                )
-                samples[side].append((time.perf_counter() - start) * 1000)
-    return {"items": n, **_summary(samples)}
+            run(text)
+        search[side] = run
+    return {"items": n, **_take_turns(search, texts, repeats)}
 
 
 def _summary(samples: dict[str, list[float]]) -> dict[str, Any]:
@@ -192,7 +189,7 @@ def main() -> None:
 
     manifest = json.loads((REPO / "models/clap-default/manifest.json").read_text())
     names = tuple(manifest["audio"].get("tags", []))
-    baseline = _baseline(args.baseline)
+    _baseline(args.baseline)  # importable as baseline_clap from here on
     old = _old_query_side(args.baseline)
     texts = PLAIN + NEGATED
     repeats = 5 if args.quick else 30
@@ -224,10 +221,10 @@ def main() -> None:
         },
         "long": {},
     }
-    out["search, ms"] = _searches(baseline, texts, 5 if args.quick else 15)
+    out["search, ms"] = _searches(texts, 5 if args.quick else 15)
     if args.library:
         out["library search, ms"] = _library_searches(
-            baseline, texts, args.library, 3 if args.quick else 10
+            texts, args.library, 3 if args.quick else 10
         )
     for label, text in LONG.items():
         row = {
