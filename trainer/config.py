@@ -42,6 +42,10 @@ class DataConfig:
     # renders (synthetic corpus) mostly land in the same batch: InfoNCE then
     # has to tell apart two clips that differ in one attribute only.
     group_pairs: bool = False
+    # Training on several --data directories: how often an epoch draws each
+    # one's clips, in --data order (1.0 every clip once, 0.5 a fresh random
+    # half each epoch, 2.0 every clip twice). None: every clip once.
+    source_weights: list[float] | None = None
 
 
 @dataclass

@@ -8,14 +8,18 @@ and writes a data directory in the layout trainer.splits reads:
 
     DATA/audio/<package>/<track>-<k>.npy   16 kHz mono int16
     DATA/captions/{train,valid}.parquet    split by package
+    DATA/tags.npz                          every clip's tag probabilities
     DATA/realcorpus.json                   sources, thresholds, counts
 
 Captions say only what the taggers are confident of: a concept is present
 when one of its tags reaches `captions.present`, and an instrument or vocals
 is absent (the `absent` column, which negation augmentation trusts) only when
-every tag for it stays under `captions.absent`. The packages are never
-committed; the same sources and pins rebuild the same corpus. A package that
-a check set uses is refused, so no source is both trained on and judged by.
+every tag for it stays under its `captions.absent` threshold (one number, or
+one per concept with a "default"). `--recaption` rewrites the captions of a
+built corpus from DATA/tags.npz under the current rules, without decoding or
+tagging again. The packages are never committed; the same sources and pins
+rebuild the same corpus. A package that a check set uses is refused, so no
+source is both trained on and judged by.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ Log = Callable[[str], None]
 # The taggers read 3-s windows: a 10-s clip is tagged as the mean of three.
 TAGGERS = "MTT_musicnn+MSD_musicnn"
 _INT16 = 32767.0
+TAGS_FILE = "tags.npz"
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,7 @@ class CaptionRules:
     """How tag probabilities become caption words (realcorpus_sources.json)."""
 
     present: float
-    absent: float
+    absent: tuple[float, ...]  # under this, a negatable concept is absent (aligned)
     max_tags: int
     negatable: tuple[str, ...]
     concepts: tuple[str | None, ...]  # each tag's concept, aligned with the tags
@@ -270,11 +275,12 @@ class CaptionRules:
         from beetsplug.clap.meanings import read_tag_meanings
 
         meanings = read_tag_meanings(tag_names)
+        negatable = tuple(spec["negatable"])
         return cls(
             float(spec["present"]),
-            float(spec["absent"]),
+            absent_thresholds(spec["absent"], negatable),
             int(spec["max_tags"]),
-            tuple(spec["negatable"]),
+            negatable,
             tuple(m.concept for m in meanings),
             tuple(m.absent for m in meanings),
         )
@@ -298,13 +304,30 @@ class CaptionRules:
             for a in says
         }
         out = []
-        for concept in self.negatable:
+        for concept, below in zip(self.negatable, self.absent, strict=True):
             ps = [p for c, p in zip(self.concepts, probs, strict=True) if c == concept]
             if concept in present:
                 continue
-            if concept in said or (ps and max(ps) < self.absent):
+            if concept in said or (ps and max(ps) < below):
                 out.append(concept)
         return out
+
+
+def absent_thresholds(spec: Any, negatable: Sequence[str]) -> tuple[float, ...]:
+    """`captions.absent` per negatable concept: one number for all, or a
+    mapping with a "default" (a tagger misses quiet pianos more often than
+    missing drums, so each concept gets the bar its tags can be trusted at)."""
+    if not isinstance(spec, dict):
+        return tuple(float(spec) for _ in negatable)
+    unknown = sorted(set(spec) - {*negatable, "default"})
+    if unknown:
+        raise DataError(
+            "captions.absent names concepts that are not negatable: "
+            + ", ".join(unknown)
+        )
+    if "default" not in spec and set(negatable) - set(spec):
+        raise DataError('captions.absent needs a "default" or every negatable one')
+    return tuple(float(spec.get(c, spec.get("default"))) for c in negatable)
 
 
 def negatable_terms(concepts: Iterable[str]) -> list[str]:
@@ -358,7 +381,7 @@ def captions_for(
         w
         for w in (
             ", ".join(qualities),
-            " and ".join(genres) or "music",
+            " and ".join(genres),
             rng.choice(nouns),
         )
         if w
@@ -380,15 +403,29 @@ def captions_for(
 # --------------------------------------------------------------------------- build
 
 
+def _captioned(
+    audio: str, probs: np.ndarray, rules: CaptionRules, seed: int
+) -> dict[str, Any]:
+    """A clip's caption columns: what its tag probabilities say under `rules`.
+    The random choices are seeded by the clip, so a rebuild says the same."""
+    present = rules.present_concepts(probs)
+    absent = negatable_terms(rules.absent_concepts(probs, present))
+    rng = random.Random(f"{seed}:{audio}")
+    # What is there; absences reach the texts through the captions and
+    # negation augmentation, as in the synthetic corpus.
+    return {
+        "tag": present or ["music"],
+        **captions_for(present, absent, rng),
+        "absent": absent,
+    }
+
+
 def _rows_for(
     clips: Sequence[ClipRow], rules: CaptionRules, seed: int
 ) -> list[dict[str, Any]]:
     rows = []
     for clip in clips:
         assert clip.probs is not None
-        present = rules.present_concepts(clip.probs)
-        absent = negatable_terms(rules.absent_concepts(clip.probs, present))
-        rng = random.Random(f"{seed}:{clip.audio}")
         rows.append(
             {
                 "track_id": clip.audio.rsplit(".", 1)[0],
@@ -396,13 +433,9 @@ def _rows_for(
                 "artist_name": None,
                 "release": clip.track.package,
                 "year": None,
-                # What is there; absences reach the texts through the captions
-                # and negation augmentation, as in the synthetic corpus.
-                "tag": present or ["music"],
-                **captions_for(present, absent, rng),
+                **_captioned(clip.audio, clip.probs, rules, seed),
                 "path": clip.audio,
                 "attributes": None,
-                "absent": absent,
                 "pair_id": None,
                 "pair_attribute": None,
                 # Not a group: clips of one track in one batch would be near
@@ -473,17 +506,11 @@ def build(
     if tagger.sample_rate != rate:
         raise DataError(f"taggers read {tagger.sample_rate} Hz, sources say {rate}")
     tag_clips(clips, out, tagger, log=log)
+    _write_tags(out, [c.audio for c in clips], tagger.names, [c.probs for c in clips])
     rules = CaptionRules.make(sources["captions"], tagger.names)
 
     valid_packages = set(sources.get("valid_packages", ()))
-    rows = _rows_for(clips, rules, seed)
-    splits = {
-        "train": [r for r in rows if r["release"] not in valid_packages],
-        "valid": [r for r in rows if r["release"] in valid_packages],
-    }
-    for split, split_rows in splits.items():
-        if split_rows:
-            _write_split(split_rows, out / CAPTIONS_DIR / f"{split}.parquet")
+    splits = _write_splits(out, _rows_for(clips, rules, seed), valid_packages)
     seconds = len(clips) * clip["seconds"]
     record = {
         "sources_sha256": sha256_file(Path(sources_path)),
@@ -496,15 +523,98 @@ def build(
         "source_hours": round(
             sum({c.track.name: c.track_seconds for c in clips}.values()) / 3600, 2
         ),
-        "captions": sources["captions"],
-        "present": dict(Counter(t for r in rows for t in r["tag"]).most_common()),
-        "absent": dict(Counter(t for r in rows for t in r["absent"]).most_common()),
+        **_caption_record(sources["captions"], splits),
     }
     (out / "realcorpus.json").write_text(json.dumps(record, indent=2) + "\n")
     log(
         f"real corpus: {len(clips)} clips ({record['clip_hours']} h) from "
         f"{len(tracks)} tracks ({record['source_hours']} h) -> {out} "
         f"(train {len(splits['train'])}, valid {len(splits['valid'])})"
+    )
+    return record
+
+
+def _write_tags(
+    out: Path, audio: Sequence[str], names: Sequence[str], probs: Sequence[Any]
+) -> None:
+    """Keep every clip's tag probabilities, so new caption rules need no tagging."""
+    np.savez(
+        out / TAGS_FILE,
+        audio=np.array(audio),
+        names=np.array(names),
+        probs=np.stack(probs).astype(np.float32),
+    )
+
+
+def _write_splits(
+    out: Path, rows: list[dict[str, Any]], valid_packages: set[str]
+) -> dict[str, list[dict[str, Any]]]:
+    splits = {
+        "train": [r for r in rows if r["release"] not in valid_packages],
+        "valid": [r for r in rows if r["release"] in valid_packages],
+    }
+    for split, split_rows in splits.items():
+        if split_rows:
+            _write_split(split_rows, out / CAPTIONS_DIR / f"{split}.parquet")
+    return splits
+
+
+def _caption_record(
+    rules: dict[str, Any], splits: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """What realcorpus.json says of the captions: the rules and the word counts."""
+    rows = [r for split_rows in splits.values() for r in split_rows]
+    return {
+        "captions": rules,
+        "present": dict(Counter(t for r in rows for t in r["tag"]).most_common()),
+        "absent": dict(Counter(t for r in rows for t in r["absent"]).most_common()),
+    }
+
+
+def recaption(
+    out: Path, sources_path: Path = SOURCES, *, seed: int = 0, log: Log = print
+) -> dict[str, Any]:
+    """Rewrite a built corpus' captions from its stored tag probabilities under
+    the sources' current caption rules; audio, clips and splits stay as built."""
+    import pyarrow.parquet as pq
+
+    record_path = out / "realcorpus.json"
+    try:
+        record = json.loads(record_path.read_text())
+        stored = np.load(out / TAGS_FILE)
+        names, probs = list(stored["names"]), stored["probs"]
+        by_audio = {str(a): i for i, a in enumerate(stored["audio"])}
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(
+            f"{out} has no readable realcorpus.json and {TAGS_FILE} to recaption "
+            f"({exc}); build it with python -m trainer real-corpus --out {out}"
+        ) from exc
+    sources = load_sources(sources_path)
+    rules = CaptionRules.make(sources["captions"], names)
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split in ("train", "valid"):
+        path = out / CAPTIONS_DIR / f"{split}.parquet"
+        rows = pq.read_table(path).to_pylist() if path.exists() else []
+        missing = [r["path"] for r in rows if r["path"] not in by_audio]
+        if missing:
+            raise DataError(
+                f"{len(missing)} clip(s) of {split} have no stored tags (first: "
+                f"{missing[0]}): rebuild the corpus"
+            )
+        splits[split] = [
+            {**r, **_captioned(r["path"], probs[by_audio[r["path"]]], rules, seed)}
+            for r in rows
+        ]
+        if rows:
+            _write_split(splits[split], path)
+    record.update(
+        sources_sha256=sha256_file(Path(sources_path)),
+        **_caption_record(sources["captions"], splits),
+    )
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    log(
+        f"real corpus: recaptioned {sum(map(len, splits.values()))} clips in {out} "
+        f"({sum(record['absent'].values())} absences stated)"
     )
     return record
 
@@ -525,9 +635,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="decoding threads")
+    parser.add_argument(
+        "--recaption",
+        action="store_true",
+        help="only rewrite the captions of the corpus in --out from its stored "
+        "tag probabilities under the current caption rules (no fetching, "
+        "decoding or tagging)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.recaption:
+        recaption(args.out, args.sources, seed=args.seed)
+        return 0
     build(
         args.out,
         args.cache,

@@ -3,6 +3,7 @@ and the endless micro-batch stream with its position in the data."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,16 +22,57 @@ class ResumableSampler(DistributedSampler):
     it shuffles whole groups and hands each rank a contiguous run of the
     shuffled order, so a minimal pair's two clips stay next to each other and
     on the same rank, i.e. mostly in the same batch.
+
+    With `weigh` (each item's source and each source's weight) an epoch holds
+    every clip of a source `int(w)` times plus a fresh random `w - int(w)` of
+    them: several corpora train together in the shares the run asks for.
     """
 
     skip = 0
     groups: Sequence[str | None] | None = None
+    sources: Sequence[int] | None = None
+    source_weights: Sequence[float] = ()
+
+    def weigh(self, sources: Sequence[int], weights: Sequence[float]) -> None:
+        """Draw source `s`'s items `weights[s]` times an epoch (see the class)."""
+        self.sources, self.source_weights = list(sources), list(weights)
+        size = len(self._epoch_items())
+        # DistributedSampler's own rule, on the weighted epoch's length.
+        if self.drop_last and size % self.num_replicas:
+            self.num_samples = math.ceil((size - self.num_replicas) / self.num_replicas)
+        else:
+            self.num_samples = math.ceil(size / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+
+    def _epoch_items(self) -> list[int]:
+        """This epoch's items, each as often as its source's weight says."""
+        if self.sources is None:
+            return list(range(len(self.dataset)))  # type: ignore[arg-type]
+        members: dict[int, list[int]] = {}
+        for i, source in enumerate(self.sources):
+            members.setdefault(source, []).append(i)
+        # Its own stream: which clips an epoch keeps must not move the shuffle.
+        g = torch.Generator().manual_seed(self.seed + self.epoch + 104729)
+        items: list[int] = []
+        for source, mine in sorted(members.items()):
+            weight = self.source_weights[source]
+            whole = int(weight)
+            items += mine * whole
+            part = round((weight - whole) * len(mine))
+            if part:
+                keep = torch.randperm(len(mine), generator=g)[:part].tolist()
+                items += [mine[k] for k in sorted(keep)]
+        return items
 
     def _grouped(self) -> list[int]:
-        assert self.groups is not None
         members: dict[str, list[int]] = {}
-        for i, key in enumerate(self.groups):
-            members.setdefault(key if key is not None else f"\0{i}", []).append(i)
+        copies: dict[int, int] = {}
+        for i in self._epoch_items():
+            key = self.groups[i] if self.groups is not None else None
+            copy = copies[i] = copies.get(i, -1) + 1
+            # A clip drawn twice is two draws: its copies shuffle apart.
+            name = f"{key}\0{copy}" if key is not None else f"\0{i}\0{copy}"
+            members.setdefault(name, []).append(i)
         order = list(members.values())
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         perm = (
@@ -47,7 +89,7 @@ class ResumableSampler(DistributedSampler):
         return flat[start : start + self.num_samples]
 
     def __iter__(self) -> Iterator[int]:
-        if self.groups is not None:
+        if self.groups is not None or self.sources is not None:
             return iter(self._grouped()[self.skip :])
         return iter(list(super().__iter__())[self.skip :])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -294,14 +295,16 @@ def _train(
     _check_train_config(cfg)
     ckpt = load_resume(run_dir, resume)
     # Data first: a wrong data directory should fail before a model loads.
-    train_clips, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
+    train_clips, sources, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
     run, tokenizer, kinds = _build_run(cfg, ctx, data_dirs, run_dir, ckpt, log)
     if ckpt is not None:
         _resume(run, ckpt)
     if ctx.is_main:
         run.metrics_file = prepare_run_dir(run_dir, cfg, run.step)
     dist.barrier()
-    batches, valid_loader = _data(run, train_clips, valid_clips, tokenizer, kinds, log)
+    batches, valid_loader = _data(
+        run, train_clips, sources, valid_clips, tokenizer, kinds, log
+    )
     wrapped = _wrap(run)
 
     tc = cfg.train
@@ -347,18 +350,29 @@ def _check_train_config(cfg: Config) -> None:
 
 def _read_splits(
     cfg: Config, data_dirs: Sequence[Path], ctx: dist.DistContext, log: Log
-) -> tuple[list[Clip], list[Clip]]:
+) -> tuple[list[Clip], list[int], list[Clip]]:
     """The training clips of every data directory (at least one global batch
-    in all) and their validation clips (none, and a log line, where a
-    directory has no validation split)."""
+    in all), the directory each came from (its index), and their validation
+    clips (none, and a log line, where a directory has no validation split)."""
 
     def say(message: str) -> None:
         if ctx.is_main:
             log(message)
 
+    weights = cfg.data.source_weights
+    if weights is not None and (
+        len(weights) != len(data_dirs)
+        or not all(math.isfinite(w) and w >= 0 for w in weights)
+        or not any(weights)
+    ):
+        raise RunError(
+            f"data.source_weights needs one weight >= 0 per --data directory "
+            f"({len(data_dirs)}), not all 0: got {weights}"
+        )
     train_clips: list[Clip] = []
+    sources: list[int] = []
     valid_clips: list[Clip] = []
-    for data_dir in data_dirs:
+    for source, data_dir in enumerate(data_dirs):
         # Both splits are read with the same caption columns; only the cap differs.
         read = functools.partial(
             read_split, data_dir, caption_columns=cfg.data.caption_columns
@@ -378,6 +392,9 @@ def _read_splits(
             )
         )
         train_clips += clips
+        sources += [source] * len(clips)
+        if weights is not None:
+            say(f"  source weight {weights[source]:g}")
         try:
             clips, vstats = read(
                 cfg.data.valid_split, max_items=cfg.data.valid_max_items
@@ -395,7 +412,7 @@ def _read_splits(
             f"train split has {len(train_clips)} usable clips, fewer than one batch "
             f"({batch_size} x {ctx.world_size} ranks)"
         )
-    return train_clips, valid_clips
+    return train_clips, sources, valid_clips
 
 
 def _build_run(
@@ -466,6 +483,7 @@ def _resume(run: _Run, ckpt: dict[str, Any]) -> None:
 def _data(
     run: _Run,
     train_clips: list[Clip],
+    sources: list[int],
     valid_clips: list[Clip],
     tokenizer: Any,
     kinds: tuple[str, ...],
@@ -506,6 +524,8 @@ def _data(
     )
     if cfg.data.group_pairs:
         sampler.groups = [clip.group for clip in train_clips]
+    if cfg.data.source_weights is not None:
+        sampler.weigh(sources, cfg.data.source_weights)
     attribute_terms = cfg.loss.attribute_terms if cfg.loss.attribute_weight > 0 else 0
     collate = Collator(
         tokenizer, cfg.model.text.max_tokens, kinds, attribute_terms=attribute_terms

@@ -185,6 +185,18 @@ def test_rules_keep_the_confident_and_deny_the_surely_absent() -> None:
         "electric guitar",
         "distorted guitar",
     ]
+    # One bar per concept: drums at 0.02 are not under a 0.01 bar.
+    strict = realcorpus.CaptionRules.make(
+        {**spec, "absent": {"default": 0.05, "drums": 0.01}}, names
+    )
+    probs[3] = 0.1
+    assert strict.absent_concepts(probs, present) == []
+    probs[1] = 0.005
+    assert strict.absent_concepts(probs, present) == ["drums"]
+    with pytest.raises(DataError, match="not negatable: bass"):
+        realcorpus.CaptionRules.make({**spec, "absent": {"bass": 0.1}}, names)
+    with pytest.raises(DataError, match='needs a "default"'):
+        realcorpus.CaptionRules.make({**spec, "absent": {"drums": 0.1}}, names)
     caps = realcorpus.captions_for(
         ["slow", "jazz", "piano"], ["vocals", "drums"], random.Random(0)
     )
@@ -192,6 +204,63 @@ def test_rules_keep_the_confident_and_deny_the_surely_absent() -> None:
     assert caps["caption_summary"].endswith(
         "with piano. It has no vocals and no drums."
     )
+    # Without a genre the head is the noun alone, not "music tune".
+    bare = realcorpus.captions_for(["drums"], [], random.Random(0))
+    assert bare["caption_summary"].split(" with ")[0] in (
+        "A track",
+        "A piece",
+        "A tune",
+    )
+
+
+def test_recaption_rewrites_captions_from_the_stored_tags(
+    package: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """New caption rules need no decoding or tagging: the stored probabilities
+    are captioned again, the clips and splits stay, and the old rules give
+    back the old captions."""
+    out = tmp_path / "data"
+    shutil.copytree(package["out"], out)
+    before = {
+        s: pq.read_table(out / "captions" / f"{s}.parquet").to_pylist()
+        for s in ("train", "valid")
+    }
+    sources = json.loads(package["sources"].read_text())
+    # A bar of 1.0 denies every negatable concept no confident tag names.
+    sources["captions"] = {**sources["captions"], "absent": {"default": 1.0}}
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps(sources))
+    argv = ["real-corpus", "--out", str(out), "--recaption"]
+    assert trainer_main([*argv, "--sources", str(loose)]) == 0
+    assert "recaptioned 4 clips" in capsys.readouterr().out
+    record = json.loads((out / "realcorpus.json").read_text())
+    assert record["captions"]["absent"] == {"default": 1.0}
+    assert record["clips"] == package["record"]["clips"]
+    negatable = set(realcorpus.negatable_terms(sources["captions"]["negatable"]))
+    for split, rows in before.items():
+        after = pq.read_table(out / "captions" / f"{split}.parquet").to_pylist()
+        assert [r["path"] for r in after] == [r["path"] for r in rows]
+        for old, new in zip(rows, after, strict=True):
+            assert new["tag"] == old["tag"]
+            assert set(new["absent"]) >= set(old["absent"])
+            said = {t for t in negatable if any(t.endswith(c) for c in new["tag"])}
+            assert set(new["absent"]) | said >= negatable - said
+    assert sum(record["absent"].values()) > sum(package["record"]["absent"].values())
+    # Back to the build's rules: the build's captions, byte for byte.
+    assert trainer_main([*argv, "--sources", str(package["sources"])]) == 0
+    for split in ("train", "valid"):
+        a = pq.read_table(package["out"] / "captions" / f"{split}.parquet")
+        b = pq.read_table(out / "captions" / f"{split}.parquet")
+        assert a.equals(b)
+    # A corpus without stored tags cannot be recaptioned: one line, nothing lost.
+    (out / "tags.npz").unlink()
+    kept = (out / "captions" / "train.parquet").read_bytes()
+    assert trainer_main([*argv, "--sources", str(package["sources"])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ")
+    assert "\n" not in err
+    assert "build it with python -m trainer real-corpus" in err
+    assert (out / "captions" / "train.parquet").read_bytes() == kept
 
 
 @pytest.mark.parametrize(

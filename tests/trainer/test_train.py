@@ -474,3 +474,75 @@ def test_several_data_directories_train_together(
     ckpt = _load(run / "checkpoints" / "latest.pt")
     assert ckpt["data_dirs"] == [str(fixture_data), str(second)]
     assert ckpt["data_dir"] == str(fixture_data)
+
+
+def test_source_weights_draw_each_directory_in_its_share() -> None:
+    """`data.source_weights`: a source of weight 0.5 gives a fresh random half
+    of its clips each epoch, 2.0 every clip twice; pairs still stay together
+    and the ranks still split the epoch without overlap."""
+    # Source 0: 20 pieces rendered as pairs (40 clips); source 1: 30 clips.
+    groups: list[str | None] = [f"p{k}" for k in range(20) for _ in range(2)]
+    groups += [None] * 30
+    sources = [0] * 40 + [1] * 30
+    data = list(range(len(groups)))
+
+    def order(weights: list[float], rank: int = 0, epoch: int = 0) -> list[int]:
+        sampler = ResumableSampler(
+            data, num_replicas=2, rank=rank, shuffle=True, seed=5, drop_last=True
+        )
+        sampler.groups = groups
+        sampler.weigh(sources, weights)
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    halves = [order([1.0, 0.5], rank) for rank in (0, 1)]
+    both = halves[0] + halves[1]
+    assert len(halves[0]) == len(halves[1]) == (40 + 15) // 2
+    assert not set(halves[0]) & set(halves[1])
+    assert sum(i >= 40 for i in both) in (14, 15)  # drop_last may cut one
+    assert sum(i < 40 for i in both) >= 39
+    for r in halves:
+        seen = [groups[i] for i in r if i < 40]
+        for g in set(seen):
+            first, n = seen.index(g), seen.count(g)
+            assert seen[first : first + n] == [g] * n  # siblings adjacent
+    later = {i for rank in (0, 1) for i in order([1.0, 0.5], rank, epoch=1)}
+    assert {i for i in both if i >= 40} != {i for i in later if i >= 40}
+
+    twice = order([0.0, 2.0], 0) + order([0.0, 2.0], 1)
+    assert sorted(twice) == sorted(list(range(40, 70)) * 2)
+    # Every clip once is the unweighted order itself.
+    plain = ResumableSampler(
+        data, num_replicas=2, rank=0, shuffle=True, seed=5, drop_last=True
+    )
+    plain.groups = groups
+    assert order([1.0, 1.0]) == list(plain)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [1.0, -0.5], [0.0, 0.0]])
+def test_source_weights_must_fit_the_data_directories(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path, weights: list[float]
+) -> None:
+    from trainer.data import write_fixture
+
+    second = write_fixture(tmp_path / "second", 10, splits={"train": 1.0}, seed=3)
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.data.source_weights = weights
+    with pytest.raises(RunError, match=r"one weight >= 0 per --data directory \(2\)"):
+        train(cfg, [fixture_data, second], tmp_path / "run", stop_after=1)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_source_weights_train_on_the_directories_shares(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    from trainer.data import write_fixture
+
+    second = write_fixture(tmp_path / "second", 10, splits={"train": 1.0}, seed=3)
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.data.source_weights = [1.0, 0.5]
+    lines: list[str] = []
+    train(cfg, [fixture_data, second], tmp_path / "run", stop_after=1, log=lines.append)
+    assert "  source weight 0.5" in lines
+    ckpt = _load(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert ckpt["step"] == 1

@@ -186,6 +186,33 @@ def test_a_kind_is_known_from_the_instrument_list_or_its_absent_family():
     assert check.known(recipe, "guitar").tolist() == [1, 1, 0, -1, -1]
 
 
+def test_absence_bars_count_the_labelled_clips_each_bar_would_deny():
+    import absence
+
+    recipe = {
+        "clips": [
+            {"part": "choose", "labels": {"drums": True}},
+            {"part": "choose", "labels": {"drums": True}},
+            {"part": "choose", "labels": {"drums": False}},
+            {"part": "report", "labels": {"drums": True}},
+            {"part": "choose", "labels": {"drums": None}},
+        ]
+    }
+    # Two drum tags; a clip is silent on drums by its louder one.
+    probs = np.array(
+        [[0.04, 0.005], [0.2, 0.3], [0.001, 0.002], [0.0, 0.0], [0.0, 0.0]]
+    )
+    choose = check.part_index(recipe, "choose")
+    rows = absence.denials(recipe, ["drums", "drums"], probs, choose, ["drums", "harp"])
+    drums, harp = rows
+    # Only the first drum clip is quiet enough to deny, under 0.05 and 0.1;
+    # the report part's clip and the unknown one never count.
+    assert drums["labelled_present"] == 2
+    assert [drums[f"denied_present<{b}"] for b in absence.BARS] == [0, 0, 0, 1, 1]
+    assert drums["largest_safe_bar"] == 0.03
+    assert harp == {"concept": "harp", "labelled_present": 0}
+
+
 # --------------------------------------------------------------------------
 # The split and the concept labels
 
