@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", metavar="latest|CHECKPOINT", help="continue a run from a checkpoint"
     )
+    train.add_argument(
+        "--init-from",
+        metavar="BUNDLE",
+        help="start from an exported bundle's trained weights, e.g. "
+        "models/clap-default (sets train.init_from; a new run only)",
+    )
     train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: GPU if any)")
     train.add_argument(
         "--set",
@@ -243,6 +249,8 @@ def _train(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
+    if args.init_from is not None:
+        overrides.append(f"train.init_from={args.init_from}")
     cfg = resolve_config(args.config, overrides, args.run_dir, args.resume)
     train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device)
     return 0

@@ -167,6 +167,9 @@ class TrainConfig:
     cache_dir: str = ""
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio (trainer-core)
     keep_checkpoints: int = 3  # step_*.pt kept besides latest.pt; 0 = all
+    # A model bundle whose trained weights start a new run (fine-tuning the
+    # shipped model; trainer/models/from_bundle.py); ignored on resume.
+    init_from: str = ""
 
 
 @dataclass

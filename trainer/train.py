@@ -54,6 +54,10 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0."""
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -434,6 +438,12 @@ def _build_run(
     tc = cfg.train
     dist.seed_everything(tc.seed)
     model = build_model(cfg.model, load_weights=ckpt is None)
+    if ckpt is None and tc.init_from:
+        from trainer.models.from_bundle import load_bundle_weights
+
+        # Every rank loads the same file: the ranks start equal, as they do
+        # from the pretrained parts alone.
+        load_bundle_weights(model, tc.init_from, log if ctx.is_main else _quiet)
     tokenizer = build_tokenizer(cfg.model.text)
     kinds = negative_kinds(cfg)
     step_module = TrainStep(model, cfg, kinds).to(ctx.device)

@@ -1,0 +1,153 @@
+"""A run can start from an exported int8 bundle: the shipped model, fine-tuned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest_models import calibration_windows, drum_loop, plucked_chords
+
+from beetsplug.clap.model import Bundle, default_bundle_path
+from trainer.config import Config, load_config
+from trainer.export import export_bundle
+from trainer.models import build_model
+from trainer.models.from_bundle import BundleWeightsError, load_bundle_weights
+from trainer.models.text import build_tokenizer, tokenize
+from trainer.train import train
+
+TEXTS = ["calm piano without drums", "jazz with vocals", "electronic, no vocals"]
+# The shipped recipe's trainable parts on the tiny backbones: a frozen audio
+# backbone (only the projection learns), the text encoder's lower layer frozen.
+FROZEN = ["model.audio.freeze_backbone=full", "model.text.freeze_layers=1"]
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
+def test_the_shipped_bundle_loads_back_into_its_recipe() -> None:
+    """The default bundle's int8 weights, read back into the clap_default
+    model (musicnn and MiniLM from their packages), give the vectors the
+    plugin gets from that bundle."""
+    cfg = load_config("clap_default")
+    model = build_model(cfg.model).eval()
+    # Music-like windows: the static int8 activations are calibrated on music
+    # (a bare sine is out of their range, and no weight's doing).
+    windows = np.stack(
+        [
+            drum_loop(),
+            plucked_chords(),
+            0.5 * drum_loop(seed=3) + 0.5 * plucked_chords(),
+        ]
+    ).astype(np.float32)
+    tok = build_tokenizer(cfg.model.text)
+
+    def embeddings() -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            audio = model.encode_audio(torch.from_numpy(windows)).numpy()
+            text = model.encode_text(**tokenize(tok, TEXTS, 128)).numpy()
+        return audio, text
+
+    bundle = Bundle.load(default_bundle_path(), threads=2)
+    want_audio, want_text = bundle.embed_audio(windows)[0], bundle.embed_text(TEXTS)
+    fresh_audio, fresh_text = embeddings()
+    assert _cos(fresh_text, want_text).max() < 0.5  # untrained heads: other vectors
+    lines: list[str] = []
+    change = load_bundle_weights(model, default_bundle_path(), lines.append)
+    assert set(change) == {"audio", "text"}
+    assert lines[0].startswith(f"init from clap-default ({bundle.version})")
+    audio, text = embeddings()
+    # What 8 bits and the int8 runtime leave of the same weights: the
+    # export's own int8 parity bounds (audio 0.98, text 0.96).
+    assert _cos(text, want_text).min() > 0.96
+    assert _cos(audio, want_audio).min() > 0.98
+    assert _cos(fresh_audio, want_audio).max() < 0.5
+
+
+def test_a_run_starts_from_a_bundle_and_fine_tunes_it(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    """`train.init_from` (`--init-from`): the first step starts from the
+    bundle's weights, not from the initialisation."""
+    cfg = load_config("tiny", FROZEN)
+    first = tmp_path / "first"
+    # Another seed, so the bundle's heads are not where this run's start.
+    train(
+        load_config("tiny", [*FROZEN, "train.seed=7"]),
+        fixture_data,
+        first,
+        stop_after=2,
+        log=_quiet,
+    )
+    bundle = tmp_path / "bundle"
+    export_bundle(
+        first,
+        bundle,
+        name="clap-tiny",
+        version="0.0.1",
+        calibration_audio=calibration_windows()[:, :16000],
+    )
+    reference = build_model(cfg.model)
+    load_bundle_weights(reference, bundle, _quiet)
+    start = _trainable(reference)
+
+    def after_one_step(c: Config, run: Path) -> dict[str, torch.Tensor]:
+        lines: list[str] = []
+        train(c, fixture_data, run, stop_after=1, log=lines.append)
+        ckpt = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+        model = build_model(c.model, load_weights=False)
+        model.load_state_dict(ckpt["model"])
+        said = [line for line in lines if line.startswith("init from")]
+        assert len(said) == (2 if c.train.init_from else 0)
+        return _trainable(model)
+
+    tuned = after_one_step(
+        load_config("tiny", [*FROZEN, f"train.init_from={bundle}"]), tmp_path / "tuned"
+    )
+    plain = after_one_step(cfg, tmp_path / "plain")
+
+    def farthest(weights: dict[str, torch.Tensor]) -> float:
+        return max(float((weights[n] - start[n]).abs().max()) for n in start)
+
+    # One AdamW step at lr 1e-3 (half of it in warm-up) moves a weight by
+    # about 5e-4; the initialisation is another model altogether.
+    assert farthest(tuned) < 0.01
+    assert farthest(plain) > 0.05
+
+
+def test_a_bundle_of_another_architecture_is_refused_in_one_line(
+    fixture_data: Path, tmp_path: Path
+) -> None:
+    """The tiny recipe trains its whole backbone, which a bundle keeps only
+    folded into int8 convolutions: nothing loads, the message says what is
+    missing, before any step."""
+    frozen = load_config("tiny", FROZEN)
+    train(frozen, fixture_data, tmp_path / "first", stop_after=1, log=_quiet)
+    bundle = tmp_path / "bundle"
+    export_bundle(
+        tmp_path / "first",
+        bundle,
+        name="clap-tiny",
+        version="0.0.1",
+        calibration_audio=calibration_windows()[:, :16000],
+    )
+    whole = load_config("tiny", [f"train.init_from={bundle}"])
+    with pytest.raises(BundleWeightsError, match="does not match this model config"):
+        train(whole, fixture_data, tmp_path / "whole", stop_after=1, log=_quiet)
+    assert not (tmp_path / "whole" / "checkpoints").exists()
+    with pytest.raises(BundleWeightsError, match=r"no manifest\.json"):
+        load_bundle_weights(build_model(frozen.model), tmp_path, _quiet)

@@ -1,0 +1,164 @@
+"""Start a run from an exported bundle's weights instead of the pretrained parts alone.
+
+Only int8 bundles are kept (models/ in the repo, the wheel); the float
+checkpoints they came from are not. This reads a bundle's ONNX graphs back
+into a ClapModel's *trainable* parameters, dequantized, so a fine-tune can
+begin where the shipped model stands (`train.init_from`). The frozen parts
+(musicnn, MiniLM's lower layers and embeddings) keep the float weights the
+packages ship, which the bundle holds only as int8 copies.
+
+What stays true: every trainable parameter is found in the bundle with its
+shape, or loading fails with one line naming what is missing; nothing is
+loaded by position.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+# ONNX TensorProto data types of quantized weights and their zero points.
+_INT_TYPES = {2, 3, 6}  # uint8, int8, int32
+
+
+class BundleWeightsError(ValueError):
+    """A bundle whose graphs do not hold this model's trainable weights."""
+
+
+def _dequantize(
+    q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int
+) -> np.ndarray:
+    """(q - zero_point) * scale, per channel along `axis` when the scale is a vector."""
+    q = q.astype(np.float64)
+    zp = zero_point.astype(np.float64)
+    sc = scale.astype(np.float64)
+    if sc.ndim == 1 and q.ndim > 1:
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        sc, zp = sc.reshape(shape), zp.reshape(shape)
+    return ((q - zp) * sc).astype(np.float32)
+
+
+def _module_of_node(node_name: str) -> str:
+    """'/tower/encoder/encoder/layer.4/attention/self/query/MatMul_quant' ->
+    'tower.encoder.encoder.layer.4.attention.self.query' (the tracer's scope
+    path of the Linear whose weight the node reads)."""
+    parts = [p for p in node_name.split("/") if p]
+    return ".".join(parts[:-1])
+
+
+def graph_weights(path: Path) -> dict[str, np.ndarray]:
+    """Float weights of an exported graph by their torch names, in torch layout.
+
+    Float initializers keep their names. Quantized ones come in three forms
+    the export writes: QDQ weights (`W_quantized` + `W_scale` +
+    `W_zero_point`, torch layout; the audio graph), their int32 biases
+    (`B_quantized` + `B_quantized_scale`), and dynamic-quantized MatMul
+    weights ([in, out], transposed from torch's [out, in]) named after the
+    parameter (`W_Transposed_quantized`) or anonymously (`onnx::MatMul_N`,
+    named here by the node that reads them).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    readers: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type in ("MatMul", "MatMulInteger"):
+            for name in node.input:
+                readers.setdefault(name, node.name)
+
+    out: dict[str, np.ndarray] = {}
+    for name, value in init.items():
+        if name.endswith("_quantized_scale") or name.endswith("_quantized_zero_point"):
+            continue
+        if name.endswith("_quantized"):
+            base = name[: -len("_quantized")]
+            if base + "_quantized_scale" in init:  # int32 bias: scale per channel
+                zp = init.get(base + "_quantized_zero_point", np.zeros(1))
+                w = _dequantize(value, init[base + "_quantized_scale"], zp, 0)
+                out[base] = w
+                continue
+            scale, zp = init.get(base + "_scale"), init.get(base + "_zero_point")
+            if scale is None or zp is None:
+                continue
+            if base.startswith("onnx::") and name not in readers:
+                continue  # a folded constant (a convolution with its norm): no parameter
+            transposed = base.endswith("_Transposed") or base.startswith("onnx::")
+            # Per-channel scales run along the output axis: torch's 0, ONNX
+            # MatMul's last.
+            w = _dequantize(value, scale, zp, value.ndim - 1 if transposed else 0)
+            if base.endswith("_Transposed"):
+                out[base[: -len("_Transposed")]] = w.T.copy()
+            elif base.startswith("onnx::"):
+                out[_module_of_node(readers.get(name, "")) + ".weight"] = w.T.copy()
+            else:
+                out[base] = w
+        elif name.startswith("onnx::") and name in readers and value.ndim == 2:
+            # A MatMul kept float: named by its reader, [in, out].
+            out[_module_of_node(readers.get(name, "")) + ".weight"] = value.T.copy()
+        elif not name.startswith(("/", "onnx::")) and value.dtype.kind == "f":
+            out[name] = value.astype(np.float32)
+    return out
+
+
+def load_bundle_weights(
+    model: nn.Module, bundle: Path | str, log: Callable[[str], None] = print
+) -> dict[str, float]:
+    """Copy a bundle's weights into `model`'s trainable parameters.
+
+    Returns, per tower, the largest absolute change against the weights
+    `model` held (for the log). Raises BundleWeightsError when a trainable
+    parameter is missing from the bundle or has another shape.
+    """
+    bundle = Path(bundle)
+    manifest_file = bundle / "manifest.json"
+    if not manifest_file.is_file():
+        raise BundleWeightsError(f"{bundle} is not a model bundle (no manifest.json)")
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    towers = {
+        "audio": bundle / manifest["audio"]["file"],
+        "text": bundle / manifest["text"]["file"],
+    }
+    params = dict(model.named_parameters())
+    report: dict[str, float] = {}
+    for tower, graph in towers.items():
+        weights = graph_weights(graph)
+        wanted = {
+            n: p
+            for n, p in params.items()
+            if p.requires_grad and n.startswith(tower + ".")
+        }
+        missing, wrong = [], []
+        for name, param in wanted.items():
+            key = "tower." + name[len(tower) + 1 :]
+            value = weights.get(key)
+            if value is None:
+                missing.append(name)
+            elif tuple(value.shape) != tuple(param.shape):
+                wrong.append(f"{name} {tuple(value.shape)} != {tuple(param.shape)}")
+        if missing or wrong:
+            what = ", ".join((missing + wrong)[:4])
+            more = len(missing) + len(wrong) - 4
+            raise BundleWeightsError(
+                f"{graph} does not match this model config: {what}"
+                + (f" and {more} more" if more > 0 else "")
+            )
+        change = 0.0
+        with torch.no_grad():
+            for name, param in wanted.items():
+                value = torch.from_numpy(weights["tower." + name[len(tower) + 1 :]])
+                change = max(change, float((param - value).abs().max()))
+                param.copy_(value)
+        report[tower] = change
+        log(
+            f"init from {bundle.name} ({manifest.get('version', '?')}): "
+            f"{len(wanted)} trainable {tower} tensors loaded"
+        )
+    return report
