@@ -20,6 +20,13 @@ built corpus from DATA/tags.npz under the current rules, without decoding or
 tagging again. The packages are never committed; the same sources and pins
 rebuild the same corpus. A package that a check set uses is refused, so no
 source is both trained on and judged by.
+
+A package may instead list `speech`: recordings of a spoken voice and
+nothing else (telephone prompts; the package says so). Its files are joined
+one after another with short gaps and cut into clips whose captions the
+source states, not the taggers: speech, no music and no instrument. Music
+clips' tags carry "music" for the same reason (they come from a package's
+music folder), so "music" is learnt against speech, not only as a fallback.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ class Track:
     package: str
     path: Path  # the unpacked file
     name: str  # "<package>/<path inside the package>": stable, sorts the corpus
+    kind: str = "music"  # or "speech": which glob list of the package named it
 
 
 @dataclass
@@ -84,11 +92,19 @@ def load_sources(path: Path = SOURCES) -> dict[str, Any]:
             "and may not be trained on"
         )
     for name, pin in packages.items():
-        if not (pin.get("version") and pin.get("sha256") and pin.get("music")):
+        if not (pin.get("version") and pin.get("sha256")) or not (
+            bool(pin.get("music")) ^ bool(pin.get("speech"))
+        ):
             raise DataError(
-                f"real-corpus sources {path}: {name} needs version, sha256 and music"
+                f"real-corpus sources {path}: {name} needs version, sha256 and "
+                "one of music or speech"
             )
     return sources
+
+
+def package_kind(pin: dict[str, Any]) -> str:
+    """ "speech" for a package of spoken recordings, else "music"."""
+    return "speech" if pin.get("speech") else "music"
 
 
 def _deb_name(name: str, version: str) -> str:
@@ -136,18 +152,19 @@ def fetch_package(name: str, pin: dict[str, Any], cache: Path) -> Path:
 
 
 def package_tracks(name: str, pin: dict[str, Any], root: Path) -> list[Track]:
-    """The music files a package's globs select, sorted by path."""
+    """The music (or speech) files a package's globs select, sorted by path."""
+    kind = package_kind(pin)
     found = {
         p
-        for pattern in pin["music"]
+        for pattern in pin[kind]
         for p in root.glob(pattern)
         if p.is_file()
         and not any(fnmatch.fnmatch(p.name, x) for x in pin.get("skip", ()))
     }
     if not found:
-        raise DataError(f"{name}: no file matches {', '.join(pin['music'])}")
+        raise DataError(f"{name}: no file matches {', '.join(pin[kind])}")
     return [
-        Track(name, p, f"{name}/{p.relative_to(root).as_posix()}")
+        Track(name, p, f"{name}/{p.relative_to(root).as_posix()}", kind)
         for p in sorted(found)
     ]
 
@@ -194,13 +211,66 @@ def cut_track(
         if len(piece) < n or _rms_db(piece) < clip["min_rms_db"]:
             continue
         rel = f"{track.package}/{stem}-{start:g}s.npy"
-        path = out / AUDIO_DIR / rel
-        if not path.exists() or np.load(path, mmap_mode="r").shape != (n,):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp.npy")
-            np.save(tmp, np.clip(piece * _INT16, -_INT16, _INT16).astype(np.int16))
-            tmp.replace(path)
+        _write_clip(out / AUDIO_DIR / rel, piece)
         rows.append(ClipRow(track, k, start, rel, seconds))
+    return rows
+
+
+def _write_clip(path: Path, piece: np.ndarray) -> None:
+    """An int16 clip, written atomically; an existing one of the length is kept."""
+    if path.exists() and np.load(path, mmap_mode="r").shape == piece.shape:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, np.clip(piece * _INT16, -_INT16, _INT16).astype(np.int16))
+    tmp.replace(path)
+
+
+def cut_speech(
+    tracks: Sequence[Track], out: Path, rate: int, clip: dict[str, float]
+) -> list[ClipRow]:
+    """One package's spoken recordings (short prompts), joined in path order
+    with `speech_gap` seconds of silence and cut into whole clips, at most
+    `max_speech_clips`; an unreadable file is left out of the join."""
+    from trainer.data import AudioDecodeError, read_audio
+
+    n = round(clip["seconds"] * rate)
+    gap = np.zeros(round(float(clip.get("speech_gap", 0.3)) * rate), np.float32)
+    limit = int(clip.get("max_speech_clips", 200))
+    rows: list[ClipRow] = []
+    pending: list[np.ndarray] = []
+    held = 0
+    first: Track | None = None
+    for track in tracks:
+        try:
+            x = read_audio(track.path, rate)
+        except AudioDecodeError:
+            continue
+        first = first or track
+        pending += [x, gap]
+        held += len(x) + len(gap)
+        while held >= n and len(rows) < limit:
+            joined = np.concatenate(pending)
+            piece, rest = joined[:n], joined[n:]
+            pending, held = [rest], len(rest)
+            if _rms_db(piece) < clip["min_rms_db"]:
+                continue
+            k = len(rows)
+            rel = f"{track.package}/speech-{k:04d}.npy"
+            _write_clip(out / AUDIO_DIR / rel, piece)
+            name = f"{track.package}/speech-{k:04d}"
+            rows.append(
+                ClipRow(
+                    Track(track.package, first.path, name, "speech"),
+                    k,
+                    0.0,
+                    rel,
+                    clip["seconds"],
+                )
+            )
+            first = track
+        if len(rows) >= limit:
+            break
     return rows
 
 
@@ -403,18 +473,45 @@ def captions_for(
 # --------------------------------------------------------------------------- build
 
 
+SPEECH_SUMMARIES = (
+    "A spoken voice, with no music.",
+    "Speech: someone talking, with no music.",
+    "Spoken word, without music.",
+    "A voice speaking, with no music and no instruments.",
+)
+
+
+def speech_captions(rules: CaptionRules, rng: random.Random) -> dict[str, Any]:
+    """What a speech package states of each clip: a voice speaking, and no
+    instrument of any kind (so every negatable concept but the voice is absent)."""
+    absent = negatable_terms(c for c in rules.negatable if c not in ("vocals",))
+    summary = rng.choice(SPEECH_SUMMARIES)
+    return {
+        "tag": ["speech", "spoken word"],
+        "caption_writing": summary,
+        "caption_summary": summary,
+        "caption_paraphrase": summary,
+        "caption_attribute_prediction": "speech, spoken word, no music",
+        "absent": absent,
+    }
+
+
 def _captioned(
-    audio: str, probs: np.ndarray, rules: CaptionRules, seed: int
+    audio: str, probs: np.ndarray, rules: CaptionRules, seed: int, kind: str = "music"
 ) -> dict[str, Any]:
-    """A clip's caption columns: what its tag probabilities say under `rules`.
-    The random choices are seeded by the clip, so a rebuild says the same."""
+    """A clip's caption columns: what its tag probabilities say under `rules`
+    (a speech package's clips: what the package states). The random choices
+    are seeded by the clip, so a rebuild says the same."""
+    rng = random.Random(f"{seed}:{audio}")
+    if kind == "speech":
+        return speech_captions(rules, rng)
     present = rules.present_concepts(probs)
     absent = negatable_terms(rules.absent_concepts(probs, present))
-    rng = random.Random(f"{seed}:{audio}")
     # What is there; absences reach the texts through the captions and
-    # negation augmentation, as in the synthetic corpus.
+    # negation augmentation, as in the synthetic corpus. "music" is stated
+    # by the source (a music folder), and is what speech is not.
     return {
-        "tag": present or ["music"],
+        "tag": [*present, "music"],
         **captions_for(present, absent, rng),
         "absent": absent,
     }
@@ -433,7 +530,7 @@ def _rows_for(
                 "artist_name": None,
                 "release": clip.track.package,
                 "year": None,
-                **_captioned(clip.audio, clip.probs, rules, seed),
+                **_captioned(clip.audio, clip.probs, rules, seed, clip.track.kind),
                 "path": clip.audio,
                 "attributes": None,
                 "pair_id": None,
@@ -496,10 +593,15 @@ def build(
             unreadable.append(track.name)
             return []
 
+    music = [t for t in tracks if t.kind == "music"]
     # Decoding is ffmpeg/libsndfile work outside the GIL: threads keep both cores busy.
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        per_track = list(pool.map(cut, tracks))
+        per_track = list(pool.map(cut, music))
     clips = [c for rows in per_track for c in rows]
+    for name in sorted({t.package for t in tracks if t.kind == "speech"}):
+        spoken = cut_speech([t for t in tracks if t.package == name], out, rate, clip)
+        log(f"real corpus: {name}: {len(spoken)} speech clips")
+        clips += spoken
     if not clips:
         raise DataError("real corpus: no clip long and loud enough to keep")
     tagger = tagger or Tagger()
@@ -601,8 +703,18 @@ def recaption(
                 f"{len(missing)} clip(s) of {split} have no stored tags (first: "
                 f"{missing[0]}): rebuild the corpus"
             )
+        kinds = {n: package_kind(pin) for n, pin in sources["packages"].items()}
         splits[split] = [
-            {**r, **_captioned(r["path"], probs[by_audio[r["path"]]], rules, seed)}
+            {
+                **r,
+                **_captioned(
+                    r["path"],
+                    probs[by_audio[r["path"]]],
+                    rules,
+                    seed,
+                    kinds.get(r["release"], "music"),
+                ),
+            }
             for r in rows
         ]
         if rows:

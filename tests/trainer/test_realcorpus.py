@@ -353,4 +353,91 @@ def test_the_shipped_sources_are_pinned_and_apart_from_the_check_set() -> None:
         assert len(pin["sha256"]) == 64
         assert int(pin["sha256"], 16) >= 0
         assert pin["version"]
-        assert pin["music"]
+        assert bool(pin.get("music")) ^ bool(pin.get("speech"))
+
+
+def _prompt(seconds: float, seed: int) -> np.ndarray:
+    """A voice-prompt stand-in: a gliding harmonic voice in 4 Hz syllables."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * RATE)) / RATE
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    voice = sum(np.sin(k * phase) / k for k in range(1, 8))
+    x = voice * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
+    return (x / np.max(np.abs(x)) * 0.5).astype(np.float32)
+
+
+def test_a_speech_package_is_joined_cut_and_captioned_as_speech(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A package of spoken prompts: its files joined in path order with short
+    gaps, cut into whole clips, captioned with what the package states (speech,
+    no music, no instrument) whatever the taggers think; music clips say
+    "music"; recaptioning keeps both."""
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)
+    prompts = "usr/share/asterisk/sounds/xx"
+    decks = {
+        # 12 prompts of 2.5 s + 0.3 s gaps: 33.6 s, three whole 10-s clips
+        "fake-prompts": {f"{prompts}/p{i:02d}.flac": _prompt(2.5, i) for i in range(12)}
+        | {f"{prompts}/broken.flac": np.zeros(0, np.float32)},
+        "fake-music": {"usr/share/games/fake/music/loop.flac": _tone_track(22.0, 1)},
+    }
+    pins = {}
+    for name, files in decks.items():
+        deb = _make_deb(tmp_path, name, "1.0-1", files)
+        shutil.copy(deb, cache / "debs" / f"{name}_1.0-1_all.deb")
+        kind, glob = (
+            ("speech", f"{prompts}/*.flac")
+            if name == "fake-prompts"
+            else ("music", "usr/share/games/fake/music/*.flac")
+        )
+        pins[name] = {
+            "version": "1.0-1",
+            "sha256": realcorpus.sha256_file(deb),
+            "copyright": f"usr/share/doc/{name}/copyright",
+            kind: [glob],
+        }
+    sources = json.loads(realcorpus.SOURCES.read_text())
+    sources.update(packages=pins, valid_packages=[], forbidden=[])
+    sources["clip"] = {**sources["clip"], "speech_gap": 0.3}
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps(sources))
+    out = tmp_path / "data"
+    lines: list[str] = []
+    record = realcorpus.build(out, cache, path, log=lines.append)
+    assert "real corpus: fake-prompts: 3 speech clips" in lines
+    assert record["clips"] == {"train": 4, "valid": 0}
+    rows = pq.read_table(out / "captions" / "train.parquet").to_pylist()
+    speech = [r for r in rows if r["release"] == "fake-prompts"]
+    music = [r for r in rows if r["release"] == "fake-music"]
+    assert [r["path"] for r in speech] == [
+        f"fake-prompts/speech-{k:04d}.npy" for k in range(3)
+    ]
+    # The first clip starts with the first prompt, the second 10 s in.
+    first = np.load(out / "audio" / speech[0]["path"]).astype(np.float32) / 32767
+    want = _prompt(2.5, 0)
+    assert np.abs(first[: want.size] - want).max() < 1e-3
+    assert np.abs(first[want.size : want.size + int(0.3 * RATE)]).max() == 0
+    for row in speech:
+        assert row["tag"] == ["speech", "spoken word"]
+        assert (
+            "no music" in row["caption_summary"]
+            or "without music" in (row["caption_summary"])
+        )
+        assert {"drums", "piano", "electric guitar", "strings"} <= set(row["absent"])
+        assert "vocals" not in row["absent"]  # a speaking voice is a voice
+    assert music
+    assert all(r["tag"][-1] == "music" for r in music)
+    assert all("speech" not in r["tag"] for r in music)
+    # Recaptioning from the stored tags keeps what the package states.
+    assert trainer_main(["real-corpus", "--out", str(out), "--recaption",
+                         "--sources", str(path)]) == 0  # fmt: skip
+    again = pq.read_table(out / "captions" / "train.parquet").to_pylist()
+    assert again == rows
+    # A package with both lists (or neither) is refused in one line.
+    pins["fake-prompts"]["music"] = [f"{prompts}/*.flac"]
+    path.write_text(json.dumps(sources))
+    assert trainer_main(["real-corpus", "--out", str(tmp_path / "x"), "--sources",
+                         str(path), "--cache", str(cache)]) == 2  # fmt: skip
+    assert "one of music or speech" in capsys.readouterr().err
