@@ -67,6 +67,34 @@ def _make_deb(tmp: Path, name: str, version: str, files: dict[str, np.ndarray]) 
     return deb
 
 
+def _cache_packages(
+    tmp: Path, cache: Path, decks: dict[str, dict], lists: dict[str, dict]
+) -> dict[str, dict]:
+    """Build each deck as a .deb, put it in the cache as apt-get would, and
+    pin it with its file lists ({"music": [...]} or {"speech": [...]})."""
+    pins = {}
+    for name, files in decks.items():
+        deb = _make_deb(tmp, name, "1.0-1", files)
+        shutil.copy(deb, cache / "debs" / f"{name}_1.0-1_all.deb")
+        pins[name] = {
+            "version": "1.0-1",
+            "sha256": realcorpus.sha256_file(deb),
+            "copyright": f"usr/share/doc/{name}/copyright",
+            **lists[name],
+        }
+    return pins
+
+
+def _write_sources(tmp: Path, pins: dict, clip: dict, **changes: object) -> Path:
+    """The shipped sources file with these packages and clip settings."""
+    sources = json.loads(realcorpus.SOURCES.read_text())
+    sources.update(packages=pins, **changes)
+    sources["clip"] = {**sources["clip"], **clip}
+    path = tmp / "sources.json"
+    path.write_text(json.dumps(sources))
+    return path
+
+
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Two packages in a cache, and the sources that pin them."""
@@ -85,25 +113,15 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> dict:
         },
         "fake-valid-music": {f"{music}/theme.flac": _tone_track(20.0, 4)},
     }
-    pins = {}
-    for name, files in decks.items():
-        deb = _make_deb(tmp, name, "1.0-1", files)
-        shutil.copy(deb, cache / "debs" / f"{name}_1.0-1_all.deb")
-        pins[name] = {
-            "version": "1.0-1",
-            "sha256": realcorpus.sha256_file(deb),
-            "copyright": f"usr/share/doc/{name}/copyright",
-            "music": [f"{music}/*.flac", f"{music}/*/*.flac"],
-        }
-    sources = json.loads(realcorpus.SOURCES.read_text())
-    sources.update(
-        packages=pins,
+    lists = {"music": [f"{music}/*.flac", f"{music}/*/*.flac"]}
+    pins = _cache_packages(tmp, cache, decks, dict.fromkeys(decks, lists))
+    path = _write_sources(
+        tmp,
+        pins,
+        {"hop": 25.0},
         valid_packages=["fake-valid-music"],
         forbidden=["fretsonfire-songs-sectoid"],
     )
-    sources["clip"] = {**sources["clip"], "hop": 25.0}
-    path = tmp / "sources.json"
-    path.write_text(json.dumps(sources))
     out = tmp / "data"
     lines: list[str] = []
     record = realcorpus.build(out, cache, path, log=lines.append)
@@ -383,26 +401,14 @@ def test_a_speech_package_is_joined_cut_and_captioned_as_speech(
         | {f"{prompts}/broken.flac": np.zeros(0, np.float32)},
         "fake-music": {"usr/share/games/fake/music/loop.flac": _tone_track(22.0, 1)},
     }
-    pins = {}
-    for name, files in decks.items():
-        deb = _make_deb(tmp_path, name, "1.0-1", files)
-        shutil.copy(deb, cache / "debs" / f"{name}_1.0-1_all.deb")
-        kind, glob = (
-            ("speech", f"{prompts}/*.flac")
-            if name == "fake-prompts"
-            else ("music", "usr/share/games/fake/music/*.flac")
-        )
-        pins[name] = {
-            "version": "1.0-1",
-            "sha256": realcorpus.sha256_file(deb),
-            "copyright": f"usr/share/doc/{name}/copyright",
-            kind: [glob],
-        }
-    sources = json.loads(realcorpus.SOURCES.read_text())
-    sources.update(packages=pins, valid_packages=[], forbidden=[])
-    sources["clip"] = {**sources["clip"], "speech_gap": 0.3}
-    path = tmp_path / "sources.json"
-    path.write_text(json.dumps(sources))
+    lists = {
+        "fake-prompts": {"speech": [f"{prompts}/*.flac"]},
+        "fake-music": {"music": ["usr/share/games/fake/music/*.flac"]},
+    }
+    pins = _cache_packages(tmp_path, cache, decks, lists)
+    path = _write_sources(
+        tmp_path, pins, {"speech_gap": 0.3}, valid_packages=[], forbidden=[]
+    )
     out = tmp_path / "data"
     lines: list[str] = []
     record = realcorpus.build(out, cache, path, log=lines.append)
@@ -437,7 +443,7 @@ def test_a_speech_package_is_joined_cut_and_captioned_as_speech(
     assert again == rows
     # A package with both lists (or neither) is refused in one line.
     pins["fake-prompts"]["music"] = [f"{prompts}/*.flac"]
-    path.write_text(json.dumps(sources))
+    path = _write_sources(tmp_path, pins, {}, valid_packages=[], forbidden=[])
     assert trainer_main(["real-corpus", "--out", str(tmp_path / "x"), "--sources",
                          str(path), "--cache", str(cache)]) == 2  # fmt: skip
     assert "one of music or speech" in capsys.readouterr().err
