@@ -15,7 +15,7 @@ DEFAULTS: dict[str, Any] = {
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
     "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
     "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
-    "like_weight": 1.0,  # --like seeds next to the description (compose.py)
+    "like_weight": 1.5,  # --like seeds next to the description (compose.py)
     "unlike_weight": 0.5,  # --unlike seeds, subtracted
     "limit": 20,  # default for -n
     "query_top_k": 50,  # items a `clap:` query matches

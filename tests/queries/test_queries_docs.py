@@ -109,6 +109,6 @@ def test_documented_composed_explain_output() -> None:
         4: "Frank Sinatra - Summer Wind",
     }
     expected = query.explain(names.__getitem__)
-    assert "composed:    description + 1 * sim(like seeds)" in expected
+    assert "composed:    description + 1.5 * sim(like seeds)" in expected
     block = "\n".join("    " + line for line in expected.splitlines())
     assert block in DOC.read_text(encoding="utf-8")
