@@ -256,15 +256,14 @@ def cut_speech(
             if _rms_db(piece) < clip["min_rms_db"]:
                 continue
             k = len(rows)
-            rel = f"{track.package}/speech-{k:04d}.npy"
-            _write_clip(out / AUDIO_DIR / rel, piece)
             name = f"{track.package}/speech-{k:04d}"
+            _write_clip(out / AUDIO_DIR / f"{name}.npy", piece)
             rows.append(
                 ClipRow(
                     Track(track.package, first.path, name, "speech"),
                     k,
                     0.0,
-                    rel,
+                    f"{name}.npy",
                     clip["seconds"],
                 )
             )
@@ -693,6 +692,7 @@ def recaption(
         ) from exc
     sources = load_sources(sources_path)
     rules = CaptionRules.make(sources["captions"], names)
+    kinds = {n: package_kind(pin) for n, pin in sources["packages"].items()}
     splits: dict[str, list[dict[str, Any]]] = {}
     for split in ("train", "valid"):
         path = out / CAPTIONS_DIR / f"{split}.parquet"
@@ -703,7 +703,6 @@ def recaption(
                 f"{len(missing)} clip(s) of {split} have no stored tags (first: "
                 f"{missing[0]}): rebuild the corpus"
             )
-        kinds = {n: package_kind(pin) for n, pin in sources["packages"].items()}
         splits[split] = [
             {
                 **r,

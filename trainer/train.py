@@ -175,7 +175,7 @@ def _feature_cache(
             f"(it is {cfg.model.audio.freeze_backbone!r})"
         )
     cache_dir = Path(cfg.train.cache_dir) if cfg.train.cache_dir else data_dir / "cache"
-    say = log if ctx.is_main else (lambda _m: None)
+    say = log if ctx.is_main else _quiet
     result = []
     for rank_turn in (True, False):  # rank 0 writes first, then the rest read
         if ctx.is_main == rank_turn:

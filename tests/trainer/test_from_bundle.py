@@ -78,31 +78,31 @@ def test_the_shipped_bundle_loads_back_into_its_recipe() -> None:
     assert _cos(fresh_audio, want_audio).max() < 0.5
 
 
-def test_a_run_starts_from_a_bundle_and_fine_tunes_it(
-    fixture_data: Path, tmp_path: Path
-) -> None:
-    """`train.init_from` (`--init-from`): the first step starts from the
-    bundle's weights, not from the initialisation."""
-    cfg = load_config("tiny", FROZEN)
-    first = tmp_path / "first"
-    # Another seed, so the bundle's heads are not where this run's start.
-    train(
-        load_config("tiny", [*FROZEN, "train.seed=7"]),
-        fixture_data,
-        first,
-        stop_after=2,
-        log=_quiet,
-    )
-    bundle = tmp_path / "bundle"
+@pytest.fixture(scope="module")
+def tiny_bundle(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-step run of the tiny recipe with FROZEN parts, exported int8.
+    Another seed than the tests' runs, so its heads are not where theirs start."""
+    tmp = tmp_path_factory.mktemp("from_bundle")
+    cfg = load_config("tiny", [*FROZEN, "train.seed=7"])
+    train(cfg, fixture_data, tmp / "first", stop_after=2, log=_quiet)
     export_bundle(
-        first,
-        bundle,
+        tmp / "first",
+        tmp / "bundle",
         name="clap-tiny",
         version="0.0.1",
         calibration_audio=calibration_windows()[:, :16000],
     )
+    return tmp / "bundle"
+
+
+def test_a_run_starts_from_a_bundle_and_fine_tunes_it(
+    fixture_data: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """`train.init_from` (`--init-from`): the first step starts from the
+    bundle's weights, not from the initialisation."""
+    cfg = load_config("tiny", FROZEN)
     reference = build_model(cfg.model)
-    load_bundle_weights(reference, bundle, _quiet)
+    load_bundle_weights(reference, tiny_bundle, _quiet)
     start = _trainable(reference)
 
     def after_one_step(c: Config, run: Path) -> dict[str, torch.Tensor]:
@@ -116,7 +116,8 @@ def test_a_run_starts_from_a_bundle_and_fine_tunes_it(
         return _trainable(model)
 
     tuned = after_one_step(
-        load_config("tiny", [*FROZEN, f"train.init_from={bundle}"]), tmp_path / "tuned"
+        load_config("tiny", [*FROZEN, f"train.init_from={tiny_bundle}"]),
+        tmp_path / "tuned",
     )
     plain = after_one_step(cfg, tmp_path / "plain")
 
@@ -130,22 +131,13 @@ def test_a_run_starts_from_a_bundle_and_fine_tunes_it(
 
 
 def test_a_bundle_of_another_architecture_is_refused_in_one_line(
-    fixture_data: Path, tmp_path: Path
+    fixture_data: Path, tiny_bundle: Path, tmp_path: Path
 ) -> None:
     """The tiny recipe trains its whole backbone, which a bundle keeps only
     folded into int8 convolutions: nothing loads, the message says what is
     missing, before any step."""
     frozen = load_config("tiny", FROZEN)
-    train(frozen, fixture_data, tmp_path / "first", stop_after=1, log=_quiet)
-    bundle = tmp_path / "bundle"
-    export_bundle(
-        tmp_path / "first",
-        bundle,
-        name="clap-tiny",
-        version="0.0.1",
-        calibration_audio=calibration_windows()[:, :16000],
-    )
-    whole = load_config("tiny", [f"train.init_from={bundle}"])
+    whole = load_config("tiny", [f"train.init_from={tiny_bundle}"])
     with pytest.raises(BundleWeightsError, match="does not match this model config"):
         train(whole, fixture_data, tmp_path / "whole", stop_after=1, log=_quiet)
     assert not (tmp_path / "whole" / "checkpoints").exists()

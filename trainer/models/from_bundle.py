@@ -22,10 +22,6 @@ import numpy as np
 import torch
 from torch import nn
 
-# ONNX TensorProto data types of quantized weights and their zero points.
-_INT_TYPES = {2, 3, 6}  # uint8, int8, int32
-
-
 class BundleWeightsError(ValueError):
     """A bundle whose graphs do not hold this model's trainable weights."""
 
@@ -97,12 +93,12 @@ def graph_weights(path: Path) -> dict[str, np.ndarray]:
             if base.endswith("_Transposed"):
                 out[base[: -len("_Transposed")]] = w.T.copy()
             elif base.startswith("onnx::"):
-                out[_module_of_node(readers.get(name, "")) + ".weight"] = w.T.copy()
+                out[_module_of_node(readers[name]) + ".weight"] = w.T.copy()
             else:
                 out[base] = w
         elif name.startswith("onnx::") and name in readers and value.ndim == 2:
             # A MatMul kept float: named by its reader, [in, out].
-            out[_module_of_node(readers.get(name, "")) + ".weight"] = value.T.copy()
+            out[_module_of_node(readers[name]) + ".weight"] = value.T.copy()
         elif not name.startswith(("/", "onnx::")) and value.dtype.kind == "f":
             out[name] = value.astype(np.float32)
     return out
@@ -130,14 +126,15 @@ def load_bundle_weights(
     report: dict[str, float] = {}
     for tower, graph in towers.items():
         weights = graph_weights(graph)
+        # Each trainable parameter of this tower and its name in the graph,
+        # where the tower was exported as `tower`.
         wanted = {
-            n: p
+            n: (p, "tower." + n[len(tower) + 1 :])
             for n, p in params.items()
             if p.requires_grad and n.startswith(tower + ".")
         }
         missing, wrong = [], []
-        for name, param in wanted.items():
-            key = "tower." + name[len(tower) + 1 :]
+        for name, (param, key) in wanted.items():
             value = weights.get(key)
             if value is None:
                 missing.append(name)
@@ -152,8 +149,8 @@ def load_bundle_weights(
             )
         change = 0.0
         with torch.no_grad():
-            for name, param in wanted.items():
-                value = torch.from_numpy(weights["tower." + name[len(tower) + 1 :]])
+            for param, key in wanted.values():
+                value = torch.from_numpy(weights[key])
                 change = max(change, float((param - value).abs().max()))
                 param.copy_(value)
         report[tower] = change
