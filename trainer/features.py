@@ -40,6 +40,15 @@ def can_cache(cfg: Config) -> bool:
     return cfg.model.audio.freeze_backbone == "full"
 
 
+def settings_key(cfg: Config, crops: int) -> str:
+    """What the features of one clip depend on besides the clip: the audio
+    model settings, the sample rate and the number of crops."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(vars(cfg.model.audio), sort_keys=True).encode())
+    digest.update(f"{cfg.data.sample_rate}/{crops}".encode())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(cfg: Config, clips: Sequence[Clip], crops: int) -> str:
     """Identity of a cache: the audio model settings, the crops and the clip files.
 
@@ -47,14 +56,60 @@ def cache_key(cfg: Config, clips: Sequence[Clip], crops: int) -> str:
     cache is never read; the training run's other settings (text side,
     losses, augmentation) don't, so ablations share one cache.
     """
-    digest = hashlib.sha256()
-    digest.update(json.dumps(vars(cfg.model.audio), sort_keys=True).encode())
-    digest.update(f"{cfg.data.sample_rate}/{crops}".encode())
+    digest = hashlib.sha256(settings_key(cfg, crops).encode())
     for clip in clips:
         digest.update(str(clip.audio).encode())
         stat = clip.audio.stat() if clip.audio.exists() else None
         digest.update(f"{stat.st_size if stat else -1}".encode())
     return digest.hexdigest()[:16]
+
+
+def clip_identity(clip: Clip) -> str:
+    """One clip file as a cache row stands for it: path, size and mtime, so a
+    file rewritten in place (a rebuilt corpus) is computed again."""
+    try:
+        stat = clip.audio.stat()
+    except OSError:
+        return f"{clip.audio}\t-1\t-1"
+    return f"{clip.audio}\t{stat.st_size}\t{stat.st_mtime_ns}"
+
+
+def _earlier_rows(
+    cache_dir: Path, settings: str, wanted: Sequence[str]
+) -> tuple[dict[int, np.ndarray], int]:
+    """Rows of earlier caches with the same settings for the clips `wanted`
+    names (by clip_identity): {position in wanted: features [crops, F]}, and
+    how many earlier caches gave some. Rows of clips unreadable then are
+    not taken: they are tried again."""
+    where = {ident: n for n, ident in enumerate(wanted)}
+    found: dict[int, np.ndarray] = {}
+    sources = 0
+    for index_file in sorted(cache_dir.glob("audio-features-*.clips.json")):
+        try:
+            index = json.loads(index_file.read_text())
+            if index.get("settings") != settings:
+                continue
+            features = np.load(
+                index_file.with_name(index_file.name[: -len(".clips.json")] + ".npy"),
+                mmap_mode="r",
+            )
+        except (OSError, ValueError):
+            continue  # an unreadable earlier cache is no cache
+        if len(features) != len(index.get("clips", ())):
+            continue
+        took = 0
+        for row, ident in enumerate(index["clips"]):
+            n = where.get(ident)
+            if n is None or n in found:
+                continue
+            value = np.asarray(features[row])
+            if np.isfinite(value).all():
+                found[n] = value
+                took += 1
+        sources += bool(took)
+        if len(found) == len(wanted):
+            break
+    return found, sources
 
 
 def _clip_windows(
@@ -83,7 +138,9 @@ def build_features(
     """Backbone features [clips, crops, F] (NaN rows for unreadable clips), cached.
 
     The cache file is written atomically, so an interrupted build is redone
-    rather than read half-written.
+    rather than read half-written. Clips an earlier cache of the same
+    settings in `cache_dir` holds (the same file: path, size and mtime) are
+    taken from it, so adding clips to a corpus computes only the new ones.
     """
     key = cache_key(cfg, clips, crops)
     path = cache_dir / f"audio-features-{key}.npy"
@@ -92,11 +149,26 @@ def build_features(
         log(f"feature cache: {path} ({features.shape[0]} clips x {crops} crops)")
         return np.asarray(features)
 
+    idents = [clip_identity(clip) for clip in clips]
+    settings = settings_key(cfg, crops)
+    reused, sources = (
+        _earlier_rows(cache_dir, settings, idents) if cache_dir.is_dir() else ({}, 0)
+    )
+    out: np.ndarray | None = None
+    if reused:
+        width = next(iter(reused.values())).shape[-1]
+        out = np.full((len(clips), crops, width), np.nan, np.float32)
+        for row, value in reused.items():
+            out[row] = value
+        log(
+            f"feature cache: {len(reused)} of {len(clips)} clips from "
+            f"{sources} earlier cache(s), computing {len(clips) - len(reused)}"
+        )
+
     seconds = cfg.model.audio.window_seconds
     rate = cfg.data.sample_rate
     was_training = audio_tower.training
     audio_tower.eval()
-    out: np.ndarray | None = None
     pending: list[tuple[int, np.ndarray]] = []
     failed = 0
     start = time.perf_counter()
@@ -114,17 +186,18 @@ def build_features(
             out[row] = value
         pending.clear()
 
-    for row, clip in enumerate(clips):
+    todo = [row for row in range(len(clips)) if row not in reused]
+    for done, row in enumerate(todo, 1):
         try:
-            pending.append((row, _clip_windows(clip, rate, seconds, crops)))
+            pending.append((row, _clip_windows(clips[row], rate, seconds, crops)))
         except AudioDecodeError:
             failed += 1
             continue
         if len(pending) * crops >= batch_windows:
             flush()
-        if (row + 1) % 500 == 0:
-            rate_s = (row + 1) / (time.perf_counter() - start)
-            log(f"feature cache: {row + 1}/{len(clips)} clips ({rate_s:.1f}/s)")
+        if done % 500 == 0:
+            rate_s = done / (time.perf_counter() - start)
+            log(f"feature cache: {done}/{len(todo)} clips ({rate_s:.1f}/s)")
     flush()
     audio_tower.train(was_training)
     if out is None:
@@ -133,9 +206,15 @@ def build_features(
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, out)
     tmp.replace(path)
+    # The index that lets a later cache of other clips take these rows;
+    # written after the features, so an index never names a missing file.
+    index_path = path.with_name(path.stem + ".clips.json")
+    tmp_index = index_path.with_suffix(".tmp")
+    tmp_index.write_text(json.dumps({"settings": settings, "clips": idents}))
+    tmp_index.replace(index_path)
     log(
-        f"feature cache: wrote {path} ({len(clips)} clips, {failed} unreadable, "
-        f"{time.perf_counter() - start:.0f} s)"
+        f"feature cache: wrote {path} ({len(clips)} clips, {len(reused)} reused, "
+        f"{failed} unreadable, {time.perf_counter() - start:.0f} s)"
     )
     return out
 

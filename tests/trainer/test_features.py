@@ -131,3 +131,64 @@ def test_pooled_crops_are_the_mean_of_the_cached_crops(
     assert 0 < crops < len(clips)
     with pytest.raises(ValueError, match="pooled_crops_prob must be in"):
         CachedClipDataset(clips, features, tiny_cfg.data, train=True, pooled_prob=2)
+
+
+def _counting(model: torch.nn.Module) -> list[int]:
+    """Windows the backbone computes from now on, one entry per batch."""
+    seen: list[int] = []
+    model.audio.backbone.register_forward_hook(
+        lambda _m, args, _out: seen.append(int(args[0].shape[0]))
+    )
+    return seen
+
+
+def test_a_cache_of_more_clips_computes_only_the_new_ones(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    cfg = _frozen(tiny_cfg, tmp_path)
+    clips, _ = read_split(fixture_data, "train")
+    assert len(clips) >= 4
+    model = build_model(cfg.model).eval()
+    cache = tmp_path / "cache"
+    first = build_features(model.audio, clips[:-2], cfg, 3, cache, log=_quiet)
+    seen = _counting(model)
+    lines: list[str] = []
+    grown = build_features(model.audio, clips, cfg, 3, cache, log=lines.append)
+    # Only the two new clips ran through the backbone, 3 crops each.
+    assert sum(seen) == 2 * 3
+    # Rows of the readable clips are taken; an unreadable one is tried again.
+    kept = int(np.isfinite(first).all(axis=(1, 2)).sum())
+    assert 0 < kept < len(clips) - 2  # the fixture holds an unreadable clip
+    want = f"{kept} of {len(clips)} clips from 1 earlier cache(s), computing "
+    assert any(want + f"{len(clips) - kept}" in line for line in lines), lines
+    np.testing.assert_array_equal(grown[:-2], first)
+    # The new rows are what a cache built from scratch computes.
+    fresh = build_features(model.audio, clips, cfg, 3, tmp_path / "fresh", log=_quiet)
+    np.testing.assert_allclose(grown, fresh, atol=1e-5, rtol=1e-4)
+    # Other settings share nothing: 2 crops recompute every clip.
+    seen.clear()
+    build_features(model.audio, clips, cfg, 2, cache, log=_quiet)
+    assert sum(seen) == (len(clips) - 1) * 2  # every readable clip
+
+
+def test_a_rewritten_clip_is_computed_again(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    import os
+    import shutil
+
+    cfg = _frozen(tiny_cfg, tmp_path)
+    data = tmp_path / "data"
+    shutil.copytree(fixture_data, data)
+    clips, _ = read_split(data, "train")
+    model = build_model(cfg.model).eval()
+    cache = tmp_path / "cache"
+    first = build_features(model.audio, clips[:-1], cfg, 3, cache, log=_quiet)
+    readable = np.flatnonzero(np.isfinite(first).all(axis=(1, 2)))
+    # Same bytes, new mtime: a rebuilt corpus may have changed the clip.
+    rewritten = clips[int(readable[0])].audio
+    stat = rewritten.stat()
+    os.utime(rewritten, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    seen = _counting(model)
+    build_features(model.audio, clips, cfg, 3, cache, log=_quiet)
+    assert sum(seen) == 2 * 3  # the rewritten clip and the new one
