@@ -74,6 +74,10 @@ def clip_identity(clip: Clip) -> str:
     return f"{clip.audio}\t{stat.st_size}\t{stat.st_mtime_ns}"
 
 
+# Beside each cache file, the index of what its rows are (settings, clips).
+INDEX_SUFFIX = ".clips.json"
+
+
 def _earlier_rows(
     cache_dir: Path, settings: str, wanted: Sequence[str]
 ) -> tuple[dict[int, np.ndarray], int]:
@@ -84,13 +88,15 @@ def _earlier_rows(
     where = {ident: n for n, ident in enumerate(wanted)}
     found: dict[int, np.ndarray] = {}
     sources = 0
-    for index_file in sorted(cache_dir.glob("audio-features-*.clips.json")):
+    for index_file in sorted(cache_dir.glob(f"audio-features-*{INDEX_SUFFIX}")):
         try:
             index = json.loads(index_file.read_text())
             if index.get("settings") != settings:
                 continue
             features = np.load(
-                index_file.with_name(index_file.name[: -len(".clips.json")] + ".npy"),
+                index_file.with_name(
+                    index_file.name.removesuffix(INDEX_SUFFIX) + ".npy"
+                ),
                 mmap_mode="r",
             )
         except (OSError, ValueError):
@@ -151,9 +157,7 @@ def build_features(
 
     idents = [clip_identity(clip) for clip in clips]
     settings = settings_key(cfg, crops)
-    reused, sources = (
-        _earlier_rows(cache_dir, settings, idents) if cache_dir.is_dir() else ({}, 0)
-    )
+    reused, sources = _earlier_rows(cache_dir, settings, idents)
     out: np.ndarray | None = None
     if reused:
         width = next(iter(reused.values())).shape[-1]
@@ -208,7 +212,7 @@ def build_features(
     tmp.replace(path)
     # The index that lets a later cache of other clips take these rows;
     # written after the features, so an index never names a missing file.
-    index_path = path.with_name(path.stem + ".clips.json")
+    index_path = path.with_name(path.stem + INDEX_SUFFIX)
     tmp_index = index_path.with_suffix(".tmp")
     tmp_index.write_text(json.dumps({"settings": settings, "clips": idents}))
     tmp_index.replace(index_path)
