@@ -349,14 +349,45 @@ def test_only_spools_of_dead_processes_are_removed(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
 
 
+def _unlocked(db: Path) -> bool:
+    """Whether no connection holds a database lock that a writer would wait on."""
+    conn = sqlite3.connect(db, timeout=0)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        conn.rollback()
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+def _freeze_between_writes(proc: subprocess.Popen, db: Path) -> None:
+    """SIGSTOP `proc` where it holds no database lock. Frozen inside one of
+    its writes, it would lock the library for every beets command (beets
+    itself then says "database is locked"), not only for clap-index."""
+
+    def frozen_unlocked() -> bool:
+        proc.send_signal(signal.SIGSTOP)
+        _wait_until(
+            lambda: _processes().get(proc.pid, (0, "T"))[1] in "TtZ", "the stop"
+        )
+        if _unlocked(db):
+            return True
+        proc.send_signal(signal.SIGCONT)
+        return False
+
+    _wait_until(frozen_unlocked, "the indexer frozen between two writes")
+
+
 @needs_proc
 def test_a_second_index_run_says_another_is_in_progress(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
     n = 50
     beetsdir, db, first = _indexing(tmp_path, tiny_bundle, n, batch_size=1, jobs=1)
-    # Frozen mid-run, holding the lock: the second run cannot race it.
-    first.send_signal(signal.SIGSTOP)
+    # Frozen mid-run, holding the run lock: the second run cannot race it.
+    _freeze_between_writes(first, db)
     try:
         second = _beet(beetsdir, "clap-index")
         out, err = second.communicate(timeout=120)
