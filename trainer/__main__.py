@@ -215,6 +215,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "asks for (default: the plugin's, for bundles with tags)",
     )
     p.add_argument(
+        "--speech-weight",
+        type=float,
+        help="layer-2 weight of the speech penalty for descriptions that want no "
+        "voice (default: the plugin's)",
+    )
+    p.add_argument(
         "--caption-column", default="caption_writing", choices=CAPTION_COLUMNS
     )
     p.add_argument(

@@ -101,6 +101,7 @@ class ClapPlugin(BeetsPlugin):
             self._weight(),
             self.settings["tag_weight"],
             self.settings["affirmed_tag_weight"],
+            self.settings["speech_weight"],
         )
 
     def _searching(self, run: Callable[[], Any]) -> Any:

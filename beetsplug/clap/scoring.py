@@ -3,8 +3,10 @@
 The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
 where a tag means them), plus a bonus for the wanted concepts a tag means
-(docs/queries.md). Which tags a phrase means is taglinks' job; a tag's
-probability counts relative to its top over the library (`TagScale`).
+(docs/queries.md), minus, for a plain description that wants no voice, a
+penalty for what sounds like speech alone. Which tags a phrase means is
+taglinks' job; a tag's probability counts relative to its top over the
+library (`TagScale`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from .lexicon import lexicon
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMBINE_FORMS",
+    "SPEECH_MARGIN",
+    "SPEECH_TEXT",
     "TOP_FLOOR",
     "TOP_QUANTILE",
     "TagScale",
@@ -40,7 +45,9 @@ __all__ = [
     "combine_scores",
     "describe",
     "negated_phrases",
+    "speech_penalty",
     "tag_evidence",
+    "wants_voice",
 ]
 
 COMBINE_FORMS = ("max", "sum", "mean")
@@ -150,6 +157,51 @@ def tag_evidence(
 
 
 # --------------------------------------------------------------------------
+# Speech alone ranks after music
+# --------------------------------------------------------------------------
+
+# How much an item sounds like speech alone: its similarity to this text.
+# Spoken prompts, talks and audiobooks reach far above music, songs
+# included; speech over music spreads between the two (docs/benchmarks.md,
+# "Speech under music queries").
+SPEECH_TEXT = "spoken word"
+# Above this similarity an item is heard as speech, and a description that
+# asks for no voice pushes it down (steeply: search.DEFAULT_SPEECH_WEIGHT).
+# Chosen with the weight on the real-recording check set's choose part for
+# clap-default's embedding space; music stays below it there.
+SPEECH_MARGIN = 0.6
+# The voice concepts: a description that asks for one of them (or their
+# kinds) wants what speech sounds like, so speech is not pushed down.
+VOICE_CONCEPTS = ("speech", "vocals", "rap")
+
+
+def wants_voice(parsed: ParsedQuery) -> bool:
+    """Whether a description asks for a voice ("female vocals", "vocal
+    jazz", "a man talking"): one of its wanted attributes, or a word or
+    two-word run of one, names a voice concept or a kind of one."""
+    voices = set(VOICE_CONCEPTS)
+    for concept in VOICE_CONCEPTS:
+        voices.update(lexicon().kinds_of(concept))
+    for attribute in parsed.affirmed:
+        words = attribute.split()
+        runs = [attribute, *words, *map(" ".join, pairwise(words))]
+        for run in runs:
+            concept = lexicon().concept(run)
+            if concept is not None and concept.id in voices:
+                return True
+    return False
+
+
+def speech_penalty(mat: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """[n_items] how far each item is heard as speech beyond SPEECH_MARGIN:
+    max(0, sim(SPEECH_TEXT) - SPEECH_MARGIN), `speech` being the text's
+    vector."""
+    import numpy as np
+
+    return np.maximum(mat @ speech - SPEECH_MARGIN, 0.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
 # Ranking
 # --------------------------------------------------------------------------
 
@@ -218,6 +270,10 @@ class TextQuery:
     # How many rows of `negated_vectors` each negated attribute has (left
     # empty: one each).
     phrase_counts: tuple[int, ...] = ()
+    # SPEECH_TEXT's vector [D] and the weight of the speech penalty (None or
+    # 0: none; a description that negates or wants a voice gets none, `build`).
+    speech_vector: np.ndarray | None = None
+    speech_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.phrase_counts:
@@ -241,13 +297,19 @@ class TextQuery:
         tag_weight: float = 0.0,
         affirmed_tag_weight: float = 0.0,
         bundle: Any = None,
+        speech_vector: np.ndarray | None = None,
+        speech_weight: float = 0.0,
     ) -> TextQuery:
         """From a parsed query and the embeddings of [whole text,
         *negated_phrases(parsed)] (or [whole text, *negated], one text per
         attribute, for a caller that does not widen them to their kinds):
         links, per negated and per affirmed attribute, the tags that mean it
         (`link_tags` with a bundle: the lexicon, else its text encoder;
-        without one the lexicon alone, over the meanings of `tag_names`)."""
+        without one the lexicon alone, over the meanings of `tag_names`).
+        `speech_vector` (SPEECH_TEXT's) and `speech_weight` push items heard
+        as speech below music in a plain description: not one that negates
+        (its penalties decide; speech over music is "music without X" too)
+        nor one that wants a voice."""
         names = tuple(tag_names)
         if bundle is not None and names:
 
@@ -287,6 +349,8 @@ class TextQuery:
             affirmed,
             float(affirmed_tag_weight),
             counts,
+            None if parsed.negated or wants_voice(parsed) else speech_vector,
+            float(speech_weight),
         )
 
     @property
@@ -296,6 +360,10 @@ class TextQuery:
     @property
     def _bonus_tags(self) -> bool:
         return _tags_count(self.affirmed_tag_weight, self.affirmed_matches)
+
+    @property
+    def _speech(self) -> bool:
+        return self.speech_vector is not None and self.speech_weight > 0
 
     @property
     def uses_tags(self) -> bool:
@@ -311,7 +379,13 @@ class TextQuery:
     def rescores(self) -> bool:
         """Whether the score is more than the whole text's cosine (a KNN
         pass alone cannot rank by it)."""
-        return bool(len(self.negated_vectors)) or self._bonus_tags
+        return bool(len(self.negated_vectors)) or self._bonus_tags or self._speech
+
+    @property
+    def reads_vectors(self) -> bool:
+        """Whether the score reads the items' vectors beyond their cosine to
+        `vector` (negated attributes, the speech penalty)."""
+        return bool(len(self.negated_vectors)) or self._speech
 
     def score(
         self,
@@ -323,9 +397,10 @@ class TextQuery:
         penalty: text sim, plus tag_weight * the tagger's calibrated evidence
         where a tag means the attribute and `tags` ([n_items, T]) are given
         (docs/queries.md, form "max"); plus affirmed_tag_weight * the mean
-        evidence for the affirmed attributes a tag means. `scale` is the
-        tags' distribution over the library (TagScale); without it the
-        given rows are the collection the tags are calibrated over."""
+        evidence for the affirmed attributes a tag means; minus speech_weight
+        x `speech_penalty` where it applies. `scale` is the tags'
+        distribution over the library (TagScale); without it the given rows
+        are the collection the tags are calibrated over."""
         negated = self._phrase_max(mat) if len(self.negated_vectors) else None
         if tags is not None and self.uses_tags and scale is None:
             scale = TagScale.fit(tags)
@@ -334,9 +409,15 @@ class TextQuery:
                 evidence = tag_evidence(match, tags, scale)
                 if evidence is not None:
                     negated[j] += self.tag_weight * evidence
-        return self.with_bonus(
+        scores = self.with_bonus(
             combine_scores(mat @ self.vector, negated, self.weight), tags, scale
         )
+        if self._speech:
+            assert self.speech_vector is not None
+            scores = scores - self.speech_weight * speech_penalty(
+                mat, self.speech_vector
+            )
+        return scores
 
     def _phrase_max(self, mat: np.ndarray) -> np.ndarray:
         """[n_negated, n_items]: per negated attribute, the best similarity
@@ -394,6 +475,7 @@ class TextQuery:
             scored_by=scored_by,
             bonus=bonus,
             bonus_weight=self.affirmed_tag_weight,
+            speech_weight=self.speech_weight if self._speech else 0.0,
         )
 
     def _tag_list(self, match: TagMatch) -> str:
@@ -426,6 +508,7 @@ def describe(
     scored_by: Mapping[str, str] | None = None,
     bonus: Mapping[str, str] | None = None,
     bonus_weight: float = 0.0,
+    speech_weight: float = 0.0,
 ) -> str:
     """How the query was understood, for `beet clap --explain`.
 
@@ -433,7 +516,8 @@ def describe(
     original text unless the search says otherwise); `scored_by` maps a
     negated attribute to how its penalty is measured (e.g. "tag 'no vocals'"),
     text similarity otherwise; `bonus` maps an affirmed attribute to the
-    evidence whose mean, times `bonus_weight`, is added to the score.
+    evidence whose mean, times `bonus_weight`, is added to the score;
+    `speech_weight` > 0 says items heard as speech are pushed below music.
     """
     whole = parsed.text if whole is None else whole
     lines = [
@@ -441,17 +525,25 @@ def describe(
         f"affirmative: {parsed.affirmative!r}",
     ]
     bonus = dict(bonus or {})
-    bonus_term = ""
+    tail = ""
     if bonus and bonus_weight > 0:
         for attribute, how in bonus.items():
             lines.append(f"  wanted {attribute}: evidence = {how}, w {bonus_weight:g}")
         evidence = ", ".join(f"evidence({a!r})" for a in bonus)
-        bonus_term = f" + {bonus_weight:g} * " + (
+        tail = f" + {bonus_weight:g} * " + (
             evidence if len(bonus) == 1 else f"mean({evidence})"
         )
+    speech = ""
+    if speech_weight > 0:
+        speech = (
+            f"  speech: max(0, sim({SPEECH_TEXT!r}) - {SPEECH_MARGIN:g}),"
+            f" w {speech_weight:g} (speech alone ranks after music)"
+        )
+        tail += f" - {speech_weight:g} * speech"
     if not parsed.negated:
         lines.append("negated:     (none)")
-        lines.append(f"ranking:     sim({whole!r}){bonus_term}")
+        lines += [speech] if speech else []
+        lines.append(f"ranking:     sim({whole!r}){tail}")
         return "\n".join(lines)
     lines.append(f"negated:     {', '.join(parsed.negated)}")
     for clause in parsed.clauses:
@@ -468,9 +560,10 @@ def describe(
             f"  {attribute}: "
             + (f"penalty = {how}" if how else f"text sim({attribute!r})")
         )
+    lines += [speech] if speech else []
     if weight == 0:
         lines.append(
-            f"ranking:     sim({whole!r}){bonus_term}  (negation weight 0: no penalty)"
+            f"ranking:     sim({whole!r}){tail}  (negation weight 0: no penalty)"
         )
     else:
         # An attribute scored other than by text similarity shows as
@@ -479,7 +572,5 @@ def describe(
             f"{'penalty' if a in scored_by else 'sim'}({a!r})" for a in parsed.negated
         )
         penalty = terms if len(parsed.negated) == 1 else f"{form}({terms})"
-        lines.append(
-            f"ranking:     sim({whole!r}) - {weight:g} * {penalty}{bonus_term}"
-        )
+        lines.append(f"ranking:     sim({whole!r}) - {weight:g} * {penalty}{tail}")
     return "\n".join(lines)

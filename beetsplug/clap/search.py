@@ -52,6 +52,11 @@ DEFAULT_NEGATION_WEIGHT = 0.5
 # the text tower does.
 DEFAULT_TAG_WEIGHT = 1.0
 DEFAULT_AFFIRMED_TAG_WEIGHT = 0.2
+# Weight of the speech penalty (scoring.speech_penalty): a description that
+# asks for no voice ranks what the model hears as speech alone after music.
+# Chosen with scoring.SPEECH_MARGIN on the real-recording check set's choose
+# part (docs/benchmarks.md, "Speech under music queries").
+DEFAULT_SPEECH_WEIGHT = 8.0
 # Candidates fetched by the KNN pass before exact rescoring (negation
 # penalties and album means can reorder them): enough for the penalty to
 # surface tracks ranked a little lower by the whole-query similarity.
@@ -117,12 +122,14 @@ def embed_query(
     weight: float,
     tag_weight: float = DEFAULT_TAG_WEIGHT,
     affirmed_tag_weight: float = DEFAULT_AFFIRMED_TAG_WEIGHT,
+    speech_weight: float = DEFAULT_SPEECH_WEIGHT,
 ) -> TextQuery:
     """Validate, parse and embed a description: the whole text, then each
-    negated attribute and its kinds (remembered by the bundle across queries).
-    The description is parsed once, as far as the text tower reads it."""
+    negated attribute and its kinds, and the speech texts (both remembered
+    by the bundle across queries). The description is parsed once, as far as
+    the text tower reads it."""
     from .query import parse_query
-    from .scoring import negated_phrases
+    from .scoring import SPEECH_TEXT, negated_phrases
 
     text = " ".join(str(text).split())
     parsed = parse_query(text, bundle.max_tokens) if text else None
@@ -146,6 +153,8 @@ def embed_query(
         tag_weight,
         affirmed_tag_weight,
         bundle=bundle,
+        speech_vector=bundle.embed_attributes([SPEECH_TEXT])[0],
+        speech_weight=speech_weight,
     )
 
 
@@ -315,7 +324,7 @@ def rank_items(
         return []
     if not query.rescores:
         return _nearest(store, query.vector, limit, candidates)
-    if not len(query.negated_vectors):
+    if not query.reads_vectors:
         # Only the wanted attributes' bonus: the store's exact cosines of the
         # pool are the whole score before it.
         hits = store.nearest(

@@ -15,6 +15,7 @@ DEFAULTS: dict[str, Any] = {
     "negation_weight": None,  # None = the bundle's calibrated weight, else 0.5
     "tag_weight": 1.0,  # tagger evidence in a negation's penalty (bundles with tags)
     "affirmed_tag_weight": 0.2,  # tagger evidence for wanted attributes, a bonus
+    "speech_weight": 8.0,  # speech alone after music, unless a voice is asked for
     "like_weight": 1.5,  # --like seeds next to the description (compose.py)
     "unlike_weight": 0.5,  # --unlike seeds, subtracted
     "limit": 20,  # default for -n
@@ -108,7 +109,13 @@ def validated(config: Any) -> dict[str, Any]:
             "negation_weight", weight, " or empty (the bundle's calibrated value)"
         )
     out["negation_weight"] = weight
-    for key in ("tag_weight", "affirmed_tag_weight", "like_weight", "unlike_weight"):
+    for key in (
+        "tag_weight",
+        "affirmed_tag_weight",
+        "speech_weight",
+        "like_weight",
+        "unlike_weight",
+    ):
         out[key] = weight_setting(key, config[key].get())
     out["model"] = _path(
         config, "model", "the path of a bundle folder, or empty for the default"

@@ -1,11 +1,15 @@
-"""Minimal pairs for the default model: harmonic beds with and without a drum kit.
+"""Renders for the default model: harmonic beds with and without a drum kit, and speech.
 
 Each pair is the same music twice, once with a drum kit (kick, snare, hi-hat)
 played over it, so the only difference between the two renders is the drums.
-Everything is generated with numpy from fixed seeds: no files, no soundfont.
+The music is generated with numpy from fixed seeds: no files, no soundfont;
+the speech is espeak-ng's (.ci/setup installs it).
 """
 
 from __future__ import annotations
+
+import subprocess
+from pathlib import Path
 
 import numpy as np
 
@@ -118,3 +122,31 @@ def minimal_pairs(
             np.asarray(0.7 * x / np.abs(x).max(), np.float32) for x in (bed, with_drums)
         )
     return pairs
+
+
+# Two announcements spoken by espeak-ng: speech and nothing else, the kind
+# of item (a talk, an audiobook, a voice prompt) a music query must rank
+# after music.
+ANNOUNCEMENTS = {
+    "en": "The meeting will begin in five minutes. Please take your seats and "
+    "switch off your phones. Thank you for calling, your call is important to us.",
+    "en+f3": "Welcome to the library. Today we will talk about the history of "
+    "the town and its people, and how the river shaped the streets.",
+}
+
+
+def spoken(folder: Path, rate: int, seconds: float) -> np.ndarray:
+    """[2, S] windows of espeak-ng speech (ANNOUNCEMENTS), decoded as the
+    plugin decodes a file."""
+    from beetsplug.clap.audio import load_windows
+
+    windows = []
+    for voice, text in ANNOUNCEMENTS.items():
+        path = folder / f"speech-{voice}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text],
+            check=True,
+            capture_output=True,
+        )
+        windows.append(load_windows(path, rate, seconds, 1)[0])
+    return np.stack(windows)

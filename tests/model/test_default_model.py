@@ -156,3 +156,33 @@ def test_a_negated_family_is_embedded_with_its_kinds(bundle: Bundle) -> None:
     np.testing.assert_allclose(
         query.negated_vectors, bundle.embed_text(phrases), atol=1e-6
     )
+
+
+def test_music_queries_rank_speech_after_music(bundle: Bundle, tmp_path: Path) -> None:
+    """Spoken announcements against the minimal pairs' six music renders: a
+    plain description of music ranks the speech last, one that asks for a
+    voice ranks it first, and the text tower alone would not have done the
+    first (the speech penalty is what moves it)."""
+    from renders import minimal_pairs, spoken
+
+    from beetsplug.clap.scoring import SPEECH_MARGIN, SPEECH_TEXT
+    from beetsplug.clap.search import DEFAULT_NEGATION_WEIGHT, embed_query
+
+    speech = spoken(tmp_path, bundle.sample_rate, bundle.window_seconds)
+    pairs = minimal_pairs(bundle.sample_rate, bundle.window_seconds)
+    music = np.stack([x for pair in pairs.values() for x in pair])
+    audio, tags = bundle.embed_audio(np.concatenate([speech, music]))
+    n = len(speech)
+    heard = audio @ bundle.embed_text([SPEECH_TEXT])[0]
+    assert (heard[:n] > SPEECH_MARGIN).all()
+    assert (heard[n:] < SPEECH_MARGIN).all()
+    for text in ("music", "electronic music", "piano", "drums"):
+        query = embed_query(bundle, text, DEFAULT_NEGATION_WEIGHT)
+        scores = query.score(audio, tags)
+        assert scores[:n].max() < scores[n:].min(), (text, scores)
+    text_alone = audio @ embed_query(bundle, "electronic music", 0.5).vector
+    assert text_alone[:n].max() > text_alone[n:].min()
+    for text in ("a man talking", "spoken word"):
+        query = embed_query(bundle, text, DEFAULT_NEGATION_WEIGHT)
+        scores = query.score(audio, tags)
+        assert scores[:n].min() > scores[n:].max(), (text, scores)

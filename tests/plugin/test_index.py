@@ -235,6 +235,10 @@ def test_tags_are_stored_for_a_tagging_bundle(
         ({"auto": "sometimes"}, r"^clap.auto must be yes or no, not 'sometimes'$"),
         ({"tag_weight": -1}, r"^clap.tag_weight must be a number in 0..10, not -1$"),
         (
+            {"speech_weight": 11},
+            r"^clap.speech_weight must be a number in 0..10, not 11$",
+        ),
+        (
             {"affirmed_tag_weight": True},
             r"^clap.affirmed_tag_weight must be a number in 0..10, not True$",
         ),

@@ -327,8 +327,27 @@ def test_explain_shows_the_parse_and_the_formula(indexed: ClapEnv) -> None:
         "affirmative: 'low'",
         "negated:     noise",
     ]
+    # A negation's own penalty decides: no speech penalty.
     assert "ranking:     sim('low without noise') - 0.5 * sim('noise')" in out
+    assert not any("speech" in line for line in out)
     assert out[-1] == "low"
+
+
+def test_explain_names_the_speech_penalty_of_a_plain_description(
+    indexed: ClapEnv,
+) -> None:
+    plain = indexed.lines("clap", "--explain", "low", "-n", "1")
+    assert "ranking:     sim('low') - 8 * speech" in plain
+    assert any(
+        line.startswith("  speech: max(0, sim('spoken word') - 0.6)") for line in plain
+    )
+    # A description that wants a voice, or a weight of 0: no speech penalty.
+    voice = indexed.lines("clap", "--explain", "female vocals", "-n", "1")
+    assert "ranking:     sim('female vocals')" in voice
+    assert not any("speech" in line for line in voice)
+    indexed.reload(speech_weight=0)
+    plain = indexed.lines("clap", "--explain", "low", "-n", "1")
+    assert "ranking:     sim('low')" in plain
 
 
 def _drum_tagger_library(
@@ -401,6 +420,7 @@ def test_tagger_evidence_joins_a_negated_attributes_penalty(
     from beetsplug.clap import DEFAULTS
 
     assert DEFAULTS["tag_weight"] == search.DEFAULT_TAG_WEIGHT
+    assert DEFAULTS["speech_weight"] == search.DEFAULT_SPEECH_WEIGHT
 
 
 def test_tagger_evidence_lifts_a_wanted_attribute(
@@ -418,7 +438,7 @@ def test_tagger_evidence_lifts_a_wanted_attribute(
     explained = env.lines("clap", "--explain", "tone with drums", "-n", "1")
     assert "  wanted drums: evidence = tags drums (by lexicon), w 3" in explained
     assert explained[-2] == (
-        "ranking:     sim('tone with drums') + 3 * evidence('drums')"
+        "ranking:     sim('tone with drums') + 3 * evidence('drums') - 8 * speech"
     )
     from beetsplug.clap import DEFAULTS
 

@@ -162,6 +162,51 @@ def test_rescored_search_equals_exact_scoring(
     np.testing.assert_allclose([s for _, s in got], exact[order], atol=1e-5)
 
 
+def test_a_plain_description_pushes_speech_down_and_stays_exact(
+    scored_store: tuple[Store, np.ndarray, np.ndarray],
+) -> None:
+    """A plain description that wants no voice reads the pool's vectors for
+    the speech penalty: the query's nearest item, made to sound like speech
+    (SPEECH_TEXT's vector is its own), leaves the top 20, and the result is
+    the exact top 20 of the whole score. A description that wants a voice,
+    or one that negates, gets no penalty."""
+    from beetsplug.clap.query import parse_query
+    from beetsplug.clap.scoring import SPEECH_MARGIN, wants_voice
+
+    store, mat, _tags = scored_store
+    nearest = int(np.argmax(mat @ QUERY_DIRECTION))
+    speech = mat[nearest].copy()
+    assert float(speech @ speech) > SPEECH_MARGIN
+    vectors = QUERY_DIRECTION[None, :]
+    bundle = SimpleNamespace(identity=IDENTITY)  # all rank_items asks of it
+    plain = TextQuery.build(
+        parse_query("calm"), vectors, 0.5, speech_vector=speech, speech_weight=8.0
+    )
+    assert plain.rescores
+    assert plain.reads_vectors
+    got = rank_items(store, bundle, plain, 20)  # type: ignore[arg-type]
+    exact = plain.score(mat)
+    order = np.argsort(-exact)[:20]
+    assert nearest + 1 not in [i for i, _ in got]
+    assert [i for i, _ in got] == (order + 1).tolist()
+    np.testing.assert_allclose([s for _, s in got], exact[order], atol=1e-5)
+    without = TextQuery.build(parse_query("calm"), vectors, 0.5)
+    assert rank_items(store, bundle, without, 1)[0][0] == nearest + 1  # type: ignore[arg-type]
+    for text in ("female vocals", "vocal jazz", "a man talking", "choir"):
+        assert wants_voice(parse_query(text)), text
+        voice = TextQuery.build(
+            parse_query(text), vectors, 0.5, speech_vector=speech, speech_weight=8.0
+        )
+        assert not voice.rescores
+    assert not wants_voice(parse_query("calm piano"))
+    negated = parse_query("calm, no drums")
+    rows = np.concatenate([vectors, speech[None, :]])
+    query = TextQuery.build(negated, rows, 0.5, speech_vector=speech, speech_weight=8.0)
+    np.testing.assert_allclose(
+        query.score(mat), mat @ QUERY_DIRECTION - 0.5 * (mat @ speech), atol=1e-5
+    )
+
+
 def test_a_description_is_parsed_once_as_far_as_the_model_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

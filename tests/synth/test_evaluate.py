@@ -451,3 +451,19 @@ def test_parsed_scores_add_the_affirmed_bonus_like_the_plugin() -> None:
         parsed.score(1.0), np.array([False, True, False]), np.zeros(3, bool), k=1
     )
     assert top == (1.0, 0.0)
+
+
+def test_parsed_scores_push_speech_down_like_the_plugin() -> None:
+    # A plain description: the clip that sounds like "spoken word" (its
+    # vector) drops by the speech penalty; a negating one is left alone.
+    audio = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6]], np.float32)
+    embed = _tower(
+        {"calm": [1.0, 0.0], "spoken word": [0.0, 1.0], "calm, no drums": [1.0, 0.0],
+         "drums": [0.0, 0.0]}
+    )  # fmt: skip
+    plain = evaluate.parsed_scores("calm", audio, embed, speech_weight=8.0)
+    np.testing.assert_allclose(
+        plain.score(0.5), [1.0, 0.6 - 8 * (0.8 - 0.6), 0.8], atol=1e-6
+    )
+    negating = evaluate.parsed_scores("calm, no drums", audio, embed, speech_weight=8.0)
+    np.testing.assert_allclose(negating.score(0.5), audio[:, 0], atol=1e-6)

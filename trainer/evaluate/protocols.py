@@ -252,24 +252,35 @@ def parsed_scores(
     tag_names: Sequence[str] = (),
     tag_weight: float = 0.0,
     affirmed_tag_weight: float = 0.0,
+    speech_weight: float = 0.0,
 ) -> ParsedScores:
     """The plugin's parser and its score combination (what `beet clap TEXT` ranks by):
     sim(whole text) - w * max over the negated attributes of (sim, the best of
     the attribute's and its kinds', + tag_weight x
     the tagger's evidence, where a tag speaks about the attribute), plus
     affirmed_tag_weight x the mean evidence for the attributes the query asks
-    for. The plugin's own TextQuery does the scoring. A text the model has no
+    for, minus speech_weight x the speech penalty where the query wants no
+    voice. The plugin's own TextQuery does the scoring. A text the model has no
     words for scores 0 everywhere (the plugin refuses it; here it just ranks
     badly).
     """
     from beetsplug.clap.query import parse_query
-    from beetsplug.clap.scoring import negated_phrases
+    from beetsplug.clap.scoring import SPEECH_TEXT, negated_phrases
     from beetsplug.clap.search import TextQuery
 
     parsed = parse_query(text)
     vecs = embed([text, *negated_phrases(parsed)])
     names = tag_names if tags is not None else ()
-    query = TextQuery.build(parsed, vecs, 0.0, names, tag_weight, affirmed_tag_weight)
+    query = TextQuery.build(
+        parsed,
+        vecs,
+        0.0,
+        names,
+        tag_weight,
+        affirmed_tag_weight,
+        speech_vector=embed([SPEECH_TEXT])[0] if speech_weight > 0 else None,
+        speech_weight=speech_weight,
+    )
     return ParsedScores(query, audio, tags)
 
 
@@ -312,6 +323,7 @@ def negated_retrieval(
     tag_names: Sequence[str] = (),
     tag_weight: float = 0.0,
     affirmed_tag_weight: float = 0.0,
+    speech_weight: float = 0.0,
 ) -> dict:
     """Layer 1 (the query embedded as it is), layer 2 (the plugin's parsed scoring,
     with the tagger's evidence when the bundle has tags) and sim(A) - w sim(B)
@@ -326,6 +338,7 @@ def negated_retrieval(
                 "weight": weight,
                 "tag_weight": tag_weight,
                 "affirmed_tag_weight": affirmed_tag_weight,
+                "speech_weight": speech_weight,
             },
             "a_minus_b": empty,
             "parsed_sweep": [],
@@ -342,7 +355,14 @@ def negated_retrieval(
     # Layer 2 exactly as the plugin scores: its parser, its combination.
     parsed = [
         parsed_scores(
-            q.text, audio, embed, tags, tag_names, tag_weight, affirmed_tag_weight
+            q.text,
+            audio,
+            embed,
+            tags,
+            tag_names,
+            tag_weight,
+            affirmed_tag_weight,
+            speech_weight,
         )
         for q in queries
     ]
@@ -394,6 +414,7 @@ def negated_retrieval(
             "weight": weight,
             "tag_weight": tag_weight if tags is not None else 0.0,
             "affirmed_tag_weight": affirmed_tag_weight if tags is not None else 0.0,
+            "speech_weight": speech_weight,
             "parsed_share": float(np.mean([bool(p.negated) for p in parsed])),
             "negated_attributes_seen": len(parsed_negated),
         },

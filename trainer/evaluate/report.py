@@ -46,6 +46,7 @@ def evaluate_split(
     log: Callable[[str], None] | None = None,
     tag_weight: float = 0.0,
     affirmed_tag_weight: float = 0.0,
+    speech_weight: float = 0.0,
 ) -> dict:
     """Every metric of one bundle on one split."""
     audio, tags, skipped = embed_clips(bundle, clips, cache_dir, log)
@@ -87,6 +88,7 @@ def evaluate_split(
             bundle.tag_names if tags is not None else (),
             tag_weight,
             affirmed_tag_weight,
+            speech_weight,
         ),
         "curves": {
             "text_to_music": main.get("curve", []),
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     """Evaluate the bundle (and baselines), write JSON + PNG; return the JSON."""
     from beetsplug.clap.search import (
         DEFAULT_AFFIRMED_TAG_WEIGHT,
+        DEFAULT_SPEECH_WEIGHT,
         DEFAULT_TAG_WEIGHT,
         resolve_negation_weight,
     )
@@ -160,6 +163,11 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     affirmed_tag_weight = _tag_weight_arg(
         "--affirmed-tag-weight", args.affirmed_tag_weight, DEFAULT_AFFIRMED_TAG_WEIGHT
     )
+    speech_weight = _tag_weight_arg(
+        "--speech-weight",
+        getattr(args, "speech_weight", None),
+        DEFAULT_SPEECH_WEIGHT,
+    )
 
     def evaluate_bundle(b) -> dict:
         results = {}
@@ -176,6 +184,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
                 log,
                 tag_weight,
                 affirmed_tag_weight,
+                speech_weight,
             )
         return {**_bundle_info(b), "results": results}
 
@@ -188,6 +197,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "negation_weight": weight,
         "tag_weight": tag_weight,
         "affirmed_tag_weight": affirmed_tag_weight,
+        "speech_weight": speech_weight,
         "max_clips": args.max_clips,
         "model": evaluate_bundle(bundle),
         "baselines": {
