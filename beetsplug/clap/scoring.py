@@ -15,6 +15,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -175,13 +176,18 @@ SPEECH_MARGIN = 0.6
 VOICE_CONCEPTS = ("speech", "vocals", "rap")
 
 
+@cache
+def _voices() -> frozenset[str]:
+    """VOICE_CONCEPTS and their kinds (the lexicon is fixed per process)."""
+    kinds = (k for c in VOICE_CONCEPTS for k in lexicon().kinds_of(c))
+    return frozenset((*VOICE_CONCEPTS, *kinds))
+
+
 def wants_voice(parsed: ParsedQuery) -> bool:
     """Whether a description asks for a voice ("female vocals", "vocal
     jazz", "a man talking"): one of its wanted attributes, or a word or
     two-word run of one, names a voice concept or a kind of one."""
-    voices = set(VOICE_CONCEPTS)
-    for concept in VOICE_CONCEPTS:
-        voices.update(lexicon().kinds_of(concept))
+    voices = _voices()
     for attribute in parsed.affirmed:
         words = attribute.split()
         runs = [attribute, *words, *map(" ".join, pairwise(words))]
@@ -379,7 +385,7 @@ class TextQuery:
     def rescores(self) -> bool:
         """Whether the score is more than the whole text's cosine (a KNN
         pass alone cannot rank by it)."""
-        return bool(len(self.negated_vectors)) or self._bonus_tags or self._speech
+        return self.reads_vectors or self._bonus_tags
 
     @property
     def reads_vectors(self) -> bool:

@@ -125,7 +125,7 @@ def embed_query(
     speech_weight: float = DEFAULT_SPEECH_WEIGHT,
 ) -> TextQuery:
     """Validate, parse and embed a description: the whole text, then each
-    negated attribute and its kinds, and the speech texts (both remembered
+    negated attribute and its kinds, and the speech text (both remembered
     by the bundle across queries). The description is parsed once, as far as
     the text tower reads it."""
     from .query import parse_query

@@ -164,9 +164,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "--affirmed-tag-weight", args.affirmed_tag_weight, DEFAULT_AFFIRMED_TAG_WEIGHT
     )
     speech_weight = _tag_weight_arg(
-        "--speech-weight",
-        getattr(args, "speech_weight", None),
-        DEFAULT_SPEECH_WEIGHT,
+        "--speech-weight", args.speech_weight, DEFAULT_SPEECH_WEIGHT
     )
 
     def evaluate_bundle(b) -> dict:
