@@ -193,7 +193,7 @@ class Parser:
         j = i
         while (unit := self._unit(j)) is not None:
             if unit.kind != "suffix":
-                if j == last or unit.kind == "genre":
+                if j == last or unit.kind in ("genre", "mod"):
                     words.append(unit.canonical)
                 else:
                     words.append(

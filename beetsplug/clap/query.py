@@ -150,6 +150,21 @@ class ParsedQuery:
     def has_negation(self) -> bool:
         return bool(self.negated)
 
+    @property
+    def restated(self) -> str:
+        """The text the whole-description similarity reads: the description
+        as typed when it negates nothing, else restated as the model learnt
+        negation: the wanted part, then "without" and the negated
+        attributes ("drumless jazz" -> "jazz without drums", "no drums, no
+        bass" -> "without drums or bass"). The parser knows more ways to say
+        "without" (drumless, w/o, doesn't have) than the text tower was
+        trained on; chosen on the realset's choose part (docs/benchmarks.md,
+        "Other wordings")."""
+        if not self.negated:
+            return self.text
+        negation = "without " + " or ".join(self.negated)
+        return f"{self.affirmative} {negation}" if self.affirmative else negation
+
 
 # --------------------------------------------------------------------------
 # Tokens

@@ -518,14 +518,14 @@ def describe(
 ) -> str:
     """How the query was understood, for `beet clap --explain`.
 
-    `whole` is the text the search embeds for the whole-query score (the
-    original text unless the search says otherwise); `scored_by` maps a
+    `whole` is the text the search embeds for the whole-query score
+    (`parsed.restated` unless the search says otherwise); `scored_by` maps a
     negated attribute to how its penalty is measured (e.g. "tag 'no vocals'"),
     text similarity otherwise; `bonus` maps an affirmed attribute to the
     evidence whose mean, times `bonus_weight`, is added to the score;
     `speech_weight` > 0 says items heard as speech are pushed below music.
     """
-    whole = parsed.text if whole is None else whole
+    whole = parsed.restated if whole is None else whole
     lines = [
         f"query:       {parsed.text!r}",
         f"affirmative: {parsed.affirmative!r}",

@@ -140,7 +140,10 @@ def embed_query(
 
     assert parsed is not None  # an empty text is a problem
     vecs = np.concatenate(
-        [bundle.embed_text([text]), bundle.embed_attributes(negated_phrases(parsed))]
+        [
+            bundle.embed_text([parsed.restated]),
+            bundle.embed_attributes(negated_phrases(parsed)),
+        ]
     )
     if not vecs[0].any():
         # Only a toy vocabulary can do this; a zero vector would rank at random.

@@ -58,13 +58,34 @@ def tag_meanings(tag_names: tuple[str, ...]) -> tuple[TagMeaning, ...]:
     are absent; a tagger's prefix goes first ("msd:80s" reads "80s"). The
     one place that decides what a tag means.
     """
-    from .query import canonical_attribute, parse_query
+    from .query import parse_query
 
     labels = [_tag_label(name) for name in tag_names]
     return tuple(
-        TagMeaning(canonical_attribute(label), tuple(parse_query(label).negated))
+        TagMeaning(_label_concept(label), tuple(parse_query(label).negated))
         for label in labels
     )
+
+
+# Voice genders: music taggers label them alone ("female", "woman", "male",
+# "man" in MagnaTagATune), and such a tag fires on the singer, not on
+# anything else a woman or man plays; other lone modifiers ("classic",
+# "electric") narrow nothing the tag could mean.
+VOICE_GENDERS = ("female", "male")
+
+
+def _label_concept(label: str) -> str | None:
+    """The concept a tag label names: as a query reads it, or, for a label
+    that is a voice gender alone (a form of one), that gender's vocals."""
+    from .query import canonical_attribute
+
+    concept = canonical_attribute(label)
+    if concept is not None:
+        return concept
+    known = lexicon().concept(label.strip().lower())
+    if known is None or known.id not in VOICE_GENDERS:
+        return None
+    return canonical_attribute(f"{known.id} vocals")
 
 
 def _tag_label(name: str) -> str:

@@ -234,3 +234,29 @@ def test_a_description_is_parsed_once_as_far_as_the_model_reads(
     with pytest.raises(SearchError, match="ends with 'without' and names nothing"):
         embed_query(bundle, "jazz without", 0.5)
     assert limits == [16, 16]
+
+
+def test_a_negating_description_embeds_its_restatement(tmp_path: Path) -> None:
+    """The whole-description vector of "drumless jazz" is the text tower's
+    "jazz without drums" (a real session on a tiny bundle), and a plain
+    description is embedded as typed."""
+    from bundle_factory import build_tiny_bundle
+
+    from beetsplug.clap.model import Bundle
+    from beetsplug.clap.search import embed_query
+
+    bundle = Bundle.load(build_tiny_bundle(tmp_path / "bundle"))
+    [restated, typed, plain] = bundle.embed_text(
+        ["jazz without drums", "drumless jazz", "calm jazz"]
+    )
+    assert not np.allclose(restated, typed, atol=1e-4)  # the two texts differ
+    np.testing.assert_allclose(
+        embed_query(bundle, "drumless  jazz", 0.5).vector, restated, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        embed_query(bundle, "calm jazz", 0.5).vector, plain, atol=1e-6
+    )
+    assert (
+        "sim('jazz without drums')"
+        in embed_query(bundle, "drumless jazz", 0.5).explain()
+    )

@@ -123,6 +123,32 @@ def test_an_era_is_an_attribute_of_its_own() -> None:
     ]
 
 
+def test_a_bare_gender_tag_means_the_singer() -> None:
+    """MagnaTagATune labels voice genders alone ("female", "woman", "male",
+    "man"): they mean female and male vocals, as the MSD tagger's "female
+    vocalists" does."""
+    names = ("female", "woman", "male", "man", "msd:female vocalists", "weird")
+    assert [m.concept for m in tag_meanings(names)] == [
+        "female vocals",
+        "female vocals",
+        "male vocals",
+        "male vocals",
+        "female vocals",
+        None,
+    ]
+    assert match_tags("female vocals", names).present == [0, 1, 4]
+    assert match_tags("male vocals", names).present == [2, 3]
+
+
+def test_gender_words_narrow_a_voice() -> None:
+    """ "a woman singing" asks for female vocals, "no men singing" negates
+    male vocals: a gender word narrows the voice as "female" does."""
+    assert parse_query("a woman singing").affirmed == ["female vocals"]
+    assert parse_query("women choir").affirmed == ["female choir"]
+    assert parse_query("jazz, no men singing").negated == ["male vocals"]
+    assert parse_query("a man talking").affirmed == ["male speech"]
+
+
 def test_playlist_descriptors_are_concepts() -> None:
     lex = lexicon()
     assert set(lex.descriptors) == {"genres", "moods", "instruments", "presence"}
@@ -131,7 +157,7 @@ def test_playlist_descriptors_are_concepts() -> None:
 
 
 def test_tag_meanings_are_read_once_per_tag_set() -> None:
-    names = ("vocal", "male vocal", "no vocals", "instrumental", "synth", "woman")
+    names = ("vocal", "male vocal", "no vocals", "instrumental", "synth", "weird")
     tag_meanings.cache_clear()
     first = tag_meanings(names)
     assert first == tag_meanings(names)
@@ -255,3 +281,28 @@ def test_the_parser_finds_every_clause_of_a_long_text() -> None:
     parsed = parse_query(text)
     assert parsed.negated == ["drums"]
     assert Counter(c.kind for c in parsed.clauses) == {"cue": 100}
+
+
+@pytest.mark.parametrize(
+    ("text", "affirmed", "negated"),
+    [
+        ("a guitarist playing", ["guitar"], []),
+        ("solo pianist", ["solo piano"], []),
+        ("jazz without a saxophonist", ["jazz"], ["saxophone"]),
+        ("no drummer", [], ["drums"]),
+        ("someone speaking", ["speech"], []),
+        ("a podcast", ["speech"], []),
+        ("no talking", [], ["speech"]),
+    ],
+)
+def test_players_and_speakers_name_what_is_heard(
+    text: str, affirmed: list[str], negated: list[str]
+) -> None:
+    """Who plays names the instrument, and ways of speaking name speech, so
+    tags and the speech rule read them (a description that asks for speech
+    is not pushed below music)."""
+    from beetsplug.clap.scoring import wants_voice
+
+    parsed = parse_query(text)
+    assert (parsed.affirmed, parsed.negated) == (affirmed, negated)
+    assert wants_voice(parsed) == ("speech" in affirmed)

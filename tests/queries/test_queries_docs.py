@@ -48,30 +48,29 @@ def test_documented_parse(query: str, affirmative: str, negated: str) -> None:
 
 
 def _default_model_query(text: str) -> TextQuery:
-    """`text` as a TextQuery with the shipped default model's tags and the
-    default weights; the text vectors are zeros, since `--explain` prints
-    the query's structure, not its similarities."""
-    import json
-
+    """`text` as a TextQuery with the shipped default model's tags, their
+    meanings as its manifest fixes them and the default weights; the text
+    vectors are zeros, since `--explain` prints the query's structure, not
+    its similarities."""
     import numpy as np
 
+    from beetsplug.clap.model import Bundle
     from beetsplug.clap.scoring import TextQuery, negated_phrases
     from beetsplug.clap.search import (
         DEFAULT_AFFIRMED_TAG_WEIGHT,
         DEFAULT_TAG_WEIGHT,
     )
 
-    manifest = json.loads(
-        (ROOT / "models" / "clap-default" / "manifest.json").read_text()
-    )
+    bundle = Bundle.load(ROOT / "models" / "clap-default", threads=1, audio=False)
     parsed = parse_query(text)
     return TextQuery.build(
         parsed,
         np.zeros((1 + len(negated_phrases(parsed)), 1)),
         0.5,
-        manifest["audio"]["tags"],
+        bundle.tag_names,
         DEFAULT_TAG_WEIGHT,
         DEFAULT_AFFIRMED_TAG_WEIGHT,
+        bundle=bundle,
     )
 
 

@@ -248,7 +248,7 @@ def test_match_tags_finds_presence_and_absence_tags() -> None:
         "woman",
         "beats",
     ]
-    assert match_tags("vocals", tags) == ([1, 3], [2, 4])
+    assert match_tags("vocals", tags) == ([1, 3, 7], [2, 4])  # "woman": a singer
     assert match_tags("drums", tags) == ([5, 8], [6])
     assert match_tags("piano", tags) == ([], [])
 
@@ -441,9 +441,28 @@ def test_describe_shows_each_clause_without_lead_in_punctuation() -> None:
     lines = describe(parse_query("jazz - no vocals, -drums"), 1.0, "sum").splitlines()
     assert lines[3:5] == ["  'no vocals' negates vocals", "  '-drums' negates drums"]
     assert lines[-1] == (
-        "ranking:     sim('jazz - no vocals, -drums') - 1 * "
+        "ranking:     sim('jazz without vocals or drums') - 1 * "
         "sum(sim('vocals'), sim('drums'))"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "restated"),
+    [
+        ("drumless hip hop", "hip hop without drums"),
+        ("calm piano, no vocals or drums", "calm piano without vocals or drums"),
+        ("I don't want vocals", "without vocals"),
+        ("jazz w/o a saxophonist", "jazz without saxophone"),
+        ("jazz without vocals", "jazz without vocals"),
+        ("No Doubt", "No Doubt"),  # negates nothing: as typed
+    ],
+)
+def test_a_negating_description_is_restated_as_trained(
+    text: str, restated: str
+) -> None:
+    """The whole-description similarity reads what the text tower learnt:
+    "A without B", whatever way the user said "without"."""
+    assert parse_query(text).restated == restated
 
 
 def test_describe_without_negation_and_with_zero_weight() -> None:

@@ -269,7 +269,7 @@ def parsed_scores(
     from beetsplug.clap.search import TextQuery
 
     parsed = parse_query(text)
-    vecs = embed([text, *negated_phrases(parsed)])
+    vecs = embed([parsed.restated, *negated_phrases(parsed)])
     names = tag_names if tags is not None else ()
     query = TextQuery.build(
         parsed,

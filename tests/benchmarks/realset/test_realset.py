@@ -403,3 +403,43 @@ def test_part_report_scores_concepts_and_parity_on_toy_clips(monkeypatch):
     assert speech["n_speech"] == 1
     assert speech["first_speech_rank_plugin"] == 1
     assert speech["auc_plugin"] == pytest.approx(0.0)
+
+
+def test_other_wordings_name_judged_concepts_and_read_as_them():
+    """wordings.py asks concepts the check judges, in words other than the
+    check's own, and a wording of "music without X" negates something while
+    a wording of a wanted concept negates nothing."""
+    import wordings
+
+    from beetsplug.clap.query import parse_query
+
+    judged = {c.id: c for c in concepts.CONCEPTS + concepts.NEGATED}
+    assert set(wordings.WORDINGS) <= set(judged)
+    for concept_id, texts in wordings.WORDINGS.items():
+        concept = judged[concept_id]
+        assert concept.query not in texts
+        assert len(set(texts)) == len(texts)
+        for text in texts:
+            negates = bool(parse_query(text).negated)
+            assert negates == (concept.kind == "negated"), text
+
+
+def test_wording_rows_score_each_wording_against_the_part_labels():
+    import wordings
+
+    recipe = check.load_recipe(check.HERE / "labels.json")
+    index = check.part_index(recipe, "choose")
+    clips = [recipe["clips"][i] for i in index]
+    drums = next(c for c in concepts.CONCEPTS if c.id == "drums")
+    truth = np.zeros(len(recipe["clips"]), np.float32)
+    truth[index] = [max(v, 0) for v in drums.labels(clips)]
+
+    def score(query):  # "drum kit" knows the labels, the rest reverse them
+        return truth if query == "drum kit" else -truth
+
+    rows = wordings.rows_for_part(recipe, index, score, {})
+    row = next(r for r in rows if r["concept"] == "drums")
+    assert row["wordings"]["drum kit"] == 1.0
+    assert row["wordings"]["percussion"] == 0.0
+    assert row["check"] == {"drums": 0.0}
+    assert row["mean_wordings"] == pytest.approx(0.25)

@@ -1,0 +1,200 @@
+"""Other wordings of the realset's concepts: does the plugin's answer hold
+when a user words a query differently?
+
+The realset check (check.py) asks each concept in one wording ("female
+vocals", "music without drums"). Users write "a woman singing", "no
+percussion", "EDM". This asks each concept again in the wordings below
+(fixed before they were first scored, not tuned to pass) and reports, per
+part of the split, the plugin's AUC for each wording beside the check's own
+wording and the taggers' tag:
+
+    python tests/benchmarks/realset/wordings.py --bundle models/clap-default \
+        --data REALSET --cache CACHE [--part choose|report]
+
+It reuses check.py's caches (bundle embeddings and tags keyed by the
+bundle's identity, the taggers' probabilities), so after a check run it
+embeds only the texts. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[2]))
+
+import check  # noqa: E402
+from concepts import CONCEPTS, MIN_POSITIVES, NEGATED, tag_column  # noqa: E402
+
+# concept id (concepts.py) -> other wordings of the same request.
+WORDINGS: dict[str, tuple[str, ...]] = {
+    "vocals": ("songs with singing", "a singer", "sung music", "with lyrics"),
+    "female voice": (
+        "a woman singing",
+        "female singer",
+        "songs sung by women",
+        "female voice",
+    ),
+    "male voice": ("a man singing", "male singer", "men singing", "male voice"),
+    "drums": ("drum kit", "percussion", "with a beat", "drumming"),
+    "guitar": ("guitars", "guitar music", "a guitarist playing"),
+    "piano": ("solo piano", "piano music", "a pianist"),
+    "violin": ("fiddle", "violins", "violin music"),
+    "strings": (
+        "string section",
+        "string instruments",
+        "orchestral strings",
+        "string ensemble",
+    ),
+    "flute": ("flutes", "a flute melody"),
+    "electronic": (
+        "electronica",
+        "EDM",
+        "techno",
+        "synth music",
+        "electronic dance music",
+    ),
+    "classical": ("orchestral music", "orchestra", "symphony", "a classical piece"),
+    "rock/metal": ("heavy metal", "rock music", "metal music"),
+    "spoken word": ("speech", "a person talking", "narration", "someone speaking"),
+    "music": ("songs", "a piece of music"),
+    "without vocals": (
+        "instrumental",
+        "no singing",
+        "songs without a singer",
+        "tracks with no vocals",
+        "no voice",
+    ),
+    "without drums": ("no drums", "without percussion", "drumless music", "no beat"),
+    "without guitar": ("no guitars", "music with no guitar"),
+    "without piano": ("no piano", "without keys"),
+    "without strings": ("no strings", "no string section"),
+}
+
+
+def rows_for_part(
+    recipe: dict[str, Any],
+    index: np.ndarray,
+    score: Any,
+    taggers: dict[str, tuple[list[str], np.ndarray]],
+) -> list[dict[str, Any]]:
+    """Per concept with enough of each class in the part: the check's
+    wording, each other wording and the taggers' tags, as AUCs."""
+    clips = [recipe["clips"][i] for i in index]
+    rows = []
+    for concept in CONCEPTS + NEGATED:
+        wordings = WORDINGS.get(concept.id)
+        if not wordings:
+            continue
+        labels = np.array(concept.labels(clips))
+        known = labels >= 0
+        y = labels[known] == 1
+        if min(int(y.sum()), int((~y).sum())) < MIN_POSITIVES:
+            continue
+        row: dict[str, Any] = {
+            "concept": concept.id,
+            "n_pos": int(y.sum()),
+            "n_neg": int((~y).sum()),
+            "check": {concept.query: check.auc(score(concept.query)[index][known], y)},
+            "wordings": {w: check.auc(score(w)[index][known], y) for w in wordings},
+        }
+        for model, spec in concept.tags.items():
+            if model in taggers:
+                names, probs = taggers[model]
+                column = tag_column(spec, names, probs[index])
+                if column is not None:
+                    row[f"tag {model}"] = check.auc(column[known], y)
+        row["mean_wordings"] = float(np.mean(list(row["wordings"].values())))
+        rows.append(row)
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from beetsplug.clap.model import Bundle
+
+    recipe = check.load_recipe(args.labels)
+    paths = check.clip_paths(recipe, args.data)
+    ids = [c["id"] for c in recipe["clips"]]
+    bundle = Bundle.load(args.bundle, threads=args.threads)
+
+    def embed(index: list[int]) -> dict[str, np.ndarray]:
+        a, t = check.embed_with_bundle(bundle, [paths[n] for n in index])
+        return {"audio": a} if t is None else {"audio": a, "tags": t}
+
+    got = check.cached(args.cache, f"bundle-{bundle.identity[:16]}", ids, embed)
+    plugin = check._plugin_scorer(bundle, got["audio"], got.get("tags"))
+    scores: dict[str, np.ndarray] = {}
+
+    def score(query: str) -> np.ndarray:
+        if query not in scores:
+            scored = plugin(query)
+            scores[query] = (
+                np.full(len(ids), np.nan, np.float32) if scored is None else scored
+            )
+        return scores[query]
+
+    taggers = {}
+    for model in ("MTT_musicnn", "MSD_musicnn"):
+        path = None if args.cache is None else args.cache / f"{model}.npz"
+        if path is not None and path.is_file():
+            tagged = check.cached(args.cache, model, ids, None)
+            taggers[model] = ([str(n) for n in tagged["names"]], tagged["probs"])
+    parts = ("choose", "report") if args.part is None else (args.part,)
+    return {
+        "model": bundle.label,
+        "parts": {
+            part: rows_for_part(recipe, check.part_index(recipe, part), score, taggers)
+            for part in parts
+        },
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"realset wordings: {report['model']}")
+    for part, rows in report["parts"].items():
+        print(f"\n== part {part}")
+        for row in rows:
+            tags = " ".join(
+                f"{k[4:7]} {v:.3f}" for k, v in row.items() if k.startswith("tag ")
+            )
+            ((query, base),) = row["check"].items()
+            print(
+                f"{row['concept']:16s} n+{row['n_pos']:3d}  {query!r} {base:.3f}"
+                f"  other wordings mean {row['mean_wordings']:.3f}  tags: {tags or '-'}"
+            )
+            for wording, value in row["wordings"].items():
+                mark = "  <" if value < base - 0.05 else ""
+                print(f"{'':20s}{wording!r:34s} {value:.3f}{mark}")
+        means = [r["mean_wordings"] for r in rows]
+        bases = [next(iter(r["check"].values())) for r in rows]
+        print(
+            f"\n{part}: check wordings mean AUC {np.mean(bases):.3f}, "
+            f"other wordings {np.mean(means):.3f} over {len(rows)} concepts"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, default=HERE / "labels.json")
+    parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--part", choices=("choose", "report"), default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    report = run(args)
+    print_report(report)
+    print(json.dumps(check._clean(report), sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
