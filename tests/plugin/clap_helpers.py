@@ -107,6 +107,20 @@ def write_audio(
     return path
 
 
+def _forget_plugin_fields() -> None:
+    """Make beets read its models' plugin fields again.
+
+    beets caches what plugins add to Item and Album (named queries such as
+    `clap:`, flexible field types) on first use, for the process. A test
+    that parses a query before any plugin is loaded would otherwise leave
+    every later test without the `clap:` prefix (beets' own test helper
+    does not clear it).
+    """
+    from beets.util import cached_classproperty
+
+    cached_classproperty.cache.clear()
+
+
 class ClapEnv(PluginMixin, TestHelper):
     """A real beets library on disk with the clap plugin loaded."""
 
@@ -137,7 +151,13 @@ class ClapEnv(PluginMixin, TestHelper):
         for handler in self._beets_log.handlers[:]:
             if handler not in self._handlers:
                 self._beets_log.removeHandler(handler)
-        return super().__exit__(*exc)
+        result = super().__exit__(*exc)
+        _forget_plugin_fields()
+        return result
+
+    def load_plugins(self, *plugins: str) -> None:
+        super().load_plugins(*plugins)
+        _forget_plugin_fields()
 
     def reload(self, **clap: Any) -> None:
         """Load the plugin again with changed settings."""
