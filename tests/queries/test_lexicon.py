@@ -147,6 +147,10 @@ def test_gender_words_narrow_a_voice() -> None:
     assert parse_query("women choir").affirmed == ["female choir"]
     assert parse_query("jazz, no men singing").negated == ["male vocals"]
     assert parse_query("a man talking").affirmed == ["male speech"]
+    assert parse_query("songs sung by a woman").affirmed == ["female vocals"]
+    assert parse_query("jazz, no vocals by men").negated == ["male vocals"]
+    assert parse_query("guitar by a man").affirmed == ["guitar"]  # not a voice
+    assert parse_query("songs by women").affirmed == []
 
 
 def test_playlist_descriptors_are_concepts() -> None:
