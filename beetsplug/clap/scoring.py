@@ -4,7 +4,8 @@ The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
 where a tag means them), plus a bonus for the wanted concepts a tag means
 (docs/queries.md), minus, for a plain description that wants no voice, a
-penalty for what sounds like speech alone. Which tags a phrase means is
+penalty for what sounds like speech alone (a lift, for one that asks for
+speech alone). Which tags a phrase means is
 taglinks' job; a tag's probability counts relative to its top over the
 library (`TagScale`).
 """
@@ -48,6 +49,7 @@ __all__ = [
     "negated_phrases",
     "speech_penalty",
     "tag_evidence",
+    "wants_speech_alone",
     "wants_voice",
 ]
 
@@ -198,6 +200,29 @@ def wants_voice(parsed: ParsedQuery) -> bool:
     return False
 
 
+def _speech_counts(parsed: ParsedQuery) -> bool:
+    """Whether the speech term scores this description: a plain one that
+    wants no voice (speech down) or speech alone (speech up)."""
+    if parsed.negated:
+        return False
+    return wants_speech_alone(parsed) or not wants_voice(parsed)
+
+
+def wants_speech_alone(parsed: ParsedQuery) -> bool:
+    """Whether a plain description asks for speech and nothing else ("a man
+    talking", "an interview", "spoken word"): every wanted attribute ends in
+    speech. "a man talking over piano" asks for music too and is left to
+    the text."""
+    if parsed.negated or not parsed.affirmed:
+        return False
+    speech = {"speech", *lexicon().kinds_of("speech")}
+    for attribute in parsed.affirmed:
+        concept = lexicon().concept(attribute.split()[-1])
+        if concept is None or concept.id not in speech:
+            return False
+    return True
+
+
 def speech_penalty(mat: np.ndarray, speech: np.ndarray) -> np.ndarray:
     """[n_items] how far each item is heard as speech beyond SPEECH_MARGIN:
     max(0, sim(SPEECH_TEXT) - SPEECH_MARGIN), `speech` being the text's
@@ -280,6 +305,9 @@ class TextQuery:
     # 0: none; a description that negates or wants a voice gets none, `build`).
     speech_vector: np.ndarray | None = None
     speech_weight: float = 0.0
+    # True: the description asks for speech alone, and what sounds like it
+    # is lifted by the same term instead (`wants_speech_alone`).
+    speech_wanted: bool = False
 
     def __post_init__(self) -> None:
         if not self.phrase_counts:
@@ -313,9 +341,10 @@ class TextQuery:
         (`link_tags` with a bundle: the lexicon, else its text encoder;
         without one the lexicon alone, over the meanings of `tag_names`).
         `speech_vector` (SPEECH_TEXT's) and `speech_weight` push items heard
-        as speech below music in a plain description: not one that negates
-        (its penalties decide; speech over music is "music without X" too)
-        nor one that wants a voice."""
+        as speech below music in a plain description, and above it in one
+        that asks for speech alone: not in one that negates (its penalties
+        decide; speech over music is "music without X" too) nor in one that
+        wants a voice along with other things (`_speech_counts`)."""
         names = tuple(tag_names)
         if bundle is not None and names:
 
@@ -329,6 +358,9 @@ class TextQuery:
 
         matches = tuple(link(n, False) for n in parsed.negated)
         affirmed = tuple(link(a, True) for a in parsed.affirmed)
+        # Read before the unknown words join the wanted attributes: "poetry
+        # reading" asks for speech alone whatever "reading" links to.
+        speech_counts, speech_alone = _speech_counts(parsed), wants_speech_alone(parsed)
         rest = unknown_words(parsed) if bundle is not None and names else ""
         if rest:
             # Words the lexicon does not know ("thrash"): the text encoder
@@ -355,8 +387,9 @@ class TextQuery:
             affirmed,
             float(affirmed_tag_weight),
             counts,
-            None if parsed.negated or wants_voice(parsed) else speech_vector,
+            speech_vector if speech_counts else None,
             float(speech_weight),
+            speech_alone,
         )
 
     @property
@@ -420,9 +453,8 @@ class TextQuery:
         )
         if self._speech:
             assert self.speech_vector is not None
-            scores = scores - self.speech_weight * speech_penalty(
-                mat, self.speech_vector
-            )
+            heard = self.speech_weight * speech_penalty(mat, self.speech_vector)
+            scores = scores + heard if self.speech_wanted else scores - heard
         return scores
 
     def _phrase_max(self, mat: np.ndarray) -> np.ndarray:
@@ -482,6 +514,7 @@ class TextQuery:
             bonus=bonus,
             bonus_weight=self.affirmed_tag_weight,
             speech_weight=self.speech_weight if self._speech else 0.0,
+            speech_wanted=self.speech_wanted,
         )
 
     def _tag_list(self, match: TagMatch) -> str:
@@ -515,6 +548,7 @@ def describe(
     bonus: Mapping[str, str] | None = None,
     bonus_weight: float = 0.0,
     speech_weight: float = 0.0,
+    speech_wanted: bool = False,
 ) -> str:
     """How the query was understood, for `beet clap --explain`.
 
@@ -523,7 +557,8 @@ def describe(
     negated attribute to how its penalty is measured (e.g. "tag 'no vocals'"),
     text similarity otherwise; `bonus` maps an affirmed attribute to the
     evidence whose mean, times `bonus_weight`, is added to the score;
-    `speech_weight` > 0 says items heard as speech are pushed below music.
+    `speech_weight` > 0 says items heard as speech are pushed below music
+    (above it when `speech_wanted`).
     """
     whole = parsed.restated if whole is None else whole
     lines = [
@@ -541,11 +576,12 @@ def describe(
         )
     speech = ""
     if speech_weight > 0:
+        where = "first" if speech_wanted else "after music"
         speech = (
             f"  speech: max(0, sim({SPEECH_TEXT!r}) - {SPEECH_MARGIN:g}),"
-            f" w {speech_weight:g} (speech alone ranks after music)"
+            f" w {speech_weight:g} (speech alone ranks {where})"
         )
-        tail += f" - {speech_weight:g} * speech"
+        tail += f" {'+' if speech_wanted else '-'} {speech_weight:g} * speech"
     if not parsed.negated:
         lines.append("negated:     (none)")
         lines += [speech] if speech else []

@@ -52,10 +52,12 @@ DEFAULT_NEGATION_WEIGHT = 0.5
 # the text tower does.
 DEFAULT_TAG_WEIGHT = 1.0
 DEFAULT_AFFIRMED_TAG_WEIGHT = 0.2
-# Weight of the speech penalty (scoring.speech_penalty): a description that
-# asks for no voice ranks what the model hears as speech alone after music.
-# Chosen with scoring.SPEECH_MARGIN on the real-recording check set's choose
-# part (docs/benchmarks.md, "Speech under music queries").
+# Weight of the speech term (scoring.speech_penalty): a description that
+# asks for no voice ranks what the model hears as speech alone after music,
+# one that asks for speech alone ranks it first. Chosen with
+# scoring.SPEECH_MARGIN on the real-recording check set's choose part
+# (docs/benchmarks.md, "Speech under music queries" and "Speech asked for
+# in other words").
 DEFAULT_SPEECH_WEIGHT = 8.0
 # Candidates fetched by the KNN pass before exact rescoring (negation
 # penalties and album means can reorder them): enough for the penalty to

@@ -169,7 +169,8 @@ def test_a_plain_description_pushes_speech_down_and_stays_exact(
     the speech penalty: the query's nearest item, made to sound like speech
     (SPEECH_TEXT's vector is its own), leaves the top 20, and the result is
     the exact top 20 of the whole score. A description that wants a voice,
-    or one that negates, gets no penalty."""
+    or one that negates, gets no penalty; one that asks for speech alone
+    gets it as a lift."""
     from beetsplug.clap.query import parse_query
     from beetsplug.clap.scoring import SPEECH_MARGIN, wants_voice
 
@@ -192,12 +193,24 @@ def test_a_plain_description_pushes_speech_down_and_stays_exact(
     np.testing.assert_allclose([s for _, s in got], exact[order], atol=1e-5)
     without = TextQuery.build(parse_query("calm"), vectors, 0.5)
     assert rank_items(store, bundle, without, 1)[0][0] == nearest + 1  # type: ignore[arg-type]
-    for text in ("female vocals", "vocal jazz", "a man talking", "choir"):
+    for text in ("female vocals", "vocal jazz", "choir", "a man talking over piano"):
         assert wants_voice(parse_query(text)), text
         voice = TextQuery.build(
             parse_query(text), vectors, 0.5, speech_vector=speech, speech_weight=8.0
         )
         assert not voice.rescores
+    # Speech alone asked for: the same term lifts what sounds like speech.
+    for text in ("a man talking", "an interview"):
+        wanted = TextQuery.build(
+            parse_query(text), vectors, 0.5, speech_vector=speech, speech_weight=8.0
+        )
+        assert wanted.speech_wanted
+        assert wanted.reads_vectors
+        lifted = mat @ QUERY_DIRECTION + 8.0 * np.maximum(mat @ speech - 0.6, 0.0)
+        np.testing.assert_allclose(wanted.score(mat), lifted, atol=1e-5)
+        got = rank_items(store, bundle, wanted, 20)  # type: ignore[arg-type]
+        assert got[0][0] == nearest + 1
+        assert [i for i, _ in got] == (np.argsort(-lifted)[:20] + 1).tolist()
     assert not wants_voice(parse_query("calm piano"))
     negated = parse_query("calm, no drums")
     rows = np.concatenate([vectors, speech[None, :]])

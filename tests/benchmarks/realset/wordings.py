@@ -64,7 +64,22 @@ WORDINGS: dict[str, tuple[str, ...]] = {
     ),
     "classical": ("orchestral music", "orchestra", "symphony", "a classical piece"),
     "rock/metal": ("heavy metal", "rock music", "metal music"),
-    "spoken word": ("speech", "a person talking", "narration", "someone speaking"),
+    # The first four from the start; the rest added after the first run
+    # showed how speech words the lexicon does not know fare.
+    "spoken word": (
+        "speech",
+        "a person talking",
+        "narration",
+        "someone speaking",
+        "an interview",
+        "a sermon",
+        "poetry reading",
+        "a phone call",
+        "people chatting",
+        "stand-up comedy",
+        "news broadcast",
+        "a voice memo",
+    ),
     "music": ("songs", "a piece of music"),
     "without vocals": (
         "instrumental",
