@@ -448,6 +448,7 @@ class Parser:
             tuple(clauses),
             affirmed,
             self._dangling(),
+            "" if spans or clauses else self._spelled(),
         )
 
     def _lead_in(self, i: int, floor: int) -> int:
@@ -545,6 +546,25 @@ class Parser:
                     taken.add(canonical)
                 i = max(end, i + 1)
         return out
+
+    def _spelled(self) -> str:
+        """The text with each attribute it names in the lexicon's spelling
+        ("with lyrics" -> "with vocals", "a woman singing" -> "a female
+        vocals"), every other word as typed."""
+        pieces, pos, i = [], 0, 0
+        while i < self.n:
+            tok = self.toks[i]
+            attribute = (
+                None if tok.protected or tok.low in _IMPLIED else self.attribute(i)
+            )
+            if attribute is None:
+                i += 1
+                continue
+            pieces += [self.text[pos : tok.start], attribute.canonical]
+            pos = self.toks[attribute.source_end - 1].end
+            i = attribute.source_end
+        pieces.append(self.text[pos:])
+        return "".join(pieces)
 
     def _affirmative(self, spans: list[tuple[int, int]]) -> str:
         if not spans:

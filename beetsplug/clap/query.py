@@ -145,6 +145,9 @@ class ParsedQuery:
     # nothing was. "no" and "not" end plenty of titles ("Why Not"), so at
     # the end they count only after a comma ("ambient, no").
     dangling: str | None = None
+    # A description that negates nothing, with each attribute it names in
+    # the lexicon's spelling ("with lyrics" -> "with vocals"); "" otherwise.
+    spelled: str = ""
 
     @property
     def has_negation(self) -> bool:
@@ -164,6 +167,19 @@ class ParsedQuery:
             return self.text
         negation = "without " + " or ".join(self.negated)
         return f"{self.affirmative} {negation}" if self.affirmative else negation
+
+    @property
+    def whole_texts(self) -> tuple[str, ...]:
+        """The texts whose mean direction is the whole-description vector:
+        `restated`, and for a plain description whose attributes the lexicon
+        spells otherwise, that spelling too ("with lyrics" and "with
+        vocals"). The text tower learnt the lexicon's spellings; the words
+        as typed keep what the lexicon does not read. Chosen on the
+        realset's choose part (docs/benchmarks.md, "Other wordings")."""
+        spelled = " ".join(self.spelled.split())
+        if spelled and spelled.lower() != " ".join(self.text.split()).lower():
+            return (self.restated, spelled)
+        return (self.restated,)
 
 
 # --------------------------------------------------------------------------

@@ -4,10 +4,9 @@ The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
 where a tag means them), plus a bonus for the wanted concepts a tag means
 (docs/queries.md), minus, for a plain description that wants no voice, a
-penalty for what sounds like speech alone (a lift, for one that asks for
-speech alone). Which tags a phrase means is
-taglinks' job; a tag's probability counts relative to its top over the
-library (`TagScale`).
+penalty for what sounds like speech alone (plus, for one that asks for
+speech alone). Which tags a phrase means is taglinks' job; a tag's
+probability counts relative to its top over the library (`TagScale`).
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ __all__ = [
     "tag_evidence",
     "wants_speech_alone",
     "wants_voice",
+    "whole_vector",
 ]
 
 COMBINE_FORMS = ("max", "sum", "mean")
@@ -71,6 +71,20 @@ def attribute_phrases(attribute: str) -> tuple[str, ...]:
     kinds (docs/queries.md).
     """
     return (attribute, *lexicon().kinds_of(attribute))
+
+
+def whole_vector(vectors: np.ndarray) -> np.ndarray:
+    """The whole description's vector from the embeddings of its
+    `ParsedQuery.whole_texts` [k, D]: their mean direction, unit length
+    (the first as it is when there is one)."""
+    import numpy as np
+
+    vectors = np.asarray(vectors, np.float32)
+    if len(vectors) == 1:
+        return vectors[0]
+    mean = vectors.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else mean
 
 
 def negated_phrases(parsed: ParsedQuery) -> list[str]:
@@ -301,8 +315,9 @@ class TextQuery:
     # How many rows of `negated_vectors` each negated attribute has (left
     # empty: one each).
     phrase_counts: tuple[int, ...] = ()
-    # SPEECH_TEXT's vector [D] and the weight of the speech penalty (None or
-    # 0: none; a description that negates or wants a voice gets none, `build`).
+    # SPEECH_TEXT's vector [D] and the weight of the speech term (None or
+    # 0: none; a description that negates, or wants a voice among other
+    # things, gets none: `build`).
     speech_vector: np.ndarray | None = None
     speech_weight: float = 0.0
     # True: the description asks for speech alone, and what sounds like it
@@ -553,14 +568,18 @@ def describe(
     """How the query was understood, for `beet clap --explain`.
 
     `whole` is the text the search embeds for the whole-query score
-    (`parsed.restated` unless the search says otherwise); `scored_by` maps a
-    negated attribute to how its penalty is measured (e.g. "tag 'no vocals'"),
-    text similarity otherwise; `bonus` maps an affirmed attribute to the
-    evidence whose mean, times `bonus_weight`, is added to the score;
-    `speech_weight` > 0 says items heard as speech are pushed below music
-    (above it when `speech_wanted`).
+    (`parsed.whole_texts`, their mean, unless the search says otherwise);
+    `scored_by` maps a negated attribute to how its penalty is measured
+    (e.g. "tag 'no vocals'"), text similarity otherwise; `bonus` maps an
+    affirmed attribute to the evidence whose mean, times `bonus_weight`, is
+    added to the score; `speech_weight` > 0 says items heard as speech are
+    pushed below music (above it when `speech_wanted`).
     """
-    whole = parsed.restated if whole is None else whole
+    if whole is not None:
+        shown = repr(whole)
+    else:
+        texts = parsed.whole_texts
+        shown = repr(texts[0]) if len(texts) == 1 else f"mean{texts!r}"
     lines = [
         f"query:       {parsed.text!r}",
         f"affirmative: {parsed.affirmative!r}",
@@ -585,7 +604,7 @@ def describe(
     if not parsed.negated:
         lines.append("negated:     (none)")
         lines += [speech] if speech else []
-        lines.append(f"ranking:     sim({whole!r}){tail}")
+        lines.append(f"ranking:     sim({shown}){tail}")
         return "\n".join(lines)
     lines.append(f"negated:     {', '.join(parsed.negated)}")
     for clause in parsed.clauses:
@@ -605,7 +624,7 @@ def describe(
     lines += [speech] if speech else []
     if weight == 0:
         lines.append(
-            f"ranking:     sim({whole!r}){tail}  (negation weight 0: no penalty)"
+            f"ranking:     sim({shown}){tail}  (negation weight 0: no penalty)"
         )
     else:
         # An attribute scored other than by text similarity shows as
@@ -614,5 +633,5 @@ def describe(
             f"{'penalty' if a in scored_by else 'sim'}({a!r})" for a in parsed.negated
         )
         penalty = terms if len(parsed.negated) == 1 else f"{form}({terms})"
-        lines.append(f"ranking:     sim({whole!r}) - {weight:g} * {penalty}{tail}")
+        lines.append(f"ranking:     sim({shown}) - {weight:g} * {penalty}{tail}")
     return "\n".join(lines)

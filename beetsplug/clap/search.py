@@ -131,7 +131,7 @@ def embed_query(
     by the bundle across queries). The description is parsed once, as far as
     the text tower reads it."""
     from .query import parse_query
-    from .scoring import SPEECH_TEXT, negated_phrases
+    from .scoring import SPEECH_TEXT, negated_phrases, whole_vector
 
     text = " ".join(str(text).split())
     parsed = parse_query(text, bundle.max_tokens) if text else None
@@ -143,7 +143,7 @@ def embed_query(
     assert parsed is not None  # an empty text is a problem
     vecs = np.concatenate(
         [
-            bundle.embed_text([parsed.restated]),
+            whole_vector(bundle.embed_text(list(parsed.whole_texts)))[None, :],
             bundle.embed_attributes(negated_phrases(parsed)),
         ]
     )

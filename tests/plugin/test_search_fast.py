@@ -273,3 +273,22 @@ def test_a_negating_description_embeds_its_restatement(tmp_path: Path) -> None:
         "sim('jazz without drums')"
         in embed_query(bundle, "drumless jazz", 0.5).explain()
     )
+
+
+def test_a_plain_description_blends_its_lexicon_spelling(tmp_path: Path) -> None:
+    """ "with lyrics" is the mean direction of "with lyrics" and "with
+    vocals" (a real session on a tiny bundle); a description the lexicon
+    spells as typed is embedded alone."""
+    from bundle_factory import build_tiny_bundle
+
+    from beetsplug.clap.model import Bundle
+    from beetsplug.clap.search import embed_query
+
+    bundle = Bundle.load(build_tiny_bundle(tmp_path / "bundle"))
+    typed, spelled, calm = bundle.embed_text(["with lyrics", "with vocals", "calm"])
+    mean = (typed + spelled) / np.linalg.norm(typed + spelled)
+    found = embed_query(bundle, "with lyrics", 0.5)
+    np.testing.assert_allclose(found.vector, mean, atol=1e-6)
+    assert abs(float(np.linalg.norm(found.vector)) - 1.0) < 1e-5
+    np.testing.assert_allclose(embed_query(bundle, "calm", 0.5).vector, calm, atol=1e-6)
+    assert "sim(mean('with lyrics', 'with vocals'))" in found.explain()

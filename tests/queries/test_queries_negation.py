@@ -465,6 +465,26 @@ def test_a_negating_description_is_restated_as_trained(
     assert parse_query(text).restated == restated
 
 
+@pytest.mark.parametrize(
+    ("text", "texts"),
+    [
+        ("with lyrics", ("with lyrics", "with vocals")),
+        ("a woman singing", ("a woman singing", "a female vocals")),
+        ("hip-hop beats", ("hip-hop beats", "hip hop drums")),
+        ("music for a rainy day with piano", ("music for a rainy day with piano",)),
+        ("Calm Piano", ("Calm Piano",)),  # spelled so already
+        ('"fiddle" music', ('"fiddle" music',)),  # quoted words are kept
+        ("fiddle, no drums", ("fiddle without drums",)),  # negates: restated
+    ],
+)
+def test_a_plain_description_is_also_read_in_the_lexicons_spelling(
+    text: str, texts: tuple[str, ...]
+) -> None:
+    """Words the text tower knows less well count through the spelling it
+    learnt, beside the words as typed."""
+    assert parse_query(text).whole_texts == texts
+
+
 def test_describe_without_negation_and_with_zero_weight() -> None:
     assert describe(parse_query("No Doubt"), 0.5).splitlines()[-2:] == [
         "negated:     (none)",

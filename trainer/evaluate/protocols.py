@@ -265,11 +265,13 @@ def parsed_scores(
     badly).
     """
     from beetsplug.clap.query import parse_query
-    from beetsplug.clap.scoring import SPEECH_TEXT, negated_phrases
+    from beetsplug.clap.scoring import SPEECH_TEXT, negated_phrases, whole_vector
     from beetsplug.clap.search import TextQuery
 
     parsed = parse_query(text)
-    vecs = embed([parsed.restated, *negated_phrases(parsed)])
+    whole = whole_vector(embed(list(parsed.whole_texts)))
+    negated = negated_phrases(parsed)
+    vecs = np.concatenate([whole[None, :], embed(negated)]) if negated else whole[None]
     names = tag_names if tags is not None else ()
     query = TextQuery.build(
         parsed,
