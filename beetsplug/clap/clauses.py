@@ -9,7 +9,7 @@ the tokens after it: the work grows with the tokens read.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, TypeVar
 
 from .query import (
@@ -529,30 +529,18 @@ class Parser:
         out: list[str] = []
         taken = set(negated)
         for a, b in self._free_runs(spans):
-            i = a
-            while i < b:
-                tok = self.toks[i]
-                attribute = (
-                    None if tok.protected or tok.low in _IMPLIED else self.attribute(i)
-                )
-                if attribute is None:
-                    i += 1
-                    continue
-                # An attribute may not run into a negation ("guitar" + "-drums").
-                end = min(attribute.source_end, b)
-                canonical = attribute.canonical
-                if end == attribute.source_end and canonical not in taken:
-                    out.append(canonical)
-                    taken.add(canonical)
-                i = max(end, i + 1)
+            for attribute, whole in self._attributes_in(a, b):
+                if whole and attribute.canonical not in taken:
+                    out.append(attribute.canonical)
+                    taken.add(attribute.canonical)
         return out
 
-    def _spelled(self) -> str:
-        """The text with each attribute it names in the lexicon's spelling
-        ("with lyrics" -> "with vocals", "a woman singing" -> "a female
-        vocals"), every other word as typed."""
-        pieces, pos, i = [], 0, 0
-        while i < self.n:
+    def _attributes_in(self, a: int, b: int) -> Iterator[tuple[_Attribute, bool]]:
+        """The attributes read in tokens [a, b), in order, each with whether
+        it ends inside them (one may not run into a negation: "guitar" +
+        "-drums"). Quoted words and implied negations are not read."""
+        i = a
+        while i < b:
             tok = self.toks[i]
             attribute = (
                 None if tok.protected or tok.low in _IMPLIED else self.attribute(i)
@@ -560,9 +548,19 @@ class Parser:
             if attribute is None:
                 i += 1
                 continue
-            pieces += [self.text[pos : tok.start], attribute.canonical]
+            end = min(attribute.source_end, b)
+            yield attribute, end == attribute.source_end
+            i = max(end, i + 1)
+
+    def _spelled(self) -> str:
+        """The text with each attribute it names in the lexicon's spelling
+        ("with lyrics" -> "with vocals", "a woman singing" -> "a female
+        vocals"), every other word as typed."""
+        pieces, pos = [], 0
+        for attribute, _ in self._attributes_in(0, self.n):
+            start = self.toks[attribute.source_start].start
+            pieces += [self.text[pos:start], attribute.canonical]
             pos = self.toks[attribute.source_end - 1].end
-            i = attribute.source_end
         pieces.append(self.text[pos:])
         return "".join(pieces)
 
