@@ -157,27 +157,16 @@ class ParsedQuery:
     def restated(self) -> str:
         """The text the whole-description similarity reads: the description
         as typed when it negates nothing, else restated as the model learnt
-        negation: the wanted part, then "without" and the negated parts
-        ("drumless jazz" -> "jazz without drums", "no drums, no bass" ->
-        "without drums or bass"), then "not" and each other negated
-        attribute, as training texts negate styles and moods ("anything
-        but metal" -> "not metal"). The parser knows more ways to say
+        negation: the wanted part, then "without" and the negated
+        attributes ("drumless jazz" -> "jazz without drums", "no drums, no
+        bass" -> "without drums or bass"). The parser knows more ways to say
         "without" (drumless, w/o, doesn't have) than the text tower was
         trained on; chosen on the realset's choose part (docs/benchmarks.md,
         "Other wordings")."""
         if not self.negated:
             return self.text
-        from .lexicon import lexicon
-
-        def is_part(attribute: str) -> bool:
-            concept = lexicon().concept(attribute.split()[-1])
-            return concept is None or concept.kind == "part"
-
-        parts = [a for a in self.negated if is_part(a)]
-        without = "without " + " or ".join(parts) if parts else ""
-        head = " ".join(p for p in (self.affirmative, without) if p)
-        others = [f"not {a}" for a in self.negated if not is_part(a)]
-        return ", ".join(p for p in (head, *others) if p)
+        negation = "without " + " or ".join(self.negated)
+        return f"{self.affirmative} {negation}" if self.affirmative else negation
 
     @property
     def whole_texts(self) -> tuple[str, ...]:
