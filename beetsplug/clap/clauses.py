@@ -34,17 +34,14 @@ from .query import (
     _STRONG,
     _TAILS,
     _WEAK,
+    VOICE_GENDERS,
     Clause,
     ParsedQuery,
     _lookup,
     _tokenize,
     _Unit,
+    voices,
 )
-
-# A voice ("sung", "vocals") followed by "by" and one of these ("sung by a
-# woman") is that gender's voice.
-_VOICES = frozenset(("vocals", "choir", "speech", "rap"))
-_GENDERS = ("female", "male")
 
 # --------------------------------------------------------------------------
 # Parser
@@ -206,19 +203,20 @@ class Parser:
                     )
             j += unit.length
         gender, after = self._sung_by(j)
-        if gender and words[-1] in _VOICES and not set(words) & set(_GENDERS):
+        if gender and words[-1] in voices() and not set(words) & set(VOICE_GENDERS):
             # "vocals by a woman", "sung by men": the voice's gender
             return _Attribute(" ".join([gender, *words]), i, after)
         return _Attribute(" ".join(words), i, j)
 
     def _sung_by(self, j: int) -> tuple[str | None, int]:
-        """(gender, end) of a "by (a) woman" that follows a voice at token j;
-        (None, j) when none does."""
+        """(gender, end) of a "by (a) woman" that follows a voice at token j
+        ("sung by a woman" is that gender's voice); (None, j) when none
+        does."""
         if self._word(j) != "by":
             return None, j
         k = self._skip_determiners(j + 1)
         unit = self._unit(k)
-        if unit is None or unit.kind != "mod" or unit.canonical not in _GENDERS:
+        if unit is None or unit.kind != "mod" or unit.canonical not in VOICE_GENDERS:
             return None, j
         return unit.canonical, k + unit.length
 

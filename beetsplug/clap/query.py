@@ -22,6 +22,7 @@ read, not with their square.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -125,6 +126,23 @@ class Clause:
     start: int
     end: int
     removed: bool = True
+
+
+# The voice concepts: what speaks or sings. A description that asks for one
+# of them (or their kinds: choir) wants what speech sounds like
+# (scoring.wants_voice), and "by a woman" after one narrows it
+# (clauses._sung_by).
+VOICE_CONCEPTS = ("speech", "vocals", "rap")
+# The modifiers that narrow a voice by gender: "sung by men", and a tagger's
+# tag labelled by one alone (taglinks: MagnaTagATune's "female", "man").
+VOICE_GENDERS = ("female", "male")
+
+
+@functools.cache
+def voices() -> frozenset[str]:
+    """VOICE_CONCEPTS and their kinds (the lexicon is fixed per process)."""
+    kinds = (k for c in VOICE_CONCEPTS for k in lexicon().kinds_of(c))
+    return frozenset((*VOICE_CONCEPTS, *kinds))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -187,23 +186,16 @@ SPEECH_TEXT = "spoken word"
 # Chosen with the weight on the real-recording check set's choose part for
 # clap-default's embedding space; music stays below it there.
 SPEECH_MARGIN = 0.6
-# The voice concepts: a description that asks for one of them (or their
-# kinds) wants what speech sounds like, so speech is not pushed down.
-VOICE_CONCEPTS = ("speech", "vocals", "rap")
-
-
-@cache
-def _voices() -> frozenset[str]:
-    """VOICE_CONCEPTS and their kinds (the lexicon is fixed per process)."""
-    kinds = (k for c in VOICE_CONCEPTS for k in lexicon().kinds_of(c))
-    return frozenset((*VOICE_CONCEPTS, *kinds))
 
 
 def wants_voice(parsed: ParsedQuery) -> bool:
     """Whether a description asks for a voice ("female vocals", "vocal
     jazz", "a man talking"): one of its wanted attributes, or a word or
-    two-word run of one, names a voice concept or a kind of one."""
-    voices = _voices()
+    two-word run of one, names a voice concept or a kind of one
+    (query.voices), so speech is not pushed down."""
+    from .query import voices as voice_concepts
+
+    voices = voice_concepts()
     for attribute in parsed.affirmed:
         words = attribute.split()
         runs = [attribute, *words, *map(" ".join, pairwise(words))]
@@ -212,14 +204,6 @@ def wants_voice(parsed: ParsedQuery) -> bool:
             if concept is not None and concept.id in voices:
                 return True
     return False
-
-
-def _speech_counts(parsed: ParsedQuery) -> bool:
-    """Whether the speech term scores this description: a plain one that
-    wants no voice (speech down) or speech alone (speech up)."""
-    if parsed.negated:
-        return False
-    return wants_speech_alone(parsed) or not wants_voice(parsed)
 
 
 def wants_speech_alone(parsed: ParsedQuery) -> bool:
@@ -359,7 +343,7 @@ class TextQuery:
         as speech below music in a plain description, and above it in one
         that asks for speech alone: not in one that negates (its penalties
         decide; speech over music is "music without X" too) nor in one that
-        wants a voice along with other things (`_speech_counts`)."""
+        wants a voice along with other things."""
         names = tuple(tag_names)
         if bundle is not None and names:
 
@@ -374,8 +358,11 @@ class TextQuery:
         matches = tuple(link(n, False) for n in parsed.negated)
         affirmed = tuple(link(a, True) for a in parsed.affirmed)
         # Read before the unknown words join the wanted attributes: "poetry
-        # reading" asks for speech alone whatever "reading" links to.
-        speech_counts, speech_alone = _speech_counts(parsed), wants_speech_alone(parsed)
+        # reading" asks for speech alone whatever "reading" links to. The
+        # speech term scores a plain description that wants no voice (speech
+        # down) or speech alone (speech up).
+        speech_alone = wants_speech_alone(parsed)
+        speech_counts = speech_alone or not (parsed.negated or wants_voice(parsed))
         rest = unknown_words(parsed) if bundle is not None and names else ""
         if rest:
             # Words the lexicon does not know ("thrash"): the text encoder

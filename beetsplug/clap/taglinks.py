@@ -67,17 +67,14 @@ def tag_meanings(tag_names: tuple[str, ...]) -> tuple[TagMeaning, ...]:
     )
 
 
-# Voice genders: music taggers label them alone ("female", "woman", "male",
-# "man" in MagnaTagATune), and such a tag fires on the singer, not on
-# anything else a woman or man plays; other lone modifiers ("classic",
-# "electric") narrow nothing the tag could mean.
-VOICE_GENDERS = ("female", "male")
-
-
 def _label_concept(label: str) -> str | None:
     """The concept a tag label names: as a query reads it, or, for a label
-    that is a voice gender alone (a form of one), that gender's vocals."""
-    from .query import canonical_attribute
+    that is a voice gender alone (a form of one), that gender's vocals.
+    Music taggers label voice genders alone ("female", "woman", "male",
+    "man" in MagnaTagATune), and such a tag fires on the singer, not on
+    anything else a woman or man plays; other lone modifiers ("classic",
+    "electric") narrow nothing the tag could mean."""
+    from .query import VOICE_GENDERS, canonical_attribute
 
     concept = canonical_attribute(label)
     if concept is not None:
