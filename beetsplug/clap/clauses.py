@@ -8,10 +8,12 @@ the tokens after it: the work grows with the tokens read.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, TypeVar
 
+from .lexicon import lexicon
 from .query import (
     _AFFIX_KINDS,
     _AFFIX_RES,
@@ -42,6 +44,35 @@ from .query import (
     _Unit,
     voices,
 )
+
+
+@functools.cache
+def _instrument_families() -> frozenset[str]:
+    """The parts a wanted description also reads as their kinds: families
+    of instruments ("strings", "guitar", "keyboards"), not voices (a choir
+    is one way a voice sounds, not what "vocals" asks for)."""
+    lex = lexicon()
+    return frozenset(
+        c.id for c in lex.of_kind("part") if c.id not in voices() and lex.kinds_of(c.id)
+    )
+
+
+def _kind_spellings(attribute: str) -> tuple[str, ...]:
+    """`attribute` with its head (its longest ending that is a concept), where
+    that is an instrument family, in turn replaced by each of the family's
+    kinds ("calm guitar" -> "calm acoustic guitar", "calm electric
+    guitar"...); () for any other ("distorted guitar" is a kind itself)."""
+    words = attribute.split()
+    for start in range(len(words)):
+        head = " ".join(words[start:])
+        if head not in lexicon().concepts:
+            continue
+        if head not in _instrument_families():
+            return ()
+        lead = " ".join([*words[:start], ""])
+        return tuple(lead + kind for kind in lexicon().kinds_of(head))
+    return ()
+
 
 # --------------------------------------------------------------------------
 # Parser
@@ -318,7 +349,8 @@ class Parser:
     # -- matchers ------------------------------------------------------------
 
     def _affix(self, i: int) -> _Match | None:
-        """non-vocal, non vocal, vocal-free, vocal free, drumless, -drums."""
+        """non-vocal, non vocal, no-vocal, vocal-free, vocal free, drumless,
+        -drums."""
         tok = self.toks[i]
         if tok.protected:
             return None
@@ -336,7 +368,7 @@ class Parser:
                 continue
             found = _lookup((m.group("stem"),))
             if found is not None and found[1] in _AFFIX_KINDS[affix]:
-                kind = "prefix" if affix == "non" else "suffix"
+                kind = "prefix" if affix in ("non", "no") else "suffix"
                 return _Match(kind, i, [_Attribute(found[0], i, i + 1)], i + 1)
         # "non vocal" and "vocal free" in two words.
         if word == "non" and self._word(i + 1) is not None:
@@ -439,6 +471,11 @@ class Parser:
                 if attribute not in negated:
                     negated.append(attribute)
         affirmed = self._affirmed(spans, negated)
+        spelled, kind_readings = ("", ()) if spans or clauses else self._spelled()
+        if len(affirmed) != 1:
+            # In a longer description a family is one detail among several,
+            # and its kinds would outweigh the rest (docs/benchmarks.md).
+            kind_readings = ()
         return ParsedQuery(
             self.text,
             affirmative,
@@ -446,7 +483,8 @@ class Parser:
             tuple(clauses),
             affirmed,
             self._dangling(),
-            "" if spans or clauses else self._spelled(),
+            spelled,
+            kind_readings,
         )
 
     def _lead_in(self, i: int, floor: int) -> int:
@@ -550,17 +588,29 @@ class Parser:
             yield attribute, end == attribute.source_end
             i = max(end, i + 1)
 
-    def _spelled(self) -> str:
+    def _spelled(self) -> tuple[str, tuple[str, ...]]:
         """The text with each attribute it names in the lexicon's spelling
         ("with lyrics" -> "with vocals", "a woman singing" -> "a female
-        vocals"), every other word as typed."""
-        pieces, pos = [], 0
+        vocals"), every other word as typed; and that text once per kind of
+        each instrument family it names, the kind in the family's place
+        ("strings" -> "violin", "cello"; "calm guitars" -> "calm acoustic
+        guitar"...: ParsedQuery.kind_readings)."""
+        pieces, pos, families = [], 0, []
         for attribute, _ in self._attributes_in(0, self.n):
             start = self.toks[attribute.source_start].start
-            pieces += [self.text[pos:start], attribute.canonical]
+            pieces.append(self.text[pos:start])
+            kinds = _kind_spellings(attribute.canonical)
+            if kinds:
+                families.append((len(pieces), kinds))
+            pieces.append(attribute.canonical)
             pos = self.toks[attribute.source_end - 1].end
         pieces.append(self.text[pos:])
-        return "".join(pieces)
+        readings = tuple(
+            "".join([*pieces[:i], kind, *pieces[i + 1 :]])
+            for i, kinds in families
+            for kind in kinds
+        )
+        return "".join(pieces), readings
 
     def _affirmative(self, spans: list[tuple[int, int]]) -> str:
         if not spans:

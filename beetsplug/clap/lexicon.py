@@ -44,6 +44,9 @@ KINDS: dict[str, str] = {
 }
 _FIELDS = frozenset({"forms", "broader", "within", "mentions", "absence_of"})
 _CUE_STRENGTHS = ("weak", "strong", "explicit")
+# The affixes that negate the word they join: non-vocal, no-drums,
+# vocal-free, drumless (the parser's patterns are in query.py).
+AFFIXES = ("non", "no", "free", "less")
 _DESCRIPTOR_FACETS = ("genres", "moods", "instruments", "presence")
 
 
@@ -76,7 +79,7 @@ class Lexicon:
     concepts: Mapping[str, Concept]
     forms: Mapping[str, Concept]  # surface form -> its concept
     cues: Mapping[str, tuple[str, ...]]  # strength -> cue phrases
-    affixes: Mapping[str, frozenset[str]]  # non/free/less -> roles it negates
+    affixes: Mapping[str, frozenset[str]]  # AFFIXES -> roles each negates
     grammar: Mapping[str, tuple[str, ...]]
     training: Mapping[str, tuple[str, ...]]
     corpus: Mapping[str, tuple[str, ...]]
@@ -217,8 +220,8 @@ def _build(data: Any) -> Lexicon:
         for name in (*_CUE_STRENGTHS, "negative_auxiliaries", "auxiliary_verbs")
     }
     affix_raw = cues_raw.get("affixes")
-    if not isinstance(affix_raw, dict) or set(affix_raw) != {"non", "free", "less"}:
-        raise LexiconError("cues.affixes: expected the kinds for non, free and less")
+    if not isinstance(affix_raw, dict) or set(affix_raw) != set(AFFIXES):
+        raise LexiconError(f"cues.affixes: expected the kinds for {', '.join(AFFIXES)}")
     affixes = {
         affix: frozenset(
             KINDS.get(k, k) for k in _strings(kinds, f"cues.affixes.{affix}")

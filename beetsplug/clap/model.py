@@ -531,7 +531,8 @@ class Bundle:
         an embedding is a function of its text alone, so a process that
         searches more than once (playlists, a long-lived beets) embeds each
         attribute once: a negated query then costs one text run, not one
-        per attribute. Whole descriptions are not remembered.
+        per attribute. Whole descriptions are not remembered unless they are
+        a concept's name alone (search._whole_embeddings).
         """
         import numpy as np
 

@@ -74,6 +74,7 @@ _EDGE_PUNCT = ",;:.!?-–—/&"
 _AFFIX_KINDS = _LEXICON.affixes
 _AFFIX_RES = (
     ("non", re.compile(r"non-?(?P<stem>.+)")),
+    ("no", re.compile(r"no-(?P<stem>.+)")),
     ("free", re.compile(r"(?P<stem>.+?)-?free")),
     ("less", re.compile(r"(?P<stem>.+?)-?less")),
 )
@@ -166,6 +167,10 @@ class ParsedQuery:
     # A description that negates nothing, with each attribute it names in
     # the lexicon's spelling ("with lyrics" -> "with vocals"); "" otherwise.
     spelled: str = ""
+    # For a plain description of one attribute that is an instrument family,
+    # `spelled` once per kind of the family, the kind in its place ("calm
+    # guitars" -> "calm acoustic guitar", "calm electric guitar"...).
+    kind_readings: tuple[str, ...] = ()
 
     @property
     def has_negation(self) -> bool:
@@ -189,15 +194,20 @@ class ParsedQuery:
     @property
     def whole_texts(self) -> tuple[str, ...]:
         """The texts whose mean direction is the whole-description vector:
-        `restated`, and for a plain description whose attributes the lexicon
+        `restated`; for a plain description whose attributes the lexicon
         spells otherwise, that spelling too ("with lyrics" and "with
-        vocals"). The text tower learnt the lexicon's spellings; the words
-        as typed keep what the lexicon does not read. Chosen on the
-        realset's choose part (docs/benchmarks.md, "Other wordings")."""
+        vocals"); and its `kind_readings` ("strings" is also "violin" and
+        "cello"). The text tower learnt the lexicon's spellings, and knows
+        a family's members on real recordings better than the family word;
+        the words as typed keep what the lexicon does not read. Chosen on
+        the realset's choose part (docs/benchmarks.md, "Other wordings",
+        "Instrument families read as their kinds")."""
         spelled = " ".join(self.spelled.split())
+        texts = [self.restated]
         if spelled and spelled.lower() != " ".join(self.text.split()).lower():
-            return (self.restated, spelled)
-        return (self.restated,)
+            texts.append(spelled)
+        texts += (" ".join(k.split()) for k in self.kind_readings)
+        return tuple(texts)
 
 
 # --------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def embed_query(
     assert parsed is not None  # an empty text is a problem
     vecs = np.concatenate(
         [
-            whole_vector(bundle.embed_text(list(parsed.whole_texts)))[None, :],
+            whole_vector(_whole_embeddings(bundle, parsed.whole_texts))[None, :],
             bundle.embed_attributes(negated_phrases(parsed)),
         ]
     )
@@ -161,6 +161,25 @@ def embed_query(
         speech_vector=bundle.embed_attributes([SPEECH_TEXT])[0],
         speech_weight=speech_weight,
     )
+
+
+def _whole_embeddings(bundle: Bundle, texts: Sequence[str]) -> np.ndarray:
+    """The embeddings of a description's `whole_texts` (in any order: the
+    whole vector is their mean direction). Those that are a concept's name
+    alone (a family's kinds: "guitar" also reads as "acoustic guitar"...)
+    come from the bundle's memory of attribute phrases, so a long-lived
+    process (web, playlists) embeds each once."""
+    import numpy as np
+
+    from .lexicon import lexicon
+
+    concepts = lexicon().concepts
+    named = [t for t in texts if t in concepts]
+    typed = [t for t in texts if t not in concepts]
+    parts = [bundle.embed_text(typed)] if typed else []
+    if named:
+        parts.append(bundle.embed_attributes(named))
+    return np.concatenate(parts)
 
 
 def _shorten(text: str, width: int = 60) -> str:

@@ -89,7 +89,15 @@ def test_the_msd_taggers_words_reach_their_families() -> None:
     corpus labels: "techno" is electronic, "heavy metal" is metal and rock."""
     lex = lexicon()
     electronic = lex.kinds_of("electronic")
-    for word in ("techno", "house", "edm", "electronica", "electro", "synthwave"):
+    for word in (
+        "techno",
+        "house",
+        "electronic dance music",
+        "rave",
+        "electronica",
+        "electro",
+        "synthwave",
+    ):
         assert word in electronic, word
     assert lex.concepts["heavy metal"].broader == ("metal", "rock")
     assert "heavy metal" in lex.kinds_of("rock")
@@ -151,6 +159,30 @@ def test_gender_words_narrow_a_voice() -> None:
     assert parse_query("jazz, no vocals by men").negated == ["male vocals"]
     assert parse_query("guitar by a man").affirmed == ["guitar"]  # not a voice
     assert parse_query("songs by women").affirmed == []
+    assert parse_query("a girl singing").affirmed == ["female vocals"]
+    assert parse_query("jazz with ladies singing").affirmed == ["jazz", "female vocals"]
+    assert parse_query("a guy singing").affirmed == ["male vocals"]
+    assert parse_query("boys choir").affirmed == ["male choir"]
+
+
+def test_acronyms_are_spelled_out_for_the_text_tower() -> None:
+    """The text tower reads a concept by its id: an acronym it does not know
+    ("EDM") is read spelled out, beside the text as typed."""
+    assert parse_query("EDM").whole_texts == ("EDM", "electronic dance music")
+    assert parse_query("idm").affirmed == ["intelligent dance music"]
+    assert parse_query("some IDM").spelled == "some intelligent dance music"
+
+
+def test_ways_of_speaking_and_of_saying_no_voice() -> None:
+    for text in ("someone reading aloud", "a radio show", "talk shows"):
+        assert parse_query(text).affirmed == ["speech"], text
+    assert parse_query("songs with words").affirmed == ["vocals"]
+    # the longer phrase wins: spoken word is speech, not a voice
+    assert parse_query("spoken word").affirmed == ["speech"]
+    assert parse_query("unplugged").affirmed == ["acoustic"]
+    assert parse_query("a film score").affirmed == ["soundtrack"]
+    assert parse_query("chamber music").affirmed == ["chamber music"]
+    assert "chamber music" in lexicon().kinds_of("classical")
 
 
 def test_playlist_descriptors_are_concepts() -> None:

@@ -37,6 +37,11 @@ EXAMPLES = [
     ("non-vocal", "", ["vocals"]),
     ("non vocal jazz", "jazz", ["vocals"]),
     ("nonvocal", "", ["vocals"]),
+    ("no-vocal tracks", "tracks", ["vocals"]),
+    ("no-drums jazz", "jazz", ["drums"]),
+    ("wordless ambient", "ambient", ["vocals"]),
+    ("music without words", "music", ["vocals"]),
+    ("karaoke", "karaoke", ["vocals"]),
     ("vocal-free", "", ["vocals"]),
     ("vocal free jazz", "jazz", ["vocals"]),
     ("drumless", "", ["drums"]),
@@ -483,6 +488,39 @@ def test_a_plain_description_is_also_read_in_the_lexicons_spelling(
 ) -> None:
     """Words the text tower knows less well count through the spelling it
     learnt, beside the words as typed."""
+    assert parse_query(text).whole_texts == texts
+
+
+@pytest.mark.parametrize(
+    ("text", "texts"),
+    [
+        ("strings", ("strings", "violin", "cello")),
+        (
+            "calm guitars",
+            (
+                "calm guitars",
+                "calm guitar",
+                "calm acoustic guitar",
+                "calm electric guitar",
+                "calm distorted guitar",
+            ),
+        ),
+        # one attribute among several: a detail, read as typed and spelled
+        ("horns and a fiddle", ("horns and a fiddle", "horns and a violin")),
+        ("horns", ("horns", "brass", "trumpet")),
+        # voices are no family of instruments: a choir is not what "vocals" asks
+        ("vocals", ("vocals",)),
+        ("violin", ("violin",)),  # no kinds of its own
+        ("distorted guitar", ("distorted guitar",)),  # a kind itself
+        ("electric guitar", ("electric guitar", "distorted guitar")),
+        ("strings, no piano", ("strings without piano",)),  # negates: restated
+    ],
+)
+def test_a_wanted_instrument_family_is_also_read_as_its_kinds(
+    text: str, texts: tuple[str, ...]
+) -> None:
+    """The text tower knows a family's members on real recordings better
+    than the family word: "strings" reads as strings, violin and cello."""
     assert parse_query(text).whole_texts == texts
 
 

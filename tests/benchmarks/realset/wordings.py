@@ -36,14 +36,31 @@ from concepts import CONCEPTS, MIN_POSITIVES, NEGATED, tag_column  # noqa: E402
 
 # concept id (concepts.py) -> other wordings of the same request.
 WORDINGS: dict[str, tuple[str, ...]] = {
-    "vocals": ("songs with singing", "a singer", "sung music", "with lyrics"),
+    "vocals": (
+        "songs with singing",
+        "a singer",
+        "sung music",
+        "with lyrics",
+        # Added 2026-12-06 (fourth session) before first scored, with the
+        # other words marked so below.
+        "songs with words",  # (4th)
+    ),
     "female voice": (
         "a woman singing",
         "female singer",
         "songs sung by women",
         "female voice",
+        "a girl singing",  # (4th)
+        "a lady singing",  # (4th)
     ),
-    "male voice": ("a man singing", "male singer", "men singing", "male voice"),
+    "male voice": (
+        "a man singing",
+        "male singer",
+        "men singing",
+        "male voice",
+        "a guy singing",  # (4th)
+        "boys singing",  # (4th)
+    ),
     "drums": ("drum kit", "percussion", "with a beat", "drumming"),
     "guitar": ("guitars", "guitar music", "a guitarist playing"),
     "piano": ("solo piano", "piano music", "a pianist"),
@@ -61,8 +78,16 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "techno",
         "synth music",
         "electronic dance music",
+        "rave music",  # (4th)
+        "IDM",  # (4th)
     ),
-    "classical": ("orchestral music", "orchestra", "symphony", "a classical piece"),
+    "classical": (
+        "orchestral music",
+        "orchestra",
+        "symphony",
+        "a classical piece",
+        "chamber music",  # (4th)
+    ),
     "rock/metal": ("heavy metal", "rock music", "metal music"),
     # The first four from the start; the rest added after the first run
     # showed how speech words the lexicon does not know fare.
@@ -79,6 +104,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "stand-up comedy",
         "news broadcast",
         "a voice memo",
+        "someone reading aloud",  # (4th)
+        "a radio show",  # (4th)
+        "a talk show",  # (4th)
     ),
     "music": ("songs", "a piece of music"),
     "without vocals": (
@@ -87,8 +115,18 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "songs without a singer",
         "tracks with no vocals",
         "no voice",
+        "music without words",  # (4th)
+        "wordless music",  # (4th)
+        "karaoke",  # (4th)
+        "no-vocal tracks",  # (4th)
     ),
-    "without drums": ("no drums", "without percussion", "drumless music", "no beat"),
+    "without drums": (
+        "no drums",
+        "without percussion",
+        "drumless music",
+        "no beat",
+        "no-drum music",  # (4th)
+    ),
     "without guitar": ("no guitars", "music with no guitar"),
     "without piano": ("no piano", "without keys"),
     "without strings": ("no strings", "no string section"),
