@@ -53,7 +53,19 @@ _ACOUSTIC = {
     "hiss": _feature(flat=1.0, b5=0.2),
     "static": _feature(flat=1.0, b4=0.1),
 }
-_SEMANTIC = ["drums", "vocals", "jazz", "piano", "guitar", "ambient", "calm", "rock"]
+_SEMANTIC = [
+    "drums",
+    "vocals",
+    "jazz",
+    "piano",
+    "guitar",
+    "ambient",
+    "calm",
+    "rock",
+    "strings",
+    "violin",
+    "cello",
+]
 _FUNCTION = ["no", "not", "without", "with", "and", "a", "the", "music", "of", "some"]
 
 

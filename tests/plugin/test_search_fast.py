@@ -292,3 +292,25 @@ def test_a_plain_description_blends_its_lexicon_spelling(tmp_path: Path) -> None
     assert abs(float(np.linalg.norm(found.vector)) - 1.0) < 1e-5
     np.testing.assert_allclose(embed_query(bundle, "calm", 0.5).vector, calm, atol=1e-6)
     assert "sim(mean('with lyrics', 'with vocals'))" in found.explain()
+
+
+def test_a_family_is_the_mean_of_itself_and_its_kinds(tmp_path: Path) -> None:
+    """ "strings" is the mean direction of "strings", "violin" and "cello"
+    (a real session on a tiny bundle); the concept names come from the
+    bundle's memory of attribute phrases, so asking again runs no text."""
+    from bundle_factory import build_tiny_bundle
+
+    from beetsplug.clap.model import Bundle
+    from beetsplug.clap.search import embed_query
+
+    bundle = Bundle.load(build_tiny_bundle(tmp_path / "bundle"))
+    texts = bundle.embed_text(["strings", "violin", "cello"])
+    mean = texts.sum(axis=0) / np.linalg.norm(texts.sum(axis=0))
+    found = embed_query(bundle, "strings", 0.5)
+    np.testing.assert_allclose(found.vector, mean, atol=1e-6)
+    assert {"strings", "violin", "cello"} <= set(bundle._attributes)
+    assert "sim(mean('strings', 'violin', 'cello'))" in found.explain()
+    bundle._text = None  # type: ignore[assignment]  # any graph run would fail
+    np.testing.assert_allclose(
+        embed_query(bundle, "strings", 0.5).vector, mean, atol=1e-6
+    )
