@@ -17,6 +17,7 @@ from .lexicon import lexicon
 from .query import (
     _AFFIX_KINDS,
     _AFFIX_RES,
+    _COPULAS,
     _CUES,
     _DETERMINERS,
     _EDGE_PUNCT,
@@ -31,6 +32,7 @@ from .query import (
     _LIST_DISTRIBUTIVE,
     _MAX_CUE,
     _MAX_PHRASE,
+    _POSTFIX,
     _PREPOSITIONS,
     _RESUME,
     _STRONG,
@@ -384,6 +386,26 @@ class Parser:
                 return _Match("suffix", i + 2, [_Attribute(found[0], i, i + 1)], i + 2)
         return None
 
+    def _postfix(self, i: int) -> _Match | None:
+        """ "drums removed", "the vocals are missing", "with the guitar taken
+        out": one part (after determiners), then words that say it is absent
+        (the lexicon's postfix cues)."""
+        if self._word(i) is None:
+            return None
+        found = self.attribute(self._skip_determiners(i))
+        if (
+            found is None
+            or lexicon().kind_of(found.canonical) not in _AFFIX_KINDS["free"]
+        ):
+            return None
+        j = found.source_end
+        if self._word(j) in _COPULAS:
+            j += 1
+        for cue in _POSTFIX:
+            if all(self._word(j + n) == word for n, word in enumerate(cue)):
+                return _Match("suffix", j + len(cue), [found], j + len(cue))
+        return None
+
     def _dangling(self) -> str | None:
         """ParsedQuery.dangling: read with the parser's own cues, the colon
         and determiners `_cue_match` lets a cue take, and free words only."""
@@ -449,7 +471,7 @@ class Parser:
         word_since = False  # a word among toks[prev_end:i]
         while i < self.n:
             at_start = not word_since and not spans
-            match = self._affix(i) or self._cue_match(i, at_start)
+            match = self._affix(i) or self._cue_match(i, at_start) or self._postfix(i)
             if match is None:
                 word_since = word_since or self.toks[i].kind == "word"
                 i += 1
@@ -502,6 +524,8 @@ class Parser:
                 j -= 1
                 if j > floor and self._word(j - 1) in _LEAD_IN_RELATIVES:
                     j -= 1
+            elif tok.kind == "word" and tok.low in _LEAD_IN_RELATIVES and j == i:
+                j -= 1  # "songs that don't have drums": "that" goes too
             else:
                 break
         return j

@@ -217,7 +217,12 @@ def _build(data: Any) -> Lexicon:
     cues_raw = _section(data, "cues")
     cues = {
         name: _strings(cues_raw.get(name), f"cues.{name}")
-        for name in (*_CUE_STRENGTHS, "negative_auxiliaries", "auxiliary_verbs")
+        for name in (
+            *_CUE_STRENGTHS,
+            "negative_auxiliaries",
+            "auxiliary_verbs",
+            "postfix",
+        )
     }
     affix_raw = cues_raw.get("affixes")
     if not isinstance(affix_raw, dict) or set(affix_raw) != set(AFFIXES):

@@ -70,6 +70,12 @@ _TAILS = tuple(tuple(t.split()) for t in _GRAMMAR["tails"])
 _LIST_ALWAYS = frozenset({*_GRAMMAR["list_always"], "/"})
 _LIST_DISTRIBUTIVE = frozenset({*_GRAMMAR["list_after_strong"], "&"})
 _EDGE_WORDS = frozenset(_GRAMMAR["edge_words"])
+# "drums removed", "vocals taken out": longest first; a copula may come
+# between ("drums are absent").
+_POSTFIX = tuple(
+    sorted((tuple(p.split()) for p in _LEXICON.cues["postfix"]), key=len, reverse=True)
+)
+_COPULAS = frozenset(_GRAMMAR["copulas"])
 _EDGE_PUNCT = ",;:.!?-–—/&"
 _AFFIX_KINDS = _LEXICON.affixes
 _AFFIX_RES = (
@@ -91,6 +97,8 @@ FILLER_WORDS: frozenset[str] = frozenset(
         *_LEAD_IN_RELATIVES,
         *_RESUME,
         *(" ".join(t) for t in _TAILS),
+        *(" ".join(p) for p in _POSTFIX),
+        *_COPULAS,
         *(f for c in _LEXICON.of_kind("filler") for f in c.forms),
         "non",
         "free",

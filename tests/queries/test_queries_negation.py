@@ -108,6 +108,23 @@ EXAMPLES = [
     ("not instrumental", "", ["instrumental"]),
     ("drumless hip hop, no vocals", "hip hop", ["drums", "vocals"]),
     ("no drums, bass", "bass", ["drums"]),  # a comma list needs a closing "or"
+    # a part, then words that say it is absent
+    ("jazz with the drums removed", "jazz", ["drums"]),
+    ("vocals absent", "", ["vocals"]),
+    ("the vocals are missing", "", ["vocals"]),
+    ("rock with the guitar taken out", "rock", ["guitar"]),
+    ("piano, vocals removed", "piano", ["vocals"]),
+    # verbs and phrases that leave a part out
+    ("leave out the drums", "", ["drums"]),
+    ("skip the guitar", "", ["guitar"]),
+    ("avoid vocals", "", ["vocals"]),
+    ("no trace of drums", "", ["drums"]),
+    ("free from drums", "", ["drums"]),
+    ("rock with zero guitar", "rock", ["guitar"]),
+    # the words around them go with the clause
+    ("songs that don't have drums", "songs", ["drums"]),
+    ("there are no vocals", "", ["vocals"]),
+    ("jazz with no drums in it", "jazz", ["drums"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
@@ -134,6 +151,12 @@ KEPT_WHOLE = [
     "soulless pop",
     "nothing but jazz",
     "Nothing Else Matters",
+    "Missing You",
+    "Zero",
+    "Ground Zero",
+    "Avoid the Noid",
+    "Skip to My Lou",
+    "Gone Girl",
     '"no vocals" live',
     "no",
     "without",

@@ -42,7 +42,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "sung music",
         "with lyrics",
         # Added 2026-12-06 (fourth session) before first scored, with the
-        # other words marked so below.
+        # other words marked so below; those marked "after" were added once
+        # the parser read them, and scored on the code before it too.
         "songs with words",  # (4th)
     ),
     "female voice": (
@@ -119,6 +120,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "wordless music",  # (4th)
         "karaoke",  # (4th)
         "no-vocal tracks",  # (4th)
+        "music with the vocals removed",  # (4th, after)
+        "vocals absent",  # (4th, after)
     ),
     "without drums": (
         "no drums",
@@ -126,6 +129,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "drumless music",
         "no beat",
         "no-drum music",  # (4th)
+        "leave out the drums",  # (4th, after)
+        "no trace of drums",  # (4th, after)
     ),
     "without guitar": ("no guitars", "music with no guitar"),
     "without piano": ("no piano", "without keys"),
