@@ -63,16 +63,21 @@ def _kind_spellings(attribute: str) -> tuple[str, ...]:
     """`attribute` with its head (its longest ending that is a concept), where
     that is an instrument family, in turn replaced by each of the family's
     kinds ("calm guitar" -> "calm acoustic guitar", "calm electric
-    guitar"...); () for any other ("distorted guitar" is a kind itself)."""
+    guitar"...); () for any other ("distorted guitar" is a kind itself), and
+    for a family a modifier already narrows ("lead synth", "clean electric
+    guitar": the kinds would narrow it again, and clash)."""
+    lex = lexicon()
     words = attribute.split()
     for start in range(len(words)):
         head = " ".join(words[start:])
-        if head not in lexicon().concepts:
+        if head not in lex.concepts:
             continue
-        if head not in _instrument_families():
+        if head not in _instrument_families() or any(
+            lex.kind_of(word) == "modifier" for word in words[:start]
+        ):
             return ()
         lead = " ".join([*words[:start], ""])
-        return tuple(lead + kind for kind in lexicon().kinds_of(head))
+        return tuple(lead + kind for kind in lex.kinds_of(head))
     return ()
 
 

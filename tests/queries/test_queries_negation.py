@@ -536,6 +536,9 @@ def test_a_plain_description_is_also_read_in_the_lexicons_spelling(
         ("violin", ("violin",)),  # no kinds of its own
         ("distorted guitar", ("distorted guitar",)),  # a kind itself
         ("electric guitar", ("electric guitar", "distorted guitar")),
+        # a modifier already narrows the family: its kinds would clash
+        ("clean electric guitar", ("clean electric guitar",)),
+        ("lead synth", ("lead synth",)),
         ("strings, no piano", ("strings without piano",)),  # negates: restated
     ],
 )
