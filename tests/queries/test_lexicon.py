@@ -185,6 +185,21 @@ def test_ways_of_speaking_and_of_saying_no_voice() -> None:
     assert "chamber music" in lexicon().kinds_of("classical")
 
 
+def test_woodwinds_cover_their_kinds_wanted_and_negated() -> None:
+    assert set(lexicon().kinds_of("woodwinds")) == {
+        "saxophone",
+        "flute",
+        "clarinet",
+        "oboe",
+        "bassoon",
+    }
+    assert parse_query("jazz, no wind instruments").negated == ["woodwinds"]
+    assert "flute" in parse_query("woodwinds").whole_texts
+    assert parse_query("a drumbeat").affirmed == ["drums"]
+    assert parse_query("synth lead over a pad").affirmed == ["synth lead", "synth pad"]
+    assert parse_query("quick").affirmed == ["fast"]
+
+
 def test_playlist_descriptors_are_concepts() -> None:
     lex = lexicon()
     assert set(lex.descriptors) == {"genres", "moods", "instruments", "presence"}
