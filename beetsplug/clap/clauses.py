@@ -23,6 +23,7 @@ from .query import (
     _EDGE_PUNCT,
     _EDGE_WORDS,
     _EXPLICIT,
+    _FEATURING_RE,
     _IMPLIED,
     _LEAD_IN,
     _LEAD_IN_PUNCT,
@@ -123,7 +124,7 @@ class Parser:
         for i in range(self.n - 1, -1, -1):
             unit = self._unit(i)
             if unit is not None:
-                after = self._last_core[i + unit.length]
+                after = None if self._closes(i) else self._last_core[i + unit.length]
                 core = None if unit.kind == "suffix" else i
                 self._last_core[i] = core if after is None else after
         kinds = [t.kind for t in self.toks]
@@ -197,6 +198,15 @@ class Parser:
         (canonical, kind), length = found
         return _Unit(canonical, kind, length)
 
+    def _closes(self, i: int) -> bool:
+        """Whether the unit at i ends an attribute: "sax-driven" names the
+        saxophone and says it leads; it modifies no word after it ("sax-driven
+        jazz" is saxophone and jazz)."""
+        return (
+            self._word(i) is not None
+            and _FEATURING_RE.fullmatch(self.toks[i].low) is not None
+        )
+
     def _cue(self, i: int) -> tuple[int, int] | None:
         """(strength, length) of the longest cue starting at token i."""
         return self._memo(self._cues, i, self._read_cue)
@@ -231,7 +241,10 @@ class Parser:
         # ("hip-hop beats" -> "hip hop drums"), other words their own.
         words = []
         j = i
+        closed = False  # only filler may follow a unit that closes
         while (unit := self._unit(j)) is not None:
+            if closed and unit.kind != "suffix":
+                break
             if unit.kind != "suffix":
                 if j == last or unit.kind in ("genre", "mod"):
                     words.append(unit.canonical)
@@ -239,6 +252,7 @@ class Parser:
                     words.append(
                         " ".join(self.toks[k].low for k in range(j, j + unit.length))
                     )
+            closed = closed or self._closes(j)
             j += unit.length
         gender, after = self._sung_by(j)
         if gender and words[-1] in voices() and not set(words) & set(VOICE_GENDERS):

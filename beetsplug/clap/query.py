@@ -84,6 +84,12 @@ _AFFIX_RES = (
     ("free", re.compile(r"(?P<stem>.+?)-?free")),
     ("less", re.compile(r"(?P<stem>.+?)-?less")),
 )
+# "sax-driven", "piano-led", "bass-heavy": the part is there, and prominent.
+_FEATURING_RE = re.compile(
+    r"(?P<stem>[^\W_]+(?:-[^\W_]+)*?)-(?:"
+    + "|".join(map(re.escape, _GRAMMAR["featuring_suffixes"]))
+    + r")"
+)
 # Kept in the wanted text but imply a negation: instrumental -> vocals.
 _IMPLIED = _LEXICON.implied_absence
 
@@ -287,6 +293,10 @@ def _lookup(words: tuple[str, ...]) -> tuple[str, str] | None:
     spaced = key.replace("-", " ")
     if spaced != key and spaced in _PHRASES:
         return _PHRASES[spaced]
+    if len(words) == 1 and (m := _FEATURING_RE.fullmatch(key)):
+        found = _lookup((m.group("stem"),))
+        if found is not None and _LEXICON.kind_of(found[0]) == "part":
+            return found
     return None
 
 

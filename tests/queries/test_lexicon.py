@@ -185,6 +185,21 @@ def test_ways_of_speaking_and_of_saying_no_voice() -> None:
     assert "chamber music" in lexicon().kinds_of("classical")
 
 
+def test_a_part_that_drives_or_leads_is_wanted_on_its_own() -> None:
+    """ "sax-driven jazz" asks for saxophone and jazz: the featured part
+    modifies no word after it."""
+    parsed = parse_query("sax-driven jazz")
+    assert parsed.affirmed == ["saxophone", "jazz"]
+    assert parsed.whole_texts == ("sax-driven jazz", "saxophone jazz")
+    assert parse_query("piano-led ballads").affirmed == ["piano"]
+    assert parse_query("bass-heavy dubstep").affirmed == ["bass", "dubstep"]
+    assert parse_query("smooth sax-driven jazz").affirmed == [
+        "smooth saxophone",
+        "jazz",
+    ]
+    assert parse_query("data-driven").affirmed == []  # no part: as typed
+
+
 def test_woodwinds_cover_their_kinds_wanted_and_negated() -> None:
     assert set(lexicon().kinds_of("woodwinds")) == {
         "saxophone",

@@ -125,6 +125,9 @@ EXAMPLES = [
     ("songs that don't have drums", "songs", ["drums"]),
     ("there are no vocals", "", ["vocals"]),
     ("jazz with no drums in it", "jazz", ["drums"]),
+    # "X-driven": the part, however it is negated
+    ("no guitar-driven songs", "", ["guitar"]),
+    ("rock without guitar-driven parts", "rock", ["guitar"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
