@@ -35,6 +35,7 @@ from .query import (
     _MAX_PHRASE,
     _POSTFIX,
     _PREPOSITIONS,
+    _QUIET,
     _RESUME,
     _STRONG,
     _TAILS,
@@ -425,6 +426,15 @@ class Parser:
                 return _Match("suffix", j + len(cue), [found], j + len(cue))
         return None
 
+    def _loud_cue(self, i: int) -> tuple[int, int] | None:
+        """`_cue`, unless it is a quiet one (an everyday word too: "avoid",
+        "zero"), which a text may end with."""
+        cue = self._cue(i)
+        if cue is None:
+            return None
+        words = tuple(self.toks[k].low for k in range(i, i + cue[1]))
+        return None if words in _QUIET else cue
+
     def _dangling(self) -> str | None:
         """ParsedQuery.dangling: read with the parser's own cues, the colon
         and determiners `_cue_match` lets a cue take, and free words only."""
@@ -436,14 +446,14 @@ class Parser:
             if self.toks[i].kind != "word":
                 i += 1
                 continue
-            cue = self._cue(i)
+            cue = self._loud_cue(i)
             if cue is None:
                 break
             i += cue[1]
         else:
             return self.text.strip()
         for i in range(last + 1):  # the earliest start is the longest cue
-            if self.toks[i].kind != "word" or (cue := self._cue(i)) is None:
+            if self.toks[i].kind != "word" or (cue := self._loud_cue(i)) is None:
                 continue
             strength, length = cue
             k = i + length

@@ -222,6 +222,7 @@ def _build(data: Any) -> Lexicon:
             "negative_auxiliaries",
             "auxiliary_verbs",
             "postfix",
+            "quiet",
         )
     }
     affix_raw = cues_raw.get("affixes")

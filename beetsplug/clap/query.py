@@ -76,6 +76,8 @@ _POSTFIX = tuple(
     sorted((tuple(p.split()) for p in _LEXICON.cues["postfix"]), key=len, reverse=True)
 )
 _COPULAS = frozenset(_GRAMMAR["copulas"])
+# Cues that are everyday words too: never an unfinished negation.
+_QUIET = frozenset(tuple(c.split()) for c in _LEXICON.cues["quiet"])
 _EDGE_PUNCT = ",;:.!?-–—/&"
 _AFFIX_KINDS = _LEXICON.affixes
 _AFFIX_RES = (
@@ -297,6 +299,8 @@ def _lookup(words: tuple[str, ...]) -> tuple[str, str] | None:
         found = _lookup((m.group("stem"),))
         if found is not None and _LEXICON.kind_of(found[0]) == "part":
             return found
+        if found is not None and found[0] in VOICE_GENDERS:
+            return f"{found[0]} vocals", "part"  # "female-fronted": her voice
     return None
 
 

@@ -198,6 +198,9 @@ def test_a_part_that_drives_or_leads_is_wanted_on_its_own() -> None:
         "jazz",
     ]
     assert parse_query("data-driven").affirmed == []  # no part: as typed
+    # a gender that fronts or leads is that gender's voice
+    assert parse_query("female-fronted metal").affirmed == ["female vocals", "metal"]
+    assert parse_query("no female-fronted bands").negated == ["female vocals"]
 
 
 def test_woodwinds_cover_their_kinds_wanted_and_negated() -> None:

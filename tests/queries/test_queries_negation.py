@@ -125,6 +125,14 @@ EXAMPLES = [
     ("songs that don't have drums", "songs", ["drums"]),
     ("there are no vocals", "", ["vocals"]),
     ("jazz with no drums in it", "jazz", ["drums"]),
+    # next to nothing of a part reads as its absence
+    ("little to no vocals", "", ["vocals"]),
+    ("hardly any drums", "", ["drums"]),
+    ("jazz with very little percussion", "jazz", ["percussion"]),
+    ("not a single guitar", "", ["guitar"]),
+    ("lacks vocals", "", ["vocals"]),
+    ("never any vocals", "", ["vocals"]),
+    ("all but the drums", "", ["drums"]),
     # "X-driven": the part, however it is negated
     ("no guitar-driven songs", "", ["guitar"]),
     ("rock without guitar-driven parts", "rock", ["guitar"]),
@@ -160,6 +168,9 @@ KEPT_WHOLE = [
     "Avoid the Noid",
     "Skip to My Lou",
     "Gone Girl",
+    "Never Gonna Give You Up",
+    "Lack of Love",
+    "songs to avoid",
     '"no vocals" live',
     "no",
     "without",
@@ -851,6 +862,12 @@ def test_every_kind_is_an_attribute_the_parser_reads_as_itself() -> None:
         ("just say no", None),
         ('jazz "without"', None),  # quoted: taken literally
         ("No Woman No Cry", None),
+        # quiet cues are everyday words too: a text may end with one
+        ("songs to avoid", None),
+        ("zero", None),
+        ("never", None),
+        ("jazz, skip", None),
+        ("very little", None),
     ],
 )
 def test_dangling_cue(text: str, cue: str | None) -> None:
