@@ -122,6 +122,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no-vocal tracks",  # (4th)
         "music with the vocals removed",  # (4th, after)
         "vocals absent",  # (4th, after)
+        "little to no vocals",  # (4th, after)
     ),
     "without drums": (
         "no drums",
@@ -131,6 +132,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no-drum music",  # (4th)
         "leave out the drums",  # (4th, after)
         "no trace of drums",  # (4th, after)
+        "hardly any drums",  # (4th, after)
     ),
     "without guitar": ("no guitars", "music with no guitar"),
     "without piano": ("no piano", "without keys"),
