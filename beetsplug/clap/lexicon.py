@@ -225,6 +225,10 @@ def _build(data: Any) -> Lexicon:
             "quiet",
         )
     }
+    known_cues = {c for strength in _CUE_STRENGTHS for c in cues[strength]}
+    for quiet in cues["quiet"]:
+        if quiet not in known_cues:
+            raise LexiconError(f"cues.quiet: {quiet!r} is no cue")
     affix_raw = cues_raw.get("affixes")
     if not isinstance(affix_raw, dict) or set(affix_raw) != set(AFFIXES):
         raise LexiconError(f"cues.affixes: expected the kinds for {', '.join(AFFIXES)}")

@@ -276,6 +276,18 @@ def test_a_broken_lexicon_is_one_clear_line(
     assert "\n" not in str(info.value)
 
 
+def test_a_quiet_cue_must_be_a_cue(tmp_path: Path) -> None:
+    """A cue the parser may see a text end with must be one it reads."""
+    text = LEXICON_PATH.read_text(encoding="utf-8").replace(
+        "  quiet: [zero,", "  quiet: [kazoo, zero,"
+    )
+    assert "quiet: [kazoo" in text
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"cues\.quiet: 'kazoo' is no cue"):
+        load(path)
+
+
 def test_the_shipped_file_is_the_package_data() -> None:
     assert LEXICON_PATH.parent == Path(lexicon_module.__file__).parent
     assert LEXICON_PATH.name == "lexicon.yaml"
