@@ -197,15 +197,18 @@ class ParsedQuery:
         """The text the whole-description similarity reads: the description
         as typed when it negates nothing, else restated as the model learnt
         negation: the wanted part, then "without" and the negated
-        attributes ("drumless jazz" -> "jazz without drums", "no drums, no
-        bass" -> "without drums or bass"). The parser knows more ways to say
-        "without" (drumless, w/o, doesn't have) than the text tower was
-        trained on; chosen on the realset's choose part (docs/benchmarks.md,
-        "Other wordings")."""
+        attributes ("drumless jazz" -> "jazz without drums"), and "music"
+        where nothing else is wanted ("no drums, no bass" -> "music without
+        drums or bass": the text tower learnt captions that describe music,
+        not fragments). The parser knows more ways to say "without"
+        (drumless, w/o, doesn't have) than the text tower was trained on;
+        chosen on the realset's choose part (docs/benchmarks.md, "Other
+        wordings", "More words, and instrument families read as their
+        kinds")."""
         if not self.negated:
             return self.text
         negation = "without " + " or ".join(self.negated)
-        return f"{self.affirmative} {negation}" if self.affirmative else negation
+        return f"{self.affirmative or 'music'} {negation}"
 
     @property
     def whole_texts(self) -> tuple[str, ...]:
