@@ -413,6 +413,7 @@ class Parser:
         if self._word(i) is None:
             return None
         found = self.attribute(self._skip_determiners(i))
+        # What can be absent is what "-free" may negate: a part one hears.
         if (
             found is None
             or lexicon().kind_of(found.canonical) not in _AFFIX_KINDS["free"]
