@@ -693,6 +693,7 @@ def _clean(text: str) -> str:
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"\s+([,;:!?.)\]])", r"\1", text)
     text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
+    text = re.sub(r"([.!?])(?:\s*[.!?,;:])+", r"\1", text)  # "vocals. . It"
     while True:
         stripped = _EDGE_RE.sub("", text).strip()
         if stripped == text:

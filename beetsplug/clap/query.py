@@ -208,7 +208,8 @@ class ParsedQuery:
         if not self.negated:
             return self.text
         negation = "without " + " or ".join(self.negated)
-        return f"{self.affirmative or 'music'} {negation}"
+        wanted = self.affirmative.rstrip(" .!?;:,") or "music"
+        return f"{wanted} {negation}"
 
     @property
     def whole_texts(self) -> tuple[str, ...]:

@@ -133,6 +133,11 @@ EXAMPLES = [
     ("lacks vocals", "", ["vocals"]),
     ("never any vocals", "", ["vocals"]),
     ("all but the drums", "", ["drums"]),
+    # as captions say it
+    ("There are no vocals in this track.", "", ["vocals"]),
+    ("No percussion is present.", "", ["percussion"]),
+    ("A calm piano piece; drums are not present.", "A calm piano piece", ["drums"]),
+    ("jazz, no drums in the mix", "jazz", ["drums"]),
     # "X-driven": the part, however it is negated
     ("no guitar-driven songs", "", ["guitar"]),
     ("rock without guitar-driven parts", "rock", ["guitar"]),
@@ -497,6 +502,7 @@ def test_describe_shows_each_clause_without_lead_in_punctuation() -> None:
         ("jazz w/o a saxophonist", "jazz without saxophone"),
         ("jazz without vocals", "jazz without vocals"),
         ("anything but metal", "music without metal"),  # genres too (benchmarks.md)
+        ("The track is instrumental.", "The track is instrumental without vocals"),
         ("No Doubt", "No Doubt"),  # negates nothing: as typed
     ],
 )
