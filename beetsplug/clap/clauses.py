@@ -523,11 +523,11 @@ class Parser:
                 if attribute not in negated:
                     negated.append(attribute)
         affirmed = self._affirmed(spans, negated)
-        spelled, kind_readings = ("", ()) if spans or clauses else self._spelled()
-        if len(affirmed) != 1:
-            # In a longer description a family is one detail among several,
-            # and its kinds would outweigh the rest (docs/benchmarks.md).
-            kind_readings = ()
+        # In a longer description a family is one detail among several, and
+        # its kinds would outweigh the rest (docs/benchmarks.md).
+        spelled, kind_readings = (
+            ("", ()) if spans or clauses else self._spelled(len(affirmed) == 1)
+        )
         return ParsedQuery(
             self.text,
             affirmative,
@@ -642,18 +642,18 @@ class Parser:
             yield attribute, end == attribute.source_end
             i = max(end, i + 1)
 
-    def _spelled(self) -> tuple[str, tuple[str, ...]]:
+    def _spelled(self, with_kinds: bool) -> tuple[str, tuple[str, ...]]:
         """The text with each attribute it names in the lexicon's spelling
         ("with lyrics" -> "with vocals", "a woman singing" -> "a female
-        vocals"), every other word as typed; and that text once per kind of
-        each instrument family it names, the kind in the family's place
-        ("strings" -> "violin", "cello"; "calm guitars" -> "calm acoustic
-        guitar"...: ParsedQuery.kind_readings)."""
+        vocals"), every other word as typed; and, `with_kinds`, that text
+        once per kind of each instrument family it names, the kind in the
+        family's place ("strings" -> "violin", "cello"; "calm guitars" ->
+        "calm acoustic guitar"...: ParsedQuery.kind_readings)."""
         pieces, pos, families = [], 0, []
         for attribute, _ in self._attributes_in(0, self.n):
             start = self.toks[attribute.source_start].start
             pieces.append(self.text[pos:start])
-            kinds = _kind_spellings(attribute.canonical)
+            kinds = _kind_spellings(attribute.canonical) if with_kinds else ()
             if kinds:
                 families.append((len(pieces), kinds))
             pieces.append(attribute.canonical)
