@@ -17,6 +17,7 @@ from .lexicon import lexicon
 from .query import (
     _AFFIX_KINDS,
     _AFFIX_RES,
+    _ANSWERS,
     _COPULAS,
     _CUES,
     _DETERMINERS,
@@ -220,6 +221,16 @@ class Parser:
             i += 1
         return i
 
+    def _after_cue(self, k: int) -> int:
+        """Where the negated words start after a cue ending at k: past a
+        colon ("exclude: kazoo"), a copula ("no one is singing", "nothing
+        is loud") and determiners."""
+        if self._punct(k) == ":":
+            k += 1
+        if self._word(k) in _COPULAS:
+            k += 1
+        return self._skip_determiners(k)
+
     # -- attributes --------------------------------------------------------
 
     def attribute(self, i: int) -> _Attribute | None:
@@ -420,6 +431,8 @@ class Parser:
         ):
             return None
         j = found.source_end
+        if self._punct(j) in (":", "=") and self._word(j + 1) in _ANSWERS:
+            return _Match("suffix", j + 2, [found], j + 2)
         if self._word(j) in _COPULAS:
             j += 1
         for cue in _POSTFIX:
@@ -437,8 +450,9 @@ class Parser:
         return None if words in _QUIET else cue
 
     def _dangling(self) -> str | None:
-        """ParsedQuery.dangling: read with the parser's own cues, the colon
-        and determiners `_cue_match` lets a cue take, and free words only."""
+        """ParsedQuery.dangling: read with the parser's own cues, what
+        `_cue_match` lets a cue take before its words (`_after_cue`), and
+        free words only."""
         last = self._last_word
         if last < 0 or self.toks[last].protected:
             return None
@@ -457,10 +471,7 @@ class Parser:
             if self.toks[i].kind != "word" or (cue := self._loud_cue(i)) is None:
                 continue
             strength, length = cue
-            k = i + length
-            if self._punct(k) == ":":
-                k += 1
-            k = self._skip_determiners(k)
+            k = self._after_cue(i + length)
             if k <= last:  # a word follows
                 continue
             # "ambient, no": a weak cue that opens its own clause is unfinished.
@@ -473,10 +484,7 @@ class Parser:
         if cue is None:
             return None
         strength, length = cue
-        k = i + length
-        if self._punct(k) == ":":
-            k += 1
-        k = self._skip_determiners(k)
+        k = self._after_cue(i + length)
         for items in self._attribute_list(k, strength):
             end = self._after(items[-1].source_end, strength, at_start)
             if end is not None:
@@ -552,10 +560,13 @@ class Parser:
                 j -= 1
             elif tok.kind == "word" and tok.low in _LEAD_IN_VERBS:
                 j -= 1
-                if j > floor and self._word(j - 1) in _LEAD_IN_RELATIVES:
+                # "where there are no drums": every relative before the verb
+                while j > floor and self._word(j - 1) in _LEAD_IN_RELATIVES:
                     j -= 1
             elif tok.kind == "word" and tok.low in _LEAD_IN_RELATIVES and j == i:
                 j -= 1  # "songs that don't have drums": "that" goes too
+                if j > floor and self._word(j - 1) in _PREPOSITIONS:
+                    j -= 1  # "songs in which no one sings"
             else:
                 break
         return j

@@ -222,6 +222,7 @@ def _build(data: Any) -> Lexicon:
             "negative_auxiliaries",
             "auxiliary_verbs",
             "postfix",
+            "answers",
             "quiet",
         )
     }

@@ -76,6 +76,8 @@ _POSTFIX = tuple(
     sorted((tuple(p.split()) for p in _LEXICON.cues["postfix"]), key=len, reverse=True)
 )
 _COPULAS = frozenset(_GRAMMAR["copulas"])
+# "vocals: none", "drums = no": an answer after a colon or equals sign.
+_ANSWERS = frozenset(_LEXICON.cues["answers"])
 # Cues that are everyday words too: never an unfinished negation.
 _QUIET = frozenset(tuple(c.split()) for c in _LEXICON.cues["quiet"])
 _EDGE_PUNCT = ",;:.!?-–—/&"
@@ -106,6 +108,7 @@ FILLER_WORDS: frozenset[str] = frozenset(
         *_RESUME,
         *(" ".join(t) for t in _TAILS),
         *(" ".join(p) for p in _POSTFIX),
+        *_ANSWERS,
         *_COPULAS,
         *(f for c in _LEXICON.of_kind("filler") for f in c.forms),
         "non",

@@ -46,6 +46,10 @@ WORDINGS = (
     "leave out the drums",
     "hardly any drums",
     "No drums are heard.",
+    # what a listener says of a part they do not want, and a form's answer
+    "i hate drums",
+    "fewer drums",
+    "drums: none",
 )
 
 

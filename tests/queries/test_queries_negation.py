@@ -141,6 +141,32 @@ EXAMPLES = [
     # "X-driven": the part, however it is negated
     ("no guitar-driven songs", "", ["guitar"]),
     ("rock without guitar-driven parts", "rock", ["guitar"]),
+    # nobody sings: the voice is absent, whoever would have sung
+    ("no one is singing", "", ["vocals"]),
+    ("nobody singing", "", ["vocals"]),
+    ("songs where nobody sings", "songs", ["vocals"]),
+    ("songs in which no one sings", "songs", ["vocals"]),
+    ("jazz with no one singing", "jazz", ["vocals"]),
+    ("tracks without anyone singing", "tracks", ["vocals"]),
+    ("no people talking", "", ["speech"]),
+    ("jazz where there are no drums", "jazz", ["drums"]),
+    # what a listener says of what they do not want
+    ("music that isn't jazz", "music", ["jazz"]),
+    ("i hate drums", "", ["drums"]),
+    ("I can't stand vocals", "", ["vocals"]),
+    ("rock, not a fan of guitar solos", "rock", ["guitar solos"]),
+    ("less drums", "", ["drums"]),
+    ("fewer vocals", "", ["vocals"]),
+    ("nothing sad", "", ["sad"]),
+    ("nothing too aggressive", "", ["aggressive"]),
+    ("nothing with vocals", "", ["vocals"]),
+    ("nothing is loud", "", ["loud"]),
+    ("no screaming", "", ["harsh vocals"]),
+    # a form's answer after a colon or equals sign
+    ("guitar: none", "", ["guitar"]),
+    ("vocals: no", "", ["vocals"]),
+    ("jazz, drums = off", "jazz", ["drums"]),
+    ("vocals no drums", "vocals", ["drums"]),  # an answer needs its colon
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
@@ -176,6 +202,18 @@ KEPT_WHOLE = [
     "Never Gonna Give You Up",
     "Lack of Love",
     "songs to avoid",
+    "No One",
+    "Nobody",
+    "No One Knows",
+    "Nobody Speak",
+    "Nobody Does It Better",
+    "Nothing but Thieves",
+    "Less Than Zero",
+    "I Hate Myself for Loving You",
+    "Hate",
+    "songs I hate",
+    "Someone Like You",
+    "Where Is My Mind",
     '"no vocals" live',
     "no",
     "without",

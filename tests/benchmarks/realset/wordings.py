@@ -53,6 +53,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "female voice",
         "a girl singing",  # (4th)
         "a lady singing",  # (4th)
+        "a woman sings",  # (5th, after)
     ),
     "male voice": (
         "a man singing",
@@ -61,6 +62,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "male voice",
         "a guy singing",  # (4th)
         "boys singing",  # (4th)
+        "a man sings",  # (5th, after)
     ),
     "drums": ("drum kit", "percussion", "with a beat", "drumming"),
     "guitar": ("guitars", "guitar music", "a guitarist playing"),
@@ -123,6 +125,12 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "music with the vocals removed",  # (4th, after)
         "vocals absent",  # (4th, after)
         "little to no vocals",  # (4th, after)
+        # Added 2026-12-06 (fifth session) with the parser change that reads
+        # them, and scored on the code before it too.
+        "no one is singing",  # (5th, after)
+        "songs where nobody sings",  # (5th, after)
+        "vocals: none",  # (5th, after)
+        "nothing with vocals",  # (5th, after)
     ),
     "without drums": (
         "no drums",
@@ -133,10 +141,24 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "leave out the drums",  # (4th, after)
         "no trace of drums",  # (4th, after)
         "hardly any drums",  # (4th, after)
+        "i hate drums",  # (5th, after)
+        "fewer drums",  # (5th, after)
     ),
-    "without guitar": ("no guitars", "music with no guitar"),
-    "without piano": ("no piano", "without keys"),
-    "without strings": ("no strings", "no string section"),
+    "without guitar": (
+        "no guitars",
+        "music with no guitar",
+        "nothing with guitars",  # (5th, after)
+    ),
+    "without piano": (
+        "no piano",
+        "without keys",
+        "I can't stand piano",
+    ),  # (5th, after)
+    "without strings": (
+        "no strings",
+        "no string section",
+        "strings: none",
+    ),  # (5th, after)
 }
 
 
