@@ -163,6 +163,23 @@ def test_gender_words_narrow_a_voice() -> None:
     assert parse_query("jazz with ladies singing").affirmed == ["jazz", "female vocals"]
     assert parse_query("a guy singing").affirmed == ["male vocals"]
     assert parse_query("boys choir").affirmed == ["male choir"]
+    assert parse_query("a woman sings").affirmed == ["female vocals"]
+    assert parse_query("where a man sings").affirmed == ["male vocals"]
+
+
+def test_everyday_words_are_not_jargon() -> None:
+    """ "vibes" is a mood far more often than a vibraphone; styles people name
+    are concepts (so they can be negated), inside the family that covers
+    them without becoming one the trainer's hypernyms count."""
+    assert parse_query("chill vibes").affirmed == ["chill"]
+    assert parse_query("vibraphone jazz").affirmed == ["vibraphone jazz"]
+    assert parse_query("video game music").affirmed == ["video game music"]
+    assert parse_query("no game soundtracks").negated == ["video game music"]
+    assert parse_query("elevator music").affirmed == ["easy listening"]
+    assert parse_query("show tunes").affirmed == ["musical theatre"]
+    assert parse_query("not celtic").negated == ["celtic"]
+    assert "video game music" in lexicon().kinds_of("soundtrack")
+    assert lexicon().concepts["video game music"].broader == ()
 
 
 def test_acronyms_are_spelled_out_for_the_text_tower() -> None:
