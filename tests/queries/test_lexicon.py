@@ -178,6 +178,8 @@ def test_everyday_words_are_not_jargon() -> None:
     assert parse_query("elevator music").affirmed == ["easy listening"]
     assert parse_query("show tunes").affirmed == ["musical theatre"]
     assert parse_query("not celtic").negated == ["celtic"]
+    assert parse_query("string instruments").affirmed == ["strings"]
+    assert parse_query("no brass instruments").negated == ["brass"]
     assert "video game music" in lexicon().kinds_of("soundtrack")
     assert lexicon().concepts["video game music"].broader == ()
 
