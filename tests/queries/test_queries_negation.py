@@ -167,6 +167,8 @@ EXAMPLES = [
     ("vocals: no", "", ["vocals"]),
     ("jazz, drums = off", "jazz", ["drums"]),
     ("vocals no drums", "vocals", ["drums"]),  # an answer needs its colon
+    ("without a single voice", "", ["vocals"]),
+    ("0 vocals", "", ["vocals"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
@@ -203,6 +205,8 @@ KEPT_WHOLE = [
     "Lack of Love",
     "songs to avoid",
     "No One",
+    "0 to 100",
+    "Single Ladies",
     "Nobody",
     "No One Knows",
     "Nobody Speak",
