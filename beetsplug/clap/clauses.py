@@ -424,15 +424,21 @@ class Parser:
         if self._word(i) is None:
             return None
         found = self.attribute(self._skip_determiners(i))
-        # What can be absent is what "-free" may negate: a part one hears.
-        if (
-            found is None
-            or lexicon().kind_of(found.canonical) not in _AFFIX_KINDS["free"]
-        ):
+        if found is None:
             return None
+        kind = lexicon().kind_of(found.canonical)
         j = found.source_end
-        if self._punct(j) in (":", "=") and self._word(j + 1) in _ANSWERS:
+        # A form's answer may refuse what "non-" negates: a part or a genre
+        # ("techno: no").
+        if (
+            kind in _AFFIX_KINDS["non"]
+            and self._punct(j) in (":", "=")
+            and self._word(j + 1) in _ANSWERS
+        ):
             return _Match("suffix", j + 2, [found], j + 2)
+        # What can be absent is what "-free" may negate: a part one hears.
+        if kind not in _AFFIX_KINDS["free"]:
+            return None
         if self._word(j) in _COPULAS:
             j += 1
         for cue in _POSTFIX:

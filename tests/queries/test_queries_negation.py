@@ -206,6 +206,8 @@ KEPT_WHOLE = [
     "songs to avoid",
     "No One",
     "0 to 100",
+    "I Don't Like Mondays",
+    "Don't Play That Song",
     "Single Ladies",
     "Nobody",
     "No One Knows",
@@ -967,3 +969,98 @@ def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
     # A second tagger's prefixed names mean what their labels mean.
     both = tag_meanings((*names, "msd:female vocalists", "msd:instrumental"))
     assert link_by_lexicon("vocals", both) == ([3, 4, 6], [2, 7])
+
+
+# Ways of refusing a part, each with "{}" where the part goes: every one must
+# negate the part and never ask for it (a parse that asks for what the user
+# refuses ranks exactly the wrong tracks first).
+REFUSALS = [
+    "no {}",
+    "without {}",
+    "without any {}",
+    "music without {}",
+    "songs with no {}",
+    "tracks that have no {}",
+    "something without {}",
+    "anything but {}",
+    "not {}",
+    "no {} please",
+    "please, no {}",
+    "{} removed",
+    "the {} are missing",
+    "i don't want {}",
+    "i do not want any {}",
+    "don't play {}",
+    "minus the {}",
+    "except {}",
+    "excluding {}",
+    "exclude {}",
+    "free of {}",
+    "devoid of {}",
+    "lacking {}",
+    "with zero {}",
+    "hardly any {}",
+    "little to no {}",
+    "nothing with {}",
+    "i hate {}",
+    "i can't stand {}",
+    "skip the {}",
+    "avoid {}",
+    "leave out the {}",
+    "get rid of the {}",
+    "less {}",
+    "fewer {}",
+    "jazz without {}",
+    "rock, no {}",
+    "calm music without {}",
+    "ambient but no {}",
+    "instrumental, no {}",
+    "{}: none",
+    "{} = no",
+    "no {} at all",
+    "without {} whatsoever",
+    "no {} in it",
+    "there are no {}",
+    "songs where there are no {}",
+    "music that doesn't have {}",
+    "music that does not include {}",
+    "something that lacks {}",
+    "not a single {}",
+    "no more {}",
+    "anything except {}",
+    "everything but {}",
+    "no trace of {}",
+    "w/o {}",
+    "sans {}",
+]
+# Refusals a style takes too (a style is not "removed" or "missing").
+STYLE_REFUSALS = [f for f in REFUSALS if "removed" not in f and "missing" not in f]
+REFUSED = {
+    "vocals": ("vocals", "singing", "a singer", "voices", "lyrics", "vocal parts"),
+    "drums": ("drums", "a drummer", "beats", "drum kit"),
+    "percussion": ("percussion",),
+    "guitar": ("guitar", "guitars"),
+    "electric guitar": ("electric guitars",),
+    "piano": ("piano", "a pianist"),
+    "strings": ("strings", "string section"),
+    "violin": ("violins",),
+    "synth": ("synths",),
+}
+REFUSED_STYLES = {"electronic": ("electronic music",), "techno": ("techno",)}
+
+
+@pytest.mark.parametrize(
+    ("concept", "words", "frames"),
+    [(c, w, REFUSALS) for c, w in REFUSED.items()]
+    + [(c, w, STYLE_REFUSALS) for c, w in REFUSED_STYLES.items()],
+)
+def test_every_way_of_refusing_negates(
+    concept: str, words: tuple[str, ...], frames: list[str]
+) -> None:
+    wrong = []
+    for word in words:
+        for frame in frames:
+            parsed = parse_query(frame.format(word))
+            if concept not in parsed.negated or concept in parsed.affirmed:
+                wrong.append((frame.format(word), parsed.affirmed, parsed.negated))
+    assert wrong == []
