@@ -18,6 +18,7 @@ from .query import (
     _AFFIX_KINDS,
     _AFFIX_RES,
     _ANSWERS,
+    _CANCELS,
     _COPULAS,
     _CUES,
     _DETERMINERS,
@@ -516,6 +517,17 @@ class Parser:
         while i < self.n:
             at_start = not word_since and not spans
             match = self._affix(i) or self._cue_match(i, at_start) or self._postfix(i)
+            if (
+                match is not None
+                and match.kind == "cue"
+                and self._word(i - 1) in _CANCELS
+            ):
+                # "not without drums" asks for drums: both words go, and the
+                # words after them are read as wanted.
+                spans.append((i - 1, match.cue_end))
+                i = prev_end = match.cue_end
+                word_since = False
+                continue
             if match is None:
                 word_since = word_since or self.toks[i].kind == "word"
                 i += 1

@@ -76,6 +76,8 @@ _POSTFIX = tuple(
     sorted((tuple(p.split()) for p in _LEXICON.cues["postfix"]), key=len, reverse=True)
 )
 _COPULAS = frozenset(_GRAMMAR["copulas"])
+# "not without drums": the two negations cancel.
+_CANCELS = frozenset(_GRAMMAR["cancels"])
 # "vocals: none", "drums = no": an answer after a colon or equals sign.
 _ANSWERS = frozenset(_LEXICON.cues["answers"])
 # Cues that are everyday words too: never an unfinished negation.
@@ -198,7 +200,8 @@ class ParsedQuery:
     @property
     def restated(self) -> str:
         """The text the whole-description similarity reads: the description
-        as typed when it negates nothing, else restated as the model learnt
+        as typed when it negates nothing (less a double negation's words:
+        "not without drums" reads "drums"), else restated as the model learnt
         negation: the wanted part, then "without" and the negated
         attributes ("drumless jazz" -> "jazz without drums"), and "music"
         where nothing else is wanted ("no drums, no bass" -> "music without
@@ -209,7 +212,8 @@ class ParsedQuery:
         wordings", "More words, and instrument families read as their
         kinds")."""
         if not self.negated:
-            return self.text
+            # as typed, but for a double negation's words ("not without")
+            return self.affirmative or self.text
         negation = "without " + " or ".join(self.negated)
         wanted = self.affirmative.rstrip(" .!?;:,") or "music"
         return f"{wanted} {negation}"

@@ -209,6 +209,7 @@ KEPT_WHOLE = [
     "I Don't Like Mondays",
     "Don't Play That Song",
     "Single Ladies",
+    "Not Without My Daughter",
     "Nobody",
     "No One Knows",
     "Nobody Speak",
@@ -1062,5 +1063,91 @@ def test_every_way_of_refusing_negates(
         for frame in frames:
             parsed = parse_query(frame.format(word))
             if concept not in parsed.negated or concept in parsed.affirmed:
+                wrong.append((frame.format(word), parsed.affirmed, parsed.negated))
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("text", "affirmed", "negated", "whole"),
+    [
+        ("not without drums", ["drums"], [], ("drums",)),
+        ("never without vocals", ["vocals"], [], ("vocals",)),
+        (
+            "jazz, not without a saxophone",
+            ["jazz", "saxophone"],
+            [],
+            ("jazz, a saxophone",),
+        ),
+        ("no drums, not without bass", ["bass"], ["drums"], ("bass without drums",)),
+    ],
+)
+def test_a_double_negation_asks_for_the_part(
+    text: str, affirmed: list[str], negated: list[str], whole: tuple[str, ...]
+) -> None:
+    """ "not without drums" asks for drums, and the text tower reads it
+    without the two words that cancel ("without drums" would pull the
+    other way)."""
+    parsed = parse_query(text)
+    assert (parsed.affirmed, parsed.negated, parsed.whole_texts) == (
+        affirmed,
+        negated,
+        whole,
+    )
+
+
+# Ways of asking for a part: none may negate it.
+REQUESTS = [
+    "{}",
+    "songs with {}",
+    "i want {}",
+    "play some {}",
+    "{} please",
+    "lots of {}",
+    "a track featuring {}",
+    "music that has {}",
+    "something with {} in it",
+    "{} only",
+    "just {}",
+    "only {}",
+    "mostly {}",
+    "more {}",
+    "plenty of {}",
+    "with {}",
+    "including {}",
+    "{} and nothing else",
+    "give me {}",
+    "i need {}",
+    "music with {} but no bass",
+    "{}, but not too loud",
+    "not without {}",
+    "never without {}",
+    "{} included",
+    "must have {}",
+    "anything with {}",
+    "i love {}",
+    "i like {}",
+    "nothing but {}",
+    "full of {}",
+    "heavy on the {}",
+    "the {} are loud",
+    "loud {}",
+]
+ASKED = {
+    "vocals": ("vocals", "singing", "voices"),
+    "drums": ("drums", "beats"),
+    "guitar": ("guitars",),
+    "piano": ("piano",),
+    "strings": ("strings",),
+}
+
+
+@pytest.mark.parametrize(("concept", "words"), list(ASKED.items()))
+def test_no_way_of_asking_negates(concept: str, words: tuple[str, ...]) -> None:
+    wrong = []
+    for word in words:
+        for frame in REQUESTS:
+            parsed = parse_query(frame.format(word))
+            asked = any(concept in a.split() for a in parsed.affirmed)
+            if concept in parsed.negated or not asked:
                 wrong.append((frame.format(word), parsed.affirmed, parsed.negated))
     assert wrong == []
