@@ -210,6 +210,8 @@ KEPT_WHOLE = [
     "Don't Play That Song",
     "Single Ladies",
     "Not Without My Daughter",
+    "Not at All",
+    "Nothing That Is Real",
     "Nobody",
     "No One Knows",
     "Nobody Speak",
@@ -1150,4 +1152,58 @@ def test_no_way_of_asking_negates(concept: str, words: tuple[str, ...]) -> None:
             asked = any(concept in a.split() for a in parsed.affirmed)
             if concept in parsed.negated or not asked:
                 wrong.append((frame.format(word), parsed.affirmed, parsed.negated))
+    assert wrong == []
+
+
+# Refusing and asking for a quality (mood, tempo, energy).
+QUALITY_REFUSALS = [
+    "not {}",
+    "nothing {}",
+    "nothing too {}",
+    "not too {}",
+    "not very {}",
+    "not so {}",
+    "isn't {}",
+    "music that isn't {}",
+    "music that is not {}",
+    "songs that aren't {}",
+    "rock, but not {}",
+    "anything but {}",
+    "less {}",
+    "no {} songs",
+    "not at all {}",
+    "not {} at all",
+    "never {}",
+    "jazz that is not {}",
+    "nothing that sounds {}",
+    "nothing that feels {}",
+    "not particularly {}",
+]
+QUALITY_REQUESTS = [
+    "{}",
+    "{} music",
+    "something {}",
+    "very {}",
+    "a bit {}",
+    "{} songs",
+    "really {}",
+    "i want something {}",
+    "{} and upbeat",
+]
+
+
+@pytest.mark.parametrize(
+    "quality", ["sad", "fast", "loud", "aggressive", "happy", "dark", "slow"]
+)
+def test_qualities_refused_and_asked_for(quality: str) -> None:
+    wrong = []
+    for frame in QUALITY_REFUSALS:
+        parsed = parse_query(frame.format(quality))
+        if quality not in parsed.negated or quality in parsed.affirmed:
+            wrong.append(frame.format(quality))
+    for frame in QUALITY_REQUESTS:
+        parsed = parse_query(frame.format(quality))
+        asked = any(quality in a.split() for a in parsed.affirmed)
+        if quality in parsed.negated or not asked:
+            wrong.append(frame.format(quality))
     assert wrong == []
