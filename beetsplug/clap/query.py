@@ -76,6 +76,10 @@ _POSTFIX = tuple(
     sorted((tuple(p.split()) for p in _LEXICON.cues["postfix"]), key=len, reverse=True)
 )
 _COPULAS = frozenset(_GRAMMAR["copulas"])
+# Kinds a restated description negates with "not" ("not sad music"), as
+# the trainer's captions do; parts and styles take "without", which the
+# text tower reads better after a noun (docs/benchmarks.md).
+_SAID_WITH_NOT = frozenset({"mood", "tempo", "energy", "quality", "era"})
 # "not without drums": the two negations cancel.
 _CANCELS = frozenset(_GRAMMAR["cancels"])
 # "vocals: none", "drums = no": an answer after a colon or equals sign.
@@ -214,9 +218,13 @@ class ParsedQuery:
         if not self.negated:
             # as typed, but for a double negation's words ("not without")
             return self.affirmative or self.text
+        wanted = self.affirmative.rstrip(" .!?;:,")
+        if all(lexicon().kind_of(n) in _SAID_WITH_NOT for n in self.negated):
+            # qualities the way the trainer negates them: "not sad music"
+            negation = "not " + " or ".join(self.negated)
+            return f"{wanted}, {negation}" if wanted else f"{negation} music"
         negation = "without " + " or ".join(self.negated)
-        wanted = self.affirmative.rstrip(" .!?;:,") or "music"
-        return f"{wanted} {negation}"
+        return f"{wanted or 'music'} {negation}"
 
     @property
     def whole_texts(self) -> tuple[str, ...]:

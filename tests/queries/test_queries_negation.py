@@ -551,6 +551,13 @@ def test_describe_shows_each_clause_without_lead_in_punctuation() -> None:
         ("anything but metal", "music without metal"),  # genres too (benchmarks.md)
         ("The track is instrumental.", "The track is instrumental without vocals"),
         ("No Doubt", "No Doubt"),  # negates nothing: as typed
+        # qualities as the trainer negates them (docs/benchmarks.md)
+        ("not sad", "not sad music"),
+        ("nothing too aggressive", "not aggressive music"),
+        ("jazz, but not too slow", "jazz, not slow"),
+        ("not 80s", "not 80s music"),
+        ("no drums, not sad", "music without drums or sad"),  # a part: without
+        ("not jazz", "music without jazz"),
     ],
 )
 def test_a_negating_description_is_restated_as_trained(
