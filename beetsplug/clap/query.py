@@ -219,12 +219,15 @@ class ParsedQuery:
             # as typed, but for a double negation's words ("not without")
             return self.affirmative or self.text
         wanted = self.affirmative.rstrip(" .!?;:,")
-        if all(lexicon().kind_of(n) in _SAID_WITH_NOT for n in self.negated):
-            # qualities the way the trainer negates them: "not sad music"
-            negation = "not " + " or ".join(self.negated)
-            return f"{wanted}, {negation}" if wanted else f"{negation} music"
-        negation = "without " + " or ".join(self.negated)
-        return f"{wanted or 'music'} {negation}"
+        # qualities the way the trainer negates them ("not sad"), the rest
+        # with "without"
+        said_not = [n for n in self.negated if lexicon().kind_of(n) in _SAID_WITH_NOT]
+        parts = [n for n in self.negated if n not in said_not]
+        qualities = "not " + " or ".join(said_not)
+        if not parts:
+            return f"{wanted}, {qualities}" if wanted else f"{qualities} music"
+        text = f"{wanted or 'music'} without " + " or ".join(parts)
+        return f"{text}, {qualities}" if said_not else text
 
     @property
     def whole_texts(self) -> tuple[str, ...]:

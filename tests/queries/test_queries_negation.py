@@ -556,7 +556,8 @@ def test_describe_shows_each_clause_without_lead_in_punctuation() -> None:
         ("nothing too aggressive", "not aggressive music"),
         ("jazz, but not too slow", "jazz, not slow"),
         ("not 80s", "not 80s music"),
-        ("no drums, not sad", "music without drums or sad"),  # a part: without
+        ("no drums, not sad", "music without drums, not sad"),
+        ("jazz, not too slow, no vocals", "jazz without vocals, not slow"),
         ("not jazz", "music without jazz"),
     ],
 )
