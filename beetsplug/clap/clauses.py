@@ -36,6 +36,7 @@ from .query import (
     _MAX_CUE,
     _MAX_PHRASE,
     _POSTFIX,
+    _POSTFIX_GLUE,
     _PREPOSITIONS,
     _QUIET,
     _RESUME,
@@ -105,6 +106,10 @@ class _Match(NamedTuple):
 
 _NONE = object()  # "not computed yet" in the memo tables
 _T = TypeVar("_T")
+
+
+# Marks a form's answer follows: "vocals: none", "drums? no", "vocals - no".
+_ANSWER_MARKS = frozenset({":", "=", "?", "-", "–", "—", "("})
 
 
 class Parser:
@@ -362,10 +367,7 @@ class Parser:
 
     def _after(self, j: int, strength: int, at_start: bool) -> int | None:
         """Token index where the clause ends if it may end at j, else None."""
-        for tail in _TAILS:
-            if tuple(self._word(j + k) for k in range(len(tail))) == tail:
-                j += len(tail)
-                break
+        j = self._past_tails(j)
         if j >= self.n:
             return j
         tok = self.toks[j]
@@ -379,6 +381,19 @@ class Parser:
             # prepositional tail reads as a title; keep it whole.
             return None if (strength == _WEAK and at_start) else j
         return None
+
+    def _past_tails(self, j: int) -> int:
+        """Past the tails at j, one after another ("no vocals whatsoever
+        please", "drums? no thanks")."""
+        found = True
+        while found:
+            found = False
+            for tail in _TAILS:
+                if tuple(self._word(j + k) for k in range(len(tail))) == tail:
+                    j += len(tail)
+                    found = True
+                    break
+        return j
 
     # -- matchers ------------------------------------------------------------
 
@@ -433,18 +448,24 @@ class Parser:
         # ("techno: no").
         if (
             kind in _AFFIX_KINDS["non"]
-            and self._punct(j) in (":", "=")
+            and self._punct(j) in _ANSWER_MARKS
             and self._word(j + 1) in _ANSWERS
         ):
-            return _Match("suffix", j + 2, [found], j + 2)
+            end = self._past_tails(j + 2)
+            # the answer ends its clause: "jazz (no vocals)" is no answer
+            if end >= self.n or self.toks[end].kind in ("punct", "quote"):
+                return _Match("suffix", end, [found], end)
         # What can be absent is what "-free" may negate: a part one hears.
         if kind not in _AFFIX_KINDS["free"]:
             return None
         if self._word(j) in _COPULAS:
             j += 1
+        while self._word(j) in _POSTFIX_GLUE:
+            j += 1
         for cue in _POSTFIX:
             if all(self._word(j + n) == word for n, word in enumerate(cue)):
-                return _Match("suffix", j + len(cue), [found], j + len(cue))
+                end = self._past_tails(j + len(cue))
+                return _Match("suffix", end, [found], end)
         return None
 
     def _loud_cue(self, i: int) -> tuple[int, int] | None:

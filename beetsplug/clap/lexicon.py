@@ -223,6 +223,7 @@ def _build(data: Any) -> Lexicon:
             "auxiliary_verbs",
             "postfix",
             "answers",
+            "postfix_glue",
             "quiet",
         )
     }

@@ -76,6 +76,8 @@ _POSTFIX = tuple(
     sorted((tuple(p.split()) for p in _LEXICON.cues["postfix"]), key=len, reverse=True)
 )
 _COPULAS = frozenset(_GRAMMAR["copulas"])
+# "the drums have been removed": words between a part and its postfix cue.
+_POSTFIX_GLUE = frozenset(_LEXICON.cues["postfix_glue"])
 # Kinds a restated description negates with "not" ("not sad music"), as
 # the trainer's captions do; parts and styles take "without", which the
 # text tower reads better after a noun (docs/benchmarks.md).
@@ -115,6 +117,7 @@ FILLER_WORDS: frozenset[str] = frozenset(
         *(" ".join(t) for t in _TAILS),
         *(" ".join(p) for p in _POSTFIX),
         *_ANSWERS,
+        *_POSTFIX_GLUE,
         *_COPULAS,
         *(f for c in _LEXICON.of_kind("filler") for f in c.forms),
         "non",

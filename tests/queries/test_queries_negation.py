@@ -169,6 +169,18 @@ EXAMPLES = [
     ("vocals no drums", "vocals", ["drums"]),  # an answer needs its colon
     ("without a single voice", "", ["vocals"]),
     ("0 vocals", "", ["vocals"]),
+    ("drums? no", "", ["drums"]),
+    ("vocals (no)", "", ["vocals"]),
+    ("jazz? no thanks", "", ["jazz"]),
+    ("jazz - no vocals", "jazz", ["vocals"]),  # an answer ends its clause
+    ("say no to drums", "", ["drums"]),
+    ("no need for vocals", "", ["vocals"]),
+    ("vocals not needed", "", ["vocals"]),
+    ("no drums needed", "", ["drums"]),
+    ("the drums have been removed", "", ["drums"]),
+    ("vocals completely removed", "", ["vocals"]),
+    ("with no vocals whatsoever please", "", ["vocals"]),
+    ("not with vocals", "", ["vocals"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
@@ -211,6 +223,8 @@ KEPT_WHOLE = [
     "Single Ladies",
     "Not Without My Daughter",
     "Not at All",
+    "Not with Haste",
+    "Say No to Drugs",
     "Nothing That Is Real",
     "Nobody",
     "No One Knows",
@@ -1043,9 +1057,22 @@ REFUSALS = [
     "no trace of {}",
     "w/o {}",
     "sans {}",
+    "{}? no",
+    "{} (no)",
+    "say no to {}",
+    "no need for {}",
+    "{} not needed",
+    "no {} needed",
+    "the {} have been removed",
+    "{} completely removed",
+    "with no {} whatsoever please",
+    "not with {}",
 ]
-# Refusals a style takes too (a style is not "removed" or "missing").
-STYLE_REFUSALS = [f for f in REFUSALS if "removed" not in f and "missing" not in f]
+# Refusals a style takes too (a style is not "removed", "missing" or
+# "not needed").
+STYLE_REFUSALS = [
+    f for f in REFUSALS if not any(w in f for w in ("removed", "missing", "needed"))
+]
 REFUSED = {
     "vocals": ("vocals", "singing", "a singer", "voices", "lyrics", "vocal parts"),
     "drums": ("drums", "a drummer", "beats", "drum kit"),
