@@ -231,7 +231,7 @@ class Parser:
         """Where the negated words start after a cue ending at k: past a
         colon ("exclude: kazoo"), a copula ("no one is singing", "nothing
         is loud") and determiners."""
-        if self._punct(k) == ":":
+        if self._punct(k) in (":", "."):  # "exclude: kazoo", "excl. drums"
             k += 1
         if self._word(k) in _COPULAS:
             k += 1

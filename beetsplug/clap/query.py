@@ -88,7 +88,7 @@ _CANCELS = frozenset(_GRAMMAR["cancels"])
 _ANSWERS = frozenset(_LEXICON.cues["answers"])
 # Cues that are everyday words too: never an unfinished negation.
 _QUIET = frozenset(tuple(c.split()) for c in _LEXICON.cues["quiet"])
-_EDGE_PUNCT = ",;:.!?-–—/&"
+_EDGE_PUNCT = ",;:.!?-–—/&|+"
 _AFFIX_KINDS = _LEXICON.affixes
 _AFFIX_RES = (
     ("non", re.compile(r"non-?(?P<stem>.+)")),
@@ -259,7 +259,7 @@ _TOKEN_RE = re.compile(
     r"""
     (?P<quote>["“”«»])
   | (?P<word>w/out\b|w/o\b|[^\W_]+(?:['’\-&][^\W_]+)*)
-  | (?P<minus>(?<![^\s(\[,;:])-(?=[^\W\d_]))
+  | (?P<minus>(?<![^\s(\[,;:])[-!](?=[^\W\d_]))
   | (?P<punct>[^\w\s])
     """,
     re.VERBOSE | re.IGNORECASE,

@@ -181,6 +181,12 @@ EXAMPLES = [
     ("vocals completely removed", "", ["vocals"]),
     ("with no vocals whatsoever please", "", ["vocals"]),
     ("not with vocals", "", ["vocals"]),
+    # as typed in a hurry
+    ("jazz !vocals", "jazz", ["vocals"]),
+    ("jazz | no vocals", "jazz", ["vocals"]),
+    ("jazz + no vocals", "jazz", ["vocals"]),
+    ("jazz excl. drums", "jazz", ["drums"]),
+    ("jazz no vocs", "jazz", ["vocals"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
@@ -224,6 +230,7 @@ KEPT_WHOLE = [
     "Not Without My Daughter",
     "Not at All",
     "Not with Haste",
+    "Hello!",
     "Say No to Drugs",
     "Nothing That Is Real",
     "Nobody",
