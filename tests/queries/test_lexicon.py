@@ -193,8 +193,21 @@ def test_acronyms_are_spelled_out_for_the_text_tower() -> None:
 
 
 def test_ways_of_speaking_and_of_saying_no_voice() -> None:
-    for text in ("someone reading aloud", "a radio show", "talk shows"):
+    for text in (
+        "someone reading aloud",
+        "a radio show",
+        "talk shows",
+        "a man reading",
+        "a woman reading a book",
+        "a recorded message",
+        "an audio book",
+        "voice notes",
+        "guided meditation",
+    ):
         assert parse_query(text).affirmed == ["speech"], text
+    # music to read to is music
+    for text in ("music for reading", "reading music"):
+        assert parse_query(text).affirmed == [], text
     assert parse_query("songs with words").affirmed == ["vocals"]
     # the longer phrase wins: spoken word is speech, not a voice
     assert parse_query("spoken word").affirmed == ["speech"]

@@ -110,6 +110,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "someone reading aloud",  # (4th)
         "a radio show",  # (4th)
         "a talk show",  # (4th)
+        "a man reading",  # (5th, after)
+        "a recorded message",  # (5th, after)
+        "an audio book",  # (5th, after)
+        "voice notes",  # (5th, after)
     ),
     "music": ("songs", "a piece of music"),
     "without vocals": (
