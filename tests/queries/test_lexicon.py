@@ -203,10 +203,14 @@ def test_ways_of_speaking_and_of_saying_no_voice() -> None:
         "an audio book",
         "voice notes",
         "guided meditation",
+        "a bedtime story",
+        "a comedian",
+        "a radio drama",
+        "a news report",
     ):
         assert parse_query(text).affirmed == ["speech"], text
     # music to read to is music
-    for text in ("music for reading", "reading music"):
+    for text in ("music for reading", "reading music", "Love Story", "Good News"):
         assert parse_query(text).affirmed == [], text
     assert parse_query("songs with words").affirmed == ["vocals"]
     # the longer phrase wins: spoken word is speech, not a voice
