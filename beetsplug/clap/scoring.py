@@ -209,9 +209,14 @@ def wants_voice(parsed: ParsedQuery) -> bool:
 def wants_speech_alone(parsed: ParsedQuery) -> bool:
     """Whether a plain description asks for speech and nothing else ("a man
     talking", "an interview", "spoken word"): every wanted attribute ends in
-    speech. "a man talking over piano" asks for music too and is left to
-    the text."""
+    speech and no word names music (the lexicon's `music_nouns`). "a man
+    talking over piano" and "music for a podcast" ask for music too and are
+    left to the text."""
     if parsed.negated or not parsed.affirmed:
+        return False
+    # "music for a podcast", "speech over music": music is asked for too
+    words = re.findall(r"[^\W_]+", parsed.text.lower())
+    if set(words) & set(lexicon().grammar["music_nouns"]):
         return False
     speech = {"speech", *lexicon().kinds_of("speech")}
     for attribute in parsed.affirmed:

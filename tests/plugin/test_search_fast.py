@@ -212,6 +212,12 @@ def test_a_plain_description_pushes_speech_down_and_stays_exact(
         assert got[0][0] == nearest + 1
         assert [i for i, _ in got] == (np.argsort(-lifted)[:20] + 1).tolist()
     assert not wants_voice(parse_query("calm piano"))
+    # music asked for with speech named: neither pushed down nor lifted
+    for text in ("music for a podcast", "speech with music in the background"):
+        both = TextQuery.build(
+            parse_query(text), vectors, 0.5, speech_vector=speech, speech_weight=8.0
+        )
+        assert not both.speech_wanted and not both.reads_vectors, text
     negated = parse_query("calm, no drums")
     rows = np.concatenate([vectors, speech[None, :]])
     query = TextQuery.build(negated, rows, 0.5, speech_vector=speech, speech_weight=8.0)
