@@ -217,7 +217,8 @@ def test_a_plain_description_pushes_speech_down_and_stays_exact(
         both = TextQuery.build(
             parse_query(text), vectors, 0.5, speech_vector=speech, speech_weight=8.0
         )
-        assert not both.speech_wanted and not both.reads_vectors, text
+        assert not both.speech_wanted, text
+        assert not both.reads_vectors, text
     negated = parse_query("calm, no drums")
     rows = np.concatenate([vectors, speech[None, :]])
     query = TextQuery.build(negated, rows, 0.5, speech_vector=speech, speech_weight=8.0)
