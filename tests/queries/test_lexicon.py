@@ -165,6 +165,9 @@ def test_gender_words_narrow_a_voice() -> None:
     assert parse_query("boys choir").affirmed == ["male choir"]
     assert parse_query("a woman sings").affirmed == ["female vocals"]
     assert parse_query("where a man sings").affirmed == ["male vocals"]
+    assert parse_query("a woman's voice").affirmed == ["female vocals"]
+    assert parse_query("without a woman's voice").negated == ["female vocals"]
+    assert parse_query("men's voices").affirmed == ["male vocals"]
 
 
 def test_everyday_words_are_not_jargon() -> None:

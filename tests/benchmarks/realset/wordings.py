@@ -54,6 +54,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a girl singing",  # (4th)
         "a lady singing",  # (4th)
         "a woman sings",  # (5th, after)
+        "a woman's voice",  # (5th, after)
     ),
     "male voice": (
         "a man singing",
@@ -63,6 +64,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a guy singing",  # (4th)
         "boys singing",  # (4th)
         "a man sings",  # (5th, after)
+        "a man's voice",  # (5th, after)
     ),
     "drums": ("drum kit", "percussion", "with a beat", "drumming"),
     "guitar": ("guitars", "guitar music", "a guitarist playing"),
