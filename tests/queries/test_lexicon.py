@@ -183,6 +183,9 @@ def test_everyday_words_are_not_jargon() -> None:
     assert parse_query("not celtic").negated == ["celtic"]
     assert parse_query("string instruments").affirmed == ["strings"]
     assert parse_query("no brass instruments").negated == ["brass"]
+    assert parse_query("no crowd noise").negated == ["crowd noise"]
+    assert parse_query("no explicit lyrics").negated == ["explicit lyrics"]
+    assert parse_query("no ballads").negated == ["ballad"]
     assert "video game music" in lexicon().kinds_of("soundtrack")
     assert lexicon().concepts["video game music"].broader == ()
 
@@ -230,7 +233,7 @@ def test_a_part_that_drives_or_leads_is_wanted_on_its_own() -> None:
     parsed = parse_query("sax-driven jazz")
     assert parsed.affirmed == ["saxophone", "jazz"]
     assert parsed.whole_texts == ("sax-driven jazz", "saxophone jazz")
-    assert parse_query("piano-led ballads").affirmed == ["piano"]
+    assert parse_query("piano-led ballads").affirmed == ["piano", "ballad"]
     assert parse_query("bass-heavy dubstep").affirmed == ["bass", "dubstep"]
     assert parse_query("smooth sax-driven jazz").affirmed == [
         "smooth saxophone",
