@@ -517,6 +517,17 @@ class Parser:
             end = self._after(items[-1].source_end, strength, at_start)
             if end is not None:
                 return _Match("cue", i + length, items, end)
+        modified = None
+        if strength > _WEAK or not at_start:
+            # "jazz, no crazy drums": one word the lexicon does not know
+            # narrows the part; without this the cue found nothing and
+            # "drums" was read as wanted. Not for a weak cue opening the
+            # text: "No Doubt ska" is a band and a style.
+            modified = self._unknown_modifier(k)
+        if modified is not None:
+            end = self._after(modified.source_end, strength, at_start)
+            if end is not None:
+                return _Match("cue", i + length, [modified], end)
         if strength == _EXPLICIT:
             # "exclude: kazoo" - the user asked explicitly, take the words.
             j = k
@@ -526,6 +537,24 @@ class Parser:
                 words = " ".join(self.toks[x].low for x in range(k, j))
                 return _Match("cue", i + length, [_Attribute(words, k, j)], j)
         return None
+
+    def _unknown_modifier(self, k: int) -> _Attribute | None:
+        """One free word the lexicon does not know at k, then an attribute
+        ("crazy drums"), read as that attribute narrowed; None otherwise."""
+        word = self._word(k)
+        if (
+            word is None
+            or self._unit(k) is not None
+            or self._cue(k) is not None
+            or word in _RESUME
+            or word in _PREPOSITIONS
+            or word in _COPULAS
+        ):
+            return None
+        found = self.attribute(k + 1)
+        if found is None:
+            return None
+        return _Attribute(f"{word} {found.canonical}", k, found.source_end)
 
     # -- the scan -------------------------------------------------------------
 

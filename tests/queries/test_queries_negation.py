@@ -187,6 +187,10 @@ EXAMPLES = [
     ("jazz + no vocals", "jazz", ["vocals"]),
     ("jazz excl. drums", "jazz", ["drums"]),
     ("jazz no vocs", "jazz", ["vocals"]),
+    # a word the lexicon does not know narrows the part it precedes
+    ("jazz, no crazy drums", "jazz", ["crazy drums"]),
+    ("without weird vocals", "", ["weird vocals"]),
+    ("rock without annoying guitar solos", "rock", ["annoying guitar solos"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
