@@ -186,6 +186,10 @@ def test_everyday_words_are_not_jargon() -> None:
     assert parse_query("no crowd noise").negated == ["crowd noise"]
     assert parse_query("no explicit lyrics").negated == ["explicit lyrics"]
     assert parse_query("no ballads").negated == ["ballad"]
+    # kinds the lexicon has no concept for narrow their instrument
+    assert parse_query("no grand piano").negated == ["grand piano"]
+    assert parse_query("slide guitar").kind_readings == ()
+    assert parse_query("no rhodes").negated == ["electric piano"]
     assert "video game music" in lexicon().kinds_of("soundtrack")
     assert lexicon().concepts["video game music"].broader == ()
 
