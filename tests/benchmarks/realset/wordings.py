@@ -168,6 +168,111 @@ WORDINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Frames: each concept's word in many sentence frames, written 2026-12-06
+# (fifth session) for the parser's tests (tests/queries) and scored here on
+# real audio. A frame that reads well but ranks badly is the text tower's;
+# one that ranks the opposite way is a parse the tests should have caught.
+REFUSAL_FRAMES = (
+    "no {}",
+    "without {}",
+    "music without {}",
+    "songs with no {}",
+    "tracks that have no {}",
+    "anything but {}",
+    "no {} please",
+    "{} removed",
+    "i don't want {}",
+    "don't play {}",
+    "minus the {}",
+    "excluding {}",
+    "free of {}",
+    "lacking {}",
+    "hardly any {}",
+    "little to no {}",
+    "nothing with {}",
+    "i hate {}",
+    "skip the {}",
+    "leave out the {}",
+    "less {}",
+    "{}: none",
+    "{}? no",
+    "no {} at all",
+    "there are no {}",
+    "songs where there are no {}",
+    "music that doesn't have {}",
+    "not a single {}",
+    "say no to {}",
+    "no need for {}",
+    "{} not needed",
+    "the {} have been removed",
+    "with no {} whatsoever please",
+    "w/o {}",
+)
+REQUEST_FRAMES = (
+    "{}",
+    "songs with {}",
+    "i want {}",
+    "play some {}",
+    "lots of {}",
+    "a track featuring {}",
+    "music that has {}",
+    "something with {} in it",
+    "just {}",
+    "plenty of {}",
+    "give me {}",
+    "not without {}",
+    "i love {}",
+    "full of {}",
+)
+# concept id (concepts.py) -> (its word in the frames, the frames)
+FRAMED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "vocals": ("vocals", REQUEST_FRAMES),
+    "drums": ("drums", REQUEST_FRAMES),
+    "guitar": ("guitar", REQUEST_FRAMES),
+    "piano": ("piano", REQUEST_FRAMES),
+    "strings": ("strings", REQUEST_FRAMES),
+    "without vocals": ("vocals", REFUSAL_FRAMES),
+    "without drums": ("drums", REFUSAL_FRAMES),
+    "without guitar": ("guitar", REFUSAL_FRAMES),
+    "without piano": ("piano", REFUSAL_FRAMES),
+    "without strings": ("strings", REFUSAL_FRAMES),
+}
+
+
+def frame_rows(
+    recipe: dict[str, Any], index: np.ndarray, score: Any
+) -> list[dict[str, Any]]:
+    """Per framed concept with enough of each class in the part: the check's
+    wording, and the mean, lowest and highest AUC over its frames."""
+    clips = [recipe["clips"][i] for i in index]
+    rows = []
+    for concept in CONCEPTS + NEGATED:
+        if concept.id not in FRAMED:
+            continue
+        word, frames = FRAMED[concept.id]
+        labels = np.array(concept.labels(clips))
+        known = labels >= 0
+        y = labels[known] == 1
+        if min(int(y.sum()), int((~y).sum())) < MIN_POSITIVES:
+            continue
+        aucs = {
+            f.format(word): check.auc(score(f.format(word))[index][known], y)
+            for f in frames
+        }
+        worst = min(aucs, key=aucs.__getitem__)
+        rows.append(
+            {
+                "concept": concept.id,
+                "check": check.auc(score(concept.query)[index][known], y),
+                "frames": len(aucs),
+                "mean": float(np.mean(list(aucs.values()))),
+                "lowest": {worst: aucs[worst]},
+                "highest": max(aucs.values()),
+            }
+        )
+    return rows
+
+
 def rows_for_part(
     recipe: dict[str, Any],
     index: np.ndarray,
@@ -242,6 +347,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             part: rows_for_part(recipe, check.part_index(recipe, part), score, taggers)
             for part in parts
         },
+        "frames": {
+            part: frame_rows(recipe, check.part_index(recipe, part), score)
+            for part in parts
+        },
     }
 
 
@@ -267,6 +376,15 @@ def print_report(report: dict[str, Any]) -> None:
             f"\n{part}: check wordings mean AUC {np.mean(bases):.3f}, "
             f"other wordings {np.mean(means):.3f} over {len(rows)} concepts"
         )
+    for part, rows in report.get("frames", {}).items():
+        print(f"\n== frames, part {part}")
+        for row in rows:
+            ((worst, low),) = row["lowest"].items()
+            print(
+                f"{row['concept']:16s} check {row['check']:.3f}  {row['frames']} "
+                f"frames: mean {row['mean']:.3f}, highest {row['highest']:.3f}, "
+                f"lowest {low:.3f} {worst!r}"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
