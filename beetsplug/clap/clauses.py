@@ -601,9 +601,15 @@ class Parser:
         affirmed = self._affirmed(spans, negated)
         # In a longer description a family is one detail among several, and
         # its kinds would outweigh the rest (docs/benchmarks.md).
-        spelled, kind_readings = (
-            ("", ()) if spans or clauses else self._spelled(len(affirmed) == 1)
-        )
+        if clauses:
+            spelled, kind_readings = "", ()
+        elif spans:
+            # only a double negation's words went: read the rest as a plain
+            # description ("not without strings" as "strings")
+            rest = Parser(affirmative, self.n)
+            spelled, kind_readings = rest._spelled(len(affirmed) == 1)
+        else:
+            spelled, kind_readings = self._spelled(len(affirmed) == 1)
         return ParsedQuery(
             self.text,
             affirmative,

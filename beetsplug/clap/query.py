@@ -245,7 +245,7 @@ class ParsedQuery:
         "Instrument families read as their kinds")."""
         spelled = " ".join(self.spelled.split())
         texts = [self.restated]
-        if spelled and spelled.lower() != " ".join(self.text.split()).lower():
+        if spelled and spelled.lower() != " ".join(self.restated.split()).lower():
             texts.append(spelled)
         texts += (" ".join(k.split()) for k in self.kind_readings)
         return tuple(texts)

@@ -1127,6 +1127,7 @@ def test_every_way_of_refusing_negates(
             ("jazz, a saxophone",),
         ),
         ("no drums, not without bass", ["bass"], ["drums"], ("bass without drums",)),
+        ("not without strings", ["strings"], [], ("strings", "violin", "cello")),
     ],
 )
 def test_a_double_negation_asks_for_the_part(
