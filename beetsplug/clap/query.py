@@ -215,8 +215,9 @@ class ParsedQuery:
         drums or bass": the text tower learnt captions that describe music,
         not fragments); qualities (moods, tempo, energy, eras) with "not", as
         the trainer negates them ("not sad" -> "not sad music", "no drums,
-        not sad" -> "music without drums, not sad"). The parser knows more ways to say "without"
-        (drumless, w/o, doesn't have) than the text tower was trained on;
+        not sad" -> "music without drums, not sad"). The parser knows more
+        ways to say "without" (drumless, w/o, doesn't have) than the text
+        tower was trained on;
         chosen on the realset's choose part (docs/benchmarks.md, "Other
         wordings", "More words, and instrument families read as their
         kinds")."""
