@@ -187,6 +187,9 @@ EXAMPLES = [
     ("jazz + no vocals", "jazz", ["vocals"]),
     ("jazz excl. drums", "jazz", ["drums"]),
     ("jazz no vocs", "jazz", ["vocals"]),
+    ("no drums and also no vocals", "", ["drums", "vocals"]),
+    ("no drums and no singing either", "", ["drums", "vocals"]),
+    ("jazz, preferably without drums", "jazz", ["drums"]),
     # a word the lexicon does not know narrows the part it precedes
     ("jazz, no crazy drums", "jazz", ["crazy drums"]),
     ("without weird vocals", "", ["weird vocals"]),
@@ -234,6 +237,8 @@ KEPT_WHOLE = [
     "Not Without My Daughter",
     "Not at All",
     "Not with Haste",
+    "Definitely Maybe",
+    "Either Way",
     "Hello!",
     "Say No to Drugs",
     "Nothing That Is Real",
