@@ -125,6 +125,7 @@ class Parser:
         self._attributes: list[object] = [_NONE] * (self.n + 1)
         self._links: dict[tuple[int, bool], tuple[_Attribute, bool] | None] = {}
         self._closed: dict[tuple[int, bool], bool] = {}
+        self._before: list[_Attribute | None] | None = None
         # Per position, the last core (non-suffix) unit on the chain of
         # known units that starts there: decides in O(1) whether an
         # attribute can start there at all.
@@ -524,6 +525,8 @@ class Parser:
             # "drums" was read as wanted. Not for a weak cue opening the
             # text: "No Doubt ska" is a band and a style.
             modified = self._unknown_modifier(k)
+        if modified is None:
+            modified = self._modifier_of_previous(i, k)
         if modified is not None:
             end = self._after(modified.source_end, strength, at_start)
             if end is not None:
@@ -537,6 +540,45 @@ class Parser:
                 words = " ".join(self.toks[x].low for x in range(k, j))
                 return _Match("cue", i + length, [_Attribute(words, k, j)], j)
         return None
+
+    def _modifier_of_previous(self, i: int, k: int) -> _Attribute | None:
+        """A modifier alone at k, after a cue at i, narrows the part named
+        last before the cue: "guitar but not electric" negates electric
+        guitar. None when k holds no lone modifier or nothing came before."""
+        unit = self._unit(k)
+        if unit is None or unit.kind != "mod" or self.attribute(k) is not None:
+            return None
+        before = self._attribute_before(i)
+        if before is None:
+            return None
+        words = before.canonical.split()
+        for start in range(len(words)):
+            head = " ".join(words[start:])
+            if head in lexicon().concepts:
+                if lexicon().kind_of(head) != "part":
+                    return None
+                return _Attribute(f"{unit.canonical} {head}", k, k + unit.length)
+        return None
+
+    def _attribute_before(self, i: int) -> _Attribute | None:
+        """The attribute that starts last among those ending by token i;
+        all positions worked out once (a text of many cues stays linear)."""
+        if self._before is None:
+            latest: list[_Attribute | None] = [None] * (self.n + 1)
+            for j in range(self.n):
+                found = self.attribute(j)
+                if found is not None:
+                    latest[found.source_end] = found  # j rises: the latest
+            before: list[_Attribute | None] = [None] * (self.n + 1)
+            for end in range(1, self.n + 1):
+                a, b = before[end - 1], latest[end]
+                before[end] = (
+                    b
+                    if a is None or (b is not None and b.source_start > a.source_start)
+                    else a
+                )
+            self._before = before
+        return self._before[i]
 
     def _unknown_modifier(self, k: int) -> _Attribute | None:
         """One free word the lexicon does not know at k, then an attribute
@@ -572,8 +614,11 @@ class Parser:
                 and match.kind == "cue"
                 and self._word(i - 1) in _CANCELS
             ):
-                # "not without drums" asks for drums: both words go, and the
-                # words after them are read as wanted.
+                # "not without drums" asks for drums: both words go (a clause
+                # that negates nothing), and the words after them are read as
+                # wanted.
+                cancel = _Match("cancel", match.cue_end, [], match.cue_end)
+                clauses.append(self._clause(cancel, i - 1, i - 1, match.cue_end))
                 spans.append((i - 1, match.cue_end))
                 i = prev_end = match.cue_end
                 word_since = False
@@ -601,7 +646,7 @@ class Parser:
         affirmed = self._affirmed(spans, negated)
         # In a longer description a family is one detail among several, and
         # its kinds would outweigh the rest (docs/benchmarks.md).
-        if clauses:
+        if any(c.kind != "cancel" for c in clauses):
             spelled, kind_readings = "", ()
         elif spans:
             # only a double negation's words went: read the rest as a plain

@@ -145,10 +145,11 @@ class Clause:
     includes lead-in words such as "but"); for an implied negation
     ("instrumental") the span is the word itself and it stays in the
     affirmative text (`removed` is False). `sources[i]` is the text that
-    `attributes[i]` was read from.
+    `attributes[i]` was read from. A double negation ("not without") is a
+    "cancel" clause: its words go and it negates nothing.
     """
 
-    kind: str  # "cue", "minus", "prefix", "suffix", "implied"
+    kind: str  # "cue", "minus", "prefix", "suffix", "implied", "cancel"
     cue: str
     attributes: tuple[str, ...]
     sources: tuple[str, ...]

@@ -599,7 +599,7 @@ def describe(
         lines.append(f"ranking:     sim({shown}){tail}")
         return "\n".join(lines)
     lines.append(f"negated:     {', '.join(parsed.negated)}")
-    for clause in parsed.clauses:
+    for clause in (c for c in parsed.clauses if c.kind != "cancel"):
         # Without the lead-in punctuation (", no drums"), keeping "-drums".
         source = re.sub(
             r"^(?:[\s,;:/–—]|-(?=\s))+", "", parsed.text[clause.start : clause.end]

@@ -190,6 +190,11 @@ EXAMPLES = [
     ("no drums and also no vocals", "", ["drums", "vocals"]),
     ("no drums and no singing either", "", ["drums", "vocals"]),
     ("jazz, preferably without drums", "jazz", ["drums"]),
+    # a part a lone modifier narrows: the one named before the cue
+    ("guitar but not electric", "guitar", ["electric guitar"]),
+    ("female vocals, not male", "female vocals", ["male vocals"]),
+    ("jazz where the saxophone isn't playing", "jazz", ["saxophone"]),
+    ("the drums are silent", "", ["drums"]),
     # a word the lexicon does not know narrows the part it precedes
     ("jazz, no crazy drums", "jazz", ["crazy drums"]),
     ("without weird vocals", "", ["weird vocals"]),
@@ -238,6 +243,7 @@ KEPT_WHOLE = [
     "Not at All",
     "Not with Haste",
     "Definitely Maybe",
+    "Silent Night",
     "Either Way",
     "Hello!",
     "Say No to Drugs",
