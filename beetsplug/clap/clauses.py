@@ -72,18 +72,15 @@ def _kind_spellings(attribute: str) -> tuple[str, ...]:
     for a family a modifier already narrows ("lead synth", "clean electric
     guitar": the kinds would narrow it again, and clash)."""
     lex = lexicon()
+    head = lex.head(attribute)
+    if head is None or head not in _instrument_families():
+        return ()
     words = attribute.split()
-    for start in range(len(words)):
-        head = " ".join(words[start:])
-        if head not in lex.concepts:
-            continue
-        if head not in _instrument_families() or any(
-            lex.kind_of(word) == "modifier" for word in words[:start]
-        ):
-            return ()
-        lead = " ".join([*words[:start], ""])
-        return tuple(lead + kind for kind in lex.kinds_of(head))
-    return ()
+    before = words[: len(words) - len(head.split())]
+    if any(lex.kind_of(word) == "modifier" for word in before):
+        return ()
+    lead = " ".join([*before, ""])
+    return tuple(lead + kind for kind in lex.kinds_of(head))
 
 
 # --------------------------------------------------------------------------
@@ -551,14 +548,10 @@ class Parser:
         before = self._attribute_before(i)
         if before is None:
             return None
-        words = before.canonical.split()
-        for start in range(len(words)):
-            head = " ".join(words[start:])
-            if head in lexicon().concepts:
-                if lexicon().kind_of(head) != "part":
-                    return None
-                return _Attribute(f"{unit.canonical} {head}", k, k + unit.length)
-        return None
+        head = lexicon().head(before.canonical)
+        if head is None or lexicon().kind_of(head) != "part":
+            return None
+        return _Attribute(f"{unit.canonical} {head}", k, k + unit.length)
 
     def _attribute_before(self, i: int) -> _Attribute | None:
         """The attribute that starts last among those ending by token i;

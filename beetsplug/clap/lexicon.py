@@ -103,16 +103,23 @@ class Lexicon:
                 out.setdefault(family, []).append(concept.id)
         return {family: tuple(kinds) for family, kinds in out.items()}
 
+    def head(self, attribute: str) -> str | None:
+        """The longest ending of `attribute` that is a concept ("male vocals"
+        -> "vocals", "calm acoustic guitar" -> "acoustic guitar"); None when
+        no ending of it is one."""
+        words = attribute.split()
+        for start in range(len(words)):
+            ending = " ".join(words[start:])
+            if ending in self.concepts:
+                return ending
+        return None
+
     def kind_of(self, attribute: str) -> str | None:
         """The kind of a concept, or of a compound attribute's head
         ("female vocals" -> part, "classic rock" -> genre); None when no
         ending of it is a concept."""
-        words = attribute.split()
-        for start in range(len(words)):
-            concept = self.concepts.get(" ".join(words[start:]))
-            if concept is not None:
-                return concept.kind
-        return None
+        head = self.head(attribute)
+        return None if head is None else self.concepts[head].kind
 
     def kinds_of(self, concept_id: str) -> tuple[str, ...]:
         """What counts as one: "guitar" -> acoustic, electric, distorted

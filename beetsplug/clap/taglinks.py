@@ -123,13 +123,6 @@ def _endings(attribute: str) -> list[str]:
     return [" ".join(words[i:]) for i in range(len(words))]
 
 
-def _head(phrase: str) -> str | None:
-    """The longest ending of `phrase` that is a lexicon concept ("male
-    vocals" -> "vocals"), None when none is."""
-    concepts = lexicon().concepts
-    return next((e for e in _endings(phrase) if e in concepts), None)
-
-
 @functools.lru_cache(maxsize=1024)
 def narrower(concept: str) -> frozenset[str]:
     """The concept and every kind of it, kinds of kinds included ("guitar"
@@ -169,7 +162,9 @@ def _tags_meaning(meanings: Sequence[TagMeaning], concepts: frozenset[str]) -> T
             absent.append(index)
             continue
         concept = meaning.concept
-        if concept is not None and (concept in concepts or _head(concept) in concepts):
+        if concept is not None and (
+            concept in concepts or lexicon().head(concept) in concepts
+        ):
             present.append(index)
     return TagMatch(present, absent)
 
@@ -186,7 +181,7 @@ def link_by_lexicon(
     out a member says nothing of the family. Empty when the lexicon links
     nothing.
     """
-    head = _head(attribute)
+    head = lexicon().head(attribute)
     # The phrase down to its head concept when wanted; a negated phrase is
     # itself alone ("no male vocals" says nothing against a female voice).
     endings = _endings(attribute) if wanted else [attribute]
