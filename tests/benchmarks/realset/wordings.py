@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,13 +158,13 @@ WORDINGS: dict[str, tuple[str, ...]] = {
     "without piano": (
         "no piano",
         "without keys",
-        "I can't stand piano",
-    ),  # (5th, after)
+        "I can't stand piano",  # (5th, after)
+    ),
     "without strings": (
         "no strings",
         "no string section",
-        "strings: none",
-    ),  # (5th, after)
+        "strings: none",  # (5th, after)
+    ),
 }
 
 
@@ -239,22 +239,31 @@ FRAMED: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def _judged(
+    recipe: dict[str, Any], index: np.ndarray, ids: Collection[str]
+) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+    """The concepts named in `ids` with enough of each class among the
+    clips at `index`: each with its known-label mask and whether each known
+    clip is a positive."""
+    clips = [recipe["clips"][i] for i in index]
+    for concept in CONCEPTS + NEGATED:
+        if concept.id not in ids:
+            continue
+        labels = np.array(concept.labels(clips))
+        known = labels >= 0
+        y = labels[known] == 1
+        if min(int(y.sum()), int((~y).sum())) >= MIN_POSITIVES:
+            yield concept, known, y
+
+
 def frame_rows(
     recipe: dict[str, Any], index: np.ndarray, score: Any
 ) -> list[dict[str, Any]]:
     """Per framed concept with enough of each class in the part: the check's
     wording, and the mean, lowest and highest AUC over its frames."""
-    clips = [recipe["clips"][i] for i in index]
     rows = []
-    for concept in CONCEPTS + NEGATED:
-        if concept.id not in FRAMED:
-            continue
+    for concept, known, y in _judged(recipe, index, FRAMED):
         word, frames = FRAMED[concept.id]
-        labels = np.array(concept.labels(clips))
-        known = labels >= 0
-        y = labels[known] == 1
-        if min(int(y.sum()), int((~y).sum())) < MIN_POSITIVES:
-            continue
         aucs = {
             f.format(word): check.auc(score(f.format(word))[index][known], y)
             for f in frames
@@ -281,17 +290,9 @@ def rows_for_part(
 ) -> list[dict[str, Any]]:
     """Per concept with enough of each class in the part: the check's
     wording, each other wording and the taggers' tags, as AUCs."""
-    clips = [recipe["clips"][i] for i in index]
     rows = []
-    for concept in CONCEPTS + NEGATED:
-        wordings = WORDINGS.get(concept.id)
-        if not wordings:
-            continue
-        labels = np.array(concept.labels(clips))
-        known = labels >= 0
-        y = labels[known] == 1
-        if min(int(y.sum()), int((~y).sum())) < MIN_POSITIVES:
-            continue
+    for concept, known, y in _judged(recipe, index, WORDINGS):
+        wordings = WORDINGS[concept.id]
         row: dict[str, Any] = {
             "concept": concept.id,
             "n_pos": int(y.sum()),
