@@ -39,6 +39,10 @@ import:
   write: no
   autotag: no
   quiet: yes
+  # Untagged files all have the same (empty) album and artist: in quiet mode
+  # beets would take every folder after the first for a duplicate album and
+  # skip it, so keep them all.
+  duplicate_action: keep
   log: $BEETSDIR/import.log
 YAML
 fi
@@ -46,4 +50,5 @@ echo "beets library: $BEETSDIR/library.db"
 beet import -q "$music"
 beet clap-index
 echo "--- beet clap \"$query\""
-beet clap "$query" -n 10 -f '$clap_score  $artist - $title  ($path)'
+# Untagged files have no title: the path alone says which they are.
+beet clap "$query" -n 10 -f '$clap_score  %if{$title,$artist - $title  ($path),$path}'

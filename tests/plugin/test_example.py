@@ -1,4 +1,5 @@
-"""examples/index-and-search.sh runs, and says where its library stays."""
+"""examples/index-and-search.sh runs, keeps every untagged file, and says
+where its library stays."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from clap_helpers import REPO, write_audio
 
 def test_the_example_names_its_throwaway_library(tmp_path: Path) -> None:
     music = tmp_path / "music"
-    for kind in ("low", "noise"):
-        write_audio(music / f"{kind}.wav", kind, seconds=4.0)
+    # Untagged files in two folders: both "albums" have the same (empty)
+    # album and artist, and beets' quiet import would skip the second as a
+    # duplicate of the first.
+    for folder, kinds in (("one", ("low", "noise")), ("two", ("high", "mid"))):
+        for kind in kinds:
+            write_audio(music / folder / f"{kind}.wav", kind, seconds=4.0)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "BEETSDIR"}
@@ -36,4 +41,8 @@ def test_the_example_names_its_throwaway_library(tmp_path: Path) -> None:
         f'  search it again:  BEETSDIR={library} beet clap "QUERY"',
         f"  remove it:        rm -r {library}",
     ]
-    assert "clap-index: embedded 2, unchanged 0, failed 0" in run.stdout
+    assert "clap-index: embedded 4, unchanged 0, failed 0" in run.stdout
+    assert "already in the library" not in run.stdout + run.stderr
+    # Untagged results are printed by their paths.
+    (best,) = [line for line in run.stdout.splitlines() if "noise.wav" in line]
+    assert best.split()[-1] == str(music / "one" / "noise.wav")
