@@ -3,8 +3,9 @@
 Clusters are formed by cosine similarity, which is what the search ranks by.
 Each is named by the concepts its items' stored tags single out against the
 library, where the bundle has tags, and by the lexicon's descriptors the
-text tower finds closest to its centre for the rest ("mellow piano, no
-drums"). numpy is imported inside the functions.
+text tower finds closest to its centre for the rest; a part its tracks
+sound without is said last ("mellow piano, no drums"). numpy is imported
+inside the functions.
 """
 
 from __future__ import annotations
@@ -207,10 +208,13 @@ MIN_LIFT = 0.5
 # Spreads below this count as this: a tag nearly constant over a library
 # would otherwise turn rounding differences into large lifts.
 MIN_SPREAD = 0.05
-# A part is named absent ("no vocals") when the tags give it, on average
-# over the cluster, worse than one chance in three: confidently low, not
-# merely below even odds.
-ABSENT_BELOW = 1 / 3
+# A part is named absent ("no drums") when at least this share of the
+# cluster's tracks is closer to "no drums" than to "drums". Judged track by
+# track with the text tower, whose negation tells a track with drums from
+# one without far better than the taggers' presence tags do on real
+# recordings; four in five, so a cluster with a few such tracks is not told
+# it has none (docs/benchmarks.md, "What automatic playlist names say").
+ABSENT_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -219,16 +223,12 @@ class TagReading:
 
     `lead`, `era` and `parts` are the concepts (lexicon ids or compound
     attributes, "female vocals") whose tags stand out in the cluster, best
-    first; `absent` the presence parts the tags put confidently low there;
-    `judged` every presence part some tag speaks about at all (the text
-    tower judges the others).
+    first. What the cluster lacks is the text tower's to say (ABSENT_SHARE).
     """
 
     lead: tuple[str, ...] = ()
     era: tuple[str, ...] = ()
     parts: tuple[str, ...] = ()
-    absent: tuple[str, ...] = ()
-    judged: tuple[str, ...] = ()
 
 
 def _heads(concept: str | None, attribute: str) -> bool:
@@ -244,16 +244,15 @@ def read_cluster_tags(
     presence: Sequence[str] = DESCRIPTORS.presence,
 ) -> list[TagReading]:
     """Read each cluster's tags: the concepts whose tags are highest in it
-    relative to the whole library, and the presence parts it lacks.
+    relative to the whole library.
 
     `tags` is [n_items, n_tags] over the whole library (the clusters' lifts
     are measured against it), `members` the item rows of each cluster and
     `meanings` what each tag means (Bundle.tag_meanings). A tag's lift is
     (cluster mean - library mean) / library spread, so taggers' different
-    scales compare; a concept's lift is that of its best tag. Presence is
-    judged on the probabilities themselves (the highest tag naming the part
-    against one minus the highest saying it is absent), so a library where
-    everything has vocals is not told half of it has none.
+    scales compare; a concept's lift is that of its best tag. The presence
+    parts ("vocals", "drums") are left out of `parts`: a name says them only
+    when they are missing (name_clusters).
     """
     import numpy as np
 
@@ -275,12 +274,6 @@ def read_cluster_tags(
         for t, c, kind in named
         if kind == "part" and not any(_heads(c, p) for p in presence)
     ]
-    speaks = {}
-    for p in presence:
-        present = [t for t, m in enumerate(meanings) if _heads(m.concept, p)]
-        absent = [t for t, m in enumerate(meanings) if p in m.absent]
-        if present or absent:
-            speaks[p] = (present, absent)
     mean = tags.mean(axis=0)
     spread = np.maximum(tags.std(axis=0), MIN_SPREAD)
 
@@ -295,23 +288,11 @@ def read_cluster_tags(
     for idx in members:
         rows = tags[np.asarray(idx, dtype=np.int64)]
         lift = (rows.mean(axis=0) - mean) / spread
-        absent_parts = []
-        for p, (present, absent) in speaks.items():
-            parts = []
-            if present:
-                parts.append(rows[:, present].max(axis=1))
-            if absent:
-                parts.append(1.0 - rows[:, absent].max(axis=1))
-            evidence = float(np.mean(parts, axis=0).mean())
-            if evidence < ABSENT_BELOW:
-                absent_parts.append((evidence, p))
         readings.append(
             TagReading(
                 lead=ranked(lead_cols, lift),
                 era=ranked(era_cols, lift),
                 parts=ranked(part_cols, lift),
-                absent=tuple(p for _e, p in sorted(absent_parts)),
-                judged=tuple(speaks),
             )
         )
     return readings
@@ -340,20 +321,23 @@ def name_clusters(
     embed_text: Callable[[list[str]], np.ndarray],
     vocabulary: Descriptors,
     readings: Sequence[TagReading] | None = None,
+    members: Sequence[np.ndarray] | None = None,
 ) -> list[str]:
     """A short, unique name for each cluster centre.
 
     Name = the best genre or mood + the best instrument, then ", no X" for a
-    presence attribute judged absent. With `readings` (read_cluster_tags,
-    one per centre) the concepts the cluster's tags single out come first
-    and its tags judge presence wherever they speak about it; the text tower
-    fills in what they leave open, in `vocabulary`'s words. There, genre,
-    mood and instrument are chosen by 2*sim - mean over clusters: a
-    descriptor every cluster is close to (a "hub" of the text space) would
-    otherwise name them all the same; a presence attribute is absent when
-    its negation beats its positive, by the widest margin if several do
-    (raw similarities, so a library where everything has vocals is not told
-    half of it has none). Duplicate names fall back to the next-best words.
+    presence attribute the cluster's tracks sound without. With `readings`
+    (read_cluster_tags, one per centre) the concepts the cluster's tags
+    single out come first; the text tower fills in what they leave open, in
+    `vocabulary`'s words. There, genre, mood and instrument are chosen by
+    2*sim - mean over clusters: a descriptor every cluster is close to (a
+    "hub" of the text space) would otherwise name them all the same.
+    `members` holds each cluster's track vectors [n_c, D]: a presence
+    attribute is absent when at least ABSENT_SHARE of them are closer to
+    its negation ("no drums") than to it, the largest share first if
+    several are (raw similarities, so a library where everything has vocals
+    is not told half of it has none). Without `members` the centre stands
+    for its tracks. Duplicate names fall back to the next-best words.
     """
     import numpy as np
 
@@ -362,6 +346,7 @@ def name_clusters(
         return []
     if readings is not None and len(readings) != centres.shape[0]:
         raise ValueError(f"{len(readings)} tag readings for {centres.shape[0]} centres")
+    tracks = _members_or_centres(centres, members)
     v = vocabulary
     facets = {
         "genre": list(v.genres),
@@ -391,8 +376,7 @@ def name_clusters(
     genre_s, mood_s, instr_s = (
         contrast[:, a:b] for a, b in itertools.pairwise(bounds[:4])
     )
-    pos = sims[:, bounds[3] : bounds[4]]
-    neg = sims[:, bounds[4] :]
+    present_emb, absent_emb = emb[bounds[3] : bounds[4]], emb[bounds[4] :]
 
     names: list[str] = []
     slugs: set[str] = set()
@@ -409,18 +393,11 @@ def name_clusters(
             v.moods[int(np.argmax(mood_s[c]))],
             v.genres[int(np.argmax(genre_s[c]))],
         )
-        margin = neg[c] - pos[c]
-        absent = [
-            v.presence[i] for i in np.argsort(-margin, kind="stable") if margin[i] > 0
-        ]
+        absent = _absent(tracks[c], present_emb, absent_emb, v.presence)
         era = ""
         if readings is not None:
             tagged = readings[c]
             era = f"{tagged.era[0]} " if tagged.era else ""
-            absent = [
-                *tagged.absent,
-                *(p for p in absent if p not in tagged.judged),
-            ]
             leads = _first(tagged.lead, leads)
             if tagged.lead:  # "80s electronic": the runner-up qualifies the best
                 pair = (leads[1], leads[0])
@@ -444,6 +421,47 @@ def name_clusters(
         names.append(name)
         slugs.add(slugify(name))
     return names
+
+
+def _members_or_centres(
+    centres: np.ndarray, members: Sequence[np.ndarray] | None
+) -> list[np.ndarray]:
+    """Each cluster's track vectors, normalised ([n_c, D]); a cluster given
+    none (or `members` None) is its centre alone."""
+    import numpy as np
+
+    if members is None:
+        return [centres[c : c + 1] for c in range(centres.shape[0])]
+    if len(members) != centres.shape[0]:
+        raise ValueError(f"{len(members)} member sets for {centres.shape[0]} centres")
+    tracks = []
+    for c, m in enumerate(members):
+        m = np.asarray(m, dtype=np.float32)
+        if m.ndim != 2 or m.shape[1] != centres.shape[1]:
+            raise ValueError(
+                f"cluster {c}'s members must be [n, {centres.shape[1]}], "
+                f"got shape {m.shape}"
+            )
+        tracks.append(l2_normalize(m) if len(m) else centres[c : c + 1])
+    return tracks
+
+
+def _absent(
+    tracks: np.ndarray,
+    present_emb: np.ndarray,
+    absent_emb: np.ndarray,
+    presence: Sequence[str],
+) -> list[str]:
+    """The presence attributes at least ABSENT_SHARE of `tracks` are closer
+    to the negation of than to, the largest share (then the widest mean
+    margin) first."""
+
+    margin = tracks @ absent_emb.T - tracks @ present_emb.T  # [n, P]
+    share = (margin > 0).mean(axis=0)
+    order = sorted(
+        range(len(presence)), key=lambda i: (-share[i], -margin[:, i].mean())
+    )
+    return [presence[i] for i in order if share[i] >= ABSENT_SHARE]
 
 
 def _first(preferred: Sequence[str], rest: Sequence[str]) -> list[str]:

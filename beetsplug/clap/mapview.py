@@ -284,13 +284,14 @@ def regions(
     k = min(MAX_REGIONS, choose_k(n), len(np.unique(positions, axis=0)))
     labels = _kmeans_2d(positions, k)
     k = int(labels.max()) + 1
-    means = np.stack([vectors[labels == c].mean(axis=0) for c in range(k)])
-    names = name_clusters(means, embed_text, DESCRIPTORS)
+    members = [vectors[labels == c] for c in range(k)]
+    means = np.stack([m.mean(axis=0) for m in members])
+    names = name_clusters(means, embed_text, DESCRIPTORS, members=members)
     out = []
     for c, name in enumerate(names):
-        members = positions[labels == c]
-        x, y = np.median(members, axis=0)
-        out.append(Region(name, round(float(x), 4), round(float(y), 4), len(members)))
+        spot = positions[labels == c]
+        x, y = np.median(spot, axis=0)
+        out.append(Region(name, round(float(x), 4), round(float(y), 4), len(spot)))
     return labels, out
 
 

@@ -244,7 +244,9 @@ def automatic_playlists(
     readings = None
     if tags is not None and tag_meanings:
         readings = read_cluster_tags(tags, members, tag_meanings, vocabulary.presence)
-    names = name_clusters(centres[kept], embed_text, vocabulary, readings)
+    names = name_clusters(
+        centres[kept], embed_text, vocabulary, readings, [x[idx] for idx in members]
+    )
     playlists = []
     for name, idx in zip(names, members, strict=True):
         item_ids = [int(ids[i]) for i in idx[:size]]

@@ -602,6 +602,34 @@ def test_naming_checks_the_text_encoder(embed_text) -> None:
     assert name_clusters(np.zeros((0, 8)), embed_text, DESCRIPTORS) == []
 
 
+def test_absence_is_judged_track_by_track(embed_text) -> None:
+    """ ", no drums" needs four in five of the cluster's tracks to sound
+    without drums: the centre leaning that way is not enough."""
+    without = _centre({"rock": 1, "guitar": 1, "drums": -1.5})
+    with_drums = _centre({"rock": 1, "guitar": 1, "drums": 1.5})
+    centre = _centre({"rock": 1, "guitar": 1, "drums": -0.5})[None]
+    assert name_clusters(centre, embed_text, DESCRIPTORS) == ["rock guitar, no drums"]
+    for lacking, named in ((4, "rock guitar, no drums"), (3, "rock guitar")):
+        members = np.stack([without] * lacking + [with_drums] * (5 - lacking))
+        names = name_clusters(centre, embed_text, DESCRIPTORS, members=[members])
+        assert names == [named], lacking
+    # Two parts missing: the one more of the tracks lack comes first.
+    both = _centre({"rock": 1, "guitar": 1, "drums": -1.5, "vocals": -1.5})
+    drums_only = _centre({"rock": 1, "guitar": 1, "drums": -1.5, "vocals": 1.5})
+    members = np.stack([both] * 4 + [drums_only])
+    names = name_clusters(centre, embed_text, DESCRIPTORS, members=[members])
+    assert names == ["rock guitar, no drums"]
+    members = np.stack([both] * 5)
+    assert name_clusters(centre, embed_text, DESCRIPTORS, members=[members])[0] in (
+        "rock guitar, no drums",
+        "rock guitar, no vocals",
+    )
+    with pytest.raises(ValueError, match="2 member sets for 1 centres"):
+        name_clusters(centre, embed_text, DESCRIPTORS, members=[members, members])
+    with pytest.raises(ValueError, match=r"cluster 0's members must be \[n, 256\]"):
+        name_clusters(centre, embed_text, DESCRIPTORS, members=[members[:, :3]])
+
+
 @pytest.mark.parametrize(
     ("name", "slug"),
     [
@@ -652,19 +680,19 @@ def test_tags_read_what_stands_out_in_a_cluster() -> None:
     )
     assert set(electronic.lead) == {"electronic", "techno"}
     assert electronic.era == ("80s",)
-    assert electronic.absent == ("vocals",)
-    assert (mellow.lead, mellow.parts, mellow.absent) == (("mellow",), ("piano",), ())
-    assert (plain.lead, plain.parts, plain.absent) == ((), (), ())
-    # "weird" names nothing; vocals are judged by the tags, drums are not.
-    assert plain.judged == ("vocals",)
+    # "vocals" and "female vocal" stand out in the mellow cluster, but a
+    # presence part is named only when it is missing (the text tower's call).
+    assert (mellow.lead, mellow.era, mellow.parts) == (("mellow",), (), ("piano",))
+    # "weird" names nothing.
+    assert (plain.lead, plain.era, plain.parts) == ((), (), ())
     with pytest.raises(ValueError, match=r"tags must be \[n_items, 9\]"):
         read_cluster_tags(tags[:, :3], members, read_tag_meanings(TAG_NAMES))
 
 
 def test_tags_name_clusters_and_the_text_tower_fills_in(embed_text) -> None:
-    """Tag evidence names what it singles out and judges vocals; the text
-    tower names the rest (drums, which no tag speaks of; a cluster whose
-    tags say nothing in particular)."""
+    """Tag evidence names what it singles out; the text tower names the
+    rest, and says what the clusters lack (the tags' "vocals" does not
+    outvote it either way)."""
     from beetsplug.clap.clusters import read_cluster_tags
     from beetsplug.clap.meanings import read_tag_meanings
 
@@ -687,8 +715,8 @@ def test_tags_name_clusters_and_the_text_tower_fills_in(embed_text) -> None:
     first, second, third = named
     assert first.startswith("80s ")
     assert "electronic" in first or "techno" in first
-    assert first.endswith(", no vocals")
-    assert second == "mellow piano"  # the tags hear vocals: no "no vocals"
+    assert "no vocals" not in first  # the tags' "no vocals" does not say it
+    assert second == "mellow piano, no vocals"  # nor their "vocals" deny it
     assert third == "rock guitar, no drums"
     assert all(len(name.split()) <= 5 for name in named)
 
@@ -915,11 +943,16 @@ def test_a_real_library_with_tags_names_clusters_by_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`beet clap-playlists` on a real library indexed by a bundle with tags:
-    the low tones, whose "electronic" tag is high and "vocals" tag low, are
-    named so; the high tones, whose vocals tag is high, are not."""
+    the low tones, whose "electronic" tag is high, are named so; the high
+    tones are not. A name says ", no vocals" exactly when four in five of
+    the cluster's stored vectors are closer to "no vocals" than to "vocals"
+    under the bundle's own text tower (its tags do not decide it)."""
     sys.path.insert(0, str(ROOT / "tests" / "plugin"))
     from bundle_factory import build_tiny_bundle
     from clap_helpers import ClapEnv, write_audio
+
+    from beetsplug.clap.model import Bundle
+    from beetsplug.clap.store import Store
 
     # The tiny graph's tags answer the low band, the high band and a
     # constant: named here as a tagger would name them.
@@ -936,13 +969,29 @@ def test_a_real_library_with_tags_names_clusters_by_them(
             env.add(write_audio(tmp_path / "music" / f"{title}.flac", hz), title=title)
         env.run("clap-index")
         printed = env.lines("clap-playlists", "--clusters", "2")
+        titles = {item.id: item.title for item in env.lib.items()}
+        with Store.open(env.lib.path) as store:
+            ids, vectors = store.all_vectors(Bundle.load(bundle).identity)
+        texts = Bundle.load(bundle).embed_text(
+            ["vocals", "no vocals", "drums", "no drums"]
+        )
     names = {line.split(":")[0].removeprefix("wrote ") for line in printed}
     low = next(name for name in names if "electronic" in name)
-    assert low.endswith(", no vocals"), printed
     (high,) = names - {low}
     assert "electronic" not in high, printed
-    assert "no vocals" not in high, printed
     files = {p.name: p.read_text() for p in lists.glob("*.m3u")}
+    for name, band in ((low, "low"), (high, "high")):
+        rows = [n for n, i in enumerate(ids) if titles[int(i)].startswith(band)]
+        lacking = vectors[rows] @ texts[1::2].T > vectors[rows] @ texts[0::2].T
+        said = [
+            p
+            for p, share in zip(("vocals", "drums"), lacking.mean(axis=0), strict=True)
+            if share >= 0.8
+        ]
+        if said:
+            assert any(name.endswith(f", no {p}") for p in said), (name, lacking)
+        else:
+            assert ", no " not in name, (name, lacking)
     assert sorted(files) == sorted(f"{AUTO_PREFIX}{slugify(n)}.m3u" for n in names)
     assert all(
         "low" in line for line in files[f"{AUTO_PREFIX}{slugify(low)}.m3u"].split()

@@ -443,3 +443,38 @@ def test_wording_rows_score_each_wording_against_the_part_labels():
     assert row["wordings"]["percussion"] == 0.0
     assert row["check"] == {"drums": 0.0}
     assert row["mean_wordings"] == pytest.approx(0.25)
+
+
+def test_names_count_the_labelled_clips_a_name_says_are_without():
+    """names.py clusters a part, names it with the plugin's code and counts,
+    per ", no X", the clips labelled with X among the named cluster's."""
+    import names
+
+    sys.path.insert(0, str(check.HERE.parents[1] / "queries"))
+    from queries_helpers import audio_like, toy_embed_text
+
+    class ToyBundle:  # the playlists' naming needs only a text tower
+        embed_text = staticmethod(toy_embed_text)
+
+    recipe = check.load_recipe(check.HERE / "labels.json")
+    index = check.part_index(recipe, "choose")
+    labelled = [i for i in index if recipe["clips"][i]["labels"].get("drums")]
+    plain = [i for i in index if recipe["clips"][i]["labels"].get("drums") is False]
+    chosen = np.array(labelled[:6] + plain[:10])
+    audio = np.zeros((len(recipe["clips"]), 256), np.float32)
+    # The clips with drums sound of drums, the others of "no drums": except
+    # one clip with drums among those, which the name then wrongly covers.
+    audio[chosen[:5]] = audio_like({"rock": 1, "guitar": 1, "drums": 2}, 5, 0.05, 0)
+    quiet = {"ambient": 1, "synth": 1, "drums": -2}
+    audio[chosen[5:]] = audio_like(quiet, 11, 0.05, 1)
+    report = names.part_names(recipe, chosen, audio, None, ToyBundle(), k=2)
+    rows = report["clusters"]
+    without = [r for r in rows if r["name"].endswith(", no drums")]
+    assert sum(r["clips"] for r in rows) == 16  # no cluster too small to name
+    assert sum(r["clips"] for r in without) == 11
+    assert sum(r["drums"][0] for r in without) == 1
+    assert report["said_absent"]["drums"] == {
+        "names": len(without),
+        "clips_with_it": 1,
+        "clips_labelled": 11,
+    }

@@ -1,0 +1,158 @@
+"""What automatic playlist names say, held against the realset's labels.
+
+`beet clap-playlists` clusters a library and names each cluster ("chillout
+guitar, no drums"). This clusters each part of the realset as if it were a
+library of its own, names the clusters with the plugin's code, and counts,
+for every ", no X" a name says, how many of the cluster's clips the labels
+say do have X:
+
+    python tests/benchmarks/realset/names.py --bundle models/clap-default \
+        --data REALSET --cache CACHE [--part choose|report]
+
+It reuses check.py's cache of the bundle's embeddings and tags (after a
+check run it embeds only the descriptors' texts). Beside the names it
+judges every presence part for every cluster the same way (not only the
+one a name has room for). The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[2]))
+
+import check  # noqa: E402
+from concepts import presence  # noqa: E402
+
+
+def _rate(labels: np.ndarray) -> tuple[int, int]:
+    """(clips labelled with the part, clips labelled either way)."""
+    known = labels >= 0
+    return int((labels[known] == 1).sum()), int(known.sum())
+
+
+def part_names(
+    recipe: dict[str, Any],
+    index: np.ndarray,
+    audio: np.ndarray,
+    tags: np.ndarray | None,
+    bundle: Any,
+    k: int | None = None,
+) -> dict[str, Any]:
+    """Cluster and name the clips at `index` as one library (`k` clusters;
+    None: as many as the plugin makes of a library that size); per cluster
+    its name, size and the labelled presence of each presence part."""
+    from beetsplug.clap.clusters import DESCRIPTORS
+    from beetsplug.clap.playlists import automatic_playlists
+
+    clips = [recipe["clips"][i] for i in index]
+    playlists = automatic_playlists(
+        list(range(len(index))),
+        audio[index],
+        bundle.embed_text,
+        k=k,
+        tags=None if tags is None else tags[index],
+        tag_meanings=bundle.tag_meanings if tags is not None else (),
+    )
+    rows = []
+    said = {p: [0, 0, 0] for p in DESCRIPTORS.presence}  # names, with X, known
+    for playlist in playlists:
+        members = playlist.item_ids
+        row: dict[str, Any] = {"name": playlist.name, "clips": len(members)}
+        for part in DESCRIPTORS.presence:
+            labels = np.array([presence(part)(clips[i]["labels"]) for i in members])
+            have, known = _rate(labels)
+            row[part] = [have, known]
+            if playlist.name.endswith(f", no {part}"):
+                said[part][0] += 1
+                said[part][1] += have
+                said[part][2] += known
+        rows.append(row)
+    summary = {
+        p: {"names": n, "clips_with_it": w, "clips_labelled": k}
+        for p, (n, w, k) in said.items()
+    }
+    return {"clusters": rows, "said_absent": summary}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from beetsplug.clap.model import Bundle
+
+    recipe = check.load_recipe(args.labels)
+    paths = check.clip_paths(recipe, args.data)
+    ids = [c["id"] for c in recipe["clips"]]
+    bundle = Bundle.load(args.bundle, threads=args.threads)
+
+    def embed(index: list[int]) -> dict[str, np.ndarray]:
+        a, t = check.embed_with_bundle(bundle, [paths[n] for n in index])
+        return {"audio": a} if t is None else {"audio": a, "tags": t}
+
+    got = check.cached(args.cache, f"bundle-{bundle.identity[:16]}", ids, embed)
+    parts = ("choose", "report") if args.part is None else (args.part,)
+    return {
+        "model": bundle.label,
+        "parts": {
+            part: part_names(
+                recipe,
+                check.part_index(recipe, part),
+                got["audio"],
+                got.get("tags"),
+                bundle,
+            )
+            for part in parts
+        },
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"automatic playlist names on the realset: {report['model']}")
+    for part, entry in report["parts"].items():
+        print(f"\n== part {part}\n")
+        presence_parts = list(entry["said_absent"])
+        lines = [["name", "clips", *(f"with {p}" for p in presence_parts)]]
+        for row in entry["clusters"]:
+            lines.append(
+                [
+                    row["name"],
+                    row["clips"],
+                    *(f"{row[p][0]}/{row[p][1]}" for p in presence_parts),
+                ]
+            )
+        check._table(lines)
+        for p, s in entry["said_absent"].items():
+            print(
+                f'", no {p}": {s["names"]} name(s); {s["clips_with_it"]} of their '
+                f"{s['clips_labelled']} labelled clips have {p}"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, default=HERE / "labels.json")
+    parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--part", choices=("choose", "report"), default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        report = run(args)
+    except check.CheckError as exc:
+        print(f"realset names: {exc}", file=sys.stderr)
+        return 1
+    print_report(report)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
