@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .lexicon import lexicon
 from .m3u import slugify
 from .model import l2_normalize
+from .scoring import SPEECH_MARGIN, SPEECH_TEXT
 
 if TYPE_CHECKING:
     import numpy as np
@@ -215,6 +216,11 @@ MIN_SPREAD = 0.05
 # recordings; four in five, so a cluster with a few such tracks is not told
 # it has none (docs/benchmarks.md, "What automatic playlist names say").
 ABSENT_SHARE = 0.8
+# A cluster at least half of whose tracks are heard as speech (the search's
+# rule: scoring.SPEECH_MARGIN) is named SPEECH_NAME: the taggers' genres
+# read talk as hip hop, and its instruments say little about it.
+SPEECH_SHARE = 0.5
+SPEECH_NAME = "spoken word"
 
 
 @dataclass(frozen=True)
@@ -361,6 +367,7 @@ def name_clusters(
         *v.instruments,
         *v.presence,
         *(f"no {p}" for p in v.presence),
+        SPEECH_TEXT,
     ]
     emb = _embed(embed_text, texts)
     if emb.shape[1] != centres.shape[1]:
@@ -376,7 +383,8 @@ def name_clusters(
     genre_s, mood_s, instr_s = (
         contrast[:, a:b] for a, b in itertools.pairwise(bounds[:4])
     )
-    present_emb, absent_emb = emb[bounds[3] : bounds[4]], emb[bounds[4] :]
+    present_emb, absent_emb = emb[bounds[3] : bounds[4]], emb[bounds[4] : -1]
+    speech_emb = emb[-1]
 
     names: list[str] = []
     slugs: set[str] = set()
@@ -403,6 +411,17 @@ def name_clusters(
                 pair = (leads[1], leads[0])
             instruments = _first(tagged.parts, instruments)
         suffix = f", no {absent[0]}" if absent else ""
+        if (tracks[c] @ speech_emb >= SPEECH_MARGIN).mean() >= SPEECH_SHARE:
+            # Numbered if there are more: what else they hold is music's words.
+            numbered = (f"{SPEECH_NAME} {n}" for n in itertools.count(2))
+            name = next(
+                n
+                for n in itertools.chain([SPEECH_NAME], numbered)
+                if slugify(n) not in slugs
+            )
+            names.append(name)
+            slugs.add(slugify(name))
+            continue
         first, second = leads[0], (leads[1] if len(leads) > 1 else leads[0])
         instruments = [i for i in instruments if first not in i.split()] or instruments
         best, runner_up = instruments[0], instruments[min(1, len(instruments) - 1)]

@@ -592,7 +592,7 @@ def test_identical_centres_get_numbered_names(embed_text) -> None:
 def test_naming_checks_the_text_encoder(embed_text) -> None:
     centres = np.stack([_centre({"jazz": 1})])
     with pytest.raises(
-        ValueError, match=r"embed_text returned shape \(2, 256\) for 59 texts"
+        ValueError, match=r"embed_text returned shape \(2, 256\) for 60 texts"
     ):
         name_clusters(centres, lambda texts: embed_text(texts[:2]), DESCRIPTORS)
     with pytest.raises(
@@ -628,6 +628,24 @@ def test_absence_is_judged_track_by_track(embed_text) -> None:
         name_clusters(centre, embed_text, DESCRIPTORS, members=[members, members])
     with pytest.raises(ValueError, match=r"cluster 0's members must be \[n, 256\]"):
         name_clusters(centre, embed_text, DESCRIPTORS, members=[members[:, :3]])
+
+
+def test_clusters_heard_as_speech_are_named_spoken_word(embed_text) -> None:
+    """Half a cluster's tracks heard as speech (the search's SPEECH_MARGIN)
+    name it "spoken word", numbered if there are more; fewer do not."""
+    talk = _centre({"spoken": 1, "word": 1})
+    talk_over_piano = _centre({"spoken": 1, "word": 1, "piano": 2})
+    piano = _centre({"mellow": 1, "piano": 1, "vocals": 0.5, "drums": 0.5})
+    centres = np.stack([talk, talk, piano])
+    assert name_clusters(centres, embed_text, DESCRIPTORS) == [
+        "spoken word",
+        "spoken word 2",
+        "mellow piano",
+    ]
+    for spoken, named in ((3, True), (2, False)):
+        members = [np.stack([talk] * spoken + [talk_over_piano] * (6 - spoken))]
+        (name,) = name_clusters(talk[None], embed_text, DESCRIPTORS, members=members)
+        assert (name == "spoken word") is named, (spoken, name)
 
 
 @pytest.mark.parametrize(
