@@ -848,6 +848,41 @@ def _plugin_scorer(
     return score
 
 
+def add_cached_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of the scripts that read a bundle's cached embeddings of
+    the set (wordings.py, names.py)."""
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, default=HERE / "labels.json")
+    parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--part", choices=("choose", "report"), default=None)
+    parser.add_argument("--threads", type=int, default=None)
+
+
+def load_embedded(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], Any, dict[str, np.ndarray]]:
+    """(recipe, bundle, {"audio", "tags"?}) for add_cached_arguments' args:
+    the bundle's embeddings of every clip, from the cache where a check run
+    left them, else computed (and cached)."""
+    from beetsplug.clap.model import Bundle
+
+    recipe = load_recipe(args.labels)
+    paths = clip_paths(recipe, args.data)
+    ids = [c["id"] for c in recipe["clips"]]
+    bundle = Bundle.load(args.bundle, threads=args.threads)
+
+    def embed(index: list[int]) -> dict[str, np.ndarray]:
+        a, t = embed_with_bundle(bundle, [paths[n] for n in index])
+        return {"audio": a} if t is None else {"audio": a, "tags": t}
+
+    return (
+        recipe,
+        bundle,
+        cached(args.cache, f"bundle-{bundle.identity[:16]}", ids, embed),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sys.path.insert(0, str(HERE.parent))  # tests/benchmarks: common.py
     from common import add_weight_options

@@ -312,18 +312,8 @@ def rows_for_part(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from beetsplug.clap.model import Bundle
-
-    recipe = check.load_recipe(args.labels)
-    paths = check.clip_paths(recipe, args.data)
+    recipe, bundle, got = check.load_embedded(args)
     ids = [c["id"] for c in recipe["clips"]]
-    bundle = Bundle.load(args.bundle, threads=args.threads)
-
-    def embed(index: list[int]) -> dict[str, np.ndarray]:
-        a, t = check.embed_with_bundle(bundle, [paths[n] for n in index])
-        return {"audio": a} if t is None else {"audio": a, "tags": t}
-
-    got = check.cached(args.cache, f"bundle-{bundle.identity[:16]}", ids, embed)
     plugin = check._plugin_scorer(bundle, got["audio"], got.get("tags"))
     scores: dict[str, np.ndarray] = {}
 
@@ -390,14 +380,13 @@ def print_report(report: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--labels", type=Path, default=HERE / "labels.json")
-    parser.add_argument("--cache", type=Path, default=None)
-    parser.add_argument("--part", choices=("choose", "report"), default=None)
-    parser.add_argument("--threads", type=int, default=None)
+    check.add_cached_arguments(parser)
     args = parser.parse_args(argv)
-    report = run(args)
+    try:
+        report = run(args)
+    except check.CheckError as exc:  # clips not built: one line, not a traceback
+        print(f"realset wordings: {exc}", file=sys.stderr)
+        return 1
     print_report(report)
     print(json.dumps(check._clean(report), sort_keys=True))
     return 0
