@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -353,7 +354,8 @@ def _shade(t: float) -> str:
 
 @dataclass(frozen=True)
 class Track:
-    """What the map shows of a track."""
+    """What the map shows of a track: `title` is the file's name where the
+    track has none."""
 
     item_id: int
     artist: str
@@ -394,7 +396,7 @@ def map_data(
         "ids": [t.item_id for t in tracks],
         "x": [round(float(v), 4) for v in positions[:, 0]],
         "y": [round(float(v), 4) for v in positions[:, 1]],
-        "hover": [f"{t.artist or '?'} – {t.title or '?'}" for t in tracks],
+        "hover": [" – ".join(filter(None, (t.artist, t.title))) or "?" for t in tracks],
         "colour": index,
         "palette": palette,
         "legend": legend,
@@ -454,6 +456,13 @@ def known_fields(lib: Library) -> set[str]:
     return fields
 
 
+def _file_name(path: bytes | str | None) -> str:
+    """The last part of an item's path, for a track without a title."""
+    if not path:
+        return ""
+    return os.path.basename(os.fsdecode(path))
+
+
 def library_tracks(
     lib: Library, item_ids: Sequence[int], color: str | None = None
 ) -> list[Track]:
@@ -471,17 +480,17 @@ def library_tracks(
     if color is None or color in Item._fields:
         column = f", {color}" if color else ""
         with lib.transaction() as tx:
-            rows = tx.query(f"SELECT id, artist, title{column} FROM items")
+            rows = tx.query(f"SELECT id, artist, title, path{column} FROM items")
         for row in rows:
             if row[0] in wanted:
-                value = row[3] if color else None
-                found[row[0]] = Track(row[0], row[1], row[2], value)
+                value = row[4] if color else None
+                name = row[2] or _file_name(row[3])
+                found[row[0]] = Track(row[0], row[1], name, value)
     else:
         for item in lib.items():
             if item.id in wanted:
-                found[item.id] = Track(
-                    item.id, item.artist, item.title, item.get(color)
-                )
+                name = item.title or _file_name(item.path)
+                found[item.id] = Track(item.id, item.artist, name, item.get(color))
     return [found[i] for i in item_ids if i in found]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from beets.library import Library
 from clap_helpers import beet_without, run_python
-from web_helpers import TRACKS, Server, beet, make_library
+from web_helpers import TRACKS, UNTAGGED, Server, beet, make_library
 
 
 def _get(server: Server, path: str, **headers: str) -> tuple[int, dict, bytes]:
@@ -73,8 +73,8 @@ def test_beets_query_terms_filter_as_on_the_command_line(server: Server) -> None
     status, body = _json(server, "/api/search?q=low%20year:2000..2020%20%5Etitle:glare")
     assert status == 200
     titles = {r["title"] for r in body["results"]}
-    # year 2000..2020 and not Glare: Rumble, Shine, Hiss, Crackle.
-    assert titles == {"Rumble", "Shine <b>", "Hiss", "Crackle"}
+    # year 2000..2020 and not Glare: Rumble, Shine, Hiss and the untagged one.
+    assert titles == {"Rumble", "Shine <b>", "Hiss", ""}
     assert body["results"][0]["title"] == "Rumble"
     assert body["explanation"].endswith("beets query: year:2000..2020 ^title:glare")
 
@@ -207,6 +207,7 @@ def test_map_of_the_library(server: Server) -> None:
     assert sorted(body["ids"]) == list(range(1, len(TRACKS) + 1))
     assert len(body["x"]) == len(body["y"]) == len(TRACKS)
     assert "Bass Unit – Deep One" in body["hover"]
+    assert UNTAGGED in body["hover"]  # no title, no artist: the file's name
     assert body["regions"]
     assert all(r["name"] for r in body["regions"])
 

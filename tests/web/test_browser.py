@@ -12,7 +12,7 @@ from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
-from web_helpers import TRACKS, Server, beet
+from web_helpers import TRACKS, UNTAGGED, Server, beet
 
 WAIT = 60  # seconds; a loaded machine renders slowly, a fast one returns early
 
@@ -105,6 +105,10 @@ def test_search_page_shows_ranked_results_with_players(
     assert scores == sorted(scores, reverse=True)
     # Text from the library is shown as text, never as markup.
     assert "Shine <b>" in {r["title"] for r in results}
+    # A track without tags is shown by its file's name, not as "? ?".
+    (untagged,) = [r for r in results if r["title"] == UNTAGGED]
+    assert untagged["artist"] == ""
+    assert "?" not in {r["artist"] for r in results} | {r["title"] for r in results}
     assert all(r["audio"].startswith(server.url + "/api/audio/") for r in results)
     explanation = browser.find_element(By.CSS_SELECTOR, "#explanation pre")
     assert "negated:     noise" in explanation.get_attribute("textContent")
@@ -124,10 +128,10 @@ def test_more_like_this_and_the_map_on_the_page(browser: Any, server: Server) ->
     browser.get(server.url + "/?q=noise")
     _message(browser, "Results")
     first = browser.find_element(By.CSS_SELECTOR, "#results li.result")
-    label = (
-        first.find_element(By.CLASS_NAME, "artist").text
-        + " – "
-        + first.find_element(By.CLASS_NAME, "title").text
+    label = " – ".join(
+        first.find_element(By.CLASS_NAME, key).text
+        for key in ("artist", "title")
+        if first.find_element(By.CLASS_NAME, key).text
     )
     first_id = first.get_attribute("data-id")
     first.find_element(By.CLASS_NAME, "like").click()

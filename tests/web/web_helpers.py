@@ -31,8 +31,10 @@ TRACKS = [
     ("high", "Treble & Co", "Shine <b>", "Highs", "pop", 2005),
     ("3500", "Treble & Co", "Glare", "Highs", "rock", 2008),
     ("noise", "Static", "Hiss", "Noises", "noise", 2010),
-    ("noise", "Static", "Crackle", "Noises", "noise", 2012),
+    # Untagged, as files often are: named by the file (07.flac) where shown.
+    ("noise", "", "", "Noises", "noise", 2012),
 ]
+UNTAGGED = "07.flac"
 
 
 def beets_dir(root: Path, bundle: Path) -> Path:

@@ -23,6 +23,15 @@ async function getJSON(url) {
   return body;
 }
 
+// A track without a title is named by its file, as the command line lists it.
+function trackName(result) {
+  return result.title || (result.path || "").split(/[\\/]/).pop() || "?";
+}
+
+function trackLabel(result) {
+  return [result.artist, trackName(result)].filter(Boolean).join(" – ");
+}
+
 function resultItem(result) {
   const li = document.createElement("li");
   li.className = "result";
@@ -31,8 +40,8 @@ function resultItem(result) {
   line.className = "line";
   const parts = [
     ["score", result.score.toFixed(3)],
-    ["artist", result.artist || "?"],
-    ["title", result.title || "?"],
+    ["artist", result.artist || ""],
+    ["title", trackName(result)],
     ["album", result.album || ""],
   ];
   for (const [cls, text] of parts) {
@@ -51,7 +60,7 @@ function resultItem(result) {
   like.type = "button";
   like.className = "like";
   like.textContent = "more like this";
-  like.addEventListener("click", () => moreLike(result.id, `${result.artist} – ${result.title}`));
+  like.addEventListener("click", () => moreLike(result.id, trackLabel(result)));
   controls.append(audio, like);
   li.append(line, controls);
   return li;
