@@ -26,6 +26,8 @@ from .query import (
     _EDGE_WORDS,
     _EXPLICIT,
     _FEATURING_RE,
+    _FOCUS,
+    _FOCUS_AFTER,
     _IMPLIED,
     _LEAD_IN,
     _LEAD_IN_PUNCT,
@@ -628,7 +630,8 @@ class Parser:
             spans.append((start, end))
             i = prev_end = end
             word_since = False
-        affirmative = self._affirmative(spans)
+        # Words that only stress a part go from the wanted text too.
+        affirmative = self._affirmative(sorted(spans + self._focus(spans)))
         clauses.extend(self._implied(spans))
         clauses.sort(key=lambda c: c.start)
         negated: list[str] = []
@@ -641,9 +644,10 @@ class Parser:
         # its kinds would outweigh the rest (docs/benchmarks.md).
         if any(c.kind != "cancel" for c in clauses):
             spelled, kind_readings = "", ()
-        elif spans:
-            # only a double negation's words went: read the rest as a plain
-            # description ("not without strings" as "strings")
+        elif affirmative != self.text:
+            # only a double negation's words or stressing words went: read
+            # the rest as a plain description ("not without strings" as
+            # "strings", "only vocals" as "vocals")
             rest = Parser(affirmative, self.n)
             spelled, kind_readings = rest._spelled(len(affirmed) == 1)
         else:
@@ -658,6 +662,28 @@ class Parser:
             spelled,
             kind_readings,
         )
+
+    def _focus(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The token ranges of words that only stress the attribute they
+        stand before ("only", "just the") or after ("alone", "and nothing
+        else"), outside the negations' `spans`."""
+        out = []
+        for a, b in self._free_runs(spans):
+            for i in range(a, b):
+                found = self._longest(i, 3, lambda w: w if w in _FOCUS else None)
+                if found is None or self._word(i - 1) in _DETERMINERS:
+                    continue  # "the only": part of a name ("The Only One")
+                j = self._skip_determiners(i + found[1])
+                if j < b and self.attribute(j) is not None:
+                    out.append((i, i + found[1]))
+            for attribute, whole in self._attributes_in(a, b):
+                end = attribute.source_end
+                found = self._longest(
+                    end, 4, lambda w: w if w in _FOCUS_AFTER else None
+                )
+                if whole and found is not None and end + found[1] <= b:
+                    out.append((end, end + found[1]))
+        return out
 
     def _lead_in(self, i: int, floor: int) -> int:
         """Index of the first lead-in token before the cue at i ("but", ",")."""

@@ -70,6 +70,11 @@ _TAILS = tuple(tuple(t.split()) for t in _GRAMMAR["tails"])
 _LIST_ALWAYS = frozenset({*_GRAMMAR["list_always"], "/"})
 _LIST_DISTRIBUTIVE = frozenset({*_GRAMMAR["list_after_strong"], "&"})
 _EDGE_WORDS = frozenset(_GRAMMAR["edge_words"])
+# "only vocals", "drums alone": words that stress a part, longest first.
+_FOCUS = tuple(sorted((tuple(f.split()) for f in _GRAMMAR["focus"]), key=len)[::-1])
+_FOCUS_AFTER = tuple(
+    sorted((tuple(f.split()) for f in _GRAMMAR["focus_after"]), key=len)[::-1]
+)
 # "drums removed", "vocals taken out": longest first; a copula may come
 # between ("drums are absent").
 _POSTFIX = tuple(
@@ -119,6 +124,7 @@ FILLER_WORDS: frozenset[str] = frozenset(
         *_ANSWERS,
         *_POSTFIX_GLUE,
         *_COPULAS,
+        *(" ".join(f) for f in _FOCUS + _FOCUS_AFTER),
         *(f for c in _LEXICON.of_kind("filler") for f in c.forms),
         "non",
         "free",

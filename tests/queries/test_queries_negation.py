@@ -223,8 +223,13 @@ KEPT_WHOLE = [
     "piano with no strings attached",
     "non-stop dance",
     "soulless pop",
-    "nothing but jazz",
     "Nothing Else Matters",
+    "The Only One",
+    "Only You",
+    "Only Time",
+    "Just Like Heaven",
+    "Alone",
+    "Home Alone",
     "Missing You",
     "Zero",
     "Ground Zero",
@@ -284,6 +289,33 @@ def test_titles_and_non_negations_stay_whole(text: str) -> None:
     assert parsed.affirmative == text
     assert parsed.negated == []
     assert parsed.clauses == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "affirmative", "negated"),
+    [
+        ("only vocals", "vocals", []),
+        ("just the piano", "the piano", []),
+        ("nothing but jazz", "jazz", []),
+        ("drums alone", "drums", []),
+        ("vocals only", "vocals", []),
+        ("piano and nothing else", "piano", []),
+        ("a guitar on its own", "a guitar", []),
+        ("purely electronic music", "electronic music", []),
+        ("only piano, no drums", "piano", ["drums"]),
+        ("jazz, but only the piano", "jazz, but the piano", []),
+    ],
+)
+def test_words_that_only_stress_a_part_leave_the_text(
+    text: str, affirmative: str, negated: list[str]
+) -> None:
+    """ "only vocals" is vocals: the text tower never saw "only" in a caption
+    and read "only vocals" as the opposite (docs/queries.md)."""
+    parsed = parse_query(text)
+    assert (parsed.affirmative, parsed.negated) == (affirmative, negated)
+    assert all(c.kind != "cue" or c.attributes == ("drums",) for c in parsed.clauses)
+    if not negated:
+        assert parsed.whole_texts[0] == affirmative
 
 
 def test_clause_spans_point_into_the_text() -> None:

@@ -223,6 +223,12 @@ REQUEST_FRAMES = (
     "not without {}",
     "i love {}",
     "full of {}",
+    # Added 2026-12-06 (sixth session) once the parser read them, and scored
+    # on the code before it too.
+    "only {}",
+    "{} only",
+    "{} alone",
+    "nothing but {}",
 )
 # concept id (concepts.py) -> (its word in the frames, the frames)
 FRAMED: dict[str, tuple[str, tuple[str, ...]]] = {
