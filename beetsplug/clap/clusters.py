@@ -411,17 +411,6 @@ def name_clusters(
                 pair = (leads[1], leads[0])
             instruments = _first(tagged.parts, instruments)
         suffix = f", no {absent[0]}" if absent else ""
-        if (tracks[c] @ speech_emb >= SPEECH_MARGIN).mean() >= SPEECH_SHARE:
-            # Numbered if there are more: what else they hold is music's words.
-            numbered = (f"{SPEECH_NAME} {n}" for n in itertools.count(2))
-            name = next(
-                n
-                for n in itertools.chain([SPEECH_NAME], numbered)
-                if slugify(n) not in slugs
-            )
-            names.append(name)
-            slugs.add(slugify(name))
-            continue
         first, second = leads[0], (leads[1] if len(leads) > 1 else leads[0])
         instruments = [i for i in instruments if first not in i.split()] or instruments
         best, runner_up = instruments[0], instruments[min(1, len(instruments) - 1)]
@@ -432,6 +421,10 @@ def name_clusters(
             f"{era}{first} {runner_up}",
         ]
         candidates = [name + suffix for name in candidates]
+        if (tracks[c] @ speech_emb >= SPEECH_MARGIN).mean() >= SPEECH_SHARE:
+            # Talk: music's words say little about it (numbered if there
+            # are more such clusters).
+            candidates = [SPEECH_NAME]
         # Unique file names make unique names: numbered as the last resort.
         numbered = (f"{candidates[0]} {n}" for n in itertools.count(2))
         name = next(
