@@ -49,6 +49,8 @@ from .query import (
     Clause,
     ParsedQuery,
     _lookup,
+    _low,
+    _Token,
     _tokenize,
     _Unit,
     voices,
@@ -661,6 +663,11 @@ class Parser:
             self._dangling(),
             spelled,
             kind_readings,
+            tuple(
+                (k.text, k.low)
+                for k in self.toks
+                if k.kind == "word" and k.low != _low(k.text)
+            ),
         )
 
     def _focus(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -816,15 +823,26 @@ class Parser:
         return "".join(pieces), readings
 
     def _affirmative(self, spans: list[tuple[int, int]]) -> str:
-        if not spans:
+        mended = [k for k in self.toks if k.kind == "word" and k.low != _low(k.text)]
+        if not spans and not mended:
             return self.text  # nothing understood: the text exactly as typed
         pieces = []
         pos = 0
         for a, b in spans:
-            pieces.append(self.text[pos : self.toks[a].start])
+            pieces.append(self._as_read(pos, self.toks[a].start, mended))
             pos = self.toks[b - 1].end
-        pieces.append(self.text[pos:])
+        pieces.append(self._as_read(pos, len(self.text), mended))
         return _clean(" ".join(pieces))
+
+    def _as_read(self, start: int, end: int, mended: list[_Token]) -> str:
+        """text[start:end] with each typo the parser mended ("pinao") in the
+        word it read ("piano")."""
+        pieces, pos = [], start
+        for tok in mended:
+            if start <= tok.start and tok.end <= end:
+                pieces += [self.text[pos : tok.start], tok.low]
+                pos = tok.end
+        return "".join([*pieces, self.text[pos:end]])
 
 
 _EDGE_WORD_RE = "|".join(sorted(_EDGE_WORDS))

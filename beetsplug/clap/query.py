@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .lexicon import lexicon
+from .lexicon import LexiconError, lexicon
 
 __all__ = [
     "FILLER_WORDS",
@@ -206,6 +206,9 @@ class ParsedQuery:
     # `spelled` once per kind of the family, the kind in its place ("calm
     # guitars" -> "calm acoustic guitar", "calm electric guitar"...).
     kind_readings: tuple[str, ...] = ()
+    # (as typed, as read) for each word read through a typo ("witout" ->
+    # "without": grammar `typo_tolerant`).
+    mended: tuple[tuple[str, str], ...] = ()
 
     @property
     def has_negation(self) -> bool:
@@ -289,6 +292,51 @@ def _low(text: str) -> str:
     return text.casefold().replace("’", "'")
 
 
+def _one_slip(typed: str, word: str) -> bool:
+    """Whether `typed` is `word` with one letter missing, extra or wrong, or
+    two neighbours swapped."""
+    if typed == word or abs(len(typed) - len(word)) > 1:
+        return False
+    if len(typed) == len(word):
+        diff = [i for i, (a, b) in enumerate(zip(typed, word, strict=True)) if a != b]
+        return len(diff) == 1 or (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and typed[diff[0]] == word[diff[1]]
+            and typed[diff[1]] == word[diff[0]]
+        )
+    short, long = sorted((typed, word), key=len)
+    i = next(
+        (k for k, (a, b) in enumerate(zip(short, long, strict=False)) if a != b),
+        len(short),
+    )
+    return short[i:] == long[i + 1 :]
+
+
+# Every single word the lexicon knows: a typo is mended only into a word
+# when it is none of these itself.
+_KNOWN_WORDS = frozenset(
+    w
+    for phrase in (*_LEXICON.forms, *(" ".join(c) for c in _CUES), *FILLER_WORDS)
+    for w in phrase.split()
+)
+_TYPO_TOLERANT = tuple(_GRAMMAR["typo_tolerant"])
+for _word in _TYPO_TOLERANT:
+    if _word not in _KNOWN_WORDS or not _word.isalpha() or len(_word) < 4:
+        raise LexiconError(
+            f"grammar.typo_tolerant: {_word!r} is no single word the lexicon knows"
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _mend(low: str) -> str:
+    """A word as the parser reads it: one of the typo-tolerant words when it
+    is one slip from it and no word the lexicon knows ("witout" -> without)."""
+    if len(low) < 3 or low in _KNOWN_WORDS:
+        return low
+    return next((w for w in _TYPO_TOLERANT if _one_slip(low, w)), low)
+
+
 def _tokenize(text: str, limit: int) -> tuple[str, list[_Token]]:
     """The text as read (cut before token `limit`) and its tokens."""
     raw = []
@@ -303,7 +351,14 @@ def _tokenize(text: str, limit: int) -> tuple[str, list[_Token]]:
     for a, b in zip(quotes[::2], quotes[1::2], strict=False):
         protected.update(range(a + 1, b))
     return text, [
-        _Token(kind, tok, _low(tok), start, end, i in protected)
+        _Token(
+            kind,
+            tok,
+            _mend(_low(tok)) if kind == "word" and i not in protected else _low(tok),
+            start,
+            end,
+            i in protected,
+        )
         for i, (kind, tok, start, end) in enumerate(raw)
     ]
 

@@ -574,6 +574,7 @@ def describe(
         shown = repr(texts[0]) if len(texts) == 1 else f"mean{texts!r}"
     lines = [
         f"query:       {parsed.text!r}",
+        *(f"  read {typed!r} as {read!r}" for typed, read in parsed.mended),
         f"affirmative: {parsed.affirmative!r}",
     ]
     bonus = dict(bonus or {})

@@ -433,3 +433,44 @@ def test_players_and_speakers_name_what_is_heard(
     parsed = parse_query(text)
     assert (parsed.affirmed, parsed.negated) == (affirmed, negated)
     assert wants_voice(parsed) == ("speech" in affirmed)
+
+
+def test_typo_tolerant_words_are_no_slip_from_another_word() -> None:
+    """A word one slip from a typo-tolerant one is read as it: none may be a
+    word of its own. The shipped text encoder's vocabulary stands for the
+    words people type ("drugs" keeps "drums" off the list)."""
+    import json
+
+    from queries_helpers import ROOT
+
+    from beetsplug.clap.query import _KNOWN_WORDS, _one_slip
+
+    tokenizer = json.loads((ROOT / "models/clap-default/tokenizer.json").read_text())
+    words = {w for w in tokenizer["model"]["vocab"] if w.isalpha()} - _KNOWN_WORDS
+    assert len(words) > 10_000
+    tolerant = lexicon().grammar["typo_tolerant"]
+    clashes = {t: sorted(w for w in words if _one_slip(w, t)) for t in tolerant}
+    assert {t: c for t, c in clashes.items() if c} == {}
+    assert [w for w in words if _one_slip(w, "drums")] == ["drugs"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "word"),
+    [
+        ("witout", "without"),  # a letter missing
+        ("whithout", "without"),  # one extra
+        ("wothout", "without"),  # one wrong
+        ("wihtout", "without"),  # two swapped
+        ("pinao", "piano"),
+        ("guitr", "guitar"),
+        ("jaz", "jazz"),
+        ("without", "without"),
+        ("whitout", "whitout"),  # two slips
+        ("drugs", "drugs"),  # not on the list
+        ("guitars", "guitars"),  # a word the lexicon knows
+    ],
+)
+def test_one_slip_from_a_tolerant_word_is_read_as_it(typed: str, word: str) -> None:
+    from beetsplug.clap.query import _mend
+
+    assert _mend(typed) == word

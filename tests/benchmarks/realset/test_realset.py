@@ -424,6 +424,25 @@ def test_other_wordings_name_judged_concepts_and_read_as_them():
             assert negates == (concept.kind == "negated"), text
 
 
+def test_typos_are_one_slip_from_a_judged_concept_and_read_as_it():
+    """wordings.py's TYPOS misspell words of the check's own wording ("excluding"
+    for "without") by one slip, and the parser reads them as that wording."""
+    import wordings
+
+    from beetsplug.clap.lexicon import lexicon
+    from beetsplug.clap.query import _one_slip, parse_query
+
+    tolerant = lexicon().grammar["typo_tolerant"]
+    judged = {c.id: c for c in concepts.CONCEPTS + concepts.NEGATED}
+    for concept_id, texts in wordings.TYPOS.items():
+        query = judged[concept_id].query
+        for text in texts:
+            slips = [w for w in text.split() if w not in query.split()]
+            assert slips, text
+            assert all(any(_one_slip(w, t) for t in tolerant) for w in slips), text
+            assert parse_query(text).restated == parse_query(query).restated, text
+
+
 def test_wording_rows_score_each_wording_against_the_part_labels():
     import wordings
 

@@ -245,6 +245,36 @@ FRAMED: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# concept id -> the same request with one slip of the keyboard (a letter
+# missing, extra, wrong or two swapped). Added 2026-12-06 (sixth session)
+# once the parser read "without" and the lexicon's `typo_tolerant` words
+# through one slip, and scored on the code before it too.
+TYPOS: dict[str, tuple[str, ...]] = {
+    "without vocals": (
+        "music witout vocals",
+        "music whithout vocals",
+        "music wihtout vocals",
+        "music withou vocals",
+    ),
+    "without drums": (
+        "music witout drums",
+        "music withot drums",
+        "music withouth drums",
+        "music excludng drums",
+    ),
+    "without guitar": (
+        "music witout guitar",
+        "music without guitr",
+        "music wihtout gutiar",
+    ),
+    "piano": ("pinao", "pianno", "paino"),
+    "guitar": ("guitr", "gutiar", "guiter"),
+    "electronic": ("electornic music", "electronc music"),
+    "classical": ("clasical music", "classcal music"),
+    "violin": ("violn", "vioiln"),
+}
+
+
 def _judged(
     recipe: dict[str, Any], index: np.ndarray, ids: Collection[str]
 ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
@@ -263,17 +293,22 @@ def _judged(
 
 
 def frame_rows(
-    recipe: dict[str, Any], index: np.ndarray, score: Any
+    recipe: dict[str, Any],
+    index: np.ndarray,
+    score: Any,
+    asked: dict[str, tuple[str, ...]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per framed concept with enough of each class in the part: the check's
-    wording, and the mean, lowest and highest AUC over its frames."""
-    rows = []
-    for concept, known, y in _judged(recipe, index, FRAMED):
-        word, frames = FRAMED[concept.id]
-        aucs = {
-            f.format(word): check.auc(score(f.format(word))[index][known], y)
-            for f in frames
+    """Per concept of `asked` (None: FRAMED, each frame filled with its
+    word) with enough of each class in the part: the check's wording, and
+    the mean, lowest and highest AUC over the ways it is asked."""
+    if asked is None:
+        asked = {
+            cid: tuple(f.format(word) for f in frames)
+            for cid, (word, frames) in FRAMED.items()
         }
+    rows = []
+    for concept, known, y in _judged(recipe, index, asked):
+        aucs = {q: check.auc(score(q)[index][known], y) for q in asked[concept.id]}
         worst = min(aucs, key=aucs.__getitem__)
         rows.append(
             {
@@ -348,6 +383,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             part: frame_rows(recipe, check.part_index(recipe, part), score)
             for part in parts
         },
+        "typos": {
+            part: frame_rows(recipe, check.part_index(recipe, part), score, TYPOS)
+            for part in parts
+        },
     }
 
 
@@ -373,15 +412,16 @@ def print_report(report: dict[str, Any]) -> None:
             f"\n{part}: check wordings mean AUC {np.mean(bases):.3f}, "
             f"other wordings {np.mean(means):.3f} over {len(rows)} concepts"
         )
-    for part, rows in report.get("frames", {}).items():
-        print(f"\n== frames, part {part}")
-        for row in rows:
-            ((worst, low),) = row["lowest"].items()
-            print(
-                f"{row['concept']:16s} check {row['check']:.3f}  {row['frames']} "
-                f"frames: mean {row['mean']:.3f}, highest {row['highest']:.3f}, "
-                f"lowest {low:.3f} {worst!r}"
-            )
+    for kind in ("frames", "typos"):
+        for part, rows in report.get(kind, {}).items():
+            print(f"\n== {kind}, part {part}")
+            for row in rows:
+                ((worst, low),) = row["lowest"].items()
+                print(
+                    f"{row['concept']:16s} check {row['check']:.3f}  {row['frames']} "
+                    f"asked: mean {row['mean']:.3f}, highest {row['highest']:.3f}, "
+                    f"lowest {low:.3f} {worst!r}"
+                )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
