@@ -479,10 +479,11 @@ class Parser:
         words = tuple(self.toks[k].low for k in range(i, i + cue[1]))
         return None if words in _QUIET else cue
 
-    def _dangling(self) -> str | None:
+    def _dangling(self, spans: list[tuple[int, int]]) -> str | None:
         """ParsedQuery.dangling: read with the parser's own cues, what
         `_cue_match` lets a cue take before its words (`_after_cue`), and
-        free words only."""
+        free words only; a cue inside a clause the parser read (`spans`: a
+        form's answer, "vocals: no") finishes it."""
         last = self._last_word
         if last < 0 or self.toks[last].protected:
             return None
@@ -497,8 +498,13 @@ class Parser:
             i += cue[1]
         else:
             return self.text.strip()
+        inside = [False] * self.n
+        for a, b in spans:
+            inside[a:b] = [True] * (b - a)
         for i in range(last + 1):  # the earliest start is the longest cue
             if self.toks[i].kind != "word" or (cue := self._loud_cue(i)) is None:
+                continue
+            if inside[i]:
                 continue
             strength, length = cue
             k = self._after_cue(i + length)
@@ -660,7 +666,7 @@ class Parser:
             negated,
             tuple(clauses),
             affirmed,
-            self._dangling(),
+            self._dangling(spans),
             spelled,
             kind_readings,
             tuple(
