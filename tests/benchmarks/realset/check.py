@@ -883,6 +883,29 @@ def load_embedded(
     )
 
 
+def cached_main(
+    argv: Sequence[str] | None,
+    doc: str,
+    label: str,
+    run: Any,
+    print_report: Any,
+) -> int:
+    """main() of a script that reads the cached embeddings (wordings.py,
+    names.py): its arguments, its report, then the report as one JSON line;
+    a set not built is one line on stderr and exit status 1."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    add_cached_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        report = run(args)
+    except CheckError as exc:  # clips not built: one line, not a traceback
+        print(f"realset {label}: {exc}", file=sys.stderr)
+        return 1
+    print_report(report)
+    print(json.dumps(_clean(report), sort_keys=True))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sys.path.insert(0, str(HERE.parent))  # tests/benchmarks: common.py
     from common import add_weight_options

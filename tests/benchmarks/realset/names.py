@@ -17,7 +17,6 @@ one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,17 +149,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    check.add_cached_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        report = run(args)
-    except check.CheckError as exc:
-        print(f"realset names: {exc}", file=sys.stderr)
-        return 1
-    print_report(report)
-    print(json.dumps(report))
-    return 0
+    return check.cached_main(argv, __doc__, "names", run, print_report)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ embeds only the texts. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
@@ -425,17 +424,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    check.add_cached_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        report = run(args)
-    except check.CheckError as exc:  # clips not built: one line, not a traceback
-        print(f"realset wordings: {exc}", file=sys.stderr)
-        return 1
-    print_report(report)
-    print(json.dumps(check._clean(report), sort_keys=True))
-    return 0
+    return check.cached_main(argv, __doc__, "wordings", run, print_report)
 
 
 if __name__ == "__main__":
