@@ -50,5 +50,6 @@ echo "beets library: $BEETSDIR/library.db"
 beet import -q "$music"
 beet clap-index
 echo "--- beet clap \"$query\""
-# Untagged files have no title: the path alone says which they are.
-beet clap "$query" -n 10 -f '$clap_score  %if{$title,$artist - $title  ($path),$path}'
+# Untagged files have no title: the path alone says which they are; a
+# missing artist is left out rather than printed as " - ".
+beet clap "$query" -n 10 -f '$clap_score  %if{$title,%if{$artist,$artist - }$title  ($path),$path}'
