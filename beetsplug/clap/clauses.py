@@ -686,6 +686,8 @@ class Parser:
                 found = self._longest(i, 3, lambda w: w if w in _FOCUS else None)
                 if found is None or self._word(i - 1) in _DETERMINERS:
                     continue  # "the only": part of a name ("The Only One")
+                if self._cue_ends_at(i):
+                    continue  # "not only piano": "not piano" is another text
                 j = self._skip_determiners(i + found[1])
                 if j < b and self.attribute(j) is not None:
                     out.append((i, i + found[1]))
@@ -697,6 +699,13 @@ class Parser:
                 if whole and found is not None and end + found[1] <= b:
                     out.append((end, end + found[1]))
         return out
+
+    def _cue_ends_at(self, i: int) -> bool:
+        """Whether a cue's words end right before token i."""
+        return any(
+            (cue := self._cue(j)) is not None and j + cue[1] == i
+            for j in range(max(0, i - _MAX_CUE), i)
+        )
 
     def _lead_in(self, i: int, floor: int) -> int:
         """Index of the first lead-in token before the cue at i ("but", ",")."""
