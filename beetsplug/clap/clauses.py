@@ -49,7 +49,6 @@ from .query import (
     Clause,
     ParsedQuery,
     _lookup,
-    _low,
     _Token,
     _tokenize,
     _Unit,
@@ -638,8 +637,9 @@ class Parser:
             spans.append((start, end))
             i = prev_end = end
             word_since = False
+        mended = [tok for tok in self.toks if tok.mended]
         # Words that only stress a part go from the wanted text too.
-        affirmative = self._affirmative(sorted(spans + self._focus(spans)))
+        affirmative = self._affirmative(sorted(spans + self._focus(spans)), mended)
         clauses.extend(self._implied(spans))
         clauses.sort(key=lambda c: c.start)
         negated: list[str] = []
@@ -669,11 +669,7 @@ class Parser:
             self._dangling(spans),
             spelled,
             kind_readings,
-            tuple(
-                (k.text, k.low)
-                for k in self.toks
-                if k.kind == "word" and k.low != _low(k.text)
-            ),
+            tuple((tok.text, tok.low) for tok in mended),
         )
 
     def _focus(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -837,8 +833,7 @@ class Parser:
         )
         return "".join(pieces), readings
 
-    def _affirmative(self, spans: list[tuple[int, int]]) -> str:
-        mended = [k for k in self.toks if k.kind == "word" and k.low != _low(k.text)]
+    def _affirmative(self, spans: list[tuple[int, int]], mended: list[_Token]) -> str:
         if not spans and not mended:
             return self.text  # nothing understood: the text exactly as typed
         pieces = []

@@ -251,6 +251,16 @@ def _build(data: Any) -> Lexicon:
         name: _strings(words, f"grammar.{name}")
         for name, words in _section(data, "grammar").items()
     }
+    # A typo is read as one of these (query._mend): each must be one word
+    # the lexicon reads, a concept's form or a cue's.
+    cue_words = {w for phrases in cues.values() for p in phrases for w in p.split()}
+    for word in grammar.get("typo_tolerant", ()):
+        if not (word.isalpha() and len(word) >= 4) or not (
+            word in forms or word in cue_words
+        ):
+            raise LexiconError(
+                f"grammar.typo_tolerant: {word!r} is no single word the lexicon knows"
+            )
     training = {
         name: _strings(words, f"training.{name}")
         for name, words in _section(data, "training").items()

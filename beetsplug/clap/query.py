@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .lexicon import LexiconError, lexicon
+from .lexicon import lexicon
 
 __all__ = [
     "FILLER_WORDS",
@@ -70,11 +70,9 @@ _TAILS = tuple(tuple(t.split()) for t in _GRAMMAR["tails"])
 _LIST_ALWAYS = frozenset({*_GRAMMAR["list_always"], "/"})
 _LIST_DISTRIBUTIVE = frozenset({*_GRAMMAR["list_after_strong"], "&"})
 _EDGE_WORDS = frozenset(_GRAMMAR["edge_words"])
-# "only vocals", "drums alone": words that stress a part, longest first.
-_FOCUS = tuple(sorted((tuple(f.split()) for f in _GRAMMAR["focus"]), key=len)[::-1])
-_FOCUS_AFTER = tuple(
-    sorted((tuple(f.split()) for f in _GRAMMAR["focus_after"]), key=len)[::-1]
-)
+# "only vocals", "drums alone": words that stress a part.
+_FOCUS = frozenset(tuple(f.split()) for f in _GRAMMAR["focus"])
+_FOCUS_AFTER = frozenset(tuple(f.split()) for f in _GRAMMAR["focus_after"])
 # "drums removed", "vocals taken out": longest first; a copula may come
 # between ("drums are absent").
 _POSTFIX = tuple(
@@ -124,7 +122,7 @@ FILLER_WORDS: frozenset[str] = frozenset(
         *_ANSWERS,
         *_POSTFIX_GLUE,
         *_COPULAS,
-        *(" ".join(f) for f in _FOCUS + _FOCUS_AFTER),
+        *(" ".join(f) for f in _FOCUS | _FOCUS_AFTER),
         *(f for c in _LEXICON.of_kind("filler") for f in c.forms),
         "non",
         "free",
@@ -287,6 +285,11 @@ class _Token(NamedTuple):
     end: int
     protected: bool  # inside "double quotes": taken literally
 
+    @property
+    def mended(self) -> bool:
+        """Whether the word was read through a typo (`low` is not the text)."""
+        return self.kind == "word" and self.low != _low(self.text)
+
 
 def _low(text: str) -> str:
     return text.casefold().replace("’", "'")
@@ -321,11 +324,6 @@ _KNOWN_WORDS = frozenset(
     for w in phrase.split()
 )
 _TYPO_TOLERANT = tuple(_GRAMMAR["typo_tolerant"])
-for _word in _TYPO_TOLERANT:
-    if _word not in _KNOWN_WORDS or not _word.isalpha() or len(_word) < 4:
-        raise LexiconError(
-            f"grammar.typo_tolerant: {_word!r} is no single word the lexicon knows"
-        )
 
 
 @functools.lru_cache(maxsize=4096)

@@ -334,6 +334,22 @@ def test_a_quiet_cue_must_be_a_cue(tmp_path: Path) -> None:
         load(path)
 
 
+@pytest.mark.parametrize("word", ["kazooo", "drum kit", "sax"])
+def test_a_typo_tolerant_word_is_one_word_the_lexicon_reads(
+    tmp_path: Path, word: str
+) -> None:
+    """A typo is read as one of these words: unknown words, phrases and short
+    words (one slip from too much) are refused when the lexicon is read."""
+    text = LEXICON_PATH.read_text(encoding="utf-8").replace(
+        "  typo_tolerant: [without,", f"  typo_tolerant: [{word}, without,"
+    )
+    assert f"typo_tolerant: [{word}," in text
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"grammar\.typo_tolerant: .* is no single"):
+        load(path)
+
+
 def test_the_shipped_file_is_the_package_data() -> None:
     assert LEXICON_PATH.parent == Path(lexicon_module.__file__).parent
     assert LEXICON_PATH.name == "lexicon.yaml"

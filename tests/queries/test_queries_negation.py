@@ -14,7 +14,6 @@ from beetsplug.clap.lexicon import lexicon
 from beetsplug.clap.query import (
     FILLER_WORDS,
     ParsedQuery,
-    _low,
     _mend,
     _tokenize,
     canonical_attribute,
@@ -873,9 +872,8 @@ def _words_as_read(text: str) -> list[tuple[int, str]]:
     words = []
     _, tokens = _tokenize(text, len(text) + 1)
     for tok in tokens:
-        mended = tok.kind == "word" and tok.low != _low(tok.text)
-        for m in _FINE_WORD.finditer(tok.low if mended else tok.text):
-            words.append((tok.start + (0 if mended else m.start()), m.group()))
+        for m in _FINE_WORD.finditer(tok.low if tok.mended else tok.text):
+            words.append((tok.start + (0 if tok.mended else m.start()), m.group()))
     return words
 
 
