@@ -35,6 +35,8 @@ from .query import (
     _LEAD_IN_VERBS,
     _LIST_ALWAYS,
     _LIST_DISTRIBUTIVE,
+    _LONE_VOICE_UNLESS,
+    _LONE_VOICES,
     _MAX_CUE,
     _MAX_PHRASE,
     _POSTFIX,
@@ -136,6 +138,17 @@ class Parser:
                 after = None if self._closes(i) else self._last_core[i + unit.length]
                 core = None if unit.kind == "suffix" else i
                 self._last_core[i] = core if after is None else after
+        # Per position, where the run of modifiers that starts there ends
+        # and whether one of them is a lone voice's (`_lone_voice` in O(1)).
+        self._mods_end = list(range(self.n + 1))
+        self._mods_voiced = [False] * (self.n + 1)
+        for i in range(self.n - 1, -1, -1):
+            unit = self._unit(i)
+            if unit is not None and unit.kind == "mod":
+                self._mods_end[i] = self._mods_end[i + unit.length]
+                self._mods_voiced[i] = (
+                    unit.canonical in _LONE_VOICES or self._mods_voiced[i + unit.length]
+                )
         kinds = [t.kind for t in self.toks]
         self._last_word = max(
             (i for i, k in enumerate(kinds) if k == "word"), default=-1
@@ -685,7 +698,7 @@ class Parser:
                 if self._cue_ends_at(i):
                     continue  # "not only piano": "not piano" is another text
                 j = self._skip_determiners(i + found[1])
-                if j < b and self.attribute(j) is not None:
+                if j < b and self._reading(j) is not None:
                     out.append((i, i + found[1]))
             for attribute, whole in self._attributes_in(a, b):
                 end = attribute.source_end
@@ -800,7 +813,7 @@ class Parser:
         while i < b:
             tok = self.toks[i]
             attribute = (
-                None if tok.protected or tok.low in _IMPLIED else self.attribute(i)
+                None if tok.protected or tok.low in _IMPLIED else self._reading(i)
             )
             if attribute is None:
                 i += 1
@@ -808,6 +821,49 @@ class Parser:
             end = min(attribute.source_end, b)
             yield attribute, end == attribute.source_end
             i = max(end, i + 1)
+
+    def _reading(self, i: int) -> _Attribute | None:
+        """What a wanted description names at i: its attribute, else the
+        voice a lone gender or range there stands for."""
+        return self.attribute(i) or self._lone_voice(i)
+
+    def _lone_voice(self, i: int) -> _Attribute | None:
+        """The voice that modifiers at i with no part after them stand for
+        when one is a gender or range ("female", "a female lead", "women",
+        "soprano" -> "female vocals", "female lead vocals", "female vocals",
+        "soprano vocals": grammar `lone_voices`); None when they name none,
+        a playing verb follows ("a woman playing piano"), they say who plays
+        a part ("guitar by a man") or a negation's cue comes right before
+        ("No Woman No Cry")."""
+        if not self._mods_voiced[i]:
+            return None
+        j = self._mods_end[i]
+        after = self._unit(j)
+        if (after is not None and after.kind != "suffix") or self._word(
+            j
+        ) in _LONE_VOICE_UNLESS:
+            return None
+        k = i
+        while self._word(k - 1) in _DETERMINERS:
+            k -= 1
+        if self._cue_ends_at(k):
+            return None
+        if self._word(k - 1) == "by":
+            played = self._attribute_before(k - 1)
+            if (
+                played is not None
+                and played.source_end == k - 1
+                and lexicon().kind_of(lexicon().head(played.canonical) or "") == "part"
+            ):
+                return None  # "guitar by a man": who plays it ("jazz by women"
+                # is sung)
+        words, k = [], i
+        while k < j:
+            unit = self._unit(k)
+            assert unit is not None
+            words.append(unit.canonical)
+            k += unit.length
+        return _Attribute(" ".join([*words, "vocals"]), i, j)
 
     def _spelled(self, with_kinds: bool) -> tuple[str, tuple[str, ...]]:
         """The text with each attribute it names in the lexicon's spelling

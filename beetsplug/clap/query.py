@@ -73,6 +73,9 @@ _EDGE_WORDS = frozenset(_GRAMMAR["edge_words"])
 # "only vocals", "drums alone": words that stress a part.
 _FOCUS = frozenset(tuple(f.split()) for f in _GRAMMAR["focus"])
 _FOCUS_AFTER = frozenset(tuple(f.split()) for f in _GRAMMAR["focus_after"])
+# "female", "songs by women": a gender or range alone names a voice.
+_LONE_VOICES = frozenset(_GRAMMAR["lone_voices"])
+_LONE_VOICE_UNLESS = frozenset(_GRAMMAR["lone_voice_unless_before"])
 # "drums removed", "vocals taken out": longest first; a copula may come
 # between ("drums are absent").
 _POSTFIX = tuple(

@@ -148,6 +148,41 @@ def test_a_bare_gender_tag_means_the_singer() -> None:
     assert match_tags("male vocals", names).present == [2, 3]
 
 
+@pytest.mark.parametrize(
+    ("text", "affirmed"),
+    [
+        ("female", ["female vocals"]),
+        ("songs by women", ["female vocals"]),
+        ("a female lead", ["female lead vocals"]),
+        ("male and female", ["male vocals", "female vocals"]),
+        ("soprano", ["soprano vocals"]),
+        ("a diva", ["female vocals"]),
+        ("jazz by women, no drums", ["jazz", "female vocals"]),
+        ("women only", ["female vocals"]),
+        # who plays a part, not a voice
+        ("a woman playing piano", ["piano"]),
+        ("a man on guitar", ["guitar"]),
+        ("guitar by a man", ["guitar"]),
+        # a title: the negation's cue takes the word
+        ("No Woman No Cry", []),
+        ("without women", []),
+        # a part after the modifiers: they narrow it
+        ("female choir", ["female choir"]),
+        ("tenor sax", ["tenor saxophone"]),
+    ],
+)
+def test_a_lone_gender_or_range_names_a_voice(text: str, affirmed: list[str]) -> None:
+    """A voice's gender or range with no part after it stands for that
+    voice in what the description wants ("female": the text tower alone
+    ranked instrumentals first), and the wanted text spells it so."""
+    parsed = parse_query(text)
+    assert parsed.affirmed == affirmed
+    assert not any("vocals" in n for n in parsed.negated)
+    if not parsed.negated:
+        voiced = any(a.endswith("vocals") for a in affirmed)
+        assert any("vocals" in t for t in parsed.whole_texts) == voiced
+
+
 def test_gender_words_narrow_a_voice() -> None:
     """ "a woman singing" asks for female vocals, "no men singing" negates
     male vocals: a gender word narrows the voice as "female" does."""
@@ -158,7 +193,7 @@ def test_gender_words_narrow_a_voice() -> None:
     assert parse_query("songs sung by a woman").affirmed == ["female vocals"]
     assert parse_query("jazz, no vocals by men").negated == ["male vocals"]
     assert parse_query("guitar by a man").affirmed == ["guitar"]  # not a voice
-    assert parse_query("songs by women").affirmed == []
+    assert parse_query("songs by women").affirmed == ["female vocals"]
     assert parse_query("a girl singing").affirmed == ["female vocals"]
     assert parse_query("jazz with ladies singing").affirmed == ["jazz", "female vocals"]
     assert parse_query("a guy singing").affirmed == ["male vocals"]
@@ -402,6 +437,8 @@ def _work(text: str) -> int:
     "unit",
     [
         "high ",  # a run of modifiers: no attribute can start anywhere
+        "female lead ",  # one run of modifiers that names a voice
+        "no women ",
         "no drums, ",  # a cue per item, a comma list never closed
         ", no drums",
         "no drums or ",  # one list through every cue

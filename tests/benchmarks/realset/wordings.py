@@ -54,6 +54,16 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a lady singing",  # (4th)
         "a woman sings",  # (5th, after)
         "a woman's voice",  # (5th, after)
+        # Added 2026-12-07 (seventh session) with the parser change that
+        # reads a lone gender as a voice, and scored on the code before it.
+        "female",  # (7th, after)
+        "women",  # (7th, after)
+        "music by women",  # (7th, after)
+        "songs by female artists",  # (7th, after)
+        "songs with a female lead",  # (7th, after)
+        "female fronted band",  # (7th, after)
+        "soprano",  # (7th, after)
+        "a diva",  # (7th, after)
     ),
     "male voice": (
         "a man singing",
@@ -64,6 +74,13 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "boys singing",  # (4th)
         "a man sings",  # (5th, after)
         "a man's voice",  # (5th, after)
+        "male",  # (7th, after)
+        "men",  # (7th, after)
+        "music by men",  # (7th, after)
+        "songs by male artists",  # (7th, after)
+        "songs with a male lead",  # (7th, after)
+        "tenor",  # (7th, after)
+        "a crooner",  # (7th, after)
     ),
     "drums": ("drum kit", "percussion", "with a beat", "drumming"),
     "guitar": ("guitars", "guitar music", "a guitarist playing"),
