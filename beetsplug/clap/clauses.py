@@ -88,6 +88,17 @@ def _kind_spellings(attribute: str) -> tuple[str, ...]:
     return tuple(lead + kind for kind in lex.kinds_of(head))
 
 
+def _wider_genres(attribute: str) -> tuple[str, ...]:
+    """The genres the genre at the head of `attribute` belongs to
+    ("house" -> electronic, "heavy metal" -> metal, rock; lexicon broader);
+    () for any other attribute."""
+    lex = lexicon()
+    head = lex.head(attribute)
+    if head is None or lex.kind_of(head) != "genre":
+        return ()
+    return tuple(g for g in lex.concept(head).broader if lex.kind_of(g) == "genre")
+
+
 # --------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------
@@ -664,15 +675,15 @@ class Parser:
         # In a longer description a family is one detail among several, and
         # its kinds would outweigh the rest (docs/benchmarks.md).
         if any(c.kind != "cancel" for c in clauses):
-            spelled, kind_readings = "", ()
+            spelled, kind_readings, family_readings = "", (), ()
         elif affirmative != self.text:
             # only a double negation's words or stressing words went: read
             # the rest as a plain description ("not without strings" as
             # "strings", "only vocals" as "vocals")
             rest = Parser(affirmative, self.n)
-            spelled, kind_readings = rest._spelled(len(affirmed) == 1)
+            spelled, kind_readings, family_readings = rest._spelled(len(affirmed) == 1)
         else:
-            spelled, kind_readings = self._spelled(len(affirmed) == 1)
+            spelled, kind_readings, family_readings = self._spelled(len(affirmed) == 1)
         return ParsedQuery(
             self.text,
             affirmative,
@@ -682,6 +693,7 @@ class Parser:
             self._dangling(spans),
             spelled,
             kind_readings,
+            family_readings,
             tuple((tok.text, tok.low) for tok in mended),
         )
 
@@ -865,20 +877,26 @@ class Parser:
             k += unit.length
         return _Attribute(" ".join([*words, "vocals"]), i, j)
 
-    def _spelled(self, with_kinds: bool) -> tuple[str, tuple[str, ...]]:
+    def _spelled(
+        self, with_kinds: bool
+    ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
         """The text with each attribute it names in the lexicon's spelling
         ("with lyrics" -> "with vocals", "a woman singing" -> "a female
         vocals"), every other word as typed; and, `with_kinds`, that text
         once per kind of each instrument family it names, the kind in the
         family's place ("strings" -> "violin", "cello"; "calm guitars" ->
-        "calm acoustic guitar"...: ParsedQuery.kind_readings)."""
-        pieces, pos, families = [], 0, []
+        "calm acoustic guitar"...: ParsedQuery.kind_readings), and once
+        with each wider genre of each genre it names after it ("house
+        music" -> "house music, electronic": ParsedQuery.family_readings)."""
+        pieces, pos, families, wider = [], 0, [], []
         for attribute, _ in self._attributes_in(0, self.n):
             start = self.toks[attribute.source_start].start
             pieces.append(self.text[pos:start])
             kinds = _kind_spellings(attribute.canonical) if with_kinds else ()
             if kinds:
                 families.append((len(pieces), kinds))
+            if with_kinds:
+                wider += _wider_genres(attribute.canonical)
             pieces.append(attribute.canonical)
             pos = self.toks[attribute.source_end - 1].end
         pieces.append(self.text[pos:])
@@ -887,7 +905,9 @@ class Parser:
             for i, kinds in families
             for kind in kinds
         )
-        return "".join(pieces), readings
+        spelled = "".join(pieces)
+        stem = spelled.rstrip(_EDGE_PUNCT + " ")
+        return spelled, readings, tuple(f"{stem}, {g}" for g in dict.fromkeys(wider))
 
     def _affirmative(self, spans: list[tuple[int, int]], mended: list[_Token]) -> str:
         if not spans and not mended:

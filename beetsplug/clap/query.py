@@ -207,6 +207,10 @@ class ParsedQuery:
     # `spelled` once per kind of the family, the kind in its place ("calm
     # guitars" -> "calm acoustic guitar", "calm electric guitar"...).
     kind_readings: tuple[str, ...] = ()
+    # For a plain description of one attribute that is a genre of a wider
+    # one, `spelled` with each wider genre after it ("house music" ->
+    # "house music, electronic").
+    family_readings: tuple[str, ...] = ()
     # (as typed, as read) for each word read through a typo ("witout" ->
     # "without": grammar `typo_tolerant`).
     mended: tuple[tuple[str, str], ...] = ()
@@ -252,16 +256,19 @@ class ParsedQuery:
         `restated`; for a plain description whose attributes the lexicon
         spells otherwise, that spelling too ("with lyrics" and "with
         vocals"); and its `kind_readings` ("strings" is also "violin" and
-        "cello"). The text tower learnt the lexicon's spellings, and knows
-        a family's members on real recordings better than the family word;
-        the words as typed keep what the lexicon does not read. Chosen on
-        the realset's choose part (docs/benchmarks.md, "Other wordings",
-        "Instrument families read as their kinds")."""
+        "cello") and `family_readings` ("house" is also "house,
+        electronic"). The text tower learnt the lexicon's spellings, knows
+        a family's members on real recordings better than the family word,
+        and a wide genre better than the narrow ones it holds; the words as
+        typed keep what the lexicon does not read. Chosen on the realset's
+        choose part (docs/benchmarks.md, "Other wordings", "Instrument
+        families read as their kinds", "Narrow genres")."""
         spelled = " ".join(self.spelled.split())
         texts = [self.restated]
         if spelled and spelled.lower() != " ".join(self.restated.split()).lower():
             texts.append(spelled)
         texts += (" ".join(k.split()) for k in self.kind_readings)
+        texts += (" ".join(f.split()) for f in self.family_readings)
         return tuple(texts)
 
 

@@ -178,8 +178,9 @@ def link_by_lexicon(
     for its shorter endings down to its head concept (no tag says "calm
     piano", "piano" does), then its broader families ("techno" ->
     electronic): evidence for the family is evidence for it, while leaving
-    out a member says nothing of the family. Empty when the lexicon links
-    nothing.
+    out a member says nothing of the family. A wanted genre with tags of
+    its own takes its wider genres' tags too ("house": House, and the
+    electronic tags). Empty when the lexicon links nothing.
     """
     head = lexicon().head(attribute)
     # The phrase down to its head concept when wanted; a negated phrase is
@@ -190,6 +191,16 @@ def link_by_lexicon(
     for ending in endings:
         match = _tags_meaning(meanings, narrower(ending))
         if match.present or match.absent:
+            if wanted and lexicon().kind_of(ending) == "genre":
+                # a wider genre's tags speak for a narrow one too ("house"
+                # is electronic): the tagger's own narrow tag is seldom sure
+                wider = [
+                    i
+                    for family in broader(ending)
+                    for i in _tags_meaning(meanings, narrower(family)).present
+                ]
+                present = list(dict.fromkeys([*match.present, *wider]))
+                return TagMatch(present, match.absent)
             return match
     if wanted:
         for ending in endings:

@@ -737,6 +737,29 @@ def test_a_wanted_instrument_family_is_also_read_as_its_kinds(
     assert parse_query(text).whole_texts == texts
 
 
+@pytest.mark.parametrize(
+    ("text", "texts"),
+    [
+        ("house music", ("house music", "house", "house, electronic")),
+        ("chiptune", ("chiptune", "chiptune, electronic")),
+        ("heavy metal", ("heavy metal", "heavy metal, metal", "heavy metal, rock")),
+        ("calm techno!", ("calm techno!", "calm techno, electronic")),
+        # a wide genre has no wider one; two attributes, or a negation, keep
+        # the text as it is
+        ("electronic music", ("electronic music", "electronic")),
+        ("techno with vocals", ("techno with vocals",)),
+        ("techno without vocals", ("techno without vocals",)),
+    ],
+)
+def test_a_wanted_narrow_genre_is_also_read_with_its_wider_one(
+    text: str, texts: tuple[str, ...]
+) -> None:
+    """The text tower knows a wide genre better than the narrow ones it
+    holds: "house" reads as house and "house, electronic" (it ranked the
+    realset's electronic clips last)."""
+    assert parse_query(text).whole_texts == texts
+
+
 def test_describe_without_negation_and_with_zero_weight() -> None:
     assert describe(parse_query("No Doubt"), 0.5).splitlines()[-2:] == [
         "negated:     (none)",
@@ -1106,6 +1129,12 @@ def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
     assert link_by_lexicon("distorted guitar", meanings, wanted=True) == ([0], [])
     assert link_by_lexicon("distorted guitar", meanings) == ([], [])
     assert link_by_lexicon("percussion", meanings) == ([1], [])
+    # A wanted genre with a tag of its own takes its wider genre's tags
+    # too; a negated one is itself alone.
+    genres = tag_meanings(("msd:House", "techno", "electronic", "rock"))
+    assert link_by_lexicon("house", genres, wanted=True) == ([0, 1, 2], [])
+    assert link_by_lexicon("house", genres) == ([0], [])
+    assert link_by_lexicon("electronic", genres, wanted=True) == ([0, 1, 2], [])
     # A second tagger's prefixed names mean what their labels mean.
     both = tag_meanings((*names, "msd:female vocalists", "msd:instrumental"))
     assert link_by_lexicon("vocals", both) == ([3, 4, 6], [2, 7])

@@ -291,6 +291,43 @@ TYPOS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Narrower genres, judged against the wider genre's labels: a library
+# without house music should answer "house" with its electronic music
+# first. Written 2026-12-07 (seventh session) with the change that reads a
+# narrow genre with its wider one, and scored on the code before it too.
+NARROW_GENRES: dict[str, tuple[str, ...]] = {
+    "electronic": (
+        "house music",
+        "house",
+        "trance",
+        "dubstep",
+        "drum and bass",
+        "synthwave",
+        "breakbeat",
+        "electro",
+        "chiptune",
+        "8-bit music",
+        "downtempo",
+        "trip hop",
+        "vaporwave",
+        "glitch",
+    ),
+    "classical": ("symphonic music", "chamber music", "baroque"),
+    "rock/metal": (
+        "heavy metal",
+        "thrash metal",
+        "punk",
+        "grunge",
+        "hard rock",
+        "indie rock",
+        "shoegaze",
+        "post-rock",
+        "grindcore",
+        "emo",
+    ),
+}
+
+
 def _judged(
     recipe: dict[str, Any], index: np.ndarray, ids: Collection[str]
 ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
@@ -403,6 +440,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             part: frame_rows(recipe, check.part_index(recipe, part), score, TYPOS)
             for part in parts
         },
+        "narrow genres": {
+            part: frame_rows(
+                recipe, check.part_index(recipe, part), score, NARROW_GENRES
+            )
+            for part in parts
+        },
     }
 
 
@@ -428,7 +471,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"\n{part}: check wordings mean AUC {np.mean(bases):.3f}, "
             f"other wordings {np.mean(means):.3f} over {len(rows)} concepts"
         )
-    for kind in ("frames", "typos"):
+    for kind in ("frames", "typos", "narrow genres"):
         for part, rows in report.get(kind, {}).items():
             print(f"\n== {kind}, part {part}")
             for row in rows:
