@@ -334,13 +334,15 @@ _KNOWN_WORDS = frozenset(
     for w in phrase.split()
 )
 _TYPO_TOLERANT = tuple(_GRAMMAR["typo_tolerant"])
+_TYPO_KEEP = frozenset(_GRAMMAR["typo_keep"])
 
 
 @functools.lru_cache(maxsize=4096)
 def _mend(low: str) -> str:
     """A word as the parser reads it: one of the typo-tolerant words when it
-    is one slip from it and no word the lexicon knows ("witout" -> without)."""
-    if len(low) < 3 or low in _KNOWN_WORDS:
+    is one slip from it and no word the lexicon knows nor a word of its own
+    (grammar `typo_keep`: "drugs"): "witout" -> without, "drms" -> drums."""
+    if len(low) < 3 or low in _KNOWN_WORDS or low in _TYPO_KEEP:
         return low
     return next((w for w in _TYPO_TOLERANT if _one_slip(low, w)), low)
 

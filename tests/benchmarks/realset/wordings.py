@@ -271,18 +271,26 @@ TYPOS: dict[str, tuple[str, ...]] = {
         "music whithout vocals",
         "music wihtout vocals",
         "music withou vocals",
+        # Added 2026-12-07 (seventh session) with typo_keep, which lets
+        # "drums" and "vocals" mend, and scored on the code before it too.
+        "music without vocls",
+        "music without vcoals",
     ),
     "without drums": (
         "music witout drums",
         "music withot drums",
         "music withouth drums",
         "music excludng drums",
+        "music without drms",
+        "music without durms",
     ),
     "without guitar": (
         "music witout guitar",
         "music without guitr",
         "music wihtout gutiar",
     ),
+    "vocals": ("vocls", "vcoals"),
+    "drums": ("durms", "drumms"),
     "piano": ("pinao", "pianno", "paino"),
     "guitar": ("guitr", "gutiar", "guiter"),
     "electronic": ("electornic music", "electronc music"),
