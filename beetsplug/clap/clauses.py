@@ -851,24 +851,17 @@ class Parser:
             return None
         j = self._mods_end[i]
         after = self._unit(j)
-        if (after is not None and after.kind != "suffix") or self._word(
-            j
-        ) in _LONE_VOICE_UNLESS:
+        if after is not None and after.kind != "suffix":
+            return None  # a part follows: the modifiers narrow it
+        if self._word(j) in _LONE_VOICE_UNLESS:
             return None
         k = i
         while self._word(k - 1) in _DETERMINERS:
             k -= 1
-        if self._cue_ends_at(k):
+        if self._cue_ends_at(k) or (
+            self._word(k - 1) == "by" and self._names_a_part_before(k - 1)
+        ):
             return None
-        if self._word(k - 1) == "by":
-            played = self._attribute_before(k - 1)
-            if (
-                played is not None
-                and played.source_end == k - 1
-                and lexicon().kind_of(lexicon().head(played.canonical) or "") == "part"
-            ):
-                return None  # "guitar by a man": who plays it ("jazz by women"
-                # is sung)
         words, k = [], i
         while k < j:
             unit = self._unit(k)
@@ -876,6 +869,15 @@ class Parser:
             words.append(unit.canonical)
             k += unit.length
         return _Attribute(" ".join([*words, "vocals"]), i, j)
+
+    def _names_a_part_before(self, i: int) -> bool:
+        """Whether a part's attribute ends right before token i ("guitar"
+        in "guitar by a man": who plays it; "jazz by women" is sung)."""
+        found = self._attribute_before(i)
+        if found is None or found.source_end != i:
+            return False
+        lex = lexicon()
+        return lex.kind_of(lex.head(found.canonical) or "") == "part"
 
     def _spelled(
         self, with_kinds: bool
