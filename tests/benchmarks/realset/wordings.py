@@ -83,8 +83,14 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a crooner",  # (7th, after)
     ),
     "drums": ("drum kit", "percussion", "with a beat", "drumming"),
-    "guitar": ("guitars", "guitar music", "a guitarist playing"),
-    "piano": ("solo piano", "piano music", "a pianist"),
+    "guitar": (
+        "guitars",
+        "guitar music",
+        "a guitarist playing",
+        "six-string",  # (7th, after)
+        "fingerpicking",  # (7th, after)
+    ),
+    "piano": ("solo piano", "piano music", "a pianist", "ivories"),  # (7th, after)
     "violin": ("fiddle", "violins", "violin music"),
     "strings": (
         "string section",
