@@ -44,6 +44,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         # other words marked so below; those marked "after" were added once
         # the parser read them, and scored on the code before it too.
         "songs with words",  # (4th)
+        "a cappella",  # (7th, after)
+        "acapella",  # (7th, after)
     ),
     "female voice": (
         "a woman singing",
