@@ -868,6 +868,10 @@ class Parser:
             assert unit is not None
             words.append(unit.canonical)
             k += unit.length
+        # filler nouns after them go with them, as after any attribute
+        # ("female artists" reads "female vocals")
+        while (unit := self._unit(j)) is not None and unit.kind == "suffix":
+            j += unit.length
         return _Attribute(" ".join([*words, "vocals"]), i, j)
 
     def _names_a_part_before(self, i: int) -> bool:

@@ -154,6 +154,7 @@ def test_a_bare_gender_tag_means_the_singer() -> None:
     [
         ("female", ["female vocals"]),
         ("songs by women", ["female vocals"]),
+        ("songs by female artists", ["female vocals"]),
         ("a female lead", ["female lead vocals"]),
         ("male and female", ["male vocals", "female vocals"]),
         ("soprano", ["soprano vocals"]),
@@ -182,6 +183,13 @@ def test_a_lone_gender_or_range_names_a_voice(text: str, affirmed: list[str]) ->
     if not parsed.negated:
         voiced = any(a.endswith("vocals") for a in affirmed)
         assert any("vocals" in t for t in parsed.whole_texts) == voiced
+
+
+def test_a_lone_voice_takes_the_filler_nouns_after_it() -> None:
+    assert parse_query("songs by female artists").whole_texts == (
+        "songs by female artists",
+        "songs by female vocals",
+    )
 
 
 def test_gender_words_narrow_a_voice() -> None:
