@@ -153,10 +153,13 @@ class Clause:
     ("instrumental") the span is the word itself and it stays in the
     affirmative text (`removed` is False). `sources[i]` is the text that
     `attributes[i]` was read from. A double negation ("not without") is a
-    "cancel" clause: its words go and it negates nothing.
+    "cancel" clause: its words go and it negates nothing. A "covered" one
+    refused only another gender's voice than the wanted one ("female
+    vocals, no male vocals"): its words go, and its attributes are not
+    negated.
     """
 
-    kind: str  # "cue", "minus", "prefix", "suffix", "implied", "cancel"
+    kind: str  # "cue", "minus", "prefix", "suffix", "implied", "cancel", "covered"
     cue: str
     attributes: tuple[str, ...]
     sources: tuple[str, ...]

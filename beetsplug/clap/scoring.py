@@ -31,7 +31,7 @@ from .taglinks import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from .query import ParsedQuery
+    from .query import Clause, ParsedQuery
 
 __all__ = [
     "COMBINE_FORMS",
@@ -545,6 +545,13 @@ def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
 # --------------------------------------------------------------------------
 
 
+def _clause_text(parsed: ParsedQuery, clause: Clause) -> str:
+    """A clause's words without the lead-in punctuation (", no drums"),
+    keeping "-drums"."""
+    text = parsed.text[clause.start : clause.end]
+    return re.sub(r"^(?:[\s,;:/–—]|-(?=\s))+", "", text).strip()
+
+
 def describe(
     parsed: ParsedQuery,
     weight: float,
@@ -576,6 +583,11 @@ def describe(
         f"query:       {parsed.text!r}",
         *(f"  read {typed!r} as {read!r}" for typed, read in parsed.mended),
         f"affirmative: {parsed.affirmative!r}",
+        *(
+            f"  {_clause_text(parsed, c)!r} goes: the wanted voice says it"
+            for c in parsed.clauses
+            if c.kind == "covered"
+        ),
     ]
     bonus = dict(bonus or {})
     tail = ""
@@ -600,13 +612,11 @@ def describe(
         lines.append(f"ranking:     sim({shown}){tail}")
         return "\n".join(lines)
     lines.append(f"negated:     {', '.join(parsed.negated)}")
-    for clause in (c for c in parsed.clauses if c.kind != "cancel"):
-        # Without the lead-in punctuation (", no drums"), keeping "-drums".
-        source = re.sub(
-            r"^(?:[\s,;:/–—]|-(?=\s))+", "", parsed.text[clause.start : clause.end]
-        ).strip()
+    for clause in (c for c in parsed.clauses if c.kind not in ("cancel", "covered")):
         how = "implies" if clause.kind == "implied" else "negates"
-        lines.append(f"  {source!r} {how} {', '.join(clause.attributes)}")
+        # less another gender's voice than the wanted one (not negated)
+        said = ", ".join(a for a in clause.attributes if a in parsed.negated)
+        lines.append(f"  {_clause_text(parsed, clause)!r} {how} {said}")
     scored_by = scored_by or {}
     for attribute in parsed.negated:
         how = scored_by.get(attribute)

@@ -194,7 +194,7 @@ EXAMPLES = [
     ("jazz, preferably without drums", "jazz", ["drums"]),
     # a part a lone modifier narrows: the one named before the cue
     ("guitar but not electric", "guitar", ["electric guitar"]),
-    ("female vocals, not male", "female vocals", ["male vocals"]),
+    ("piano and vocals, not male", "piano and vocals", ["male vocals"]),
     ("jazz where the saxophone isn't playing", "jazz", ["saxophone"]),
     ("the drums are silent", "", ["drums"]),
     # a word the lexicon does not know narrows the part it precedes
@@ -348,6 +348,33 @@ def test_a_slip_of_the_keyboard_in_a_tolerant_word_is_read_through(
     assert (parsed.affirmative, parsed.negated) == (affirmative, negated)
     assert parsed.restated == restated
     assert parsed.text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "affirmative", "negated", "whole"),
+    [
+        ("female vocals, not male", "female vocals", [], ("female vocals",)),
+        ("female singer, no male singers", "female singer", [], None),
+        ("female vocals, no male vocals or drums", "female vocals", ["drums"], None),
+        # no wanted voice of another gender: negated as ever
+        ("jazz, no male vocals", "jazz", ["male vocals"], None),
+        ("female choir, no male vocals", "female choir", ["male vocals"], None),
+    ],
+)
+def test_another_gender_than_the_wanted_voice_is_not_negated(
+    text: str, affirmative: str, negated: list[str], whole: tuple[str, ...] | None
+) -> None:
+    """The wanted voice says the other is not wanted, and a penalty for
+    "male vocals" sank every voice, the woman's too."""
+    parsed = parse_query(text)
+    assert (parsed.affirmative, parsed.negated) == (affirmative, negated)
+    if whole is not None:
+        assert parsed.whole_texts == whole
+    if not negated:
+        assert [c.kind for c in parsed.clauses] == ["covered"]
+        explained = describe(parsed, 0.5)
+        assert "goes: the wanted voice says it" in explained
+        assert "negated:     (none)" in explained
 
 
 def test_an_unfinished_negation_is_found_through_a_typo() -> None:
@@ -907,7 +934,14 @@ def _check_invariants(text: str, parsed: ParsedQuery) -> None:
     assert all(a and a == a.strip() for a in parsed.negated)
     for clause in parsed.clauses:
         assert 0 <= clause.start < clause.end <= len(text)
-        assert set(clause.attributes) <= set(parsed.negated)
+        # all negated, but another gender's voice than a wanted one
+        assert all(
+            a in parsed.negated or a.split()[0] in ("female", "male")
+            for a in clause.attributes
+        )
+        assert clause.kind != "covered" or not set(clause.attributes) & set(
+            parsed.negated
+        )
     if not any(c.removed for c in parsed.clauses):
         # the text as read, less words that only stress a part ("only")
         read = Counter(w for _, w in _words_as_read(text))

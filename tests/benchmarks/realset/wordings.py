@@ -66,6 +66,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "female fronted band",  # (7th, after)
         "soprano",  # (7th, after)
         "a diva",  # (7th, after)
+        "female vocals, no male vocals",  # (7th, after)
+        "female singer without male vocals",  # (7th, after)
     ),
     "male voice": (
         "a man singing",
