@@ -95,6 +95,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "fingerpicking",  # (7th, after)
     ),
     "piano": ("solo piano", "piano music", "a pianist", "ivories"),  # (7th, after)
+    # (7th, after)
+    "electric guitar": ("overdriven guitar", "fuzz guitar", "guitar distortion"),
     "violin": ("fiddle", "violins", "violin music"),
     "strings": (
         "string section",
