@@ -89,6 +89,15 @@ def _kind_spellings(attribute: str) -> tuple[str, ...]:
     return tuple(lead + kind for kind in lex.kinds_of(head))
 
 
+def _part_head(attribute: str) -> str | None:
+    """The head of `attribute` (its longest ending that is a concept) when
+    that is a part one hears ("electric guitar", "male vocals" -> vocals);
+    None for a genre, a mood or no concept."""
+    lex = lexicon()
+    head = lex.head(attribute)
+    return head if head is not None and lex.kind_of(head) == "part" else None
+
+
 def _wider_genres(attribute: str) -> tuple[str, ...]:
     """The genres the genre at the head of `attribute` belongs to
     ("house" -> electronic, "heavy metal" -> metal, rock; lexicon broader);
@@ -174,24 +183,24 @@ class Parser:
         self._before: list[_Attribute | None] | None = None
         # Per position, the last core (non-suffix) unit on the chain of
         # known units that starts there: decides in O(1) whether an
-        # attribute can start there at all.
+        # attribute can start there at all. And where the run of modifiers
+        # that starts there ends, and whether one of them is a lone voice's
+        # (`_lone_voice` in O(1)).
         self._last_core: list[int | None] = [None] * (self.n + 1)
-        for i in range(self.n - 1, -1, -1):
-            unit = self._unit(i)
-            if unit is not None:
-                after = None if self._closes(i) else self._last_core[i + unit.length]
-                core = None if unit.kind == "suffix" else i
-                self._last_core[i] = core if after is None else after
-        # Per position, where the run of modifiers that starts there ends
-        # and whether one of them is a lone voice's (`_lone_voice` in O(1)).
         self._mods_end = list(range(self.n + 1))
         self._mods_voiced = [False] * (self.n + 1)
         for i in range(self.n - 1, -1, -1):
             unit = self._unit(i)
-            if unit is not None and unit.kind == "mod":
-                self._mods_end[i] = self._mods_end[i + unit.length]
+            if unit is None:
+                continue
+            nxt = i + unit.length
+            after = None if self._closes(i) else self._last_core[nxt]
+            core = None if unit.kind == "suffix" else i
+            self._last_core[i] = core if after is None else after
+            if unit.kind == "mod":
+                self._mods_end[i] = self._mods_end[nxt]
                 self._mods_voiced[i] = (
-                    unit.canonical in _LONE_VOICES or self._mods_voiced[i + unit.length]
+                    unit.canonical in _LONE_VOICES or self._mods_voiced[nxt]
                 )
         kinds = [t.kind for t in self.toks]
         self._last_word = max(
@@ -612,10 +621,8 @@ class Parser:
         if unit is None or unit.kind != "mod" or self.attribute(k) is not None:
             return None
         before = self._attribute_before(i)
-        if before is None:
-            return None
-        head = lexicon().head(before.canonical)
-        if head is None or lexicon().kind_of(head) != "part":
+        head = None if before is None else _part_head(before.canonical)
+        if head is None:
             return None
         return _Attribute(f"{unit.canonical} {head}", k, k + unit.length)
 
@@ -919,10 +926,11 @@ class Parser:
         """Whether a part's attribute ends right before token i ("guitar"
         in "guitar by a man": who plays it; "jazz by women" is sung)."""
         found = self._attribute_before(i)
-        if found is None or found.source_end != i:
-            return False
-        lex = lexicon()
-        return lex.kind_of(lex.head(found.canonical) or "") == "part"
+        return (
+            found is not None
+            and found.source_end == i
+            and _part_head(found.canonical) is not None
+        )
 
     def _spelled(
         self, with_kinds: bool
