@@ -1163,6 +1163,8 @@ def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
     assert link_by_lexicon("distorted guitar", meanings, wanted=True) == ([0], [])
     assert link_by_lexicon("distorted guitar", meanings) == ([], [])
     assert link_by_lexicon("percussion", meanings) == ([1], [])
+    # "a cappella" is a way vocals sound: wanted, the vocal tags speak for it
+    assert link_by_lexicon("a cappella", meanings, wanted=True) == ([3, 4], [2])
     # A wanted genre with a tag of its own takes its wider genre's tags
     # too; a negated one is itself alone.
     genres = tag_meanings(("msd:House", "techno", "electronic", "rock"))
