@@ -288,6 +288,9 @@ def test_a_part_that_drives_or_leads_is_wanted_on_its_own() -> None:
         "jazz",
     ]
     assert parse_query("data-driven").affirmed == []  # no part: as typed
+    # "piano-only" is "piano only": the part, read alone
+    assert parse_query("guitar-only tracks").affirmed == ["guitar"]
+    assert parse_query("piano-only").whole_texts == ("piano-only", "piano")
     # a gender that fronts or leads is that gender's voice
     assert parse_query("female-fronted metal").affirmed == ["female vocals", "metal"]
     assert parse_query("no female-fronted bands").negated == ["female vocals"]

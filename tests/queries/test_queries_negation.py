@@ -192,6 +192,10 @@ EXAMPLES = [
     ("no drums and also no vocals", "", ["drums", "vocals"]),
     ("no drums and no singing either", "", ["drums", "vocals"]),
     ("jazz, preferably without drums", "jazz", ["drums"]),
+    ("no drums as well as no vocals", "", ["drums", "vocals"]),
+    ("piano with the drums turned off", "piano", ["drums"]),
+    ("without either vocals or drums", "", ["vocals", "drums"]),
+    ("piano without both vocals and drums", "piano", ["vocals", "drums"]),
     # a part a lone modifier narrows: the one named before the cue
     ("guitar but not electric", "guitar", ["electric guitar"]),
     ("piano and vocals, not male", "piano and vocals", ["male vocals"]),
@@ -1251,11 +1255,39 @@ REFUSALS = [
     "{} completely removed",
     "with no {} whatsoever please",
     "not with {}",
+    # a word after the part that only says how much the user means it
+    "no {} too",
+    "no {} also",
+    "jazz, and no {} as well",
+    "no {} ideally",
+    "without {} mostly",
+    "no {} if possible",
+    "without {} if you can",
+    "without either {} or noise",
+    "without both {} and noise",
+    "no {} for me",
+    "no {} pls",
+    "no {} lol",
+    "{}? nah",
+    "{}? never",
+    "{} off",
+    "jazz with the {} off",
+    "jazz with the {} turned off",
+    "mute the {}",
+    "lose the {}",
+    "i'd rather not hear {}",
+    "music not having {}",
+    "{} not welcome",
+    "the {} are a no-go",
 ]
-# Refusals a style takes too (a style is not "removed", "missing" or
-# "not needed").
+# Refusals a style takes too (a style is not "removed", "missing", "not
+# needed" or "off": postfix cues refuse parts).
 STYLE_REFUSALS = [
-    f for f in REFUSALS if not any(w in f for w in ("removed", "missing", "needed"))
+    f
+    for f in REFUSALS
+    if not any(
+        w in f for w in ("removed", "missing", "needed", "off", "welcome", "no-go")
+    )
 ]
 REFUSED = {
     "vocals": ("vocals", "singing", "a singer", "voices", "lyrics", "vocal parts"),

@@ -235,6 +235,21 @@ REFUSAL_FRAMES = (
     "the {} have been removed",
     "with no {} whatsoever please",
     "w/o {}",
+    # Added 2026-12-07 (eighth session) once the parser read a word after
+    # the part that says how much the user means it, and scored on the code
+    # before it too.
+    "no {} too",
+    "no {} as well",
+    "no {} ideally",
+    "without {} mostly",
+    "no {} if possible",
+    "without either {} or noise",
+    "mute the {}",
+    "lose the {}",
+    "i'd rather not hear {}",
+    "{} not welcome",
+    "no {} for me",
+    "not having {}",
 )
 REQUEST_FRAMES = (
     "{}",
@@ -257,6 +272,7 @@ REQUEST_FRAMES = (
     "{} only",
     "{} alone",
     "nothing but {}",
+    "{}-only",  # (8th, after)
 )
 # concept id (concepts.py) -> (its word in the frames, the frames)
 FRAMED: dict[str, tuple[str, tuple[str, ...]]] = {
