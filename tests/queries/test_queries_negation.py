@@ -196,6 +196,11 @@ EXAMPLES = [
     ("piano with the drums turned off", "piano", ["drums"]),
     ("without either vocals or drums", "", ["vocals", "drums"]),
     ("piano without both vocals and drums", "piano", ["vocals", "drums"]),
+    # what a part plays goes with it: the part is refused
+    ("no drum fills", "", ["drums"]),
+    ("jazz without piano chords", "jazz", ["piano"]),
+    ("no vocal harmonies or guitar licks", "", ["vocals", "guitar"]),
+    ("no singer-songwriters", "", ["vocals"]),
     # a part a lone modifier narrows: the one named before the cue
     ("guitar but not electric", "guitar", ["electric guitar"]),
     ("piano and vocals, not male", "piano and vocals", ["male vocals"]),

@@ -46,6 +46,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "songs with words",  # (4th)
         "a cappella",  # (7th, after)
         "acapella",  # (7th, after)
+        "singer-songwriter",  # (8th, after)
     ),
     "female voice": (
         "a woman singing",
@@ -165,6 +166,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "songs where nobody sings",  # (5th, after)
         "vocals: none",  # (5th, after)
         "nothing with vocals",  # (5th, after)
+        "no vocal harmonies",  # (8th, after)
     ),
     "without drums": (
         "no drums",
@@ -177,21 +179,25 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "hardly any drums",  # (4th, after)
         "i hate drums",  # (5th, after)
         "fewer drums",  # (5th, after)
+        "no drum fills",  # (8th, after)
     ),
     "without guitar": (
         "no guitars",
         "music with no guitar",
         "nothing with guitars",  # (5th, after)
+        "without guitar licks",  # (8th, after)
     ),
     "without piano": (
         "no piano",
         "without keys",
         "I can't stand piano",  # (5th, after)
+        "without piano chords",  # (8th, after)
     ),
     "without strings": (
         "no strings",
         "no string section",
         "strings: none",  # (5th, after)
+        "no string melodies",  # (8th, after)
     ),
 }
 
