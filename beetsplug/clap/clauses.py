@@ -532,6 +532,10 @@ class Parser:
         for cue in _POSTFIX:
             if all(self._word(j + n) == word for n, word in enumerate(cue)):
                 end = self._past_tails(j + len(cue))
+                if self.attribute(self._skip_determiners(end)) is not None:
+                    # "piano don't play vocals": a cue that is a postfix too
+                    # ("don't play") negates the part after it
+                    return None
                 return _Match("suffix", end, [found], end)
         return None
 
