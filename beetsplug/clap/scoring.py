@@ -226,6 +226,14 @@ def wants_speech_alone(parsed: ParsedQuery) -> bool:
     return True
 
 
+def refuses_speech(parsed: ParsedQuery) -> bool:
+    """Whether a description negates speech itself or a kind of it ("no
+    talking", "jazz without narration"): what is heard as speech goes down
+    as in a plain description, besides the negated attribute's penalty."""
+    speech = {"speech", *lexicon().kinds_of("speech")}
+    return any(lexicon().head(a) in speech for a in parsed.negated)
+
+
 def speech_penalty(mat: np.ndarray, speech: np.ndarray) -> np.ndarray:
     """[n_items] how far each item is heard as speech beyond SPEECH_MARGIN:
     max(0, sim(SPEECH_TEXT) - SPEECH_MARGIN), `speech` being the text's
@@ -367,7 +375,9 @@ class TextQuery:
         # speech term scores a plain description that wants no voice (speech
         # down) or speech alone (speech up).
         speech_alone = wants_speech_alone(parsed)
-        speech_counts = speech_alone or not (parsed.negated or wants_voice(parsed))
+        speech_counts = speech_alone or not (
+            (parsed.negated and not refuses_speech(parsed)) or wants_voice(parsed)
+        )
         rest = unknown_words(parsed) if bundle is not None and names else ""
         if rest:
             # Words the lexicon does not know ("thrash"): the text encoder

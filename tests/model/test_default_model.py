@@ -201,3 +201,11 @@ def test_music_queries_rank_speech_after_music(bundle: Bundle, tmp_path: Path) -
         query = embed_query(bundle, text, DEFAULT_NEGATION_WEIGHT)
         scores = query.score(audio, tags)
         assert scores[:n].min() > scores[n:].max(), (text, scores)
+    # Refusing speech itself pushes down what is heard as speech too, not
+    # only what the word "speech" is near; refusing another part does not.
+    for text in ("no talking", "piano, no narration", "music without speech"):
+        query = embed_query(bundle, text, DEFAULT_NEGATION_WEIGHT)
+        assert query.speech_vector is not None, text
+        scores = query.score(audio, tags)
+        assert scores[:n].max() < scores[n:].min(), (text, scores)
+    assert embed_query(bundle, "no drums", 0.5).speech_vector is None

@@ -146,7 +146,13 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "an audio book",  # (5th, after)
         "voice notes",  # (5th, after)
     ),
-    "music": ("songs", "a piece of music"),
+    "music": (
+        "songs",
+        "a piece of music",
+        "no talking",  # (8th, after)
+        "no narration",  # (8th, after)
+        "music, no voice-over",  # (8th, after)
+    ),
     "without vocals": (
         "instrumental",
         "no singing",
