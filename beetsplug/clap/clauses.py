@@ -594,13 +594,18 @@ class Parser:
             end = self._after(items[-1].source_end, strength, at_start)
             if end is not None:
                 return _Match("cue", i + length, items, end)
-        modified = None
-        if strength > _WEAK or not at_start:
-            # "jazz, no crazy drums": one word the lexicon does not know
-            # narrows the part; without this the cue found nothing and
-            # "drums" was read as wanted. Not for a weak cue opening the
-            # text: "No Doubt ska" is a band and a style.
-            modified = self._unknown_modifier(k)
+        # "jazz, no crazy drums": one word the lexicon does not know
+        # narrows the part; without this the cue found nothing and "drums"
+        # was read as wanted. After a weak cue opening the text only a part
+        # ("no background vocals"): "No Doubt ska" is a band and a style.
+        modified = self._unknown_modifier(k)
+        if (
+            modified is not None
+            and strength == _WEAK
+            and at_start
+            and _part_head(modified.canonical) is None
+        ):
+            modified = None
         if modified is None:
             modified = self._modifier_of_previous(i, k)
         if modified is not None:

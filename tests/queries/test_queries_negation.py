@@ -205,6 +205,11 @@ EXAMPLES = [
     # that one
     ("the drums don't play", "", ["drums"]),
     ("calm piano don't play drums", "calm piano", ["drums"]),
+    # a word the lexicon does not know before a part, even after a weak cue
+    # opening the text ("No Doubt ska" stays whole: ska is no part)
+    ("no background vocals", "", ["background vocals"]),
+    ("music exept drums", "music", ["drums"]),
+    ("no gtrs, no drumset", "", ["guitar", "drums"]),
     # a part a lone modifier narrows: the one named before the cue
     ("guitar but not electric", "guitar", ["electric guitar"]),
     ("piano and vocals, not male", "piano and vocals", ["male vocals"]),

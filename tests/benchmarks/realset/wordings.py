@@ -186,12 +186,15 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "i hate drums",  # (5th, after)
         "fewer drums",  # (5th, after)
         "no drum fills",  # (8th, after)
+        "no drumset",  # (8th, after)
+        "no perc",  # (8th, after)
     ),
     "without guitar": (
         "no guitars",
         "music with no guitar",
         "nothing with guitars",  # (5th, after)
         "without guitar licks",  # (8th, after)
+        "no gtrs",  # (8th, after)
     ),
     "without piano": (
         "no piano",
@@ -315,6 +318,7 @@ TYPOS: dict[str, tuple[str, ...]] = {
         # "drums" and "vocals" mend, and scored on the code before it too.
         "music without vocls",
         "music without vcoals",
+        "music exept vocals",  # (8th, after)
     ),
     "without drums": (
         "music witout drums",
@@ -323,6 +327,7 @@ TYPOS: dict[str, tuple[str, ...]] = {
         "music excludng drums",
         "music without drms",
         "music without durms",
+        "music exept drums",  # (8th, after)
     ),
     "without guitar": (
         "music witout guitar",
