@@ -210,6 +210,7 @@ EXAMPLES = [
     ("no background vocals", "", ["background vocals"]),
     ("music exept drums", "music", ["drums"]),
     ("no gtrs, no drumset", "", ["guitar", "drums"]),
+    ("techno without the kick", "techno", ["kick drum"]),
     # a part a lone modifier narrows: the one named before the cue
     ("guitar but not electric", "guitar", ["electric guitar"]),
     ("piano and vocals, not male", "piano and vocals", ["male vocals"]),
@@ -284,6 +285,7 @@ KEPT_WHOLE = [
     "songs I hate",
     "Someone Like You",
     "Where Is My Mind",
+    "no choruses",  # a song's chorus, not a choir
     '"no vocals" live',
     "no",
     "without",
