@@ -360,6 +360,8 @@ NARROW_GENRES: dict[str, tuple[str, ...]] = {
         "electro",
         "chiptune",
         "8-bit music",
+        "8 bit",  # (8th, after)
+        "chip music",  # (8th, after)
         "downtempo",
         "trip hop",
         "vaporwave",
