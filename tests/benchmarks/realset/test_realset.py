@@ -408,7 +408,8 @@ def test_part_report_scores_concepts_and_parity_on_toy_clips(monkeypatch):
 def test_other_wordings_name_judged_concepts_and_read_as_them():
     """wordings.py asks concepts the check judges, in words other than the
     check's own, and a wording of "music without X" negates something while
-    a wording of a wanted concept negates nothing."""
+    a wording of a wanted concept negates nothing (but "music", which may
+    be asked for by refusing speech: "no talking")."""
     import wordings
 
     from beetsplug.clap.query import parse_query
@@ -420,8 +421,10 @@ def test_other_wordings_name_judged_concepts_and_read_as_them():
         assert concept.query not in texts
         assert len(set(texts)) == len(texts)
         for text in texts:
-            negates = bool(parse_query(text).negated)
-            assert negates == (concept.kind == "negated"), text
+            negated = parse_query(text).negated
+            if concept_id == "music" and negated == ["speech"]:
+                continue
+            assert bool(negated) == (concept.kind == "negated"), text
 
 
 def test_typos_are_one_slip_from_a_judged_concept_and_read_as_it():
