@@ -302,7 +302,22 @@ class Parser:
             k += 1
         if self._word(k) in _COPULAS:
             k += 1
-        return self._skip_determiners(k)
+        return self._era_after(self._skip_determiners(k))
+
+    def _era_after(self, k: int) -> int:
+        """Where an era starts after filler nouns and "from (the)" at k
+        ("nothing from the 80s", "no music from the 90s": a decade names
+        when the music is from); k itself when none does."""
+        j = k
+        while (unit := self._unit(j)) is not None and unit.kind == "suffix":
+            j += unit.length
+        if self._word(j) != "from":
+            return k
+        j = self._skip_determiners(j + 1)
+        unit = self._unit(j)
+        if unit is not None and lexicon().kind_of(unit.canonical) == "era":
+            return j
+        return k
 
     # -- attributes --------------------------------------------------------
 

@@ -211,6 +211,10 @@ EXAMPLES = [
     ("music exept drums", "music", ["drums"]),
     ("no gtrs, no drumset", "", ["guitar", "drums"]),
     ("techno without the kick", "techno", ["kick drum"]),
+    # a decade names when the music is from
+    ("nothing from the 80s", "", ["80s"]),
+    ("no music from the 1990s", "", ["90s"]),
+    ("jazz, nothing from the 50s", "jazz", ["50s"]),
     # a part a lone modifier narrows: the one named before the cue
     ("guitar but not electric", "guitar", ["electric guitar"]),
     ("piano and vocals, not male", "piano and vocals", ["male vocals"]),
@@ -286,6 +290,7 @@ KEPT_WHOLE = [
     "Someone Like You",
     "Where Is My Mind",
     "no choruses",  # a song's chorus, not a choir
+    "Nothing from Nothing",
     '"no vocals" live',
     "no",
     "without",
