@@ -215,6 +215,8 @@ EXAMPLES = [
     ("nothing from the 80s", "", ["80s"]),
     ("no music from the 1990s", "", ["90s"]),
     ("jazz, nothing from the 50s", "jazz", ["50s"]),
+    ("energetic without being aggressive", "energetic", ["aggressive"]),
+    ("fun without sounding cheesy", "fun", ["cheesy"]),
     # a part a lone modifier narrows: the one named before the cue
     ("guitar but not electric", "guitar", ["electric guitar"]),
     ("piano and vocals, not male", "piano and vocals", ["male vocals"]),
