@@ -206,6 +206,11 @@ def wants_voice(parsed: ParsedQuery) -> bool:
     return False
 
 
+def _speech_concepts() -> set[str]:
+    """Speech and its kinds (lexicon ids)."""
+    return {"speech", *lexicon().kinds_of("speech")}
+
+
 def wants_speech_alone(parsed: ParsedQuery) -> bool:
     """Whether a plain description asks for speech and nothing else ("a man
     talking", "an interview", "spoken word"): every wanted attribute ends in
@@ -218,7 +223,7 @@ def wants_speech_alone(parsed: ParsedQuery) -> bool:
     words = re.findall(r"[^\W_]+", parsed.text.lower())
     if set(words) & set(lexicon().grammar["music_nouns"]):
         return False
-    speech = {"speech", *lexicon().kinds_of("speech")}
+    speech = _speech_concepts()
     for attribute in parsed.affirmed:
         concept = lexicon().concept(attribute.split()[-1])
         if concept is None or concept.id not in speech:
@@ -230,7 +235,7 @@ def refuses_speech(parsed: ParsedQuery) -> bool:
     """Whether a description negates speech itself or a kind of it ("no
     talking", "jazz without narration"): what is heard as speech goes down
     as in a plain description, besides the negated attribute's penalty."""
-    speech = {"speech", *lexicon().kinds_of("speech")}
+    speech = _speech_concepts()
     return any(lexicon().head(a) in speech for a in parsed.negated)
 
 
@@ -355,8 +360,9 @@ class TextQuery:
         `speech_vector` (SPEECH_TEXT's) and `speech_weight` push items heard
         as speech below music in a plain description, and above it in one
         that asks for speech alone: not in one that negates (its penalties
-        decide; speech over music is "music without X" too) nor in one that
-        wants a voice along with other things."""
+        decide; speech over music is "music without X" too) unless it
+        refuses speech itself (`refuses_speech`), nor in one that wants a
+        voice along with other things."""
         names = tuple(tag_names)
         if bundle is not None and names:
 
@@ -372,8 +378,8 @@ class TextQuery:
         affirmed = tuple(link(a, True) for a in parsed.affirmed)
         # Read before the unknown words join the wanted attributes: "poetry
         # reading" asks for speech alone whatever "reading" links to. The
-        # speech term scores a plain description that wants no voice (speech
-        # down) or speech alone (speech up).
+        # speech term scores a plain description that wants no voice and
+        # one that refuses speech (speech down), or speech alone (speech up).
         speech_alone = wants_speech_alone(parsed)
         speech_counts = speech_alone or not (
             (parsed.negated and not refuses_speech(parsed)) or wants_voice(parsed)
