@@ -200,6 +200,7 @@ EXAMPLES = [
     ("no drum fills", "", ["drums"]),
     ("jazz without piano chords", "jazz", ["piano"]),
     ("no vocal harmonies or guitar licks", "", ["vocals", "guitar"]),
+    ("dubstep, no bass drops", "dubstep", ["bass"]),
     ("no singer-songwriters", "", ["vocals"]),
     # "don't play" after a part says it is absent; before one it negates
     # that one
