@@ -254,10 +254,13 @@ class ClapPlugin(BeetsPlugin):
         rank_items: Callable[[set[int] | None], list[tuple[int, float]]],
         rank_albums: Callable[[set[int] | None], list[tuple[int, float]]],
         seeds_left_out: bool = False,
+        text: str | None = None,
     ) -> None:
         """Rank the albums (--album) or tracks that `query` matches, keep
         their scores for `$clap_score`, print them, and say why when nothing
-        is printed; `seeds_left_out`: the ranking drops its seed tracks."""
+        is printed; `seeds_left_out`: the ranking drops its seed tracks;
+        `text` the description, for the hint when `query` may be the rest
+        of it typed without quotes."""
         from .search import matching_ids
 
         if getattr(opts, "album", False):
@@ -265,7 +268,7 @@ class ClapPlugin(BeetsPlugin):
             ranked = self._searching(lambda: rank_albums(album_ids))
             self._album_scores.update(ranked)
             if not self._print_ranked(ranked, lib.get_album, opts.score):
-                self._log.info("{}", _nothing_found(query, album_ids, "albums"))
+                self._log.info("{}", _nothing_found(query, album_ids, "albums", text))
             return
         candidates = self._candidates(lib, query)
         ranked = self._searching(lambda: rank_items(candidates))
@@ -278,7 +281,7 @@ class ClapPlugin(BeetsPlugin):
                 " ".join(query),
             )
         else:
-            self._log.info("{}", _nothing_found(query, candidates, "tracks"))
+            self._log.info("{}", _nothing_found(query, candidates, "tracks", text))
 
     @staticmethod
     def _candidates(lib: Library, query: Any) -> set[int] | None:
@@ -306,6 +309,7 @@ class ClapPlugin(BeetsPlugin):
             query,
             lambda ids: search.rank_items(store, bundle, tq, limit, ids),
             lambda ids: search.rank_albums(store, bundle, tq, limit, ids),
+            text=text,
         )
 
     def _cmd_composed(self, lib: Library, opts: Any, args: list[str]) -> None:

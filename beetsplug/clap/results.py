@@ -26,13 +26,26 @@ def ranked_lines(
 
 
 def nothing_found(
-    query: Sequence[str], matched: Collection[int] | None, kind: str
+    query: Sequence[str],
+    matched: Collection[int] | None,
+    kind: str,
+    description: str | None = None,
 ) -> str:
-    """Why a search printed nothing, in one line (`kind`: tracks or albums)."""
+    """Why a search printed nothing, in one line (`kind`: tracks or albums).
+    With the search's `description`, a query of bare words that matches
+    nothing is said to be perhaps the rest of it typed without quotes
+    (`beet clap jazz without vocals` searches "jazz" among the tracks that
+    match "without vocals")."""
     text = " ".join(query)
     if matched is None:
         return "none of the indexed tracks is in the library: run `beet clap-index`"
     if not matched:
+        if description and query and not any(":" in term for term in query):
+            whole = f"{description} {text}"
+            return (
+                f"no {kind} match {text} (the words after the description are "
+                f'a beets query; to search for "{whole}", put it in quotes)'
+            )
         return f"no {kind} match {text}"
     if len(matched) == 1:
         what = "is not indexed" if kind == "tracks" else "has no indexed track"

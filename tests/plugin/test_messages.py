@@ -71,6 +71,20 @@ def test_a_search_that_matches_nothing_says_so(
         "clap: none of the 2 tracks matching title:fresh is indexed yet: "
         "run `beet clap-index`"
     ]
+    # Bare words that match nothing may be the description's rest, typed
+    # without quotes: the line says how to search for the whole.
+    assert indexed.outputs("clap", "jazz", "without", "vocals") == (
+        [],
+        [
+            "clap: no tracks match without vocals (the words after the "
+            "description are a beets query; to search for \"jazz without "
+            'vocals", put it in quotes)'
+        ],
+    )
+    assert indexed.outputs("clap", "-a", "jazz", "no", "drums")[1] == [
+        "clap: no albums match no drums (the words after the description are "
+        'a beets query; to search for "jazz no drums", put it in quotes)'
+    ]
     # A match prints results and nothing else.
     assert indexed.outputs("clap", "low", "title:mid", "-f", "$title") == (
         ["mid"],
