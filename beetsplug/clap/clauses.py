@@ -55,6 +55,7 @@ from .query import (
     _Token,
     _tokenize,
     _Unit,
+    gendered_voice,
     voices,
 )
 
@@ -109,16 +110,6 @@ def _wider_genres(attribute: str) -> tuple[str, ...]:
     return tuple(g for g in lex.concept(head).broader if lex.kind_of(g) == "genre")
 
 
-def _gendered_voice(attribute: str) -> tuple[str, str] | None:
-    """(gender, head) of a voice narrowed by gender ("female lead vocals"
-    -> female, vocals); None for any other attribute."""
-    words = attribute.split()
-    head = lexicon().head(attribute)
-    if len(words) < 2 or words[0] not in VOICE_GENDERS or head not in voices():
-        return None
-    return words[0], head
-
-
 def _other_voices(clauses: list[Clause], affirmed: list[str]) -> set[str]:
     """The negated voices of another gender than a voice the description
     wants ("female vocals, no male vocals": the wanted voice says it). The
@@ -127,13 +118,13 @@ def _other_voices(clauses: list[Clause], affirmed: list[str]) -> set[str]:
     the realset's choose part); they are not negated, and a clause that
     refused nothing else is "covered": its words still go from the wanted
     text."""
-    wanted = {v for a in affirmed if (v := _gendered_voice(a)) is not None}
+    wanted = {v for a in affirmed if (v := gendered_voice(a)) is not None}
     if not wanted:
         return set()
     out = set()
     for clause in clauses:
         for attribute in clause.attributes:
-            voice = _gendered_voice(attribute)
+            voice = gendered_voice(attribute)
             if voice is not None and any(
                 g != voice[0] and h == voice[1] for g, h in wanted
             ):

@@ -185,6 +185,26 @@ def voices() -> frozenset[str]:
     return frozenset((*VOICE_CONCEPTS, *kinds))
 
 
+def gendered_voice(attribute: str) -> tuple[str, str] | None:
+    """(gender, head) of a voice narrowed by gender ("female lead vocals"
+    -> female, vocals); None for any other attribute."""
+    words = attribute.split()
+    head = lexicon().head(attribute)
+    if len(words) < 2 or words[0] not in VOICE_GENDERS or head not in voices():
+        return None
+    return words[0], head
+
+
+def other_voice(attribute: str) -> str | None:
+    """The same voice sung by the other gender ("male lead vocals" ->
+    "female lead vocals"); None for an attribute no gender narrows."""
+    if gendered_voice(attribute) is None:
+        return None
+    gender, *rest = attribute.split()
+    other = next(g for g in VOICE_GENDERS if g != gender)
+    return " ".join([other, *rest])
+
+
 @dataclass(frozen=True)
 class ParsedQuery:
     """A query split into the wanted part and the negated attributes."""

@@ -43,6 +43,7 @@ __all__ = [
     "TextQuery",
     "attribute_phrases",
     "combine_scores",
+    "contrasted",
     "describe",
     "negated_phrases",
     "speech_penalty",
@@ -88,9 +89,22 @@ def whole_vector(vectors: np.ndarray) -> np.ndarray:
 
 def negated_phrases(parsed: ParsedQuery) -> list[str]:
     """Every text a query's penalty embeds, attribute by attribute in the
-    order of `parsed.negated` (what TextQuery.build expects after the whole
-    text)."""
-    return [p for a in parsed.negated for p in attribute_phrases(a)]
+    order of `parsed.negated`, then the other gender's voice for each
+    negated voice a gender narrows (`contrasted`; what TextQuery.build
+    expects after the whole text)."""
+    own = [p for a in parsed.negated for p in attribute_phrases(a)]
+    return own + [other for _, other in contrasted(parsed.negated)]
+
+
+def contrasted(negated: Sequence[str]) -> list[tuple[int, str]]:
+    """(index, the other gender's voice) for each negated voice a gender
+    narrows ("no male vocals"). Its penalty is the part of it the other
+    voice does not have: the text tower and the taggers hear "male vocals"
+    in a woman's song almost as much as in a man's, and the plain penalty
+    sank every voice (docs/queries.md)."""
+    from .query import other_voice
+
+    return [(j, o) for j, a in enumerate(negated) if (o := other_voice(a)) is not None]
 
 
 # --------------------------------------------------------------------------
@@ -317,6 +331,10 @@ class TextQuery:
     # How many rows of `negated_vectors` each negated attribute has (left
     # empty: one each).
     phrase_counts: tuple[int, ...] = ()
+    # Per negated voice a gender narrows (`contrasted`): its index in
+    # `negated`, the other gender's voice's vector [D] and tags; its penalty
+    # less theirs.
+    contrasts: tuple[tuple[int, np.ndarray, TagMatch], ...] = ()
     # SPEECH_TEXT's vector [D] and the weight of the speech term (None or
     # 0: none; a description that negates, or wants a voice among other
     # things, gets none: `build`).
@@ -391,18 +409,28 @@ class TextQuery:
             parsed = dataclasses.replace(parsed, affirmed=[*parsed.affirmed, rest])
             affirmed += (link_by_text(bundle, rest),)
         counts = tuple(len(attribute_phrases(n)) for n in parsed.negated)
-        if len(vectors) - 1 != sum(counts):
-            if len(vectors) - 1 != len(counts):
-                raise ValueError(
-                    f"{len(vectors)} vectors for {len(counts)} negated attributes "
-                    f"with {sum(counts)} phrases: expected the whole text's and "
-                    "one per phrase (or per attribute)"
-                )
+        others = contrasted(parsed.negated)
+        own = sum(counts)
+        contrasts: tuple[tuple[int, np.ndarray, TagMatch], ...] = ()
+        if len(vectors) - 1 == own + len(others):
+            contrasts = tuple(
+                (j, vectors[1 + own + c], link(other, False))
+                for c, (j, other) in enumerate(others)
+            )
+        elif len(vectors) - 1 == len(counts):
             counts = (1,) * len(counts)
+            own = len(counts)
+        else:
+            raise ValueError(
+                f"{len(vectors)} vectors for {len(counts)} negated attributes "
+                f"with {own} phrases and {len(others)} other voices: expected "
+                "the whole text's and one per phrase and other voice (or one "
+                "per attribute)"
+            )
         return cls(
             parsed,
             vectors[0],
-            vectors[1:],
+            vectors[1 : 1 + own],
             weight,
             matches,
             float(tag_weight),
@@ -410,6 +438,7 @@ class TextQuery:
             affirmed,
             float(affirmed_tag_weight),
             counts,
+            contrasts,
             speech_vector if speech_counts else None,
             float(speech_weight),
             speech_alone,
@@ -471,6 +500,13 @@ class TextQuery:
                 evidence = tag_evidence(match, tags, scale)
                 if evidence is not None:
                     negated[j] += self.tag_weight * evidence
+        if negated is not None:
+            for j, vector, match in self.contrasts:
+                negated[j] -= mat @ vector
+                if tags is not None and self._penalty_tags:
+                    evidence = tag_evidence(match, tags, scale)
+                    if evidence is not None:
+                        negated[j] -= self.tag_weight * evidence
         scores = self.with_bonus(
             combine_scores(mat @ self.vector, negated, self.weight), tags, scale
         )
@@ -511,8 +547,9 @@ class TextQuery:
     def explain(self) -> str:
         """How the description was understood, for `beet clap --explain`."""
         scored_by = {}
-        for attribute, match, count in zip(
-            self.negated, self.tag_matches, self.phrase_counts, strict=False
+        others = dict(contrasted(self.negated)) if self.contrasts else {}
+        for j, (attribute, match, count) in enumerate(
+            zip(self.negated, self.tag_matches, self.phrase_counts, strict=False)
         ):
             sim = f"text sim({attribute!r})"
             if count > 1:
@@ -521,8 +558,13 @@ class TextQuery:
             names = self._tag_list(match)
             if names and self.tag_weight > 0:
                 scored_by[attribute] = f"{sim} + {self.tag_weight:g} x {names}"
-            elif count > 1:
+            elif count > 1 or j in others:
                 scored_by[attribute] = sim
+            if j in others:
+                scored_by[attribute] += (
+                    f", less the same for {others[j]!r} (a voice is told from "
+                    "the other gender's, not from none)"
+                )
         bonus = {}
         if self.affirmed_tag_weight > 0:
             for attribute, match in zip(

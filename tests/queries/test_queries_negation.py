@@ -378,6 +378,36 @@ def test_a_slip_of_the_keyboard_in_a_tolerant_word_is_read_through(
     assert parsed.text == text
 
 
+def test_a_refused_gender_is_told_from_the_other_not_from_none() -> None:
+    """ "no male vocals" refuses a man's voice, not a voice: the penalty is
+    what "male vocals" says of an item beyond what "female vocals" says, so
+    a woman's song is not sunk with a man's (the text tower hears both in
+    either), and music with no voice is left where it was."""
+    parsed = parse_query("jazz, no male vocals")
+    assert negated_phrases(parsed) == ["male vocals", "female vocals"]
+    assert negated_phrases(parse_query("no vocals")) == [
+        *attribute_phrases("vocals")
+    ]
+    # axes: whole text, voice, a man's timbre, a woman's timbre
+    whole, male, female = np.array(
+        [[1, 0, 0, 0], [0, 0.8, 0.6, 0], [0, 0.8, 0, 0.6]], np.float32
+    )
+    man, woman, none = np.array(
+        [[0.6, 0.6, 0.5, 0.1], [0.6, 0.6, 0.1, 0.5], [0.6, 0, 0, 0]], np.float32
+    )
+    audio = np.stack([man, woman, none])
+    told = TextQuery.build(parsed, np.stack([whole, male, female]), 0.5)
+    assert told.score(audio) == pytest.approx(
+        [0.6 - 0.5 * (0.78 - 0.54), 0.6 - 0.5 * (0.54 - 0.78), 0.6]
+    )
+    # The plain penalty (one vector per attribute) sank the woman too.
+    plain = TextQuery.build(parsed, np.stack([whole, male]), 0.5)
+    assert plain.score(audio)[1] < plain.score(audio)[2]
+    assert "less the same for 'female vocals'" in told.explain()
+    with pytest.raises(ValueError, match="and 1 other voices"):
+        TextQuery.build(parsed, np.eye(4, dtype=np.float32), 0.5)
+
+
 @pytest.mark.parametrize(
     ("text", "affirmative", "negated", "whole"),
     [

@@ -467,6 +467,37 @@ def test_wording_rows_score_each_wording_against_the_part_labels():
     assert row["mean_wordings"] == pytest.approx(0.25)
 
 
+def test_voice_rows_compare_the_stated_genders_and_no_voice():
+    """wordings.voice_rows: per refused voice, the AUC of a woman's voice
+    over none, a man's over none and a woman's over a man's, among the
+    clips whose labels state them (the report part has all three)."""
+    import wordings
+
+    recipe = check.load_recipe(check.HERE / "labels.json")
+    index = check.part_index(recipe, "report")
+    labels = [recipe["clips"][i]["labels"] for i in range(len(recipe["clips"]))]
+    rank = {"female": 2.0, "male": 0.0}
+    truth = np.array(
+        [
+            1.0
+            if lab.get("vocals") is False
+            else rank.get(lab.get("vocal_gender"), 0.5)
+            for lab in labels
+        ],
+        np.float32,
+    )
+    rows = wordings.voice_rows(recipe, index, lambda text: truth)
+    assert [r["text"] for r in rows] == list(wordings.REFUSED_VOICES)
+    assert rows[0]["female > none"] == 1.0
+    assert rows[0]["male > none"] == 0.0
+    assert rows[0]["female > male"] == 1.0
+    # the choose part states no man's voice: only the woman's over none
+    choose = wordings.voice_rows(
+        recipe, check.part_index(recipe, "choose"), lambda t: truth
+    )
+    assert set(choose[0]) == {"text", "female > none"}
+
+
 def test_names_count_the_labelled_clips_a_name_says_are_without():
     """names.py clusters a part, names it with the plugin's code and counts,
     per ", no X", the clips labelled with X among the named cluster's."""

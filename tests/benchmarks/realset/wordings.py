@@ -383,6 +383,43 @@ NARROW_GENRES: dict[str, tuple[str, ...]] = {
 }
 
 
+# A voice a gender narrows, refused (eighth session): "no male vocals" is
+# asked to rank a man's voice below a woman's and below music with no voice,
+# and to leave a woman's voice where music with none is (AUC of each group
+# over another: "female > none" near the plain description's is right).
+REFUSED_VOICES = (
+    "no male vocals",
+    "jazz, no male vocals",
+    "no female vocals",
+    "vocals, no male vocals",
+)
+
+
+def voice_rows(
+    recipe: dict[str, Any], index: np.ndarray, score: Any
+) -> list[dict[str, Any]]:
+    """Per REFUSED_VOICES text: the AUC of each voice group over another
+    among the clips at `index` (female, male: vocals of that stated gender;
+    none: no vocals), where both groups have MIN_POSITIVES clips."""
+    groups: dict[str, list[int]] = {"female": [], "male": [], "none": []}
+    for i in index:
+        labels = recipe["clips"][i]["labels"]
+        if labels.get("vocals") is False:
+            groups["none"].append(int(i))
+        elif labels.get("vocals") and labels.get("vocal_gender") in groups:
+            groups[labels["vocal_gender"]].append(int(i))
+    rows = []
+    for text in REFUSED_VOICES:
+        s = score(text)
+        row: dict[str, Any] = {"text": text}
+        for a, b in (("female", "none"), ("male", "none"), ("female", "male")):
+            if min(len(groups[a]), len(groups[b])) >= MIN_POSITIVES:
+                y = np.r_[np.ones(len(groups[a])), np.zeros(len(groups[b]))] == 1
+                row[f"{a} > {b}"] = check.auc(np.r_[s[groups[a]], s[groups[b]]], y)
+        rows.append(row)
+    return rows
+
+
 def _judged(
     recipe: dict[str, Any], index: np.ndarray, ids: Collection[str]
 ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
@@ -501,6 +538,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             for part in parts
         },
+        "refused voices": {
+            part: voice_rows(recipe, check.part_index(recipe, part), score)
+            for part in parts
+        },
     }
 
 
@@ -536,6 +577,11 @@ def print_report(report: dict[str, Any]) -> None:
                     f"asked: mean {row['mean']:.3f}, highest {row['highest']:.3f}, "
                     f"lowest {low:.3f} {worst!r}"
                 )
+    for part, rows in report.get("refused voices", {}).items():
+        print(f"\n== refused voices, part {part} (AUC of one group over another)")
+        for row in rows:
+            groups = "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "text")
+            print(f"{row['text']!r:28s} {groups}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
