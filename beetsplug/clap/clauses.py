@@ -618,6 +618,16 @@ class Parser:
             end = self._after(modified.source_end, strength, at_start)
             if end is not None:
                 return _Match("cue", i + length, [modified], end)
+        voice = self._refused_voice(k)
+        if voice is not None:
+            end = self._after(voice.source_end, strength, at_start)
+            # A weak cue opening the text refuses a lone voice only when
+            # nothing follows: "No Woman No Cry", "No Woman, No Cry" are
+            # a song.
+            if end is not None and not (
+                strength == _WEAK and at_start and end < self.n
+            ):
+                return _Match("cue", i + length, [voice], end)
         if strength == _EXPLICIT:
             # "exclude: kazoo" - the user asked explicitly, take the words.
             j = k
@@ -902,14 +912,14 @@ class Parser:
         voice a lone gender or range there stands for."""
         return self.attribute(i) or self._lone_voice(i)
 
-    def _lone_voice(self, i: int) -> _Attribute | None:
+    def _lone_voice(self, i: int, refused: bool = False) -> _Attribute | None:
         """The voice that modifiers at i with no part after them stand for
         when one is a gender or range ("female", "a female lead", "women",
         "soprano" -> "female vocals", "female lead vocals", "female vocals",
         "soprano vocals": grammar `lone_voices`); None when they name none,
         a playing verb follows ("a woman playing piano"), they say who plays
         a part ("guitar by a man") or a negation's cue comes right before
-        ("No Woman No Cry")."""
+        ("No Woman No Cry": `_refused_voice` reads those, `refused`)."""
         if not self._mods_voiced[i]:
             return None
         j = self._mods_end[i]
@@ -921,8 +931,11 @@ class Parser:
         k = i
         while self._word(k - 1) in _DETERMINERS:
             k -= 1
-        if self._cue_ends_at(k) or (
-            self._word(k - 1) == "by" and self._names_a_part_before(k - 1)
+        if self._word(k - 1) == "by" and self._names_a_part_before(k - 1):
+            return None
+        if not refused and (
+            self._cue_ends_at(k)
+            or (self._word(k - 1) == "by" and self._cue_before_by(k - 1))
         ):
             return None
         words, k = [], i
@@ -936,6 +949,31 @@ class Parser:
         while (unit := self._unit(j)) is not None and unit.kind == "suffix":
             j += unit.length
         return _Attribute(" ".join([*words, "vocals"]), i, j)
+
+    def _cue_before_by(self, i: int) -> bool:
+        """Whether a cue, then determiners and filler nouns only, come
+        before the "by" at i ("no songs by men": the voice is refused, not
+        wanted)."""
+        while (unit := self._unit(i - 1)) is not None and unit.kind == "suffix":
+            i -= 1
+        while self._word(i - 1) in _DETERMINERS:
+            i -= 1
+        return self._cue_ends_at(i)
+
+    def _refused_voice(self, k: int) -> _Attribute | None:
+        """A lone voice a cue refuses at k ("no women", "jazz, no men", "no
+        songs by men"): past filler nouns and "by" to the gender or range."""
+        j = k
+        while (unit := self._unit(j)) is not None and unit.kind == "suffix":
+            j += unit.length
+        if self._word(j) == "by":
+            j = self._skip_determiners(j + 1)
+        if self._word(j - 1) == "the":
+            return None  # one person: "Everything but the Girl" is a band
+        found = self._lone_voice(j, refused=True)
+        return (
+            None if found is None else _Attribute(found.canonical, k, found.source_end)
+        )
 
     def _names_a_part_before(self, i: int) -> bool:
         """Whether a part's attribute ends right before token i ("guitar"

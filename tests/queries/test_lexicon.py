@@ -167,7 +167,8 @@ def test_a_bare_gender_tag_means_the_singer() -> None:
         ("guitar by a man", ["guitar"]),
         # a title: the negation's cue takes the word
         ("No Woman No Cry", []),
-        ("without women", []),
+        ("No Woman, No Cry", []),
+        ("Everything but the Girl", []),
         # a part after the modifiers: they narrow it
         ("female choir", ["female choir"]),
         ("tenor sax", ["tenor saxophone"]),
@@ -183,6 +184,28 @@ def test_a_lone_gender_or_range_names_a_voice(text: str, affirmed: list[str]) ->
     if not parsed.negated:
         voiced = any(a.endswith("vocals") for a in affirmed)
         assert any("vocals" in t for t in parsed.whole_texts) == voiced
+
+
+@pytest.mark.parametrize(
+    ("text", "affirmed", "negated"),
+    [
+        ("without women", [], ["female vocals"]),
+        ("no men", [], ["male vocals"]),
+        ("jazz, no women", ["jazz"], ["female vocals"]),
+        ("no songs by men", [], ["male vocals"]),
+        ("nothing by female artists", [], ["female vocals"]),
+        ("no boy bands", [], ["male vocals"]),
+    ],
+)
+def test_a_lone_gender_a_cue_refuses_is_that_voice_refused(
+    text: str, affirmed: list[str], negated: list[str]
+) -> None:
+    """ "no songs by men" asked for a man's voice: the lone voice was read
+    where the cue found no part. A cue refuses it now (a refused gender is
+    told from the other, scoring.contrasted), but for a weak cue opening a
+    text that goes on ("No Woman, No Cry") or one person ("the Girl")."""
+    parsed = parse_query(text)
+    assert (parsed.affirmed, parsed.negated) == (affirmed, negated)
 
 
 def test_a_lone_voice_takes_the_filler_nouns_after_it() -> None:

@@ -392,6 +392,8 @@ REFUSED_VOICES = (
     "jazz, no male vocals",
     "no female vocals",
     "vocals, no male vocals",
+    "no women",
+    "no songs by men",
 )
 
 
