@@ -77,7 +77,7 @@ def test_a_search_that_matches_nothing_says_so(
         [],
         [
             "clap: no tracks match without vocals (the words after the "
-            "description are a beets query; to search for \"jazz without "
+            'description are a beets query; to search for "jazz without '
             'vocals", put it in quotes)'
         ],
     )
