@@ -212,6 +212,7 @@ EXAMPLES = [
     ("music exept drums", "music", ["drums"]),
     ("no gtrs, no drumset", "", ["guitar", "drums"]),
     ("techno without the kick", "techno", ["kick drum"]),
+    ("no a cappella", "", ["a cappella"]),  # "a" is no determiner here
     # a decade names when the music is from
     ("nothing from the 80s", "", ["80s"]),
     ("no music from the 1990s", "", ["90s"]),
