@@ -1378,6 +1378,22 @@ def test_every_way_of_refusing_negates(
     assert wrong == []
 
 
+@pytest.mark.parametrize("kind", ["part", "genre"])
+def test_every_refusal_negates_every_concept_of_the_lexicon(kind: str) -> None:
+    """Every way of refusing, with each part's (or style's) name and first
+    form: the lexicon's concepts all read as refused ("no a cappella" once
+    asked for it: the cue took "a" for a determiner)."""
+    frames = REFUSALS if kind == "part" else STYLE_REFUSALS
+    wrong = []
+    for concept in lexicon().of_kind(kind):
+        for word in [concept.id, *concept.forms][:2]:
+            for frame in frames:
+                parsed = parse_query(frame.format(word))
+                if concept.id not in parsed.negated or concept.id in parsed.affirmed:
+                    wrong.append((frame.format(word), parsed.affirmed, parsed.negated))
+    assert wrong == []
+
+
 @pytest.mark.parametrize(
     ("wanted", "want"), [("calm piano", "calm piano"), ("guitar music", "guitar")]
 )
