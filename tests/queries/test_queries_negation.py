@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from beetsplug.clap.lexicon import lexicon
 from beetsplug.clap.query import (
+    _KNOWN_WORDS,
     FILLER_WORDS,
     ParsedQuery,
     _mend,
@@ -1059,8 +1060,11 @@ _NEGATION_LIKE = re.compile(
     r"free|devoid|anything|everything|nothing|other|rather|instead|instrumentals?|"
     r".*less|.*free|do|does|don|doesn|didn|did|won|will|must|mustn|should|shouldn)$"
 )
+# Words the parser reads as typed and as nothing: none negation-like, none
+# the lexicon knows ("off" says a part is absent: "vocals off"), none a slip
+# of a typo-tolerant word ("jaz" reads "jazz").
 _PLAIN_WORDS = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True).filter(
-    lambda w: not _NEGATION_LIKE.match(w)
+    lambda w: not _NEGATION_LIKE.match(w) and w not in _KNOWN_WORDS and _mend(w) == w
 )
 
 
