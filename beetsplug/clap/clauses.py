@@ -295,13 +295,17 @@ class Parser:
             k += 1
         return self._era_after(self._skip_determiners(k))
 
+    def _past_filler(self, j: int) -> int:
+        """Past the filler nouns at j ("songs", "music", "artists")."""
+        while (unit := self._unit(j)) is not None and unit.kind == "suffix":
+            j += unit.length
+        return j
+
     def _era_after(self, k: int) -> int:
         """Where an era starts after filler nouns and "from (the)" at k
         ("nothing from the 80s", "no music from the 90s": a decade names
         when the music is from); k itself when none does."""
-        j = k
-        while (unit := self._unit(j)) is not None and unit.kind == "suffix":
-            j += unit.length
+        j = self._past_filler(k)
         if self._word(j) != "from":
             return k
         j = self._skip_determiners(j + 1)
@@ -946,8 +950,7 @@ class Parser:
             k += unit.length
         # filler nouns after them go with them, as after any attribute
         # ("female artists" reads "female vocals")
-        while (unit := self._unit(j)) is not None and unit.kind == "suffix":
-            j += unit.length
+        j = self._past_filler(j)
         return _Attribute(" ".join([*words, "vocals"]), i, j)
 
     def _cue_before_by(self, i: int) -> bool:
@@ -963,9 +966,7 @@ class Parser:
     def _refused_voice(self, k: int) -> _Attribute | None:
         """A lone voice a cue refuses at k ("no women", "jazz, no men", "no
         songs by men"): past filler nouns and "by" to the gender or range."""
-        j = k
-        while (unit := self._unit(j)) is not None and unit.kind == "suffix":
-            j += unit.length
+        j = self._past_filler(k)
         if self._word(j) == "by":
             j = self._skip_determiners(j + 1)
         if self._word(j - 1) == "the":
