@@ -413,7 +413,9 @@ class Parser:
             cue = self._cue(k)
             if cue is not None:
                 k += cue[1]
-            nxt = self.attribute(self._skip_determiners(k))
+            k = self._skip_determiners(k)
+            # a gender alone is a voice here too: "no drums or men"
+            nxt = self.attribute(k) or self._refused_voice(k)
             if nxt is not None:
                 found = (nxt, closed)
         self._links[key] = found
@@ -624,14 +626,20 @@ class Parser:
                 return _Match("cue", i + length, [modified], end)
         voice = self._refused_voice(k)
         if voice is not None:
-            end = self._after(voice.source_end, strength, at_start)
+            voices = self._refused_voices(voice, strength)
+            end = self._after(voices[-1].source_end, strength, at_start)
             # A weak cue opening the text refuses a lone voice only when
-            # nothing follows: "No Woman No Cry", "No Woman, No Cry" are
+            # nothing follows, a list does or another negation does ("no
+            # women, no drums"): "No Woman No Cry", "No Woman, No Cry" are
             # a song.
             if end is not None and not (
-                strength == _WEAK and at_start and end < self.n
+                strength == _WEAK
+                and at_start
+                and end < self.n
+                and len(voices) == 1
+                and not self._negation_at(end)
             ):
-                return _Match("cue", i + length, [voice], end)
+                return _Match("cue", i + length, voices, end)
         if strength == _EXPLICIT:
             # "exclude: kazoo" - the user asked explicitly, take the words.
             j = k
@@ -975,6 +983,28 @@ class Parser:
         return (
             None if found is None else _Attribute(found.canonical, k, found.source_end)
         )
+
+    def _negation_at(self, j: int) -> bool:
+        """Whether a cue refusing something known comes at j, past
+        punctuation and lead-in words ("no women, but no drums")."""
+        while j < self.n and (
+            self.toks[j].kind == "punct" or self._word(j) in _LEAD_IN
+        ):
+            j += 1
+        return j < self.n and self._cue_match(j, False) is not None
+
+    def _refused_voices(self, first: _Attribute, strength: int) -> list[_Attribute]:
+        """`first` and the lone voices or attributes listed after it as a
+        list of parts is ("neither male nor female", "no men or drums")."""
+        closing = _LIST_ALWAYS | (_LIST_DISTRIBUTIVE if strength >= _STRONG else set())
+        found = [first]
+        while self._word(j := found[-1].source_end) in closing:
+            k = self._skip_determiners(j + 1)
+            nxt = self._refused_voice(k) or self.attribute(k)
+            if nxt is None:
+                break
+            found.append(nxt)
+        return found
 
     def _names_a_part_before(self, i: int) -> bool:
         """Whether a part's attribute ends right before token i ("guitar"

@@ -104,7 +104,12 @@ def contrasted(negated: Sequence[str]) -> list[tuple[int, str]]:
     sank every voice (docs/queries.md)."""
     from .query import other_voice
 
-    return [(j, o) for j, a in enumerate(negated) if (o := other_voice(a)) is not None]
+    # both refused ("neither male nor female"): no voice at all is wanted
+    return [
+        (j, o)
+        for j, a in enumerate(negated)
+        if (o := other_voice(a)) is not None and o not in negated
+    ]
 
 
 # --------------------------------------------------------------------------

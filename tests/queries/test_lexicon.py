@@ -195,6 +195,11 @@ def test_a_lone_gender_or_range_names_a_voice(text: str, affirmed: list[str]) ->
         ("no songs by men", [], ["male vocals"]),
         ("nothing by female artists", [], ["female vocals"]),
         ("no boy bands", [], ["male vocals"]),
+        # lists of them, and with parts
+        ("neither male nor female", [], ["male vocals", "female vocals"]),
+        ("no men or drums", [], ["male vocals", "drums"]),
+        ("no drums or men", [], ["drums", "male vocals"]),
+        ("no women, no drums", [], ["female vocals", "drums"]),
     ],
 )
 def test_a_lone_gender_a_cue_refuses_is_that_voice_refused(

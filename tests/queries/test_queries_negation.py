@@ -388,6 +388,11 @@ def test_a_refused_gender_is_told_from_the_other_not_from_none() -> None:
     parsed = parse_query("jazz, no male vocals")
     assert negated_phrases(parsed) == ["male vocals", "female vocals"]
     assert negated_phrases(parse_query("no vocals")) == [*attribute_phrases("vocals")]
+    # both refused: no voice is wanted, and neither is told from the other
+    assert negated_phrases(parse_query("neither male nor female")) == [
+        "male vocals",
+        "female vocals",
+    ]
     # axes: whole text, voice, a man's timbre, a woman's timbre
     whole, male, female = np.array(
         [[1, 0, 0, 0], [0, 0.8, 0.6, 0], [0, 0.8, 0, 0.6]], np.float32
