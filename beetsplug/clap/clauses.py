@@ -285,6 +285,12 @@ class Parser:
             i += 1
         return i
 
+    def _back_past_determiners(self, i: int) -> int:
+        """Where the determiners right before token i start (i: none)."""
+        while self._word(i - 1) in _DETERMINERS:
+            i -= 1
+        return i
+
     def _after_cue(self, k: int) -> int:
         """Where the negated words start after a cue ending at k: past a
         colon ("exclude: kazoo"), a copula ("no one is singing", "nothing
@@ -367,14 +373,17 @@ class Parser:
             return None, j
         return unit.canonical, k + unit.length
 
-    def _attribute_list(self, i: int, strength: int) -> list[list[_Attribute]]:
-        """Candidate attribute lists at i, longest first.
+    def _attribute_list(
+        self, i: int, strength: int, first: _Attribute | None = None
+    ) -> list[list[_Attribute]]:
+        """Candidate attribute lists at i, longest first; `first` is the
+        item at i when it is no attribute (a refused lone voice).
 
         "no drums or bass" negates both; "no drums, bass" only drums, because a
         comma list counts only when closed by "or"/"nor" (or "and" after a
         strong cue: "without drums, bass and vocals").
         """
-        first = self.attribute(i)
+        first = first or self.attribute(i)
         if first is None:
             return []
         strong = strength >= _STRONG
@@ -625,9 +634,8 @@ class Parser:
             if end is not None:
                 return _Match("cue", i + length, [modified], end)
         voice = self._refused_voice(k)
-        if voice is not None:
-            voices = self._refused_voices(voice, strength)
-            end = self._after(voices[-1].source_end, strength, at_start)
+        for items in self._attribute_list(k, strength, voice) if voice else ():
+            end = self._after(items[-1].source_end, strength, at_start)
             # A weak cue opening the text refuses a lone voice only when
             # nothing follows, a list does or another negation does ("no
             # women, no drums"): "No Woman No Cry", "No Woman, No Cry" are
@@ -636,10 +644,10 @@ class Parser:
                 strength == _WEAK
                 and at_start
                 and end < self.n
-                and len(voices) == 1
+                and len(items) == 1
                 and not self._negation_at(end)
             ):
-                return _Match("cue", i + length, voices, end)
+                return _Match("cue", i + length, items, end)
         if strength == _EXPLICIT:
             # "exclude: kazoo" - the user asked explicitly, take the words.
             j = k
@@ -940,9 +948,7 @@ class Parser:
             return None  # a part follows: the modifiers narrow it
         if self._word(j) in _LONE_VOICE_UNLESS:
             return None
-        k = i
-        while self._word(k - 1) in _DETERMINERS:
-            k -= 1
+        k = self._back_past_determiners(i)
         if self._word(k - 1) == "by" and self._names_a_part_before(k - 1):
             return None
         if not refused and (
@@ -967,9 +973,7 @@ class Parser:
         wanted)."""
         while (unit := self._unit(i - 1)) is not None and unit.kind == "suffix":
             i -= 1
-        while self._word(i - 1) in _DETERMINERS:
-            i -= 1
-        return self._cue_ends_at(i)
+        return self._cue_ends_at(self._back_past_determiners(i))
 
     def _refused_voice(self, k: int) -> _Attribute | None:
         """A lone voice a cue refuses at k ("no women", "jazz, no men", "no
@@ -992,19 +996,6 @@ class Parser:
         ):
             j += 1
         return j < self.n and self._cue_match(j, False) is not None
-
-    def _refused_voices(self, first: _Attribute, strength: int) -> list[_Attribute]:
-        """`first` and the lone voices or attributes listed after it as a
-        list of parts is ("neither male nor female", "no men or drums")."""
-        closing = _LIST_ALWAYS | (_LIST_DISTRIBUTIVE if strength >= _STRONG else set())
-        found = [first]
-        while self._word(j := found[-1].source_end) in closing:
-            k = self._skip_determiners(j + 1)
-            nxt = self._refused_voice(k) or self.attribute(k)
-            if nxt is None:
-                break
-            found.append(nxt)
-        return found
 
     def _names_a_part_before(self, i: int) -> bool:
         """Whether a part's attribute ends right before token i ("guitar"

@@ -337,9 +337,9 @@ class TextQuery:
     # empty: one each).
     phrase_counts: tuple[int, ...] = ()
     # Per negated voice a gender narrows (`contrasted`): its index in
-    # `negated`, the other gender's voice's vector [D] and tags; its penalty
-    # less theirs.
-    contrasts: tuple[tuple[int, np.ndarray, TagMatch], ...] = ()
+    # `negated`, the other gender's voice, its vector [D] and tags; the
+    # penalty less theirs.
+    contrasts: tuple[tuple[int, str, np.ndarray, TagMatch], ...] = ()
     # SPEECH_TEXT's vector [D] and the weight of the speech term (None or
     # 0: none; a description that negates, or wants a voice among other
     # things, gets none: `build`).
@@ -416,10 +416,10 @@ class TextQuery:
         counts = tuple(len(attribute_phrases(n)) for n in parsed.negated)
         others = contrasted(parsed.negated)
         own = sum(counts)
-        contrasts: tuple[tuple[int, np.ndarray, TagMatch], ...] = ()
+        contrasts: tuple[tuple[int, str, np.ndarray, TagMatch], ...] = ()
         if len(vectors) - 1 == own + len(others):
             contrasts = tuple(
-                (j, vectors[1 + own + c], link(other, False))
+                (j, other, vectors[1 + own + c], link(other, False))
                 for c, (j, other) in enumerate(others)
             )
         elif len(vectors) - 1 == len(counts):
@@ -506,7 +506,7 @@ class TextQuery:
                 if evidence is not None:
                     negated[j] += self.tag_weight * evidence
         if negated is not None:
-            for j, vector, match in self.contrasts:
+            for j, _, vector, match in self.contrasts:
                 negated[j] -= mat @ vector
                 if tags is not None and self._penalty_tags:
                     evidence = tag_evidence(match, tags, scale)
@@ -552,7 +552,7 @@ class TextQuery:
     def explain(self) -> str:
         """How the description was understood, for `beet clap --explain`."""
         scored_by = {}
-        others = dict(contrasted(self.negated)) if self.contrasts else {}
+        others = {j: other for j, other, _, _ in self.contrasts}
         for j, (attribute, match, count) in enumerate(
             zip(self.negated, self.tag_matches, self.phrase_counts, strict=False)
         ):
