@@ -7,7 +7,8 @@
 # Without BEETSDIR the library goes to a new temporary folder, which is kept
 # (search it again without re-indexing) and named at the end with the
 # commands to reuse or remove it. Set BEETSDIR to use a folder of your own
-# between runs (re-runs then only embed what is new or changed).
+# between runs (re-runs import only folders not seen before and embed only
+# what is new or changed).
 set -euo pipefail
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
   echo "usage: $0 MUSIC_DIR [\"QUERY\"]   (MUSIC_DIR must be a folder)" >&2
@@ -43,6 +44,11 @@ import:
   # beets would take every folder after the first for a duplicate album and
   # skip it, so keep them all.
   duplicate_action: keep
+  # A re-run skips the folders it imported before: importing them again
+  # would replace their items with new ones (new ids), and every vector,
+  # kept by item id, would be computed again. Files added later to an
+  # imported folder are therefore not picked up (beets' incremental mode).
+  incremental: yes
   log: $BEETSDIR/import.log
 YAML
 fi

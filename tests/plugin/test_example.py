@@ -46,3 +46,14 @@ def test_the_example_names_its_throwaway_library(tmp_path: Path) -> None:
     # Untagged results are printed by their paths.
     (best,) = [line for line in run.stdout.splitlines() if "noise.wav" in line]
     assert best.split()[-1] == str(music / "one" / "noise.wav")
+    # Run again on the kept library: the items keep their ids, so nothing is
+    # embedded again (a plain re-import would replace every item).
+    again = subprocess.run(
+        ["bash", str(REPO / "examples" / "index-and-search.sh"), str(music), "noise"],
+        env={**env, "BEETSDIR": str(library)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "clap-index: embedded 0, unchanged 4, failed 0" in again.stdout
