@@ -20,7 +20,7 @@ from .resources import Resources
 from .results import nothing_found as _nothing_found
 from .results import ranked_lines
 from .results import track_name as _track_name
-from .settings import DEFAULTS, SettingsError, validated
+from .settings import DEFAULTS, SettingsError, may_want_auto, validated
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -49,8 +49,11 @@ class ClapPlugin(BeetsPlugin):
         except SettingsError as exc:
             # beets turns exceptions raised here into a traceback and drops
             # the plugin; keep it loaded and refuse its commands instead.
+            # Nothing is logged now: the command's UserError is the one line
+            # a user sees, and commands of other plugins are not the place.
             self._config_error = UserError(str(exc))
-            self._log.error("{}", exc)
+            if may_want_auto(self.config):
+                self.register_listener("import_begin", self._on_import_begin)
         self._resources = Resources(self.settings, self._log)
         self._scores: dict[int, float] = {}
         self._album_scores: dict[int, float] = {}
@@ -70,6 +73,11 @@ class ClapPlugin(BeetsPlugin):
     def _check_config(self) -> None:
         if self._config_error is not None:
             raise self._config_error
+
+    def _on_import_begin(self, session: ImportSession) -> None:
+        """Embedding on import (`auto`) happens without a clap command to
+        report the settings' error, so the import says it, once."""
+        self._log.warning("{}: nothing is embedded on import", self._config_error)
 
     # Shared resources, opened once per command ------------------------------
 
@@ -479,7 +487,7 @@ class ClapPlugin(BeetsPlugin):
                     store,
                     bundle,
                     self._embed,
-                    self.config["playlists"].get(),
+                    self.settings["playlists"],
                     self.settings,
                     auto=auto,
                     clusters=clusters,
@@ -569,7 +577,7 @@ class ClapPlugin(BeetsPlugin):
         has set up playlists at all: a playlist_dir or prompt playlists."""
         if self._config_error is not None:
             return
-        if not (self.settings["playlist_dir"] or self.config["playlists"].get()):
+        if not (self.settings["playlist_dir"] or self.settings["playlists"]):
             return
         try:
             self._update_playlists(

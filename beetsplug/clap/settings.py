@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+import confuse
 
 # Keys and defaults of the `clap:` section; docs/config.md explains each.
 DEFAULTS: dict[str, Any] = {
@@ -86,9 +89,63 @@ def _path(config: Any, key: str, what: str) -> str | None:
     return config[key].as_filename()
 
 
-def validated(config: Any) -> dict[str, Any]:
+class _Section(confuse.ConfigView):
+    """The `clap:` section without its empty layers. A `clap:` line whose
+    keys are all commented out is None in YAML, which confuse refuses to
+    look into ("clap must be a collection"); it means the defaults."""
+
+    def __init__(self, view: confuse.ConfigView) -> None:
+        self._view = view
+        self.name = view.name
+
+    def resolve(self) -> Iterator[tuple[Any, confuse.ConfigSource]]:
+        for value, source in self._view.resolve():
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise SettingsError(
+                    f"{self.name} must be a section of settings (key: value), "
+                    f"not {value!r}"
+                )
+            yield value, source
+
+    def root(self) -> confuse.RootView:
+        return self._view.root()
+
+    def set(self, value: Any) -> None:
+        self._view.set(value)
+
+    def add(self, value: Any) -> None:
+        self._view.add(value)
+
+    def set_redaction(self, path: tuple[Any, ...], flag: bool) -> None:
+        self._view.set_redaction(path, flag)
+
+    def get_redactions(self) -> Iterable[tuple[Any, ...]]:
+        return self._view.get_redactions()
+
+
+def validated(config: confuse.ConfigView) -> dict[str, Any]:
     """Every setting of the plugin's confuse view, read and checked once;
-    raises SettingsError for the first invalid one."""
+    raises SettingsError for the first invalid one, confuse's own errors
+    included, so that no bad `clap:` section stops beets loading the plugin."""
+    try:
+        return _validated(_Section(config))
+    except confuse.ConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
+def may_want_auto(config: confuse.ConfigView) -> bool:
+    """Whether the section may ask for `auto` (embedding on import), as far
+    as settings that failed `validated` can tell: only a plain `no` rules it
+    out."""
+    try:
+        return _Section(config)["auto"].get() is not False
+    except (SettingsError, confuse.ConfigError):
+        return True
+
+
+def _validated(config: confuse.ConfigView) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, minimum in INT_MINIMUMS.items():
         out[key] = whole_number(key, config[key].get(), minimum)
@@ -120,4 +177,7 @@ def validated(config: Any) -> dict[str, Any]:
     out["model"] = _path(
         config, "model", "the path of a bundle folder, or empty for the default"
     )
+    # Checked entry by entry by playlists.validate_playlists, which needs
+    # the model to check each description.
+    out["playlists"] = config["playlists"].get()
     return out
