@@ -20,7 +20,14 @@ from .resources import Resources
 from .results import nothing_found as _nothing_found
 from .results import ranked_lines
 from .results import track_name as _track_name
-from .settings import DEFAULTS, SettingsError, may_want_auto, validated
+from .settings import (
+    DEFAULTS,
+    SettingsError,
+    cpu_count,
+    may_want_auto,
+    validated,
+    within_cpus,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -200,7 +207,12 @@ class ClapPlugin(BeetsPlugin):
         jobs = self.settings["jobs"] if opts.jobs is None else opts.jobs
         if jobs < 0:
             raise UserError("-j/--jobs must be 0 (all cores) or more")
-        jobs = jobs or os.cpu_count() or 1
+        # Each worker holds its own audio model: more than the CPUs only
+        # costs memory and process starts.
+        label = "clap.jobs" if opts.jobs is None else "-j/--jobs"
+        jobs, note = within_cpus(label, jobs or cpu_count())
+        if note is not None:
+            self._log.info("{}", note)
         bundle, store = self.bundle(audio=True), self.store(lib.path)
         items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -54,6 +55,26 @@ BOOLS = ("auto", "extended", "auto_playlists")
 class SettingsError(Exception):
     """A setting has an invalid value; the message is one line that names
     the key, what it must be, and the value given."""
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where the system
+    has one, so `taskset` and container CPU sets count), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def within_cpus(label: str, value: int) -> tuple[int, str | None]:
+    """A thread or process count capped at the CPUs here, and the note that
+    says so when it was capped. More threads than CPUs only wait for each
+    other, each costing memory, and the same config may serve a bigger
+    machine, so a count above them is lowered rather than refused."""
+    cpus = cpu_count()
+    if value <= cpus:
+        return value, None
+    return cpus, f"{label} is {value}, more than the {cpus} CPUs here: using {cpus}"
 
 
 def weight_setting(key: str, value: Any, alternative: str = "") -> float:

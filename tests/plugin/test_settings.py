@@ -1,5 +1,5 @@
 """The `clap:` section as beets reads it: empty, not a section, invalid
-values said once."""
+values said once, thread and process counts capped at the CPUs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from beets.ui import UserError
 from clap_helpers import ClapEnv, beet, make_beetsdir, write_audio
 from mediafile import MediaFile
 
-from beetsplug.clap.settings import SettingsError, validated
+from beetsplug.clap.settings import SettingsError, cpu_count, validated
 
 # (the `clap:` section of config.yaml, stderr of a clap command)
 SECTIONS = {
@@ -99,3 +99,42 @@ def test_an_invalid_setting_is_said_once_at_import(
     assert [item.title for item in env.lib.items()] == ["low"]
     with pytest.raises(UserError, match=r"^clap.jobs must be a whole number"):
         env.run("clap-index")
+
+
+def test_threads_above_the_cpus_are_capped_with_a_note(indexed: ClapEnv) -> None:
+    cpus = cpu_count()
+    indexed.reload(threads=cpus + 1)
+    out, err = indexed.outputs("clap", "high", "-n", "1", "-f", "$title")
+    assert out == ["high"]
+    assert err == [
+        f"clap: clap.threads is {cpus + 1}, more than the {cpus} CPUs here: "
+        f"using {cpus}"
+    ]
+    from beets import plugins
+
+    (plugin,) = plugins.find_plugins()
+    assert plugin.bundle().threads == cpus  # what onnxruntime was given
+    # Up to the CPUs, as given and without a note.
+    indexed.reload(threads=cpus)
+    assert indexed.outputs("clap", "high", "-n", "1", "-f", "$title") == (
+        ["high"],
+        [],
+    )
+
+
+@pytest.mark.parametrize("option", [False, True], ids=["clap.jobs", "-j"])
+def test_jobs_above_the_cpus_are_capped_with_a_note(
+    env: ClapEnv, corpus: dict[str, Path], option: bool
+) -> None:
+    cpus = cpu_count()
+    env.add(corpus["low"], title="low")
+    if option:
+        args, label = ("-j", str(cpus + 1)), "-j/--jobs"
+    else:
+        env.reload(jobs=cpus + 1)
+        args, label = (), "clap.jobs"
+    out, err = env.outputs("clap-index", *args)
+    assert out == ["clap-index: embedded 1, unchanged 0, failed 0"]
+    assert err == [
+        f"clap: {label} is {cpus + 1}, more than the {cpus} CPUs here: using {cpus}"
+    ]
