@@ -489,7 +489,8 @@ class ClapPlugin(BeetsPlugin):
     ) -> Any:
         """Write the prompt playlists of clap.playlists and, with `auto`,
         the library's cluster playlists (library_playlists.update)."""
-        from . import library_playlists, playlists
+        from . import library_playlists
+        from .m3u import PlaylistError
 
         bundle, store = self.bundle(), self.store(lib.path)
         try:
@@ -506,7 +507,7 @@ class ClapPlugin(BeetsPlugin):
                     pretend=pretend,
                 )
             )
-        except playlists.PlaylistConfigError as exc:
+        except PlaylistError as exc:  # the config, or a folder or file
             raise UserError(str(exc)) from exc
 
     def query_ids(self, text: str) -> set[int]:
@@ -597,7 +598,7 @@ class ClapPlugin(BeetsPlugin):
                 auto=self.settings["auto_playlists"],
                 clusters=self.settings["clusters"],
             )
-        except UserError as exc:  # never fail an import over a playlist
+        except Exception as exc:  # never fail an import over a playlist
             self._log.warning("playlists not refreshed: {}", exc)
 
     def _on_import_task_files(self, session: ImportSession, task: ImportTask) -> None:

@@ -125,3 +125,41 @@ def test_auto_import_refreshes_configured_playlists(
     )
     env.run("import", "-A", str(src))
     assert _lists(out) == {"Highs.m3u": [str(src / "02.flac")]}
+
+
+def test_a_playlist_folder_that_cannot_be_made_is_one_line(
+    indexed: ClapEnv, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    folder = blocker / "lists"
+    indexed.reload(playlist_dir=str(folder), cluster_min_size=1)
+    with pytest.raises(UserError) as info:
+        indexed.run("clap-playlists")
+    assert str(info.value) == (
+        f"cannot create playlist folder {folder}: Not a directory"
+    )
+
+
+def test_an_import_survives_a_playlist_folder_that_cannot_be_made(
+    env: ClapEnv, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    folder = blocker / "lists"
+    env.reload(auto=True, playlist_dir=str(folder), cluster_min_size=1)
+    src = tmp_path / "incoming"
+    tagged = MediaFile(write_audio(src / "01.flac", "low"))
+    tagged.update({"title": "low", "artist": "a", "album": "b", "track": 1})
+    tagged.save()
+    env.config["import"].set(
+        {"copy": False, "write": False, "autotag": False, "quiet": True}
+    )
+    _out, err = env.outputs("import", "-A", str(src))
+    assert [line for line in err if line.startswith("clap:")] == [
+        "clap: playlists not refreshed: "
+        f"cannot create playlist folder {folder}: Not a directory"
+    ]
+    # Imported and embedded all the same.
+    assert [item.title for item in env.lib.items()] == ["low"]
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 1, failed 0"]
