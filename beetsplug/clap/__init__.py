@@ -483,6 +483,8 @@ class ClapPlugin(BeetsPlugin):
             )
         for path in update.removed:
             ui.print_(f"removed {displayable_path(path)}")
+        for warning in update.warnings:
+            self._log.warning("{}", warning)
 
     def _update_playlists(
         self, lib: Library, auto: bool, clusters: int, pretend: bool = False
@@ -593,13 +595,16 @@ class ClapPlugin(BeetsPlugin):
         if not (self.settings["playlist_dir"] or self.settings["playlists"]):
             return
         try:
-            self._update_playlists(
+            update = self._update_playlists(
                 lib,
                 auto=self.settings["auto_playlists"],
                 clusters=self.settings["clusters"],
             )
         except Exception as exc:  # never fail an import over a playlist
             self._log.warning("playlists not refreshed: {}", exc)
+            return
+        for warning in update.warnings:
+            self._log.warning("{}", warning)
 
     def _on_import_task_files(self, session: ImportSession, task: ImportTask) -> None:
         """The importer copied/moved/tagged the files after they were embedded:

@@ -24,6 +24,7 @@ __all__ = [
     "PlaylistEntry",
     "PlaylistError",
     "PlaylistWriteError",
+    "automatic_files",
     "remove_stale",
     "slugify",
     "write_m3u",
@@ -200,13 +201,10 @@ def remove_stale(
     named (the prefix), never a user's own playlists. A file that cannot be
     removed raises PlaylistWriteError.
     """
-    directory = Path(os.fsdecode(directory)).expanduser()
     keep = set(keep)
     removed = []
-    if not directory.is_dir():
-        return removed
-    for path in sorted(directory.glob(f"{_glob_escape(prefix)}*.m3u")):
-        if path.name not in keep and path.is_file():
+    for path in automatic_files(directory, prefix):
+        if path.name not in keep:
             try:
                 path.unlink()
             except OSError as exc:
@@ -215,6 +213,17 @@ def remove_stale(
                 ) from exc
             removed.append(path)
     return removed
+
+
+def automatic_files(
+    directory: Path | str | bytes, prefix: str = AUTO_PREFIX
+) -> list[Path]:
+    """The `prefix*.m3u` files in `directory` (none when it is not a folder)."""
+    directory = Path(os.fsdecode(directory)).expanduser()
+    if not directory.is_dir():
+        return []
+    found = directory.glob(f"{_glob_escape(prefix)}*.m3u")
+    return sorted(path for path in found if path.is_file())
 
 
 def _glob_escape(text: str) -> str:
