@@ -20,7 +20,14 @@ from .resources import Resources
 from .results import nothing_found as _nothing_found
 from .results import ranked_lines
 from .results import track_name as _track_name
-from .settings import DEFAULTS, SettingsError, validated
+from .settings import (
+    DEFAULTS,
+    SettingsError,
+    cpu_count,
+    may_want_auto,
+    validated,
+    within_cpus,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -49,8 +56,11 @@ class ClapPlugin(BeetsPlugin):
         except SettingsError as exc:
             # beets turns exceptions raised here into a traceback and drops
             # the plugin; keep it loaded and refuse its commands instead.
+            # Nothing is logged now: the command's UserError is the one line
+            # a user sees, and commands of other plugins are not the place.
             self._config_error = UserError(str(exc))
-            self._log.error("{}", exc)
+            if may_want_auto(self.config):
+                self.register_listener("import_begin", self._on_import_begin)
         self._resources = Resources(self.settings, self._log)
         self._scores: dict[int, float] = {}
         self._album_scores: dict[int, float] = {}
@@ -70,6 +80,11 @@ class ClapPlugin(BeetsPlugin):
     def _check_config(self) -> None:
         if self._config_error is not None:
             raise self._config_error
+
+    def _on_import_begin(self, session: ImportSession) -> None:
+        """Embedding on import (`auto`) happens without a clap command to
+        report the settings' error, so the import says it, once."""
+        self._log.warning("{}: nothing is embedded on import", self._config_error)
 
     # Shared resources, opened once per command ------------------------------
 
@@ -192,7 +207,12 @@ class ClapPlugin(BeetsPlugin):
         jobs = self.settings["jobs"] if opts.jobs is None else opts.jobs
         if jobs < 0:
             raise UserError("-j/--jobs must be 0 (all cores) or more")
-        jobs = jobs or os.cpu_count() or 1
+        # Each worker holds its own audio model: more than the CPUs only
+        # costs memory and process starts.
+        label = "clap.jobs" if opts.jobs is None else "-j/--jobs"
+        jobs, note = within_cpus(label, jobs or cpu_count())
+        if note is not None:
+            self._log.info("{}", note)
         bundle, store = self.bundle(audio=True), self.store(lib.path)
         items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
@@ -463,13 +483,16 @@ class ClapPlugin(BeetsPlugin):
             )
         for path in update.removed:
             ui.print_(f"removed {displayable_path(path)}")
+        for warning in update.warnings:
+            self._log.warning("{}", warning)
 
     def _update_playlists(
         self, lib: Library, auto: bool, clusters: int, pretend: bool = False
     ) -> Any:
         """Write the prompt playlists of clap.playlists and, with `auto`,
         the library's cluster playlists (library_playlists.update)."""
-        from . import library_playlists, playlists
+        from . import library_playlists
+        from .m3u import PlaylistError
 
         bundle, store = self.bundle(), self.store(lib.path)
         try:
@@ -479,14 +502,14 @@ class ClapPlugin(BeetsPlugin):
                     store,
                     bundle,
                     self._embed,
-                    self.config["playlists"].get(),
+                    self.settings["playlists"],
                     self.settings,
                     auto=auto,
                     clusters=clusters,
                     pretend=pretend,
                 )
             )
-        except playlists.PlaylistConfigError as exc:
+        except PlaylistError as exc:  # the config, or a folder or file
             raise UserError(str(exc)) from exc
 
     def query_ids(self, text: str) -> set[int]:
@@ -569,16 +592,19 @@ class ClapPlugin(BeetsPlugin):
         has set up playlists at all: a playlist_dir or prompt playlists."""
         if self._config_error is not None:
             return
-        if not (self.settings["playlist_dir"] or self.config["playlists"].get()):
+        if not (self.settings["playlist_dir"] or self.settings["playlists"]):
             return
         try:
-            self._update_playlists(
+            update = self._update_playlists(
                 lib,
                 auto=self.settings["auto_playlists"],
                 clusters=self.settings["clusters"],
             )
-        except UserError as exc:  # never fail an import over a playlist
+        except Exception as exc:  # never fail an import over a playlist
             self._log.warning("playlists not refreshed: {}", exc)
+            return
+        for warning in update.warnings:
+            self._log.warning("{}", warning)
 
     def _on_import_task_files(self, session: ImportSession, task: ImportTask) -> None:
         """The importer copied/moved/tagged the files after they were embedded:

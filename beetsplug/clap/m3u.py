@@ -24,6 +24,7 @@ __all__ = [
     "PlaylistEntry",
     "PlaylistError",
     "PlaylistWriteError",
+    "automatic_files",
     "remove_stale",
     "slugify",
     "write_m3u",
@@ -155,10 +156,20 @@ def write_playlists(
 
     `entry_for(item_id)` gives the line for an item, or None for an item that
     has gone (it is left out). With `pretend` nothing is written and the
-    pairs say what would be. A file that cannot be written raises
-    PlaylistWriteError (one line; the playlists written before it stay).
+    pairs say what would be. A folder that cannot be created or a file that
+    cannot be written raises PlaylistWriteError (one line; the playlists
+    written before it stay).
     """
     directory = Path(os.fsdecode(directory)).expanduser()
+    if playlists and not pretend:
+        # Once, here: a folder that cannot be made is named as the problem,
+        # not the first playlist that would have gone into it.
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PlaylistWriteError(
+                f"cannot create playlist folder {directory}: {exc.strerror or exc}"
+            ) from exc
     written = []
     for playlist in playlists:
         entries = [e for e in map(entry_for, playlist.item_ids) if e is not None]
@@ -187,18 +198,32 @@ def remove_stale(
 
     Automatic playlists are renamed when the library's clusters change; this
     removes the lists of clusters that are gone, and only files this module
-    named (the prefix), never a user's own playlists.
+    named (the prefix), never a user's own playlists. A file that cannot be
+    removed raises PlaylistWriteError.
     """
-    directory = Path(os.fsdecode(directory)).expanduser()
     keep = set(keep)
     removed = []
-    if not directory.is_dir():
-        return removed
-    for path in sorted(directory.glob(f"{_glob_escape(prefix)}*.m3u")):
-        if path.name not in keep and path.is_file():
-            path.unlink()
+    for path in automatic_files(directory, prefix):
+        if path.name not in keep:
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise PlaylistWriteError(
+                    f"cannot remove stale playlist {path}: {exc.strerror or exc}"
+                ) from exc
             removed.append(path)
     return removed
+
+
+def automatic_files(
+    directory: Path | str | bytes, prefix: str = AUTO_PREFIX
+) -> list[Path]:
+    """The `prefix*.m3u` files in `directory` (none when it is not a folder)."""
+    directory = Path(os.fsdecode(directory)).expanduser()
+    if not directory.is_dir():
+        return []
+    found = directory.glob(f"{_glob_escape(prefix)}*.m3u")
+    return sorted(path for path in found if path.is_file())
 
 
 def _glob_escape(text: str) -> str:

@@ -312,6 +312,11 @@ class Bundle:
         return session
 
     @property
+    def threads(self) -> int:
+        """Intra-op threads of its sessions; 0 lets onnxruntime choose."""
+        return int(self._session_options.intra_op_num_threads)
+
+    @property
     def name(self) -> str:
         return str(self.manifest.get("name", self.path.name))
 

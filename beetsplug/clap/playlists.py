@@ -15,6 +15,7 @@ Two kinds of playlist:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from .m3u import (
     Playlist,
     PlaylistEntry,
     PlaylistError,
+    automatic_files,
     remove_stale,
     slugify,
     write_playlists,
@@ -214,6 +216,44 @@ def automatic_playlists(
     `tags` ([n_items, n_tags], rows as `ids`) and what each tag means name
     the clusters where they single something out (clusters.read_cluster_tags).
     """
+    return _automatic(
+        ids,
+        vectors,
+        embed_text,
+        k=k,
+        min_size=min_size,
+        size=size,
+        seed=seed,
+        vocabulary=vocabulary,
+        prefix=prefix,
+        tags=tags,
+        tag_meanings=tag_meanings,
+    ).playlists
+
+
+class _Clustered(NamedTuple):
+    """Automatic playlists and, to say why there are none, the clusters
+    they came from: how many, and the largest one's size."""
+
+    playlists: list[Playlist]
+    clusters: int
+    largest: int
+
+
+def _automatic(
+    ids: Sequence[int],
+    vectors: np.ndarray,
+    embed_text: Callable[[list[str]], np.ndarray],
+    *,
+    k: int | None,
+    min_size: int,
+    size: int | None,
+    seed: int = 0,
+    vocabulary: Descriptors | None = None,
+    prefix: str = AUTO_PREFIX,
+    tags: np.ndarray | None = None,
+    tag_meanings: Sequence[TagMeaning] = (),
+) -> _Clustered:
     import numpy as np
 
     if len(ids) != len(vectors):
@@ -225,9 +265,10 @@ def automatic_playlists(
     if size is not None and size < 1:
         raise ValueError(f"size must be >= 1, not {size}")
     if len(ids) == 0:
-        return []
+        return _Clustered([], 0, 0)
     x = l2_normalize(np.asarray(vectors, dtype=np.float32))
     labels, centres = cluster_embeddings(x, k, seed=seed)
+    counts = np.bincount(labels, minlength=centres.shape[0])
     members = []
     kept = []
     for c in range(centres.shape[0]):
@@ -237,8 +278,9 @@ def automatic_playlists(
         closeness = x[idx] @ centres[c]
         members.append(idx[np.argsort(-closeness, kind="stable")])
         kept.append(c)
+    formed = _Clustered([], int(centres.shape[0]), int(counts.max()))
     if not kept:
-        return []
+        return formed
     if vocabulary is None:
         vocabulary = DESCRIPTORS
     readings = None
@@ -253,7 +295,7 @@ def automatic_playlists(
         playlists.append(
             Playlist(name, f"{prefix}{slugify(name)}.m3u", item_ids, "auto")
         )
-    return playlists
+    return formed._replace(playlists=playlists)
 
 
 # --------------------------------------------------------------------------
@@ -262,10 +304,46 @@ def automatic_playlists(
 
 
 class PlaylistUpdate(NamedTuple):
-    """What an update wrote (or would write): playlists with file and length."""
+    """What an update wrote (or would write): playlists with file and length,
+    the stale files it removed, and warnings (one line each) about lists
+    that came out empty or were not made."""
 
     written: list[tuple[Playlist, Path, int]]
     removed: list[Path]
+    warnings: list[str]
+
+
+def _no_automatic(
+    clustered: _Clustered, tracks: int, min_size: int, kept: int, directory: Path
+) -> str:
+    """Why no automatic playlist was made, and that the old ones stay."""
+    if tracks == 0:
+        why = "no track is indexed"
+    else:
+        which = (
+            "the one cluster"
+            if clustered.clusters == 1
+            else f"the largest of the {clustered.clusters} clusters"
+        )
+        why = (
+            f"{which} of {tracks} tracks has {clustered.largest}, fewer than "
+            f"cluster_min_size {min_size}"
+        )
+    line = f"no automatic playlist: {why}"
+    if kept == 1:
+        line += f"; the automatic playlist already in {directory} is kept"
+    elif kept:
+        line += f"; the {kept} automatic playlists already in {directory} are kept"
+    return line
+
+
+def _empty_prompt(spec: PromptSpec) -> str:
+    """Why a prompt playlist has no tracks: its filter, as a rule."""
+    if spec.filter is None:
+        why = "no indexed track to rank"
+    else:
+        why = f"no indexed track matches its filter {spec.filter!r}"
+    return f"playlist {spec.name}: {why}, so {spec.filename} has no tracks"
 
 
 def update_playlists(
@@ -297,7 +375,8 @@ def update_playlists(
     probabilities (None when not every item has them) and `tag_meanings`
     what each tag means (both for bundles with tags), `check_query` the search's
     check of a description (validate_playlists). Automatic playlists of
-    clusters that no longer exist are removed unless `pretend`.
+    clusters that no longer exist are removed unless `pretend`; when no
+    cluster is big enough for one, the old ones stay and a warning says why.
     """
     specs = validate_playlists(
         prompts, default_size=default_size, check_query=check_query
@@ -307,12 +386,13 @@ def update_playlists(
         if rank is None:
             raise ValueError("prompt playlists need a rank function")
         playlists += _rank_prompts(specs, rank)
-    auto: list[Playlist] = []
+    warnings: list[str] = []
+    replace_auto = False  # whether the old automatic playlists give way
     if library is not None:
         if embed_text is None:
             raise ValueError("automatic playlists need a text encoder")
         ids, vectors = library()
-        auto = automatic_playlists(
+        clustered = _automatic(
             ids,
             vectors,
             embed_text,
@@ -322,10 +402,19 @@ def update_playlists(
             tags=tags(ids) if tags is not None and len(ids) else None,
             tag_meanings=tag_meanings,
         )
+        auto = clustered.playlists
+        replace_auto = bool(auto)
+        if not auto:
+            # A setting that leaves no cluster big enough (a --clusters
+            # near the track count, a large cluster_min_size) says nothing
+            # about the lists already written: keep them.
+            folder = Path(os.fsdecode(directory)).expanduser()
+            kept = len(automatic_files(folder))
+            warnings.append(_no_automatic(clustered, len(ids), min_size, kept, folder))
         clash = {p.filename for p in playlists} & {p.filename for p in auto}
         if clash:  # a prompt named like a cluster file: the user's list wins
             auto = [p for p in auto if p.filename not in clash]
-    playlists += auto
+        playlists += auto
     results = write_playlists(
         playlists,
         directory,
@@ -336,7 +425,14 @@ def update_playlists(
         pretend=pretend,
     )
     written = [(p, path, n) for p, (path, n) in zip(playlists, results, strict=True)]
+    by_file = {spec.filename: spec for spec in specs}
+    empty = [
+        _empty_prompt(by_file[p.filename])
+        for p, _path, n in written
+        if p.kind == "prompt" and n == 0
+    ]
     removed: list[Path] = []
-    if library is not None and not pretend:
-        removed = remove_stale(directory, {p.filename for p in auto})
-    return PlaylistUpdate(written, removed)
+    if replace_auto and not pretend:
+        # Every file just written is kept, a prompt's named like a cluster's too.
+        removed = remove_stale(directory, {p.filename for p in playlists})
+    return PlaylistUpdate(written, removed, empty + warnings)

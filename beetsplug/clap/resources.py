@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from beets.ui import UserError
 
 from .guards import require_runtime
+from .settings import within_cpus
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,6 +25,17 @@ class Resources:
         self._log = log
         self._bundle: Bundle | None = None
         self._stores: dict[str, Store] = {}
+        self._threads: int | None = None
+
+    def threads(self) -> int:
+        """clap.threads for this process's sessions, capped at its CPUs
+        (the note said once): onnxruntime starts every thread it is given."""
+        if self._threads is None:
+            threads, note = within_cpus("clap.threads", self._settings["threads"])
+            if note is not None:
+                self._log.info("{}", note)
+            self._threads = threads
+        return self._threads
 
     def bundle(self, audio: bool = False) -> Bundle:
         """The configured model bundle, loaded (and validated) on first use.
@@ -39,11 +51,14 @@ class Resources:
             if self._bundle is None:
                 self._bundle = Bundle.load(
                     self._settings["model"],
-                    threads=self._settings["threads"],
+                    threads=self.threads(),
                     audio=False,
                 )
                 self._log.debug(
-                    "model bundle {} from {}", self._bundle.label, self._bundle.path
+                    "model bundle {} from {} ({} threads, 0 = one per core)",
+                    self._bundle.label,
+                    self._bundle.path,
+                    self._bundle.threads,
                 )
             if audio:
                 self._bundle.open_audio()
@@ -57,7 +72,7 @@ class Resources:
             from . import coarse
             from .store import Store, StoreError
 
-            coarse.set_threads(self._settings["threads"])
+            coarse.set_threads(self.threads())
             try:
                 self._stores[path] = Store.open(path)
             except StoreError as exc:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+import confuse
 
 # Keys and defaults of the `clap:` section; docs/config.md explains each.
 DEFAULTS: dict[str, Any] = {
@@ -53,6 +57,26 @@ class SettingsError(Exception):
     the key, what it must be, and the value given."""
 
 
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where the system
+    has one, so `taskset` and container CPU sets count), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def within_cpus(label: str, value: int) -> tuple[int, str | None]:
+    """A thread or process count capped at the CPUs here, and the note that
+    says so when it was capped. More threads than CPUs only wait for each
+    other, each costing memory, and the same config may serve a bigger
+    machine, so a count above them is lowered rather than refused."""
+    cpus = cpu_count()
+    if value <= cpus:
+        return value, None
+    return cpus, f"{label} is {value}, more than the {cpus} CPUs here: using {cpus}"
+
+
 def weight_setting(key: str, value: Any, alternative: str = "") -> float:
     """A ranking weight from the config: a number in 0..10 (bools are not)."""
     if (
@@ -86,9 +110,63 @@ def _path(config: Any, key: str, what: str) -> str | None:
     return config[key].as_filename()
 
 
-def validated(config: Any) -> dict[str, Any]:
+class _Section(confuse.ConfigView):
+    """The `clap:` section without its empty layers. A `clap:` line whose
+    keys are all commented out is None in YAML, which confuse refuses to
+    look into ("clap must be a collection"); it means the defaults."""
+
+    def __init__(self, view: confuse.ConfigView) -> None:
+        self._view = view
+        self.name = view.name
+
+    def resolve(self) -> Iterator[tuple[Any, confuse.ConfigSource]]:
+        for value, source in self._view.resolve():
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise SettingsError(
+                    f"{self.name} must be a section of settings (key: value), "
+                    f"not {value!r}"
+                )
+            yield value, source
+
+    def root(self) -> confuse.RootView:
+        return self._view.root()
+
+    def set(self, value: Any) -> None:
+        self._view.set(value)
+
+    def add(self, value: Any) -> None:
+        self._view.add(value)
+
+    def set_redaction(self, path: tuple[Any, ...], flag: bool) -> None:
+        self._view.set_redaction(path, flag)
+
+    def get_redactions(self) -> Iterable[tuple[Any, ...]]:
+        return self._view.get_redactions()
+
+
+def validated(config: confuse.ConfigView) -> dict[str, Any]:
     """Every setting of the plugin's confuse view, read and checked once;
-    raises SettingsError for the first invalid one."""
+    raises SettingsError for the first invalid one, confuse's own errors
+    included, so that no bad `clap:` section stops beets loading the plugin."""
+    try:
+        return _validated(_Section(config))
+    except confuse.ConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
+def may_want_auto(config: confuse.ConfigView) -> bool:
+    """Whether the section may ask for `auto` (embedding on import), as far
+    as settings that failed `validated` can tell: only a plain `no` rules it
+    out."""
+    try:
+        return _Section(config)["auto"].get() is not False
+    except (SettingsError, confuse.ConfigError):
+        return True
+
+
+def _validated(config: confuse.ConfigView) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, minimum in INT_MINIMUMS.items():
         out[key] = whole_number(key, config[key].get(), minimum)
@@ -120,4 +198,7 @@ def validated(config: Any) -> dict[str, Any]:
     out["model"] = _path(
         config, "model", "the path of a bundle folder, or empty for the default"
     )
+    # Checked entry by entry by playlists.validate_playlists, which needs
+    # the model to check each description.
+    out["playlists"] = config["playlists"].get()
     return out

@@ -125,3 +125,100 @@ def test_auto_import_refreshes_configured_playlists(
     )
     env.run("import", "-A", str(src))
     assert _lists(out) == {"Highs.m3u": [str(src / "02.flac")]}
+
+
+def test_a_playlist_folder_that_cannot_be_made_is_one_line(
+    indexed: ClapEnv, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    folder = blocker / "lists"
+    indexed.reload(playlist_dir=str(folder), cluster_min_size=1)
+    with pytest.raises(UserError) as info:
+        indexed.run("clap-playlists")
+    assert str(info.value) == (
+        f"cannot create playlist folder {folder}: Not a directory"
+    )
+
+
+def test_an_import_survives_a_playlist_folder_that_cannot_be_made(
+    env: ClapEnv, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    folder = blocker / "lists"
+    env.reload(auto=True, playlist_dir=str(folder), cluster_min_size=1)
+    src = tmp_path / "incoming"
+    tagged = MediaFile(write_audio(src / "01.flac", "low"))
+    tagged.update({"title": "low", "artist": "a", "album": "b", "track": 1})
+    tagged.save()
+    env.config["import"].set(
+        {"copy": False, "write": False, "autotag": False, "quiet": True}
+    )
+    _out, err = env.outputs("import", "-A", str(src))
+    assert [line for line in err if line.startswith("clap:")] == [
+        "clap: playlists not refreshed: "
+        f"cannot create playlist folder {folder}: Not a directory"
+    ]
+    # Imported and embedded all the same.
+    assert [item.title for item in env.lib.items()] == ["low"]
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 1, failed 0"]
+
+
+def test_no_cluster_big_enough_keeps_the_automatic_playlists_and_says_why(
+    indexed: ClapEnv, tmp_path: Path
+) -> None:
+    out = tmp_path / "lists"
+    indexed.reload(playlist_dir=str(out), cluster_min_size=1)
+    indexed.run("clap-playlists")
+    before = _lists(out)
+    assert len(before) == 2  # five tracks: two clusters
+    largest = max(len(tracks) for tracks in before.values())
+
+    indexed.reload(cluster_min_size=100)
+    printed, err = indexed.outputs("clap-playlists")
+    assert printed == []
+    assert err == [
+        f"clap: no automatic playlist: the largest of the 2 clusters of 5 tracks "
+        f"has {largest}, fewer than cluster_min_size 100; the 2 automatic "
+        f"playlists already in {out} are kept"
+    ]
+    assert _lists(out) == before
+
+    # One cluster a track: none reaches the default minimum of 5 either.
+    indexed.reload(cluster_min_size=5)
+    printed, err = indexed.outputs("clap-playlists", "--clusters", "10000")
+    assert printed == []
+    assert err == [
+        "clap: no automatic playlist: the largest of the 5 clusters of 5 tracks "
+        f"has 1, fewer than cluster_min_size 5; the 2 automatic playlists "
+        f"already in {out} are kept"
+    ]
+    assert _lists(out) == before
+
+
+def test_a_prompt_playlist_whose_filter_matches_nothing_is_a_warning(
+    indexed: ClapEnv, tmp_path: Path
+) -> None:
+    out = tmp_path / "lists"
+    indexed.reload(
+        playlist_dir=str(out),
+        playlists=[
+            {"name": "x", "query": "low", "filter": "title:nothing"},
+            {"name": "Lows", "query": "low", "size": 1},
+        ],
+    )
+    warning = (
+        "clap: playlist x: no indexed track matches its filter 'title:nothing', "
+        "so x.m3u has no tracks"
+    )
+    assert indexed.outputs("clap-playlists", "--pretend", "--no-auto") == (
+        [
+            f"would write x: {out / 'x.m3u'} (0 tracks)",
+            f"would write Lows: {out / 'Lows.m3u'} (1 tracks)",
+        ],
+        [warning],
+    )
+    _printed, err = indexed.outputs("clap-playlists", "--no-auto")
+    assert err == [warning]
+    assert _lists(out)["x.m3u"] == []  # written, empty: the filter's answer

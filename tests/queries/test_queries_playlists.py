@@ -235,9 +235,9 @@ def test_unwritable_playlist_folder_is_a_one_line_error(
     playlists = [Playlist("Calm", "Calm.m3u", [1], "prompt", "calm")]
     with pytest.raises(PlaylistWriteError) as info:
         write_playlists(playlists, not_a_folder, dict(enumerate(_entries(music))).get)
-    assert str(info.value) in (
-        f"cannot write playlist {not_a_folder / 'Calm.m3u'}: File exists",
-        f"cannot write playlist {not_a_folder / 'Calm.m3u'}: Not a directory",
+    # The folder is named as the problem, not the first playlist for it.
+    assert (
+        str(info.value) == f"cannot create playlist folder {not_a_folder}: File exists"
     )
     assert isinstance(info.value, PlaylistError)
     assert isinstance(PlaylistConfigError("x"), PlaylistError)
@@ -933,6 +933,32 @@ def test_update_playlists_prompt_wins_a_file_name_clash(tmp_path: Path) -> None:
         ("prompt", name),
         ("auto", f"{AUTO_PREFIX}ambient-synth-no-vocals.m3u"),
     ]
+    # Named like an automatic playlist, the prompt's file is no stale one.
+    assert result.removed == []
+    assert (tmp_path / "pl" / name).is_file()
+
+
+def test_update_playlists_keeps_the_old_automatic_lists_when_none_is_made(
+    tmp_path: Path,
+) -> None:
+    out = _folder_with_a_stale_list(tmp_path)
+    result = _update(tmp_path, out, [], min_size=100)
+    assert result == (
+        [],
+        [],
+        [
+            "no automatic playlist: the largest of the 2 clusters of 32 tracks "
+            "has 20, fewer than cluster_min_size 100; the automatic playlist "
+            f"already in {out} is kept"
+        ],
+    )
+    assert [p.name for p in out.iterdir()] == [f"{AUTO_PREFIX}gone-cluster.m3u"]
+    # The same in an empty folder, without the clause about kept lists.
+    empty = tmp_path / "empty"
+    assert _update(tmp_path, empty, [], min_size=100).warnings == [
+        "no automatic playlist: the largest of the 2 clusters of 32 tracks "
+        "has 20, fewer than cluster_min_size 100"
+    ]
 
 
 def test_update_playlists_checks_config_before_any_work(tmp_path: Path) -> None:
@@ -953,7 +979,7 @@ def test_update_playlists_checks_config_before_any_work(tmp_path: Path) -> None:
         update_playlists(tmp_path, table.get, prompts=[{"name": "a", "query": "x"}])
     with pytest.raises(ValueError, match="automatic playlists need a text encoder"):
         update_playlists(tmp_path, table.get, library=library)
-    assert update_playlists(tmp_path / "none", table.get) == ([], [])
+    assert update_playlists(tmp_path / "none", table.get) == ([], [], [])
     assert not (tmp_path / "none").exists()
 
 

@@ -1,0 +1,140 @@
+"""The `clap:` section as beets reads it: empty, not a section, invalid
+values said once, thread and process counts capped at the CPUs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import confuse
+import pytest
+from beets.ui import UserError
+from clap_helpers import ClapEnv, beet, make_beetsdir, write_audio
+from mediafile import MediaFile
+
+from beetsplug.clap.settings import SettingsError, cpu_count, validated
+
+# (the `clap:` section of config.yaml, stderr of a clap command)
+SECTIONS = {
+    # Every key commented out: YAML reads the section as None.
+    "empty": ("clap:\n#  jobs: 2\n#  auto: yes\n", []),
+    "yes": (
+        "clap: yes\n",
+        ["error: clap must be a section of settings (key: value), not True"],
+    ),
+    "list": (
+        "clap:\n  - jobs\n",
+        ["error: clap must be a section of settings (key: value), not ['jobs']"],
+    ),
+    "bad value": (
+        "clap:\n  jobs: -1\n",
+        ["error: clap.jobs must be a whole number >= 0, not -1"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_a_clap_section_is_read_without_a_traceback(tmp_path: Path, name: str) -> None:
+    """The real `beet` on a real config file: an empty section means the
+    defaults (the shipped model), anything else that cannot be used is one
+    line from the clap commands and nothing at all from beets' own."""
+    section, errors = SECTIONS[name]
+    track = write_audio(tmp_path / "music" / "low.flac", "low")
+    beetsdir = make_beetsdir(tmp_path, None, [track])
+    config = beetsdir / "config.yaml"
+    text = config.read_text()
+    config.write_text(text[: text.index("clap:")] + section)
+
+    listed = beet(beetsdir, "ls", "-f", "$title")
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "track 0\n", "")
+
+    indexed = beet(beetsdir, "clap-index", "--pretend")
+    assert indexed.stderr.splitlines() == errors
+    if errors:
+        assert (indexed.returncode, indexed.stdout) == (1, "")
+    else:
+        assert indexed.returncode == 0
+        assert indexed.stdout.splitlines() == [
+            f"would embed (new): {track}",
+            "clap-index: would embed 1, unchanged 0",
+        ]
+
+
+def test_an_empty_layer_leaves_the_settings_beneath_it(indexed: ClapEnv) -> None:
+    """A None `clap:` from a higher-priority source hides nothing: the
+    settings below it (here the test's model) still count."""
+    indexed.unload_plugins()
+    indexed.config["clap"].set(None)
+    indexed.load_plugins()
+    assert indexed.lines("clap", "high", "-n", "1", "-f", "$title") == ["high"]
+
+
+def test_confuse_errors_become_the_settings_one_line() -> None:
+    """Whatever confuse refuses on the way to a clap key is a SettingsError
+    (the plugin's one line), not an exception that drops the plugin."""
+    root = confuse.RootView([confuse.ConfigSource.of({"plugins_conf": 3})])
+    with pytest.raises(SettingsError) as info:
+        validated(root["plugins_conf"]["clap"])
+    assert str(info.value) == "plugins_conf must be a collection, not int"
+
+
+def test_an_invalid_setting_is_said_once_at_import(
+    env: ClapEnv, tmp_path: Path
+) -> None:
+    """No clap command reports the error during an import that `auto` would
+    have taken part in: the import says it, once."""
+    env.reload(auto=True, jobs=-1)
+    src = tmp_path / "incoming"
+    tagged = MediaFile(write_audio(src / "01.flac", "low"))
+    tagged.update({"title": "low", "artist": "a", "album": "b", "track": 1})
+    tagged.save()
+    env.config["import"].set(
+        {"copy": False, "write": False, "autotag": False, "quiet": True}
+    )
+    _out, err = env.outputs("import", "-A", str(src))
+    # (beets' own log names the folder imported)
+    assert [line for line in err if line.startswith("clap:")] == [
+        "clap: clap.jobs must be a whole number >= 0, not -1: "
+        "nothing is embedded on import"
+    ]
+    assert [item.title for item in env.lib.items()] == ["low"]
+    with pytest.raises(UserError, match=r"^clap.jobs must be a whole number"):
+        env.run("clap-index")
+
+
+def test_threads_above_the_cpus_are_capped_with_a_note(indexed: ClapEnv) -> None:
+    cpus = cpu_count()
+    indexed.reload(threads=cpus + 1)
+    out, err = indexed.outputs("clap", "high", "-n", "1", "-f", "$title")
+    assert out == ["high"]
+    assert err == [
+        f"clap: clap.threads is {cpus + 1}, more than the {cpus} CPUs here: "
+        f"using {cpus}"
+    ]
+    from beets import plugins
+
+    (plugin,) = plugins.find_plugins()
+    assert plugin.bundle().threads == cpus  # what onnxruntime was given
+    # Up to the CPUs, as given and without a note.
+    indexed.reload(threads=cpus)
+    assert indexed.outputs("clap", "high", "-n", "1", "-f", "$title") == (
+        ["high"],
+        [],
+    )
+
+
+@pytest.mark.parametrize("option", [False, True], ids=["clap.jobs", "-j"])
+def test_jobs_above_the_cpus_are_capped_with_a_note(
+    env: ClapEnv, corpus: dict[str, Path], option: bool
+) -> None:
+    cpus = cpu_count()
+    env.add(corpus["low"], title="low")
+    if option:
+        args, label = ("-j", str(cpus + 1)), "-j/--jobs"
+    else:
+        env.reload(jobs=cpus + 1)
+        args, label = (), "clap.jobs"
+    out, err = env.outputs("clap-index", *args)
+    assert out == ["clap-index: embedded 1, unchanged 0, failed 0"]
+    assert err == [
+        f"clap: {label} is {cpus + 1}, more than the {cpus} CPUs here: using {cpus}"
+    ]
