@@ -38,7 +38,7 @@ from trainer.checkpoint import (
     set_rng_state,
     state_dicts,
 )
-from trainer.config import Config
+from trainer.config import Config, check_config
 from trainer.data import Clip, ClipDataset, DataError, collate_eval, read_split
 from trainer.features import CachedClipDataset
 from trainer.objective import TrainStep, build_optimizer, info_nce, lr_factor
@@ -339,6 +339,8 @@ def _train(
 
 def _check_train_config(cfg: Config) -> None:
     """Refuse settings the loop cannot honour, before anything is read."""
+    # Again here: a config built or changed in code skipped the file checks.
+    check_config(cfg)
     tc = cfg.train
     if tc.precision not in PRECISIONS:
         raise RunError(

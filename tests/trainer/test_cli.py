@@ -184,6 +184,54 @@ def test_cli_errors_are_one_line(
     assert not (tmp_path / "c" / "checkpoints").exists()  # nothing written on bad input
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # trained silently on nothing (loss nan, exit 0) before it was refused
+        (("--set", "train.grad_accum=0"), "train.grad_accum must be at least 1, not 0"),
+        (("--set", "train.lr=abc"), "train.lr must be a finite number, not 'abc'"),
+        (("--set", "train=1"), "train must be a section of keys (a mapping), not 1"),
+        (("--set", "train.log_every=0"), "train.log_every must be at least 1, not 0"),
+        (
+            ("--set", "data.crop_seconds=-1"),
+            "data.crop_seconds must be greater than 0, not -1",
+        ),
+        (
+            ("--device", "foo"),
+            "--device foo: not a device (cpu, cuda, cuda:1, mps ...)",
+        ),
+        (("--device", "meta"), "--device meta: not on this machine (it has cpu"),
+    ],
+)
+def test_config_mistakes_are_one_line_and_write_nothing(
+    fixture_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    run = tmp_path / "run"
+    err = _train_error(capsys, "tiny", fixture_data, run, *extra)
+    assert err.startswith(f"error: {message}")
+    assert err.count("\n") == 1
+    assert not run.exists()
+
+
+def test_config_file_mistakes_name_the_file(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken, listed = tmp_path / "broken.yaml", tmp_path / "listed.yaml"
+    broken.write_text("train: {lr: 1\n")
+    listed.write_text("- tiny\n")
+    err = _train_error(capsys, str(broken), fixture_data, tmp_path / "a")
+    assert err.startswith(f"error: config {broken} is not valid YAML: ")
+    assert err.count("\n") == 1
+    assert _train_error(capsys, str(listed), fixture_data, tmp_path / "b") == (
+        f"error: config {listed} must be a mapping of sections "
+        "(data, augment, model, loss, train), not a list\n"
+    )
+
+
 def test_export_untrained_gives_the_random_weights_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
