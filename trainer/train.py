@@ -43,6 +43,7 @@ from trainer.data import Clip, ClipDataset, DataError, collate_eval, read_split
 from trainer.features import CachedClipDataset
 from trainer.objective import TrainStep, build_optimizer, info_nce, lr_factor
 from trainer.sampling import DataPosition, ResumableSampler, micro_batches
+from trainer.splits import split_files
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -402,16 +403,23 @@ def _read_splits(
         if weights is not None:
             say(f"  source weight {weights[source]:g}")
         try:
+            split_files(data_dir, cfg.data.valid_split)
+        except DataError as exc:
+            say(f"no validation{where}: {exc}")
+            continue
+        # A valid split that is there but unusable (say, without a caption
+        # column asked for) stops the run rather than its validation.
+        try:
             clips, vstats = read(
                 cfg.data.valid_split, max_items=cfg.data.valid_max_items
             )
-            say(
-                f"valid split{where}: {len(clips)} clips "
-                f"({vstats.missing_audio} without audio file)"
-            )
-            valid_clips += clips
         except DataError as exc:
-            say(f"no validation{where}: {exc}")
+            raise RunError(str(exc)) from exc
+        say(
+            f"valid split{where}: {len(clips)} clips "
+            f"({vstats.missing_audio} without audio file)"
+        )
+        valid_clips += clips
     batch_size = cfg.train.batch_size
     if len(train_clips) < batch_size * ctx.world_size:
         raise RunError(

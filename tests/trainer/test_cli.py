@@ -232,6 +232,29 @@ def test_config_file_mistakes_name_the_file(
     )
 
 
+def test_an_unknown_caption_column_is_refused_with_the_columns_there(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to read as an empty column: every sentence caption dropped."""
+    run = tmp_path / "run"
+    err = _train_error(
+        capsys,
+        "tiny",
+        fixture_data,
+        run,
+        "--set",
+        "data.caption_columns=[caption_nope]",
+    )
+    assert err == (
+        f"error: data directory {fixture_data}: train captions have no column "
+        "'caption_nope' to take captions from (its columns: track_id, title, "
+        "artist_name, release, year, tag, caption_writing, caption_summary, "
+        "caption_paraphrase, caption_attribute_prediction, path, attributes, "
+        "absent, pair_id, pair_attribute, base_piece, soundfont)\n"
+    )
+    assert not run.exists()
+
+
 def test_export_untrained_gives_the_random_weights_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
