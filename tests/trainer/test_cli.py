@@ -255,6 +255,112 @@ def test_an_unknown_caption_column_is_refused_with_the_columns_there(
     assert not run.exists()
 
 
+@pytest.fixture(scope="module")
+def finished_run(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run trained to its end (2 steps), for the resume mistakes."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    assert main(["train", *args, "--max-steps", "2"]) == 0
+    return run
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` by its relative path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _resume_error(
+    capsys: pytest.CaptureFixture[str], data: Path, run: Path, *extra: str
+) -> str:
+    """What `train --resume` prints on stderr when it refuses (exit 2)."""
+    capsys.readouterr()
+    args = ["--data", str(data), "--run-dir", str(run), *extra]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def test_resume_mistakes_are_one_line_and_write_nothing(
+    finished_run: Path,
+    fixture_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run, before = finished_run, _snapshot(finished_run)
+    latest = ("--resume", "latest", "--max-steps", "3")
+
+    # another architecture: one line naming the first tensors, not 40 of them
+    err = _resume_error(
+        capsys, fixture_data, run, *latest, "--set", "model.audio.channels=16"
+    )
+    assert err.startswith(
+        "error: --resume latest: the checkpoint's model does not match this "
+        "config: audio.backbone.blocks.0.0.0.weight (8, 1, 3, 3) in the "
+        "checkpoint, (16, 1, 3, 3) here, "
+    )
+    assert err.endswith(" more\n")
+
+    # another objective: the loss's parameters differ
+    err = _resume_error(
+        capsys, fixture_data, run, *latest, "--set", "loss.objective=slap"
+    )
+    assert err.startswith(
+        "error: --resume latest: the checkpoint's loss does not match this config: "
+    )
+
+    # a file that is no checkpoint, and a checkpoint cut short
+    config = run / "config.yaml"
+    err = _resume_error(capsys, fixture_data, run, "--resume", str(config))
+    assert err.startswith(f"error: {config} is not a readable trainer checkpoint")
+    whole = (run / "checkpoints" / "latest.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole[: len(whole) // 2])
+    err = _resume_error(capsys, fixture_data, run, "--resume", str(cut))
+    assert err.startswith(f"error: {cut} is not a readable trainer checkpoint")
+    # export reads checkpoints with the same reader
+    assert main(["export", "--run-dir", str(cut), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {cut} is not a readable trainer checkpoint")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "b").exists()
+
+    # other data: the saved position would be applied to another corpus
+    from trainer.data import write_fixture
+
+    other = write_fixture(tmp_path / "other", 10, splits={"train": 1.0}, seed=3)
+    assert _resume_error(capsys, other, run, *latest) == (
+        f"error: --resume latest: the run trained on --data {fixture_data}, not "
+        f"--data {other}: resume with its data, or train on other data as a new "
+        "run (another --run-dir)\n"
+    )
+
+    # a run folder that is not there: no checkpoint, not a missing --config
+    none = tmp_path / "none"
+    assert _resume_error(capsys, fixture_data, none, "--resume", "latest") == (
+        f"error: --resume latest: no checkpoint in {none} (no checkpoints/latest.pt)\n"
+    )
+    assert not none.exists()
+    assert _snapshot(run) == before
+
+
+def test_resume_with_nothing_to_do_writes_nothing(
+    finished_run: Path, fixture_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished 2-step run asked for 1: its config.yaml keeps max_steps 2."""
+    before = _snapshot(finished_run)
+    capsys.readouterr()
+    args = ["--data", str(fixture_data), "--run-dir", str(finished_run)]
+    assert main(["train", *args, "--resume", "latest", "--max-steps", "1"]) == 0
+    assert capsys.readouterr().out == "nothing to do: step 2 >= 1\n"
+    assert _snapshot(finished_run) == before
+    assert "max_steps: 2" in (finished_run / "config.yaml").read_text()
+
+
 def test_export_untrained_gives_the_random_weights_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
