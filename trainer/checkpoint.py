@@ -13,16 +13,26 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from trainer.config import Config, apply_overrides, from_dict, load_config
+from trainer.config import (
+    Config,
+    apply_overrides,
+    from_dict,
+    load_config,
+    read_config_file,
+)
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.pt"
+# The stateful parts of a run a checkpoint saves, by their names in it.
+RESUMED_PARTS = ("model", "loss", "optimizer", "scheduler", "scaler")
 
 
 class RunError(Exception):
@@ -35,7 +45,15 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 def resolve_resume(run_dir: Path, resume: str) -> Path:
     """`latest` -> RUN/checkpoints/latest.pt; anything else is a checkpoint path."""
-    path = Path(run_dir) / CHECKPOINTS / LATEST if resume == "latest" else Path(resume)
+    if resume == "latest":
+        path = Path(run_dir) / CHECKPOINTS / LATEST
+        if not path.is_file():
+            raise RunError(
+                f"--resume latest: no checkpoint in {run_dir} "
+                f"(no {CHECKPOINTS}/{LATEST})"
+            )
+        return path
+    path = Path(resume)
     if not path.is_file():
         raise RunError(f"--resume {resume}: no checkpoint at {path}")
     return path
@@ -49,11 +67,12 @@ def resolve_config(
     A resumed run continues with its own RUN/config.yaml (so a changed file in
     trainer/configs/ cannot silently alter it); `--set` overrides still apply.
     """
+    if resume:
+        # A missing checkpoint is the mistake to report, not the config it lacks.
+        resolve_resume(run_dir, resume)
     saved = Path(run_dir) / "config.yaml"
     if resume and saved.is_file():
-        import yaml
-
-        return from_dict(apply_overrides(yaml.safe_load(saved.read_text()), overrides))
+        return from_dict(apply_overrides(read_config_file(saved), overrides))
     if not config:
         raise RunError(
             "--config is required (a name in trainer/configs/ or a YAML file)"
@@ -101,9 +120,17 @@ def load_resume(run_dir: Path, resume: str | None) -> dict[str, Any] | None:
     A fresh run never writes into a folder that already has checkpoints.
     """
     if resume:
-        return torch.load(
-            resolve_resume(run_dir, resume), map_location="cpu", weights_only=False
-        )
+        from trainer.models import read_checkpoint
+
+        path = resolve_resume(run_dir, resume)
+        ckpt = read_checkpoint(path)
+        missing = [k for k in (*RESUMED_PARTS, "step") if k not in ckpt]
+        if missing:
+            raise RunError(
+                f"--resume {resume}: {path} holds no {', '.join(missing)} "
+                "state to continue from"
+            )
+        return ckpt
     if any((Path(run_dir) / CHECKPOINTS).glob("*.pt")):
         raise RunError(
             f"run folder {run_dir} already has checkpoints: "
@@ -127,10 +154,85 @@ def state_dicts(parts: dict[str, Any]) -> dict[str, Any]:
     return {name: part.state_dict() for name, part in parts.items()}
 
 
-def load_state_dicts(parts: dict[str, Any], ckpt: dict[str, Any]) -> None:
-    """Load each part's state from the checkpoint entry of the same name."""
+def load_state_dicts(parts: dict[str, Any], ckpt: dict[str, Any], resume: str) -> None:
+    """Load each part's state from the checkpoint entry of the same name
+    (`resume`, the --resume argument, starts any error message).
+
+    A part the run's config builds otherwise than the checkpoint's (another
+    architecture, objective or set of trained parameters) raises RunError in
+    one line; a module's differing tensors are named, as `--init-from` names
+    a bundle's.
+    """
     for name, part in parts.items():
-        part.load_state_dict(ckpt[name])
+        state = ckpt[name]
+        if isinstance(part, nn.Module):
+            differences = _state_differences(part.state_dict(), state)
+            if differences:
+                shown = ", ".join(differences[:4])
+                more = len(differences) - 4
+                raise RunError(
+                    f"--resume {resume}: the checkpoint's {name} does not match "
+                    f"this config: {shown}" + (f" and {more} more" if more > 0 else "")
+                )
+        try:
+            part.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise RunError(
+                f"--resume {resume}: the checkpoint's {name} state does not fit "
+                f"this config: {reason or type(exc).__name__}"
+            ) from exc
+
+
+def _state_differences(
+    have: dict[str, torch.Tensor], saved: dict[str, Any]
+) -> list[str]:
+    """What keeps `saved` from loading into a module whose state is `have`:
+    tensors of another shape, then missing and unexpected names."""
+    shapes = [
+        f"{key} {tuple(saved[key].shape)} in the checkpoint, {tuple(value.shape)} here"
+        for key, value in have.items()
+        if key in saved
+        and isinstance(saved[key], torch.Tensor)
+        and saved[key].shape != value.shape
+    ]
+    missing = [f"{key} missing" for key in have if key not in saved]
+    unexpected = [f"{key} unexpected" for key in saved if key not in have]
+    return shapes + missing + unexpected
+
+
+def check_resume_data(
+    ckpt: dict[str, Any], data_dirs: Sequence[Path], resume: str
+) -> None:
+    """Refuse to continue a run on other data than it trained on.
+
+    The checkpoint's position (epoch, batches into it) and its feature cache
+    count the clips of its own data directories, in their order: applied to
+    another corpus, the position would silently skip or repeat clips.
+    """
+    saved = ckpt.get("data_dirs") or (
+        [ckpt["data_dir"]] if ckpt.get("data_dir") else []
+    )
+    if not saved:
+        return  # a checkpoint that never recorded its data: nothing to compare
+    if len(saved) == len(data_dirs) and all(
+        _same_dir(Path(a), Path(b)) for a, b in zip(saved, data_dirs, strict=True)
+    ):
+        return
+    recorded = " ".join(f"--data {d}" for d in saved)
+    given = " ".join(f"--data {d}" for d in data_dirs)
+    raise RunError(
+        f"--resume {resume}: the run trained on {recorded}, not {given}: resume "
+        "with its data, or train on other data as a new run (another --run-dir)"
+    )
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    """The same folder, however it is spelled (relative, through a link)."""
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them is gone: compare what the paths say
+        return a.resolve() == b.resolve()
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be trained with; the message is one
+    line naming the file or key."""
 
 
 @dataclass
@@ -188,50 +195,230 @@ class Config:
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric field may take: from `low` (excluded when `above`)
+    up to `high`, either end open when None."""
+
+    low: float
+    high: float | None = None
+    above: bool = False
+
+    def admits(self, value: float) -> bool:
+        if value < self.low or (self.above and value == self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        if self.high is not None:
+            return f"between {self.low:g} and {self.high:g}"
+        return f"greater than {self.low:g}" if self.above else f"at least {self.low:g}"
+
+
+# Sizes, counts and intervals: 0 divides by zero or trains on nothing.
+COUNT = Bound(1)
+NON_NEGATIVE = Bound(0)
+POSITIVE = Bound(0, above=True)
+PROBABILITY = Bound(0, 1)
+
+# The range of every numeric field, by its dotted key (a list's items take
+# the list's bound). Types come from the dataclasses' annotations; only what
+# an annotation cannot say is written here.
+BOUNDS: dict[str, Bound] = {
+    "data.sample_rate": COUNT,
+    "data.crop_seconds": POSITIVE,
+    "data.eval_crops": COUNT,
+    "data.tag_caption_prob": PROBABILITY,
+    "data.num_workers": NON_NEGATIVE,
+    "data.max_items": COUNT,
+    "data.valid_max_items": COUNT,
+    "augment.negation_prob": PROBABILITY,
+    "augment.max_negations": COUNT,
+    "augment.view_dropout_rate": PROBABILITY,
+    "augment.text_swap_prob": PROBABILITY,
+    "augment.pair_mention_prob": PROBABILITY,
+    "augment.absence_word_prob": PROBABILITY,
+    "augment.hypernym_prob": PROBABILITY,
+    "model.embedding_dim": COUNT,
+    "model.audio.sample_rate": COUNT,
+    "model.audio.n_fft": COUNT,
+    "model.audio.hop_length": COUNT,
+    "model.audio.n_mels": COUNT,
+    "model.audio.window_seconds": POSITIVE,
+    "model.audio.channels": COUNT,
+    "model.text.max_tokens": COUNT,
+    "model.text.freeze_layers": NON_NEGATIVE,
+    # A negative weight would pull a caption and its negation together.
+    "loss.dissimilarity_weight": NON_NEGATIVE,
+    "loss.triplet_margin": NON_NEGATIVE,
+    "loss.slap_ema": PROBABILITY,
+    "loss.pair_weight": NON_NEGATIVE,
+    "loss.attribute_weight": NON_NEGATIVE,
+    "loss.attribute_terms": COUNT,
+    "train.seed": NON_NEGATIVE,  # numpy refuses negative seeds
+    "train.batch_size": COUNT,
+    "train.grad_accum": COUNT,
+    "train.lr": POSITIVE,
+    "train.weight_decay": NON_NEGATIVE,
+    "train.warmup_steps": NON_NEGATIVE,
+    "train.max_steps": COUNT,
+    "train.checkpoint_every": COUNT,
+    "train.eval_every": COUNT,
+    "train.log_every": COUNT,
+    "train.grad_clip": NON_NEGATIVE,  # 0 switches clipping off
+    "train.cache_crops": COUNT,
+    "train.pooled_crops_prob": PROBABILITY,
+    "train.min_lr_ratio": PROBABILITY,
+    "train.keep_checkpoints": NON_NEGATIVE,  # 0 keeps all
+}
+# Numeric fields without a bound here: any finite temperature is one, and
+# the source weights are checked against the --data directories they weigh.
+UNBOUNDED = frozenset({"model.init_logit_scale", "data.source_weights"})
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
     """Build a dataclass from a nested dict, refusing unknown keys.
 
     Unknown keys are errors rather than ignored so that a typo in a config file
     cannot silently train a different model than the one asked for.
     """
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"{where or 'config'} must be a section of keys (a mapping), not {values!r}"
+        )
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = set(values) - known
     if unknown:
         place = where or "config"
-        raise ValueError(f"unknown config key(s) in {place}: {sorted(unknown)}")
+        raise ConfigError(
+            f"unknown config key(s) in {place}: {sorted(map(str, unknown))}"
+        )
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]
-        if is_dataclass(hint) and isinstance(value, dict):
-            kwargs[name] = _build(hint, value, f"{where}.{name}".lstrip("."))
-        else:
-            kwargs[name] = value
+        key = f"{where}.{name}" if where else name
+        kwargs[name] = _build(hint, value, key) if is_dataclass(hint) else value
     return cls(**kwargs)
 
 
+def check_config(cfg: Config) -> Config:
+    """Check the type and range of every field, in place; numbers given for
+    float fields become floats. Raises ConfigError naming the first bad key.
+
+    A config built in code (tests, notebooks) passes through here as well as
+    one read from files, so both are held to the same rules.
+    """
+    _check_section(cfg, "")
+    return cfg
+
+
+def _check_section(section: Any, where: str) -> None:
+    hints = get_type_hints(type(section))
+    for f in fields(section):
+        key = f"{where}.{f.name}" if where else f.name
+        value, hint = getattr(section, f.name), hints[f.name]
+        if is_dataclass(hint):
+            if not isinstance(value, hint):
+                raise ConfigError(
+                    f"{key} must be a section of keys (a mapping), not {value!r}"
+                )
+            _check_section(value, key)
+        else:
+            setattr(section, f.name, _checked(value, hint, key))
+
+
+def _checked(value: Any, hint: Any, key: str, nullable: bool = False) -> Any:
+    """`value` as the annotation `hint` wants it, within its bound."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = (a for a in args if a is not type(None))
+        return _checked(value, inner, key, nullable=type(None) in args)
+    given, null = value, " or null" if nullable else ""
+    if get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ConfigError(
+                f"{key} must be a list (e.g. [a, b]){null}, not {value!r}"
+            )
+        (item,) = get_args(hint)
+        return [_checked(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        ok, kind = isinstance(value, bool), "true or false"
+    elif hint is int:
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif hint is float:
+        kind, number = "a finite number", _number(value)
+        ok = number is not None
+        value = number if ok else value
+    elif hint is str:
+        ok, kind = isinstance(value, str), "a string"
+    else:  # a field type this checker was not taught: the code's mistake
+        raise TypeError(f"config field {key}: cannot check values of type {hint}")
+    if not ok:
+        raise ConfigError(f"{key} must be {kind}{null}, not {given!r}")
+    bound = BOUNDS.get(key.split("[", 1)[0])
+    if bound is not None and not bound.admits(value):
+        raise ConfigError(f"{key} must be {bound}, not {given!r}")
+    return value
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a number, or from a string that spells one (PyYAML
+    reads `1e-4`, without a dot, as a string); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def from_dict(values: dict[str, Any]) -> Config:
-    return _build(Config, values, "")
+    return check_config(_build(Config, values, ""))
 
 
-def _parse_value(text: str) -> Any:
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's complaint in one line, with where it is."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return problem
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+
+
+def _parse_value(text: str, item: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
+        pass
+    try:
         return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"--set {item}: cannot read the value ({_yaml_problem(exc)})"
+        ) from exc
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` overrides (values parsed as JSON, else YAML)."""
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override must look like section.key=value: {item!r}")
+            raise ConfigError(f"override must look like section.key=value: {item!r}")
         dotted, raw = item.split("=", 1)
         node = values
         parts = dotted.split(".")
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1], 1):
             node = node.setdefault(part, {})
-        node[parts[-1]] = _parse_value(raw)
+            if not isinstance(node, dict):
+                section = ".".join(parts[:depth])
+                raise ConfigError(f"--set {item}: {section} is {node!r}, not a section")
+        node[parts[-1]] = _parse_value(raw, item)
     return values
 
 
@@ -248,9 +435,31 @@ def resolve_config_path(name_or_path: str) -> Path:
     )
 
 
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config file's values (sections of keys); ConfigError, naming the
+    file, when it is not YAML or not a mapping."""
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"config {path} is not valid YAML: {_yaml_problem(exc)}"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        sections = ", ".join(f.name for f in fields(Config) if f.name != "name")
+        raise ConfigError(
+            f"config {path} must be a mapping of sections ({sections}), "
+            f"not a {type(values).__name__}"
+        )
+    return values
+
+
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
     path = resolve_config_path(name_or_path)
-    values = yaml.safe_load(path.read_text()) or {}
+    values = read_config_file(path)
     values.setdefault("name", path.stem)
     return from_dict(apply_overrides(values, overrides or []))
 

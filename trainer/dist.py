@@ -36,12 +36,47 @@ class DistContext:
         return self.world_size > 1
 
 
+# Device kinds named in the message when a requested one is not here.
+DEVICE_KINDS = ("cpu", "cuda", "mps", "xpu")
+
+
+def device_count(kind: str) -> int:
+    """How many devices of a kind this machine has (the CPU is one)."""
+    if kind == "cpu":
+        return 1
+    if kind == "mps":
+        return int(torch.backends.mps.is_available())
+    backend = getattr(torch, kind, None)  # torch.cuda, torch.xpu, ...
+    is_available = getattr(backend, "is_available", None)
+    count = getattr(backend, "device_count", None)
+    if is_available is None or count is None or not is_available():
+        return 0
+    return int(count())
+
+
 def resolve_device(requested: str | None, local_rank: int = 0) -> torch.device:
-    """`--device` if given, else this rank's GPU, else the CPU."""
+    """`--device` if given, else this rank's GPU, else the CPU.
+
+    A device that is not a name, or not on this machine, is refused here in
+    one line, before any file is read.
+    """
     if requested:
-        device = torch.device(requested)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {requested}: CUDA is not available here")
+        try:
+            device = torch.device(requested)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"--device {requested}: not a device (cpu, cuda, cuda:1, mps ...)"
+            ) from exc
+        count = device_count(device.type)
+        if count == 0 or (device.index is not None and device.index >= count):
+            have = ", ".join(
+                f"{k} ({n})" if k != "cpu" else k
+                for k in DEVICE_KINDS
+                if (n := device_count(k))
+            )
+            raise ValueError(
+                f"--device {requested}: not on this machine (it has {have})"
+            )
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", local_rank)
         return device

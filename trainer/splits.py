@@ -167,6 +167,20 @@ def read_split(
         raise DataError(
             f"data directory {data_dir}: {split} captions have no 'path' column"
         )
+    # LP-MusicCaps' caption columns are optional (a hand-made table may have
+    # tags only); any other column asked for must be there, or a misspelt
+    # name would silently train without sentence captions.
+    unknown = [
+        c
+        for c in caption_columns
+        if c not in table.column_names and c not in CAPTION_COLUMNS
+    ]
+    if unknown:
+        raise DataError(
+            f"data directory {data_dir}: {split} captions have no column "
+            f"{unknown[0]!r} to take captions from (its columns: "
+            f"{', '.join(table.column_names)})"
+        )
 
     def column(name: str) -> list[Any]:
         if name in table.column_names:

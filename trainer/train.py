@@ -30,6 +30,7 @@ from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds, tokenize
 from trainer.checkpoint import (
     RunError,
+    check_resume_data,
     load_resume,
     load_state_dicts,
     prepare_run_dir,
@@ -38,11 +39,12 @@ from trainer.checkpoint import (
     set_rng_state,
     state_dicts,
 )
-from trainer.config import Config
+from trainer.config import Config, check_config
 from trainer.data import Clip, ClipDataset, DataError, collate_eval, read_split
 from trainer.features import CachedClipDataset
 from trainer.objective import TrainStep, build_optimizer, info_nce, lr_factor
 from trainer.sampling import DataPosition, ResumableSampler, micro_batches
+from trainer.splits import split_files
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -298,11 +300,20 @@ def _train(
 ) -> dict[str, Any]:
     _check_train_config(cfg)
     ckpt = load_resume(run_dir, resume)
+    if ckpt is not None:
+        check_resume_data(ckpt, data_dirs, str(resume))
+        done, end = int(ckpt["step"]), _end_step(cfg, stop_after)
+        if done >= end:
+            # Nothing is written either: not even the config a later
+            # --max-steps would have changed.
+            if ctx.is_main:
+                log(f"nothing to do: step {done} >= {end}")
+            return {"train": {}, "valid": {}, "step": done}
     # Data first: a wrong data directory should fail before a model loads.
     train_clips, sources, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
     run, tokenizer, kinds = _build_run(cfg, ctx, data_dirs, run_dir, ckpt, log)
     if ckpt is not None:
-        _resume(run, ckpt)
+        _resume(run, ckpt, str(resume))
     if ctx.is_main:
         run.metrics_file = prepare_run_dir(run_dir, cfg, run.step)
     dist.barrier()
@@ -313,11 +324,9 @@ def _train(
 
     tc = cfg.train
     params = [p for p in run.step_module.parameters() if p.requires_grad]
-    end = min(tc.max_steps, stop_after) if stop_after else tc.max_steps
+    end = _end_step(cfg, stop_after)
     last_train: dict[str, Any] = {}
     last_valid: dict[str, Any] = {}
-    if run.step >= end:
-        run.say(f"nothing to do: step {run.step} >= {end}")
     run.step_module.train()
     window = _Window()
     reported: set[str] = set()
@@ -337,8 +346,16 @@ def _train(
     return {"train": last_train, "valid": last_valid, "step": run.step}
 
 
+def _end_step(cfg: Config, stop_after: int | None) -> int:
+    """The step this call trains up to."""
+    max_steps = cfg.train.max_steps
+    return min(max_steps, stop_after) if stop_after else max_steps
+
+
 def _check_train_config(cfg: Config) -> None:
     """Refuse settings the loop cannot honour, before anything is read."""
+    # Again here: a config built or changed in code skipped the file checks.
+    check_config(cfg)
     tc = cfg.train
     if tc.precision not in PRECISIONS:
         raise RunError(
@@ -400,16 +417,23 @@ def _read_splits(
         if weights is not None:
             say(f"  source weight {weights[source]:g}")
         try:
+            split_files(data_dir, cfg.data.valid_split)
+        except DataError as exc:
+            say(f"no validation{where}: {exc}")
+            continue
+        # A valid split that is there but unusable (say, without a caption
+        # column asked for) stops the run rather than its validation.
+        try:
             clips, vstats = read(
                 cfg.data.valid_split, max_items=cfg.data.valid_max_items
             )
-            say(
-                f"valid split{where}: {len(clips)} clips "
-                f"({vstats.missing_audio} without audio file)"
-            )
-            valid_clips += clips
         except DataError as exc:
-            say(f"no validation{where}: {exc}")
+            raise RunError(str(exc)) from exc
+        say(
+            f"valid split{where}: {len(clips)} clips "
+            f"({vstats.missing_audio} without audio file)"
+        )
+        valid_clips += clips
     batch_size = cfg.train.batch_size
     if len(train_clips) < batch_size * ctx.world_size:
         raise RunError(
@@ -465,14 +489,14 @@ def _build_run(
     return run, tokenizer, kinds
 
 
-def _resume(run: _Run, ckpt: dict[str, Any]) -> None:
+def _resume(run: _Run, ckpt: dict[str, Any], resume: str) -> None:
     """Load a checkpoint's states, step, data position and this rank's RNG.
 
     RNG states carry over when the world size is unchanged; otherwise each
     rank reseeds from the seed, its rank and the step.
     """
     ctx, tc = run.ctx, run.cfg.train
-    load_state_dicts(run.stateful(), ckpt)
+    load_state_dicts(run.stateful(), ckpt, resume)
     run.step = int(ckpt["step"])
     data_state = ckpt.get("data_state", {})
     run.position = DataPosition.resumed(data_state, tc.batch_size, ctx.world_size)

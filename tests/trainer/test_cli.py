@@ -184,6 +184,183 @@ def test_cli_errors_are_one_line(
     assert not (tmp_path / "c" / "checkpoints").exists()  # nothing written on bad input
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # trained silently on nothing (loss nan, exit 0) before it was refused
+        (("--set", "train.grad_accum=0"), "train.grad_accum must be at least 1, not 0"),
+        (("--set", "train.lr=abc"), "train.lr must be a finite number, not 'abc'"),
+        (("--set", "train=1"), "train must be a section of keys (a mapping), not 1"),
+        (("--set", "train.log_every=0"), "train.log_every must be at least 1, not 0"),
+        (
+            ("--set", "data.crop_seconds=-1"),
+            "data.crop_seconds must be greater than 0, not -1",
+        ),
+        (
+            ("--device", "foo"),
+            "--device foo: not a device (cpu, cuda, cuda:1, mps ...)",
+        ),
+        (("--device", "meta"), "--device meta: not on this machine (it has cpu"),
+    ],
+)
+def test_config_mistakes_are_one_line_and_write_nothing(
+    fixture_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    run = tmp_path / "run"
+    err = _train_error(capsys, "tiny", fixture_data, run, *extra)
+    assert err.startswith(f"error: {message}")
+    assert err.count("\n") == 1
+    assert not run.exists()
+
+
+def test_config_file_mistakes_name_the_file(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken, listed = tmp_path / "broken.yaml", tmp_path / "listed.yaml"
+    broken.write_text("train: {lr: 1\n")
+    listed.write_text("- tiny\n")
+    err = _train_error(capsys, str(broken), fixture_data, tmp_path / "a")
+    assert err.startswith(f"error: config {broken} is not valid YAML: ")
+    assert err.count("\n") == 1
+    assert _train_error(capsys, str(listed), fixture_data, tmp_path / "b") == (
+        f"error: config {listed} must be a mapping of sections "
+        "(data, augment, model, loss, train), not a list\n"
+    )
+
+
+def test_an_unknown_caption_column_is_refused_with_the_columns_there(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to read as an empty column: every sentence caption dropped."""
+    run = tmp_path / "run"
+    err = _train_error(
+        capsys,
+        "tiny",
+        fixture_data,
+        run,
+        "--set",
+        "data.caption_columns=[caption_nope]",
+    )
+    assert err == (
+        f"error: data directory {fixture_data}: train captions have no column "
+        "'caption_nope' to take captions from (its columns: track_id, title, "
+        "artist_name, release, year, tag, caption_writing, caption_summary, "
+        "caption_paraphrase, caption_attribute_prediction, path, attributes, "
+        "absent, pair_id, pair_attribute, base_piece, soundfont)\n"
+    )
+    assert not run.exists()
+
+
+@pytest.fixture(scope="module")
+def finished_run(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run trained to its end (2 steps), for the resume mistakes."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    assert main(["train", *args, "--max-steps", "2"]) == 0
+    return run
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` by its relative path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _resume_error(
+    capsys: pytest.CaptureFixture[str], data: Path, run: Path, *extra: str
+) -> str:
+    """What `train --resume` prints on stderr when it refuses (exit 2)."""
+    capsys.readouterr()
+    args = ["--data", str(data), "--run-dir", str(run), *extra]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def test_resume_mistakes_are_one_line_and_write_nothing(
+    finished_run: Path,
+    fixture_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run, before = finished_run, _snapshot(finished_run)
+    latest = ("--resume", "latest", "--max-steps", "3")
+
+    # another architecture: one line naming the first tensors, not 40 of them
+    err = _resume_error(
+        capsys, fixture_data, run, *latest, "--set", "model.audio.channels=16"
+    )
+    assert err.startswith(
+        "error: --resume latest: the checkpoint's model does not match this "
+        "config: audio.backbone.blocks.0.0.0.weight (8, 1, 3, 3) in the "
+        "checkpoint, (16, 1, 3, 3) here, "
+    )
+    assert err.endswith(" more\n")
+
+    # another objective: the loss's parameters differ
+    err = _resume_error(
+        capsys, fixture_data, run, *latest, "--set", "loss.objective=slap"
+    )
+    assert err.startswith(
+        "error: --resume latest: the checkpoint's loss does not match this config: "
+    )
+
+    # a file that is no checkpoint, and a checkpoint cut short
+    config = run / "config.yaml"
+    err = _resume_error(capsys, fixture_data, run, "--resume", str(config))
+    assert err.startswith(f"error: {config} is not a readable trainer checkpoint")
+    whole = (run / "checkpoints" / "latest.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole[: len(whole) // 2])
+    err = _resume_error(capsys, fixture_data, run, "--resume", str(cut))
+    assert err.startswith(f"error: {cut} is not a readable trainer checkpoint")
+    # export reads checkpoints with the same reader
+    assert main(["export", "--run-dir", str(cut), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {cut} is not a readable trainer checkpoint")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "b").exists()
+
+    # other data: the saved position would be applied to another corpus
+    from trainer.data import write_fixture
+
+    other = write_fixture(tmp_path / "other", 10, splits={"train": 1.0}, seed=3)
+    assert _resume_error(capsys, other, run, *latest) == (
+        f"error: --resume latest: the run trained on --data {fixture_data}, not "
+        f"--data {other}: resume with its data, or train on other data as a new "
+        "run (another --run-dir)\n"
+    )
+
+    # a run folder that is not there: no checkpoint, not a missing --config
+    none = tmp_path / "none"
+    assert _resume_error(capsys, fixture_data, none, "--resume", "latest") == (
+        f"error: --resume latest: no checkpoint in {none} (no checkpoints/latest.pt)\n"
+    )
+    assert not none.exists()
+    assert _snapshot(run) == before
+
+
+def test_resume_with_nothing_to_do_writes_nothing(
+    finished_run: Path, fixture_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished 2-step run asked for 1: its config.yaml keeps max_steps 2."""
+    before = _snapshot(finished_run)
+    capsys.readouterr()
+    args = ["--data", str(fixture_data), "--run-dir", str(finished_run)]
+    assert main(["train", *args, "--resume", "latest", "--max-steps", "1"]) == 0
+    assert capsys.readouterr().out == "nothing to do: step 2 >= 1\n"
+    assert _snapshot(finished_run) == before
+    assert "max_steps: 2" in (finished_run / "config.yaml").read_text()
+
+
 def test_export_untrained_gives_the_random_weights_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

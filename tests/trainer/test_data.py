@@ -123,6 +123,32 @@ def test_missing_split_is_a_one_line_error(fixture_data: Path) -> None:
         read_split(fixture_data, "nonexistent")
 
 
+def test_caption_columns_must_be_in_the_split_unless_lp_musiccaps_ones(
+    tmp_path: Path,
+) -> None:
+    """A column asked for that the split lacks used to read as empty: every
+    sentence caption gone, silently. LP-MusicCaps' own stay optional."""
+    (tmp_path / "captions").mkdir()
+    table = pa.table(
+        {"path": ["a.wav"], "tag": [["rock"]], "my_caption": ["A rock song."]}
+    )
+    pq.write_table(table, tmp_path / "captions" / "train.parquet")
+
+    def read(columns: list[str]) -> list[Clip]:
+        return read_split(
+            tmp_path, "train", caption_columns=columns, keep_missing_audio=True
+        )[0]
+
+    assert read(["my_caption"])[0].captions == {"my_caption": "A rock song."}
+    assert read(list(CAPTION_COLUMNS))[0].captions == {}  # tags only: loads
+    with pytest.raises(DataError) as caught:
+        read(["my_caption", "caption_nope"])
+    assert str(caught.value) == (
+        f"data directory {tmp_path}: train captions have no column 'caption_nope' "
+        "to take captions from (its columns: path, tag, my_caption)"
+    )
+
+
 def test_resampling_keeps_pitch_and_duration(tmp_path: Path) -> None:
     path = tmp_path / "tone.wav"
     sf.write(path, _tone(2.0, 1000.0, 44100), 44100)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -133,13 +135,52 @@ def test_a_run_starts_from_a_bundle_and_fine_tunes_it(
 def test_a_bundle_of_another_architecture_is_refused_in_one_line(
     fixture_data: Path, tiny_bundle: Path, tmp_path: Path
 ) -> None:
-    """The tiny recipe trains its whole backbone, which a bundle keeps only
-    folded into int8 convolutions: nothing loads, the message says what is
-    missing, before any step."""
+    """Another width: the message names the tensors, before any step."""
     frozen = load_config("tiny", FROZEN)
-    whole = load_config("tiny", [f"train.init_from={tiny_bundle}"])
+    wider = load_config(
+        "tiny", [*FROZEN, "model.embedding_dim=32", f"train.init_from={tiny_bundle}"]
+    )
     with pytest.raises(BundleWeightsError, match="does not match this model config"):
-        train(whole, fixture_data, tmp_path / "whole", stop_after=1, log=_quiet)
-    assert not (tmp_path / "whole" / "checkpoints").exists()
+        train(wider, fixture_data, tmp_path / "wider", stop_after=1, log=_quiet)
+    assert not (tmp_path / "wider" / "checkpoints").exists()
     with pytest.raises(BundleWeightsError, match=r"no manifest\.json"):
         load_bundle_weights(build_model(frozen.model), tmp_path, _quiet)
+
+
+def test_a_trained_audio_backbone_is_refused_saying_why(
+    fixture_data: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """The export folds a backbone's batch norms into its int8 convolutions,
+    which no float backbone can be read back from: a config that trains the
+    backbone, or a bundle whose backbone trained, is refused in one line
+    naming that, not as a list of missing tensors."""
+    whole = load_config("tiny", [f"train.init_from={tiny_bundle}"])
+    with pytest.raises(BundleWeightsError) as caught:
+        train(whole, fixture_data, tmp_path / "whole", stop_after=1, log=_quiet)
+    assert str(caught.value) == (
+        f"--init-from {tiny_bundle}: this config trains the audio backbone, which "
+        "a bundle holds only folded into int8 convolutions that cannot be read "
+        "back; set model.audio.freeze_backbone: full, as the bundle's recipe does"
+    )
+    assert not (tmp_path / "whole").exists()
+
+    # The tiny recipe's own bundle: its manifest records the trained backbone
+    # (as `export` writes it for `train --config tiny`). Before, a frozen
+    # config silently took its heads onto a backbone they never saw.
+    trained = tmp_path / "trained"
+    shutil.copytree(tiny_bundle, trained)
+    manifest = json.loads((trained / "manifest.json").read_text())
+    manifest["training"]["config"]["model"]["audio"]["freeze_backbone"] = "none"
+    (trained / "manifest.json").write_text(json.dumps(manifest))
+    message = (
+        "--init-from reads bundles whose audio backbone is frozen (the pretrained "
+        f"tagger); {trained}'s backbone was trained (model.audio.freeze_backbone: "
+        "none), and the export folds it into int8 convolutions that cannot be "
+        "read back"
+    )
+    for overrides in ([], FROZEN):
+        cfg = load_config("tiny", [*overrides, f"train.init_from={trained}"])
+        with pytest.raises(BundleWeightsError) as caught:
+            train(cfg, fixture_data, tmp_path / "run", stop_after=1, log=_quiet)
+        assert str(caught.value) == message
+    assert not (tmp_path / "run").exists()

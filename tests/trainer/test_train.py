@@ -95,8 +95,34 @@ def test_run_folder_with_checkpoints_is_never_overwritten(
     ):
         train(tiny_cfg, fixture_data, run, stop_after=1, log=_quiet)
     assert (run / "checkpoints" / "step_0000002.pt").read_bytes() == b"precious"
-    with pytest.raises(RunError, match=r"--resume latest: no checkpoint at"):
+    with pytest.raises(RunError, match=r"--resume latest: no checkpoint in .*empty"):
         train(tiny_cfg, fixture_data, tmp_path / "empty", resume="latest", log=_quiet)
+
+
+def test_a_valid_split_without_a_caption_column_stops_the_run(
+    tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """Only a missing valid split means "no validation"; one that is there but
+    lacks a caption column asked for is a mistake, as in the train split."""
+    import pyarrow.parquet as pq
+
+    from trainer.data import write_fixture
+
+    data = write_fixture(tmp_path / "data", 12, splits={"train": 0.5, "valid": 0.5})
+    captions = data / "captions" / "train.parquet"
+    table = pq.read_table(captions)
+    pq.write_table(
+        table.append_column("my_caption", table.column("caption_writing")), captions
+    )
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.data.caption_columns = ["my_caption"]
+    cfg.train.batch_size = 4
+    with pytest.raises(RunError) as caught:
+        train(cfg, data, tmp_path / "run", stop_after=1, log=_quiet)
+    assert str(caught.value).startswith(
+        f"data directory {data}: valid captions have no column 'my_caption' "
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_frozen_parameters_stay_out_of_the_optimizer_and_unchanged(

@@ -8,6 +8,7 @@ belongs to the loss (trainer/losses.py), not to the model.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "find_checkpoint",
     "load_checkpoint",
     "pad_to_window",
+    "read_checkpoint",
 ]
 
 # musicnn's weights only make sense on the features they were trained on.
@@ -232,6 +234,30 @@ def _strip_wrappers(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_checkpoint(file: Path | str) -> dict[str, Any]:
+    """The dict a training checkpoint file holds, with its model and config.
+
+    Anything else (another file given by mistake, a copy cut short) raises
+    ValueError in one line naming the file: training (`--resume`) and export
+    read checkpoints here. Unpickled with `weights_only=False` (the file holds
+    the config and RNG states): load only checkpoints you made.
+    """
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, EOFError, OSError, RuntimeError) as exc:
+        # torch's own reasons run to several lines; the first says it.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(
+            f"{file} is not a readable trainer checkpoint (truncated, or another "
+            f"kind of file): {reason or type(exc).__name__}"
+        ) from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(
+            f"{file} is not a trainer checkpoint (needs 'model' and 'config')"
+        )
+    return ckpt
+
+
 def load_checkpoint(path: Path | str) -> tuple[ClapModel, Config, dict[str, Any]]:
     """Rebuild the model of a training checkpoint (eval mode) from the checkpoint alone.
 
@@ -240,11 +266,7 @@ def load_checkpoint(path: Path | str) -> tuple[ClapModel, Config, dict[str, Any]
     checkpoints you made.
     """
     file = find_checkpoint(path)
-    ckpt = torch.load(file, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(
-            f"{file} is not a trainer checkpoint (needs 'model' and 'config')"
-        )
+    ckpt = read_checkpoint(file)
     cfg = from_dict(ckpt["config"])
     model = build_model(cfg.model, load_weights=False)
     model.load_state_dict(_strip_wrappers(ckpt["model"]))

@@ -9,7 +9,9 @@ packages ship, which the bundle holds only as int8 copies.
 
 What stays true: every trainable parameter is found in the bundle with its
 shape, or loading fails with one line naming what is missing; nothing is
-loaded by position.
+loaded by position. A trained audio backbone, the bundle's or the config's,
+is refused: the export folds it into int8 convolutions that cannot be
+unfolded (see `_check_backbones`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
 
 class BundleWeightsError(ValueError):
     """A bundle whose graphs do not hold this model's trainable weights."""
@@ -85,7 +89,8 @@ def graph_weights(path: Path) -> dict[str, np.ndarray]:
             if scale is None or zp is None:
                 continue
             if base.startswith("onnx::") and name not in readers:
-                continue  # a folded constant (a convolution with its norm): no parameter
+                # A folded constant (a convolution with its norm): no parameter.
+                continue
             transposed = base.endswith("_Transposed") or base.startswith("onnx::")
             # Per-channel scales run along the output axis: torch's 0, ONNX
             # MatMul's last.
@@ -102,6 +107,40 @@ def graph_weights(path: Path) -> dict[str, np.ndarray]:
         elif not name.startswith(("/", "onnx::")) and value.dtype.kind == "f":
             out[name] = value.astype(np.float32)
     return out
+
+
+def _check_backbones(
+    bundle: Path, manifest: dict[str, Any], params: dict[str, nn.Parameter]
+) -> None:
+    """Refuse a bundle or a config with a trained audio backbone.
+
+    The export folds each convolution of the backbone with its batch norm
+    into one int8 convolution, W·γ/σ with bias β − μ·γ/σ: the norm's γ, β
+    and running statistics cannot be told apart again. An identity norm
+    after the folded weights gives the bundle's function in eval mode only;
+    training normalises with batch statistics, where the lost γ and β are
+    what the backbone learned. Only a frozen backbone, rebuilt from its own
+    weights, meets the bundle's.
+    """
+    recipe = manifest.get("training", {}).get("config", {}).get("model", {})
+    # Bundles that do not record their recipe are checked by their weights.
+    freeze = recipe.get("audio", {}).get("freeze_backbone", "full")
+    if freeze != "full":
+        raise BundleWeightsError(
+            "--init-from reads bundles whose audio backbone is frozen (the "
+            f"pretrained tagger); {bundle}'s backbone was trained "
+            f"(model.audio.freeze_backbone: {freeze}), and the export folds it "
+            "into int8 convolutions that cannot be read back"
+        )
+    if any(
+        p.requires_grad and n.startswith("audio.backbone.") for n, p in params.items()
+    ):
+        raise BundleWeightsError(
+            f"--init-from {bundle}: this config trains the audio backbone, which "
+            "a bundle holds only folded into int8 convolutions that cannot be "
+            "read back; set model.audio.freeze_backbone: full, as the bundle's "
+            "recipe does"
+        )
 
 
 def load_bundle_weights(
@@ -123,6 +162,7 @@ def load_bundle_weights(
         "text": bundle / manifest["text"]["file"],
     }
     params = dict(model.named_parameters())
+    _check_backbones(bundle, manifest, params)
     report: dict[str, float] = {}
     for tower, graph in towers.items():
         weights = graph_weights(graph)
