@@ -138,7 +138,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="data directory whose valid split calibrates int8 (default: synthetic)",
     )
-    export.add_argument("--max-windows", type=int, default=8)
+    export.add_argument(
+        "--max-windows",
+        type=int,
+        default=8,
+        help="windows the plugin embeds per track (a positive integer; default 8)",
+    )
     export.add_argument(
         "--probes",
         type=Path,
@@ -271,10 +276,14 @@ def _export(args: argparse.Namespace) -> int:
     else:
         saved = args.run_dir / "config.yaml"
         cfg = load_config(str(saved)) if saved.is_file() else None
-    name = args.name or (
-        f"clap-{cfg.name}-untrained"
-        if args.untrained
-        else f"clap-{cfg.name if cfg else args.run_dir.name}"
+    name = (
+        args.name
+        if args.name is not None
+        else (
+            f"clap-{cfg.name}-untrained"
+            if args.untrained
+            else f"clap-{cfg.name if cfg else args.run_dir.name}"
+        )
     )
     calibration = texts = None
     if args.calibration_data:

@@ -99,6 +99,19 @@ def int8_bundle(run, tmp_path_factory):
     return _export_tiny(run, tmp_path_factory, "int8", max_windows=4)
 
 
+def _tiny_config(window_seconds: float = 3.0, **audio) -> Config:
+    return Config(
+        name="tiny",
+        model=ModelConfig(
+            embedding_dim=8,
+            audio=AudioModelConfig(
+                backbone="cnn", channels=4, window_seconds=window_seconds, **audio
+            ),
+            text=TextModelConfig(encoder="tiny", max_tokens=16),
+        ),
+    )
+
+
 def _torch_embeddings(model, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tok = build_tokenizer(model.config.text)
     with torch.no_grad():
@@ -453,6 +466,48 @@ def test_last_eval_metrics_reads_the_last_validation(tmp_path):
     ]
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
     assert last_eval_metrics(tmp_path) == {"step": 7, "t2a_R@1": 2.5}
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--max-windows", "0"], "max_windows must be a positive integer, not 0"),
+        (["--max-windows", "-2"], "max_windows must be a positive integer, not -2"),
+        (["--name", ""], "the bundle name must not be empty"),
+        (["--version", " "], "the bundle version must not be empty"),
+    ],
+)
+def test_bad_export_options_are_refused_before_anything_is_written(
+    run, tmp_path, capsys, option, message
+):
+    from trainer.__main__ import main
+
+    out = tmp_path / "bundle"
+    args = ["export", "--run-dir", str(run[0]), "--out", str(out), *option]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message}\n"
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_a_bundle_the_plugin_would_refuse_is_never_published(tmp_path):
+    """The export loads its staged folder as the plugin would before it
+    publishes: a 2 kHz model exports fine, but the plugin reads 4-192 kHz."""
+    cfg = _tiny_config(
+        window_seconds=1.0, sample_rate=2000, n_fft=256, hop_length=128, n_mels=16
+    )
+    torch.manual_seed(0)
+    out = tmp_path / "bundle"
+    with pytest.raises(
+        ExportError,
+        match=r"^the plugin would refuse this bundle: audio\.sample_rate 2000 is "
+        r"not an integer in 4000\.\.192000$",
+    ):
+        export_model_bundle(
+            build_model(cfg.model), cfg, out, name="x", version="0", quantize=False
+        )
+    assert not out.exists()
 
 
 def test_musicnn_export_carries_mtt_tags(tmp_path):

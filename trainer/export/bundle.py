@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from beetsplug.clap.meanings import read_tag_meanings
-from beetsplug.clap.model import l2_normalize, session_options, sha256_file
+from beetsplug.clap.model import l2_normalize, session_options
 from beetsplug.clap.model import tokenize as bundle_tokenize
 from trainer.config import Config
 from trainer.export.graphs import (
@@ -40,7 +40,7 @@ from trainer.export.quantize import (
     quantize_text,
     synthetic_calibration_audio,
 )
-from trainer.export.stage import publish
+from trainer.export.stage import publish, seal
 from trainer.models import ClapModel, find_checkpoint, load_checkpoint
 from trainer.models.text import save_bundle_tokenizer
 
@@ -251,6 +251,24 @@ def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def check_options(
+    *, name: str | None = None, version: str | None = None, max_windows: int = 8
+) -> None:
+    """Refuse, before any work, the options that would make a bundle the
+    plugin refuses or cannot name (`name`/`version` None: not given yet)."""
+    if not (
+        isinstance(max_windows, int)
+        and not isinstance(max_windows, bool)
+        and max_windows > 0
+    ):
+        raise ExportError(
+            f"max_windows must be a positive integer, not {max_windows!r}"
+        )
+    for what, value in (("name", name), ("version", version)):
+        if value is not None and not str(value).strip():
+            raise ExportError(f"the bundle {what} must not be empty")
+
+
 def export_model_bundle(
     model: ClapModel,
     cfg: Config,
@@ -268,6 +286,7 @@ def export_model_bundle(
     probe_info: dict[str, Any] | None = None,
 ) -> Path:
     """Write the bundle of an in-memory model; see `export_bundle`."""
+    check_options(name=name, version=version, max_windows=max_windows)
     thresholds = thresholds or ParityThresholds()
     model = model.to("cpu").float().eval()
     max_tokens = bundle_max_tokens(model, max_tokens)
@@ -338,8 +357,9 @@ def export_model_bundle(
             "name": name,
             "version": version,
             "embedding_dim": model.embedding_dim,
-            "files": {f: sha256_file(stage / f) for f in _GRAPHS},
-            "sizes": {f: (stage / f).stat().st_size for f in _GRAPHS},
+            # Filled in by seal, from the files as they are in the stage.
+            "files": dict.fromkeys(_GRAPHS, ""),
+            "sizes": dict.fromkeys(_GRAPHS, 0),
             "audio": _audio_section(
                 model, max_windows, keep_float if quantize else None, probe_info
             ),
@@ -352,9 +372,7 @@ def export_model_bundle(
             "training": training or {},
             "parity": parity,
         }
-        (stage / "manifest.json").write_text(
-            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
-        )
+        seal(stage, manifest)  # the plugin's own validation, before publishing
         publish(stage, out_dir)
     log.info(
         "exported %s %s to %s in %.1f s: audio cosine min %.4f, text cosine min %.4f",
@@ -434,9 +452,15 @@ def export_bundle(
       for what the backbone's tagger does not name (trainer.probes), each
       from at least `probe_min_clips` clips with and without it; they join
       the `tags` output.
-    Raises ExportError if ONNX parity is below `thresholds`; nothing is
+    Raises ExportError if an option is invalid, if ONNX parity is below
+    `thresholds` or if the plugin would refuse the bundle; nothing is
     written to out_dir then.
     """
+    check_options(
+        name=options.get("name"),
+        version=options.get("version"),
+        max_windows=options.get("max_windows", 8),
+    )
     checkpoint = find_checkpoint(run_dir_or_checkpoint)
     model, cfg, ckpt = load_checkpoint(checkpoint)
     probe_info = None
