@@ -112,6 +112,32 @@ def _tiny_config(window_seconds: float = 3.0, **audio) -> Config:
     )
 
 
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Path:
+    """A tiny run of 1-second windows: checkpoints at steps 5, 10 and 20,
+    validations at steps 8 and 20, and a run-folder config.yaml that
+    disagrees with what the checkpoints record (another name and window)."""
+    torch.manual_seed(1)
+    cfg = _tiny_config(window_seconds=1.0)
+    model = build_model(cfg.model).eval()
+    run_dir = tmp_path_factory.mktemp("short_run")
+    (run_dir / "checkpoints").mkdir()
+    for step in (5, 10, 20):
+        state = {"model": model.state_dict(), "step": step, "config": cfg.to_dict()}
+        torch.save(state, run_dir / "checkpoints" / f"step_{step:07d}.pt")
+    stale = _tiny_config(window_seconds=3.0)
+    stale.name = "stale"
+    stale.dump(run_dir / "config.yaml")
+    lines = [
+        {"step": 8, "split": "train", "loss": 2.0},
+        {"step": 8, "split": "valid", "val_loss": 1.9, "t2a_R@10": 30.0},
+        {"step": 20, "split": "valid", "val_loss": 1.4, "t2a_R@10": 45.0},
+    ]
+    text = "\n".join(json.dumps(r) for r in lines) + "\n"
+    (run_dir / "metrics.jsonl").write_text(text)
+    return run_dir
+
+
 def _torch_embeddings(model, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tok = build_tokenizer(model.config.text)
     with torch.no_grad():
@@ -466,6 +492,30 @@ def test_last_eval_metrics_reads_the_last_validation(tmp_path):
     ]
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
     assert last_eval_metrics(tmp_path) == {"step": 7, "t2a_R@1": 2.5}
+
+
+def test_a_checkpoint_file_exports_with_the_config_it_records(
+    short_run, fixture_data, tmp_path, capsys
+):
+    """`--run-dir RUN/checkpoints/step_N.pt`: the checkpoint's own config
+    (1-second windows, named tiny) sets the calibration windows and the
+    name, not the file name or a run-folder config.yaml that disagrees."""
+    from trainer.__main__ import main
+
+    out = tmp_path / "bundle"
+    ckpt = short_run / "checkpoints" / "step_0000010.pt"
+    args = ["export", "--run-dir", str(ckpt), "--out", str(out)]
+    assert main([*args, "--calibration-data", str(fixture_data), "--no-quantize"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    bundle = Bundle.load(out, threads=1)
+    assert bundle.name == "clap-tiny"
+    assert bundle.window_seconds == 1.0
+    manifest = bundle.manifest
+    assert manifest["parity"]["calibration"]["audio"] == "given"
+    assert manifest["parity"]["calibration"]["windows"] > 0
+    training = manifest["training"]
+    assert training["checkpoint"] == "step_0000010.pt"
+    assert training["step"] == 10
 
 
 @pytest.mark.parametrize(

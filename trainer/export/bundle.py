@@ -36,6 +36,7 @@ from trainer.export.graphs import (
 from trainer.export.quantize import (
     TEXT_QUANTIZATION,
     as_windows,
+    calibration_from_data,
     quantize_audio,
     quantize_text,
     synthetic_calibration_audio,
@@ -251,6 +252,11 @@ def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def default_bundle_name(config_name: str, *, untrained: bool = False) -> str:
+    """clap-<config name>, and -untrained for a config's model as built."""
+    return f"clap-{config_name}" + ("-untrained" if untrained else "")
+
+
 def check_options(
     *, name: str | None = None, version: str | None = None, max_windows: int = 8
 ) -> None:
@@ -274,10 +280,11 @@ def export_model_bundle(
     cfg: Config,
     out_dir: Path | str,
     *,
-    name: str,
+    name: str | None = None,
     version: str,
     calibration_audio: np.ndarray | None = None,
     calibration_texts: Sequence[str] | None = None,
+    calibration_data: Path | str | None = None,
     max_windows: int = 8,
     max_tokens: int | None = None,
     quantize: bool = True,
@@ -286,11 +293,23 @@ def export_model_bundle(
     probe_info: dict[str, Any] | None = None,
 ) -> Path:
     """Write the bundle of an in-memory model; see `export_bundle`."""
+    name = default_bundle_name(cfg.name) if name is None else name
     check_options(name=name, version=version, max_windows=max_windows)
     thresholds = thresholds or ParityThresholds()
     model = model.to("cpu").float().eval()
     max_tokens = bundle_max_tokens(model, max_tokens)
     audio_cfg = model.config.audio
+    if calibration_data is not None:
+        if calibration_audio is not None:
+            raise ExportError("give calibration audio or a data directory, not both")
+        # Windows cut at the model's own rate and length: the audio graph
+        # takes nothing else.
+        calibration_audio, data_texts = calibration_from_data(
+            calibration_data,
+            sample_rate=audio_cfg.sample_rate,
+            window_seconds=audio_cfg.window_seconds,
+        )
+        calibration_texts = calibration_texts or data_texts
     calibration_kind = "given"
     if calibration_audio is None:
         calibration_kind = "synthetic"
@@ -442,12 +461,20 @@ def export_bundle(
 ) -> Path:
     """Export a training run (or one checkpoint) as a model bundle folder.
 
-    options: export_model_bundle's keywords — name and version (required),
+    The checkpoint's own config (a checkpoint rebuilds its model alone) sets
+    the architecture, the calibration windows and the default name, whether
+    the run folder or one of its step files is given; a run-folder
+    config.yaml is not read.
+
+    options: export_model_bundle's keywords — version (required),
+      name (default: `default_bundle_name` of the config),
       calibration_audio: [N, window] float32 windows at the model's sample
       rate (or 1-D audio, cut into windows) — real music, ideally from the
-      validation split (`calibration_from_data`); None falls back to
-      synthetic signals and says so in manifest.parity.calibration;
-      calibration_texts, max_windows, max_tokens, quantize, thresholds.
+      validation split (`calibration_from_data`); or calibration_data, a
+      data directory whose valid split gives them at the model's rate and
+      window; neither falls back to synthetic signals and says so in
+      manifest.parity.calibration; calibration_texts, max_windows,
+      max_tokens, quantize, thresholds.
     probe_data: a data directory whose training split fits attribute probes
       for what the backbone's tagger does not name (trainer.probes), each
       from at least `probe_min_clips` clips with and without it; they join
@@ -508,10 +535,18 @@ def export_untrained(cfg: Config, out_dir: Path | str, **options: Any) -> Path:
     """Export `cfg`'s model as built, untrained (the random-weights baseline of
     the benchmark; pretrained parts keep their weights), seeded by the config.
 
-    `options` are export_model_bundle's (name and version among them).
+    `options` are export_model_bundle's (version among them; the name
+    defaults to `default_bundle_name(cfg.name, untrained=True)`).
     """
     from trainer.models import build_model
 
+    if options.get("name") is None:
+        options["name"] = default_bundle_name(cfg.name, untrained=True)
+    check_options(
+        name=options["name"],
+        version=options.get("version"),
+        max_windows=options.get("max_windows", 8),
+    )
     torch.manual_seed(cfg.train.seed)
     training = {
         "data": "",
