@@ -135,7 +135,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--out", required=True, type=Path, help="bundle folder to write"
     )
-    export.add_argument("--name", help="bundle name (default: clap-<config name>)")
+    export.add_argument(
+        "--name",
+        help="bundle name (default: clap-<config name>, clap_ not doubled and _ "
+        "as -: clap_default gives clap-default)",
+    )
     export.add_argument("--version", default="0.1.0", help="bundle version")
     export.add_argument(
         "--calibration-data",

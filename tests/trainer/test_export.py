@@ -519,6 +519,22 @@ def test_a_checkpoint_file_exports_with_the_config_it_records(
 
 
 @pytest.mark.parametrize(
+    ("config_name", "untrained", "expected"),
+    [
+        ("clap_default", False, "clap-default"),
+        ("clap_default", True, "clap-default-untrained"),
+        ("msd_negation", False, "clap-msd-negation"),
+        ("tiny", False, "clap-tiny"),
+        ("clap-blind", False, "clap-blind"),
+    ],
+)
+def test_default_bundle_names_follow_the_shipped_one(config_name, untrained, expected):
+    from trainer.export import default_bundle_name
+
+    assert default_bundle_name(config_name, untrained=untrained) == expected
+
+
+@pytest.mark.parametrize(
     ("option", "message"),
     [
         (["--max-windows", "0"], "max_windows must be a positive integer, not 0"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 import time
@@ -253,8 +254,12 @@ def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def default_bundle_name(config_name: str, *, untrained: bool = False) -> str:
-    """clap-<config name>, and -untrained for a config's model as built."""
-    return f"clap-{config_name}" + ("-untrained" if untrained else "")
+    """clap-<config name>, as the shipped bundles are named: a config's own
+    `clap` prefix is not doubled and underscores become hyphens, so
+    clap_default exports as clap-default, msd_negation as clap-msd-negation;
+    -untrained marks a config's model as built."""
+    stem = re.sub(r"^clap[-_]", "", config_name).replace("_", "-")
+    return f"clap-{stem}" + ("-untrained" if untrained else "")
 
 
 def check_options(
