@@ -389,6 +389,7 @@ def test_manifest_follows_the_bundle_contract(int8_bundle):
     }
     training = manifest["training"]
     assert training["metrics"] == {"step": 20, "val_loss": 1.4, "t2a_R@10": 45.0}
+    assert training["metrics_source"] == "validation at step 20"
     assert training["step"] == 20
     assert training["data"] == "/data/synth"
     assert training["recipe"] == "tiny"
@@ -489,9 +490,15 @@ def test_last_eval_metrics_reads_the_last_validation(tmp_path):
         "not json",
         '{"step": 6, "split": "train", "loss": 3.0}',
         '{"step": 7, "kind": "eval", "t2a_R@1": 2.5, "nan": NaN}',
+        '{"step": 12, "split": "valid", "t2a_R@1": 4.0}',
     ]
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
-    assert last_eval_metrics(tmp_path) == {"step": 7, "t2a_R@1": 2.5}
+    assert last_eval_metrics(tmp_path) == {"step": 12, "t2a_R@1": 4.0}
+    # A checkpoint's metrics: its own step's validation, else the last before it.
+    assert last_eval_metrics(tmp_path, step=7) == {"step": 7, "t2a_R@1": 2.5}
+    assert last_eval_metrics(tmp_path, step=11) == {"step": 7, "t2a_R@1": 2.5}
+    assert last_eval_metrics(tmp_path, step=6) == {"step": 5, "t2a_R@1": 1.0}
+    assert last_eval_metrics(tmp_path, step=4) == {}
 
 
 def test_a_checkpoint_file_exports_with_the_config_it_records(
@@ -499,7 +506,8 @@ def test_a_checkpoint_file_exports_with_the_config_it_records(
 ):
     """`--run-dir RUN/checkpoints/step_N.pt`: the checkpoint's own config
     (1-second windows, named tiny) sets the calibration windows and the
-    name, not the file name or a run-folder config.yaml that disagrees."""
+    name, not the file name or a run-folder config.yaml that disagrees; the
+    metrics are the validation of that step, not the run's last."""
     from trainer.__main__ import main
 
     out = tmp_path / "bundle"
@@ -516,6 +524,26 @@ def test_a_checkpoint_file_exports_with_the_config_it_records(
     training = manifest["training"]
     assert training["checkpoint"] == "step_0000010.pt"
     assert training["step"] == 10
+    assert training["metrics"] == {"step": 8, "val_loss": 1.9, "t2a_R@10": 30.0}
+    assert training["metrics_source"] == (
+        "validation at step 8, the last one before step 10"
+    )
+
+
+def test_a_checkpoint_before_any_validation_borrows_no_metrics(short_run, tmp_path):
+    out = export_bundle(
+        short_run / "checkpoints" / "step_0000005.pt",
+        tmp_path / "bundle",
+        version="0.0.1",
+        quantize=False,
+    )
+    manifest = Bundle.load(out, threads=1).manifest
+    assert manifest["name"] == "clap-tiny"  # the library's default name too
+    assert manifest["training"]["step"] == 5
+    assert manifest["training"]["metrics"] == {}
+    assert manifest["training"]["metrics_source"] == (
+        "none: the run logged no validation at or before step 5"
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from trainer.export.bundle import (
     export_untrained,
     last_eval_metrics,
     measure_parity,
+    metrics_source,
 )
 from trainer.export.graphs import (
     BUNDLE_MAX_TOKENS,
@@ -61,6 +62,7 @@ __all__ = [
     "float_nodes",
     "last_eval_metrics",
     "measure_parity",
+    "metrics_source",
     "quantize_audio",
     "quantize_text",
     "synthetic_calibration_audio",

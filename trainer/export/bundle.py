@@ -221,16 +221,16 @@ def check_parity(parity: dict[str, Any], thresholds: ParityThresholds) -> None:
 # --------------------------------------------------------------------------- bundle
 
 
-def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
-    """The last evaluation record of RUN/metrics.jsonl (numbers only), or {}.
+def _eval_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The evaluation records of RUN/metrics.jsonl, in the order logged.
 
     An evaluation line is one whose `kind`/`type`/`phase`/`split` says eval or
     valid(ation), or whose keys start with `eval`/`valid`.
     """
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
-        return {}
-    last: dict[str, Any] = {}
+        return []
+    records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
@@ -241,16 +241,47 @@ def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
         marks = {
             str(record.get(k, "")).lower() for k in ("kind", "type", "phase", "split")
         }
-        is_eval = bool(
-            marks & {"eval", "evaluate", "evaluation", "valid", "validation"}
-        ) or any(str(k).startswith(("eval", "valid")) for k in record)
-        if is_eval:
+        marked = marks & {"eval", "evaluate", "evaluation", "valid", "validation"}
+        if marked or any(str(k).startswith(("eval", "valid")) for k in record):
+            records.append(record)
+    return records
+
+
+def _record_step(record: dict[str, Any]) -> int | None:
+    step = record.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def last_eval_metrics(run_dir: Path, step: int | None = None) -> dict[str, Any]:
+    """The last evaluation record of RUN/metrics.jsonl (numbers only), or {}.
+
+    With `step`, the last one logged at or before it: a checkpoint's weights
+    are described by their own validation, never by a later one's (which
+    measured other weights). Records without a step cannot be placed and
+    count only when `step` is None.
+    """
+    last: dict[str, Any] = {}
+    for record in _eval_records(run_dir):
+        at = _record_step(record)
+        if step is None or (at is not None and at <= step):
             last = record
     return {
         k: v
         for k, v in last.items()
         if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
     }
+
+
+def metrics_source(metrics: dict[str, Any], step: int) -> str:
+    """manifest.training.metrics_source: which validation `metrics` are, so a
+    reader of the manifest never takes a borrowed or missing figure for the
+    exported step's."""
+    at = _record_step(metrics)
+    if not metrics or at is None:
+        return f"none: the run logged no validation at or before step {step}"
+    if at == step:
+        return f"validation at step {at}"
+    return f"validation at step {at}, the last one before step {step}"
 
 
 def default_bundle_name(config_name: str, *, untrained: bool = False) -> str:
@@ -469,7 +500,9 @@ def export_bundle(
     The checkpoint's own config (a checkpoint rebuilds its model alone) sets
     the architecture, the calibration windows and the default name, whether
     the run folder or one of its step files is given; a run-folder
-    config.yaml is not read.
+    config.yaml is not read. The manifest's metrics are the validation
+    logged at the checkpoint's step, or the last one before it
+    (`last_eval_metrics`), and `training.metrics_source` says which.
 
     options: export_model_bundle's keywords — version (required),
       name (default: `default_bundle_name` of the config),
@@ -521,14 +554,17 @@ def export_bundle(
         if checkpoint.parent.name == "checkpoints"
         else checkpoint.parent
     )
+    step = int(ckpt.get("step", 0))
+    metrics = last_eval_metrics(run_dir, step)
     training = {
         "data": ", ".join(
             ckpt.get("data_dirs") or [str(ckpt.get("data", ckpt.get("data_dir", "")))]
         ),
         "recipe": cfg.name,
         "checkpoint": checkpoint.resolve().name,
-        "step": int(ckpt.get("step", 0)),
-        "metrics": last_eval_metrics(run_dir),
+        "step": step,
+        "metrics": metrics,
+        "metrics_source": metrics_source(metrics, step),
         "config": cfg.to_dict(),
     }
     return export_model_bundle(
@@ -558,6 +594,7 @@ def export_untrained(cfg: Config, out_dir: Path | str, **options: Any) -> Path:
         "recipe": f"{cfg.name}, untrained heads (random-weights baseline)",
         "step": 0,
         "metrics": {},
+        "metrics_source": "none: untrained",
         "config": cfg.to_dict(),
     }
     return export_model_bundle(
