@@ -31,6 +31,9 @@ MAX_REMEMBERED_ATTRIBUTES = 4096
 _MIN_SAMPLE_RATE = 4000
 _MAX_SAMPLE_RATE = 192000
 _MAX_WINDOW_SECONDS = 60.0
+# What `load` tells a user whose bundle folder is missing; other front ends
+# (the trainer's --bundle) name their own option instead.
+FOLDER_HINT = "set clap.model to a bundle folder"
 
 
 class BundleError(Exception):
@@ -341,16 +344,17 @@ class Bundle:
         threads: int | None = None,
         *,
         audio: bool = True,
+        folder_hint: str = FOLDER_HINT,
     ) -> Bundle:
         """Validate the bundle at `path` (default: the shipped one) and open it.
 
         With `audio=False` audio.onnx is checked only against its digest and
         opened on first use (`open_audio`, or the first `embed_audio`).
+        `folder_hint` is what the message for a missing folder tells the
+        user to do.
         """
         bundle = Path(path).expanduser() if path else default_bundle_path()
-        _require(
-            bundle.is_dir(), bundle, "not a folder (set clap.model to a bundle folder)"
-        )
+        _require(bundle.is_dir(), bundle, f"not a folder ({folder_hint})")
         manifest_path = bundle / MANIFEST
         _require(manifest_path.is_file(), bundle, f"{MANIFEST} is missing")
         raw = manifest_path.read_bytes()

@@ -129,8 +129,13 @@ def test_tags_output_is_read(tagged_bundle: Path) -> None:
 
 
 def test_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match=r"not a folder"):
+    # The plugin's hint names its own setting (the trainer passes its option).
+    with pytest.raises(BundleError) as caught:
         Bundle.load(tmp_path / "nope")
+    assert str(caught.value) == (
+        f"model bundle {tmp_path / 'nope'}: not a folder "
+        "(set clap.model to a bundle folder)"
+    )
 
 
 def test_missing_manifest(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -361,6 +361,28 @@ def test_bad_input_is_one_line(
     assert capsys.readouterr().err.strip() == message.format(data=corpus)
 
 
+def test_a_missing_bundle_names_the_trainer_option(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The trainer's message names its own option, not the plugin's
+    clap.model setting; a bad baseline is found before any evaluation."""
+    nope = tmp_path / "nope"
+    argv = ["evaluate", "--data", str(corpus), "--quiet", "--out", str(tmp_path)]
+    assert trainer_main([*argv, "--bundle", str(nope)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"evaluate: error: model bundle {nope}: not a folder "
+        "(--bundle must name a bundle folder)"
+    )
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    argv += ["--bundle", str(model), "--baseline", f"random={nope}"]
+    assert trainer_main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"evaluate: error: model bundle {nope}: not a folder "
+        "(--baseline random=DIR must name a bundle folder)"
+    )
+    assert not (tmp_path / "cache").exists()  # the model was not embedded first
+
+
 def test_a_sharded_split_is_read_whole(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

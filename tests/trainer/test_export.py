@@ -363,6 +363,20 @@ def test_a_bundle_without_int8_weights_is_refused_in_one_line(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["uint8-weights", "retag"])
+def test_a_missing_bundle_names_the_trainer_option(tmp_path, capsys, command):
+    from trainer.__main__ import main
+
+    nope, out = tmp_path / "nope", tmp_path / "new"
+    args = [command, "--bundle", str(nope), "--out", str(out), "--version", "1"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"error: model bundle {nope}: not a folder "
+        "(--bundle must name a bundle folder)\n"
+    )
+    assert not out.exists()
+
+
 def test_manifest_follows_the_bundle_contract(int8_bundle):
     manifest = json.loads((int8_bundle / "manifest.json").read_text())
     assert manifest["format"] == 1

@@ -97,11 +97,14 @@ def evaluate_split(
     }
 
 
-def _load_bundle(path: Path, threads: int | None):
+def _load_bundle(path: Path, threads: int | None, option: str):
+    """The bundle an `option` (--bundle, --baseline NAME=DIR) names."""
     from beetsplug.clap.model import Bundle, BundleError
 
     try:
-        return Bundle.load(path, threads=threads)
+        return Bundle.load(
+            path, threads=threads, folder_hint=f"{option} must name a bundle folder"
+        )
     except BundleError as exc:
         raise EvaluateError(str(exc)) from None
 
@@ -155,7 +158,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     for s, c in clips.items():
         if not c:
             raise EvaluateError(f"split {s} of {data} has no clips")
-    bundle = _load_bundle(args.bundle, args.threads)
+    bundle = _load_bundle(args.bundle, args.threads, "--bundle")
+    # Every bundle is checked before the first is evaluated: a bad baseline
+    # should not cost the minutes the model's evaluation takes.
+    baseline_bundles = {
+        name: _load_bundle(path, args.threads, f"--baseline {name}=DIR")
+        for name, path in baselines
+    }
     out = args.out or args.bundle.resolve().parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     weight = resolve_negation_weight(args.negation_weight, bundle)
@@ -198,10 +207,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "speech_weight": speech_weight,
         "max_clips": args.max_clips,
         "model": evaluate_bundle(bundle),
-        "baselines": {
-            name: evaluate_bundle(_load_bundle(path, args.threads))
-            for name, path in baselines
-        },
+        "baselines": {name: evaluate_bundle(b) for name, b in baseline_bundles.items()},
     }
     result["seconds"] = round(time.perf_counter() - started, 2)
     stem = f"{bundle.name}-{data.resolve().name}"
