@@ -383,6 +383,36 @@ def test_a_missing_bundle_names_the_trainer_option(
     assert not (tmp_path / "cache").exists()  # the model was not embedded first
 
 
+def test_reports_of_bundles_with_one_name_are_kept_apart(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Two runs exported under the same name, evaluated into one folder:
+    each report is named by its bundle's version and identity too."""
+    out = tmp_path / "eval"
+    results = []
+    for seed in (0, 5):
+        model = build_tiny_bundle(
+            tmp_path / f"run{seed}" / "bundle", window_seconds=1.0, seed=seed
+        )
+        argv = ["--bundle", str(model), "--data", str(corpus), "--out", str(out)]
+        argv += ["--split", "test", "--min-relevant", "1", "--quiet"]
+        assert trainer_main(["evaluate", *argv]) == 0
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    names = set()
+    for result in results:
+        assert result["model"]["name"] == "clap-tiny"
+        identity = result["model"]["identity"][:12]
+        stem = f"clap-tiny-0.1.0-{identity}-{corpus.name}"
+        assert result["outputs"] == {
+            "json": str(out / f"{stem}.json"),
+            "png": str(out / f"{stem}.png"),
+        }
+        assert json.loads((out / f"{stem}.json").read_text()) == result
+        names.add(stem)
+    assert len(names) == 2
+    assert {p.stem for p in out.glob("*.json")} == names
+
+
 def test_a_sharded_split_is_read_whole(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -1,8 +1,9 @@
 """One benchmark run: a bundle and its baselines on each split, as JSON and a PNG.
 
 Every metric of a bundle on a split comes from `evaluate_split`; `run`
-writes the result to OUT/<bundle name>-<data folder>.json (and .png) and
-returns it; the command line prints it as its last line (`to_json`).
+writes the result to OUT/<name>-<version>-<identity>-<data folder>.json
+(and .png; `_report_stem`) and returns it; the command line prints it as
+its last line (`to_json`).
 """
 
 from __future__ import annotations
@@ -210,12 +211,27 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "baselines": {name: evaluate_bundle(b) for name, b in baseline_bundles.items()},
     }
     result["seconds"] = round(time.perf_counter() - started, 2)
-    stem = f"{bundle.name}-{data.resolve().name}"
+    stem = _report_stem(bundle, data)
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
     result["outputs"] = {"json": str(json_path), "png": str(png_path)}
     json_path.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
     plot(result, png_path)
+    if log:
+        log(f"evaluate: wrote {json_path} and {png_path.name}")
     return result
+
+
+def _report_stem(bundle, data: Path) -> str:
+    """The report's file name: the bundle's name, version and identity
+    (sha256 of its manifest, 12 digits) and the data folder's name.
+
+    Runs are compared by evaluating bundles that often share a name (two
+    exports of one config are both clap-<config>): the identity keeps each
+    bundle's report, while a re-run of the same bundle on the same data
+    replaces its own.
+    """
+    identity = bundle.identity[:12]
+    return f"{bundle.name}-{bundle.version}-{identity}-{data.resolve().name}"
 
 
 def _json_default(value):
