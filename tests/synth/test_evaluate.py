@@ -413,6 +413,54 @@ def test_reports_of_bundles_with_one_name_are_kept_apart(
     assert {p.stem for p in out.glob("*.json")} == names
 
 
+def _without_audio(corpus: Path, out: Path, split: str, keep: int) -> Path:
+    """A copy of the corpus whose `split` has only its first `keep` clips'
+    audio files left."""
+    import shutil
+
+    shutil.copytree(corpus, out)
+    for clip in evaluate.load_split(out, split)[keep:]:
+        clip.audio.unlink()
+    return out
+
+
+def test_a_split_with_no_readable_clip_is_an_error(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = _without_audio(corpus, tmp_path / "data", "test", keep=0)
+    first = evaluate.load_split(data, "test")[0]
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    out = tmp_path / "eval"
+    argv = ["--bundle", str(model), "--data", str(data), "--split", "test"]
+    assert trainer_main(["evaluate", *argv, "--out", str(out), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    n = len(evaluate.load_split(data, "test"))
+    assert captured.err == (
+        f"evaluate: error: split test: none of its {n} clips could be read "
+        f"({first.audio}: file not found)\n"
+    )
+    assert captured.out == ""
+    assert not list(out.glob("*.json"))
+
+
+def test_the_log_counts_the_clips_scored(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = _without_audio(corpus, tmp_path / "data", "test", keep=1)
+    total = len(evaluate.load_split(data, "test"))
+    assert total > 1
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    argv = ["--bundle", str(model), "--data", str(data), "--split", "test"]
+    assert trainer_main(["evaluate", *argv, "--min-relevant", "1"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        f"evaluate: clap-tiny on test: 1 of {total} clips scored; "
+        f"{total - 1} unreadable, skipped\n" in captured.err
+    )
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert result["model"]["results"]["test"]["clips"] == 1
+
+
 def test_a_sharded_split_is_read_whole(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

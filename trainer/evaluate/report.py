@@ -48,10 +48,24 @@ def evaluate_split(
     tag_weight: float = 0.0,
     affirmed_tag_weight: float = 0.0,
     speech_weight: float = 0.0,
+    split: str = "split",
 ) -> dict:
-    """Every metric of one bundle on one split."""
+    """Every metric of one bundle on one split; EvaluateError if none of
+    the split's clips could be read (its metrics would all be empty)."""
     audio, tags, skipped = embed_clips(bundle, clips, cache_dir, log)
     keep = [i for i, c in enumerate(clips) if c.track_id not in skipped]
+    if not keep:
+        first = clips[0]
+        raise EvaluateError(
+            f"split {split}: none of its {len(clips)} clips could be read "
+            f"({first.audio}: {skipped[first.track_id]})"
+        )
+    if log:
+        unread = f"; {len(skipped)} unreadable, skipped" if skipped else ""
+        log(
+            f"evaluate: {bundle.name} on {split}: "
+            f"{len(keep)} of {len(clips)} clips scored{unread}"
+        )
     clips = [clips[i] for i in keep]
     audio = audio[keep]
     tags = tags[keep] if tags is not None else None
@@ -180,8 +194,6 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     def evaluate_bundle(b) -> dict:
         results = {}
         for s in splits:
-            if log:
-                log(f"evaluate: {b.name} on {s} ({len(clips[s])} clips)")
             results[s] = evaluate_split(
                 b,
                 clips[s],
@@ -193,6 +205,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
                 tag_weight,
                 affirmed_tag_weight,
                 speech_weight,
+                split=s,
             )
         return {**_bundle_info(b), "results": results}
 
