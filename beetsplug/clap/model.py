@@ -241,6 +241,16 @@ def _open_session(
         ) from exc
 
 
+def _text_list(texts: Sequence[str], method: str) -> Sequence[str]:
+    """`texts`, refused if it is one str: a str is a sequence of
+    one-character strs, and each would be embedded as a text of its own."""
+    if isinstance(texts, str):
+        raise TypeError(
+            f"Bundle.{method} takes a list of texts, not a str: pass [{texts!r}]"
+        )
+    return texts
+
+
 def _static_last_dim(shape: Sequence[Any]) -> int | None:
     """The last dimension of an ONNX shape if it is a fixed number."""
     if len(shape) != 2:
@@ -504,6 +514,7 @@ class Bundle:
         """Token ids and mask padded to the batch's longest text (<= max_tokens)."""
         import numpy as np
 
+        texts = _text_list(texts, "tokenize")
         feed = tokenize(self._tokenizer, texts, self.max_tokens)
         if "token_type_ids" in self._text_inputs:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
@@ -522,6 +533,7 @@ class Bundle:
         """
         import numpy as np
 
+        texts = _text_list(texts, "embed_text")
         out = [self._text.run(["embedding"], self.tokenize([t]))[0] for t in texts]
         if not out:
             return np.zeros((0, self.embedding_dim), np.float32)
@@ -540,6 +552,7 @@ class Bundle:
         """
         import numpy as np
 
+        attributes = _text_list(attributes, "embed_attributes")
         if not attributes:
             return np.zeros((0, self.embedding_dim), np.float32)
         # Looked up into a local dict: another thread clearing the memory

@@ -138,6 +138,23 @@ def test_missing_folder(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("method", ["embed_text", "embed_attributes", "tokenize"])
+def test_a_bare_string_is_refused_not_read_as_characters(
+    tiny_bundle: Path, method: str
+) -> None:
+    # A str is a sequence of one-character strings: taken as texts, it gave
+    # one embedding per character and no error.
+    bundle = Bundle.load(tiny_bundle)
+    with pytest.raises(TypeError) as caught:
+        getattr(bundle, method)("jazz without drums")
+    assert str(caught.value) == (
+        f"Bundle.{method} takes a list of texts, not a str: pass ['jazz without drums']"
+    )
+    # A list of one text is one text.
+    one = getattr(bundle, method)(["jazz without drums"])
+    assert len(one["input_ids"] if method == "tokenize" else one) == 1
+
+
 def test_missing_manifest(tiny_bundle: Path, tmp_path: Path) -> None:
     bundle = _copy(tiny_bundle, tmp_path)
     (bundle / "manifest.json").unlink()
