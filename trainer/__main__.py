@@ -121,7 +121,11 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a run as an int8 ONNX model bundle")
     source = export.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run-dir", type=Path, help="run folder or .pt")
+    source.add_argument(
+        "--run-dir",
+        type=Path,
+        help="run folder (its latest checkpoint) or one checkpoint .pt of it",
+    )
     source.add_argument(
         "--untrained",
         metavar="CONFIG",
@@ -131,14 +135,23 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--out", required=True, type=Path, help="bundle folder to write"
     )
-    export.add_argument("--name", help="bundle name (default: clap-<config name>)")
+    export.add_argument(
+        "--name",
+        help="bundle name (default: clap-<config name>, clap_ not doubled and _ "
+        "as -: clap_default gives clap-default)",
+    )
     export.add_argument("--version", default="0.1.0", help="bundle version")
     export.add_argument(
         "--calibration-data",
         type=Path,
         help="data directory whose valid split calibrates int8 (default: synthetic)",
     )
-    export.add_argument("--max-windows", type=int, default=8)
+    export.add_argument(
+        "--max-windows",
+        type=int,
+        default=8,
+        help="windows the plugin embeds per track (a positive integer; default 8)",
+    )
     export.add_argument(
         "--probes",
         type=Path,
@@ -264,37 +277,20 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from trainer.config import load_config
-    from trainer.export import calibration_from_data, export_bundle, export_untrained
+    from trainer.export import export_bundle, export_untrained
 
-    if args.untrained:
-        cfg = load_config(args.untrained)
-    else:
-        saved = args.run_dir / "config.yaml"
-        cfg = load_config(str(saved)) if saved.is_file() else None
-    name = args.name or (
-        f"clap-{cfg.name}-untrained"
-        if args.untrained
-        else f"clap-{cfg.name if cfg else args.run_dir.name}"
-    )
-    calibration = texts = None
-    if args.calibration_data:
-        audio_cfg = cfg.model.audio if cfg else None
-        calibration, texts = calibration_from_data(
-            args.calibration_data,
-            sample_rate=audio_cfg.sample_rate if audio_cfg else 16000,
-            window_seconds=audio_cfg.window_seconds if audio_cfg else 3.0,
-        )
+    # The architecture, calibration windows and default name come from the
+    # checkpoint's own config (or --untrained's), inside the export.
     options = {
-        "name": name,
+        "name": args.name,
         "version": args.version,
-        "calibration_audio": calibration,
-        "calibration_texts": texts,
+        "calibration_data": args.calibration_data,
         "max_windows": args.max_windows,
         "max_tokens": args.max_tokens,
         "quantize": not args.no_quantize,
     }
     if args.untrained:
-        out = export_untrained(cfg, args.out, **options)
+        out = export_untrained(load_config(args.untrained), args.out, **options)
     else:
         out = export_bundle(args.run_dir, args.out, probe_data=args.probes, **options)
     print(out)

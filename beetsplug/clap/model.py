@@ -31,6 +31,9 @@ MAX_REMEMBERED_ATTRIBUTES = 4096
 _MIN_SAMPLE_RATE = 4000
 _MAX_SAMPLE_RATE = 192000
 _MAX_WINDOW_SECONDS = 60.0
+# What `load` tells a user whose bundle folder is missing; other front ends
+# (the trainer's --bundle) name their own option instead.
+FOLDER_HINT = "set clap.model to a bundle folder"
 
 
 class BundleError(Exception):
@@ -238,6 +241,16 @@ def _open_session(
         ) from exc
 
 
+def _text_list(texts: Sequence[str], method: str) -> Sequence[str]:
+    """`texts`, refused if it is one str: a str is a sequence of
+    one-character strs, and each would be embedded as a text of its own."""
+    if isinstance(texts, str):
+        raise TypeError(
+            f"Bundle.{method} takes a list of texts, not a str: pass [{texts!r}]"
+        )
+    return texts
+
+
 def _static_last_dim(shape: Sequence[Any]) -> int | None:
     """The last dimension of an ONNX shape if it is a fixed number."""
     if len(shape) != 2:
@@ -346,16 +359,17 @@ class Bundle:
         threads: int | None = None,
         *,
         audio: bool = True,
+        folder_hint: str = FOLDER_HINT,
     ) -> Bundle:
         """Validate the bundle at `path` (default: the shipped one) and open it.
 
         With `audio=False` audio.onnx is checked only against its digest and
         opened on first use (`open_audio`, or the first `embed_audio`).
+        `folder_hint` is what the message for a missing folder tells the
+        user to do.
         """
         bundle = Path(path).expanduser() if path else default_bundle_path()
-        _require(
-            bundle.is_dir(), bundle, "not a folder (set clap.model to a bundle folder)"
-        )
+        _require(bundle.is_dir(), bundle, f"not a folder ({folder_hint})")
         manifest_path = bundle / MANIFEST
         _require(manifest_path.is_file(), bundle, f"{MANIFEST} is missing")
         raw = manifest_path.read_bytes()
@@ -505,6 +519,7 @@ class Bundle:
         """Token ids and mask padded to the batch's longest text (<= max_tokens)."""
         import numpy as np
 
+        texts = _text_list(texts, "tokenize")
         feed = tokenize(self._tokenizer, texts, self.max_tokens)
         if "token_type_ids" in self._text_inputs:
             feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
@@ -523,6 +538,7 @@ class Bundle:
         """
         import numpy as np
 
+        texts = _text_list(texts, "embed_text")
         out = [self._text.run(["embedding"], self.tokenize([t]))[0] for t in texts]
         if not out:
             return np.zeros((0, self.embedding_dim), np.float32)
@@ -541,6 +557,7 @@ class Bundle:
         """
         import numpy as np
 
+        attributes = _text_list(attributes, "embed_attributes")
         if not attributes:
             return np.zeros((0, self.embedding_dim), np.float32)
         # Looked up into a local dict: another thread clearing the memory

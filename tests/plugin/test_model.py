@@ -129,8 +129,30 @@ def test_tags_output_is_read(tagged_bundle: Path) -> None:
 
 
 def test_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match=r"not a folder"):
+    # The plugin's hint names its own setting (the trainer passes its option).
+    with pytest.raises(BundleError) as caught:
         Bundle.load(tmp_path / "nope")
+    assert str(caught.value) == (
+        f"model bundle {tmp_path / 'nope'}: not a folder "
+        "(set clap.model to a bundle folder)"
+    )
+
+
+@pytest.mark.parametrize("method", ["embed_text", "embed_attributes", "tokenize"])
+def test_a_bare_string_is_refused_not_read_as_characters(
+    tiny_bundle: Path, method: str
+) -> None:
+    # A str is a sequence of one-character strings: taken as texts, it gave
+    # one embedding per character and no error.
+    bundle = Bundle.load(tiny_bundle)
+    with pytest.raises(TypeError) as caught:
+        getattr(bundle, method)("jazz without drums")
+    assert str(caught.value) == (
+        f"Bundle.{method} takes a list of texts, not a str: pass ['jazz without drums']"
+    )
+    # A list of one text is one text.
+    one = getattr(bundle, method)(["jazz without drums"])
+    assert len(one["input_ids"] if method == "tokenize" else one) == 1
 
 
 def test_missing_manifest(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -361,6 +361,106 @@ def test_bad_input_is_one_line(
     assert capsys.readouterr().err.strip() == message.format(data=corpus)
 
 
+def test_a_missing_bundle_names_the_trainer_option(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The trainer's message names its own option, not the plugin's
+    clap.model setting; a bad baseline is found before any evaluation."""
+    nope = tmp_path / "nope"
+    argv = ["evaluate", "--data", str(corpus), "--quiet", "--out", str(tmp_path)]
+    assert trainer_main([*argv, "--bundle", str(nope)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"evaluate: error: model bundle {nope}: not a folder "
+        "(--bundle must name a bundle folder)"
+    )
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    argv += ["--bundle", str(model), "--baseline", f"random={nope}"]
+    assert trainer_main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"evaluate: error: model bundle {nope}: not a folder "
+        "(--baseline random=DIR must name a bundle folder)"
+    )
+    assert not (tmp_path / "cache").exists()  # the model was not embedded first
+
+
+def test_reports_of_bundles_with_one_name_are_kept_apart(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Two runs exported under the same name, evaluated into one folder:
+    each report is named by its bundle's version and identity too."""
+    out = tmp_path / "eval"
+    results = []
+    for seed in (0, 5):
+        model = build_tiny_bundle(
+            tmp_path / f"run{seed}" / "bundle", window_seconds=1.0, seed=seed
+        )
+        argv = ["--bundle", str(model), "--data", str(corpus), "--out", str(out)]
+        argv += ["--split", "test", "--min-relevant", "1", "--quiet"]
+        assert trainer_main(["evaluate", *argv]) == 0
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    names = set()
+    for result in results:
+        assert result["model"]["name"] == "clap-tiny"
+        identity = result["model"]["identity"][:12]
+        stem = f"clap-tiny-0.1.0-{identity}-{corpus.name}"
+        assert result["outputs"] == {
+            "json": str(out / f"{stem}.json"),
+            "png": str(out / f"{stem}.png"),
+        }
+        assert json.loads((out / f"{stem}.json").read_text()) == result
+        names.add(stem)
+    assert len(names) == 2
+    assert {p.stem for p in out.glob("*.json")} == names
+
+
+def _without_audio(corpus: Path, out: Path, split: str, keep: int) -> Path:
+    """A copy of the corpus whose `split` has only its first `keep` clips'
+    audio files left."""
+    import shutil
+
+    shutil.copytree(corpus, out)
+    for clip in evaluate.load_split(out, split)[keep:]:
+        clip.audio.unlink()
+    return out
+
+
+def test_a_split_with_no_readable_clip_is_an_error(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = _without_audio(corpus, tmp_path / "data", "test", keep=0)
+    first = evaluate.load_split(data, "test")[0]
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    out = tmp_path / "eval"
+    argv = ["--bundle", str(model), "--data", str(data), "--split", "test"]
+    assert trainer_main(["evaluate", *argv, "--out", str(out), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    n = len(evaluate.load_split(data, "test"))
+    assert captured.err == (
+        f"evaluate: error: split test: none of its {n} clips could be read "
+        f"({first.audio}: file not found)\n"
+    )
+    assert captured.out == ""
+    assert not list(out.glob("*.json"))
+
+
+def test_the_log_counts_the_clips_scored(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data = _without_audio(corpus, tmp_path / "data", "test", keep=1)
+    total = len(evaluate.load_split(data, "test"))
+    assert total > 1
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    argv = ["--bundle", str(model), "--data", str(data), "--split", "test"]
+    assert trainer_main(["evaluate", *argv, "--min-relevant", "1"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        f"evaluate: clap-tiny on test: 1 of {total} clips scored; "
+        f"{total - 1} unreadable, skipped\n" in captured.err
+    )
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert result["model"]["results"]["test"]["clips"] == 1
+
+
 def test_a_sharded_split_is_read_whole(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -99,6 +99,45 @@ def int8_bundle(run, tmp_path_factory):
     return _export_tiny(run, tmp_path_factory, "int8", max_windows=4)
 
 
+def _tiny_config(window_seconds: float = 3.0, **audio) -> Config:
+    return Config(
+        name="tiny",
+        model=ModelConfig(
+            embedding_dim=8,
+            audio=AudioModelConfig(
+                backbone="cnn", channels=4, window_seconds=window_seconds, **audio
+            ),
+            text=TextModelConfig(encoder="tiny", max_tokens=16),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory) -> Path:
+    """A tiny run of 1-second windows: checkpoints at steps 5, 10 and 20,
+    validations at steps 8 and 20, and a run-folder config.yaml that
+    disagrees with what the checkpoints record (another name and window)."""
+    torch.manual_seed(1)
+    cfg = _tiny_config(window_seconds=1.0)
+    model = build_model(cfg.model).eval()
+    run_dir = tmp_path_factory.mktemp("short_run")
+    (run_dir / "checkpoints").mkdir()
+    for step in (5, 10, 20):
+        state = {"model": model.state_dict(), "step": step, "config": cfg.to_dict()}
+        torch.save(state, run_dir / "checkpoints" / f"step_{step:07d}.pt")
+    stale = _tiny_config(window_seconds=3.0)
+    stale.name = "stale"
+    stale.dump(run_dir / "config.yaml")
+    lines = [
+        {"step": 8, "split": "train", "loss": 2.0},
+        {"step": 8, "split": "valid", "val_loss": 1.9, "t2a_R@10": 30.0},
+        {"step": 20, "split": "valid", "val_loss": 1.4, "t2a_R@10": 45.0},
+    ]
+    text = "\n".join(json.dumps(r) for r in lines) + "\n"
+    (run_dir / "metrics.jsonl").write_text(text)
+    return run_dir
+
+
 def _torch_embeddings(model, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     tok = build_tokenizer(model.config.text)
     with torch.no_grad():
@@ -324,6 +363,20 @@ def test_a_bundle_without_int8_weights_is_refused_in_one_line(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["uint8-weights", "retag"])
+def test_a_missing_bundle_names_the_trainer_option(tmp_path, capsys, command):
+    from trainer.__main__ import main
+
+    nope, out = tmp_path / "nope", tmp_path / "new"
+    args = [command, "--bundle", str(nope), "--out", str(out), "--version", "1"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"error: model bundle {nope}: not a folder "
+        "(--bundle must name a bundle folder)\n"
+    )
+    assert not out.exists()
+
+
 def test_manifest_follows_the_bundle_contract(int8_bundle):
     manifest = json.loads((int8_bundle / "manifest.json").read_text())
     assert manifest["format"] == 1
@@ -350,6 +403,7 @@ def test_manifest_follows_the_bundle_contract(int8_bundle):
     }
     training = manifest["training"]
     assert training["metrics"] == {"step": 20, "val_loss": 1.4, "t2a_R@10": 45.0}
+    assert training["metrics_source"] == "validation at step 20"
     assert training["step"] == 20
     assert training["data"] == "/data/synth"
     assert training["recipe"] == "tiny"
@@ -450,9 +504,118 @@ def test_last_eval_metrics_reads_the_last_validation(tmp_path):
         "not json",
         '{"step": 6, "split": "train", "loss": 3.0}',
         '{"step": 7, "kind": "eval", "t2a_R@1": 2.5, "nan": NaN}',
+        '{"step": 12, "split": "valid", "t2a_R@1": 4.0}',
     ]
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
-    assert last_eval_metrics(tmp_path) == {"step": 7, "t2a_R@1": 2.5}
+    assert last_eval_metrics(tmp_path) == {"step": 12, "t2a_R@1": 4.0}
+    # A checkpoint's metrics: its own step's validation, else the last before it.
+    assert last_eval_metrics(tmp_path, step=7) == {"step": 7, "t2a_R@1": 2.5}
+    assert last_eval_metrics(tmp_path, step=11) == {"step": 7, "t2a_R@1": 2.5}
+    assert last_eval_metrics(tmp_path, step=6) == {"step": 5, "t2a_R@1": 1.0}
+    assert last_eval_metrics(tmp_path, step=4) == {}
+
+
+def test_a_checkpoint_file_exports_with_the_config_it_records(
+    short_run, fixture_data, tmp_path, capsys
+):
+    """`--run-dir RUN/checkpoints/step_N.pt`: the checkpoint's own config
+    (1-second windows, named tiny) sets the calibration windows and the
+    name, not the file name or a run-folder config.yaml that disagrees; the
+    metrics are the validation of that step, not the run's last."""
+    from trainer.__main__ import main
+
+    out = tmp_path / "bundle"
+    ckpt = short_run / "checkpoints" / "step_0000010.pt"
+    args = ["export", "--run-dir", str(ckpt), "--out", str(out)]
+    assert main([*args, "--calibration-data", str(fixture_data), "--no-quantize"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    bundle = Bundle.load(out, threads=1)
+    assert bundle.name == "clap-tiny"
+    assert bundle.window_seconds == 1.0
+    manifest = bundle.manifest
+    assert manifest["parity"]["calibration"]["audio"] == "given"
+    assert manifest["parity"]["calibration"]["windows"] > 0
+    training = manifest["training"]
+    assert training["checkpoint"] == "step_0000010.pt"
+    assert training["step"] == 10
+    assert training["metrics"] == {"step": 8, "val_loss": 1.9, "t2a_R@10": 30.0}
+    assert training["metrics_source"] == (
+        "validation at step 8, the last one before step 10"
+    )
+
+
+def test_a_checkpoint_before_any_validation_borrows_no_metrics(short_run, tmp_path):
+    out = export_bundle(
+        short_run / "checkpoints" / "step_0000005.pt",
+        tmp_path / "bundle",
+        version="0.0.1",
+        quantize=False,
+    )
+    manifest = Bundle.load(out, threads=1).manifest
+    assert manifest["name"] == "clap-tiny"  # the library's default name too
+    assert manifest["training"]["step"] == 5
+    assert manifest["training"]["metrics"] == {}
+    assert manifest["training"]["metrics_source"] == (
+        "none: the run logged no validation at or before step 5"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config_name", "untrained", "expected"),
+    [
+        ("clap_default", False, "clap-default"),
+        ("clap_default", True, "clap-default-untrained"),
+        ("msd_negation", False, "clap-msd-negation"),
+        ("tiny", False, "clap-tiny"),
+        ("clap-blind", False, "clap-blind"),
+    ],
+)
+def test_default_bundle_names_follow_the_shipped_one(config_name, untrained, expected):
+    from trainer.export import default_bundle_name
+
+    assert default_bundle_name(config_name, untrained=untrained) == expected
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--max-windows", "0"], "max_windows must be a positive integer, not 0"),
+        (["--max-windows", "-2"], "max_windows must be a positive integer, not -2"),
+        (["--name", ""], "the bundle name must not be empty"),
+        (["--version", " "], "the bundle version must not be empty"),
+    ],
+)
+def test_bad_export_options_are_refused_before_anything_is_written(
+    run, tmp_path, capsys, option, message
+):
+    from trainer.__main__ import main
+
+    out = tmp_path / "bundle"
+    args = ["export", "--run-dir", str(run[0]), "--out", str(out), *option]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message}\n"
+    assert captured.out == ""
+    assert not out.exists()
+
+
+def test_a_bundle_the_plugin_would_refuse_is_never_published(tmp_path):
+    """The export loads its staged folder as the plugin would before it
+    publishes: a 2 kHz model exports fine, but the plugin reads 4-192 kHz."""
+    cfg = _tiny_config(
+        window_seconds=1.0, sample_rate=2000, n_fft=256, hop_length=128, n_mels=16
+    )
+    torch.manual_seed(0)
+    out = tmp_path / "bundle"
+    with pytest.raises(
+        ExportError,
+        match=r"^the plugin would refuse this bundle: audio\.sample_rate 2000 is "
+        r"not an integer in 4000\.\.192000$",
+    ):
+        export_model_bundle(
+            build_model(cfg.model), cfg, out, name="x", version="0", quantize=False
+        )
+    assert not out.exists()
 
 
 def test_musicnn_export_carries_mtt_tags(tmp_path):

@@ -1,8 +1,9 @@
 """One benchmark run: a bundle and its baselines on each split, as JSON and a PNG.
 
 Every metric of a bundle on a split comes from `evaluate_split`; `run`
-writes the result to OUT/<bundle name>-<data folder>.json (and .png) and
-returns it; the command line prints it as its last line (`to_json`).
+writes the result to OUT/<name>-<version>-<identity>-<data folder>.json
+(and .png; `_report_stem`) and returns it; the command line prints it as
+its last line (`to_json`).
 """
 
 from __future__ import annotations
@@ -47,10 +48,24 @@ def evaluate_split(
     tag_weight: float = 0.0,
     affirmed_tag_weight: float = 0.0,
     speech_weight: float = 0.0,
+    split: str = "split",
 ) -> dict:
-    """Every metric of one bundle on one split."""
+    """Every metric of one bundle on one split; EvaluateError if none of
+    the split's clips could be read (its metrics would all be empty)."""
     audio, tags, skipped = embed_clips(bundle, clips, cache_dir, log)
     keep = [i for i, c in enumerate(clips) if c.track_id not in skipped]
+    if not keep:
+        first = clips[0]
+        raise EvaluateError(
+            f"split {split}: none of its {len(clips)} clips could be read "
+            f"({first.audio}: {skipped[first.track_id]})"
+        )
+    if log:
+        unread = f"; {len(skipped)} unreadable, skipped" if skipped else ""
+        log(
+            f"evaluate: {bundle.name} on {split}: "
+            f"{len(keep)} of {len(clips)} clips scored{unread}"
+        )
     clips = [clips[i] for i in keep]
     audio = audio[keep]
     tags = tags[keep] if tags is not None else None
@@ -97,11 +112,14 @@ def evaluate_split(
     }
 
 
-def _load_bundle(path: Path, threads: int | None):
+def _load_bundle(path: Path, threads: int | None, option: str):
+    """The bundle an `option` (--bundle, --baseline NAME=DIR) names."""
     from beetsplug.clap.model import Bundle, BundleError
 
     try:
-        return Bundle.load(path, threads=threads)
+        return Bundle.load(
+            path, threads=threads, folder_hint=f"{option} must name a bundle folder"
+        )
     except BundleError as exc:
         raise EvaluateError(str(exc)) from None
 
@@ -155,7 +173,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     for s, c in clips.items():
         if not c:
             raise EvaluateError(f"split {s} of {data} has no clips")
-    bundle = _load_bundle(args.bundle, args.threads)
+    bundle = _load_bundle(args.bundle, args.threads, "--bundle")
+    # Every bundle is checked before the first is evaluated: a bad baseline
+    # should not cost the minutes the model's evaluation takes.
+    baseline_bundles = {
+        name: _load_bundle(path, args.threads, f"--baseline {name}=DIR")
+        for name, path in baselines
+    }
     out = args.out or args.bundle.resolve().parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     weight = resolve_negation_weight(args.negation_weight, bundle)
@@ -170,8 +194,6 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     def evaluate_bundle(b) -> dict:
         results = {}
         for s in splits:
-            if log:
-                log(f"evaluate: {b.name} on {s} ({len(clips[s])} clips)")
             results[s] = evaluate_split(
                 b,
                 clips[s],
@@ -183,6 +205,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
                 tag_weight,
                 affirmed_tag_weight,
                 speech_weight,
+                split=s,
             )
         return {**_bundle_info(b), "results": results}
 
@@ -198,18 +221,30 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "speech_weight": speech_weight,
         "max_clips": args.max_clips,
         "model": evaluate_bundle(bundle),
-        "baselines": {
-            name: evaluate_bundle(_load_bundle(path, args.threads))
-            for name, path in baselines
-        },
+        "baselines": {name: evaluate_bundle(b) for name, b in baseline_bundles.items()},
     }
     result["seconds"] = round(time.perf_counter() - started, 2)
-    stem = f"{bundle.name}-{data.resolve().name}"
+    stem = _report_stem(bundle, data)
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
     result["outputs"] = {"json": str(json_path), "png": str(png_path)}
     json_path.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
     plot(result, png_path)
+    if log:
+        log(f"evaluate: wrote {json_path} and {png_path.name}")
     return result
+
+
+def _report_stem(bundle, data: Path) -> str:
+    """The report's file name: the bundle's name, version and identity
+    (sha256 of its manifest, 12 digits) and the data folder's name.
+
+    Runs are compared by evaluating bundles that often share a name (two
+    exports of one config are both clap-<config>): the identity keeps each
+    bundle's report, while a re-run of the same bundle on the same data
+    replaces its own.
+    """
+    identity = bundle.identity[:12]
+    return f"{bundle.name}-{bundle.version}-{identity}-{data.resolve().name}"
 
 
 def _json_default(value):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 import time
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from beetsplug.clap.meanings import read_tag_meanings
-from beetsplug.clap.model import l2_normalize, session_options, sha256_file
+from beetsplug.clap.model import l2_normalize, session_options
 from beetsplug.clap.model import tokenize as bundle_tokenize
 from trainer.config import Config
 from trainer.export.graphs import (
@@ -36,11 +37,12 @@ from trainer.export.graphs import (
 from trainer.export.quantize import (
     TEXT_QUANTIZATION,
     as_windows,
+    calibration_from_data,
     quantize_audio,
     quantize_text,
     synthetic_calibration_audio,
 )
-from trainer.export.stage import publish
+from trainer.export.stage import publish, seal
 from trainer.models import ClapModel, find_checkpoint, load_checkpoint
 from trainer.models.text import save_bundle_tokenizer
 
@@ -219,16 +221,16 @@ def check_parity(parity: dict[str, Any], thresholds: ParityThresholds) -> None:
 # --------------------------------------------------------------------------- bundle
 
 
-def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
-    """The last evaluation record of RUN/metrics.jsonl (numbers only), or {}.
+def _eval_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The evaluation records of RUN/metrics.jsonl, in the order logged.
 
     An evaluation line is one whose `kind`/`type`/`phase`/`split` says eval or
     valid(ation), or whose keys start with `eval`/`valid`.
     """
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
-        return {}
-    last: dict[str, Any] = {}
+        return []
+    records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
@@ -239,10 +241,29 @@ def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
         marks = {
             str(record.get(k, "")).lower() for k in ("kind", "type", "phase", "split")
         }
-        is_eval = bool(
-            marks & {"eval", "evaluate", "evaluation", "valid", "validation"}
-        ) or any(str(k).startswith(("eval", "valid")) for k in record)
-        if is_eval:
+        marked = marks & {"eval", "evaluate", "evaluation", "valid", "validation"}
+        if marked or any(str(k).startswith(("eval", "valid")) for k in record):
+            records.append(record)
+    return records
+
+
+def _record_step(record: dict[str, Any]) -> int | None:
+    step = record.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def last_eval_metrics(run_dir: Path, step: int | None = None) -> dict[str, Any]:
+    """The last evaluation record of RUN/metrics.jsonl (numbers only), or {}.
+
+    With `step`, the last one logged at or before it: a checkpoint's weights
+    are described by their own validation, never by a later one's (which
+    measured other weights). Records without a step cannot be placed and
+    count only when `step` is None.
+    """
+    last: dict[str, Any] = {}
+    for record in _eval_records(run_dir):
+        at = _record_step(record)
+        if step is None or (at is not None and at <= step):
             last = record
     return {
         k: v
@@ -251,15 +272,55 @@ def last_eval_metrics(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def metrics_source(metrics: dict[str, Any], step: int) -> str:
+    """manifest.training.metrics_source: which validation `metrics` are, so a
+    reader of the manifest never takes a borrowed or missing figure for the
+    exported step's."""
+    at = _record_step(metrics)
+    if not metrics or at is None:
+        return f"none: the run logged no validation at or before step {step}"
+    if at == step:
+        return f"validation at step {at}"
+    return f"validation at step {at}, the last one before step {step}"
+
+
+def default_bundle_name(config_name: str, *, untrained: bool = False) -> str:
+    """clap-<config name>, as the shipped bundles are named: a config's own
+    `clap` prefix is not doubled and underscores become hyphens, so
+    clap_default exports as clap-default, msd_negation as clap-msd-negation;
+    -untrained marks a config's model as built."""
+    stem = re.sub(r"^clap[-_]", "", config_name).replace("_", "-")
+    return f"clap-{stem}" + ("-untrained" if untrained else "")
+
+
+def check_options(
+    *, name: str | None = None, version: str | None = None, max_windows: int = 8
+) -> None:
+    """Refuse, before any work, the options that would make a bundle the
+    plugin refuses or cannot name (`name`/`version` None: not given yet)."""
+    if not (
+        isinstance(max_windows, int)
+        and not isinstance(max_windows, bool)
+        and max_windows > 0
+    ):
+        raise ExportError(
+            f"max_windows must be a positive integer, not {max_windows!r}"
+        )
+    for what, value in (("name", name), ("version", version)):
+        if value is not None and not str(value).strip():
+            raise ExportError(f"the bundle {what} must not be empty")
+
+
 def export_model_bundle(
     model: ClapModel,
     cfg: Config,
     out_dir: Path | str,
     *,
-    name: str,
+    name: str | None = None,
     version: str,
     calibration_audio: np.ndarray | None = None,
     calibration_texts: Sequence[str] | None = None,
+    calibration_data: Path | str | None = None,
     max_windows: int = 8,
     max_tokens: int | None = None,
     quantize: bool = True,
@@ -268,10 +329,23 @@ def export_model_bundle(
     probe_info: dict[str, Any] | None = None,
 ) -> Path:
     """Write the bundle of an in-memory model; see `export_bundle`."""
+    name = default_bundle_name(cfg.name) if name is None else name
+    check_options(name=name, version=version, max_windows=max_windows)
     thresholds = thresholds or ParityThresholds()
     model = model.to("cpu").float().eval()
     max_tokens = bundle_max_tokens(model, max_tokens)
     audio_cfg = model.config.audio
+    if calibration_data is not None:
+        if calibration_audio is not None:
+            raise ExportError("give calibration audio or a data directory, not both")
+        # Windows cut at the model's own rate and length: the audio graph
+        # takes nothing else.
+        calibration_audio, data_texts = calibration_from_data(
+            calibration_data,
+            sample_rate=audio_cfg.sample_rate,
+            window_seconds=audio_cfg.window_seconds,
+        )
+        calibration_texts = calibration_texts or data_texts
     calibration_kind = "given"
     if calibration_audio is None:
         calibration_kind = "synthetic"
@@ -338,8 +412,9 @@ def export_model_bundle(
             "name": name,
             "version": version,
             "embedding_dim": model.embedding_dim,
-            "files": {f: sha256_file(stage / f) for f in _GRAPHS},
-            "sizes": {f: (stage / f).stat().st_size for f in _GRAPHS},
+            # Filled in by seal, from the files as they are in the stage.
+            "files": dict.fromkeys(_GRAPHS, ""),
+            "sizes": dict.fromkeys(_GRAPHS, 0),
             "audio": _audio_section(
                 model, max_windows, keep_float if quantize else None, probe_info
             ),
@@ -352,9 +427,7 @@ def export_model_bundle(
             "training": training or {},
             "parity": parity,
         }
-        (stage / "manifest.json").write_text(
-            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
-        )
+        seal(stage, manifest)  # the plugin's own validation, before publishing
         publish(stage, out_dir)
     log.info(
         "exported %s %s to %s in %.1f s: audio cosine min %.4f, text cosine min %.4f",
@@ -424,19 +497,35 @@ def export_bundle(
 ) -> Path:
     """Export a training run (or one checkpoint) as a model bundle folder.
 
-    options: export_model_bundle's keywords — name and version (required),
+    The checkpoint's own config (a checkpoint rebuilds its model alone) sets
+    the architecture, the calibration windows and the default name, whether
+    the run folder or one of its step files is given; a run-folder
+    config.yaml is not read. The manifest's metrics are the validation
+    logged at the checkpoint's step, or the last one before it
+    (`last_eval_metrics`), and `training.metrics_source` says which.
+
+    options: export_model_bundle's keywords — version (required),
+      name (default: `default_bundle_name` of the config),
       calibration_audio: [N, window] float32 windows at the model's sample
       rate (or 1-D audio, cut into windows) — real music, ideally from the
-      validation split (`calibration_from_data`); None falls back to
-      synthetic signals and says so in manifest.parity.calibration;
-      calibration_texts, max_windows, max_tokens, quantize, thresholds.
+      validation split (`calibration_from_data`); or calibration_data, a
+      data directory whose valid split gives them at the model's rate and
+      window; neither falls back to synthetic signals and says so in
+      manifest.parity.calibration; calibration_texts, max_windows,
+      max_tokens, quantize, thresholds.
     probe_data: a data directory whose training split fits attribute probes
       for what the backbone's tagger does not name (trainer.probes), each
       from at least `probe_min_clips` clips with and without it; they join
       the `tags` output.
-    Raises ExportError if ONNX parity is below `thresholds`; nothing is
+    Raises ExportError if an option is invalid, if ONNX parity is below
+    `thresholds` or if the plugin would refuse the bundle; nothing is
     written to out_dir then.
     """
+    check_options(
+        name=options.get("name"),
+        version=options.get("version"),
+        max_windows=options.get("max_windows", 8),
+    )
     checkpoint = find_checkpoint(run_dir_or_checkpoint)
     model, cfg, ckpt = load_checkpoint(checkpoint)
     probe_info = None
@@ -465,14 +554,17 @@ def export_bundle(
         if checkpoint.parent.name == "checkpoints"
         else checkpoint.parent
     )
+    step = int(ckpt.get("step", 0))
+    metrics = last_eval_metrics(run_dir, step)
     training = {
         "data": ", ".join(
             ckpt.get("data_dirs") or [str(ckpt.get("data", ckpt.get("data_dir", "")))]
         ),
         "recipe": cfg.name,
         "checkpoint": checkpoint.resolve().name,
-        "step": int(ckpt.get("step", 0)),
-        "metrics": last_eval_metrics(run_dir),
+        "step": step,
+        "metrics": metrics,
+        "metrics_source": metrics_source(metrics, step),
         "config": cfg.to_dict(),
     }
     return export_model_bundle(
@@ -484,16 +576,25 @@ def export_untrained(cfg: Config, out_dir: Path | str, **options: Any) -> Path:
     """Export `cfg`'s model as built, untrained (the random-weights baseline of
     the benchmark; pretrained parts keep their weights), seeded by the config.
 
-    `options` are export_model_bundle's (name and version among them).
+    `options` are export_model_bundle's (version among them; the name
+    defaults to `default_bundle_name(cfg.name, untrained=True)`).
     """
     from trainer.models import build_model
 
+    if options.get("name") is None:
+        options["name"] = default_bundle_name(cfg.name, untrained=True)
+    check_options(
+        name=options["name"],
+        version=options.get("version"),
+        max_windows=options.get("max_windows", 8),
+    )
     torch.manual_seed(cfg.train.seed)
     training = {
         "data": "",
         "recipe": f"{cfg.name}, untrained heads (random-weights baseline)",
         "step": 0,
         "metrics": {},
+        "metrics_source": "none: untrained",
         "config": cfg.to_dict(),
     }
     return export_model_bundle(

@@ -173,7 +173,9 @@ def retag_bundle(
     from trainer.export.bundle import tag_meanings_section
     from trainer.models.musicnn import LABELS
 
-    source = Bundle.load(Path(bundle_dir), threads=1)
+    source = Bundle.load(
+        Path(bundle_dir), threads=1, folder_hint="--bundle must name a bundle folder"
+    )
     manifest = json.loads((source.path / "manifest.json").read_text())
     tags = list(manifest["audio"].get("tags", []))
     if tags != list(LABELS["MTT_musicnn"]):

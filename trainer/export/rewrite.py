@@ -36,7 +36,9 @@ def uint8_bundle(
     many int8 initializers it held; refuses a bundle that holds none, or one
     with a weight int8 stays in (an int8 initializer the rewrite does not
     know as a weight)."""
-    source = Bundle.load(Path(bundle_dir), threads=1)  # the plugin's validation
+    source = Bundle.load(  # the plugin's validation
+        Path(bundle_dir), threads=1, folder_hint="--bundle must name a bundle folder"
+    )
     manifest = json.loads((source.path / "manifest.json").read_text())
     graphs = [manifest["audio"]["file"], manifest["text"]["file"]]
     out_dir = Path(out_dir)
