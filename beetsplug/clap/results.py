@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .items import track_label
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Sequence
 
@@ -58,6 +60,9 @@ def nothing_found(
 
 
 def track_name(lib: Library, item_id: int) -> str:
-    """ "artist - title" of an item, for --explain and error lines."""
+    """ "artist - title" of an item, for --explain and error lines: its
+    file's name for a track without a title, no " - " without an artist
+    (items.track_label); "item ID" for an item that is not in `lib`."""
     item = lib.get_item(item_id)
-    return f"item {item_id}" if item is None else f"{item.artist} - {item.title}"
+    label = None if item is None else track_label(item.artist, item.title, item.path)
+    return label or f"item {item_id}"

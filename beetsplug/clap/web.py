@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .items import track_label
 from .mapview import MapError, library_points, map_data, static_text
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Backend:
         ranked, explanation = self._locked(
             lambda: _ranked(self, None, [], limit, like=item_id)
         )
-        label = f"{item.artist} – {item.title}"
+        label = track_label(item.artist, item.title, item.path, " – ")
         return self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
 
     def audio_path(self, item_id: int) -> str:

@@ -186,6 +186,28 @@ def test_similar_explain_without_a_description(indexed: ClapEnv) -> None:
     )
 
 
+def test_tracks_without_tags_are_named_by_their_file(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    env.add(corpus["low"], artist="", title="")
+    env.add(corpus["high"], title="")
+    env.add(corpus["mid"], artist="", title="mid")
+    env.add(corpus["noise"], title="noise")
+    env.run("clap-index")
+    with pytest.raises(
+        UserError,
+        match=r"^FROM and TO are the same track \(low\.flac\): a path needs two$",
+    ):
+        env.run("clap-path", "path::/low.flac$", "path::/low.flac$")
+    out = env.run(
+        "clap", "--like", "path::/(low|high).flac$", "--like", "title:mid", "-e"
+    )
+    assert (
+        "'path::/(low|high).flac$': 2 tracks\n  low.flac\n  tester - high.flac\n" in out
+    )
+    assert "'title:mid': 1 track\n  mid\n" in out
+
+
 def test_like_seeds_without_vectors(indexed: ClapEnv, corpus: dict[str, Path]) -> None:
     indexed.add(corpus["mid"], title="new")
     with pytest.raises(
