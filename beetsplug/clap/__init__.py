@@ -14,6 +14,7 @@ from beets.util import displayable_path
 
 from .cli import subcommands
 from .guards import guarded
+from .items import item_path
 from .named_query import ClapAlbumQuery, ClapQuery
 from .progress import ProgressBar
 from .resources import Resources
@@ -194,7 +195,7 @@ class ClapPlugin(BeetsPlugin):
             raise UserError("-j/--jobs must be 0 (all cores) or more")
         jobs = jobs or os.cpu_count() or 1
         bundle, store = self.bundle(audio=True), self.store(lib.path)
-        items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
+        items = [(item.id, item_path(lib, item)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
         if opts.pretend:
             for work in plan.todo:
@@ -548,7 +549,7 @@ class ClapPlugin(BeetsPlugin):
             return
         try:
             bundle, store = self.bundle(audio=True), self.store(session.lib.path)
-            todo = [index.Work(i.id, os.fsdecode(i.path), "new") for i in items]
+            todo = [index.Work(i.id, item_path(session.lib, i), "new") for i in items]
             summary = index.run(
                 store,
                 bundle,
@@ -589,7 +590,7 @@ class ClapPlugin(BeetsPlugin):
         for item in task.imported_items():
             if item.id in self._imported:
                 self._imported.discard(item.id)
-                stats.append((item.id, *file_stat(os.fsdecode(item.path))))
+                stats.append((item.id, *file_stat(item_path(session.lib, item))))
         if stats:
             try:
                 self.store(session.lib.path).update_file_stats(stats)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .items import track_label
+from .items import item_path, track_label
 from .mapview import MapError, library_points, map_data, static_text
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class Backend:
         """The file of a library item: the only files the server sends."""
         import os
 
-        path = os.fsdecode(self._item(item_id).path)
+        path = item_path(self.lib, self._item(item_id))
         if not os.path.isfile(path):
             raise ApiError(404, f"the file of item {item_id} is missing")
         return path
@@ -187,7 +187,7 @@ class Backend:
             results.append(
                 {
                     "id": item_id,
-                    "path": displayable_path(item.path),
+                    "path": displayable_path(item_path(self.lib, item)),
                     "artist": item.artist,
                     "title": item.title,
                     "album": item.album,
