@@ -364,21 +364,31 @@ class ClapPlugin(BeetsPlugin):
         )
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
-        from . import search
+        from . import compose, search
 
         if not args:
             raise UserError(
                 "give a query for the tracks to compare with: beet clap-similar QUERY"
             )
-        if opts.without is not None or opts.explain:
-            text = None if opts.without is None else f"without {opts.without}"
-            return self._run_composed(lib, opts, text, [args], [])
+        if opts.without is not None:
+            return self._run_composed(lib, opts, f"without {opts.without}", [args], [])
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
         seeds = [item.id for item in lib.items(args)]
         ranked = self._searching(
             lambda: search.rank_similar(store, bundle, seeds, limit)
         )
+        if opts.explain:
+            # The ranking just used, explained: asking why never changes it.
+            indexed = store.vectors(seeds)[0].tolist()
+            ui.print_(
+                compose.explain_similar(
+                    " ".join(args),
+                    len(seeds),
+                    indexed,
+                    lambda i: _track_name(lib, i),
+                )
+            )
         self._scores.update(ranked)
         if not self._print_ranked(ranked, lib.get_item, opts.score):
             self._log.info(
