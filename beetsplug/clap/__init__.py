@@ -18,8 +18,8 @@ from .items import item_path
 from .named_query import ClapAlbumQuery, ClapQuery
 from .progress import ProgressBar
 from .resources import Resources
+from .results import ScoreType, ranked_lines
 from .results import nothing_found as _nothing_found
-from .results import ranked_lines
 from .results import track_name as _track_name
 from .settings import DEFAULTS, SettingsError, validated
 
@@ -39,6 +39,9 @@ class ClapPlugin(BeetsPlugin):
 
     item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
     album_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapAlbumQuery}
+    # The computed field's type: how beets formats it in templates.
+    item_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
+    album_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
 
     def __init__(self) -> None:
         super().__init__()
