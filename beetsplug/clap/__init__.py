@@ -14,11 +14,12 @@ from beets.util import displayable_path
 
 from .cli import subcommands
 from .guards import guarded
+from .items import item_path
 from .named_query import ClapAlbumQuery, ClapQuery
 from .progress import ProgressBar
 from .resources import Resources
+from .results import ScoreType, ranked_lines
 from .results import nothing_found as _nothing_found
-from .results import ranked_lines
 from .results import track_name as _track_name
 from .settings import (
     DEFAULTS,
@@ -45,6 +46,9 @@ class ClapPlugin(BeetsPlugin):
 
     item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
     album_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapAlbumQuery}
+    # The computed field's type: how beets formats it in templates.
+    item_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
+    album_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
 
     def __init__(self) -> None:
         super().__init__()
@@ -214,7 +218,7 @@ class ClapPlugin(BeetsPlugin):
         if note is not None:
             self._log.info("{}", note)
         bundle, store = self.bundle(audio=True), self.store(lib.path)
-        items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
+        items = [(item.id, item_path(lib, item)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
         if opts.pretend:
             for work in plan.todo:
@@ -383,21 +387,31 @@ class ClapPlugin(BeetsPlugin):
         )
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
-        from . import search
+        from . import compose, search
 
         if not args:
             raise UserError(
                 "give a query for the tracks to compare with: beet clap-similar QUERY"
             )
-        if opts.without is not None or opts.explain:
-            text = None if opts.without is None else f"without {opts.without}"
-            return self._run_composed(lib, opts, text, [args], [])
+        if opts.without is not None:
+            return self._run_composed(lib, opts, f"without {opts.without}", [args], [])
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
         seeds = [item.id for item in lib.items(args)]
         ranked = self._searching(
             lambda: search.rank_similar(store, bundle, seeds, limit)
         )
+        if opts.explain:
+            # The ranking just used, explained: asking why never changes it.
+            indexed = store.vectors(seeds)[0].tolist()
+            ui.print_(
+                compose.explain_similar(
+                    " ".join(args),
+                    len(seeds),
+                    indexed,
+                    lambda i: _track_name(lib, i),
+                )
+            )
         self._scores.update(ranked)
         if not self._print_ranked(ranked, lib.get_item, opts.score):
             self._log.info(
@@ -571,7 +585,7 @@ class ClapPlugin(BeetsPlugin):
             return
         try:
             bundle, store = self.bundle(audio=True), self.store(session.lib.path)
-            todo = [index.Work(i.id, os.fsdecode(i.path), "new") for i in items]
+            todo = [index.Work(i.id, item_path(session.lib, i), "new") for i in items]
             summary = index.run(
                 store,
                 bundle,
@@ -615,7 +629,7 @@ class ClapPlugin(BeetsPlugin):
         for item in task.imported_items():
             if item.id in self._imported:
                 self._imported.discard(item.id)
-                stats.append((item.id, *file_stat(os.fsdecode(item.path))))
+                stats.append((item.id, *file_stat(item_path(session.lib, item))))
         if stats:
             try:
                 self.store(session.lib.path).update_file_stats(stats)

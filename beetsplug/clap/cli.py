@@ -89,7 +89,7 @@ def _similar_command() -> ui.Subcommand:
         "TEXT",
         help='leave out what TEXT names: the same as clap "without TEXT" --like',
     )
-    _explain_option(cmd, "the seeds and the weights")
+    _explain_option(cmd, "the seeds and how they rank the tracks")
     return cmd
 
 

@@ -48,8 +48,10 @@ __all__ = [
     "SeedSet",
     "compose_query",
     "description_and_query",
+    "explain_similar",
     "rank_albums",
     "rank_items",
+    "seed_lines",
     "seed_set",
 ]
 
@@ -205,18 +207,9 @@ class ComposedQuery:
         lines = [] if self.text is None else self.text.explain().splitlines()
         for option, sets in (("like", self.like), ("unlike", self.unlike)):
             for seeds in sets:
-                unindexed = seeds.matched - len(seeds.ids)
-                note = f", {unindexed} not indexed" if unindexed else ""
-                count = len(seeds.ids)
-                lines.append(
-                    f"{option + ':':<13}{seeds.query!r}: {count} "
-                    f"track{'s' if count != 1 else ''}{note}"
+                lines += seed_lines(
+                    option, seeds.query, seeds.matched, seeds.ids, name_of
                 )
-                if name_of is not None:
-                    for item_id in seeds.ids[:EXPLAIN_SEEDS]:
-                        lines.append(f"  {name_of(item_id)}")
-                    if count > EXPLAIN_SEEDS:
-                        lines.append(f"  ... and {count - EXPLAIN_SEEDS} more")
         lines.append(f"composed:    {self.formula()}")
         return "\n".join(lines)
 
@@ -234,6 +227,43 @@ class ComposedQuery:
                 terms.append(f"{sign} {weight:g} * {what}")
         text = " ".join(terms)
         return text[2:] if text.startswith("+ ") else text
+
+
+def seed_lines(
+    label: str,
+    query: str,
+    matched: int,
+    ids: Sequence[int],
+    name_of: Callable[[int], str] | None = None,
+) -> list[str]:
+    """--explain's lines for one seed query: how many of the `matched`
+    tracks it counts (`ids`, those with a vector), then the first
+    EXPLAIN_SEEDS of them named by `name_of`."""
+    unindexed = matched - len(ids)
+    note = f", {unindexed} not indexed" if unindexed else ""
+    count = len(ids)
+    lines = [
+        f"{label + ':':<13}{query!r}: {count} track{'s' if count != 1 else ''}{note}"
+    ]
+    if name_of is not None:
+        lines += [f"  {name_of(item_id)}" for item_id in ids[:EXPLAIN_SEEDS]]
+        if count > EXPLAIN_SEEDS:
+            lines.append(f"  ... and {count - EXPLAIN_SEEDS} more")
+    return lines
+
+
+def explain_similar(
+    query: str,
+    matched: int,
+    ids: Sequence[int],
+    name_of: Callable[[int], str] | None = None,
+) -> str:
+    """--explain of `clap-similar QUERY` without --without: its seeds and
+    the ranking it uses (search.rank_similar), which is the like part of a
+    composed score alone and unweighted, so its scores stay cosines."""
+    lines = seed_lines("seeds", query, matched, ids, name_of)
+    lines.append("ranking:     sim(seeds), the cosine to their mean direction")
+    return "\n".join(lines)
 
 
 def compose_query(

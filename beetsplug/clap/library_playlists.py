@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .items import item_path
 from .m3u import PlaylistEntry, PlaylistError, write_m3u
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def _entry(lib: Library, item_id: int) -> PlaylistEntry | None:
     item = lib.get_item(item_id)
     if item is None:
         return None
-    return PlaylistEntry(item.path, item.length, item.artist, item.title)
+    return PlaylistEntry(item_path(lib, item), item.length, item.artist, item.title)
 
 
 def update(

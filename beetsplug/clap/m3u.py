@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .items import track_label
+
 __all__ = [
     "AUTO_PREFIX",
     "Playlist",
@@ -90,7 +92,7 @@ def _m3u_path(path: bytes | str, relative_to: bytes | None, prefix: bytes) -> by
 def _extinf(entry: PlaylistEntry) -> bytes:
     length = entry.length
     seconds = int(length) if length is not None and math.isfinite(length) else -1
-    label = f"{entry.artist} - {entry.title}"
+    label = track_label(entry.artist, entry.title, entry.path)
     label = re.sub(r"[\r\n]+", " ", label)  # a newline would end the line early
     return f"#EXTINF:{seconds},{label}\n".encode()
 
@@ -110,7 +112,8 @@ def write_m3u(
     leaves either the old playlist or the new one, never half of one. Paths
     follow beets' smartplaylist plugin: relative to `relative_to` when given,
     forward slashes, `prefix` prepended (e.g. a URL), and with `extended`
-    an ``#EXTM3U`` header and ``#EXTINF:<seconds>,<artist> - <title>`` lines.
+    an ``#EXTM3U`` header and ``#EXTINF:<seconds>,<artist> - <title>`` lines
+    (the file's name for a track without a title, no " - " without an artist).
     """
     target = Path(os.fsdecode(path)).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+
+from .items import file_name, track_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -396,7 +397,7 @@ def map_data(
         "ids": [t.item_id for t in tracks],
         "x": [round(float(v), 4) for v in positions[:, 0]],
         "y": [round(float(v), 4) for v in positions[:, 1]],
-        "hover": [" – ".join(filter(None, (t.artist, t.title))) or "?" for t in tracks],
+        "hover": [track_label(t.artist, t.title, None, " – ") or "?" for t in tracks],
         "colour": index,
         "palette": palette,
         "legend": legend,
@@ -456,13 +457,6 @@ def known_fields(lib: Library) -> set[str]:
     return fields
 
 
-def _file_name(path: bytes | str | None) -> str:
-    """The last part of an item's path, for a track without a title."""
-    if not path:
-        return ""
-    return os.path.basename(os.fsdecode(path))
-
-
 def library_tracks(
     lib: Library, item_ids: Sequence[int], color: str | None = None
 ) -> list[Track]:
@@ -484,12 +478,12 @@ def library_tracks(
         for row in rows:
             if row[0] in wanted:
                 value = row[4] if color else None
-                name = row[2] or _file_name(row[3])
+                name = row[2] or file_name(row[3])
                 found[row[0]] = Track(row[0], row[1], name, value)
     else:
         for item in lib.items():
             if item.id in wanted:
-                name = item.title or _file_name(item.path)
+                name = item.title or file_name(item.path)
                 found[item.id] = Track(item.id, item.artist, name, item.get(color))
     return [found[i] for i in item_ids if i in found]
 

@@ -1,13 +1,33 @@
-"""What the search commands say: result lines, track names, why nothing was found."""
+"""What the search commands say: result lines and scores, track names, empty results."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from beets.dbcore.types import NullFloat
+
+from .items import track_label
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Sequence
 
     from beets.library import Library
+
+
+SCORE_DIGITS = 4
+
+
+class ScoreType(NullFloat):
+    """The type of `$clap_score` (item_types, album_types): always
+    SCORE_DIGITS decimals, so a column of scores lines up (0.4900, not
+    0.49), and empty for an item the command did not rank (NullFloat would
+    print 0.0000). Formatting only: the value is the score itself."""
+
+    def __init__(self) -> None:
+        super().__init__(SCORE_DIGITS)
+
+    def format(self, value: float | None) -> str:
+        return "" if value is None else super().format(value)
 
 
 def ranked_lines(
@@ -58,6 +78,9 @@ def nothing_found(
 
 
 def track_name(lib: Library, item_id: int) -> str:
-    """ "artist - title" of an item, for --explain and error lines."""
+    """ "artist - title" of an item, for --explain and error lines: its
+    file's name for a track without a title, no " - " without an artist
+    (items.track_label); "item ID" for an item that is not in `lib`."""
     item = lib.get_item(item_id)
-    return f"item {item_id}" if item is None else f"{item.artist} - {item.title}"
+    label = None if item is None else track_label(item.artist, item.title, item.path)
+    return label or f"item {item_id}"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .items import item_path, track_label
 from .mapview import MapError, library_points, map_data, static_text
 
 if TYPE_CHECKING:
@@ -123,14 +124,14 @@ class Backend:
         ranked, explanation = self._locked(
             lambda: _ranked(self, None, [], limit, like=item_id)
         )
-        label = f"{item.artist} – {item.title}"
+        label = track_label(item.artist, item.title, item.path, " – ")
         return self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
 
     def audio_path(self, item_id: int) -> str:
         """The file of a library item: the only files the server sends."""
         import os
 
-        path = os.fsdecode(self._item(item_id).path)
+        path = item_path(self.lib, self._item(item_id))
         if not os.path.isfile(path):
             raise ApiError(404, f"the file of item {item_id} is missing")
         return path
@@ -186,7 +187,7 @@ class Backend:
             results.append(
                 {
                     "id": item_id,
-                    "path": displayable_path(item.path),
+                    "path": displayable_path(item_path(self.lib, item)),
                     "artist": item.artist,
                     "title": item.title,
                     "album": item.album,

@@ -177,13 +177,48 @@ def test_a_query_of_seeds_only_says_so(indexed: ClapEnv) -> None:
     ]
 
 
-def test_similar_explain_without_a_description(indexed: ClapEnv) -> None:
-    out = indexed.run("clap-similar", LOW, "-e", "-n", "1", "-f", "$title")
-    weight = DEFAULTS["like_weight"]
+def test_similar_explain_explains_the_ranking_and_changes_nothing(
+    indexed: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    plain = indexed.run("clap-similar", LOW, "-s", "-f", "$clap_score $title")
+    out = indexed.run("clap-similar", LOW, "-e", "-s", "-f", "$clap_score $title")
     assert out == (
-        "like:        'title::^low$': 1 track\n  tester - low\n"
-        f"composed:    {weight:g} * sim(like seeds)\nlow2\n"
+        "seeds:       'title::^low$': 1 track\n  tester - low\n"
+        "ranking:     sim(seeds), the cosine to their mean direction\n" + plain
     )
+    # Seeds without a vector are counted, as --like counts them.
+    indexed.add(corpus["mid"], title="low, new")
+    plain = indexed.run("clap-similar", "title:low", "-s", "-f", "$title")
+    out = indexed.run("clap-similar", "title:low", "-e", "-s", "-f", "$title")
+    assert out == (
+        "seeds:       'title:low': 2 tracks, 1 not indexed\n"
+        "  tester - low\n  tester - low2\n"
+        "ranking:     sim(seeds), the cosine to their mean direction\n" + plain
+    )
+
+
+def test_tracks_without_tags_are_named_by_their_file(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    env.add(corpus["low"], artist="", title="")
+    env.add(corpus["high"], title="")
+    env.add(corpus["mid"], artist="", title="mid")
+    env.add(corpus["noise"], title="noise")
+    env.run("clap-index")
+    with pytest.raises(
+        UserError,
+        match=r"^FROM and TO are the same track \(low\.flac\): a path needs two$",
+    ):
+        env.run("clap-path", "path::/low.flac$", "path::/low.flac$")
+    out = env.run(
+        "clap", "--like", "path::/(low|high).flac$", "--like", "title:mid", "-e"
+    )
+    assert (
+        "'path::/(low|high).flac$': 2 tracks\n  low.flac\n  tester - high.flac\n" in out
+    )
+    assert "'title:mid': 1 track\n  mid\n" in out
+    out = env.run("clap-similar", "path::/low.flac$", "-e", "-n", "1")
+    assert out.startswith("seeds:       'path::/low.flac$': 1 track\n  low.flac\n")
 
 
 def test_like_seeds_without_vectors(indexed: ClapEnv, corpus: dict[str, Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,19 @@ def test_clap_score_field_in_format(indexed: ClapEnv) -> None:
     assert first_title == "high"
     assert 0.5 < float(first_score) <= 1.0
     assert float(lines[1].split("|")[0]) < float(first_score)
+    # Four decimals whatever the value, so a column of scores lines up, and
+    # the same score -s prints (three decimals).
+    # (A path's ends fit it exactly: 1.0000, where round(score, 4) printed 1.0.)
+    assert indexed.lines(
+        "clap-path", "title::^low$", "title:high", "-n", "2", "-f", "$clap_score"
+    ) == ["1.0000", "1.0000"]
+    for command in (("clap", "high"), ("clap-similar", "title::^low$")):
+        scored = indexed.lines(*command, "-s", "-f", "$clap_score")
+        assert scored
+        for line in scored:
+            shown, field = line.split()
+            assert re.fullmatch(r"-?[01]\.\d{4}", field), line
+            assert float(field) == pytest.approx(float(shown), abs=6e-4)
     # Outside a search the field is empty, and nothing was stored on items.
     indexed.reload()
     assert indexed.lines("ls", "-f", "[$clap_score]$title", "title:high") == ["[]high"]
@@ -81,6 +95,7 @@ def test_albums_are_ranked_by_their_tracks_mean(
         np.mean([float(t.split()[0]) for t in tracks]), abs=2e-3
     )
     assert float(lines[0].split()[2]) == pytest.approx(shown, abs=2e-3)
+    assert all(re.fullmatch(r"-?[01]\.\d{4}", line.split()[2]) for line in lines)
     assert env.lines("clap", "high", "-a", "album:lows", "-f", "$album") == ["lows"]
 
 

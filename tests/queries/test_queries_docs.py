@@ -1,4 +1,4 @@
-"""docs/queries.md tells the truth: its examples are what the parser does."""
+"""docs/queries.md and the user guide tell the truth: their examples are what runs."""
 
 from __future__ import annotations
 
@@ -111,3 +111,16 @@ def test_documented_composed_explain_output() -> None:
     assert "composed:    description + 1.5 * sim(like seeds)" in expected
     block = "\n".join("    " + line for line in expected.splitlines())
     assert block in DOC.read_text(encoding="utf-8")
+
+
+def test_documented_similar_explain_output() -> None:
+    """The user guide's `clap-similar -e` example is what it prints."""
+    from beetsplug.clap import compose
+
+    expected = compose.explain_similar(
+        "title:So What", 1, [1], {1: "Miles Davis - So What"}.__getitem__
+    )
+    assert "ranking:     sim(seeds)" in expected
+    block = "\n".join("    " + line for line in expected.splitlines())
+    guide = (ROOT / "docs" / "user-guide.md").read_text(encoding="utf-8")
+    assert f'    $ beet clap-similar title:"So What" -e -n 1\n{block}\n' in guide

@@ -133,7 +133,9 @@ def test_extinf_unknown_length_and_newlines(tmp_path: Path, music: list[Path]) -
         target,
         [
             PlaylistEntry(music[2], None, "Björk", "Hunter\r\n(live)"),
+            # Untagged: named by the file, as everywhere a track is named.
             PlaylistEntry(music[2], float("nan"), "", ""),
+            PlaylistEntry(music[2], 1.0, "Björk", ""),
         ],
         extended=True,
         relative_to=tmp_path,
@@ -142,7 +144,9 @@ def test_extinf_unknown_length_and_newlines(tmp_path: Path, music: list[Path]) -
         "#EXTM3U",
         "#EXTINF:-1,Björk - Hunter (live)",
         "music/Björk/Homogenic/02 Hunter.mp3",
-        "#EXTINF:-1, - ",
+        "#EXTINF:-1,02 Hunter.mp3",
+        "music/Björk/Homogenic/02 Hunter.mp3",
+        "#EXTINF:1,Björk - 02 Hunter.mp3",
         "music/Björk/Homogenic/02 Hunter.mp3",
     ]
 

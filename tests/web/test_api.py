@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
-import os
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from beets.library import Library
 from clap_helpers import beet_without, run_python
-from web_helpers import TRACKS, UNTAGGED, Server, beet, make_library
+from web_helpers import (
+    OUTSIDE,
+    TRACKS,
+    UNTAGGED,
+    Server,
+    beet,
+    make_library,
+    track_file,
+)
+
+# beets >= 2.14 stores paths inside the library's directory relative to it.
+RELATIVE_PATHS = importlib.util.find_spec("beets.context") is not None
 
 
 def _get(server: Server, path: str, **headers: str) -> tuple[int, dict, bytes]:
@@ -63,7 +75,7 @@ def test_search_returns_ranked_tracks_with_their_explanation(
     )
     items = _items(library)
     for r in results:
-        assert r["path"] == os.fsdecode(items[r["id"]].path)
+        assert r["path"] == str(track_file(library, r["id"]))
         assert r["artist"] == items[r["id"]].artist
     assert "negated:     noise" in body["explanation"]
     assert results[0]["explanation"] == body["explanation"]
@@ -86,6 +98,35 @@ def test_more_like_this_leaves_out_the_track_itself(server: Server) -> None:
     assert 1 not in ids
     assert body["results"][0]["title"] in {"Rumble", "Deep Two"}
     assert body["explanation"].startswith("tracks that sound like Bass Unit – Deep One")
+    # A track without tags is named by its file, as on the page.
+    _status, body = _json(server, f"/api/similar/{len(TRACKS)}?n=1")
+    assert body["explanation"].startswith(f"tracks that sound like {UNTAGGED}\n")
+
+
+def test_files_inside_the_library_directory_are_found_on_every_thread(
+    server: Server, library: Path
+) -> None:
+    """beets makes a path stored relative to the library's directory
+    absolute only on the thread that opened the library; clap-web answers
+    on threads of its own, in a process whose working folder is elsewhere."""
+    conn = sqlite3.connect(library / "library.db")
+    try:
+        stored = dict(conn.execute("SELECT id, path FROM items").fetchall())
+    finally:
+        conn.close()
+    if RELATIVE_PATHS:
+        assert stored[1] == b"00.flac"
+    assert stored[OUTSIDE] == str(track_file(library, OUTSIDE)).encode()
+    for item_id in (1, OUTSIDE):
+        status, _headers, body = _get(server, f"/api/audio/{item_id}")
+        assert status == 200
+        assert body == track_file(library, item_id).read_bytes()
+    _status, found = _json(server, f"/api/search?q=noise&n={len(TRACKS)}")
+    _status, similar = _json(server, "/api/similar/1?n=500")
+    assert len(found["results"]) == len(TRACKS)
+    assert len(similar["results"]) == len(TRACKS) - 1
+    for result in found["results"] + similar["results"]:
+        assert result["path"] == str(track_file(library, result["id"]))
 
 
 @pytest.mark.parametrize(
@@ -174,7 +215,7 @@ def test_no_request_names_a_file(server: Server, path: str) -> None:
 def test_audio_is_the_library_file_with_ranges_for_seeking(
     server: Server, library: Path
 ) -> None:
-    data = Path(os.fsdecode(_items(library)[4].path)).read_bytes()
+    data = track_file(library, 4).read_bytes()
     status, headers, body = _get(server, "/api/audio/4")
     assert status == 200
     assert body == data
@@ -222,7 +263,7 @@ def test_a_library_without_an_index_says_so(tmp_path: Path, tiny_bundle: Path) -
         assert _json(running, "/api/map") == (400, {"error": empty})
         assert _json(running, "/api/similar/1") == (400, {"error": empty})
         # A file gone from the disk is not looked for anywhere else.
-        Path(os.fsdecode(_items(beetsdir)[2].path)).unlink()
+        track_file(beetsdir, 2).unlink()
         assert _json(running, "/api/audio/2") == (
             404,
             {"error": "the file of item 2 is missing"},

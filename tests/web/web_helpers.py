@@ -35,6 +35,9 @@ TRACKS = [
     ("noise", "", "", "Noises", "noise", 2012),
 ]
 UNTAGGED = "07.flac"
+# The one track kept outside the library's directory (by item id): beets
+# >= 2.14 stores its path absolute, the others' relative to the directory.
+OUTSIDE = 8
 
 
 def beets_dir(root: Path, bundle: Path) -> Path:
@@ -67,16 +70,25 @@ def beet(
     )
 
 
+def track_file(beetsdir: Path, item_id: int) -> Path:
+    """Where make_library put the file of item `item_id` (1 for TRACKS[0]):
+    inside the library's directory (root/music), but for item OUTSIDE."""
+    folder = "elsewhere" if item_id == OUTSIDE else "music"
+    return beetsdir.parent / folder / f"{item_id - 1:02d}.flac"
+
+
 def make_library(root: Path, bundle: Path, index: bool = True) -> Path:
-    """A library of TRACKS (generated audio), indexed with `beet clap-index`."""
+    """A library of TRACKS (generated audio), indexed with `beet clap-index`.
+    Its files lie in its directory, as `beet import` copies them, so beets
+    >= 2.14 stores their paths relative to it, but item OUTSIDE's."""
     from beets import config
     from beets.library import Item, Library
 
     beetsdir = beets_dir(root, bundle)
     config["create_backup_before_migrations"] = False
-    lib = Library(str(beetsdir / "library.db"))
+    lib = Library(str(beetsdir / "library.db"), str(root / "music"))
     for n, (kind, artist, title, album, genre, year) in enumerate(TRACKS):
-        path = write_audio(root / "music" / f"{n:02d}.flac", kind, seconds=3.0)
+        path = write_audio(track_file(beetsdir, n + 1), kind, seconds=3.0)
         lib.add(
             Item(
                 path=str(path).encode(),
