@@ -19,6 +19,7 @@ USER_ERRORS = frozenset(
     {
         "RunError",
         "DataError",
+        "AudioDecodeError",  # escapes only when no clip at all can be read
         "ExportError",
         "BundleError",
         "CheckpointError",

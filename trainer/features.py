@@ -188,6 +188,7 @@ def build_features(
     audio_tower.eval()
     pending: list[tuple[int, np.ndarray]] = []
     failed = 0
+    first_failure = ""
     start = time.perf_counter()
 
     def flush() -> None:
@@ -207,8 +208,9 @@ def build_features(
     for done, row in enumerate(todo, 1):
         try:
             pending.append((row, _clip_windows(clips[row], rate, seconds, crops)))
-        except AudioDecodeError:
+        except AudioDecodeError as exc:
             failed += 1
+            first_failure = first_failure or " ".join(str(exc).split())
             continue
         if len(pending) * crops >= batch_windows:
             flush()
@@ -218,7 +220,11 @@ def build_features(
     flush()
     audio_tower.train(was_training)
     if out is None:
-        raise AudioDecodeError("no readable clip to compute features from")
+        # The command line prints this as its one line: say how many and why.
+        raise AudioDecodeError(
+            f"no readable clip among the {len(clips)} clips to compute features "
+            f"from (first: {first_failure})"
+        )
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, out)

@@ -200,3 +200,31 @@ def test_export_untrained_gives_the_random_weights_baseline(
     # Either a run or --untrained, never both.
     with pytest.raises(SystemExit):
         main(["export", "--untrained", "tiny", "--run-dir", "x", "--out", "y"])
+
+
+def test_a_corpus_with_no_readable_clip_is_one_line(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every clip unreadable ends in one line on the feature-cache path too,
+    as it does when clips are decoded per step."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(fixture_data, data)
+    for path in (data / "audio").rglob("*.*"):
+        path.write_bytes(b"this is not audio" * 64)
+    cached = (
+        "--set",
+        "model.audio.freeze_backbone=full",
+        "train.cache_features=true",
+        f"train.cache_dir={tmp_path / 'cache'}",
+    )
+    err = _train_error(capsys, "tiny", data, tmp_path / "run", *cached)
+    assert err.startswith("error: no readable clip among the 11 clips to compute ")
+    assert err.count("\n") == 1
+    assert f"{data / 'audio'}/" in err  # names one of them, and why
+    assert not list((tmp_path / "run").rglob("*.pt"))
+    # Decoded per step instead, the same corpus stops with one line too.
+    err = _train_error(capsys, "tiny", data, tmp_path / "run2")
+    assert err.startswith("error: no readable clip after ")
+    assert err.count("\n") == 1
