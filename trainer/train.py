@@ -285,6 +285,7 @@ class _Window:
     start: float = field(default_factory=time.perf_counter)
     steps: int = 0
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    lr: float = 0.0  # the rate the window's last step stepped with
 
 
 def _train(
@@ -620,6 +621,8 @@ def _optimizer_step(
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
+    # Read before the scheduler moves on: after it, it is the next step's rate.
+    window.lr = run.scheduler.get_last_lr()[0]
     run.scheduler.step()
     run.step_module.after_step(run.cfg.loss.slap_ema)
     run.step += 1
@@ -643,7 +646,7 @@ def _log_train(
         "split": "train",
         "epoch": run.position.epoch,
         **means,
-        "lr": run.scheduler.get_last_lr()[0],
+        "lr": window.lr,
         "logit_scale": run.step_module.logit_scale(),
         "grad_norm": float(grad_norm) if grad_norm is not None else None,
         "steps_per_s": steps_per_s,
