@@ -244,6 +244,7 @@ class _Run:
     # Clips this rank skipped; on rank 0 also the saved total of a resumed run.
     skipped: int = 0
     metrics_file: Path | None = None
+    saved_step: int | None = None  # the step latest.pt holds (None: no checkpoint)
 
     @property
     def data_dir(self) -> Path:
@@ -256,10 +257,18 @@ class _Run:
             self.log(message)
 
     def record(self, values: dict[str, Any]) -> None:
-        """Append one record to RUN/metrics.jsonl (rank 0 only)."""
+        """Append one record to RUN/metrics.jsonl (rank 0 only).
+
+        JSON has no NaN or Infinity (Python's bare `NaN` breaks other
+        readers): a number that is not finite is written as null.
+        """
         if self.ctx.is_main and self.metrics_file is not None:
+            values = {
+                k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in values.items()
+            }
             with self.metrics_file.open("a") as f:
-                f.write(json.dumps(values) + "\n")
+                f.write(json.dumps(values, allow_nan=False) + "\n")
 
     def stateful(self) -> dict[str, Any]:
         """The parts a checkpoint saves, by their names in it."""
@@ -474,7 +483,7 @@ def _resume(run: _Run, ckpt: dict[str, Any]) -> None:
     """
     ctx, tc = run.ctx, run.cfg.train
     load_state_dicts(run.stateful(), ckpt)
-    run.step = int(ckpt["step"])
+    run.step = run.saved_step = int(ckpt["step"])
     data_state = ckpt.get("data_state", {})
     run.position = DataPosition.resumed(data_state, tc.batch_size, ctx.world_size)
     # The saved count is the global sum: rank 0 carries it on.
@@ -597,6 +606,7 @@ def _optimizer_step(
     on the last); adds the loss parts to `window`, returns the gradient norm
     before clipping (None without clipping)."""
     ctx, tc = run.ctx, run.cfg.train
+    total = torch.zeros((), device=ctx.device)
     for micro in range(tc.grad_accum):
         batch = next(batches)
         run.skipped += batch["skipped"]
@@ -610,10 +620,21 @@ def _optimizer_step(
             with run.autocast():
                 loss, parts = wrapped(batch)
             run.scaler.scale(loss / tc.grad_accum).backward()
+        total += loss.detach().float()
         for key, value in parts.items():
             window.sums[key] = (
                 window.sums.get(key, 0.0) + value.detach().float() / tc.grad_accum
             )
+    # A non-finite loss stops the run before its gradients reach the weights.
+    # Reading it costs one host sync a step (MAE and DeiT stop the same way).
+    loss_value = float(total)
+    _stop_if_diverged(
+        run,
+        None
+        if math.isfinite(loss_value)
+        else f"loss is {loss_value} at step {run.step + 1}",
+        f"another rank's loss is not finite at step {run.step + 1}",
+    )
     grad_norm = None
     if tc.grad_clip > 0:
         run.scaler.unscale_(run.optimizer)
@@ -628,6 +649,42 @@ def _optimizer_step(
     run.step += 1
     window.steps += 1
     return grad_norm
+
+
+def _stop_if_diverged(run: _Run, problem: str | None, elsewhere: str) -> None:
+    """Stop every rank together when any rank found `problem` (a NaN loss,
+    NaN weights), with one line on what to change and what is kept.
+
+    A resumed run keeps its learning rate and would replay the divergence
+    exactly, hence a new run.
+    """
+    if not dist.reduce_sum_int(int(problem is not None), run.ctx.device):
+        return
+    tc = run.cfg.train
+    clip = f"{tc.grad_clip:g}" if tc.grad_clip > 0 else "off"
+    kept = (
+        f"checkpoints up to step {run.saved_step} are kept"
+        if run.saved_step is not None
+        else "no checkpoint was written"
+    )
+    raise RunError(
+        f"{problem or elsewhere}: the run diverged; train again (a new --run-dir) "
+        f"with a lower train.lr (now {tc.lr:g}) or gradient clipping "
+        f"(train.grad_clip, now {clip}); {kept}"
+    )
+
+
+def _first_non_finite(run: _Run) -> str | None:
+    """The name of the first model or loss tensor holding NaN or inf, if any."""
+    tensors = {
+        name: value
+        for part in (run.model, run.step_module.losses)
+        for name, value in part.state_dict().items()
+        if value.is_floating_point()
+    }
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors.values()])
+    bad = [name for name, ok in zip(tensors, finite.tolist(), strict=True) if not ok]
+    return bad[0] if bad else None
 
 
 def _log_train(
@@ -681,8 +738,18 @@ def _validate(run: _Run, loader: DataLoader, tokenizer: Any) -> dict[str, Any]:
 
 
 def _save(run: _Run) -> None:
-    """Checkpoint the run: every rank's RNG state is gathered, rank 0 writes."""
+    """Checkpoint the run: every rank's RNG state is gathered, rank 0 writes.
+
+    Never with NaN or inf in the weights: the run stops instead, and the
+    last checkpoint stays the latest.
+    """
     ctx, tc = run.ctx, run.cfg.train
+    bad = _first_non_finite(run)
+    _stop_if_diverged(
+        run,
+        bad and f"{bad} is not finite after step {run.step}",
+        f"another rank's weights are not finite after step {run.step}",
+    )
     rng = dist.all_gather_object(rng_state(ctx.device))
     skipped_all = dist.reduce_sum_int(run.skipped, ctx.device)
     if ctx.is_main:
@@ -701,3 +768,4 @@ def _save(run: _Run) -> None:
         path = save_checkpoint(run.run_dir, run.step, state, tc.keep_checkpoints)
         run.log(f"checkpoint {path}")
     dist.barrier()
+    run.saved_step = run.step

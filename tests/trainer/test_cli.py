@@ -8,6 +8,7 @@ prints JSON. Error paths go through the same `main()` in process.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -228,3 +229,38 @@ def test_a_corpus_with_no_readable_clip_is_one_line(
     err = _train_error(capsys, "tiny", data, tmp_path / "run2")
     assert err.startswith("error: no readable clip after ")
     assert err.count("\n") == 1
+
+
+def _not_json(word: str) -> None:
+    raise ValueError(f"{word} is not JSON")  # json.loads takes NaN otherwise
+
+
+def test_a_diverging_run_stops_at_its_first_non_finite_loss(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lr 1e9 without clipping: the run stops with one line naming the step
+    and what to change, keeps its last good checkpoint and writes none with
+    NaN weights; metrics.jsonl stays JSON."""
+    run = tmp_path / "run"
+    diverge = ("--set", "train.lr=1e9", "train.grad_clip=0", "train.checkpoint_every=1")
+    err = _train_error(capsys, "tiny", fixture_data, run, *diverge)
+    found = re.fullmatch(
+        r"error: loss is (nan|inf) at step (\d+): the run diverged; train again "
+        r"\(a new --run-dir\) with a lower train\.lr \(now 1e\+09\) or gradient "
+        r"clipping \(train\.grad_clip, now off\); checkpoints up to step (\d+) "
+        r"are kept\n",
+        err,
+    )
+    assert found, err
+    step = int(found[2])
+    assert step >= 2  # a good step came first (lr 1e9 breaks the second)
+    assert int(found[3]) == step - 1
+    checkpoints = run / "checkpoints"
+    assert not (checkpoints / f"step_{step:07d}.pt").exists()
+    latest = torch.load(checkpoints / "latest.pt", weights_only=False)
+    assert latest["step"] == step - 1
+    for name, value in latest["model"].items():
+        assert torch.isfinite(value).all(), name
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=_not_json) for line in lines]
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, step))

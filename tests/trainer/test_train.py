@@ -255,6 +255,68 @@ def test_retrieval_metrics_count_ties_against_the_match() -> None:
     assert tied["t2a_median_rank"] == 2.0
 
 
+def test_retrieval_metrics_rank_non_finite_similarities_last() -> None:
+    # A diverged model (NaN embeddings) is the worst, not a perfect R@1.
+    eye = torch.eye(12)
+    text = eye.clone()
+    text[:6] = float("nan")
+    half = retrieval_metrics(text, eye)
+    assert half["t2a_R@1"] == 50.0
+    assert half["t2a_median_rank"] == 6.5  # six at rank 1, six at rank 12
+    collapsed = retrieval_metrics(torch.full((12, 4), float("nan")), eye[:, :4])
+    assert collapsed["t2a_R@10"] == 0.0
+    assert collapsed["t2a_median_rank"] == 12.0
+
+
+def _strict_json(line: str) -> dict:
+    """A JSON record as any parser reads it: NaN and Infinity are not JSON."""
+
+    def refuse(word: str) -> None:
+        raise ValueError(f"{word} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_metrics_log_is_json_with_null_for_non_finite_numbers(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    # One validation clip: no chunk of two to take InfoNCE over, no val_loss.
+    tiny_cfg.data.valid_max_items = 1
+    run = tmp_path / "run"
+    train(tiny_cfg, fixture_data, run, stop_after=4, log=_quiet)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    records = [_strict_json(line) for line in lines]
+    valid = [r for r in records if r["split"] == "valid"]
+    assert valid
+    assert valid[-1]["val_loss"] is None
+    assert valid[-1]["val_clips"] == 1
+
+
+def test_a_checkpoint_is_never_written_with_non_finite_weights(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """A NaN the training loss does not see (a batch-norm statistic, which
+    only evaluation and the plugin read) still stops the run before it is
+    saved, naming the tensor."""
+    run = tmp_path / "run"
+    train(tiny_cfg, fixture_data, run, stop_after=2, log=_quiet)
+    latest = run / "checkpoints" / "latest.pt"
+    ckpt = _load(latest)
+    ckpt["model"]["audio.backbone.input_bn.running_mean"][0] = float("nan")
+    torch.save(ckpt, latest)
+    with pytest.raises(
+        RunError,
+        match=r"^audio\.backbone\.input_bn\.running_mean is not finite after "
+        r"step 4: the run diverged; .* checkpoints up to step 2 are kept",
+    ):
+        train(tiny_cfg, fixture_data, run, stop_after=4, resume="latest", log=_quiet)
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == [
+        "step_0000002.pt"
+    ]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert max(r["step"] for r in records) == 4  # logged, never saved
+
+
 def test_shipped_configs_load_with_the_documented_recipes() -> None:
     from trainer.config import load_config
 
