@@ -15,6 +15,8 @@ import functools
 import json
 import math
 import resource
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds, tokenize
 from trainer.checkpoint import (
     RunError,
+    checkpoint_path,
     load_resume,
     load_state_dicts,
     prepare_run_dir,
@@ -42,7 +45,12 @@ from trainer.config import Config
 from trainer.data import Clip, ClipDataset, DataError, collate_eval, read_split
 from trainer.features import CachedClipDataset
 from trainer.objective import TrainStep, build_optimizer, info_nce, lr_factor
-from trainer.sampling import DataPosition, ResumableSampler, micro_batches
+from trainer.sampling import (
+    DataPosition,
+    ResumableSampler,
+    ignore_interrupts,
+    micro_batches,
+)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -297,6 +305,10 @@ class _Window:
     lr: float = 0.0  # the rate the window's last step stepped with
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was saved and where `--resume latest` continues."""
+
+
 def _train(
     cfg: Config,
     data_dirs: tuple[Path, ...],
@@ -308,26 +320,55 @@ def _train(
 ) -> dict[str, Any]:
     _check_train_config(cfg)
     ckpt = load_resume(run_dir, resume)
-    # Data first: a wrong data directory should fail before a model loads.
-    train_clips, sources, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
-    run, tokenizer, kinds = _build_run(cfg, ctx, data_dirs, run_dir, ckpt, log)
-    if ckpt is not None:
-        _resume(run, ckpt)
-    if ctx.is_main:
-        run.metrics_file = prepare_run_dir(run_dir, cfg, run.step)
-    dist.barrier()
-    batches, valid_loader = _data(
-        run, train_clips, sources, valid_clips, tokenizer, kinds, log
-    )
-    wrapped = _wrap(run)
-
-    tc = cfg.train
-    params = [p for p in run.step_module.parameters() if p.requires_grad]
-    end = min(tc.max_steps, stop_after) if stop_after else tc.max_steps
-    last_train: dict[str, Any] = {}
-    last_valid: dict[str, Any] = {}
+    resumed = int(ckpt["step"]) if ckpt is not None else None
+    try:
+        run, tokenizer, batches, valid_loader = _prepare(
+            cfg, data_dirs, run_dir, ctx, ckpt, log
+        )
+    except KeyboardInterrupt:
+        # No step was taken, so there is nothing to save: the checkpoints
+        # stay as they were, and a feature cache is written only once whole.
+        raise RunInterrupted(
+            f"stopped before step {(resumed or 0) + 1}, while preparing the run "
+            f"(a feature cache being built is not kept); {_resumable(resumed)}"
+        ) from None
+    end = min(cfg.train.max_steps, stop_after) if stop_after else cfg.train.max_steps
     if run.step >= end:
         run.say(f"nothing to do: step {run.step} >= {end}")
+    with _DeferredInterrupt(enabled=not ctx.distributed) as interrupt:
+        try:
+            return _steps(run, batches, valid_loader, tokenizer, end, interrupt)
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:
+            why = (
+                "a run of several processes saves only every "
+                "train.checkpoint_every steps"
+                if ctx.distributed
+                else "Ctrl-C twice stops at once"
+            )
+            unsaved = "" if run.saved_step == run.step else " without saving it"
+            raise RunInterrupted(
+                f"stopped after step {run.step} of {end}{unsaved} ({why}); "
+                f"{_resumable(run.saved_step)}"
+            ) from None
+
+
+def _steps(
+    run: _Run,
+    batches: Iterator[dict[str, Any]],
+    valid_loader: DataLoader | None,
+    tokenizer: Any,
+    end: int,
+    interrupt: _DeferredInterrupt,
+) -> dict[str, Any]:
+    """Step, log, validate and save up to step `end`, or up to the end of the
+    step in which Ctrl-C came; returns the last train and validation metrics."""
+    tc = run.cfg.train
+    wrapped = _wrap(run)
+    params = [p for p in run.step_module.parameters() if p.requires_grad]
+    last_train: dict[str, Any] = {}
+    last_valid: dict[str, Any] = {}
     run.step_module.train()
     window = _Window()
     reported: set[str] = set()
@@ -344,7 +385,82 @@ def _train(
         if run.step % tc.checkpoint_every == 0 or run.step == end:
             _save(run)
             window.start = time.perf_counter()
+        if interrupt.requested and run.step < end:
+            # Between steps the state is whole: saved like a periodic
+            # checkpoint, a resume continues exactly from here.
+            if run.saved_step != run.step:
+                _save(run)
+            raise RunInterrupted(
+                f"saved step {run.step} of {end} "
+                f"({checkpoint_path(run.run_dir, run.step)}); "
+                f"--resume latest continues from step {run.step}"
+            )
     return {"train": last_train, "valid": last_valid, "step": run.step}
+
+
+def _prepare(
+    cfg: Config,
+    data_dirs: tuple[Path, ...],
+    run_dir: Path,
+    ctx: dist.DistContext,
+    ckpt: dict[str, Any] | None,
+    log: Log,
+) -> tuple[_Run, Any, Iterator[dict[str, Any]], DataLoader | None]:
+    """The run, its tokenizer, its training batches and validation loader:
+    everything before the first step (the feature cache included)."""
+    # Data first: a wrong data directory should fail before a model loads.
+    train_clips, sources, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
+    run, tokenizer, kinds = _build_run(cfg, ctx, data_dirs, run_dir, ckpt, log)
+    if ckpt is not None:
+        _resume(run, ckpt)
+    if ctx.is_main:
+        run.metrics_file = prepare_run_dir(run_dir, cfg, run.step)
+    dist.barrier()
+    batches, valid_loader = _data(
+        run, train_clips, sources, valid_clips, tokenizer, kinds, log
+    )
+    return run, tokenizer, batches, valid_loader
+
+
+def _resumable(saved_step: int | None) -> str:
+    """Where a resume would continue from, said to the user."""
+    if saved_step is None:
+        return "no checkpoint yet, nothing to resume"
+    return f"--resume latest continues from step {saved_step}, the last checkpoint"
+
+
+class _DeferredInterrupt:
+    """Ctrl-C (SIGINT) noted, not raised, while the loop runs, so the loop
+    can end the step it is in and save it; a second Ctrl-C raises at once.
+
+    Single-process runs only. Under a launcher the ranks get the signal at
+    different moments (torchrun passes it on; a terminal or a scheduler may
+    signal each rank too, so twice), they would have to agree on one step to
+    save, and torchrun kills them 30 s later whatever they are writing. A
+    run of several processes stops at once and keeps its last periodic
+    checkpoint.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        # Python runs signal handlers in the main thread only.
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = signal.default_int_handler
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if self.enabled:
+            previous = signal.signal(signal.SIGINT, self._note)
+            if previous is not None:  # None: a handler not set from Python
+                self._previous = previous
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _check_train_config(cfg: Config) -> None:
@@ -573,6 +689,7 @@ def _data(
         collate_fn=collate_eval,
         num_workers=cfg.data.num_workers,
         generator=torch.Generator(),  # leaves the global RNG alone
+        worker_init_fn=ignore_interrupts,
     )
     return batches, valid_loader
 

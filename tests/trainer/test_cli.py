@@ -8,7 +8,9 @@ prints JSON. Error paths go through the same `main()` in process.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -264,3 +266,90 @@ def test_a_diverging_run_stops_at_its_first_non_finite_loss(
     lines = (run / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line, parse_constant=_not_json) for line in lines]
     assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, step))
+
+
+def test_ctrl_c_saves_the_step_and_says_where_a_resume_continues(
+    fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, data
+    loader workers included. The run saves the step it is in and exits 130
+    with one line; no periodic checkpoint falls due in this run."""
+    run = tmp_path / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    args += ["--max-steps", "500", "--set", "train.checkpoint_every=1000"]
+    args += ["data.num_workers=2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "train", *args],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's job
+    )
+    assert proc.stdout is not None
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith("step 3/500 "):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    output.append(rest)
+    assert proc.returncode == 130, "".join(output)[-3000:]
+    last = rest.strip().splitlines()[-1]
+    found = re.fullmatch(
+        r"interrupted: saved step (\d+) of 500 \((.+)\); --resume latest "
+        r"continues from step (\d+)",
+        last,
+    )
+    assert found, last
+    step = int(found[1])
+    assert 3 <= step < 500
+    assert int(found[3]) == step
+    assert found[2] == str(run / "checkpoints" / f"step_{step:07d}.pt")
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    assert latest["step"] == step
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").open()]
+    assert max(steps) == step
+
+
+def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
+    fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """Several processes save nothing on Ctrl-C (torchrun passes SIGINT on to
+    every rank and kills them 30 s later): every rank stops, none waits on
+    another, and each says where a resume continues."""
+    run = tmp_path / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    args += ["--max-steps", "500", "--set", "train.batch_size=4"]
+    args += ["train.checkpoint_every=3"]
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.Popen(
+        [sys.executable, *launch, "-m", "trainer", "train", *args],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("step 4/500 "):  # after the checkpoint of step 3
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    # One line per rank; the ranks share the pipe, so lines may interleave.
+    said = re.findall(
+        r"interrupted: stopped after step (\d+) of 500( without saving it)? \(a "
+        r"run of several processes saves only every train\.checkpoint_every "
+        r"steps\); --resume latest continues from step (\d+), the last checkpoint",
+        rest,
+    )
+    assert len(said) == 2, rest[-3000:]
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    for step, unsaved, saved in said:  # a rank may be a step ahead of the other
+        assert int(saved) == int(step) - int(step) % 3 == latest["step"]
+        assert bool(unsaved) == (step != saved)
