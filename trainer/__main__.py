@@ -2,7 +2,9 @@
 
 Only argument parsing and dispatch live here; each subcommand's work is in its
 own module (open_clip keeps its library and its trainer apart the same way).
-Errors a user can fix print one line and exit with status 2.
+Errors a user can fix print one line and exit with status 2; Ctrl-C prints
+one line (for `train`: what was saved, where a resume continues) and exits
+with status 130.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ USER_ERRORS = frozenset(
     {
         "RunError",
         "DataError",
+        "AudioDecodeError",  # escapes only when no clip at all can be read
         "ExportError",
         "BundleError",
         "CheckpointError",
@@ -341,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return real_corpus(args)
         return _export(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # A training run says what it saved and where a resume continues.
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
         # Matched by name so that `synth` need not import torch to know them.

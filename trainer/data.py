@@ -97,7 +97,9 @@ def _ffmpeg_decode(
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
         reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioDecodeError(f"{path}: {reason[-1] if reason else 'ffmpeg failed'}")
+        # ffmpeg names the input itself ("PATH: Invalid data ..."): once is enough.
+        last = reason[-1].removeprefix(f"{path}: ") if reason else "ffmpeg failed"
+        raise AudioDecodeError(f"{path}: {last}")
     return np.frombuffer(proc.stdout, dtype="<f4").copy()
 
 

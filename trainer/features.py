@@ -56,22 +56,33 @@ def cache_key(cfg: Config, clips: Sequence[Clip], crops: int) -> str:
     cache is never read; the training run's other settings (text side,
     losses, augmentation) don't, so ablations share one cache.
     """
-    digest = hashlib.sha256(settings_key(cfg, crops).encode())
-    for clip in clips:
-        digest.update(str(clip.audio).encode())
-        stat = clip.audio.stat() if clip.audio.exists() else None
-        digest.update(f"{stat.st_size if stat else -1}".encode())
+    return _key(settings_key(cfg, crops), [clip_identity(clip) for clip in clips])
+
+
+def _key(settings: str, idents: Sequence[str]) -> str:
+    digest = hashlib.sha256(settings.encode())
+    for ident in idents:
+        digest.update(ident.encode() + b"\n")
     return digest.hexdigest()[:16]
 
 
 def clip_identity(clip: Clip) -> str:
-    """One clip file as a cache row stands for it: path, size and mtime, so a
-    file rewritten in place (a rebuilt corpus) is computed again."""
+    """One clip file as a cache key and a cache row stand for it.
+
+    The resolved path, so the same corpus named another way (`--data syn`,
+    `--data $PWD/syn`, a symlink) is the same cache; size and mtime_ns, so a
+    file rewritten in place (a rebuilt corpus, even with the same bytes) is
+    computed again.
+    """
     try:
-        stat = clip.audio.stat()
+        path = clip.audio.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: no file to read either
+        path = clip.audio.absolute()
+    try:
+        stat = path.stat()
     except OSError:
-        return f"{clip.audio}\t-1\t-1"
-    return f"{clip.audio}\t{stat.st_size}\t{stat.st_mtime_ns}"
+        return f"{path}\t-1\t-1"
+    return f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}"
 
 
 # Beside each cache file, the index of what its rows are (settings, clips).
@@ -145,18 +156,20 @@ def build_features(
 
     The cache file is written atomically, so an interrupted build is redone
     rather than read half-written. Clips an earlier cache of the same
-    settings in `cache_dir` holds (the same file: path, size and mtime) are
-    taken from it, so adding clips to a corpus computes only the new ones.
+    settings in `cache_dir` holds (the same file: resolved path, size and
+    mtime) are taken from it, so adding clips to a corpus computes only the
+    new ones and rewriting one computes only that one.
     """
-    key = cache_key(cfg, clips, crops)
-    path = cache_dir / f"audio-features-{key}.npy"
+    # The key holds every clip's size and mtime, so a cache found under it
+    # is of these very files: reading it whole needs no further check.
+    idents = [clip_identity(clip) for clip in clips]
+    settings = settings_key(cfg, crops)
+    path = cache_dir / f"audio-features-{_key(settings, idents)}.npy"
     if path.exists():
         features = np.load(path, mmap_mode="r")
         log(f"feature cache: {path} ({features.shape[0]} clips x {crops} crops)")
         return np.asarray(features)
 
-    idents = [clip_identity(clip) for clip in clips]
-    settings = settings_key(cfg, crops)
     reused, sources = _earlier_rows(cache_dir, settings, idents)
     out: np.ndarray | None = None
     if reused:
@@ -175,6 +188,7 @@ def build_features(
     audio_tower.eval()
     pending: list[tuple[int, np.ndarray]] = []
     failed = 0
+    first_failure = ""
     start = time.perf_counter()
 
     def flush() -> None:
@@ -194,8 +208,9 @@ def build_features(
     for done, row in enumerate(todo, 1):
         try:
             pending.append((row, _clip_windows(clips[row], rate, seconds, crops)))
-        except AudioDecodeError:
+        except AudioDecodeError as exc:
             failed += 1
+            first_failure = first_failure or " ".join(str(exc).split())
             continue
         if len(pending) * crops >= batch_windows:
             flush()
@@ -205,7 +220,11 @@ def build_features(
     flush()
     audio_tower.train(was_training)
     if out is None:
-        raise AudioDecodeError("no readable clip to compute features from")
+        # The command line prints this as its one line: say how many and why.
+        raise AudioDecodeError(
+            f"no readable clip among the {len(clips)} clips to compute features "
+            f"from (first: {first_failure})"
+        )
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, out)

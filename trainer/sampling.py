@@ -4,6 +4,7 @@ and the endless micro-batch stream with its position in the data."""
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -127,6 +128,14 @@ class DataPosition:
         return cls(int(state.get("epoch", 0)), batches)
 
 
+def ignore_interrupts(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which shuts them
+    down. A terminal sends SIGINT to every process of its group: a worker
+    killed by it would leave the main process waiting for a batch that never
+    comes, in the middle of a step it can then neither finish nor save."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def micro_batches(
     dataset: ClipDataset,
     sampler: ResumableSampler,
@@ -154,6 +163,7 @@ def micro_batches(
             drop_last=True,
             pin_memory=pin,
             generator=generator,
+            worker_init_fn=ignore_interrupts,
         )
         for batch in loader:
             position.batches += 1

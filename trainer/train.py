@@ -15,6 +15,8 @@ import functools
 import json
 import math
 import resource
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from trainer.augment import Collator, TextAugmenter, negative_kinds, tokenize
 from trainer.checkpoint import (
     RunError,
     check_resume_data,
+    checkpoint_path,
     load_resume,
     load_state_dicts,
     prepare_run_dir,
@@ -43,7 +46,12 @@ from trainer.config import Config, check_config
 from trainer.data import Clip, ClipDataset, DataError, collate_eval, read_split
 from trainer.features import CachedClipDataset
 from trainer.objective import TrainStep, build_optimizer, info_nce, lr_factor
-from trainer.sampling import DataPosition, ResumableSampler, micro_batches
+from trainer.sampling import (
+    DataPosition,
+    ResumableSampler,
+    ignore_interrupts,
+    micro_batches,
+)
 from trainer.splits import split_files
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -246,6 +254,7 @@ class _Run:
     # Clips this rank skipped; on rank 0 also the saved total of a resumed run.
     skipped: int = 0
     metrics_file: Path | None = None
+    saved_step: int | None = None  # the step latest.pt holds (None: no checkpoint)
 
     @property
     def data_dir(self) -> Path:
@@ -258,10 +267,18 @@ class _Run:
             self.log(message)
 
     def record(self, values: dict[str, Any]) -> None:
-        """Append one record to RUN/metrics.jsonl (rank 0 only)."""
+        """Append one record to RUN/metrics.jsonl (rank 0 only).
+
+        JSON has no NaN or Infinity (Python's bare `NaN` breaks other
+        readers): a number that is not finite is written as null.
+        """
         if self.ctx.is_main and self.metrics_file is not None:
+            values = {
+                k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in values.items()
+            }
             with self.metrics_file.open("a") as f:
-                f.write(json.dumps(values) + "\n")
+                f.write(json.dumps(values, allow_nan=False) + "\n")
 
     def stateful(self) -> dict[str, Any]:
         """The parts a checkpoint saves, by their names in it."""
@@ -287,6 +304,11 @@ class _Window:
     start: float = field(default_factory=time.perf_counter)
     steps: int = 0
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    lr: float = 0.0  # the rate the window's last step stepped with
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was saved and where `--resume latest` continues."""
 
 
 def _train(
@@ -300,31 +322,60 @@ def _train(
 ) -> dict[str, Any]:
     _check_train_config(cfg)
     ckpt = load_resume(run_dir, resume)
+    resumed = None
     if ckpt is not None:
         check_resume_data(ckpt, data_dirs, str(resume))
-        done, end = int(ckpt["step"]), _end_step(cfg, stop_after)
-        if done >= end:
+        resumed, end = int(ckpt["step"]), _end_step(cfg, stop_after)
+        if resumed >= end:
             # Nothing is written either: not even the config a later
             # --max-steps would have changed.
             if ctx.is_main:
-                log(f"nothing to do: step {done} >= {end}")
-            return {"train": {}, "valid": {}, "step": done}
-    # Data first: a wrong data directory should fail before a model loads.
-    train_clips, sources, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
-    run, tokenizer, kinds = _build_run(cfg, ctx, data_dirs, run_dir, ckpt, log)
-    if ckpt is not None:
-        _resume(run, ckpt, str(resume))
-    if ctx.is_main:
-        run.metrics_file = prepare_run_dir(run_dir, cfg, run.step)
-    dist.barrier()
-    batches, valid_loader = _data(
-        run, train_clips, sources, valid_clips, tokenizer, kinds, log
-    )
-    wrapped = _wrap(run)
-
-    tc = cfg.train
-    params = [p for p in run.step_module.parameters() if p.requires_grad]
+                log(f"nothing to do: step {resumed} >= {end}")
+            return {"train": {}, "valid": {}, "step": resumed}
+    try:
+        run, tokenizer, batches, valid_loader = _prepare(
+            cfg, data_dirs, run_dir, ctx, ckpt, str(resume), log
+        )
+    except KeyboardInterrupt:
+        # No step was taken, so there is nothing to save: the checkpoints
+        # stay as they were, and a feature cache is written only once whole.
+        raise RunInterrupted(
+            f"stopped before step {(resumed or 0) + 1}, while preparing the run "
+            f"(a feature cache being built is not kept); {_resumable(resumed)}"
+        ) from None
     end = _end_step(cfg, stop_after)
+    with _DeferredInterrupt(enabled=not ctx.distributed) as interrupt:
+        try:
+            return _steps(run, batches, valid_loader, tokenizer, end, interrupt)
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt:
+            why = (
+                "a run of several processes saves only every "
+                "train.checkpoint_every steps"
+                if ctx.distributed
+                else "Ctrl-C twice stops at once"
+            )
+            unsaved = "" if run.saved_step == run.step else " without saving it"
+            raise RunInterrupted(
+                f"stopped after step {run.step} of {end}{unsaved} ({why}); "
+                f"{_resumable(run.saved_step)}"
+            ) from None
+
+
+def _steps(
+    run: _Run,
+    batches: Iterator[dict[str, Any]],
+    valid_loader: DataLoader | None,
+    tokenizer: Any,
+    end: int,
+    interrupt: _DeferredInterrupt,
+) -> dict[str, Any]:
+    """Step, log, validate and save up to step `end`, or up to the end of the
+    step in which Ctrl-C came; returns the last train and validation metrics."""
+    tc = run.cfg.train
+    wrapped = _wrap(run)
+    params = [p for p in run.step_module.parameters() if p.requires_grad]
     last_train: dict[str, Any] = {}
     last_valid: dict[str, Any] = {}
     run.step_module.train()
@@ -343,6 +394,16 @@ def _train(
         if run.step % tc.checkpoint_every == 0 or run.step == end:
             _save(run)
             window.start = time.perf_counter()
+        if interrupt.requested and run.step < end:
+            # Between steps the state is whole: saved like a periodic
+            # checkpoint, a resume continues exactly from here.
+            if run.saved_step != run.step:
+                _save(run)
+            raise RunInterrupted(
+                f"saved step {run.step} of {end} "
+                f"({checkpoint_path(run.run_dir, run.step)}); "
+                f"--resume latest continues from step {run.step}"
+            )
     return {"train": last_train, "valid": last_valid, "step": run.step}
 
 
@@ -350,6 +411,72 @@ def _end_step(cfg: Config, stop_after: int | None) -> int:
     """The step this call trains up to."""
     max_steps = cfg.train.max_steps
     return min(max_steps, stop_after) if stop_after else max_steps
+
+
+def _prepare(
+    cfg: Config,
+    data_dirs: tuple[Path, ...],
+    run_dir: Path,
+    ctx: dist.DistContext,
+    ckpt: dict[str, Any] | None,
+    resume: str,
+    log: Log,
+) -> tuple[_Run, Any, Iterator[dict[str, Any]], DataLoader | None]:
+    """The run, its tokenizer, its training batches and validation loader:
+    everything before the first step (the feature cache included)."""
+    # Data first: a wrong data directory should fail before a model loads.
+    train_clips, sources, valid_clips = _read_splits(cfg, data_dirs, ctx, log)
+    run, tokenizer, kinds = _build_run(cfg, ctx, data_dirs, run_dir, ckpt, log)
+    if ckpt is not None:
+        _resume(run, ckpt, resume)
+    if ctx.is_main:
+        run.metrics_file = prepare_run_dir(run_dir, cfg, run.step)
+    dist.barrier()
+    batches, valid_loader = _data(
+        run, train_clips, sources, valid_clips, tokenizer, kinds, log
+    )
+    return run, tokenizer, batches, valid_loader
+
+
+def _resumable(saved_step: int | None) -> str:
+    """Where a resume would continue from, said to the user."""
+    if saved_step is None:
+        return "no checkpoint yet, nothing to resume"
+    return f"--resume latest continues from step {saved_step}, the last checkpoint"
+
+
+class _DeferredInterrupt:
+    """Ctrl-C (SIGINT) noted, not raised, while the loop runs, so the loop
+    can end the step it is in and save it; a second Ctrl-C raises at once.
+
+    Single-process runs only. Under a launcher the ranks get the signal at
+    different moments (torchrun passes it on; a terminal or a scheduler may
+    signal each rank too, so twice), they would have to agree on one step to
+    save, and torchrun kills them 30 s later whatever they are writing. A
+    run of several processes stops at once and keeps its last periodic
+    checkpoint.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        # Python runs signal handlers in the main thread only.
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self._previous: Any = signal.default_int_handler
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if self.enabled:
+            previous = signal.signal(signal.SIGINT, self._note)
+            if previous is not None:  # None: a handler not set from Python
+                self._previous = previous
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _check_train_config(cfg: Config) -> None:
@@ -497,7 +624,7 @@ def _resume(run: _Run, ckpt: dict[str, Any], resume: str) -> None:
     """
     ctx, tc = run.ctx, run.cfg.train
     load_state_dicts(run.stateful(), ckpt, resume)
-    run.step = int(ckpt["step"])
+    run.step = run.saved_step = int(ckpt["step"])
     data_state = ckpt.get("data_state", {})
     run.position = DataPosition.resumed(data_state, tc.batch_size, ctx.world_size)
     # The saved count is the global sum: rank 0 carries it on.
@@ -587,6 +714,7 @@ def _data(
         collate_fn=collate_eval,
         num_workers=cfg.data.num_workers,
         generator=torch.Generator(),  # leaves the global RNG alone
+        worker_init_fn=ignore_interrupts,
     )
     return batches, valid_loader
 
@@ -620,6 +748,7 @@ def _optimizer_step(
     on the last); adds the loss parts to `window`, returns the gradient norm
     before clipping (None without clipping)."""
     ctx, tc = run.ctx, run.cfg.train
+    total = torch.zeros((), device=ctx.device)
     for micro in range(tc.grad_accum):
         batch = next(batches)
         run.skipped += batch["skipped"]
@@ -633,10 +762,21 @@ def _optimizer_step(
             with run.autocast():
                 loss, parts = wrapped(batch)
             run.scaler.scale(loss / tc.grad_accum).backward()
+        total += loss.detach().float()
         for key, value in parts.items():
             window.sums[key] = (
                 window.sums.get(key, 0.0) + value.detach().float() / tc.grad_accum
             )
+    # A non-finite loss stops the run before its gradients reach the weights.
+    # Reading it costs one host sync a step (MAE and DeiT stop the same way).
+    loss_value = float(total)
+    _stop_if_diverged(
+        run,
+        None
+        if math.isfinite(loss_value)
+        else f"loss is {loss_value} at step {run.step + 1}",
+        f"another rank's loss is not finite at step {run.step + 1}",
+    )
     grad_norm = None
     if tc.grad_clip > 0:
         run.scaler.unscale_(run.optimizer)
@@ -644,11 +784,49 @@ def _optimizer_step(
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
+    # Read before the scheduler moves on: after it, it is the next step's rate.
+    window.lr = run.scheduler.get_last_lr()[0]
     run.scheduler.step()
     run.step_module.after_step(run.cfg.loss.slap_ema)
     run.step += 1
     window.steps += 1
     return grad_norm
+
+
+def _stop_if_diverged(run: _Run, problem: str | None, elsewhere: str) -> None:
+    """Stop every rank together when any rank found `problem` (a NaN loss,
+    NaN weights), with one line on what to change and what is kept.
+
+    A resumed run keeps its learning rate and would replay the divergence
+    exactly, hence a new run.
+    """
+    if not dist.reduce_sum_int(int(problem is not None), run.ctx.device):
+        return
+    tc = run.cfg.train
+    clip = f"{tc.grad_clip:g}" if tc.grad_clip > 0 else "off"
+    kept = (
+        f"checkpoints up to step {run.saved_step} are kept"
+        if run.saved_step is not None
+        else "no checkpoint was written"
+    )
+    raise RunError(
+        f"{problem or elsewhere}: the run diverged; train again (a new --run-dir) "
+        f"with a lower train.lr (now {tc.lr:g}) or gradient clipping "
+        f"(train.grad_clip, now {clip}); {kept}"
+    )
+
+
+def _first_non_finite(run: _Run) -> str | None:
+    """The name of the first model or loss tensor holding NaN or inf, if any."""
+    tensors = {
+        name: value
+        for part in (run.model, run.step_module.losses)
+        for name, value in part.state_dict().items()
+        if value.is_floating_point()
+    }
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors.values()])
+    bad = [name for name, ok in zip(tensors, finite.tolist(), strict=True) if not ok]
+    return bad[0] if bad else None
 
 
 def _log_train(
@@ -667,7 +845,7 @@ def _log_train(
         "split": "train",
         "epoch": run.position.epoch,
         **means,
-        "lr": run.scheduler.get_last_lr()[0],
+        "lr": window.lr,
         "logit_scale": run.step_module.logit_scale(),
         "grad_norm": float(grad_norm) if grad_norm is not None else None,
         "steps_per_s": steps_per_s,
@@ -702,8 +880,18 @@ def _validate(run: _Run, loader: DataLoader, tokenizer: Any) -> dict[str, Any]:
 
 
 def _save(run: _Run) -> None:
-    """Checkpoint the run: every rank's RNG state is gathered, rank 0 writes."""
+    """Checkpoint the run: every rank's RNG state is gathered, rank 0 writes.
+
+    Never with NaN or inf in the weights: the run stops instead, and the
+    last checkpoint stays the latest.
+    """
     ctx, tc = run.ctx, run.cfg.train
+    bad = _first_non_finite(run)
+    _stop_if_diverged(
+        run,
+        bad and f"{bad} is not finite after step {run.step}",
+        f"another rank's weights are not finite after step {run.step}",
+    )
     rng = dist.all_gather_object(rng_state(ctx.device))
     skipped_all = dist.reduce_sum_int(run.skipped, ctx.device)
     if ctx.is_main:
@@ -722,3 +910,4 @@ def _save(run: _Run) -> None:
         path = save_checkpoint(run.run_dir, run.step, state, tc.keep_checkpoints)
         run.log(f"checkpoint {path}")
     dist.barrier()
+    run.saved_step = run.step

@@ -24,6 +24,33 @@ def test_target_ranks_count_ties_against_the_target() -> None:
     assert evaluate.target_ranks(constant, [0, 1, 2, 3]).tolist() == [4, 4, 4, 4]
 
 
+def test_non_finite_similarities_rank_last() -> None:
+    # A diverged model's NaN/inf scores are no evidence: a query whose
+    # target scores NaN gets the worst rank, not rank 0, and an item
+    # scoring NaN or inf ranks below every finite one.
+    nan, inf = float("nan"), float("inf")
+    sim = np.array(
+        [[nan, nan, nan], [0.1, inf, 0.2], [nan, 0.3, 0.5], [0.2, 0.1, -inf]]
+    )
+    assert evaluate.target_ranks(sim, [0, 2, 2, 2]).tolist() == [3, 1, 1, 3]
+    # Every target last of 4: mAP@10 is 1/4 (finite; it was inf at rank 0).
+    metrics = evaluate.retrieval_metrics(np.full((4, 4), nan), range(4))
+    assert (metrics["R@1"], metrics["mAP@10"], metrics["median_rank"]) == (
+        0.0,
+        0.25,
+        4.0,
+    )
+    assert evaluate.recall_curve(np.full((4, 4), nan), range(4)) == [0, 0, 0, 1]
+    scores = np.array([nan, inf, 0.5, 0.9, -inf])
+    relevant = np.array([False, False, True, True, True])
+    violating = np.array([False, True, False, False, False])
+    # Top 3: 0.9 and 0.5, then the first non-finite in item order (not inf first).
+    assert evaluate.topk_precision_violation(scores, relevant, violating) == (
+        2 / 3,
+        0.0,
+    )
+
+
 def test_recall_map_and_median_rank() -> None:
     ranks = np.array([1, 3, 12, 5])
     assert evaluate.recall_at(ranks, 1) == 0.25

@@ -8,6 +8,9 @@ prints JSON. Error paths go through the same `main()` in process.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -377,3 +380,153 @@ def test_export_untrained_gives_the_random_weights_baseline(
     # Either a run or --untrained, never both.
     with pytest.raises(SystemExit):
         main(["export", "--untrained", "tiny", "--run-dir", "x", "--out", "y"])
+
+
+def test_a_corpus_with_no_readable_clip_is_one_line(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every clip unreadable ends in one line on the feature-cache path too,
+    as it does when clips are decoded per step."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(fixture_data, data)
+    for path in (data / "audio").rglob("*.*"):
+        path.write_bytes(b"this is not audio" * 64)
+    cached = (
+        "--set",
+        "model.audio.freeze_backbone=full",
+        "train.cache_features=true",
+        f"train.cache_dir={tmp_path / 'cache'}",
+    )
+    err = _train_error(capsys, "tiny", data, tmp_path / "run", *cached)
+    assert err.startswith("error: no readable clip among the 11 clips to compute ")
+    assert err.count("\n") == 1
+    assert f"{data / 'audio'}/" in err  # names one of them, and why
+    assert not list((tmp_path / "run").rglob("*.pt"))
+    # Decoded per step instead, the same corpus stops with one line too.
+    err = _train_error(capsys, "tiny", data, tmp_path / "run2")
+    assert err.startswith("error: no readable clip after ")
+    assert err.count("\n") == 1
+
+
+def _not_json(word: str) -> None:
+    raise ValueError(f"{word} is not JSON")  # json.loads takes NaN otherwise
+
+
+def test_a_diverging_run_stops_at_its_first_non_finite_loss(
+    fixture_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """lr 1e9 without clipping: the run stops with one line naming the step
+    and what to change, keeps its last good checkpoint and writes none with
+    NaN weights; metrics.jsonl stays JSON."""
+    run = tmp_path / "run"
+    diverge = ("--set", "train.lr=1e9", "train.grad_clip=0", "train.checkpoint_every=1")
+    err = _train_error(capsys, "tiny", fixture_data, run, *diverge)
+    found = re.fullmatch(
+        r"error: loss is (nan|inf) at step (\d+): the run diverged; train again "
+        r"\(a new --run-dir\) with a lower train\.lr \(now 1e\+09\) or gradient "
+        r"clipping \(train\.grad_clip, now off\); checkpoints up to step (\d+) "
+        r"are kept\n",
+        err,
+    )
+    assert found, err
+    step = int(found[2])
+    assert step >= 2  # a good step came first (lr 1e9 breaks the second)
+    assert int(found[3]) == step - 1
+    checkpoints = run / "checkpoints"
+    assert not (checkpoints / f"step_{step:07d}.pt").exists()
+    latest = torch.load(checkpoints / "latest.pt", weights_only=False)
+    assert latest["step"] == step - 1
+    for name, value in latest["model"].items():
+        assert torch.isfinite(value).all(), name
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line, parse_constant=_not_json) for line in lines]
+    assert [r["step"] for r in records if r["split"] == "train"] == list(range(1, step))
+
+
+def test_ctrl_c_saves_the_step_and_says_where_a_resume_continues(
+    fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """Ctrl-C as a terminal sends it: SIGINT to the whole process group, data
+    loader workers included. The run saves the step it is in and exits 130
+    with one line; no periodic checkpoint falls due in this run."""
+    run = tmp_path / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    args += ["--max-steps", "500", "--set", "train.checkpoint_every=1000"]
+    args += ["data.num_workers=2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "train", *args],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's job
+    )
+    assert proc.stdout is not None
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if line.startswith("step 3/500 "):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    output.append(rest)
+    assert proc.returncode == 130, "".join(output)[-3000:]
+    last = rest.strip().splitlines()[-1]
+    found = re.fullmatch(
+        r"interrupted: saved step (\d+) of 500 \((.+)\); --resume latest "
+        r"continues from step (\d+)",
+        last,
+    )
+    assert found, last
+    step = int(found[1])
+    assert 3 <= step < 500
+    assert int(found[3]) == step
+    assert found[2] == str(run / "checkpoints" / f"step_{step:07d}.pt")
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    assert latest["step"] == step
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").open()]
+    assert max(steps) == step
+
+
+def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
+    fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """Several processes save nothing on Ctrl-C (torchrun passes SIGINT on to
+    every rank and kills them 30 s later): every rank stops, none waits on
+    another, and each says where a resume continues."""
+    run = tmp_path / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    args += ["--max-steps", "500", "--set", "train.batch_size=4"]
+    args += ["train.checkpoint_every=3"]
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.Popen(
+        [sys.executable, *launch, "-m", "trainer", "train", *args],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("step 4/500 "):  # after the checkpoint of step 3
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    # One line per rank; the ranks share the pipe, so lines may interleave.
+    said = re.findall(
+        r"interrupted: stopped after step (\d+) of 500( without saving it)? \(a "
+        r"run of several processes saves only every train\.checkpoint_every "
+        r"steps\); --resume latest continues from step (\d+), the last checkpoint",
+        rest,
+    )
+    assert len(said) == 2, rest[-3000:]
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    for step, unsaved, saved in said:  # a rank may be a step ahead of the other
+        assert int(saved) == int(step) - int(step) % 3 == latest["step"]
+        assert bool(unsaved) == (step != saved)

@@ -192,3 +192,68 @@ def test_a_rewritten_clip_is_computed_again(
     seen = _counting(model)
     build_features(model.audio, clips, cfg, 3, cache, log=_quiet)
     assert sum(seen) == 2 * 3  # the rewritten clip and the new one
+
+
+def test_a_clip_rewritten_in_place_is_computed_again(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """The same clip list, one file rewritten with new audio of the same size
+    (a rebuilt real corpus: every clip a 10-s int16 .npy): only that clip is
+    computed again, and its row is the new audio's."""
+    import os
+    import shutil
+
+    cfg = _frozen(tiny_cfg, tmp_path)
+    data = tmp_path / "data"
+    shutil.copytree(fixture_data, data)
+    clips, _ = read_split(data, "train")
+    model = build_model(cfg.model).eval()
+    cache = tmp_path / "cache"
+    first = build_features(model.audio, clips, cfg, 3, cache, log=_quiet)
+    row = next(
+        n
+        for n, clip in enumerate(clips)
+        if clip.audio.suffix == ".npy" and np.isfinite(first[n]).all()
+    )
+    path = clips[row].audio
+    old = np.load(path)
+    size, stat = path.stat().st_size, path.stat()
+    np.save(path, np.roll(old, len(old) // 2) * 0.5)
+    assert path.stat().st_size == size
+    # A rebuild later on the same clock tick must not look unchanged.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    seen = _counting(model)
+    again = build_features(model.audio, clips, cfg, 3, cache, log=_quiet)
+    assert sum(seen) == 3  # the rewritten clip, and no other
+    assert not np.allclose(again[row], first[row])
+    others = [n for n in range(len(clips)) if n != row]
+    np.testing.assert_array_equal(again[others], first[others])
+    fresh = build_features(model.audio, clips, cfg, 3, tmp_path / "fresh", log=_quiet)
+    np.testing.assert_allclose(again, fresh, atol=1e-5, rtol=1e-4)
+
+
+def test_a_cache_does_not_depend_on_how_the_data_path_is_named(
+    fixture_data: Path,
+    tiny_cfg: Config,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--data syn`, `--data $PWD/syn` and a symlink to it are one corpus: the
+    cache built under one name serves the others without computing a clip."""
+    import shutil
+
+    cfg = _frozen(tiny_cfg, tmp_path)
+    shutil.copytree(fixture_data, tmp_path / "syn")
+    (tmp_path / "link").symlink_to(tmp_path / "syn")
+    monkeypatch.chdir(tmp_path)
+    model = build_model(cfg.model).eval()
+    cache = tmp_path / "cache"
+    relative, _ = read_split(Path("syn"), "train")
+    first = build_features(model.audio, relative, cfg, 3, cache, log=_quiet)
+    seen = _counting(model)
+    for name in (tmp_path / "syn", Path("link"), Path("./syn/../syn")):
+        clips, _ = read_split(name, "train")
+        assert cache_key(cfg, clips, 3) == cache_key(cfg, relative, 3)
+        again = build_features(model.audio, clips, cfg, 3, cache, log=_quiet)
+        np.testing.assert_array_equal(again, first)
+    assert seen == []

@@ -6,7 +6,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import random
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,8 +22,8 @@ from trainer.checkpoint import RunError
 from trainer.config import Config
 from trainer.data import ClipDataset, read_split
 from trainer.objective import TrainStep, build_optimizer, lr_factor
-from trainer.sampling import ResumableSampler
-from trainer.train import retrieval_metrics, train
+from trainer.sampling import ResumableSampler, ignore_interrupts
+from trainer.train import RunInterrupted, retrieval_metrics, train
 
 
 def _quiet(_: str) -> None:
@@ -80,8 +83,12 @@ def test_resumed_run_continues_identically(
     valid = [r for r in records if r["split"] == "valid"]
     assert valid
     assert {"val_loss", "t2a_R@1", "t2a_R@5", "t2a_R@10"} <= set(valid[-1])
-    # lr logged after step 1 is the warm-up's second value (the scheduler has stepped)
-    assert records[0]["lr"] == pytest.approx(tiny_cfg.train.lr * lr_factor(1, 2, 6))
+    # Each step logs the rate it stepped with (step 1: the warm-up's first
+    # value), the resumed steps too.
+    lrs = [r["lr"] for r in records if r["split"] == "train"]
+    assert lrs == pytest.approx(
+        [tiny_cfg.train.lr * lr_factor(s, 2, 6) for s in range(4)]
+    )
 
 
 def test_run_folder_with_checkpoints_is_never_overwritten(
@@ -275,6 +282,68 @@ def test_retrieval_metrics_count_ties_against_the_match() -> None:
     tied = retrieval_metrics(eye, eye + eye.roll(1, dims=0))
     assert tied["t2a_R@1"] == 0.0
     assert tied["t2a_median_rank"] == 2.0
+
+
+def test_retrieval_metrics_rank_non_finite_similarities_last() -> None:
+    # A diverged model (NaN embeddings) is the worst, not a perfect R@1.
+    eye = torch.eye(12)
+    text = eye.clone()
+    text[:6] = float("nan")
+    half = retrieval_metrics(text, eye)
+    assert half["t2a_R@1"] == 50.0
+    assert half["t2a_median_rank"] == 6.5  # six at rank 1, six at rank 12
+    collapsed = retrieval_metrics(torch.full((12, 4), float("nan")), eye[:, :4])
+    assert collapsed["t2a_R@10"] == 0.0
+    assert collapsed["t2a_median_rank"] == 12.0
+
+
+def _strict_json(line: str) -> dict:
+    """A JSON record as any parser reads it: NaN and Infinity are not JSON."""
+
+    def refuse(word: str) -> None:
+        raise ValueError(f"{word} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_metrics_log_is_json_with_null_for_non_finite_numbers(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    # One validation clip: no chunk of two to take InfoNCE over, no val_loss.
+    tiny_cfg.data.valid_max_items = 1
+    run = tmp_path / "run"
+    train(tiny_cfg, fixture_data, run, stop_after=4, log=_quiet)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    records = [_strict_json(line) for line in lines]
+    valid = [r for r in records if r["split"] == "valid"]
+    assert valid
+    assert valid[-1]["val_loss"] is None
+    assert valid[-1]["val_clips"] == 1
+
+
+def test_a_checkpoint_is_never_written_with_non_finite_weights(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """A NaN the training loss does not see (a batch-norm statistic, which
+    only evaluation and the plugin read) still stops the run before it is
+    saved, naming the tensor."""
+    run = tmp_path / "run"
+    train(tiny_cfg, fixture_data, run, stop_after=2, log=_quiet)
+    latest = run / "checkpoints" / "latest.pt"
+    ckpt = _load(latest)
+    ckpt["model"]["audio.backbone.input_bn.running_mean"][0] = float("nan")
+    torch.save(ckpt, latest)
+    with pytest.raises(
+        RunError,
+        match=r"^audio\.backbone\.input_bn\.running_mean is not finite after "
+        r"step 4: the run diverged; .* checkpoints up to step 2 are kept",
+    ):
+        train(tiny_cfg, fixture_data, run, stop_after=4, resume="latest", log=_quiet)
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == [
+        "step_0000002.pt"
+    ]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert max(r["step"] for r in records) == 4  # logged, never saved
 
 
 def test_shipped_configs_load_with_the_documented_recipes() -> None:
@@ -572,3 +641,112 @@ def test_source_weights_train_on_the_directories_shares(
     assert "  source weight 0.5" in lines
     ckpt = _load(tmp_path / "run" / "checkpoints" / "latest.pt")
     assert ckpt["step"] == 1
+
+
+def _ctrl_c_at(prefix: str, times: int = 1) -> Callable[[str], None]:
+    """A run log that presses Ctrl-C (a real SIGINT) `times` times when a
+    line starting with `prefix` is logged."""
+
+    def log(line: str) -> None:
+        if line.startswith(prefix):
+            for _ in range(times):
+                signal.raise_signal(signal.SIGINT)
+
+    return log
+
+
+def test_an_interrupted_run_saves_its_step_and_resumes_identically(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """Ctrl-C during step 3 (no periodic checkpoint there): step 3 is saved
+    as a periodic checkpoint would be, and --resume latest to step 4 gives
+    the very weights, moments and data position of 4 steps straight."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny_cfg, fixture_data, straight, stop_after=4, log=_quiet)
+    with pytest.raises(RunInterrupted) as stopped:
+        train(tiny_cfg, fixture_data, split, log=_ctrl_c_at("step 3/6 "))
+    assert str(stopped.value) == (
+        f"saved step 3 of 6 ({split / 'checkpoints' / 'step_0000003.pt'}); "
+        "--resume latest continues from step 3"
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert _load(split / "checkpoints" / "latest.pt")["step"] == 3
+    lines: list[str] = []
+    train(
+        tiny_cfg, fixture_data, split, stop_after=4, resume="latest", log=lines.append
+    )
+    assert any(line.startswith("resumed from step 3 (") for line in lines)
+    a, b = (
+        _load(straight / "checkpoints/latest.pt"),
+        _load(split / "checkpoints/latest.pt"),
+    )
+    assert a["step"] == b["step"] == 4
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for key, value in a["loss"].items():
+        assert torch.equal(value, b["loss"][key]), key
+    for state_a, state_b in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert torch.equal(state_a["exp_avg"], state_b["exp_avg"])
+        assert torch.equal(state_a["exp_avg_sq"], state_b["exp_avg_sq"])
+    assert a["data_state"] == b["data_state"]
+
+
+class _SelfInterrupting(torch.utils.data.Dataset):
+    """Items whose reading sends Ctrl-C to the process reading them."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> int:
+        os.kill(os.getpid(), signal.SIGINT)
+        return index
+
+
+def test_data_workers_leave_ctrl_c_to_the_main_process() -> None:
+    # A worker started with the default handler (spawn, forkserver) would
+    # die of a terminal's Ctrl-C, and the batch it owed would never come.
+    loader = torch.utils.data.DataLoader(
+        _SelfInterrupting(),
+        num_workers=2,
+        worker_init_fn=ignore_interrupts,
+        multiprocessing_context="fork",
+    )
+    assert sorted(int(batch) for batch in loader) == [0, 1, 2, 3]
+
+
+def test_an_interrupt_that_cannot_save_says_what_is_kept(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    # Before the first step (reading the data, building a feature cache).
+    with pytest.raises(RunInterrupted) as stopped:
+        train(tiny_cfg, fixture_data, run, log=_ctrl_c_at("train split: "))
+    assert str(stopped.value) == (
+        "stopped before step 1, while preparing the run (a feature cache being "
+        "built is not kept); no checkpoint yet, nothing to resume"
+    )
+    assert not list(run.rglob("*.pt"))
+    # Ctrl-C twice: at once, without saving; the periodic checkpoint stays.
+    with pytest.raises(RunInterrupted) as stopped:
+        train(tiny_cfg, fixture_data, run, log=_ctrl_c_at("step 3/6 ", times=2))
+    assert str(stopped.value) == (
+        "stopped after step 3 of 6 without saving it (Ctrl-C twice stops at "
+        "once); --resume latest continues from step 2, the last checkpoint"
+    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert _load(run / "checkpoints" / "latest.pt")["step"] == 2
+    # A resumed run interrupted while it prepares keeps its checkpoint too.
+    with pytest.raises(RunInterrupted) as stopped:
+        train(
+            tiny_cfg,
+            fixture_data,
+            run,
+            resume="latest",
+            log=_ctrl_c_at("resumed from step 2"),
+        )
+    assert str(stopped.value).startswith("stopped before step 3, while preparing ")
+    assert str(stopped.value).endswith(
+        "; --resume latest continues from step 2, the last checkpoint"
+    )

@@ -2,7 +2,8 @@
 
 The one implementation of text-to-music ranks for the whole trainer (the
 training loop's validation reports through it too), with one tie rule: an
-item that scores the same as the target is ranked above it.
+item that scores the same as the target is ranked above it; and one rule
+for a diverged model's NaN/inf scores: they rank below every finite score.
 """
 
 from __future__ import annotations
@@ -16,14 +17,25 @@ CURVE_MAX_K = 50
 TOP_K = 10
 
 
+def _worst_if_non_finite(scores: np.ndarray) -> np.ndarray:
+    """Scores as ranked: NaN and +-inf become -inf, below every finite score.
+
+    NaN compares false with everything, so unmapped it would escape every
+    `>=` and a NaN target would rank 0, a perfect hit.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.where(np.isfinite(scores), scores, -np.inf)
+
+
 def target_ranks(sim: np.ndarray, targets: Sequence[int]) -> np.ndarray:
     """1-based rank of each query's target item (row q of `sim` scores every item).
 
     Ties count against the target: an item scoring the same as the target is
     ranked above it, so a model that scores everything alike gets the worst
-    rank, not the best.
+    rank, not the best. A non-finite score ranks last: a NaN target gets
+    the worst rank.
     """
-    sim = np.asarray(sim, dtype=np.float64)
+    sim = _worst_if_non_finite(sim)
     targets = np.asarray(targets, dtype=np.int64)
     target_scores = sim[np.arange(len(targets)), targets]
     return (sim >= target_scores[:, None]).sum(axis=1).astype(np.int64)
@@ -70,10 +82,11 @@ def topk_precision_violation(
     """(share of the top k that is relevant, share that violates) for one query.
 
     k is capped at the number of relevant items, so a perfect ranking scores
-    1.0 even when fewer than k items qualify. Ties are broken by item order.
+    1.0 even when fewer than k items qualify. Ties are broken by item order;
+    non-finite scores rank last.
     """
     k = int(min(k, relevant.sum()))
     if k == 0:
         return float("nan"), float("nan")
-    top = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    top = np.argsort(-_worst_if_non_finite(scores), kind="stable")[:k]
     return float(relevant[top].mean()), float(violating[top].mean())
