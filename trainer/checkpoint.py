@@ -210,8 +210,10 @@ def check_resume_data(
     count the clips of its own data directories, in their order: applied to
     another corpus, the position would silently skip or repeat clips.
     """
-    saved = ckpt.get("data_dirs") or (
-        [ckpt["data_dir"]] if ckpt.get("data_dir") else []
+    saved = (
+        ckpt.get("data_dirs_resolved")
+        or ckpt.get("data_dirs")
+        or ([ckpt["data_dir"]] if ckpt.get("data_dir") else [])
     )
     if not saved:
         return  # a checkpoint that never recorded its data: nothing to compare

@@ -901,6 +901,9 @@ def _save(run: _Run) -> None:
             "config": run.cfg.to_dict(),
             "data_dir": str(run.data_dir),
             "data_dirs": [str(d) for d in run.data_dirs],
+            # What a resume compares with: a relative --data means another
+            # folder when the resume runs from another working directory.
+            "data_dirs_resolved": [str(Path(d).resolve()) for d in run.data_dirs],
             "rng": {"per_rank": rng},
             "data_state": {
                 **run.position.state(tc.batch_size, ctx.world_size),

@@ -351,6 +351,25 @@ def test_resume_mistakes_are_one_line_and_write_nothing(
     assert _snapshot(run) == before
 
 
+def test_a_run_on_relative_data_resumes_from_another_folder(
+    fixture_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--data fixture` typed in the data's parent, resumed elsewhere with the
+    folder's full path: the same data, so the resume goes on."""
+    run = tmp_path / "run"
+    monkeypatch.chdir(fixture_data.parent)
+    args = ["--config", "tiny", "--run-dir", str(run), "--max-steps", "1"]
+    assert main(["train", "--data", fixture_data.name, *args]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    resume = ["--data", str(fixture_data), "--run-dir", str(run), "--resume", "latest"]
+    assert main(["train", *resume, "--max-steps", "2"]) == 0, capsys.readouterr().err
+    assert (run / "checkpoints" / "step_0000002.pt").is_file()
+
+
 def test_resume_with_nothing_to_do_writes_nothing(
     finished_run: Path, fixture_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
