@@ -11,7 +11,8 @@ from .vectors import MAX_KNN, Rows
 
 if TYPE_CHECKING:
     import numpy as np
-    from beets.library import Library
+    from beets.dbcore.query import Query as BeetsQuery
+    from beets.library import Album, Item, Library
 
     from .compose import ComposedQuery
     from .model import Bundle
@@ -29,6 +30,7 @@ __all__ = [
     "embed_query",
     "matching_ids",
     "pool_rows",
+    "query_problem",
     "rank_albums",
     "rank_items",
     "rank_similar",
@@ -210,27 +212,17 @@ def matching_ids(
     `lib.items(query)` builds an Item per match, which costs far more than
     reading their ids (docs/benchmarks.md). Queries beets matches in
     Python (some plugin and flexible-attribute queries) go through beets.
+    An invalid query raises beets' InvalidQueryError, as `lib.items` does,
+    which beets prints as its one line (`invalid query: ...`).
     """
     if not query:
         return None
-    from contextlib import nullcontext
-
-    from beets.library import Album, Item, parse_query_parts, parse_query_string
-
-    try:
-        from beets.context import music_dir  # path queries parse relative to it
-    except ImportError:  # beets before 2.14
-        music_dir = None
+    from beets.library import Album, Item
 
     model: type[Item] | type[Album] = Album if albums else Item
     fetch = lib.albums if albums else lib.items
     try:
-        with music_dir(lib.directory) if music_dir else nullcontext():
-            parsed, _ = (
-                parse_query_string(query, model)
-                if isinstance(query, str)
-                else parse_query_parts(list(query), model)
-            )
+        parsed = _parsed(lib, query, model)
         where, subvals = parsed.clause()
         table = model._table
         joined = table
@@ -245,6 +237,47 @@ def matching_ids(
             f"SELECT DISTINCT {table}.id FROM ({joined}) WHERE {where}", subvals
         )
     return {int(row[0]) for row in rows}
+
+
+def _parsed(
+    lib: Library, query: str | Sequence[str], model: type[Item] | type[Album]
+) -> BeetsQuery:
+    """A beets query parsed for `model` as `lib.items` parses it (path
+    queries relative to the library's folder); InvalidQueryError when it
+    is not valid, whichever way beets finds out."""
+    from contextlib import nullcontext
+
+    from beets.dbcore.query import InvalidQueryArgumentValueError, InvalidQueryError
+    from beets.library import parse_query_parts, parse_query_string
+
+    try:
+        from beets.context import music_dir  # path queries parse relative to it
+    except ImportError:  # beets before 2.14
+        music_dir = None
+    try:
+        with music_dir(lib.directory) if music_dir else nullcontext():
+            parsed, _ = (
+                parse_query_string(query, model)
+                if isinstance(query, str)
+                else parse_query_parts(list(query), model)
+            )
+    except InvalidQueryArgumentValueError as exc:
+        # beets' own commands get this wrapped by lib.items; so do these.
+        raise InvalidQueryError(query, exc) from exc
+    return parsed
+
+
+def query_problem(lib: Library, query: str) -> str | None:
+    """Why a beets query cannot run, in the one line beets prints for it
+    (`invalid query: ...`); None when it can. Checks without running it."""
+    from beets.dbcore.query import InvalidQueryError
+    from beets.library import Item
+
+    try:
+        _parsed(lib, query, Item)
+    except InvalidQueryError as exc:
+        return f"invalid query: {exc}"
+    return None
 
 
 def check_index(store: Store, bundle: Bundle) -> None:

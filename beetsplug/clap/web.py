@@ -158,7 +158,7 @@ class Backend:
 
     def _locked(self, run: Callable[[], Any]) -> Any:
         """Run with the lock held; the search's one-line errors become 400s."""
-        from beets.dbcore.query import InvalidQueryError, ParsingError
+        from beets.dbcore.query import ParsingError
 
         from .search import SearchError
         from .store import StoreError
@@ -168,8 +168,8 @@ class Backend:
                 return run()
         except (SearchError, StoreError, MapError) as exc:
             raise ApiError(400, str(exc)) from exc
-        except (InvalidQueryError, ParsingError) as exc:
-            raise ApiError(400, f"beets query: {exc}") from exc
+        except ParsingError as exc:  # beets' InvalidQueryError among them
+            raise ApiError(400, f"invalid query: {exc}") from exc
         except sqlite3.OperationalError as exc:
             raise ApiError(503, f"library database: {exc}; try again") from exc
 

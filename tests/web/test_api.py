@@ -127,7 +127,7 @@ def test_more_like_this_leaves_out_the_track_itself(server: Server) -> None:
         (
             "/api/search?q=low%20year:abc..",
             400,
-            "beets query: 'abc' is not an int or a float",
+            "invalid query: 'year:abc..': 'abc' is not an int or a float",
         ),
         ("/api/search?q=low&n=0", 400, "n must be a whole number from 1 to 500"),
         ("/api/search?q=low&n=many", 400, "n must be a whole number from 1 to 500"),
