@@ -315,8 +315,9 @@ class ClapPlugin(BeetsPlugin):
     def _cmd_composed(self, lib: Library, opts: Any, args: list[str]) -> None:
         """`beet clap [TEXT] --like QUERY [--unlike QUERY] [QUERY]`."""
         from .compose import description_and_query
+        from .search import query_fields
 
-        text, query = description_and_query(args)
+        text, query = description_and_query(args, query_fields(lib))
         self._run_composed(lib, opts, text, opts.like, opts.unlike, query)
 
     def _run_composed(

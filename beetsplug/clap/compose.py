@@ -20,7 +20,6 @@ description's penalty, so one KNN pass along its direction finds the pool
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from .search import (
     MIN_POOL,
     SearchError,
     check_index,
+    is_query_term,
     pool_rows,
     score_rows,
     top_scored,
@@ -66,22 +66,21 @@ DEFAULT_LIKE_WEIGHT = 1.5
 DEFAULT_UNLIKE_WEIGHT = 0.5
 # Seeds named per option by --explain; the rest are counted.
 EXPLAIN_SEEDS = 5
-# A beets query term naming a field ("year:1990..", "-genre:jazz",
-# "title::^So"): with --like, a first argument like this starts the query,
-# anything else is the description.
-_FIELD_TERM = re.compile(r"^[-^]?[A-Za-z_][\w]*::?")
 
 
-def description_and_query(args: Sequence[str]) -> tuple[str | None, list[str]]:
+def description_and_query(
+    args: Sequence[str], fields: Collection[str]
+) -> tuple[str | None, list[str]]:
     """Split `beet clap [TEXT] [QUERY]`'s arguments when --like is given:
-    TEXT is the first argument unless that is a `field:value` term or empty
-    (an empty "" says: no description, only a query)."""
+    TEXT is the first argument unless that is a beets query term naming one
+    of `fields` (search.query_fields, as clap-web splits its search box) or
+    empty (an empty "" says: no description, only a query)."""
     if not args:
         return None, []
     first = args[0]
     if not first.strip():
         return None, list(args[1:])
-    if _FIELD_TERM.match(first):
+    if is_query_term(first, fields):
         return None, list(args)
     return first, list(args[1:])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,11 @@ __all__ = [
     "check_index",
     "description_problem",
     "embed_query",
+    "is_query_term",
+    "known_fields",
     "matching_ids",
     "pool_rows",
+    "query_fields",
     "query_problem",
     "rank_albums",
     "rank_items",
@@ -72,6 +76,9 @@ MIN_POOL = 256
 # from the sample stands for the library's.
 SCALE_SAMPLE = 1024
 _scales: dict[tuple[int, str, int], TagScale] = {}
+# A beets query term's field name: an optional negation (`-`, `^`), the
+# name, then `:` (`year:1990..`, `^genre:rock`, `title::^So`, `artist:=X`).
+_FIELD_TERM = re.compile(r"^[-^]?([A-Za-z_]\w*):")
 # Albums scored exactly for -a, of those the track pool touches.
 ALBUM_POOL_FACTOR = 3
 MIN_ALBUMS = 30
@@ -278,6 +285,46 @@ def query_problem(lib: Library, query: str) -> str | None:
     except InvalidQueryError as exc:
         return f"invalid query: {exc}"
     return None
+
+
+def known_fields(lib: Library) -> set[str]:
+    """Fields of items and albums: beets' own, its computed ones, and the
+    flexible attributes this library holds."""
+    from beets.library import Album, Item
+
+    fields = set(Item.all_keys()) | set(Album.all_keys())
+    with lib.transaction() as tx:
+        for table in ("item_attributes", "album_attributes"):
+            fields |= {row[0] for row in tx.query(f"SELECT DISTINCT key FROM {table}")}
+    return fields
+
+
+def query_fields(lib: Library) -> set[str]:
+    """The names a beets query term can start with in this library (lower
+    case): its fields (known_fields), the single-value names beets still
+    takes for its list fields (`genre:` for `genres`), and the named
+    queries (`singleton:`, plugins' such as `clap:`)."""
+    from beets.library import Album, Item
+
+    names = known_fields(lib) | set(Item._queries) | set(Album._queries)
+    try:
+        from beets.util import deprecation
+    except ImportError:  # a beets before its list fields
+        pass
+    else:
+        names |= set(getattr(deprecation, "ITEM_LEGACY_TO_LIST_FIELD", ()))
+        names |= set(getattr(deprecation, "ALBUM_LEGACY_TO_LIST_FIELD", ()))
+    return {name.lower() for name in names}
+
+
+def is_query_term(token: str, fields: Collection[str]) -> bool:
+    """Whether `token` is a beets query term naming one of `fields`
+    (query_fields): `year:1990..`, `-genre:jazz`, `title::^So`. Any other
+    `word:` is description, as a form's answer ("vocals: none",
+    "exclude: choir") is: beets would take it for a flexible attribute
+    that no track has, and match nothing."""
+    found = _FIELD_TERM.match(token)
+    return found is not None and found.group(1).lower() in fields
 
 
 def check_index(store: Store, bundle: Bundle) -> None:
