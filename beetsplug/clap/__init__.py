@@ -23,7 +23,7 @@ from .results import track_name as _track_name
 from .settings import DEFAULTS, SettingsError, validated
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from beets.importer import ImportSession, ImportTask
     from beets.library import Album, Item, Library
@@ -253,14 +253,14 @@ class ClapPlugin(BeetsPlugin):
         query: Sequence[str],
         rank_items: Callable[[set[int] | None], list[tuple[int, float]]],
         rank_albums: Callable[[set[int] | None], list[tuple[int, float]]],
-        seeds_left_out: bool = False,
+        seeds: Collection[int] = (),
         text: str | None = None,
     ) -> None:
         """Rank the albums (--album) or tracks that `query` matches, keep
         their scores for `$clap_score`, print them, and say why when nothing
-        is printed; `seeds_left_out`: the ranking drops its seed tracks;
-        `text` the description, for the hint when `query` may be the rest
-        of it typed without quotes."""
+        is printed; `seeds`: the tracks the ranking leaves out; `text` the
+        description, for the hint when `query` may be the rest of it typed
+        without quotes."""
         from .search import matching_ids
 
         if getattr(opts, "album", False):
@@ -275,13 +275,21 @@ class ClapPlugin(BeetsPlugin):
         self._scores.update(ranked)
         if self._print_ranked(ranked, lib.get_item, opts.score):
             return
-        if seeds_left_out and candidates:
+        rest = None if candidates is None else set(candidates) - set(seeds)
+        if candidates and not rest:
             self._log.info(
                 "every track matching {} is a seed: nothing is left to rank",
                 " ".join(query),
             )
-        else:
-            self._log.info("{}", _nothing_found(query, candidates, "tracks", text))
+            return
+        # Nothing printed of tracks that match: none of them has a vector.
+        failures = self.store(lib.path).failures(rest) if rest else {}
+        self._log.info(
+            "{}",
+            _nothing_found(
+                query, rest, "tracks", text, failures, lambda i: _track_name(lib, i)
+            ),
+        )
 
     @staticmethod
     def _candidates(lib: Library, query: Any) -> set[int] | None:
@@ -350,6 +358,7 @@ class ClapPlugin(BeetsPlugin):
                 lambda q: search.matching_ids(lib, q),
                 self.settings["like_weight"],
                 self.settings["unlike_weight"],
+                lambda i: _track_name(lib, i),
             )
         )
         if opts.explain:
@@ -360,7 +369,7 @@ class ClapPlugin(BeetsPlugin):
             query,
             lambda ids: compose.rank_items(store, bundle, composed, limit, ids),
             lambda ids: compose.rank_albums(store, bundle, composed, limit, ids),
-            seeds_left_out=True,
+            seeds=composed.seed_ids,
         )
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
@@ -377,7 +386,9 @@ class ClapPlugin(BeetsPlugin):
         bundle, store = self.bundle(), self.store(lib.path)
         seeds = [item.id for item in lib.items(args)]
         ranked = self._searching(
-            lambda: search.rank_similar(store, bundle, seeds, limit)
+            lambda: search.rank_similar(
+                store, bundle, seeds, limit, name_of=lambda i: _track_name(lib, i)
+            )
         )
         self._scores.update(ranked)
         if not self._print_ranked(ranked, lib.get_item, opts.score):

@@ -96,12 +96,18 @@ class SeedSet:
 
 
 def seed_set(
-    store: Store, option: str, query: str, matched: Collection[int] | None
+    store: Store,
+    option: str,
+    query: str,
+    matched: Collection[int] | None,
+    name_of: Callable[[int], str] = str,
 ) -> SeedSet:
     """The indexed tracks among `matched` (the ids `query` matched; None for
     an empty query, which matches everything) and their direction;
-    SearchError when there are none (`option`: --like, --unlike)."""
+    SearchError when there are none (`option`: --like, --unlike; `name_of`
+    names a track that failed to index)."""
     from .model import l2_normalize
+    from .results import not_indexed
 
     if matched is None:
         raise SearchError(
@@ -112,13 +118,14 @@ def seed_set(
         raise SearchError(f"{option} {query} matches no track")
     ids, mat = store.vectors(matched)
     if not len(ids):
-        what = (
-            "the one track it matches is not"
-            if len(matched) == 1
-            else f"none of the {len(matched)} tracks it matches is"
-        )
         raise SearchError(
-            f"{option} {query}: {what} indexed yet: run `beet clap-index`"
+            not_indexed(
+                f"{option} {query}: the one track it matches",
+                f"{option} {query}: none of the {len(matched)} tracks it matches",
+                len(matched),
+                store.failures(matched),
+                name_of,
+            )
         )
     vector = l2_normalize(mat.mean(axis=0, keepdims=True))[0]
     if not vector.any():
@@ -244,15 +251,17 @@ def compose_query(
     matching: Callable[[str | Sequence[str]], Collection[int] | None],
     like_weight: float = DEFAULT_LIKE_WEIGHT,
     unlike_weight: float = DEFAULT_UNLIKE_WEIGHT,
+    name_of: Callable[[int], str] = str,
 ) -> ComposedQuery:
     """The ComposedQuery of a description (`describe()` parses and embeds
     it; None without one) and the --like/--unlike beets queries, each
     resolved to item ids by `matching`; the index is checked first, then
-    every seed set, then the description."""
+    every seed set, then the description. `name_of` names tracks in errors."""
     check_index(store, bundle)
     seeds = {
         option: [
-            seed_set(store, f"--{option}", _as_text(q), matching(q)) for q in queries
+            seed_set(store, f"--{option}", _as_text(q), matching(q), name_of)
+            for q in queries
         ]
         for option, queries in (("like", likes), ("unlike", unlikes))
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from .scoring import TagScale, TextQuery
@@ -493,10 +493,13 @@ def rank_similar(
     seeds: Sequence[int],
     limit: int,
     candidates: Collection[int] | None = None,
+    name_of: Callable[[int], str] = str,
 ) -> list[tuple[int, float]]:
     """Items that sound like the seeds (the seeds excluded): cosine to the
-    normalised mean of the seeds' vectors."""
+    normalised mean of the seeds' vectors. `name_of` names a seed that
+    failed to index in the one-line error."""
     from .model import l2_normalize
+    from .results import not_indexed
 
     check_index(store, bundle)
     if not seeds:
@@ -504,8 +507,13 @@ def rank_similar(
     seed_ids, seed_mat = store.vectors(seeds)
     if not len(seed_ids):
         raise SearchError(
-            f"none of the {len(seeds)} matched item(s) is indexed yet: "
-            "run `beet clap-index`"
+            not_indexed(
+                "the one matched track",
+                f"none of the {len(seeds)} matched tracks",
+                len(seeds),
+                store.failures(seeds),
+                name_of,
+            )
         )
     centroid = l2_normalize(seed_mat.mean(axis=0, keepdims=True))[0]
     if limit <= 0:

@@ -162,8 +162,7 @@ def test_similar_with_unindexed_seeds(
     indexed.add(corpus["mid"], title="new")
     with pytest.raises(
         UserError,
-        match=r"^none of the 1 matched item\(s\) is indexed yet: "
-        r"run `beet clap-index`$",
+        match=r"^the one matched track is not indexed yet: run `beet clap-index`$",
     ):
         indexed.run("clap-similar", "title:new")
 
