@@ -197,10 +197,18 @@ class ClapPlugin(BeetsPlugin):
         items = [(item.id, os.fsdecode(item.path)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
         if opts.pretend:
+            failing = [w for w in plan.todo if w.problem is not None]
             for work in plan.todo:
-                ui.print_(f"would embed ({work.reason}): {displayable_path(work.path)}")
+                what = (
+                    f"would fail ({work.problem})"
+                    if work.problem is not None
+                    else f"would embed ({work.reason})"
+                )
+                ui.print_(f"{what}: {displayable_path(work.path)}")
             ui.print_(
-                f"clap-index: would embed {len(plan.todo)}, unchanged {plan.unchanged}"
+                f"clap-index: would embed {len(plan.todo) - len(failing)}, "
+                f"unchanged {plan.unchanged}"
+                + (f", would fail {len(failing)}" if failing else "")
             )
             return
         self._log.debug(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .audio import DecoderUnavailableError
+from .audio import AudioError, DecoderUnavailableError, file_size
 from .runguard import (
     IndexingError,
     Terminated,
@@ -48,6 +48,9 @@ class Work:
     item_id: int
     path: str
     reason: str  # new, changed, failed before, other bundle, forced
+    # Why the run will record it as failed without decoding anything (the
+    # file is missing or out of reach), for --pretend; None when it may work.
+    problem: str | None = None
 
 
 @dataclass
@@ -99,8 +102,20 @@ def plan(
         if why is None:
             result.unchanged += 1
         else:
-            result.todo.append(Work(item_id, path, why))
+            # file_stat says (0, 0) for a file it cannot stat: ask why.
+            problem = _unreachable(path) if not (mtime or size) else None
+            result.todo.append(Work(item_id, path, why, problem))
     return result
+
+
+def _unreachable(path: str) -> str | None:
+    """The reason a run records for a file it cannot reach (audio.file_size's
+    "file not found"), None when the file is there."""
+    try:
+        file_size(path)
+    except AudioError as exc:
+        return str(exc)
+    return None
 
 
 def results(
