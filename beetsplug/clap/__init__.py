@@ -186,6 +186,20 @@ class ClapPlugin(BeetsPlugin):
         return number
 
     def _cmd_index(self, lib: Library, opts: Any, args: list[str]) -> None:
+        import signal
+
+        from . import index
+
+        try:
+            self._index(lib, opts, args)
+        except KeyboardInterrupt:
+            # beets' main ends quietly with status 0 on Ctrl-C; a stopped
+            # run says so and fails, as on SIGTERM (batches written are kept,
+            # the one in flight was rolled back on the way here).
+            raise index.stopped(signal.SIGINT, self._log) from None
+
+    def _index(self, lib: Library, opts: Any, args: list[str]) -> None:
+        """`beet clap-index [QUERY]`: plan, then embed (or list, --pretend)."""
         from . import index
 
         self._check_config()

@@ -14,6 +14,7 @@ from .runguard import (
     Terminated,
     check_environment,
     exclusive_run,
+    stopped,
     terminate_like_interrupt,
 )
 from .store import Embedded, Failed, ItemState, Store
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 
-# The commands' view of a run; IndexingError (runguard) and file_stat (track)
-# are theirs too.
+# The commands' view of a run; IndexingError and stopped (runguard) and
+# file_stat (track) are theirs too.
 __all__ = [
     "IndexingError",
     "Plan",
@@ -38,6 +39,7 @@ __all__ = [
     "reason_for",
     "results",
     "run",
+    "stopped",
 ]
 
 
@@ -168,8 +170,10 @@ def run(
     Per-item failures are recorded (status 'failed' and the reason) and the
     run goes on; they are retried next time. An interruption (Ctrl-C,
     SIGTERM) loses at most the batch in flight; SIGTERM then exits with
-    status 143. A broken environment or another run in progress raises
-    IndexingError before anything is changed.
+    status 143 (runguard.stopped), Ctrl-C's KeyboardInterrupt goes on to
+    the caller (an import stage leaves it to beets; clap-index exits 130).
+    A broken environment or another run in progress raises IndexingError
+    before anything is changed.
     """
     try:
         with terminate_like_interrupt(), exclusive_run(store):
@@ -192,12 +196,7 @@ def run(
     except DecoderUnavailableError as exc:
         raise IndexingError(str(exc)) from exc
     except Terminated:
-        if log is not None:
-            log.warning(
-                "clap-index stopped (SIGTERM): finished batches are kept; "
-                "run it again to go on"
-            )
-        raise SystemExit(128 + signal.SIGTERM) from None
+        raise stopped(signal.SIGTERM, log) from None
 
 
 def _unchanged_ok(state: ItemState | None, bundle: str, failed: Failed) -> bool:
