@@ -208,6 +208,8 @@ class ComposedQuery:
     def explain(self, name_of: Callable[[int], str] | None = None) -> str:
         """The description's explanation, the seeds (named by `name_of`) and
         how the parts are weighted, for `--explain`."""
+        from .scoring import quoted
+
         lines = [] if self.text is None else self.text.explain().splitlines()
         for option, sets in (("like", self.like), ("unlike", self.unlike)):
             for seeds in sets:
@@ -215,7 +217,7 @@ class ComposedQuery:
                 note = f", {unindexed} not indexed" if unindexed else ""
                 count = len(seeds.ids)
                 lines.append(
-                    f"{option + ':':<13}{seeds.query!r}: {count} "
+                    f"{option + ':':<13}{quoted(seeds.query)}: {count} "
                     f"track{'s' if count != 1 else ''}{note}"
                 )
                 if name_of is not None:
