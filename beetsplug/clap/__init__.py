@@ -31,7 +31,7 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Collection, Sequence
 
     from beets.importer import ImportSession, ImportTask
     from beets.library import Album, Item, Library
@@ -205,6 +205,20 @@ class ClapPlugin(BeetsPlugin):
         return number
 
     def _cmd_index(self, lib: Library, opts: Any, args: list[str]) -> None:
+        import signal
+
+        from . import index
+
+        try:
+            self._index(lib, opts, args)
+        except KeyboardInterrupt:
+            # beets' main ends quietly with status 0 on Ctrl-C; a stopped
+            # run says so and fails, as on SIGTERM (batches written are kept,
+            # the one in flight was rolled back on the way here).
+            raise index.stopped(signal.SIGINT, self._log) from None
+
+    def _index(self, lib: Library, opts: Any, args: list[str]) -> None:
+        """`beet clap-index [QUERY]`: plan, then embed (or list, --pretend)."""
         from . import index
 
         self._check_config()
@@ -221,10 +235,18 @@ class ClapPlugin(BeetsPlugin):
         items = [(item.id, item_path(lib, item)) for item in lib.items(args)]
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
         if opts.pretend:
+            failing = [w for w in plan.todo if w.problem is not None]
             for work in plan.todo:
-                ui.print_(f"would embed ({work.reason}): {displayable_path(work.path)}")
+                what = (
+                    f"would fail ({work.problem})"
+                    if work.problem is not None
+                    else f"would embed ({work.reason})"
+                )
+                ui.print_(f"{what}: {displayable_path(work.path)}")
             ui.print_(
-                f"clap-index: would embed {len(plan.todo)}, unchanged {plan.unchanged}"
+                f"clap-index: would embed {len(plan.todo) - len(failing)}, "
+                f"unchanged {plan.unchanged}"
+                + (f", would fail {len(failing)}" if failing else "")
             )
             return
         self._log.debug(
@@ -277,14 +299,14 @@ class ClapPlugin(BeetsPlugin):
         query: Sequence[str],
         rank_items: Callable[[set[int] | None], list[tuple[int, float]]],
         rank_albums: Callable[[set[int] | None], list[tuple[int, float]]],
-        seeds_left_out: bool = False,
+        seeds: Collection[int] = (),
         text: str | None = None,
     ) -> None:
         """Rank the albums (--album) or tracks that `query` matches, keep
         their scores for `$clap_score`, print them, and say why when nothing
-        is printed; `seeds_left_out`: the ranking drops its seed tracks;
-        `text` the description, for the hint when `query` may be the rest
-        of it typed without quotes."""
+        is printed; `seeds`: the tracks the ranking leaves out; `text` the
+        description, for the hint when `query` may be the rest of it typed
+        without quotes."""
         from .search import matching_ids
 
         if getattr(opts, "album", False):
@@ -299,13 +321,21 @@ class ClapPlugin(BeetsPlugin):
         self._scores.update(ranked)
         if self._print_ranked(ranked, lib.get_item, opts.score):
             return
-        if seeds_left_out and candidates:
+        rest = None if candidates is None else set(candidates) - set(seeds)
+        if candidates and not rest:
             self._log.info(
                 "every track matching {} is a seed: nothing is left to rank",
                 " ".join(query),
             )
-        else:
-            self._log.info("{}", _nothing_found(query, candidates, "tracks", text))
+            return
+        # Nothing printed of tracks that match: none of them has a vector.
+        failures = self.store(lib.path).failures(rest) if rest else {}
+        self._log.info(
+            "{}",
+            _nothing_found(
+                query, rest, "tracks", text, failures, lambda i: _track_name(lib, i)
+            ),
+        )
 
     @staticmethod
     def _candidates(lib: Library, query: Any) -> set[int] | None:
@@ -339,8 +369,9 @@ class ClapPlugin(BeetsPlugin):
     def _cmd_composed(self, lib: Library, opts: Any, args: list[str]) -> None:
         """`beet clap [TEXT] --like QUERY [--unlike QUERY] [QUERY]`."""
         from .compose import description_and_query
+        from .search import query_fields
 
-        text, query = description_and_query(args)
+        text, query = description_and_query(args, query_fields(lib))
         self._run_composed(lib, opts, text, opts.like, opts.unlike, query)
 
     def _run_composed(
@@ -373,6 +404,7 @@ class ClapPlugin(BeetsPlugin):
                 lambda q: search.matching_ids(lib, q),
                 self.settings["like_weight"],
                 self.settings["unlike_weight"],
+                lambda i: _track_name(lib, i),
             )
         )
         if opts.explain:
@@ -383,7 +415,7 @@ class ClapPlugin(BeetsPlugin):
             query,
             lambda ids: compose.rank_items(store, bundle, composed, limit, ids),
             lambda ids: compose.rank_albums(store, bundle, composed, limit, ids),
-            seeds_left_out=True,
+            seeds=composed.seed_ids,
         )
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
@@ -399,7 +431,9 @@ class ClapPlugin(BeetsPlugin):
         bundle, store = self.bundle(), self.store(lib.path)
         seeds = [item.id for item in lib.items(args)]
         ranked = self._searching(
-            lambda: search.rank_similar(store, bundle, seeds, limit)
+            lambda: search.rank_similar(
+                store, bundle, seeds, limit, name_of=lambda i: _track_name(lib, i)
+            )
         )
         if opts.explain:
             # The ranking just used, explained: asking why never changes it.

@@ -507,6 +507,17 @@ def _read_ffmpeg(path: str, sample_rate: int) -> np.ndarray:
     return pcm
 
 
+def file_size(path: str) -> int:
+    """The size of `path` in bytes; AudioError with the reason an index run
+    records when the file cannot be reached at all (missing, no access)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError as exc:
+        raise AudioError("file not found") from exc
+    except OSError as exc:
+        raise AudioError(f"cannot read file: {exc.strerror or exc}") from exc
+
+
 def load_windows(
     path: str | bytes | os.PathLike[str],
     sample_rate: int,
@@ -524,12 +535,7 @@ def load_windows(
     samples = round(window_seconds * sample_rate)
     if max_windows < 1:
         raise ValueError("max_windows must be at least 1")
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError as exc:
-        raise AudioError("file not found") from exc
-    except OSError as exc:
-        raise AudioError(f"cannot read file: {exc.strerror or exc}") from exc
+    size = file_size(path)
     if size == 0:
         raise AudioError("empty file (0 bytes)")
 

@@ -20,7 +20,6 @@ description's penalty, so one KNN pass along its direction finds the pool
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ from .search import (
     MIN_POOL,
     SearchError,
     check_index,
+    is_query_term,
     pool_rows,
     score_rows,
     top_scored,
@@ -68,22 +68,21 @@ DEFAULT_LIKE_WEIGHT = 1.5
 DEFAULT_UNLIKE_WEIGHT = 0.5
 # Seeds named per option by --explain; the rest are counted.
 EXPLAIN_SEEDS = 5
-# A beets query term naming a field ("year:1990..", "-genre:jazz",
-# "title::^So"): with --like, a first argument like this starts the query,
-# anything else is the description.
-_FIELD_TERM = re.compile(r"^[-^]?[A-Za-z_][\w]*::?")
 
 
-def description_and_query(args: Sequence[str]) -> tuple[str | None, list[str]]:
+def description_and_query(
+    args: Sequence[str], fields: Collection[str]
+) -> tuple[str | None, list[str]]:
     """Split `beet clap [TEXT] [QUERY]`'s arguments when --like is given:
-    TEXT is the first argument unless that is a `field:value` term or empty
-    (an empty "" says: no description, only a query)."""
+    TEXT is the first argument unless that is a beets query term naming one
+    of `fields` (search.query_fields, as clap-web splits its search box) or
+    empty (an empty "" says: no description, only a query)."""
     if not args:
         return None, []
     first = args[0]
     if not first.strip():
         return None, list(args[1:])
-    if _FIELD_TERM.match(first):
+    if is_query_term(first, fields):
         return None, list(args)
     return first, list(args[1:])
 
@@ -99,12 +98,18 @@ class SeedSet:
 
 
 def seed_set(
-    store: Store, option: str, query: str, matched: Collection[int] | None
+    store: Store,
+    option: str,
+    query: str,
+    matched: Collection[int] | None,
+    name_of: Callable[[int], str] = str,
 ) -> SeedSet:
     """The indexed tracks among `matched` (the ids `query` matched; None for
     an empty query, which matches everything) and their direction;
-    SearchError when there are none (`option`: --like, --unlike)."""
+    SearchError when there are none (`option`: --like, --unlike; `name_of`
+    names a track that failed to index)."""
     from .model import l2_normalize
+    from .results import not_indexed
 
     if matched is None:
         raise SearchError(
@@ -115,13 +120,14 @@ def seed_set(
         raise SearchError(f"{option} {query} matches no track")
     ids, mat = store.vectors(matched)
     if not len(ids):
-        what = (
-            "the one track it matches is not"
-            if len(matched) == 1
-            else f"none of the {len(matched)} tracks it matches is"
-        )
         raise SearchError(
-            f"{option} {query}: {what} indexed yet: run `beet clap-index`"
+            not_indexed(
+                f"{option} {query}: the one track it matches",
+                f"{option} {query}: none of the {len(matched)} tracks it matches",
+                len(matched),
+                store.failures(matched),
+                name_of,
+            )
         )
     vector = l2_normalize(mat.mean(axis=0, keepdims=True))[0]
     if not vector.any():
@@ -239,11 +245,14 @@ def seed_lines(
     """--explain's lines for one seed query: how many of the `matched`
     tracks it counts (`ids`, those with a vector), then the first
     EXPLAIN_SEEDS of them named by `name_of`."""
+    from .scoring import quoted  # a long query clipped, as the description is
+
     unindexed = matched - len(ids)
     note = f", {unindexed} not indexed" if unindexed else ""
     count = len(ids)
     lines = [
-        f"{label + ':':<13}{query!r}: {count} track{'s' if count != 1 else ''}{note}"
+        f"{label + ':':<13}{quoted(query)}: {count} "
+        f"track{'s' if count != 1 else ''}{note}"
     ]
     if name_of is not None:
         lines += [f"  {name_of(item_id)}" for item_id in ids[:EXPLAIN_SEEDS]]
@@ -275,15 +284,17 @@ def compose_query(
     matching: Callable[[str | Sequence[str]], Collection[int] | None],
     like_weight: float = DEFAULT_LIKE_WEIGHT,
     unlike_weight: float = DEFAULT_UNLIKE_WEIGHT,
+    name_of: Callable[[int], str] = str,
 ) -> ComposedQuery:
     """The ComposedQuery of a description (`describe()` parses and embeds
     it; None without one) and the --like/--unlike beets queries, each
     resolved to item ids by `matching`; the index is checked first, then
-    every seed set, then the description."""
+    every seed set, then the description. `name_of` names tracks in errors."""
     check_index(store, bundle)
     seeds = {
         option: [
-            seed_set(store, f"--{option}", _as_text(q), matching(q)) for q in queries
+            seed_set(store, f"--{option}", _as_text(q), matching(q), name_of)
+            for q in queries
         ]
         for option, queries in (("like", likes), ("unlike", unlikes))
     }

@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .audio import DecoderUnavailableError
+from .audio import AudioError, DecoderUnavailableError, file_size
 from .runguard import (
     IndexingError,
     Terminated,
     check_environment,
     exclusive_run,
+    stopped,
     terminate_like_interrupt,
 )
 from .store import Embedded, Failed, ItemState, Store
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 
-# The commands' view of a run; IndexingError (runguard) and file_stat (track)
-# are theirs too.
+# The commands' view of a run; IndexingError and stopped (runguard) and
+# file_stat (track) are theirs too.
 __all__ = [
     "IndexingError",
     "Plan",
@@ -38,6 +39,7 @@ __all__ = [
     "reason_for",
     "results",
     "run",
+    "stopped",
 ]
 
 
@@ -48,6 +50,9 @@ class Work:
     item_id: int
     path: str
     reason: str  # new, changed, failed before, other bundle, forced
+    # Why the run will record it as failed without decoding anything (the
+    # file is missing or out of reach), for --pretend; None when it may work.
+    problem: str | None = None
 
 
 @dataclass
@@ -99,8 +104,20 @@ def plan(
         if why is None:
             result.unchanged += 1
         else:
-            result.todo.append(Work(item_id, path, why))
+            # file_stat says (0, 0) for a file it cannot stat: ask why.
+            problem = _unreachable(path) if not (mtime or size) else None
+            result.todo.append(Work(item_id, path, why, problem))
     return result
+
+
+def _unreachable(path: str) -> str | None:
+    """The reason a run records for a file it cannot reach (audio.file_size's
+    "file not found"), None when the file is there."""
+    try:
+        file_size(path)
+    except AudioError as exc:
+        return str(exc)
+    return None
 
 
 def results(
@@ -153,8 +170,10 @@ def run(
     Per-item failures are recorded (status 'failed' and the reason) and the
     run goes on; they are retried next time. An interruption (Ctrl-C,
     SIGTERM) loses at most the batch in flight; SIGTERM then exits with
-    status 143. A broken environment or another run in progress raises
-    IndexingError before anything is changed.
+    status 143 (runguard.stopped), Ctrl-C's KeyboardInterrupt goes on to
+    the caller (an import stage leaves it to beets; clap-index exits 130).
+    A broken environment or another run in progress raises IndexingError
+    before anything is changed.
     """
     try:
         with terminate_like_interrupt(), exclusive_run(store):
@@ -177,12 +196,7 @@ def run(
     except DecoderUnavailableError as exc:
         raise IndexingError(str(exc)) from exc
     except Terminated:
-        if log is not None:
-            log.warning(
-                "clap-index stopped (SIGTERM): finished batches are kept; "
-                "run it again to go on"
-            )
-        raise SystemExit(128 + signal.SIGTERM) from None
+        raise stopped(signal.SIGTERM, log) from None
 
 
 def _unchanged_ok(state: ItemState | None, bundle: str, failed: Failed) -> bool:

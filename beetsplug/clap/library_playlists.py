@@ -76,6 +76,7 @@ def update(
         auto_size=settings["auto_playlist_size"] or None,
         default_size=settings["playlist_size"],
         check_query=search.description_problem,
+        check_filter=lambda beets_filter: search.query_problem(lib, beets_filter),
         extended=settings["extended"],
         relative_to=settings["relative_to"],
         prefix=settings["playlist_prefix"],

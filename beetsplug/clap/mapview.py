@@ -445,16 +445,6 @@ clapMap(document.getElementById("clap-map"), {_script_json(data)});
 # Reading the library -----------------------------------------------------------
 
 
-def known_fields(lib: Library) -> set[str]:
-    """Fields of items a --color can name: beets' own, its computed ones,
-    and the flexible attributes this library holds."""
-    from beets.library import Album, Item
-
-    fields = set(Item.all_keys()) | set(Album.all_keys())
-    with lib.transaction() as tx:
-        for table in ("item_attributes", "album_attributes"):
-            fields |= {row[0] for row in tx.query(f"SELECT DISTINCT key FROM {table}")}
-    return fields
 
 
 def library_tracks(
@@ -464,6 +454,9 @@ def library_tracks(
     one SQL query unless the colour field needs beets' own item objects."""
     from beets.library import Item
 
+    from .search import known_fields
+
+    # Fields a --color can name: a named query (`clap:`) is not one.
     if color is not None and color not in known_fields(lib):
         examples = "genre, year, artist, album, format, bpm"
         raise MapError(

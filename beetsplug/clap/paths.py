@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, NamedTuple
 
+from .results import not_indexed
 from .search import SearchError, check_index
 from .vectors import EXACT_MAX, Rows
 
@@ -129,10 +130,9 @@ def song_path(
     vectors = dict(zip(ids.tolist(), mat, strict=True))
     for end_name, item_id in (("FROM", start_id), ("TO", end_id)):
         if item_id not in vectors:
-            raise SearchError(
-                f"{end_name} ({name_of(item_id)}) is not indexed yet: "
-                "run `beet clap-index`"
-            )
+            failures = store.failures([item_id])
+            end = f"{end_name} ({name_of(item_id)})"
+            raise SearchError(not_indexed(end, end, 1, failures))
     start, end = vectors[start_id], vectors[end_id]
     points = waypoints(start, end, length)  # where to look for candidates
     ends = {start_id, end_id}

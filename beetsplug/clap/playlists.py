@@ -107,12 +107,14 @@ def validate_playlists(
     default_size: int = DEFAULT_SIZE,
     key: str = "clap.playlists",
     check_query: Callable[[str], str | None] | None = None,
+    check_filter: Callable[[str], str | None] | None = None,
 ) -> list[PromptSpec]:
     """Check the `clap.playlists` config; PlaylistConfigError on the first
     problem. `check_query(query)` is the search's own check of a description
-    (its problem in one line, or None): run here, a description that cannot
-    be searched is reported with its playlist's name before any list is
-    written."""
+    and `check_filter(filter)` beets' check of a query (each its problem in
+    one line, or None): run here, a description that cannot be searched or
+    a filter beets refuses is reported with its playlist's name before any
+    list is written."""
     if entries is None:
         return []
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
@@ -145,6 +147,10 @@ def validate_playlists(
             raise PlaylistConfigError(
                 f"{where}: 'filter' must be a beets query string, not {beets_filter!r}"
             )
+        if beets_filter and check_filter is not None:
+            problem = check_filter(beets_filter)
+            if problem is not None:
+                raise PlaylistConfigError(f"{where}: {problem}")
         size = entry.get("size", default_size)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise PlaylistConfigError(
@@ -361,6 +367,7 @@ def update_playlists(
     auto_size: int | None = None,
     default_size: int = DEFAULT_SIZE,
     check_query: Callable[[str], str | None] | None = None,
+    check_filter: Callable[[str], str | None] | None = None,
     extended: bool = False,
     relative_to: Path | str | bytes | None = None,
     prefix: str = "",
@@ -374,12 +381,16 @@ def update_playlists(
     and `embed_text` the bundle's text tower, `tags(ids)` their stored tag
     probabilities (None when not every item has them) and `tag_meanings`
     what each tag means (both for bundles with tags), `check_query` the search's
-    check of a description (validate_playlists). Automatic playlists of
-    clusters that no longer exist are removed unless `pretend`; when no
-    cluster is big enough for one, the old ones stay and a warning says why.
+    check of a description and `check_filter` beets' check of a query
+    (validate_playlists). Automatic playlists of clusters that no longer
+    exist are removed unless `pretend`; when no cluster is big enough for
+    one, the old ones stay and a warning says why.
     """
     specs = validate_playlists(
-        prompts, default_size=default_size, check_query=check_query
+        prompts,
+        default_size=default_size,
+        check_query=check_query,
+        check_filter=check_filter,
     )
     playlists: list[Playlist] = []
     if specs:

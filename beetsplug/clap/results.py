@@ -9,9 +9,11 @@ from beets.dbcore.types import NullFloat
 from .items import track_label
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Iterator, Sequence
+    from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
     from beets.library import Library
+
+RUN_INDEX = "run `beet clap-index`"
 
 
 SCORE_DIGITS = 4
@@ -45,17 +47,54 @@ def ranked_lines(
         yield f"{score:.3f} {line}" if show_score else line
 
 
+def not_indexed(
+    one: str,
+    none_of: str,
+    count: int,
+    failures: Mapping[int, str],
+    name_of: Callable[[int], str] = str,
+) -> str:
+    """Why `count` tracks have no vector, in one line: `one` names the track
+    when there is one ("the one track matching Q"), `none_of` the tracks
+    otherwise ("none of the 3 tracks matching Q"). `failures` holds the
+    recorded reason of those whose embedding failed (Store.failures), the
+    first named by `name_of`: clap-index would only fail on them again until
+    their file is fixed, so they are not sent there; the others are."""
+    if count == 1:
+        if failures:
+            (reason,) = failures.values()
+            return f"{one} failed to index: {reason}"
+        return f"{one} is not indexed yet: {RUN_INDEX}"
+    if not failures:
+        return f"{none_of} is indexed yet: {RUN_INDEX}"
+    item_id, reason = next(iter(failures.items()))
+    failed = len(failures)
+    which = f"{name_of(item_id)}: {reason}" + (
+        f"; and {failed - 1} more" if failed > 1 else ""
+    )
+    if failed >= count:
+        every = "both" if count == 2 else f"all {count}"
+        return f"{none_of} is indexed: {every} failed to index ({which})"
+    return (
+        f"{none_of} is indexed yet: {failed} failed to index ({which}); "
+        f"{RUN_INDEX} for the other {count - failed}"
+    )
+
+
 def nothing_found(
     query: Sequence[str],
     matched: Collection[int] | None,
     kind: str,
     description: str | None = None,
+    failures: Mapping[int, str] | None = None,
+    name_of: Callable[[int], str] = str,
 ) -> str:
     """Why a search printed nothing, in one line (`kind`: tracks or albums).
     With the search's `description`, a query of bare words that matches
     nothing is said to be perhaps the rest of it typed without quotes
     (`beet clap jazz without vocals` searches "jazz" among the tracks that
-    match "without vocals")."""
+    match "without vocals"). `failures` and `name_of`: tracks matched that
+    failed to index, as not_indexed takes them."""
     text = " ".join(query)
     if matched is None:
         return "none of the indexed tracks is in the library: run `beet clap-index`"
@@ -67,13 +106,19 @@ def nothing_found(
                 f'a beets query; to search for "{whole}", put it in quotes)'
             )
         return f"no {kind} match {text}"
+    if kind == "tracks":
+        return not_indexed(
+            f"the one track matching {text}",
+            f"none of the {len(matched)} tracks matching {text}",
+            len(matched),
+            failures or {},
+            name_of,
+        )
     if len(matched) == 1:
-        what = "is not indexed" if kind == "tracks" else "has no indexed track"
-        return f"the one {kind[:-1]} matching {text} {what} yet: run `beet clap-index`"
-    what = "is indexed" if kind == "tracks" else "has an indexed track"
+        return f"the one album matching {text} has no indexed track yet: {RUN_INDEX}"
     return (
-        f"none of the {len(matched)} {kind} matching {text} {what} yet: "
-        "run `beet clap-index`"
+        f"none of the {len(matched)} albums matching {text} has an indexed "
+        f"track yet: {RUN_INDEX}"
     )
 
 

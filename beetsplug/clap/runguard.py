@@ -1,4 +1,4 @@
-"""A clap-index run's guards: the environment check, the run lock, SIGTERM."""
+"""A clap-index run's guards: the environment check, the run lock, signals."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .audio import DecoderUnavailableError, check_decoders, needs_ffmpeg
 if TYPE_CHECKING:
     from .index import Work
     from .store import Store
+    from .workers import Log
 
 # One run at a time per library: an exclusive lock on this file beside the
 # database (released by the kernel however the run ends).
@@ -135,3 +136,16 @@ def terminate_like_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stopped(signum: int, log: Log | None) -> SystemExit:
+    """What ends a run a signal stopped (SIGINT from Ctrl-C, SIGTERM), once
+    its clean-ups have run: the one line that says so, and the exit status
+    a shell gives a process the signal ended (128 + the signal), so that
+    `beet clap-index && next` stops there too."""
+    if log is not None:
+        log.warning(
+            "clap-index stopped ({}): finished batches are kept; run it again to go on",
+            signal.Signals(signum).name,
+        )
+    return SystemExit(128 + signum)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMBINE_FORMS",
+    "EXPLAIN_TEXT_WIDTH",
     "SPEECH_MARGIN",
     "SPEECH_TEXT",
     "TOP_FLOOR",
@@ -42,10 +43,12 @@ __all__ = [
     "TagScale",
     "TextQuery",
     "attribute_phrases",
+    "clip",
     "combine_scores",
     "contrasted",
     "describe",
     "negated_phrases",
+    "quoted",
     "speech_penalty",
     "tag_evidence",
     "wants_speech_alone",
@@ -556,9 +559,9 @@ class TextQuery:
         for j, (attribute, match, count) in enumerate(
             zip(self.negated, self.tag_matches, self.phrase_counts, strict=False)
         ):
-            sim = f"text sim({attribute!r})"
+            sim = f"text sim({quoted(attribute)})"
             if count > 1:
-                phrases = ", ".join(map(repr, attribute_phrases(attribute)))
+                phrases = ", ".join(map(quoted, attribute_phrases(attribute)))
                 sim = f"max text sim({phrases})"
             names = self._tag_list(match)
             if names and self.tag_weight > 0:
@@ -567,8 +570,8 @@ class TextQuery:
                 scored_by[attribute] = sim
             if j in others:
                 scored_by[attribute] += (
-                    f", less the same for {others[j]!r} (a voice is told from "
-                    "the other gender's, not from none)"
+                    f", less the same for {quoted(others[j])} (a voice is told "
+                    "from the other gender's, not from none)"
                 )
         bonus = {}
         if self.affirmed_tag_weight > 0:
@@ -608,11 +611,53 @@ def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:
 # --------------------------------------------------------------------------
 
 
+# Characters of a typed text an explanation line quotes; the rest is
+# counted, not shown, so a long description keeps its lines readable.
+EXPLAIN_TEXT_WIDTH = 60
+
+
+def _start(text: str, width: int) -> str:
+    """The start of a long `text` an explanation shows: `width` characters,
+    cut at a word where one ends in the second half."""
+    start = text[:width]
+    if " " in start[width // 2 :]:
+        start = start.rsplit(" ", 1)[0]
+    return start.rstrip() + "…"
+
+
+def clip(text: str, width: int = EXPLAIN_TEXT_WIDTH) -> str:
+    """`text` for an explanation line: whole when short, else its start
+    with an ellipsis and the text's length in characters."""
+    if len(text) <= width:
+        return text
+    return f"{_start(text, width)} ({len(text):,} characters)"
+
+
+def quoted(text: str, width: int = EXPLAIN_TEXT_WIDTH) -> str:
+    """`text` quoted as repr() quotes it, clipped as `clip` clips it."""
+    if len(text) <= width:
+        return repr(text)
+    return f"{_start(text, width)!r} ({len(text):,} characters)"
+
+
+def _counted(lines: Sequence[str]) -> list[str]:
+    """Lines in their order, a repeated one shown once with its count."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line] = counts.get(line, 0) + 1
+    return [line if n == 1 else f"{line} (×{n})" for line, n in counts.items()]
+
+
 def _clause_text(parsed: ParsedQuery, clause: Clause) -> str:
     """A clause's words without the lead-in punctuation (", no drums"),
     keeping "-drums"."""
     text = parsed.text[clause.start : clause.end]
     return re.sub(r"^(?:[\s,;:/–—]|-(?=\s))+", "", text).strip()
+
+
+def _mean_of(texts: Sequence[str]) -> str:
+    """ "mean('a', 'b')" of a whole query's texts, each clipped."""
+    return f"mean({', '.join(map(quoted, texts))})"
 
 
 def describe(
@@ -638,26 +683,35 @@ def describe(
     pushed below music (above it when `speech_wanted`).
     """
     if whole is not None:
-        shown = repr(whole)
+        shown = quoted(whole)
     else:
         texts = parsed.whole_texts
-        shown = repr(texts[0]) if len(texts) == 1 else f"mean{texts!r}"
+        shown = quoted(texts[0]) if len(texts) == 1 else _mean_of(texts)
     lines = [
-        f"query:       {parsed.text!r}",
-        *(f"  read {typed!r} as {read!r}" for typed, read in parsed.mended),
-        f"affirmative: {parsed.affirmative!r}",
-        *(
-            f"  {_clause_text(parsed, c)!r} goes: the wanted voice says it"
-            for c in parsed.clauses
-            if c.kind == "covered"
+        f"query:       {quoted(parsed.text)}",
+        *_counted(
+            [
+                f"  read {quoted(typed)} as {quoted(read)}"
+                for typed, read in parsed.mended
+            ]
+        ),
+        f"affirmative: {quoted(parsed.affirmative)}",
+        *_counted(
+            [
+                f"  {quoted(_clause_text(parsed, c))} goes: the wanted voice says it"
+                for c in parsed.clauses
+                if c.kind == "covered"
+            ]
         ),
     ]
     bonus = dict(bonus or {})
     tail = ""
     if bonus and bonus_weight > 0:
         for attribute, how in bonus.items():
-            lines.append(f"  wanted {attribute}: evidence = {how}, w {bonus_weight:g}")
-        evidence = ", ".join(f"evidence({a!r})" for a in bonus)
+            lines.append(
+                f"  wanted {clip(attribute)}: evidence = {how}, w {bonus_weight:g}"
+            )
+        evidence = ", ".join(f"evidence({quoted(a)})" for a in bonus)
         tail = f" + {bonus_weight:g} * " + (
             evidence if len(bonus) == 1 else f"mean({evidence})"
         )
@@ -674,18 +728,20 @@ def describe(
         lines += [speech] if speech else []
         lines.append(f"ranking:     sim({shown}){tail}")
         return "\n".join(lines)
-    lines.append(f"negated:     {', '.join(parsed.negated)}")
+    lines.append(f"negated:     {', '.join(map(clip, parsed.negated))}")
+    said_by = []
     for clause in (c for c in parsed.clauses if c.kind not in ("cancel", "covered")):
         how = "implies" if clause.kind == "implied" else "negates"
         # less another gender's voice than the wanted one (not negated)
-        said = ", ".join(a for a in clause.attributes if a in parsed.negated)
-        lines.append(f"  {_clause_text(parsed, clause)!r} {how} {said}")
+        said = ", ".join(clip(a) for a in clause.attributes if a in parsed.negated)
+        said_by.append(f"  {quoted(_clause_text(parsed, clause))} {how} {said}")
+    lines += _counted(said_by)
     scored_by = scored_by or {}
     for attribute in parsed.negated:
         how = scored_by.get(attribute)
         lines.append(
-            f"  {attribute}: "
-            + (f"penalty = {how}" if how else f"text sim({attribute!r})")
+            f"  {clip(attribute)}: "
+            + (f"penalty = {how}" if how else f"text sim({quoted(attribute)})")
         )
     lines += [speech] if speech else []
     if weight == 0:
@@ -696,7 +752,8 @@ def describe(
         # An attribute scored other than by text similarity shows as
         # penalty(...), spelt out on its own line above.
         terms = ", ".join(
-            f"{'penalty' if a in scored_by else 'sim'}({a!r})" for a in parsed.negated
+            f"{'penalty' if a in scored_by else 'sim'}({quoted(a)})"
+            for a in parsed.negated
         )
         penalty = terms if len(parsed.negated) == 1 else f"{form}({terms})"
         lines.append(f"ranking:     sim({shown}) - {weight:g} * {penalty}{tail}")

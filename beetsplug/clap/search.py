@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import re
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from .scoring import TagScale, TextQuery
@@ -11,7 +12,8 @@ from .vectors import MAX_KNN, Rows
 
 if TYPE_CHECKING:
     import numpy as np
-    from beets.library import Library
+    from beets.dbcore.query import Query as BeetsQuery
+    from beets.library import Album, Item, Library
 
     from .compose import ComposedQuery
     from .model import Bundle
@@ -27,8 +29,12 @@ __all__ = [
     "check_index",
     "description_problem",
     "embed_query",
+    "is_query_term",
+    "known_fields",
     "matching_ids",
     "pool_rows",
+    "query_fields",
+    "query_problem",
     "rank_albums",
     "rank_items",
     "rank_similar",
@@ -70,6 +76,9 @@ MIN_POOL = 256
 # from the sample stands for the library's.
 SCALE_SAMPLE = 1024
 _scales: dict[tuple[int, str, int], TagScale] = {}
+# A beets query term's field name: an optional negation (`-`, `^`), the
+# name, then `:` (`year:1990..`, `^genre:rock`, `title::^So`, `artist:=X`).
+_FIELD_TERM = re.compile(r"^[-^]?([A-Za-z_]\w*):")
 # Albums scored exactly for -a, of those the track pool touches.
 ALBUM_POOL_FACTOR = 3
 MIN_ALBUMS = 30
@@ -210,27 +219,17 @@ def matching_ids(
     `lib.items(query)` builds an Item per match, which costs far more than
     reading their ids (docs/benchmarks.md). Queries beets matches in
     Python (some plugin and flexible-attribute queries) go through beets.
+    An invalid query raises beets' InvalidQueryError, as `lib.items` does,
+    which beets prints as its one line (`invalid query: ...`).
     """
     if not query:
         return None
-    from contextlib import nullcontext
-
-    from beets.library import Album, Item, parse_query_parts, parse_query_string
-
-    try:
-        from beets.context import music_dir  # path queries parse relative to it
-    except ImportError:  # beets before 2.14
-        music_dir = None
+    from beets.library import Album, Item
 
     model: type[Item] | type[Album] = Album if albums else Item
     fetch = lib.albums if albums else lib.items
     try:
-        with music_dir(lib.directory) if music_dir else nullcontext():
-            parsed, _ = (
-                parse_query_string(query, model)
-                if isinstance(query, str)
-                else parse_query_parts(list(query), model)
-            )
+        parsed = _parsed(lib, query, model)
         where, subvals = parsed.clause()
         table = model._table
         joined = table
@@ -245,6 +244,87 @@ def matching_ids(
             f"SELECT DISTINCT {table}.id FROM ({joined}) WHERE {where}", subvals
         )
     return {int(row[0]) for row in rows}
+
+
+def _parsed(
+    lib: Library, query: str | Sequence[str], model: type[Item] | type[Album]
+) -> BeetsQuery:
+    """A beets query parsed for `model` as `lib.items` parses it (path
+    queries relative to the library's folder); InvalidQueryError when it
+    is not valid, whichever way beets finds out."""
+    from contextlib import nullcontext
+
+    from beets.dbcore.query import InvalidQueryArgumentValueError, InvalidQueryError
+    from beets.library import parse_query_parts, parse_query_string
+
+    try:
+        from beets.context import music_dir  # path queries parse relative to it
+    except ImportError:  # beets before 2.14
+        music_dir = None
+    try:
+        with music_dir(lib.directory) if music_dir else nullcontext():
+            parsed, _ = (
+                parse_query_string(query, model)
+                if isinstance(query, str)
+                else parse_query_parts(list(query), model)
+            )
+    except InvalidQueryArgumentValueError as exc:
+        # beets' own commands get this wrapped by lib.items; so do these.
+        raise InvalidQueryError(query, exc) from exc
+    return parsed
+
+
+def query_problem(lib: Library, query: str) -> str | None:
+    """Why a beets query cannot run, in the one line beets prints for it
+    (`invalid query: ...`); None when it can. Checks without running it."""
+    from beets.dbcore.query import InvalidQueryError
+    from beets.library import Item
+
+    try:
+        _parsed(lib, query, Item)
+    except InvalidQueryError as exc:
+        return f"invalid query: {exc}"
+    return None
+
+
+def known_fields(lib: Library) -> set[str]:
+    """Fields of items and albums: beets' own, its computed ones, and the
+    flexible attributes this library holds."""
+    from beets.library import Album, Item
+
+    fields = set(Item.all_keys()) | set(Album.all_keys())
+    with lib.transaction() as tx:
+        for table in ("item_attributes", "album_attributes"):
+            fields |= {row[0] for row in tx.query(f"SELECT DISTINCT key FROM {table}")}
+    return fields
+
+
+def query_fields(lib: Library) -> set[str]:
+    """The names a beets query term can start with in this library (lower
+    case): its fields (known_fields), the single-value names beets still
+    takes for its list fields (`genre:` for `genres`), and the named
+    queries (`singleton:`, plugins' such as `clap:`)."""
+    from beets.library import Album, Item
+
+    names = known_fields(lib) | set(Item._queries) | set(Album._queries)
+    try:
+        from beets.util import deprecation
+    except ImportError:  # a beets before its list fields
+        pass
+    else:
+        names |= set(getattr(deprecation, "ITEM_LEGACY_TO_LIST_FIELD", ()))
+        names |= set(getattr(deprecation, "ALBUM_LEGACY_TO_LIST_FIELD", ()))
+    return {name.lower() for name in names}
+
+
+def is_query_term(token: str, fields: Collection[str]) -> bool:
+    """Whether `token` is a beets query term naming one of `fields`
+    (query_fields): `year:1990..`, `-genre:jazz`, `title::^So`. Any other
+    `word:` is description, as a form's answer ("vocals: none",
+    "exclude: choir") is: beets would take it for a flexible attribute
+    that no track has, and match nothing."""
+    found = _FIELD_TERM.match(token)
+    return found is not None and found.group(1).lower() in fields
 
 
 def check_index(store: Store, bundle: Bundle) -> None:
@@ -413,10 +493,13 @@ def rank_similar(
     seeds: Sequence[int],
     limit: int,
     candidates: Collection[int] | None = None,
+    name_of: Callable[[int], str] = str,
 ) -> list[tuple[int, float]]:
     """Items that sound like the seeds (the seeds excluded): cosine to the
-    normalised mean of the seeds' vectors."""
+    normalised mean of the seeds' vectors. `name_of` names a seed that
+    failed to index in the one-line error."""
     from .model import l2_normalize
+    from .results import not_indexed
 
     check_index(store, bundle)
     if not seeds:
@@ -424,8 +507,13 @@ def rank_similar(
     seed_ids, seed_mat = store.vectors(seeds)
     if not len(seed_ids):
         raise SearchError(
-            f"none of the {len(seeds)} matched item(s) is indexed yet: "
-            "run `beet clap-index`"
+            not_indexed(
+                "the one matched track",
+                f"none of the {len(seeds)} matched tracks",
+                len(seeds),
+                store.failures(seeds),
+                name_of,
+            )
         )
     centroid = l2_normalize(seed_mat.mean(axis=0, keepdims=True))[0]
     if limit <= 0:

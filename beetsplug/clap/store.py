@@ -298,6 +298,20 @@ class Store(VectorIndex):
             conn.execute(_DELETE_TAGS_WITHOUT_STATE)
             return self._delete_vectors_without_state(conn)
 
+    def failures(self, item_ids: Iterable[int]) -> dict[int, str]:
+        """The recorded reason of each of `item_ids` whose last embedding
+        failed, by ascending id (items with no vector for that reason)."""
+        if STATE not in self._table_names():
+            return {}
+        wanted = set(item_ids)
+        # Failed rows are few next to a query's matches: reading them all
+        # costs less than binding every matched id.
+        rows = self.conn.execute(
+            f"SELECT item_id, error FROM {STATE} WHERE status = 'failed' "
+            "ORDER BY item_id"
+        ).fetchall()
+        return {i: error or "no reason recorded" for i, error in rows if i in wanted}
+
     def counts(self) -> dict[str, int]:
         if STATE not in self._table_names():
             return {"ok": 0, "failed": 0}

@@ -34,12 +34,12 @@ def serve_page(
         import flask  # noqa: F401
     except ImportError as exc:
         raise UserError("clap-web needs Flask: pip install 'beets-clap[web]'") from exc
-    from . import mapview, web
+    from . import search, web
 
     if args:
         raise UserError("clap-web takes no query: type it on the page")
     bundle, store = resources()
-    backend = web.Backend(lib, store, bundle, embed, mapview.known_fields(lib))
+    backend = web.Backend(lib, store, bundle, embed, search.query_fields(lib))
     if (problem := backend.index_problem()) is not None:
         log.warning("clap-web: {} (the page says so too)", problem)
     if not web.is_loopback(host):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 import shlex
 import socket
 import sqlite3
@@ -34,9 +33,6 @@ STATIC_FILES = {
     "web.js": "text/javascript",
     "web.css": "text/css",
 }
-# A beets query term: an optional negation, a field name, then `:`
-# (year:1990..1999, ^genre:rock, -artist:x, title::^a, artist:=Exact).
-_FILTER_RE = re.compile(r"^[-^]?([A-Za-z_][A-Za-z0-9_]*):")
 _MAX_ID = 2**63 - 1  # SQLite's integer range; larger ids cannot exist
 
 
@@ -56,15 +52,16 @@ def split_query(text: str, fields: set[str]) -> tuple[str, list[str]]:
     """(description, beets query terms) of what was typed in the search box,
     as `beet clap TEXT QUERY` takes them: terms naming a known field
     (year:1990..1999) are the beets query, the rest is the description;
-    quotes group words as in a shell."""
+    quotes group words as in a shell. `fields`: search.query_fields."""
+    from .search import is_query_term
+
     try:
         tokens = shlex.split(text)
     except ValueError:  # an unbalanced quote: read it as plain words
         tokens = text.split()
     words, terms = [], []
     for token in tokens:
-        found = _FILTER_RE.match(token)
-        if found and found.group(1).lower() in fields:
+        if is_query_term(token, fields):
             terms.append(token)
         else:
             words.append(token)
@@ -159,7 +156,7 @@ class Backend:
 
     def _locked(self, run: Callable[[], Any]) -> Any:
         """Run with the lock held; the search's one-line errors become 400s."""
-        from beets.dbcore.query import InvalidQueryError, ParsingError
+        from beets.dbcore.query import ParsingError
 
         from .search import SearchError
         from .store import StoreError
@@ -169,8 +166,8 @@ class Backend:
                 return run()
         except (SearchError, StoreError, MapError) as exc:
             raise ApiError(400, str(exc)) from exc
-        except (InvalidQueryError, ParsingError) as exc:
-            raise ApiError(400, f"beets query: {exc}") from exc
+        except ParsingError as exc:  # beets' InvalidQueryError among them
+            raise ApiError(400, f"invalid query: {exc}") from exc
         except sqlite3.OperationalError as exc:
             raise ApiError(503, f"library database: {exc}; try again") from exc
 

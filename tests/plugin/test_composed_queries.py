@@ -10,7 +10,8 @@ import pytest
 from beets.ui import UserError
 from clap_helpers import ClapEnv, write_audio
 
-from beetsplug.clap import compose
+from beetsplug.clap import compose, web
+from beetsplug.clap.search import query_fields
 from beetsplug.clap.settings import DEFAULTS
 
 LOW = "title::^low$"
@@ -231,13 +232,49 @@ def test_like_seeds_without_vectors(indexed: ClapEnv, corpus: dict[str, Path]) -
         indexed.run("clap", "--like", "title:new")
 
 
-def test_description_and_query_split() -> None:
-    split = compose.description_and_query
+def test_description_and_query_split(env: ClapEnv, corpus: dict[str, Path]) -> None:
+    env.add(corpus["low"], title="low", mood="calm")  # a flexible attribute
+    fields = query_fields(env.lib)
+
+    def split(args: list[str]) -> tuple[str | None, list[str]]:
+        return compose.description_and_query(args, fields)
+
     assert split(["calm", "year:1990.."]) == ("calm", ["year:1990.."])
     assert split(["year:1990..", "genre:jazz"]) == (None, ["year:1990..", "genre:jazz"])
     assert split(["", "genre:jazz"]) == (None, ["genre:jazz"])
     assert split(["-genre:jazz"]) == (None, ["-genre:jazz"])
+    assert split(["^Title::^So"]) == (None, ["^Title::^So"])
+    assert split(["mood:calm"]) == (None, ["mood:calm"])
+    assert split(["clap:low", "year:1990.."]) == (None, ["clap:low", "year:1990.."])
     assert split([]) == (None, [])
+    # A form's answer names no field: it is the description, as without
+    # --like and on the search page.
+    for answer in ("vocals: none", "exclude: choir", "techno: no", "drums:off"):
+        assert split([answer, "year:1990.."]) == (answer, ["year:1990.."])
+        assert web.split_query(f'"{answer}" year:1990..', fields) == (
+            answer,
+            ["year:1990.."],
+        )
+
+
+def test_a_form_answer_with_like_is_the_description(indexed: ClapEnv) -> None:
+    """ "noise: none" negates noise, --like or not; beets would read it as
+    a flexible attribute no track has, and rank nothing."""
+    for answer in ("noise: none", "exclude: noise", "noise:off"):
+        out = indexed.run("clap", answer, "--like", "title:high", "-e", "-n", "1")
+        assert f"query:       {answer!r}\n" in out
+        assert "negated:     noise\n" in out
+        assert "composed:    description + " in out
+    # Ranked as the same negation said in words is.
+    said = indexed.lines(
+        "clap", "without noise", "--like", "title:high", "-s", "-f", "$title"
+    )
+    assert len(said) == 4
+    for answer in ("noise: none", "exclude: noise", "noise:off"):
+        ranked = indexed.lines(
+            "clap", answer, "--like", "title:high", "-s", "-f", "$title"
+        )
+        assert ranked == said, answer
 
 
 def test_settings_defaults_are_the_calibrated_weights() -> None:

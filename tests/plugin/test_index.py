@@ -147,6 +147,26 @@ def test_pretend_lists_work_and_writes_nothing(
     assert env.lines("clap-index", "-p") == ["clap-index: would embed 0, unchanged 2"]
 
 
+def test_pretend_says_a_missing_file_would_fail_as_the_run_does(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    env.add(corpus["low"], title="low")
+    gone = env.add_copy(corpus["high"], title="gone")
+    env.run("clap-index")
+    path = os.fsdecode(gone.path)
+    os.remove(path)
+    expected = [
+        f"would fail (file not found): {path}",
+        "clap-index: would embed 0, unchanged 1, would fail 1",
+    ]
+    assert env.lines("clap-index", "--pretend") == expected
+    assert env.lines("clap-index") == [
+        f"failed: {path}: file not found",
+        "clap-index: embedded 0, unchanged 1, failed 1",
+    ]
+    assert env.lines("clap-index", "-p") == expected
+
+
 def test_force_and_query_limit_the_work(env: ClapEnv, corpus: dict[str, Path]) -> None:
     env.add(corpus["low"], title="low")
     env.add(corpus["high"], title="high")

@@ -1,12 +1,16 @@
-"""One-line messages: invalid settings, empty results, dropped vectors."""
+"""One-line messages: invalid settings, invalid queries, empty results,
+tracks that failed to index, dropped vectors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from beets.dbcore.query import InvalidQueryError
 from beets.ui import UserError
-from clap_helpers import ClapEnv
+from clap_helpers import ClapEnv, beet, make_beetsdir, write_audio
+
+from beetsplug.clap.store import STATE
 
 COMMANDS = (
     ("clap-index",),
@@ -110,3 +114,134 @@ def test_a_new_bundle_reports_the_vectors_it_dropped(
     out, err = env.outputs("clap-index")
     assert err == ["clap: dropped 3 vectors of a previous model bundle"]
     assert out[-1] == "clap-index: embedded 3, unchanged 0, failed 2"
+
+
+@pytest.mark.parametrize(
+    ("query", "album_field"),
+    [("year:abc..", True), ("title::[", True), ("length:..abc", False)],
+    ids=["number", "regexp", "duration"],
+)
+def test_an_invalid_beets_query_is_the_line_beets_gives_for_every_command(
+    indexed: ClapEnv, query: str, album_field: bool
+) -> None:
+    """What `beet ls` raises for it, beets' InvalidQueryError (printed as
+    `invalid query: ...`), whichever clap command the query reaches; with
+    -a, what `beet ls -a` does (`length` is no album field: there it is a
+    flexible attribute's text, which no album has)."""
+    with pytest.raises(InvalidQueryError) as listed:
+        indexed.run("ls", query)
+    for args in (
+        ("clap", "low", query),
+        ("clap", "--like", query),
+        ("clap", "low", "--like", "title:high", query),
+        ("clap", "low", "--unlike", query),
+        ("clap-similar", query),
+        ("clap-similar", query, "--without", "noise"),
+        ("clap-path", "title:low", "title:high", query),
+        ("clap-index", query),
+        *([("ls", "-a", query), ("clap", "-a", "low", query)] if album_field else []),
+    ):
+        with pytest.raises(InvalidQueryError) as info:
+            indexed.run(*args)
+        assert str(info.value) == str(listed.value), args
+    if not album_field:
+        assert indexed.outputs("ls", "-a", query) == ([], [])
+        assert indexed.outputs("clap", "-a", "low", query) == (
+            [],
+            [f"clap: no albums match {query}"],
+        )
+
+
+def test_an_invalid_playlist_filter_is_named_before_any_list(
+    indexed: ClapEnv, tmp_path: Path
+) -> None:
+    out = tmp_path / "lists"
+    indexed.reload(
+        playlist_dir=str(out),
+        playlists=[
+            {"name": "Lows", "query": "low bass"},
+            {"name": "Highs", "query": "high", "filter": "year:abc.."},
+        ],
+    )
+    with pytest.raises(UserError) as info:
+        indexed.run("clap-playlists")
+    assert str(info.value) == (
+        "clap.playlists[1] (Highs): invalid query: 'year:abc..': "
+        "'abc' is not an int or a float"
+    )
+    assert not out.exists()  # not even the valid first playlist
+
+
+def test_an_invalid_query_prints_one_line_and_fails(
+    tmp_path: Path, tiny_bundle: Path, corpus: dict[str, Path]
+) -> None:
+    """The real `beet`: beets' own line on stderr, no traceback, status 1."""
+    beetsdir = make_beetsdir(tmp_path, tiny_bundle, [corpus["low"]])
+    assert beet(beetsdir, "clap-index").returncode == 0
+    for args in (("clap", "calm", "year:abc.."), ("clap", "--like", "year:abc..")):
+        done = beet(beetsdir, *args)
+        assert (done.returncode, done.stdout) == (1, ""), done.stderr
+        assert done.stderr == (
+            "invalid query: 'year:abc..': 'abc' is not an int or a float\n"
+        )
+
+
+def _reason(env: ClapEnv, path: Path) -> str:
+    """The reason the index recorded for the file's failure."""
+    ((status, error),) = env.sql(
+        f"SELECT s.status, s.error FROM {STATE} s JOIN items i ON i.id = s.item_id "
+        "WHERE i.path = ?",
+        str(path).encode(),
+    )
+    assert status == "failed"
+    assert error
+    return error
+
+
+def test_tracks_that_failed_to_index_are_said_to_have_failed_and_why(
+    indexed: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """Not "not indexed yet: run clap-index", which would only fail again."""
+    whole = write_audio(tmp_path / "whole.flac", "mid", seconds=12.0)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 8])
+    short = write_audio(tmp_path / "short.wav", "mid", seconds=0.5)
+    # No tags: the track is named by its file, as on the map.
+    indexed.add(cut, read_tags=False, artist="", title="", album="bad")
+    indexed.add(short, read_tags=False, title="short", album="bad")
+    assert indexed.lines("clap-index")[-1] == (
+        "clap-index: embedded 0, unchanged 5, failed 2"
+    )
+    why = _reason(indexed, cut)
+    at = f"path:{cut}"
+    for args, message in (
+        (("clap-similar", at), f"the one matched track failed to index: {why}"),
+        (
+            ("clap", "--like", at),
+            f"--like {at}: the one track it matches failed to index: {why}",
+        ),
+        (("clap-path", at, "title:high"), f"FROM (cut.flac) failed to index: {why}"),
+        (("clap-path", "title:high", at), f"TO (cut.flac) failed to index: {why}"),
+        (
+            ("clap-similar", "album:bad"),
+            "none of the 2 matched tracks is indexed: both failed to index "
+            f"(cut.flac: {why}; and 1 more)",
+        ),
+    ):
+        with pytest.raises(UserError) as info:
+            indexed.run(*args)
+        assert str(info.value) == message, args
+    said = f"clap: the one track matching {at} failed to index: {why}"
+    assert indexed.outputs("clap", "low", at) == ([], [said])
+    # The seeds left out, what is left failed: that, not "a seed".
+    assert indexed.outputs("clap", "--like", "title:high", at) == ([], [said])
+    # Failed and not yet indexed among the matches: each said as it is.
+    indexed.add(corpus["high"], title="fresh", album="bad")
+    assert indexed.outputs("clap", "low", "album:bad") == (
+        [],
+        [
+            "clap: none of the 3 tracks matching album:bad is indexed yet: "
+            f"2 failed to index (cut.flac: {why}; and 1 more); "
+            "run `beet clap-index` for the other 1"
+        ],
+    )

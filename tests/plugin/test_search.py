@@ -177,8 +177,7 @@ def test_similar_with_unindexed_seeds(
     indexed.add(corpus["mid"], title="new")
     with pytest.raises(
         UserError,
-        match=r"^none of the 1 matched item\(s\) is indexed yet: "
-        r"run `beet clap-index`$",
+        match=r"^the one matched track is not indexed yet: run `beet clap-index`$",
     ):
         indexed.run("clap-similar", "title:new")
 
@@ -236,6 +235,22 @@ def test_very_long_description_is_truncated_not_refused(indexed: ClapEnv) -> Non
     text = ("high " * 2000)[:10_000]
     assert len(text) == 10_000
     assert indexed.lines("clap", text, "-n", "1", "-f", "$title") == ["high"]
+
+
+def test_a_very_long_description_is_explained_in_readable_lines(
+    indexed: ClapEnv,
+) -> None:
+    """The texts quoted are clipped with an ellipsis and their length; the
+    ranking is the one without --explain."""
+    text = ("high " * 2000)[:9_400]
+    out = indexed.lines("clap", text, "-e", "-s", "-n", "3", "-f", "$title")
+    ranked = indexed.lines("clap", text, "-s", "-n", "3", "-f", "$title")
+    explained, results = out[: -len(ranked)], out[-len(ranked) :]
+    assert results == ranked
+    assert max(map(len, explained)) <= 120, explained
+    query = next(line for line in explained if line.startswith("query:"))
+    assert re.fullmatch(r"query:       '(high )+high…' \([\d,]+ characters\)", query)
+    assert any(re.match(r"ranking:     sim\('high high .*…' \(", x) for x in explained)
 
 
 def test_unknown_words_only(indexed: ClapEnv) -> None:

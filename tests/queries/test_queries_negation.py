@@ -452,6 +452,33 @@ def test_explain_says_which_typos_were_read_through() -> None:
     assert parse_query("calm piano without drums").mended == ()
 
 
+def test_explain_clips_long_texts_and_counts_repeated_lines() -> None:
+    """A long description's explanation keeps readable lines: a text longer
+    than EXPLAIN_TEXT_WIDTH shows its start, an ellipsis and its length; a
+    clause said many times is one line with its count. Only the lines
+    change: the parse is the whole text's."""
+    text = "jazz, " + "no drums, " * 30 + "no " + "very " * 100 + "loud bass"
+    parsed = parse_query(text)
+    assert parsed.negated == ["drums", "loud bass"]
+    lines = describe(parsed, 0.5).splitlines()
+    assert max(map(len, lines)) <= 120, lines
+    assert lines[0] == (
+        "query:       'jazz, " + "no drums, " * 5 + f"no…' ({len(text):,} characters)"
+    )
+    assert lines[3] == "  'no drums' negates drums (×30)"
+    very = text[text.index("no very") :]
+    assert lines[4] == (
+        "  'no" + " very" * 11 + f"…' ({len(very):,} characters) negates loud bass"
+    )
+    assert lines[-1] == (
+        "ranking:     sim('jazz without drums or loud bass') - 0.5 * "
+        "max(sim('drums'), sim('loud bass'))"
+    )
+    long_negated = "rock minus the " + "guitar solos and " * 200 + "choir"
+    lines = describe(parse_query(long_negated), 0.5).splitlines()
+    assert max(map(len, lines)) <= 120, lines
+
+
 def test_clause_spans_point_into_the_text() -> None:
     text = "calm piano, but no vocals, and drumless"
     parsed = parse_query(text)

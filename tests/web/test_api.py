@@ -168,7 +168,7 @@ def test_files_inside_the_library_directory_are_found_on_every_thread(
         (
             "/api/search?q=low%20year:abc..",
             400,
-            "beets query: 'abc' is not an int or a float",
+            "invalid query: 'year:abc..': 'abc' is not an int or a float",
         ),
         ("/api/search?q=low&n=0", 400, "n must be a whole number from 1 to 500"),
         ("/api/search?q=low&n=many", 400, "n must be a whole number from 1 to 500"),
