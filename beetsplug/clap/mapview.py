@@ -445,8 +445,6 @@ clapMap(document.getElementById("clap-map"), {_script_json(data)});
 # Reading the library -----------------------------------------------------------
 
 
-
-
 def library_tracks(
     lib: Library, item_ids: Sequence[int], color: str | None = None
 ) -> list[Track]:
