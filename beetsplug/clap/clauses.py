@@ -156,6 +156,10 @@ _T = TypeVar("_T")
 
 # Marks a form's answer follows: "vocals: none", "drums? no", "vocals - no".
 _ANSWER_MARKS = frozenset({":", "=", "?", "-", "–", "—", "("})
+# Unit kinds that head a phrase, and those that modify the next word: in
+# English an adjective after a noun starts the next phrase (Parser._closes).
+_NOUN_KINDS = frozenset({"part", "genre"})
+_ADJECTIVE_KINDS = frozenset({"quality", "mod"})
 
 
 class Parser:
@@ -267,11 +271,18 @@ class Parser:
     def _closes(self, i: int) -> bool:
         """Whether the unit at i ends an attribute: "sax-driven" names the
         saxophone and says it leads; it modifies no word after it ("sax-driven
-        jazz" is saxophone and jazz)."""
-        return (
-            self._word(i) is not None
-            and _FEATURING_RE.fullmatch(self.toks[i].low) is not None
-        )
+        jazz" is saxophone and jazz). Nor does a part or a style that an
+        adjective follows: the adjective starts the next phrase ("piano
+        without drums calm", "no drums calm piano": drums, then calm)."""
+        if self._word(i) is None:
+            return False
+        if _FEATURING_RE.fullmatch(self.toks[i].low) is not None:
+            return True
+        unit = self._unit(i)
+        if unit is None or unit.kind not in _NOUN_KINDS:
+            return False
+        nxt = self._unit(i + unit.length)
+        return nxt is not None and nxt.kind in _ADJECTIVE_KINDS
 
     def _cue(self, i: int) -> tuple[int, int] | None:
         """(strength, length) of the longest cue starting at token i."""
@@ -613,6 +624,9 @@ class Parser:
         k = self._after_cue(i + length)
         for items in self._attribute_list(k, strength):
             end = self._after(items[-1].source_end, strength, at_start)
+            if end is None:
+                j = self._past_tails(items[-1].source_end)
+                end = j if self._next_phrase(items, j, strength, at_start) else None
             if end is not None:
                 return _Match("cue", i + length, items, end)
         # "jazz, no crazy drums": one word the lexicon does not know
@@ -657,6 +671,25 @@ class Parser:
                 words = " ".join(self.toks[x].low for x in range(k, j))
                 return _Match("cue", i + length, [_Attribute(words, k, j)], j)
         return None
+
+    def _next_phrase(
+        self, items: list[_Attribute], j: int, strength: int, at_start: bool
+    ) -> bool:
+        """Whether a refused list may end at j, before a word it cannot take:
+        a known word that starts the next phrase ("rock without vocals
+        loud", "no drums calm piano"), or, after a strong cue, any word
+        ("jazz without vocals gentle"). That word goes back to what is
+        wanted; unread, the whole text was wanted, the refused part with it.
+        A weak cue keeps idioms whole ("piano with no strings attached"),
+        and opening the text it refuses only a part so ("No Country Dance")."""
+        unit = self._unit(j)
+        if self._word(j) is None or (unit is not None and unit.kind == "suffix"):
+            return False
+        if strength > _WEAK:
+            return True
+        return unit is not None and not (
+            at_start and _part_head(items[0].canonical) is None
+        )
 
     def _modifier_of_previous(self, i: int, k: int) -> _Attribute | None:
         """A modifier alone at k, after a cue at i, narrows the part named

@@ -229,6 +229,17 @@ EXAMPLES = [
     ("jazz, no crazy drums", "jazz", ["crazy drums"]),
     ("without weird vocals", "", ["weird vocals"]),
     ("rock without annoying guitar solos", "rock", ["annoying guitar solos"]),
+    # an adjective after the refused part starts the next phrase, and after
+    # a strong cue so does any word: it goes back to what is wanted
+    ("piano without drums calm", "piano calm", ["drums"]),
+    ("no drums calm piano", "calm piano", ["drums"]),
+    ("rock without vocals loud", "rock loud", ["vocals"]),
+    ("ambient no drums, slow", "ambient, slow", ["drums"]),
+    ("ambient no drums slow", "ambient slow", ["drums"]),
+    ("guitar no vocals acoustic", "guitar acoustic", ["vocals"]),
+    ("jazz without vocals gentle", "jazz gentle", ["vocals"]),
+    ("music without drums or vocals soothing", "music soothing", ["drums", "vocals"]),
+    ("no vocals please mellow", "mellow", ["vocals"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
@@ -251,6 +262,8 @@ KEPT_WHOLE = [
     "No More Tears",
     "Not in love",
     "piano with no strings attached",
+    # a weak cue takes an unknown word after the part as the phrase's
+    "No Strings Attached",
     "non-stop dance",
     "soulless pop",
     "Nothing Else Matters",

@@ -265,6 +265,14 @@ REFUSAL_FRAMES = (
     "{} not welcome",
     "no {} for me",
     "not having {}",
+    # Added 2026-12-07 (ninth session) once the parser ended a refusal
+    # before a word that starts the next phrase, and scored on the code
+    # before it too.
+    "music without {} calm",
+    "without {} relaxing",
+    "no {} mellow",
+    "without {} gentle",
+    "no {} calm music",
 )
 REQUEST_FRAMES = (
     "{}",
