@@ -625,6 +625,7 @@ def _resume(run: _Run, ckpt: dict[str, Any], resume: str) -> None:
     ctx, tc = run.ctx, run.cfg.train
     load_state_dicts(run.stateful(), ckpt, resume)
     run.step = run.saved_step = int(ckpt["step"])
+    _apply_rates(run)
     data_state = ckpt.get("data_state", {})
     run.position = DataPosition.resumed(data_state, tc.batch_size, ctx.world_size)
     # The saved count is the global sum: rank 0 carries it on.
@@ -639,6 +640,33 @@ def _resume(run: _Run, ckpt: dict[str, Any], resume: str) -> None:
         f"resumed from step {run.step} "
         f"(epoch {run.position.epoch}, batch {run.position.batches})"
     )
+
+
+def _apply_rates(run: _Run) -> None:
+    """The resumed run's `train.lr` and `train.weight_decay`, over the ones
+    the restored optimizer and schedule were built with: a run resumed
+    with `--set train.lr=...` (a lower rate after trouble) steps at it from
+    here on, on the same schedule. Nothing changes when they are the same,
+    so a plain resume stays exact."""
+    tc, scheduler = run.cfg.train, run.scheduler
+    old_lr = scheduler.base_lrs[0]
+    # build_optimizer's first group is the one with weight decay.
+    decay = run.optimizer.param_groups[0]
+    old_decay = decay["weight_decay"]
+    if old_lr != tc.lr:
+        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+        scheduler.base_lrs = [tc.lr] * len(scheduler.base_lrs)
+        for group in run.optimizer.param_groups:
+            group["initial_lr"] = tc.lr
+            group["lr"] = tc.lr * factor
+        scheduler._last_lr = [g["lr"] for g in run.optimizer.param_groups]
+        run.say(f"train.lr {tc.lr:g} from here on (the checkpoint's: {old_lr:g})")
+    if old_decay != tc.weight_decay:
+        decay["weight_decay"] = tc.weight_decay
+        run.say(
+            f"train.weight_decay {tc.weight_decay:g} from here on "
+            f"(the checkpoint's: {old_decay:g})"
+        )
 
 
 def _data(
@@ -810,7 +838,8 @@ def _stop_if_diverged(run: _Run, problem: str | None, elsewhere: str) -> None:
         else "no checkpoint was written"
     )
     raise RunError(
-        f"{problem or elsewhere}: the run diverged; train again (a new --run-dir) "
+        f"{problem or elsewhere}: the run diverged; train again (a new --run-dir, or "
+        "--resume latest) "
         f"with a lower train.lr (now {tc.lr:g}) or gradient clipping "
         f"(train.grad_clip, now {clip}); {kept}"
     )

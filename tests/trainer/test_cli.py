@@ -444,7 +444,8 @@ def test_a_diverging_run_stops_at_its_first_non_finite_loss(
     err = _train_error(capsys, "tiny", fixture_data, run, *diverge)
     found = re.fullmatch(
         r"error: loss is (nan|inf) at step (\d+): the run diverged; train again "
-        r"\(a new --run-dir\) with a lower train\.lr \(now 1e\+09\) or gradient "
+        r"\(a new --run-dir, or --resume latest\) with a lower train\.lr "
+        r"\(now 1e\+09\) or gradient "
         r"clipping \(train\.grad_clip, now off\); checkpoints up to step (\d+) "
         r"are kept\n",
         err,

@@ -91,6 +91,35 @@ def test_resumed_run_continues_identically(
     )
 
 
+def test_a_resume_steps_at_the_rate_its_config_sets(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """--set train.lr / train.weight_decay on --resume apply from the
+    resumed step on, on the same schedule (the restored optimizer and
+    schedule kept the checkpoint's before)."""
+    run = tmp_path / "run"
+    train(tiny_cfg, fixture_data, run, stop_after=2, log=_quiet)
+    lower = tiny_cfg.train.lr / 4
+    tiny_cfg.train.lr, tiny_cfg.train.weight_decay = lower, 0.5
+    said: list[str] = []
+    train(tiny_cfg, fixture_data, run, stop_after=4, resume="latest", log=said.append)
+    assert any("train.lr" in line and "from here on" in line for line in said)
+    records = [
+        json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    lrs = [r["lr"] for r in records if r["split"] == "train"]
+    first = lower * 4
+    assert lrs == pytest.approx(
+        [first * lr_factor(s, 2, 6) for s in range(2)]
+        + [lower * lr_factor(s, 2, 6) for s in range(2, 4)]
+    )
+    ckpt = _load(run / "checkpoints/latest.pt")
+    groups = ckpt["optimizer"]["param_groups"]
+    assert groups[0]["weight_decay"] == 0.5
+    assert groups[1]["weight_decay"] == 0.0
+    assert ckpt["scheduler"]["base_lrs"] == pytest.approx([lower, lower])
+
+
 def test_run_folder_with_checkpoints_is_never_overwritten(
     fixture_data: Path, tiny_cfg: Config, tmp_path: Path
 ) -> None:
