@@ -190,6 +190,16 @@ class ClapEnv(PluginMixin, TestHelper):
         out, err = self.capsys.readouterr()
         return out.splitlines(), err.splitlines()
 
+    def quiet_import(
+        self, src: Path, copy: bool = False
+    ) -> tuple[list[str], list[str]]:
+        """`beet import -A` of `src` as a script would run it (quiet, no
+        autotagging, files left as they are unless `copy`); its outputs."""
+        self.config["import"].set(
+            {"copy": copy, "write": False, "autotag": False, "quiet": True}
+        )
+        return self.outputs("import", "-A", str(src))
+
     def add(self, path: Path, read_tags: bool = True, **fields: Any) -> Item:
         """Add a library item for `path`; files beets cannot read (they went
         bad after import) are added without reading their tags."""
@@ -214,6 +224,21 @@ class ClapEnv(PluginMixin, TestHelper):
             return [tuple(r) for r in conn.execute(query, params).fetchall()]
         finally:
             conn.close()
+
+
+def write_tagged(folder: Path, kinds: tuple[str, ...]) -> list[Path]:
+    """FLAC files of the given kinds of signal in `folder`, tagged as tracks
+    1, 2, ... of one album (title = kind), for imports."""
+    from mediafile import MediaFile
+
+    paths = []
+    for track, kind in enumerate(kinds, start=1):
+        path = write_audio(folder / f"{track:02d}.flac", kind)
+        tagged = MediaFile(path)
+        tagged.update({"title": kind, "artist": "a", "album": "b", "track": track})
+        tagged.save()
+        paths.append(path)
+    return paths
 
 
 def make_beetsdir(

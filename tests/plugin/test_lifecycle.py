@@ -25,8 +25,8 @@ from clap_helpers import (
     run_python,
     wait_for,
     write_audio,
+    write_tagged,
 )
-from mediafile import MediaFile
 
 from beetsplug.clap.convert import VEC_PATH_ENV
 from beetsplug.clap.convert import extension_connection as _extension_connection
@@ -529,14 +529,8 @@ def test_auto_embeds_on_import_and_records_the_final_files(
 ) -> None:
     env.reload(auto=True)
     src = tmp_path / "incoming"
-    for track, kind in enumerate(("low", "high"), start=1):
-        tagged = MediaFile(write_audio(src / "album" / f"{track:02d}.flac", kind))
-        tagged.update({"title": kind, "artist": "a", "album": "b", "track": track})
-        tagged.save()
-    env.config["import"].set(
-        {"copy": True, "write": False, "autotag": False, "quiet": True}
-    )
-    env.run("import", "-A", str(src))
+    write_tagged(src / "album", ("low", "high"))
+    env.quiet_import(src, copy=True)
     items = list(env.lib.items())
     assert len(items) == 2
     # The copies inside the library are the ones recorded, so a later

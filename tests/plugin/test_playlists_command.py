@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 from beets.ui import UserError
-from clap_helpers import ClapEnv, write_audio
-from mediafile import MediaFile
+from clap_helpers import ClapEnv, write_tagged
 
 
 def _lists(folder: Path) -> dict[str, list[str]]:
@@ -116,14 +115,8 @@ def test_auto_import_refreshes_configured_playlists(
         playlists=[{"name": "Highs", "query": "high", "size": 1}],
     )
     src = tmp_path / "incoming"
-    for track, kind in enumerate(("low", "high"), start=1):
-        tagged = MediaFile(write_audio(src / f"{track:02d}.flac", kind))
-        tagged.update({"title": kind, "artist": "a", "album": "b", "track": track})
-        tagged.save()
-    env.config["import"].set(
-        {"copy": False, "write": False, "autotag": False, "quiet": True}
-    )
-    env.run("import", "-A", str(src))
+    write_tagged(src, ("low", "high"))
+    env.quiet_import(src)
     assert _lists(out) == {"Highs.m3u": [str(src / "02.flac")]}
 
 
@@ -149,13 +142,8 @@ def test_an_import_survives_a_playlist_folder_that_cannot_be_made(
     folder = blocker / "lists"
     env.reload(auto=True, playlist_dir=str(folder), cluster_min_size=1)
     src = tmp_path / "incoming"
-    tagged = MediaFile(write_audio(src / "01.flac", "low"))
-    tagged.update({"title": "low", "artist": "a", "album": "b", "track": 1})
-    tagged.save()
-    env.config["import"].set(
-        {"copy": False, "write": False, "autotag": False, "quiet": True}
-    )
-    _out, err = env.outputs("import", "-A", str(src))
+    write_tagged(src, ("low",))
+    _out, err = env.quiet_import(src)
     assert [line for line in err if line.startswith("clap:")] == [
         "clap: playlists not refreshed: "
         f"cannot create playlist folder {folder}: Not a directory"

@@ -8,8 +8,7 @@ from pathlib import Path
 import confuse
 import pytest
 from beets.ui import UserError
-from clap_helpers import ClapEnv, beet, make_beetsdir, write_audio
-from mediafile import MediaFile
+from clap_helpers import ClapEnv, beet, make_beetsdir, write_audio, write_tagged
 
 from beetsplug.clap.settings import SettingsError, cpu_count, validated
 
@@ -84,13 +83,8 @@ def test_an_invalid_setting_is_said_once_at_import(
     have taken part in: the import says it, once."""
     env.reload(auto=True, jobs=-1)
     src = tmp_path / "incoming"
-    tagged = MediaFile(write_audio(src / "01.flac", "low"))
-    tagged.update({"title": "low", "artist": "a", "album": "b", "track": 1})
-    tagged.save()
-    env.config["import"].set(
-        {"copy": False, "write": False, "autotag": False, "quiet": True}
-    )
-    _out, err = env.outputs("import", "-A", str(src))
+    write_tagged(src, ("low",))
+    _out, err = env.quiet_import(src)
     # (beets' own log names the folder imported)
     assert [line for line in err if line.startswith("clap:")] == [
         "clap: clap.jobs must be a whole number >= 0, not -1: "
