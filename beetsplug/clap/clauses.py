@@ -71,6 +71,14 @@ def _instrument_families() -> frozenset[str]:
     )
 
 
+@functools.cache
+def _sounding_parts() -> frozenset[str]:
+    """The instruments, voices and drums of the lexicon's descriptors: parts
+    that are heard on their own, not what a part plays ("solos")."""
+    words = lexicon().descriptors
+    return frozenset((*words.get("instruments", ()), *words.get("presence", ())))
+
+
 def _kind_spellings(attribute: str) -> tuple[str, ...]:
     """`attribute` with its head (its longest ending that is a concept), where
     that is an instrument family, in turn replaced by each of the family's
@@ -282,7 +290,18 @@ class Parser:
         if unit is None or unit.kind not in _NOUN_KINDS:
             return False
         nxt = self._unit(i + unit.length)
-        return nxt is not None and nxt.kind in _ADJECTIVE_KINDS
+        if nxt is None:
+            return False
+        if nxt.kind in _ADJECTIVE_KINDS:
+            return True
+        # An instrument, voice or drums, then another or a style, are two
+        # phrases ("no drums piano", "no vocals jazz"); a style before a part
+        # names one ("jazz piano"), as "guitar solos", "solo piano" and a
+        # rarer instrument's style ("vibraphone jazz") do.
+        sounding = _sounding_parts()
+        return unit.canonical in sounding and (
+            nxt.kind == "genre" or nxt.canonical in sounding
+        )
 
     def _cue(self, i: int) -> tuple[int, int] | None:
         """(strength, length) of the longest cue starting at token i."""
@@ -631,13 +650,13 @@ class Parser:
                 return _Match("cue", i + length, items, end)
         # "jazz, no crazy drums": one word the lexicon does not know
         # narrows the part; without this the cue found nothing and "drums"
-        # was read as wanted. After a weak cue opening the text only a part
-        # ("no background vocals"): "No Doubt ska" is a band and a style.
+        # was read as wanted. After a weak cue only a part ("no background
+        # vocals"): "No Doubt ska" is a band and a style, "No Woman No Cry
+        # live" a song.
         modified = self._unknown_modifier(k)
         if (
             modified is not None
             and strength == _WEAK
-            and at_start
             and _part_head(modified.canonical) is None
         ):
             modified = None

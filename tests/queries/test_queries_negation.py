@@ -240,6 +240,11 @@ EXAMPLES = [
     ("jazz without vocals gentle", "jazz gentle", ["vocals"]),
     ("music without drums or vocals soothing", "music soothing", ["drums", "vocals"]),
     ("no vocals please mellow", "mellow", ["vocals"]),
+    # and so does another instrument or a style
+    ("no drums piano", "piano", ["drums"]),
+    ("no vocals jazz", "jazz", ["vocals"]),
+    ("piano without drums violin", "piano violin", ["drums"]),
+    ("no drums heavy metal", "heavy metal", ["drums"]),
 ]
 
 # Titles and artists where "no"/"not"/"without" is not a negation.
@@ -264,6 +269,9 @@ KEPT_WHOLE = [
     "piano with no strings attached",
     # a weak cue takes an unknown word after the part as the phrase's
     "No Strings Attached",
+    # a title and one more word: after "no" a style stays with the title
+    "No Woman No Cry live",
+    "No Doubt ska live",
     "non-stop dance",
     "soulless pop",
     "Nothing Else Matters",
@@ -604,6 +612,12 @@ def test_match_tags_finds_presence_and_absence_tags() -> None:
         ("jazz, no jazz", []),
         ("music without drums", []),
         ("No Woman No Cry", []),
+        # a style before a part, a part before what it plays: one attribute;
+        # an instrument before another or a style: two
+        ("jazz piano", ["jazz piano"]),
+        ("rock guitar solos", ["rock guitar solos"]),
+        ("piano violin", ["piano", "violin"]),
+        ("guitar metal", ["guitar", "metal"]),
     ],
 )
 def test_affirmed_attributes(text: str, affirmed: list[str]) -> None:

@@ -273,6 +273,9 @@ REFUSAL_FRAMES = (
     "no {} mellow",
     "without {} gentle",
     "no {} calm music",
+    "no {} jazz",
+    "without {} electronic",
+    "no {} classical music",
 )
 REQUEST_FRAMES = (
     "{}",
