@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import shlex
+import re
 import socket
 import sqlite3
 import threading
@@ -48,23 +48,29 @@ class ApiError(Exception):
         self.status = status
 
 
+# A word of the search box: runs of characters other than spaces, where a
+# double-quoted stretch may hold spaces (artist:"The Band"); an unbalanced
+# double quote is a plain character.
+_BOX_WORD = re.compile(r'(?:[^\s"]+|"[^"]*"|")+')
+
+
 def split_query(text: str, fields: set[str]) -> tuple[str, list[str]]:
     """(description, beets query terms) of what was typed in the search box,
-    as `beet clap TEXT QUERY` takes them: terms naming a known field
-    (year:1990..1999) are the beets query, the rest is the description;
-    quotes group words as in a shell. `fields`: search.query_fields."""
+    as `beet clap TEXT QUERY` takes them: words naming a known field
+    (year:1990..1999, artist:"The Band") are the beets query, the rest is the
+    description, as typed. The box is no shell: an apostrophe is part of
+    its word ("I can't stand drums"), and double quotes around description
+    words keep them literal, as they do in a description
+    (docs/queries.md). `fields`: search.query_fields."""
     from .search import is_query_term
 
-    try:
-        tokens = shlex.split(text)
-    except ValueError:  # an unbalanced quote: read it as plain words
-        tokens = text.split()
     words, terms = [], []
-    for token in tokens:
-        if is_query_term(token, fields):
-            terms.append(token)
+    for word in _BOX_WORD.findall(text):
+        term = word.replace('"', "")
+        if not word.startswith('"') and is_query_term(term, fields):
+            terms.append(term)
         else:
-            words.append(token)
+            words.append(word)
     return " ".join(words), terms
 
 

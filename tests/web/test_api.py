@@ -91,6 +91,19 @@ def test_beets_query_terms_filter_as_on_the_command_line(server: Server) -> None
     assert body["explanation"].endswith("beets query: year:2000..2020 ^title:glare")
 
 
+def test_the_search_box_reads_apostrophes_and_quotes_as_typed(server: Server) -> None:
+    """No shell between the box and the parser: "can't" keeps its negation,
+    and double quotes keep words literal as in a description."""
+    from urllib.parse import quote
+
+    status, body = _json(server, "/api/search?q=" + quote("low, I can't stand noise"))
+    assert status == 200
+    assert "negated:     noise" in body["explanation"]
+    status, body = _json(server, "/api/search?q=" + quote('"no noise" low'))
+    assert status == 200
+    assert "negated:     (none)" in body["explanation"]
+
+
 def test_more_like_this_leaves_out_the_track_itself(server: Server) -> None:
     status, body = _json(server, "/api/similar/1?n=3")
     assert status == 200

@@ -136,11 +136,19 @@ def test_map_data_refuses_an_empty_library() -> None:
         ("calm piano year:1990..1999", "calm piano", ["year:1990..1999"]),
         (
             '"rock: loud" ^genre:pop artist:"The Band"',
-            "rock: loud",
+            '"rock: loud"',
             ["^genre:pop", "artist:The Band"],
         ),
         ("ambient mood:dark", "ambient mood:dark", []),  # not a field: words
         ('unbalanced "quote', 'unbalanced "quote', []),
+        # no shell: apostrophes are letters, quotes keep words literal
+        (
+            "I can't stand drums and I don't want vocals year:1990..",
+            "I can't stand drums and I don't want vocals",
+            ["year:1990.."],
+        ),
+        ('"no vocals" live', '"no vocals" live', []),
+        ('"year:1990" songs', '"year:1990" songs', []),
     ],
 )
 def test_the_search_box_splits_like_the_command_line(
