@@ -452,18 +452,22 @@ def library_tracks(
     one SQL query unless the colour field needs beets' own item objects."""
     from beets.library import Item
 
-    from .search import known_fields
+    from .search import known_fields, list_fields
 
-    # Fields a --color can name: a named query (`clap:`) is not one.
-    if color is not None and color not in known_fields(lib):
+    # Fields a --color can name: a named query (`clap:`) is not one. The
+    # single-value names beets still takes for its list fields colour by
+    # the list's first value ("genre": the first of `genres`).
+    lists = list_fields()
+    field = lists.get(color, color) if color is not None else None
+    if field is not None and field not in known_fields(lib):
         examples = "genre, year, artist, album, format, bpm"
         raise MapError(
             f"no field {color!r} in this library for --color: e.g. {examples}"
         )
     wanted = {int(i) for i in item_ids}
     found: dict[int, Track] = {}
-    if color is None or color in Item._fields:
-        column = f", {color}" if color else ""
+    if field is None or (field in Item._fields and field not in lists.values()):
+        column = f", {field}" if field else ""
         with lib.transaction() as tx:
             rows = tx.query(f"SELECT id, artist, title, path{column} FROM items")
         for row in rows:
@@ -475,7 +479,10 @@ def library_tracks(
         for item in lib.items():
             if item.id in wanted:
                 name = item.title or file_name(item.path)
-                found[item.id] = Track(item.id, item.artist, name, item.get(color))
+                value = item.get(field)
+                if isinstance(value, list):
+                    value = value[0] if value else None
+                found[item.id] = Track(item.id, item.artist, name, value)
     return [found[i] for i in item_ids if i in found]
 
 

@@ -299,6 +299,19 @@ def known_fields(lib: Library) -> set[str]:
     return fields
 
 
+def list_fields() -> dict[str, str]:
+    """The single-value names beets still takes for its list fields, to the
+    list field (`genre` -> `genres`); empty before beets had list fields."""
+    try:
+        from beets.util import deprecation
+    except ImportError:  # a beets before its list fields
+        return {}
+    return {
+        **getattr(deprecation, "ITEM_LEGACY_TO_LIST_FIELD", {}),
+        **getattr(deprecation, "ALBUM_LEGACY_TO_LIST_FIELD", {}),
+    }
+
+
 def query_fields(lib: Library) -> set[str]:
     """The names a beets query term can start with in this library (lower
     case): its fields (known_fields), the single-value names beets still
@@ -307,13 +320,7 @@ def query_fields(lib: Library) -> set[str]:
     from beets.library import Album, Item
 
     names = known_fields(lib) | set(Item._queries) | set(Album._queries)
-    try:
-        from beets.util import deprecation
-    except ImportError:  # a beets before its list fields
-        pass
-    else:
-        names |= set(getattr(deprecation, "ITEM_LEGACY_TO_LIST_FIELD", ()))
-        names |= set(getattr(deprecation, "ALBUM_LEGACY_TO_LIST_FIELD", ()))
+    names |= set(list_fields())
     return {name.lower() for name in names}
 
 

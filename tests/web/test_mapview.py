@@ -155,3 +155,27 @@ def test_the_search_box_splits_like_the_command_line(
     typed: str, text: str, terms: list[str]
 ) -> None:
     assert web.split_query(typed, {"year", "genre", "artist"}) == (text, terms)
+
+
+def test_colour_by_the_old_name_of_a_list_field(tmp_path) -> None:
+    """`--color genre` on a beets whose genres are a list: the first genre
+    (as `genre:` still queries them); a name no field has is refused."""
+    from beets.library import Item, Library
+
+    from beetsplug.clap.search import list_fields
+
+    lib = Library(str(tmp_path / "library.db"), str(tmp_path / "music"))
+    ids = []
+    for title, genres in (("a", ["rock", "pop"]), ("b", ["jazz"]), ("c", [])):
+        item = Item(title=title, path=str(tmp_path / f"{title}.flac").encode())
+        if "genre" in list_fields():
+            item.genres = genres
+        else:  # a beets before list fields
+            item.genre = genres[0] if genres else ""
+        ids.append(lib.add(item))
+    tracks = mapview.library_tracks(lib, ids, "genre")
+    assert [t.value for t in tracks] == ["rock", "jazz", tracks[2].value]
+    assert not tracks[2].value
+    with pytest.raises(MapError, match="no field 'genr'"):
+        mapview.library_tracks(lib, ids, "genr")
+    lib._close()
