@@ -177,11 +177,16 @@ def _validated(config: confuse.ConfigView) -> dict[str, Any]:
         out[key] = value
     for key in ("playlist_dir", "relative_to"):
         out[key] = _path(config, key, "a folder path")
+    # A key left blank (`playlist_prefix:`) is None in YAML: empty, as ''.
     prefix = config["playlist_prefix"].get()
+    if prefix is None:
+        prefix = ""
     if not isinstance(prefix, str):
         raise SettingsError(f"clap.playlist_prefix must be a string, not {prefix!r}")
     out["playlist_prefix"] = prefix
     weight = config["negation_weight"].get()
+    if weight == "":
+        weight = None
     if weight is not None:
         weight = weight_setting(
             "negation_weight", weight, " or empty (the bundle's calibrated value)"

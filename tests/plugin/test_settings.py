@@ -10,7 +10,7 @@ import pytest
 from beets.ui import UserError
 from clap_helpers import ClapEnv, beet, make_beetsdir, write_audio, write_tagged
 
-from beetsplug.clap.settings import SettingsError, cpu_count, validated
+from beetsplug.clap.settings import DEFAULTS, SettingsError, cpu_count, validated
 
 # (the `clap:` section of config.yaml, stderr of a clap command)
 SECTIONS = {
@@ -65,6 +65,21 @@ def test_an_empty_layer_leaves_the_settings_beneath_it(indexed: ClapEnv) -> None
     indexed.config["clap"].set(None)
     indexed.load_plugins()
     assert indexed.lines("clap", "high", "-n", "1", "-f", "$title") == ["high"]
+
+
+@pytest.mark.parametrize("blank", [None, ""])
+def test_keys_left_blank_are_empty(blank: str | None) -> None:
+    """`negation_weight:` / `playlist_prefix:` left blank (None in YAML) or
+    '' mean what empty means: the bundle's weight, no prefix."""
+    root = confuse.RootView(
+        [confuse.ConfigSource.of({"negation_weight": blank, "playlist_prefix": blank})]
+    )
+    for key, default in DEFAULTS.items():
+        if key not in ("negation_weight", "playlist_prefix"):
+            root[key].add(default)
+    settings = validated(root)
+    assert settings["negation_weight"] is None
+    assert settings["playlist_prefix"] == ""
 
 
 def test_confuse_errors_become_the_settings_one_line() -> None:
