@@ -94,10 +94,13 @@ def write_items(
     relative `filename` goes into clap.playlist_dir when that is set);
     returns (the file, its track count). PlaylistError names the file."""
     target = os.path.expanduser(filename)
-    if not os.path.isabs(target) and settings["playlist_dir"]:
-        target = os.path.join(settings["playlist_dir"], target)
     entries = [e for e in (_entry(lib, i) for i in item_ids) if e is not None]
     try:
+        if not os.path.isabs(target) and settings["playlist_dir"]:
+            # The configured playlist folder is made as clap-playlists makes
+            # it; any other file's folder must exist (as for clap-map -o).
+            os.makedirs(settings["playlist_dir"], exist_ok=True)
+            target = os.path.join(settings["playlist_dir"], target)
         count = write_m3u(
             target,
             entries,
@@ -105,6 +108,9 @@ def write_items(
             relative_to=settings["relative_to"],
             prefix=settings["playlist_prefix"],
         )
-    except (OSError, PlaylistError) as exc:
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise PlaylistError(f"cannot write {target}: {why}") from exc
+    except PlaylistError as exc:
         raise PlaylistError(f"cannot write {target}: {exc}") from exc
     return target, count

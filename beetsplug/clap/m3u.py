@@ -116,7 +116,8 @@ def write_m3u(
     (the file's name for a track without a title, no " - " without an artist).
     """
     target = Path(os.fsdecode(path)).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # The folder is the caller's to make (write_playlists makes playlist_dir):
+    # a mistyped --m3u path must not create folders anywhere.
     rel = None
     if relative_to is not None:
         rel = os.fsencode(os.path.abspath(os.path.expanduser(os.fsdecode(relative_to))))

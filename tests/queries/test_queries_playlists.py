@@ -70,6 +70,7 @@ def test_m3u_paths_are_relative_with_forward_slashes(
     tmp_path: Path, music: list[Path]
 ) -> None:
     target = tmp_path / "playlists" / "calm.m3u"
+    target.parent.mkdir()
     count = write_m3u(
         target, _entries(music), extended=False, relative_to=tmp_path / "playlists"
     )
@@ -155,6 +156,7 @@ def test_exception_mid_write_leaves_the_old_playlist(
     tmp_path: Path, music: list[Path]
 ) -> None:
     target = tmp_path / "pl" / "calm.m3u"
+    target.parent.mkdir()
     write_m3u(target, _entries(music), extended=True, relative_to=tmp_path)
     before = target.read_bytes()
 
