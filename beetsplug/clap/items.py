@@ -13,7 +13,7 @@ item's file takes the path from `item_path`, on whatever thread it runs.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from beets.library import Item, Library
@@ -41,6 +41,12 @@ def file_name(path: bytes | str | None) -> str:
     if not path:
         return ""
     return os.path.basename(os.fsdecode(path))
+
+
+def item_artist(item: Any) -> str:
+    """The artist a track is shown with: its own, else its album artist
+    (as beets' `$artist` reads it for a track without one)."""
+    return item.get("artist") or item.get("albumartist") or ""
 
 
 def track_label(

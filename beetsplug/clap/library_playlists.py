@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .items import item_path
+from .items import item_artist, item_path
 from .m3u import PlaylistEntry, PlaylistError, write_m3u
 
 if TYPE_CHECKING:
@@ -24,7 +24,9 @@ def _entry(lib: Library, item_id: int) -> PlaylistEntry | None:
     item = lib.get_item(item_id)
     if item is None:
         return None
-    return PlaylistEntry(item_path(lib, item), item.length, item.artist, item.title)
+    return PlaylistEntry(
+        item_path(lib, item), item.length, item_artist(item), item.title
+    )
 
 
 def update(

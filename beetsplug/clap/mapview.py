@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .items import file_name, track_label
+from .items import file_name, item_artist, track_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -469,12 +469,14 @@ def library_tracks(
     if field is None or (field in Item._fields and field not in lists.values()):
         column = f", {field}" if field else ""
         with lib.transaction() as tx:
-            rows = tx.query(f"SELECT id, artist, title, path{column} FROM items")
+            rows = tx.query(
+                f"SELECT id, artist, title, path, albumartist{column} FROM items"
+            )
         for row in rows:
             if row[0] in wanted:
-                value = row[4] if color else None
+                value = row[5] if color else None
                 name = row[2] or file_name(row[3])
-                found[row[0]] = Track(row[0], row[1], name, value)
+                found[row[0]] = Track(row[0], row[1] or row[4], name, value)
     else:
         for item in lib.items():
             if item.id in wanted:
@@ -482,7 +484,7 @@ def library_tracks(
                 value = item.get(field)
                 if isinstance(value, list):
                     value = value[0] if value else None
-                found[item.id] = Track(item.id, item.artist, name, value)
+                found[item.id] = Track(item.id, item_artist(item), name, value)
     return [found[i] for i in item_ids if i in found]
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from beets.dbcore.types import NullFloat
 
-from .items import track_label
+from .items import item_artist, track_label
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -127,5 +127,6 @@ def track_name(lib: Library, item_id: int) -> str:
     file's name for a track without a title, no " - " without an artist
     (items.track_label); "item ID" for an item that is not in `lib`."""
     item = lib.get_item(item_id)
-    label = None if item is None else track_label(item.artist, item.title, item.path)
-    return label or f"item {item_id}"
+    if item is None:
+        return f"item {item_id}"
+    return track_label(item_artist(item), item.title, item.path) or f"item {item_id}"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .items import item_path, track_label
+from .items import item_artist, item_path, track_label
 from .mapview import MapError, library_points, map_data, static_text
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class Backend:
         ranked, explanation = self._locked(
             lambda: _ranked(self, None, [], limit, like=item_id)
         )
-        label = track_label(item.artist, item.title, item.path, " – ")
+        label = track_label(item_artist(item), item.title, item.path, " – ")
         return self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
 
     def audio_path(self, item_id: int) -> str:
@@ -191,7 +191,7 @@ class Backend:
                 {
                     "id": item_id,
                     "path": displayable_path(item_path(self.lib, item)),
-                    "artist": item.artist,
+                    "artist": item_artist(item),
                     "title": item.title,
                     "album": item.album,
                     "score": round(score, 4),

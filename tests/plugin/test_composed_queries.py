@@ -205,6 +205,8 @@ def test_tracks_without_tags_are_named_by_their_file(
     env.add(corpus["high"], title="")
     env.add(corpus["mid"], artist="", title="mid")
     env.add(corpus["noise"], title="noise")
+    # no artist but an album artist: shown with it, as beets' $artist is
+    env.add(corpus["low2"], artist="", albumartist="The Band", title="ramp")
     env.run("clap-index")
     with pytest.raises(
         UserError,
@@ -218,6 +220,8 @@ def test_tracks_without_tags_are_named_by_their_file(
         "'path::/(low|high).flac$': 2 tracks\n  low.flac\n  tester - high.flac\n" in out
     )
     assert "'title:mid': 1 track\n  mid\n" in out
+    out = env.run("clap", "--like", "title:ramp", "-e", "-n", "1")
+    assert "'title:ramp': 1 track\n  The Band - ramp\n" in out
     out = env.run("clap-similar", "path::/low.flac$", "-e", "-n", "1")
     assert out.startswith("seeds:       'path::/low.flac$': 1 track\n  low.flac\n")
 
