@@ -120,7 +120,12 @@ class Backend:
                 f'"calm piano {" ".join(terms)}"',
             )
         ranked, explanation = self._locked(lambda: _ranked(self, text, terms, limit))
-        return self._answer(ranked, explanation)
+        answer = self._answer(ranked, explanation)
+        if not answer["results"] and terms:
+            # Why, as `beet clap` says it: no track matches the beets query,
+            # or those that do failed to index or are not indexed yet.
+            answer["note"] = self._locked(lambda: _why_nothing(self, terms))
+        return answer
 
     def similar(self, item_id: int, limit: int) -> dict[str, Any]:
         item = self._item(item_id)
@@ -223,6 +228,22 @@ def _ranked(
     query = backend.embed(text or "")
     ranked = search.rank_items(backend.store, backend.bundle, query, limit, candidates)
     return ranked, query.explain() + where
+
+
+def _why_nothing(backend: Backend, terms: Sequence[str]) -> str:
+    """Why a search among the tracks `terms` match found none, in one line."""
+    from . import search
+    from .results import nothing_found, track_name
+
+    matched = search.matching_ids(backend.lib, list(terms))
+    failures = backend.store.failures(matched) if matched else {}
+    return nothing_found(
+        list(terms),
+        matched,
+        "tracks",
+        failures=failures,
+        name_of=lambda i: track_name(backend.lib, i),
+    )
 
 
 def _limit(value: str | None, default: int) -> int:

@@ -104,6 +104,16 @@ def test_the_search_box_reads_apostrophes_and_quotes_as_typed(server: Server) ->
     assert "negated:     (none)" in body["explanation"]
 
 
+def test_nothing_found_says_why(server: Server) -> None:
+    """As `beet clap` says it: the beets query matches no track."""
+    status, body = _json(server, "/api/search?q=low%20title:nothingatall")
+    assert status == 200
+    assert body["results"] == []
+    assert body["note"] == "no tracks match title:nothingatall"
+    status, body = _json(server, "/api/search?q=low")
+    assert "note" not in body
+
+
 def test_more_like_this_leaves_out_the_track_itself(server: Server) -> None:
     status, body = _json(server, "/api/similar/1?n=3")
     assert status == 200

@@ -78,7 +78,8 @@ function show(body, heading) {
     explanation.hidden = true;
   }
   for (const result of results) list.append(resultItem(result));
-  say(results.length ? `${heading}: ${results.length} tracks` : `${heading}: nothing found`, false);
+  const none = body.note ? `nothing found: ${body.note}` : "nothing found";
+  say(results.length ? `${heading}: ${results.length} tracks` : `${heading}: ${none}`, false);
 }
 
 async function search(q, n) {
