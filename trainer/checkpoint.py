@@ -99,18 +99,40 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) 
     except OSError:
         shutil.copyfile(path, tmp)
     os.replace(tmp, folder / LATEST)
+    # A run only moves forward: checkpoints past this step are what a resume
+    # from an earlier one left behind (their metrics records were dropped
+    # when it started), and would otherwise outlive the new ones.
+    steps = sorted((_step_of(p), p) for p in folder.glob("step_*.pt"))
+    for number, old in steps:
+        if number is not None and number > step:
+            old.unlink()
+    kept = [p for number, p in steps if number is not None and number <= step]
     if keep > 0:
-        for old in sorted(folder.glob("step_*.pt"))[:-keep]:
+        for old in kept[:-keep]:
             old.unlink()
     return path
+
+
+def _step_of(path: Path) -> int | None:
+    """The step of a step_NNNNNNN.pt file, None for another name."""
+    try:
+        return int(path.stem.removeprefix("step_"))
+    except ValueError:
+        return None
 
 
 def truncate_metrics(path: Path, step: int) -> None:
     """Drop records past `step` (a crash may have logged past its last checkpoint)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in kept if json.loads(line).get("step", 0) <= step]
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:  # empty, or cut short by a kill mid-write
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
     path.write_text("".join(line + "\n" for line in kept))
 
 
@@ -139,11 +161,14 @@ def load_resume(run_dir: Path, resume: str | None) -> dict[str, Any] | None:
     return None
 
 
-def prepare_run_dir(run_dir: Path, cfg: Config, step: int) -> Path:
-    """Create the folder, write the resolved config and drop metric records
-    past `step`; returns the metrics file. Rank 0 only."""
+def prepare_run_dir(run_dir: Path, cfg: Config, step: int, resumed: bool) -> Path:
+    """Create the folder, write the resolved config (a resumed run's at its
+    first checkpoint, `save_checkpoint`'s caller: a resume that fails or is
+    stopped before then leaves the run's config as it was) and drop metric
+    records past `step`; returns the metrics file. Rank 0 only."""
     (run_dir / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    cfg.dump(run_dir / "config.yaml")
+    if not resumed:
+        cfg.dump(run_dir / "config.yaml")
     metrics = run_dir / "metrics.jsonl"
     truncate_metrics(metrics, step)
     return metrics

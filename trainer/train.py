@@ -430,7 +430,7 @@ def _prepare(
     if ckpt is not None:
         _resume(run, ckpt, resume)
     if ctx.is_main:
-        run.metrics_file = prepare_run_dir(run_dir, cfg, run.step)
+        run.metrics_file = prepare_run_dir(run_dir, cfg, run.step, ckpt is not None)
     dist.barrier()
     batches, valid_loader = _data(
         run, train_clips, sources, valid_clips, tokenizer, kinds, log
@@ -654,13 +654,17 @@ def _apply_rates(run: _Run) -> None:
     decay = run.optimizer.param_groups[0]
     old_decay = decay["weight_decay"]
     if old_lr != tc.lr:
-        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
         scheduler.base_lrs = [tc.lr] * len(scheduler.base_lrs)
         for group in run.optimizer.param_groups:
             group["initial_lr"] = tc.lr
-            group["lr"] = tc.lr * factor
-        scheduler._last_lr = [g["lr"] for g in run.optimizer.param_groups]
         run.say(f"train.lr {tc.lr:g} from here on (the checkpoint's: {old_lr:g})")
+    # The next step's rate on this run's schedule (a resume may change
+    # max_steps, warm-up or the floor too); as LambdaLR computes it, so an
+    # unchanged schedule gives the restored rate exactly.
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for group, base in zip(run.optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["lr"] = base * factor
+    scheduler._last_lr = [g["lr"] for g in run.optimizer.param_groups]
     if old_decay != tc.weight_decay:
         decay["weight_decay"] = tc.weight_decay
         run.say(
@@ -825,8 +829,8 @@ def _stop_if_diverged(run: _Run, problem: str | None, elsewhere: str) -> None:
     """Stop every rank together when any rank found `problem` (a NaN loss,
     NaN weights), with one line on what to change and what is kept.
 
-    A resumed run keeps its learning rate and would replay the divergence
-    exactly, hence a new run.
+    Resumed as it was, the run would replay the divergence exactly, hence
+    a new run or a resume with a lower rate (`_apply_rates`).
     """
     if not dist.reduce_sum_int(int(problem is not None), run.ctx.device):
         return
@@ -837,9 +841,10 @@ def _stop_if_diverged(run: _Run, problem: str | None, elsewhere: str) -> None:
         if run.saved_step is not None
         else "no checkpoint was written"
     )
+    # Resuming needs a checkpoint to resume from.
+    how = "a new --run-dir" + ("" if run.saved_step is None else ", or --resume latest")
     raise RunError(
-        f"{problem or elsewhere}: the run diverged; train again (a new --run-dir, or "
-        "--resume latest) "
+        f"{problem or elsewhere}: the run diverged; train again ({how}) "
         f"with a lower train.lr (now {tc.lr:g}) or gradient clipping "
         f"(train.grad_clip, now {clip}); {kept}"
     )
@@ -940,6 +945,9 @@ def _save(run: _Run) -> None:
             },
         }
         path = save_checkpoint(run.run_dir, run.step, state, tc.keep_checkpoints)
+        # The config the checkpoints from here on were trained with (a
+        # resumed run's --set and --max-steps; prepare_run_dir).
+        run.cfg.dump(run.run_dir / "config.yaml")
         run.log(f"checkpoint {path}")
     dist.barrier()
     run.saved_step = run.step

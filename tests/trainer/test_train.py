@@ -120,6 +120,58 @@ def test_a_resume_steps_at_the_rate_its_config_sets(
     assert ckpt["scheduler"]["base_lrs"] == pytest.approx([lower, lower])
 
 
+def test_a_resume_from_an_earlier_checkpoint_drops_the_abandoned_ones(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """Resumed from step 2 of a 6-step run, the run's checkpoints after its
+    first save are its own: steps 4 and 6 of the abandoned history go (they
+    would outlive the new ones under keep_checkpoints), and config.yaml is
+    rewritten only then; a torn last metrics line is dropped, not fatal."""
+    run = tmp_path / "run"
+    train(tiny_cfg, fixture_data, run, log=_quiet)
+    names = sorted(p.name for p in (run / "checkpoints").glob("step_*.pt"))
+    assert names == ["step_0000002.pt", "step_0000004.pt", "step_0000006.pt"]
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 7, "split": "tra')  # a kill mid-write
+    config_before = (run / "config.yaml").read_text()
+    resume = str(run / "checkpoints" / "step_0000002.pt")
+    # A resume that fails before its first checkpoint changes nothing of
+    # the run's (here: it diverges).
+    diverging = copy.deepcopy(tiny_cfg)
+    diverging.train.lr, diverging.train.grad_clip = 1e9, 0.0
+    with pytest.raises(RunError, match="the run diverged"):
+        train(diverging, fixture_data, run, resume=resume, log=_quiet)
+    assert (run / "config.yaml").read_text() == config_before
+    assert len(list((run / "checkpoints").glob("step_*.pt"))) == 3
+    tiny_cfg.train.max_steps, tiny_cfg.train.keep_checkpoints = 3, 2
+    train(tiny_cfg, fixture_data, run, resume=resume, log=_quiet)
+    names = sorted(p.name for p in (run / "checkpoints").glob("step_*.pt"))
+    assert names == ["step_0000002.pt", "step_0000003.pt"]
+    assert _load(run / "checkpoints/latest.pt")["step"] == 3
+    assert "max_steps: 3" in (run / "config.yaml").read_text()
+    records = [
+        json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records if r["split"] == "train"] == [1, 2, 3]
+
+
+def test_a_resume_steps_on_its_own_schedule(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """A finished run extended (--max-steps) at the same rate steps at the
+    new schedule's rate from its first resumed step, not the old one's 0."""
+    run = tmp_path / "run"
+    train(tiny_cfg, fixture_data, run, log=_quiet)
+    tiny_cfg.train.max_steps = 8
+    train(tiny_cfg, fixture_data, run, resume="latest", log=_quiet)
+    records = [
+        json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+    lrs = {r["step"]: r["lr"] for r in records if r["split"] == "train"}
+    assert lrs[7] == pytest.approx(tiny_cfg.train.lr * lr_factor(6, 2, 8))
+    assert lrs[7] > 0
+
+
 def test_run_folder_with_checkpoints_is_never_overwritten(
     fixture_data: Path, tiny_cfg: Config, tmp_path: Path
 ) -> None:
