@@ -280,8 +280,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from trainer.config import load_config
-    from trainer.export import export_bundle, export_untrained
+    from trainer.export import ExportError, export_bundle, export_untrained
 
+    if args.out.exists() and not args.out.is_dir():
+        # Found before the export's work, not when its files are copied.
+        raise ExportError(f"--out {args.out} is a file, not a bundle folder")
     # The architecture, calibration windows and default name come from the
     # checkpoint's own config (or --untrained's), inside the export.
     options = {
@@ -350,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # Matched by name so that `synth` need not import torch to know them.
+        if isinstance(exc, _PATH_ERRORS) and exc.filename and exc.strerror:
+            # an --out that is a file, a folder without write permission
+            print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
         if (
             isinstance(exc, FileNotFoundError | ValueError)
             or type(exc).__name__ in USER_ERRORS
@@ -357,6 +364,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         raise
+
+
+# Errors about a path the user named, said as "PATH: why".
+_PATH_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
 
 
 if __name__ == "__main__":

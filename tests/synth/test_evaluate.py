@@ -373,6 +373,14 @@ def test_evaluate_end_to_end(
             ["--affirmed-tag-weight", "-1"],
             "evaluate: error: --affirmed-tag-weight must be a number in 0..10",
         ),
+        (
+            ["--negation-weight", "nan"],
+            "evaluate: error: --negation-weight must be a number in 0..10",
+        ),
+        (
+            ["--negation-weight", "-0.5"],
+            "evaluate: error: --negation-weight must be a number in 0..10",
+        ),
     ],
 )
 def test_bad_input_is_one_line(

@@ -550,3 +550,24 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
     for step, unsaved, saved in said:  # a rank may be a step ahead of the other
         assert int(saved) == int(step) - int(step) % 3 == latest["step"]
         assert bool(unsaved) == (step != saved)
+
+
+def test_an_out_that_is_a_file_is_one_line(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export finds it before its work; synth, whose folder would go under
+    it, says the path and why."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n")
+    capsys.readouterr()
+    assert main(["export", "--run-dir", str(finished_run), "--out", str(afile)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {afile} is a file, not a bundle folder\n"
+    )
+    out = afile / "corpus"
+    assert main(["synth", "--out", str(out), "--clips", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert err.endswith(": Not a directory\n")
+    assert err.count("\n") == 1
+    assert afile.read_text() == "not a folder\n"

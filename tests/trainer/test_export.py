@@ -583,6 +583,14 @@ def test_default_bundle_names_follow_the_shipped_one(config_name, untrained, exp
         (["--max-windows", "-2"], "max_windows must be a positive integer, not -2"),
         (["--name", ""], "the bundle name must not be empty"),
         (["--version", " "], "the bundle version must not be empty"),
+        (
+            ["--name", "team/clap"],
+            "the bundle name must not hold a path separator, not 'team/clap'",
+        ),
+        (
+            ["--version", ".."],
+            "the bundle version must not hold a path separator, not '..'",
+        ),
     ],
 )
 def test_bad_export_options_are_refused_before_anything_is_written(

@@ -135,10 +135,10 @@ def _bundle_info(bundle) -> dict:
 
 
 def _tag_weight_arg(flag: str, value: float | None, default: float) -> float:
-    """A layer-2 tag weight from the command line (the plugin's default if
-    not given), in the range the plugin's config accepts."""
+    """A ranking weight from the command line (the plugin's default if not
+    given), in the range the plugin's config accepts."""
     value = default if value is None else value
-    if not 0 <= value <= 10:
+    if not 0 <= value <= 10:  # NaN too: it compares false
         raise EvaluateError(f"{flag} must be a number in 0..10")
     return value
 
@@ -182,6 +182,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     }
     out = args.out or args.bundle.resolve().parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    if args.negation_weight is not None:
+        _tag_weight_arg("--negation-weight", args.negation_weight, 0.0)
     weight = resolve_negation_weight(args.negation_weight, bundle)
     tag_weight = _tag_weight_arg("--tag-weight", args.tag_weight, DEFAULT_TAG_WEIGHT)
     affirmed_tag_weight = _tag_weight_arg(

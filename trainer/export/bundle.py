@@ -309,6 +309,13 @@ def check_options(
     for what, value in (("name", name), ("version", version)):
         if value is not None and not str(value).strip():
             raise ExportError(f"the bundle {what} must not be empty")
+        # They name files (evaluate's reports): no folders hidden in them.
+        if value is not None and (
+            any(sep in str(value) for sep in ("/", "\\")) or str(value) in (".", "..")
+        ):
+            raise ExportError(
+                f"the bundle {what} must not hold a path separator, not {value!r}"
+            )
 
 
 def export_model_bundle(
