@@ -437,7 +437,7 @@ def test_reports_of_bundles_with_one_name_are_kept_apart(
     for result in results:
         assert result["model"]["name"] == "clap-tiny"
         identity = result["model"]["identity"][:12]
-        stem = f"clap-tiny-0.1.0-{identity}-{corpus.name}"
+        stem = f"clap-tiny-0.1.0-{identity}-{corpus.name}-test"
         assert result["outputs"] == {
             "json": str(out / f"{stem}.json"),
             "png": str(out / f"{stem}.png"),
@@ -446,6 +446,13 @@ def test_reports_of_bundles_with_one_name_are_kept_apart(
         names.add(stem)
     assert len(names) == 2
     assert {p.stem for p in out.glob("*.json")} == names
+    # another split of the same bundle: a report beside the test one
+    argv = ["--bundle", str(model), "--data", str(corpus), "--out", str(out)]
+    argv += ["--split", "valid", "--min-relevant", "1", "--quiet"]
+    assert trainer_main(["evaluate", *argv]) == 0
+    assert {p.stem for p in out.glob("*.json")} == names | {
+        f"clap-tiny-0.1.0-{identity}-{corpus.name}-valid"
+    }
 
 
 def _without_audio(corpus: Path, out: Path, split: str, keep: int) -> Path:

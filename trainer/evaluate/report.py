@@ -226,7 +226,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "baselines": {name: evaluate_bundle(b) for name, b in baseline_bundles.items()},
     }
     result["seconds"] = round(time.perf_counter() - started, 2)
-    stem = _report_stem(bundle, data)
+    stem = _report_stem(bundle, data, None if args.splits is None else splits)
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
     result["outputs"] = {"json": str(json_path), "png": str(png_path)}
     json_path.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
@@ -236,17 +236,20 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     return result
 
 
-def _report_stem(bundle, data: Path) -> str:
+def _report_stem(bundle, data: Path, splits: list[str] | None = None) -> str:
     """The report's file name: the bundle's name, version and identity
-    (sha256 of its manifest, 12 digits) and the data folder's name.
+    (sha256 of its manifest, 12 digits), the data folder's name and the
+    splits when --split chose them (the default splits add nothing).
 
     Runs are compared by evaluating bundles that often share a name (two
     exports of one config are both clap-<config>): the identity keeps each
-    bundle's report, while a re-run of the same bundle on the same data
-    replaces its own.
+    bundle's report, and the splits keep a valid-split report beside the
+    test one; a re-run of the same bundle on the same splits replaces its
+    own.
     """
     identity = bundle.identity[:12]
-    return f"{bundle.name}-{bundle.version}-{identity}-{data.resolve().name}"
+    stem = f"{bundle.name}-{bundle.version}-{identity}-{data.resolve().name}"
+    return stem if not splits else f"{stem}-{'+'.join(splits)}"
 
 
 def _json_default(value):
