@@ -594,7 +594,9 @@ def _build_run(
 
         # Every rank loads the same file: the ranks start equal, as they do
         # from the pretrained parts alone.
-        load_bundle_weights(model, tc.init_from, log if ctx.is_main else _quiet)
+        load_bundle_weights(
+            model, tc.init_from, log if ctx.is_main else _quiet, seed=tc.seed
+        )
     tokenizer = build_tokenizer(cfg.model.text)
     kinds = negative_kinds(cfg)
     step_module = TrainStep(model, cfg, kinds).to(ctx.device)

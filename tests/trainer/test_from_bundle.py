@@ -23,6 +23,9 @@ TEXTS = ["calm piano without drums", "jazz with vocals", "electronic, no vocals"
 # The shipped recipe's trainable parts on the tiny backbones: a frozen audio
 # backbone (only the projection learns), the text encoder's lower layer frozen.
 FROZEN = ["model.audio.freeze_backbone=full", "model.text.freeze_layers=1"]
+# The tiny bundle's seed: a run from it draws the same frozen CNN (the tiny
+# recipe's backbone has no pretrained weights), its heads start elsewhere.
+BUNDLE_SEED = 7
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -85,7 +88,7 @@ def tiny_bundle(fixture_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """A two-step run of the tiny recipe with FROZEN parts, exported int8.
     Another seed than the tests' runs, so its heads are not where theirs start."""
     tmp = tmp_path_factory.mktemp("from_bundle")
-    cfg = load_config("tiny", [*FROZEN, "train.seed=7"])
+    cfg = load_config("tiny", [*FROZEN, f"train.seed={BUNDLE_SEED}"])
     train(cfg, fixture_data, tmp / "first", stop_after=2, log=_quiet)
     export_bundle(
         tmp / "first",
@@ -118,7 +121,10 @@ def test_a_run_starts_from_a_bundle_and_fine_tunes_it(
         return _trainable(model)
 
     tuned = after_one_step(
-        load_config("tiny", [*FROZEN, f"train.init_from={tiny_bundle}"]),
+        load_config(
+            "tiny",
+            [*FROZEN, f"train.seed={BUNDLE_SEED}", f"train.init_from={tiny_bundle}"],
+        ),
         tmp_path / "tuned",
     )
     plain = after_one_step(cfg, tmp_path / "plain")
@@ -138,7 +144,13 @@ def test_a_bundle_of_another_architecture_is_refused_in_one_line(
     """Another width: the message names the tensors, before any step."""
     frozen = load_config("tiny", FROZEN)
     wider = load_config(
-        "tiny", [*FROZEN, "model.embedding_dim=32", f"train.init_from={tiny_bundle}"]
+        "tiny",
+        [
+            *FROZEN,
+            f"train.seed={BUNDLE_SEED}",
+            "model.embedding_dim=32",
+            f"train.init_from={tiny_bundle}",
+        ],
     )
     with pytest.raises(BundleWeightsError, match="does not match this model config"):
         train(wider, fixture_data, tmp_path / "wider", stop_after=1, log=_quiet)
@@ -184,3 +196,26 @@ def test_a_trained_audio_backbone_is_refused_saying_why(
             train(cfg, fixture_data, tmp_path / "run", stop_after=1, log=_quiet)
         assert str(caught.value) == message
     assert not (tmp_path / "run").exists()
+
+
+def test_a_frozen_backbone_drawn_from_another_seed_is_refused(
+    fixture_data: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """The tiny recipe's CNN has no pretrained weights: frozen, it is drawn
+    from train.seed again, so only the bundle's own seed gives the backbone
+    its heads were trained on."""
+    seed = json.loads((tiny_bundle / "manifest.json").read_text())["training"][
+        "config"
+    ]["train"]["seed"]
+    other = load_config(
+        "tiny", [*FROZEN, f"train.seed={seed + 5}", f"train.init_from={tiny_bundle}"]
+    )
+    with pytest.raises(BundleWeightsError) as caught:
+        train(other, fixture_data, tmp_path / "other", stop_after=1, log=_quiet)
+    assert str(caught.value) == (
+        f"--init-from {tiny_bundle}: its frozen audio backbone (cnn, no pretrained "
+        f"weights) was drawn from train.seed {seed} and is rebuilt from the seed, "
+        f"not read from the bundle; train with --set train.seed={seed}, not "
+        f"{seed + 5}"
+    )
+    assert not (tmp_path / "other" / "checkpoints").exists()

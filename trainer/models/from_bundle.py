@@ -109,6 +109,27 @@ def graph_weights(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def _check_seed(bundle: Path, manifest: dict[str, Any], seed: int | None) -> None:
+    """Refuse a bundle whose frozen audio backbone had no pretrained weights
+    when this run draws its backbone from another seed: such a backbone is
+    rebuilt from `train.seed`, not read from the bundle, and the bundle's
+    heads were trained on the one its seed drew."""
+    config = manifest.get("training", {}).get("config", {})
+    audio = config.get("model", {}).get("audio", {})
+    if seed is None or not audio or (
+        audio.get("backbone") == "musicnn" and audio.get("pretrained")
+    ):
+        return
+    theirs = config.get("train", {}).get("seed")
+    if theirs is not None and theirs != seed:
+        raise BundleWeightsError(
+            f"--init-from {bundle}: its frozen audio backbone "
+            f"({audio.get('backbone')}, no pretrained weights) was drawn from "
+            f"train.seed {theirs} and is rebuilt from the seed, not read from "
+            f"the bundle; train with --set train.seed={theirs}, not {seed}"
+        )
+
+
 def _check_backbones(
     bundle: Path, manifest: dict[str, Any], params: dict[str, nn.Parameter]
 ) -> None:
@@ -144,7 +165,10 @@ def _check_backbones(
 
 
 def load_bundle_weights(
-    model: nn.Module, bundle: Path | str, log: Callable[[str], None] = print
+    model: nn.Module,
+    bundle: Path | str,
+    log: Callable[[str], None] = print,
+    seed: int | None = None,
 ) -> dict[str, float]:
     """Copy a bundle's weights into `model`'s trainable parameters.
 
@@ -163,6 +187,7 @@ def load_bundle_weights(
     }
     params = dict(model.named_parameters())
     _check_backbones(bundle, manifest, params)
+    _check_seed(bundle, manifest, seed)
     report: dict[str, float] = {}
     for tower, graph in towers.items():
         weights = graph_weights(graph)
