@@ -347,7 +347,12 @@ def _checked(value: Any, hint: Any, key: str, nullable: bool = False) -> Any:
     if hint is bool:
         ok, kind = isinstance(value, bool), "true or false"
     elif hint is int:
-        ok, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        # 1e4 and 1000.0 spell whole numbers too (PyYAML reads 1e4 as a string)
+        number = value if isinstance(value, int) else _number(value)
+        ok = not isinstance(value, bool) and number is not None
+        ok = ok and float(number).is_integer()
+        kind = "an integer"
+        value = int(number) if ok else value
     elif hint is float:
         kind, number = "a finite number", _number(value)
         ok = number is not None

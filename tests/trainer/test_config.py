@@ -43,7 +43,7 @@ from trainer.config import (
         ("train.lr=0", "train.lr must be greater than 0, not 0"),
         ("data.max_items=0", "data.max_items must be at least 1, not 0"),
         # types
-        ("train.max_steps=3.0", "train.max_steps must be an integer, not 3.0"),
+        ("train.max_steps=3.5", "train.max_steps must be an integer, not 3.5"),
         ("train.lr=abc", "train.lr must be a finite number, not 'abc'"),
         ("train.lr=.nan", "train.lr must be a finite number, not nan"),
         ("train.lr=true", "train.lr must be a finite number, not True"),
@@ -107,9 +107,15 @@ def test_numbers_are_read_as_their_fields_want_them(tmp_path: Path) -> None:
     """PyYAML reads `1e-4` (no dot) as a string, an int in a float field is a
     float, and a nullable field takes null."""
     path = tmp_path / "exp.yaml"
-    path.write_text("train:\n  lr: 1e-4\n  grad_clip: 2\ndata:\n  max_items: null\n")
-    cfg = load_config(str(path), ["augment.negation_prob=1"])
+    path.write_text(
+        "train:\n  lr: 1e-4\n  grad_clip: 2\n  max_steps: 1e4\n"
+        "data:\n  max_items: null\n"
+    )
+    cfg = load_config(str(path), ["augment.negation_prob=1", "train.eval_every=2e2"])
     assert (cfg.train.lr, cfg.train.grad_clip) == (1e-4, 2.0)
+    # and a whole number spelt with an exponent is the integer it spells
+    assert (cfg.train.max_steps, cfg.train.eval_every) == (10000, 200)
+    assert isinstance(cfg.train.max_steps, int)
     assert isinstance(cfg.train.grad_clip, float)
     assert cfg.augment.negation_prob == 1.0
     assert cfg.data.max_items is None
