@@ -310,6 +310,13 @@ def check_config(cfg: Config) -> Config:
     one read from files, so both are held to the same rules.
     """
     _check_section(cfg, "")
+    # The model hears what the data is decoded at; a bundle declares the
+    # model's rate, so the two must agree.
+    if cfg.model.audio.sample_rate != cfg.data.sample_rate:
+        raise ConfigError(
+            f"model.audio.sample_rate ({cfg.model.audio.sample_rate}) must equal "
+            f"data.sample_rate ({cfg.data.sample_rate}), the rate clips are read at"
+        )
     return cfg
 
 

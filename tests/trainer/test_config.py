@@ -42,6 +42,11 @@ from trainer.config import (
         ("data.crop_seconds=-1", "data.crop_seconds must be greater than 0, not -1"),
         ("train.lr=0", "train.lr must be greater than 0, not 0"),
         ("data.max_items=0", "data.max_items must be at least 1, not 0"),
+        (
+            "model.audio.sample_rate=8000",
+            "model.audio.sample_rate (8000) must equal data.sample_rate (16000), "
+            "the rate clips are read at",
+        ),
         # types
         ("train.max_steps=3.5", "train.max_steps must be an integer, not 3.5"),
         ("train.lr=abc", "train.lr must be a finite number, not 'abc'"),
