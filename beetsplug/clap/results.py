@@ -44,7 +44,7 @@ def ranked_lines(
         if obj is None:
             continue
         line = format(obj)
-        yield f"{score:.3f} {line}" if show_score else line
+        yield f"{score:.4f} {line}" if show_score else line
 
 
 def not_indexed(

@@ -39,7 +39,7 @@ function resultItem(result) {
   const line = document.createElement("div");
   line.className = "line";
   const parts = [
-    ["score", result.score.toFixed(3)],
+    ["score", result.score.toFixed(4)],
     ["artist", result.artist || ""],
     ["title", trackName(result)],
     ["album", result.album || ""],
