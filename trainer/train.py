@@ -446,8 +446,9 @@ def _resumable(saved_step: int | None) -> str:
 
 
 class _DeferredInterrupt:
-    """Ctrl-C (SIGINT) noted, not raised, while the loop runs, so the loop
-    can end the step it is in and save it; a second Ctrl-C raises at once.
+    """Ctrl-C (SIGINT) or SIGTERM noted, not raised, while the loop runs, so
+    the loop can end the step it is in and save it; a second Ctrl-C raises
+    at once (a second SIGTERM ends the process, as it would have).
 
     Single-process runs only. Under a launcher the ranks get the signal at
     different moments (torchrun passes it on; a terminal or a scheduler may
@@ -461,22 +462,33 @@ class _DeferredInterrupt:
         # Python runs signal handlers in the main thread only.
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.requested = False
-        self._previous: Any = signal.default_int_handler
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _DeferredInterrupt:
         if self.enabled:
-            previous = signal.signal(signal.SIGINT, self._note)
-            if previous is not None:  # None: a handler not set from Python
-                self._previous = previous
+            # SIGTERM too: what a job scheduler sends before it kills a job
+            # at its time limit (the grace period lets the step finish).
+            for signum, default in _DEFERRED_SIGNALS.items():
+                previous = signal.signal(signum, self._note)
+                # None: a handler not set from Python
+                self._previous[signum] = default if previous is None else previous
         return self
 
     def _note(self, signum: int, frame: Any) -> None:
         self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        signal.signal(signum, self._previous[signum])
 
     def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+# The signals that end a single-process run after its step, with what
+# Python does for each when no handler of ours is set.
+_DEFERRED_SIGNALS = {
+    signal.SIGINT: signal.default_int_handler,
+    signal.SIGTERM: signal.SIG_DFL,
+}
 
 
 def _check_train_config(cfg: Config) -> None:

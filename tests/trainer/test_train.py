@@ -774,6 +774,25 @@ def test_an_interrupted_run_saves_its_step_and_resumes_identically(
     assert a["data_state"] == b["data_state"]
 
 
+def test_sigterm_saves_the_step_as_ctrl_c_does(
+    fixture_data: Path, tiny_cfg: Config, tmp_path: Path
+) -> None:
+    """A job scheduler's SIGTERM (sent before it kills a job at its time
+    limit) ends a single-process run after its step, saved."""
+    before = signal.getsignal(signal.SIGTERM)
+    run = tmp_path / "run"
+
+    def log(line: str) -> None:
+        if line.startswith("step 3/6 "):
+            signal.raise_signal(signal.SIGTERM)
+
+    with pytest.raises(RunInterrupted) as stopped:
+        train(tiny_cfg, fixture_data, run, log=log)
+    assert str(stopped.value).startswith("saved step 3 of 6 (")
+    assert _load(run / "checkpoints" / "latest.pt")["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 class _SelfInterrupting(torch.utils.data.Dataset):
     """Items whose reading sends Ctrl-C to the process reading them."""
 
