@@ -129,11 +129,14 @@ class DataPosition:
 
 
 def ignore_interrupts(_worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process, which shuts them
-    down. A terminal sends SIGINT to every process of its group: a worker
-    killed by it would leave the main process waiting for a batch that never
-    comes, in the middle of a step it can then neither finish nor save."""
+    """DataLoader workers leave Ctrl-C and SIGTERM to the main process,
+    which shuts them down (a sentinel on their queue ends them). A terminal
+    sends SIGINT to every process of its group, and a job scheduler SIGTERM
+    to every process of the job: a worker killed by it would leave the main
+    process without the batch it owes, in the middle of a step it can then
+    neither finish nor save."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def micro_batches(

@@ -799,16 +799,21 @@ class _SelfInterrupting(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 4
 
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        self.signum = signum
+
     def __getitem__(self, index: int) -> int:
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), self.signum)
         return index
 
 
-def test_data_workers_leave_ctrl_c_to_the_main_process() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_data_workers_leave_ctrl_c_to_the_main_process(signum: int) -> None:
     # A worker started with the default handler (spawn, forkserver) would
-    # die of a terminal's Ctrl-C, and the batch it owed would never come.
+    # die of a terminal's Ctrl-C or a scheduler's SIGTERM, and the batch it
+    # owed would never come.
     loader = torch.utils.data.DataLoader(
-        _SelfInterrupting(),
+        _SelfInterrupting(signum),
         num_workers=2,
         worker_init_fn=ignore_interrupts,
         multiprocessing_context="fork",
