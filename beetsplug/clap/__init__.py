@@ -21,6 +21,7 @@ from .resources import Resources
 from .results import ScoreType, ranked_lines
 from .results import nothing_found as _nothing_found
 from .results import track_name as _track_name
+from .results import tracks_not_found as _tracks_not_found
 from .settings import (
     DEFAULTS,
     SettingsError,
@@ -329,12 +330,8 @@ class ClapPlugin(BeetsPlugin):
             )
             return
         # Nothing printed of tracks that match: none of them has a vector.
-        failures = self.store(lib.path).failures(rest) if rest else {}
         self._log.info(
-            "{}",
-            _nothing_found(
-                query, rest, "tracks", text, failures, lambda i: _track_name(lib, i)
-            ),
+            "{}", _tracks_not_found(lib, self.store(lib.path), query, rest, text)
         )
 
     @staticmethod

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
     from beets.library import Library
 
+    from .store import Store
+
 RUN_INDEX = "run `beet clap-index`"
 
 
@@ -44,7 +46,7 @@ def ranked_lines(
         if obj is None:
             continue
         line = format(obj)
-        yield f"{score:.4f} {line}" if show_score else line
+        yield f"{score:.{SCORE_DIGITS}f} {line}" if show_score else line
 
 
 def not_indexed(
@@ -119,6 +121,26 @@ def nothing_found(
     return (
         f"none of the {len(matched)} albums matching {text} has an indexed "
         f"track yet: {RUN_INDEX}"
+    )
+
+
+def tracks_not_found(
+    lib: Library,
+    store: Store,
+    query: Sequence[str],
+    matched: Collection[int] | None,
+    description: str | None = None,
+) -> str:
+    """nothing_found for tracks, with the recorded failures of those matched
+    read from `store` and the failed ones named as track_name names them."""
+    failures = store.failures(matched) if matched else {}
+    return nothing_found(
+        query,
+        matched,
+        "tracks",
+        description,
+        failures,
+        lambda item_id: track_name(lib, item_id),
     )
 
 

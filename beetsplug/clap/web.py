@@ -119,17 +119,17 @@ class Backend:
                 "say what to look for before the beets query, e.g. "
                 f'"calm piano {" ".join(terms)}"',
             )
-        ranked, explanation = self._locked(lambda: _ranked(self, text, terms, limit))
+        ranked, explanation, note = self._locked(
+            lambda: _ranked(self, text, terms, limit)
+        )
         answer = self._answer(ranked, explanation)
-        if not answer["results"] and terms:
-            # Why, as `beet clap` says it: no track matches the beets query,
-            # or those that do failed to index or are not indexed yet.
-            answer["note"] = self._locked(lambda: _why_nothing(self, terms))
+        if not answer["results"] and note:
+            answer["note"] = note
         return answer
 
     def similar(self, item_id: int, limit: int) -> dict[str, Any]:
         item = self._item(item_id)
-        ranked, explanation = self._locked(
+        ranked, explanation, _note = self._locked(
             lambda: _ranked(self, None, [], limit, like=item_id)
         )
         label = track_label(item_artist(item), item.title, item.path, " – ")
@@ -212,11 +212,15 @@ def _ranked(
     terms: Sequence[str],
     limit: int,
     like: int | None = None,
-) -> tuple[list[tuple[int, float]], str]:
-    """(ranked (item id, score), explanation): the one place this module
-    calls the search module, for a description or for the tracks that
-    sound like item `like`, among the items the beets query terms match."""
+) -> tuple[list[tuple[int, float]], str, str | None]:
+    """(ranked (item id, score), explanation, why nothing was ranked): the
+    one place this module calls the search module, for a description or for
+    the tracks that sound like item `like`, among the items the beets query
+    terms match. The why, as `beet clap` says it (no track matches the beets
+    query, or those that do failed to index or are not indexed yet), is
+    None unless a beets query left nothing to rank."""
     from . import search
+    from .results import tracks_not_found
 
     candidates = search.matching_ids(backend.lib, list(terms)) if terms else None
     where = f"\nbeets query: {' '.join(terms)}" if terms else ""
@@ -224,26 +228,17 @@ def _ranked(
         ranked = search.rank_similar(
             backend.store, backend.bundle, [like], limit, candidates
         )
-        return ranked, f"cosine to the track's vector{where}"
-    query = backend.embed(text or "")
-    ranked = search.rank_items(backend.store, backend.bundle, query, limit, candidates)
-    return ranked, query.explain() + where
-
-
-def _why_nothing(backend: Backend, terms: Sequence[str]) -> str:
-    """Why a search among the tracks `terms` match found none, in one line."""
-    from . import search
-    from .results import nothing_found, track_name
-
-    matched = search.matching_ids(backend.lib, list(terms))
-    failures = backend.store.failures(matched) if matched else {}
-    return nothing_found(
-        list(terms),
-        matched,
-        "tracks",
-        failures=failures,
-        name_of=lambda i: track_name(backend.lib, i),
-    )
+        explanation = f"cosine to the track's vector{where}"
+    else:
+        query = backend.embed(text or "")
+        ranked = search.rank_items(
+            backend.store, backend.bundle, query, limit, candidates
+        )
+        explanation = query.explain() + where
+    why = None
+    if not ranked and candidates is not None:
+        why = tracks_not_found(backend.lib, backend.store, list(terms), candidates)
+    return ranked, explanation, why
 
 
 def _limit(value: str | None, default: int) -> int:
