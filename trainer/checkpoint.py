@@ -102,11 +102,15 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) 
     # A run only moves forward: checkpoints past this step are what a resume
     # from an earlier one left behind (their metrics records were dropped
     # when it started), and would otherwise outlive the new ones.
-    steps = sorted((_step_of(p), p) for p in folder.glob("step_*.pt"))
+    steps = sorted(
+        (number, p)
+        for p in folder.glob("step_*.pt")
+        if (number := _step_of(p)) is not None
+    )
     for number, old in steps:
-        if number is not None and number > step:
+        if number > step:
             old.unlink()
-    kept = [p for number, p in steps if number is not None and number <= step]
+    kept = [p for number, p in steps if number <= step]
     if keep > 0:
         for old in kept[:-keep]:
             old.unlink()

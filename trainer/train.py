@@ -322,10 +322,11 @@ def _train(
 ) -> dict[str, Any]:
     _check_train_config(cfg)
     ckpt = load_resume(run_dir, resume)
+    end = _end_step(cfg, stop_after)
     resumed = None
     if ckpt is not None:
         check_resume_data(ckpt, data_dirs, str(resume))
-        resumed, end = int(ckpt["step"]), _end_step(cfg, stop_after)
+        resumed = int(ckpt["step"])
         if resumed >= end:
             # Nothing is written either: not even the config a later
             # --max-steps would have changed.
@@ -343,7 +344,6 @@ def _train(
             f"stopped before step {(resumed or 0) + 1}, while preparing the run "
             f"(a feature cache being built is not kept); {_resumable(resumed)}"
         ) from None
-    end = _end_step(cfg, stop_after)
     with _DeferredInterrupt(enabled=not ctx.distributed) as interrupt:
         try:
             return _steps(run, batches, valid_loader, tokenizer, end, interrupt)

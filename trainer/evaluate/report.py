@@ -134,7 +134,7 @@ def _bundle_info(bundle) -> dict:
     }
 
 
-def _tag_weight_arg(flag: str, value: float | None, default: float) -> float:
+def _weight_arg(flag: str, value: float | None, default: float) -> float:
     """A ranking weight from the command line (the plugin's default if not
     given), in the range the plugin's config accepts."""
     value = default if value is None else value
@@ -180,18 +180,19 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         name: _load_bundle(path, args.threads, f"--baseline {name}=DIR")
         for name, path in baselines
     }
-    out = args.out or args.bundle.resolve().parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    if args.negation_weight is not None:
-        _tag_weight_arg("--negation-weight", args.negation_weight, 0.0)
+    if args.negation_weight is not None:  # None: the bundle's calibrated one
+        _weight_arg("--negation-weight", args.negation_weight, 0.0)
     weight = resolve_negation_weight(args.negation_weight, bundle)
-    tag_weight = _tag_weight_arg("--tag-weight", args.tag_weight, DEFAULT_TAG_WEIGHT)
-    affirmed_tag_weight = _tag_weight_arg(
+    tag_weight = _weight_arg("--tag-weight", args.tag_weight, DEFAULT_TAG_WEIGHT)
+    affirmed_tag_weight = _weight_arg(
         "--affirmed-tag-weight", args.affirmed_tag_weight, DEFAULT_AFFIRMED_TAG_WEIGHT
     )
-    speech_weight = _tag_weight_arg(
+    speech_weight = _weight_arg(
         "--speech-weight", args.speech_weight, DEFAULT_SPEECH_WEIGHT
     )
+    # Made once every option is known good: a refused one leaves no folder.
+    out = args.out or args.bundle.resolve().parent / "eval"
+    out.mkdir(parents=True, exist_ok=True)
 
     def evaluate_bundle(b) -> dict:
         results = {}
