@@ -105,6 +105,18 @@ class AudioModelConfig:
     # batch norm), "tags" (50 probabilities); per network.
     features: str = "penultimate"
 
+    @property
+    def pretrained_backbone(self) -> bool:
+        """Whether the backbone starts from the pretrained taggers' weights;
+        otherwise it is drawn from train.seed (pretrained_backbone)."""
+        return pretrained_backbone(self.backbone, self.pretrained)
+
+
+def pretrained_backbone(backbone: str, pretrained: str | None) -> bool:
+    """Whether an audio backbone so configured (or so recorded in a bundle's
+    manifest) starts from pretrained weights: only musicnn has them."""
+    return backbone == "musicnn" and bool(pretrained)
+
 
 @dataclass
 class TextModelConfig:

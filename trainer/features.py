@@ -46,16 +46,10 @@ def settings_key(cfg: Config, crops: int) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(vars(cfg.model.audio), sort_keys=True).encode())
     digest.update(f"{cfg.data.sample_rate}/{crops}".encode())
-    if not _pretrained(cfg):
+    if not cfg.model.audio.pretrained_backbone:
         # A backbone with no pretrained weights is drawn from the seed.
         digest.update(f"/seed {cfg.train.seed}".encode())
     return digest.hexdigest()[:16]
-
-
-def _pretrained(cfg: Config) -> bool:
-    """Whether the audio backbone's weights are the pretrained taggers'."""
-    audio = cfg.model.audio
-    return audio.backbone == "musicnn" and bool(getattr(audio, "pretrained", ""))
 
 
 def cache_key(cfg: Config, clips: Sequence[Clip], crops: int) -> str:

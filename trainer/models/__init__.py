@@ -79,7 +79,7 @@ class AudioTower(nn.Module):
         load_weights: bool = True,
     ) -> None:
         super().__init__()
-        if audio_cfg.backbone == "musicnn" and audio_cfg.pretrained:
+        if audio_cfg.pretrained_backbone:
             got = {k: getattr(audio_cfg, k) for k in _MUSICNN_FRONTEND}
             if got != _MUSICNN_FRONTEND:
                 raise ValueError(

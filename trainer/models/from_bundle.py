@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainer.config import pretrained_backbone
+
 
 class BundleWeightsError(ValueError):
     """A bundle whose graphs do not hold this model's trainable weights."""
@@ -116,8 +118,10 @@ def _check_seed(bundle: Path, manifest: dict[str, Any], seed: int | None) -> Non
     heads were trained on the one its seed drew."""
     config = manifest.get("training", {}).get("config", {})
     audio = config.get("model", {}).get("audio", {})
-    if seed is None or not audio or (
-        audio.get("backbone") == "musicnn" and audio.get("pretrained")
+    if (
+        seed is None
+        or not audio
+        or pretrained_backbone(audio.get("backbone", ""), audio.get("pretrained"))
     ):
         return
     theirs = config.get("train", {}).get("seed")
