@@ -441,6 +441,7 @@ class ClapPlugin(BeetsPlugin):
                     len(seeds),
                     indexed,
                     lambda i: _track_name(lib, i),
+                    compose.failed_count(store, seeds, indexed),
                 )
             )
         self._scores.update(ranked)

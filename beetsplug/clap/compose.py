@@ -49,6 +49,7 @@ __all__ = [
     "compose_query",
     "description_and_query",
     "explain_similar",
+    "failed_count",
     "rank_albums",
     "rank_items",
     "seed_lines",
@@ -95,6 +96,7 @@ class SeedSet:
     matched: int  # items the query matched
     ids: list[int]  # those of them with a vector
     vector: np.ndarray  # [D], the normalised mean of their vectors
+    failed: int = 0  # those without one because embedding their file failed
 
 
 def seed_set(
@@ -132,7 +134,17 @@ def seed_set(
     vector = l2_normalize(mat.mean(axis=0, keepdims=True))[0]
     if not vector.any():
         raise SearchError(f"{option} {query}: its tracks' vectors cancel out")
-    return SeedSet(query, len(matched), ids.tolist(), vector)
+    failed = failed_count(store, matched, ids)
+    return SeedSet(query, len(matched), ids.tolist(), vector, failed)
+
+
+def failed_count(store: Store, matched: Collection[int], ids: Sequence[int]) -> int:
+    """How many of the `matched` tracks without a vector (not in `ids`)
+    have one because their embedding failed, not because they wait for
+    clap-index: --explain says which is which."""
+    if len(ids) >= len(matched):
+        return 0
+    return len(store.failures(set(matched).difference(ids)))
 
 
 def _direction(sets: Sequence[SeedSet]) -> np.ndarray | None:
@@ -214,7 +226,12 @@ class ComposedQuery:
         for option, sets in (("like", self.like), ("unlike", self.unlike)):
             for seeds in sets:
                 lines += seed_lines(
-                    option, seeds.query, seeds.matched, seeds.ids, name_of
+                    option,
+                    seeds.query,
+                    seeds.matched,
+                    seeds.ids,
+                    name_of,
+                    seeds.failed,
                 )
         lines.append(f"composed:    {self.formula()}")
         return "\n".join(lines)
@@ -241,14 +258,18 @@ def seed_lines(
     matched: int,
     ids: Sequence[int],
     name_of: Callable[[int], str] | None = None,
+    failed: int = 0,
 ) -> list[str]:
     """--explain's lines for one seed query: how many of the `matched`
-    tracks it counts (`ids`, those with a vector), then the first
+    tracks it counts (`ids`, those with a vector; `failed` of the others
+    failed to index, the rest wait for clap-index), then the first
     EXPLAIN_SEEDS of them named by `name_of`."""
     from .scoring import quoted  # a long query clipped, as the description is
 
-    unindexed = matched - len(ids)
-    note = f", {unindexed} not indexed" if unindexed else ""
+    waiting = matched - len(ids) - failed
+    note = (f", {failed} failed to index" if failed else "") + (
+        f", {waiting} not indexed yet" if waiting else ""
+    )
     count = len(ids)
     lines = [
         f"{label + ':':<13}{quoted(query)}: {count} "
@@ -266,11 +287,13 @@ def explain_similar(
     matched: int,
     ids: Sequence[int],
     name_of: Callable[[int], str] | None = None,
+    failed: int = 0,
 ) -> str:
     """--explain of `clap-similar QUERY` without --without: its seeds and
     the ranking it uses (search.rank_similar), which is the like part of a
-    composed score alone and unweighted, so its scores stay cosines."""
-    lines = seed_lines("seeds", query, matched, ids, name_of)
+    composed score alone and unweighted, so its scores stay cosines
+    (`failed`: as seed_lines takes it)."""
+    lines = seed_lines("seeds", query, matched, ids, name_of, failed)
     lines.append("ranking:     sim(seeds), the cosine to their mean direction")
     return "\n".join(lines)
 

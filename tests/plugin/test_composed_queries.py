@@ -192,7 +192,7 @@ def test_similar_explain_explains_the_ranking_and_changes_nothing(
     plain = indexed.run("clap-similar", "title:low", "-s", "-f", "$title")
     out = indexed.run("clap-similar", "title:low", "-e", "-s", "-f", "$title")
     assert out == (
-        "seeds:       'title:low': 2 tracks, 1 not indexed\n"
+        "seeds:       'title:low': 2 tracks, 1 not indexed yet\n"
         "  tester - low\n  tester - low2\n"
         "ranking:     sim(seeds), the cosine to their mean direction\n" + plain
     )

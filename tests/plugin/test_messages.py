@@ -245,3 +245,15 @@ def test_tracks_that_failed_to_index_are_said_to_have_failed_and_why(
             "run `beet clap-index` for the other 1"
         ],
     )
+    # --explain counts seeds of each kind apart, as the errors name them.
+    seeds = ("album:bad", ",", "title:high")
+    explained = indexed.lines("clap-similar", *seeds, "-e", "-f", "$title")
+    assert explained[0] == (
+        "seeds:       'album:bad , title:high': 1 track, "
+        "2 failed to index, 1 not indexed yet"
+    )
+    explained = indexed.lines("clap", "--like", " ".join(seeds), "-e", "-f", "$title")
+    assert (
+        "like:        'album:bad , title:high': 1 track, "
+        "2 failed to index, 1 not indexed yet"
+    ) in explained
