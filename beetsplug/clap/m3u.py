@@ -8,6 +8,7 @@ caller's business (playlists.py).
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import re
@@ -165,11 +166,15 @@ def write_playlists(
     written before it stay).
     """
     directory = Path(os.fsdecode(directory)).expanduser()
-    if playlists and not pretend:
+    if playlists:
         # Once, here: a folder that cannot be made is named as the problem,
-        # not the first playlist that would have gone into it.
+        # not the first playlist that would have gone into it. A dry run
+        # foresees it: it says what the real run would do.
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            if pretend:
+                _check_folder(directory)
+            else:
+                directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PlaylistWriteError(
                 f"cannot create playlist folder {directory}: {exc.strerror or exc}"
@@ -193,6 +198,23 @@ def write_playlists(
                 ) from exc
         written.append((target, len(entries)))
     return written
+
+
+def _check_folder(directory: Path) -> None:
+    """Raise the OSError `directory.mkdir(parents=True, exist_ok=True)`
+    would raise, making nothing: a file in its place or above it, or a
+    nearest existing folder this user may not write into."""
+    here = directory
+    while not here.exists():
+        if here.parent == here:
+            return
+        here = here.parent
+    if here != directory and not here.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    if here == directory and not here.is_dir():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+    if here != directory and not os.access(here, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
 
 def remove_stale(

@@ -127,11 +127,21 @@ def test_a_playlist_folder_that_cannot_be_made_is_one_line(
     blocker.write_text("not a folder\n")
     folder = blocker / "lists"
     indexed.reload(playlist_dir=str(folder), cluster_min_size=1)
+    # The dry run foresees it: it says what the real run would do.
+    for args in (("-p",), ()):
+        with pytest.raises(UserError) as info:
+            indexed.run("clap-playlists", *args)
+        assert str(info.value) == (
+            f"cannot create playlist folder {folder}: Not a directory"
+        ), args
+    indexed.reload(playlist_dir=str(blocker), cluster_min_size=1)
     with pytest.raises(UserError) as info:
-        indexed.run("clap-playlists")
-    assert str(info.value) == (
-        f"cannot create playlist folder {folder}: Not a directory"
-    )
+        indexed.run("clap-playlists", "-p")
+    assert str(info.value) == f"cannot create playlist folder {blocker}: File exists"
+    # A folder that can be made is not made by the dry run.
+    indexed.reload(playlist_dir=str(tmp_path / "new" / "lists"), cluster_min_size=1)
+    assert indexed.run("clap-playlists", "-p")
+    assert not (tmp_path / "new").exists()
 
 
 def test_an_import_survives_a_playlist_folder_that_cannot_be_made(
