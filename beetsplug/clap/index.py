@@ -199,13 +199,18 @@ def run(
         raise stopped(signal.SIGTERM, log) from None
 
 
-def _unchanged_ok(state: ItemState | None, bundle: str, failed: Failed) -> bool:
-    """Whether the item already has a vector of this bundle for exactly the
-    file that just failed (same mtime and size)."""
+def _keeps_vector(state: ItemState | None, bundle: str, failed: Failed) -> bool:
+    """Whether a failure leaves the item's vector of this bundle as it is:
+    one not shown to be the file's (DecoderFailed) on exactly the file that
+    was embedded (same mtime and size), or a file out of reach (missing, no
+    access: file_stat's (0, 0)), which says nothing of its sound - an
+    unmounted drive comes back, and `beet update` removes what is gone."""
+    if state is None or state.status != "ok" or state.bundle != bundle:
+        return False
+    if not (failed.mtime or failed.size):
+        return True
     return (
-        state is not None
-        and state.status == "ok"
-        and state.bundle == bundle
+        isinstance(failed, DecoderFailed)
         and state.size == failed.size
         and abs(state.mtime - failed.mtime) <= 1e-6
     )
@@ -239,11 +244,9 @@ def _run(
             if not isinstance(r, Failed):
                 continue
             # A vector is only ever replaced by its new one: a failure that
-            # is not the file's, on a file unchanged since it was embedded,
-            # leaves the vector (and its state) as they were.
-            if isinstance(r, DecoderFailed) and _unchanged_ok(
-                states.get(r.item_id), bundle.identity, r
-            ):
+            # says nothing of the file's sound leaves the vector (and its
+            # state) as they were.
+            if _keeps_vector(states.get(r.item_id), bundle.identity, r):
                 kept.append(r)
             else:
                 failed.append(r)

@@ -154,17 +154,23 @@ def test_pretend_says_a_missing_file_would_fail_as_the_run_does(
     gone = env.add_copy(corpus["high"], title="gone")
     env.run("clap-index")
     path = os.fsdecode(gone.path)
-    os.remove(path)
+    away = path + ".away"
+    os.rename(path, away)
     expected = [
         f"would fail (file not found): {path}",
         "clap-index: would embed 0, unchanged 1, would fail 1",
     ]
     assert env.lines("clap-index", "--pretend") == expected
     assert env.lines("clap-index") == [
-        f"failed: {path}: file not found",
+        f"failed: {path}: file not found (kept its vector)",
         "clap-index: embedded 0, unchanged 1, failed 1",
     ]
     assert env.lines("clap-index", "-p") == expected
+    # A file out of reach (an unmounted drive) says nothing of its sound:
+    # the track stays searchable, and when it is back nothing is redone.
+    assert "gone" in env.lines("clap-similar", "title:low", "-f", "$title")
+    os.rename(away, path)
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 2, failed 0"]
 
 
 def test_force_and_query_limit_the_work(env: ClapEnv, corpus: dict[str, Path]) -> None:
