@@ -617,6 +617,17 @@ class ClapPlugin(BeetsPlugin):
             return
         try:
             bundle, store = self.bundle(audio=True), self.store(session.lib.path)
+            other = store.other_bundle(bundle.identity)
+            if other is not None:
+                # Embedding these would drop every vector of the other model:
+                # that is clap-index's to do, when the user asks for it.
+                self._log.warning(
+                    "not embedded on import: the clap index holds vectors of "
+                    "another model bundle ({}); run `beet clap-index` to embed "
+                    "the library with the current one",
+                    other,
+                )
+                return
             todo = [index.Work(i.id, item_path(session.lib, i), "new") for i in items]
             summary = index.run(
                 store,

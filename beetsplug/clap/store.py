@@ -173,6 +173,20 @@ class Store(VectorIndex):
             return {}
         return dict(self.conn.execute(f"SELECT key, value FROM {META}").fetchall())
 
+    def other_bundle(self, bundle: str) -> str | None:
+        """The label of another bundle whose vectors the index holds (which
+        `prepare(bundle)` would drop); None when it holds none but `bundle`'s."""
+        meta = self.meta()
+        if meta.get("bundle") in (None, bundle) or STATE not in self._table_names():
+            return None
+        row = self.conn.execute(
+            f"SELECT 1 FROM {STATE} WHERE status = 'ok' AND bundle != ? LIMIT 1",
+            (bundle,),
+        ).fetchone()
+        if row is None:
+            return None
+        return meta.get("label") or meta["bundle"][:12]
+
     def prepare(
         self, bundle: str, dim: int, label: str, tag_names: Sequence[str] = ()
     ) -> int:

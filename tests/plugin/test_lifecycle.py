@@ -540,6 +540,33 @@ def test_auto_embeds_on_import_and_records_the_final_files(
     assert env.lines("clap", "high", "-n", "1", "-f", "$title") == ["high"]
 
 
+def test_auto_under_another_bundle_embeds_nothing_and_drops_nothing(
+    env: ClapEnv, corpus: dict[str, Path], other_bundle: Path, tmp_path: Path
+) -> None:
+    """Embedding an import with another model would drop the library's
+    vectors: re-embedding the library is clap-index's, when asked."""
+    for kind in ("low", "mid"):
+        env.add(corpus[kind], title=kind)
+    env.run("clap-index")
+    vectors = env.sql("SELECT count(*) FROM clap_vectors")
+    env.reload(auto=True, model=str(other_bundle))
+    src = tmp_path / "incoming"
+    write_tagged(src / "album", ("high",))
+    _out, err = env.quiet_import(src)
+    (label,) = env.sql("SELECT value FROM clap_meta WHERE key = 'label'")[0]
+    assert label.startswith("clap-tiny 0.1.0")
+    assert [line for line in err if line.startswith("clap:")] == [
+        "clap: not embedded on import: the clap index holds vectors of another "
+        f"model bundle ({label}); run `beet clap-index` to embed the "
+        "library with the current one"
+    ]
+    assert env.sql("SELECT count(*) FROM clap_vectors") == vectors
+    assert len(list(env.lib.items())) == 3
+    env.reload(model=str(env.bundle))  # the index's own bundle: all still there
+    assert sorted(env.lines("clap", "low", "-f", "$title")) == ["low", "mid"]
+    assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 2, failed 0"]
+
+
 def test_auto_off_leaves_imports_unembedded(env: ClapEnv, tmp_path: Path) -> None:
     src = tmp_path / "incoming"
     write_audio(src / "album" / "01 low.flac", "low")
