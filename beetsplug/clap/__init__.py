@@ -75,9 +75,9 @@ class ClapPlugin(BeetsPlugin):
         self.album_template_fields["clap_score"] = self._album_score
         self.register_listener("item_removed", self._on_item_removed)
         self.register_listener("cli_exit", self._on_cli_exit)
+        self.register_listener("import_task_files", self._on_import_task_files)
         if self.settings.get("auto"):
             self.import_stages = [self._import_stage]
-            self.register_listener("import_task_files", self._on_import_task_files)
             self.register_listener("import", self._on_import_done)
 
     # Configuration ----------------------------------------------------------
@@ -665,16 +665,26 @@ class ClapPlugin(BeetsPlugin):
 
     def _on_import_task_files(self, session: ImportSession, task: ImportTask) -> None:
         """The importer copied/moved/tagged the files after they were embedded:
-        record their final stat so the next clap-index sees them unchanged."""
+        record their final stat so the next clap-index sees them unchanged.
+        Imported items the import did not embed are new items: rows under
+        their ids belong to items removed while the plugin was not loaded
+        (beets reuses the highest id), and are dropped before a search
+        takes them for the new tracks' sound."""
         from .index import file_stat
 
-        stats = []
+        if self._config_error is not None:
+            return
+        stats, stale = [], []
         for item in task.imported_items():
             if item.id in self._imported:
                 self._imported.discard(item.id)
                 stats.append((item.id, *file_stat(item_path(session.lib, item))))
-        if stats:
-            try:
-                self.store(session.lib.path).update_file_stats(stats)
-            except Exception as exc:  # the next clap-index re-embeds them
-                self._log.warning("could not record imported files: {}", exc)
+            else:
+                stale.append(item.id)
+        try:
+            store = self.store(session.lib.path)
+            if stats:
+                store.update_file_stats(stats)
+            store.delete_items(stale)
+        except Exception as exc:  # the next clap-index re-embeds them
+            self._log.warning("could not record imported files: {}", exc)

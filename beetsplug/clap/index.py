@@ -182,7 +182,7 @@ def run(
             # Rows of items removed from the library (beets deletes items on
             # its own connection, which cannot reach the vector tables).
             store.purge_missing()
-            return _run(
+            summary = _run(
                 store,
                 bundle,
                 todo,
@@ -193,6 +193,9 @@ def run(
                 progress=progress,
                 log=log,
             )
+            # And those removed while it ran (beet rm beside a long run).
+            store.purge_missing()
+            return summary
     except DecoderUnavailableError as exc:
         raise IndexingError(str(exc)) from exc
     except Terminated:

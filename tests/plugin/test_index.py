@@ -330,3 +330,31 @@ def test_a_broken_audio_graph_stops_indexing_before_anything_changes(
     with pytest.raises(UserError, match=r"has no 'tags' output$"):
         env.run("clap-index", "--force")
     assert env.sql(f"SELECT status FROM {STATE}") == [("ok",)]  # nothing lost
+
+
+def test_a_track_removed_while_the_run_goes_on_leaves_no_rows(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    """`beet rm` beside a long clap-index: the run's own batch writes rows
+    for an item beets has just deleted; the run drops them when it ends."""
+    from beetsplug.clap import index
+    from beetsplug.clap.model import Bundle
+    from beetsplug.clap.store import Store
+
+    items = [env.add(corpus[kind], title=kind) for kind in ("low", "mid", "high")]
+    todo = [index.Work(i.id, os.fsdecode(i.path), "new") for i in items]
+    bundle = Bundle.load(env.bundle, threads=1)
+    with Store.open(env.lib.path) as store:
+
+        def remove_the_last(done: int, total: int) -> None:
+            if done == 1:  # beets deletes on its own connection
+                with env.lib.transaction() as tx:
+                    tx.mutate("DELETE FROM items WHERE id = ?", (items[-1].id,))
+
+        summary = index.run(store, bundle, todo, progress=remove_the_last)
+        assert summary.embedded == 3
+    assert sorted(env.sql(f"SELECT item_id FROM {STATE}")) == [
+        (items[0].id,),
+        (items[1].id,),
+    ]
+    assert len(env.sql(f"SELECT item_id FROM {VECTORS}")) == 2

@@ -567,6 +567,28 @@ def test_auto_under_another_bundle_embeds_nothing_and_drops_nothing(
     assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 2, failed 0"]
 
 
+def test_an_id_beets_reuses_never_gets_the_old_tracks_vector(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    for kind in ("low", "noise"):
+        env.add(corpus[kind], title=kind)
+    env.run("clap-index")
+    (gone,) = env.lib.items("title:noise")
+    # Removed while the plugin is not loaded: its rows stay behind, and
+    # beets gives the next item the same id.
+    env.unload_plugins()
+    gone.remove()
+    env.load_plugins()
+    src = tmp_path / "incoming"
+    write_tagged(src / "album", ("high",))
+    env.quiet_import(src)
+    (new,) = env.lib.items("title:high")
+    assert new.id == gone.id
+    with pytest.raises(UserError, match="is not indexed yet"):
+        env.run("clap-similar", "title:high")
+    assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 1, failed 0"]
+
+
 def test_auto_off_leaves_imports_unembedded(env: ClapEnv, tmp_path: Path) -> None:
     src = tmp_path / "incoming"
     write_audio(src / "album" / "01 low.flac", "low")
