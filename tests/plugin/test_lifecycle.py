@@ -540,6 +540,17 @@ def test_auto_embeds_on_import_and_records_the_final_files(
     assert env.lines("clap", "high", "-n", "1", "-f", "$title") == ["high"]
 
 
+def test_auto_records_its_window_cap_on_import(env: ClapEnv, tmp_path: Path) -> None:
+    env.reload(auto=True, max_windows=2)
+    src = tmp_path / "incoming"
+    write_tagged(src / "album", ("low", "high"))
+    env.quiet_import(src, copy=True)
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 2, failed 0"]
+    env.reload(max_windows=3)
+    assert env.lines("clap-index", "-p")[-1] == "clap-index: would embed 2, unchanged 0"
+    assert env.sql(f"SELECT max_windows FROM {STATE}") == [(2,), (2,)]
+
+
 def test_auto_off_leaves_imports_unembedded(env: ClapEnv, tmp_path: Path) -> None:
     src = tmp_path / "incoming"
     write_audio(src / "album" / "01 low.flac", "low")
