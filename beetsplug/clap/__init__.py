@@ -234,7 +234,10 @@ class ClapPlugin(BeetsPlugin):
             self._log.info("{}", note)
         bundle, store = self.bundle(audio=True), self.store(lib.path)
         items = [(item.id, item_path(lib, item)) for item in lib.items(args)]
-        plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
+        windows = index.window_cap(bundle, self.settings["max_windows"])
+        plan = index.plan(
+            items, store.states(), bundle.identity, windows, force=opts.force
+        )
         if opts.pretend:
             failing = [w for w in plan.todo if w.problem is not None]
             for work in plan.todo:
@@ -261,7 +264,7 @@ class ClapPlugin(BeetsPlugin):
                     plan.todo,
                     jobs=jobs,
                     batch_size=self.settings["batch_size"],
-                    max_windows=self.settings["max_windows"] or None,
+                    max_windows=windows,
                     progress=ProgressBar("clap-index"),
                     log=self._log,
                 )

@@ -40,6 +40,7 @@ __all__ = [
     "results",
     "run",
     "stopped",
+    "window_cap",
 ]
 
 
@@ -49,7 +50,8 @@ class Work:
 
     item_id: int
     path: str
-    reason: str  # new, changed, failed before, other bundle, forced
+    # new, changed, failed before, other bundle, other max_windows, forced
+    reason: str
     # Why the run will record it as failed without decoding anything (the
     # file is missing or out of reach), for --pretend; None when it may work.
     problem: str | None = None
@@ -73,10 +75,27 @@ class Summary:
     dropped: int = 0  # rows of another bundle removed before the run
 
 
+def window_cap(bundle: Bundle, max_windows: int | None) -> int:
+    """The windows per track a run embeds: clap.max_windows, or the
+    bundle's own when that is 0 (None)."""
+    return max_windows or bundle.max_windows
+
+
 def reason_for(
-    state: ItemState | None, mtime: float, size: int, bundle: str, force: bool
+    state: ItemState | None,
+    mtime: float,
+    size: int,
+    bundle: str,
+    max_windows: int,
+    force: bool,
 ) -> str | None:
-    """Why an item needs embedding, or None when its vector is current."""
+    """Why an item needs embedding, or None when its vector is current.
+
+    `max_windows` is the run's window cap (`window_cap`): a vector embedded
+    with another cap is not what this run would make. A row that records no
+    cap (0) counts as current: its cap is unknown, and re-embedding a whole
+    library on a guess is left to --force.
+    """
     if force:
         return "forced"
     if state is None:
@@ -85,6 +104,8 @@ def reason_for(
         return "other bundle"
     if state.status != "ok":
         return "failed before"
+    if state.max_windows not in (0, max_windows):
+        return "other max_windows"
     if state.size != size or abs(state.mtime - mtime) > 1e-6:
         return "changed"
     return None
@@ -94,13 +115,16 @@ def plan(
     items: Iterable[tuple[int, str]],
     states: dict[int, ItemState],
     bundle: str,
+    max_windows: int,
     force: bool = False,
 ) -> Plan:
-    """Decide, from file stats and recorded state, what to embed."""
+    """Decide, from file stats and recorded state, what to embed with a
+    window cap of `max_windows`."""
     result = Plan()
     for item_id, path in items:
         mtime, size = file_stat(path)
-        why = reason_for(states.get(item_id), mtime, size, bundle, force)
+        state = states.get(item_id)
+        why = reason_for(state, mtime, size, bundle, max_windows, force)
         if why is None:
             result.unchanged += 1
         else:
@@ -237,7 +261,7 @@ def _run(
     )
     by_id = {w.item_id: w for w in todo}
     states = store.states()
-    windows = max_windows or bundle.max_windows
+    windows = window_cap(bundle, max_windows)
     batch: list[Embedded | Failed] = []
 
     def flush() -> None:
@@ -253,7 +277,7 @@ def _run(
                 kept.append(r)
             else:
                 failed.append(r)
-        store.write_batch(bundle.identity, done, failed)
+        store.write_batch(bundle.identity, done, failed, max_windows=windows)
         summary.embedded += len(done)
         for f in failed:
             summary.failed.append((by_id[f.item_id], f.error))

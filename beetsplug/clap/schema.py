@@ -21,9 +21,14 @@ STATE_SCHEMA = (
     "item_id INTEGER PRIMARY KEY, mtime REAL NOT NULL, size INTEGER NOT NULL, "
     "bundle TEXT NOT NULL, "
     "status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), "
-    "error TEXT, windows INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)",
+    "error TEXT, windows INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL, "
+    "max_windows INTEGER NOT NULL DEFAULT 0)",
     f"CREATE TABLE IF NOT EXISTS {TAGS} (item_id INTEGER PRIMARY KEY, tags BLOB)",
 )
+# Columns of STATE that an index made by an older version lacks, with the
+# definition that adds them; each default reads as "not recorded".
+# max_windows: the window cap the vector was embedded with.
+STATE_ADDED_COLUMNS = {"max_windows": "INTEGER NOT NULL DEFAULT 0"}
 # The vectors and their codes: recreated when the dimension changes.
 VECTOR_SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {VECTORS} ("
@@ -43,6 +48,10 @@ ID_LIST = "(SELECT value FROM json_each(?))"
 def json_ids(ids: Iterable[int]) -> str:
     """The parameter for ID_LIST."""
     return json.dumps([int(i) for i in ids])
+
+
+def column_names(conn: Any, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}
 
 
 def table_names(conn: Any) -> set[str]:

@@ -17,10 +17,12 @@ from .schema import (
     ID_LIST,
     META,
     STATE,
+    STATE_ADDED_COLUMNS,
     STATE_SCHEMA,
     TAGS,
     VECTOR_SCHEMA,
     VECTORS,
+    column_names,
     json_ids,
     table_names,
 )
@@ -57,6 +59,7 @@ class ItemState:
     status: str  # "ok" or "failed"
     error: str | None
     windows: int
+    max_windows: int  # the window cap it was embedded with; 0: not recorded
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,19 @@ def connect(db_path: Path | str, timeout: float | None = None) -> Any:
             f"cannot open library database {os.fsdecode(db_path)}: {exc}"
         ) from exc
     return conn
+
+
+def _add_state_columns(conn: Any) -> None:
+    """Give a state table made by an older version the columns it lacks.
+
+    Run inside `prepare`'s write transaction: a concurrent `prepare` waits
+    for it and then finds the columns there; readers see the table before
+    or after, and `states` reads either.
+    """
+    present = column_names(conn, STATE)
+    for name, definition in STATE_ADDED_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE {STATE} ADD COLUMN {name} {definition}")
 
 
 class Store(VectorIndex):
@@ -200,6 +216,7 @@ class Store(VectorIndex):
         with self.transaction() as conn:
             for ddl in STATE_SCHEMA:
                 conn.execute(ddl)
+            _add_state_columns(conn)
             meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
             dropped = 0
             if meta.get("dim") not in (None, str(dim)):
@@ -242,16 +259,25 @@ class Store(VectorIndex):
         """Every item's recorded state (an empty dict before the first index)."""
         if STATE not in self._table_names():
             return {}
+        # An index not yet upgraded by `prepare` (a --pretend run writes
+        # nothing) has no recorded cap: 0, as the added column's default.
+        cap = "max_windows" if "max_windows" in column_names(self.conn, STATE) else "0"
         rows = self.conn.execute(
-            f"SELECT item_id, mtime, size, bundle, status, error, windows FROM {STATE}"
+            "SELECT item_id, mtime, size, bundle, status, error, windows, "
+            f"{cap} FROM {STATE}"
         ).fetchall()
         return {row[0]: ItemState(*row[1:]) for row in rows}
 
     def write_batch(
-        self, bundle: str, done: Sequence[Embedded], failed: Sequence[Failed]
+        self,
+        bundle: str,
+        done: Sequence[Embedded],
+        failed: Sequence[Failed],
+        max_windows: int = 0,
     ) -> None:
         """Store one batch: vectors, codes, tags and state rows in one
-        transaction."""
+        transaction; `max_windows` is the window cap the batch was embedded
+        with (0: not recorded)."""
         now = time.time()
         ids = [(e.item_id,) for e in done] + [(f.item_id,) for f in failed]
         with self.transaction() as conn:
@@ -262,18 +288,14 @@ class Store(VectorIndex):
                 f"INSERT INTO {TAGS} (item_id, tags) VALUES (?, ?)",
                 [(e.item_id, float32_blob(e.tags)) for e in done if e.tags is not None],
             )
+            rows = [
+                (e.item_id, e.mtime, e.size, "ok", None, e.windows) for e in done
+            ] + [(f.item_id, f.mtime, f.size, "failed", f.error, 0) for f in failed]
             conn.executemany(
-                f"INSERT OR REPLACE INTO {STATE} "
-                "(item_id, mtime, size, bundle, status, error, windows, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (e.item_id, e.mtime, e.size, bundle, "ok", None, e.windows, now)
-                    for e in done
-                ]
-                + [
-                    (f.item_id, f.mtime, f.size, bundle, "failed", f.error, 0, now)
-                    for f in failed
-                ],
+                f"INSERT OR REPLACE INTO {STATE} (item_id, mtime, size, status, "
+                "error, windows, bundle, updated, max_windows) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*row, bundle, now, max_windows) for row in rows],
             )
 
     def update_file_stats(self, stats: Sequence[tuple[int, float, int]]) -> None:

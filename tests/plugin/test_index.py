@@ -231,6 +231,133 @@ def test_max_windows_setting_is_used(env: ClapEnv, corpus: dict[str, Path]) -> N
     assert env.sql(f"SELECT windows FROM {STATE}") == [(2,)]
 
 
+def _caps(env: ClapEnv) -> dict[str, int]:
+    """The window cap each track's state records, by title."""
+    rows = env.sql(
+        f"SELECT items.title, s.max_windows FROM {STATE} s "
+        "JOIN items ON items.id = s.item_id"
+    )
+    return dict(rows)
+
+
+def test_a_changed_max_windows_re_embeds_every_track_and_says_why(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    env.reload(max_windows=2)
+    paths = [os.fsdecode(env.add(corpus[k], title=k).path) for k in ("low", "mid")]
+    env.run("clap-index")
+    before = env.sql(f"SELECT embedding FROM {VECTORS} ORDER BY item_id")
+    env.reload(max_windows=3)
+    assert env.lines("clap-index", "-p") == [
+        *(f"would embed (other max_windows): {path}" for path in paths),
+        "clap-index: would embed 2, unchanged 0",
+    ]
+    assert env.lines("clap-index") == ["clap-index: embedded 2, unchanged 0, failed 0"]
+    assert _caps(env) == {"low": 3, "mid": 3}
+    assert env.sql(f"SELECT windows FROM {STATE}") == [(3,), (3,)]
+    assert env.sql(f"SELECT embedding FROM {VECTORS} ORDER BY item_id") != before
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 2, failed 0"]
+    # 0 means the bundle's own cap (4 for the tiny bundle): that is what a
+    # vector records, so naming the same cap outright changes nothing.
+    env.reload(max_windows=0)
+    assert (
+        env.lines("clap-index")[-1] == "clap-index: embedded 2, unchanged 0, failed 0"
+    )
+    assert _caps(env) == {"low": 4, "mid": 4}
+    env.reload(max_windows=4)
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 2, failed 0"]
+
+
+# clap_state as versions before the window cap was recorded created it.
+_STATE_WITHOUT_CAP = (
+    f"CREATE TABLE {STATE} ("
+    "item_id INTEGER PRIMARY KEY, mtime REAL NOT NULL, size INTEGER NOT NULL, "
+    "bundle TEXT NOT NULL, "
+    "status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), "
+    "error TEXT, windows INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL)"
+)
+
+
+def _columns(env: ClapEnv) -> list[str]:
+    return [row[1] for row in env.sql(f"PRAGMA table_info({STATE})")]
+
+
+def test_an_index_without_recorded_caps_is_upgraded_and_stays_current(
+    env: ClapEnv, corpus: dict[str, Path]
+) -> None:
+    from beetsplug.clap.store import Store, connect
+
+    for kind in ("low", "mid"):
+        env.add(corpus[kind], title=kind)
+    env.run("clap-index")
+    conn = connect(env.lib.path)
+    with conn:  # one transaction: the table as an older version left it
+        conn.execute("BEGIN")
+        conn.execute(f"ALTER TABLE {STATE} RENAME TO old_state")
+        conn.execute(_STATE_WITHOUT_CAP)
+        conn.execute(
+            f"INSERT INTO {STATE} SELECT item_id, mtime, size, bundle, status, "
+            "error, windows, updated FROM old_state"
+        )
+        conn.execute("DROP TABLE old_state")
+    conn.close()
+    assert "max_windows" not in _columns(env)
+    # A reader that has read the old table goes on reading it once upgraded.
+    with Store.open(env.lib.path) as reader:
+        assert {s.max_windows for s in reader.states().values()} == {0}
+        # --pretend reads the old table and writes nothing, not even the column.
+        assert env.lines("clap-index", "-p") == [
+            "clap-index: would embed 0, unchanged 2"
+        ]
+        assert "max_windows" not in _columns(env)
+        # Rows that recorded no cap count as current, whatever the cap now.
+        env.reload(max_windows=2)
+        env.add(corpus["high"], title="high")
+        assert env.lines("clap-index") == [
+            "clap-index: embedded 1, unchanged 2, failed 0"
+        ]
+        assert {s.max_windows for s in reader.states().values()} == {0, 2}
+    assert _columns(env)[-1] == "max_windows"
+    assert _caps(env) == {"low": 0, "mid": 0, "high": 2}
+    # Added once: later runs find it there.
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 3, failed 0"]
+    assert _columns(env).count("max_windows") == 1
+
+
+def test_a_stopped_forced_run_after_a_cap_change_is_resumed_by_a_plain_run(
+    env: ClapEnv, corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    import beetsplug.clap
+
+    env.reload(max_windows=2, batch_size=1)
+    for kind in ("low", "mid", "high"):
+        env.add(corpus[kind], title=kind)
+    env.run("clap-index")
+    env.reload(max_windows=3)
+
+    def ctrl_c_after_the_first_track(count: int, total: int) -> None:
+        if count == 1:  # its batch is committed: a real SIGINT, as Ctrl-C
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(
+        beetsplug.clap, "ProgressBar", lambda _name: ctrl_c_after_the_first_track
+    )
+    with pytest.raises(SystemExit) as stop:
+        env.outputs("clap-index", "--force")
+    assert stop.value.code == 130
+    monkeypatch.undo()
+    # The warning's promise: running it again goes on from there.
+    out = env.lines("clap-index", "-p")
+    assert [line.split(": ")[0] for line in out[:-1]] == [
+        "would embed (other max_windows)"
+    ] * 2
+    assert out[-1] == "clap-index: would embed 2, unchanged 1"
+    assert env.lines("clap-index") == ["clap-index: embedded 2, unchanged 1, failed 0"]
+    assert _caps(env) == {"low": 3, "mid": 3, "high": 3}
+
+
 def test_tags_are_stored_for_a_tagging_bundle(
     env: ClapEnv, corpus: dict[str, Path], tagged_bundle: Path
 ) -> None:

@@ -589,6 +589,17 @@ def test_an_id_beets_reuses_never_gets_the_old_tracks_vector(
     assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 1, failed 0"]
 
 
+def test_auto_records_its_window_cap_on_import(env: ClapEnv, tmp_path: Path) -> None:
+    env.reload(auto=True, max_windows=2)
+    src = tmp_path / "incoming"
+    write_tagged(src / "album", ("low", "high"))
+    env.quiet_import(src, copy=True)
+    assert env.lines("clap-index") == ["clap-index: embedded 0, unchanged 2, failed 0"]
+    env.reload(max_windows=3)
+    assert env.lines("clap-index", "-p")[-1] == "clap-index: would embed 2, unchanged 0"
+    assert env.sql(f"SELECT max_windows FROM {STATE}") == [(2,), (2,)]
+
+
 def test_auto_off_leaves_imports_unembedded(env: ClapEnv, tmp_path: Path) -> None:
     src = tmp_path / "incoming"
     write_audio(src / "album" / "01 low.flac", "low")
