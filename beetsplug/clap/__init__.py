@@ -487,15 +487,17 @@ class ClapPlugin(BeetsPlugin):
         )
         ranked = [(step.item_id, step.fit) for step in steps]
         self._scores.update(ranked)
-        self._print_ranked(ranked, lib.get_item, opts.score)
         if len(steps) < length:
             self._log.info(
                 "only {} tracks lie between FROM and TO{}: the path is shorter",
                 len(steps) - 2,
                 f" among those matching {' '.join(query)}" if query else "",
             )
+        # The playlist first: it is what lasts, and printing can end the
+        # command early (`| head` closes the pipe, and beets stops quietly).
         if opts.m3u:
             self._write_path(lib, opts.m3u, [step.item_id for step in steps])
+        self._print_ranked(ranked, lib.get_item, opts.score)
 
     def _write_path(self, lib: Library, filename: str, item_ids: list[int]) -> None:
         from .library_playlists import write_items
