@@ -254,18 +254,21 @@ class ClapPlugin(BeetsPlugin):
             "embedding {} tracks with {} decoding job(s)", len(plan.todo), jobs
         )
         try:
-            summary = self._searching(
-                lambda: index.run(
-                    store,
-                    bundle,
-                    plan.todo,
-                    jobs=jobs,
-                    batch_size=self.settings["batch_size"],
-                    max_windows=self.settings["max_windows"] or None,
-                    progress=ProgressBar("clap-index"),
-                    log=self._log,
+            # The bar's line is ended before any message (a warning, the
+            # stop line of Ctrl-C or SIGTERM, an error) and when the run ends.
+            with ProgressBar("clap-index", self._log) as bar:
+                summary = self._searching(
+                    lambda: index.run(
+                        store,
+                        bundle,
+                        plan.todo,
+                        jobs=jobs,
+                        batch_size=self.settings["batch_size"],
+                        max_windows=self.settings["max_windows"] or None,
+                        progress=bar,
+                        log=self._log,
+                    )
                 )
-            )
         except index.IndexingError as exc:
             raise UserError(str(exc)) from exc
         if summary.dropped:
