@@ -578,9 +578,22 @@ class ClapPlugin(BeetsPlugin):
         return {item_id for item_id, _ in ranked}
 
     def query_album_ids(self, text: str) -> set[int]:
-        """Albums of the items a `clap:TEXT` query matches."""
-        ids = self.query_ids(text)
-        return set(self._searching(lambda: self.store().albums_of(ids)).values())
+        """Albums of the items a `clap:TEXT` query matches; each album's
+        $clap_score is the mean of its indexed tracks' scores, as `beet
+        clap -a` ranks albums."""
+        from . import search
+
+        bundle, store = self.bundle(), self.store()
+
+        def run() -> tuple[set[int], dict[int, float]]:
+            tq = self._embed(text)
+            ranked = search.rank_items(store, bundle, tq, self.settings["query_top_k"])
+            albums = set(store.albums_of(i for i, _ in ranked).values())
+            return albums, search.album_scores(store, tq, albums)
+
+        albums, scores = self._searching(run)
+        self._album_scores.update(scores)
+        return albums
 
     # Listeners and import stage ---------------------------------------------
 
