@@ -234,6 +234,9 @@ class ClapPlugin(BeetsPlugin):
             self._log.info("{}", note)
         bundle, store = self.bundle(audio=True), self.store(lib.path)
         items = [(item.id, item_path(lib, item)) for item in lib.items(args)]
+        if args and not items:
+            self._log.info("{}", _nothing_found(args, (), "tracks"))
+            return
         plan = index.plan(items, store.states(), bundle.identity, force=opts.force)
         if opts.pretend:
             failing = [w for w in plan.todo if w.problem is not None]

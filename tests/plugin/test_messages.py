@@ -62,6 +62,12 @@ def test_a_search_that_matches_nothing_says_so(
         [],
         ["clap: no albums match album:nothing"],
     )
+    # clap-index says it as the searches do, not "embedded 0, unchanged 0".
+    for args in (("year:1800",), ("year:1800", "--pretend")):
+        assert indexed.outputs("clap-index", *args) == (
+            [],
+            ["clap: no tracks match year:1800"],
+        )
     indexed.add(corpus["mid"], title="fresh", album="fresh")  # not indexed
     assert indexed.outputs("clap", "low", "title:fresh") == (
         [],
