@@ -253,9 +253,7 @@ class ClapPlugin(BeetsPlugin):
                 + (f", would fail {len(failing)}" if failing else "")
             )
             return
-        self._log.debug(
-            "embedding {} tracks with {} decoding job(s)", len(plan.todo), jobs
-        )
+        self._log.debug("embedding {} tracks with {} job(s)", len(plan.todo), jobs)
         try:
             # The bar's line is ended before any message (a warning, the
             # stop line of Ctrl-C or SIGTERM, an error) and when the run ends.

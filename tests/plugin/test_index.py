@@ -349,6 +349,17 @@ def test_progress_bar_ends_its_line_before_any_message(
     assert capsys.readouterr().err == "a decoding process died\n"
 
 
+def test_index_help_says_what_a_job_does() -> None:
+    from beetsplug.clap.cli import subcommands
+
+    (index,) = [cmd for cmd in subcommands() if cmd.name == "clap-index"]
+    text = " ".join(index.parser.format_help().split())
+    assert (
+        "-j JOBS, --jobs=JOBS worker processes, each decoding and embedding "
+        "whole tracks (default: clap.jobs, 0 = all cores)"
+    ) in text
+
+
 def test_a_broken_audio_graph_stops_indexing_before_anything_changes(
     env: ClapEnv, corpus: dict[str, Path], tiny_bundle: Path, tmp_path: Path
 ) -> None:
