@@ -234,6 +234,9 @@ class ClapPlugin(BeetsPlugin):
             self._log.info("{}", note)
         bundle, store = self.bundle(audio=True), self.store(lib.path)
         items = [(item.id, item_path(lib, item)) for item in lib.items(args)]
+        if args and not items:
+            self._log.info("{}", _nothing_found(args, (), "tracks"))
+            return
         windows = index.window_cap(bundle, self.settings["max_windows"])
         plan = index.plan(
             items, store.states(), bundle.identity, windows, force=opts.force
@@ -253,22 +256,23 @@ class ClapPlugin(BeetsPlugin):
                 + (f", would fail {len(failing)}" if failing else "")
             )
             return
-        self._log.debug(
-            "embedding {} tracks with {} decoding job(s)", len(plan.todo), jobs
-        )
+        self._log.debug("embedding {} tracks with {} job(s)", len(plan.todo), jobs)
         try:
-            summary = self._searching(
-                lambda: index.run(
-                    store,
-                    bundle,
-                    plan.todo,
-                    jobs=jobs,
-                    batch_size=self.settings["batch_size"],
-                    max_windows=windows,
-                    progress=ProgressBar("clap-index"),
-                    log=self._log,
+            # The bar's line is ended before any message (a warning, the
+            # stop line of Ctrl-C or SIGTERM, an error) and when the run ends.
+            with ProgressBar("clap-index", self._log) as bar:
+                summary = self._searching(
+                    lambda: index.run(
+                        store,
+                        bundle,
+                        plan.todo,
+                        jobs=jobs,
+                        batch_size=self.settings["batch_size"],
+                        max_windows=windows,
+                        progress=bar,
+                        log=self._log,
+                    )
                 )
-            )
         except index.IndexingError as exc:
             raise UserError(str(exc)) from exc
         if summary.dropped:
@@ -490,15 +494,17 @@ class ClapPlugin(BeetsPlugin):
         )
         ranked = [(step.item_id, step.fit) for step in steps]
         self._scores.update(ranked)
-        self._print_ranked(ranked, lib.get_item, opts.score)
         if len(steps) < length:
             self._log.info(
                 "only {} tracks lie between FROM and TO{}: the path is shorter",
                 len(steps) - 2,
                 f" among those matching {' '.join(query)}" if query else "",
             )
+        # The playlist first: it is what lasts, and printing can end the
+        # command early (`| head` closes the pipe, and beets stops quietly).
         if opts.m3u:
             self._write_path(lib, opts.m3u, [step.item_id for step in steps])
+        self._print_ranked(ranked, lib.get_item, opts.score)
 
     def _write_path(self, lib: Library, filename: str, item_ids: list[int]) -> None:
         from .library_playlists import write_items
@@ -576,9 +582,22 @@ class ClapPlugin(BeetsPlugin):
         return {item_id for item_id, _ in ranked}
 
     def query_album_ids(self, text: str) -> set[int]:
-        """Albums of the items a `clap:TEXT` query matches."""
-        ids = self.query_ids(text)
-        return set(self._searching(lambda: self.store().albums_of(ids)).values())
+        """Albums of the items a `clap:TEXT` query matches; each album's
+        $clap_score is the mean of its indexed tracks' scores, as `beet
+        clap -a` ranks albums."""
+        from . import search
+
+        bundle, store = self.bundle(), self.store()
+
+        def run() -> tuple[set[int], dict[int, float]]:
+            tq = self._embed(text)
+            ranked = search.rank_items(store, bundle, tq, self.settings["query_top_k"])
+            albums = set(store.albums_of(i for i, _ in ranked).values())
+            return albums, search.album_scores(store, tq, albums)
+
+        albums, scores = self._searching(run)
+        self._album_scores.update(scores)
+        return albums
 
     # Listeners and import stage ---------------------------------------------
 

@@ -50,7 +50,8 @@ def _index_command() -> ui.Subcommand:
         cmd,
         "-j",
         "--jobs",
-        help="decoding processes (default: clap.jobs, 0 = all cores)",
+        help="worker processes, each decoding and embedding whole tracks "
+        "(default: clap.jobs, 0 = all cores)",
     )
     return cmd
 

@@ -498,9 +498,12 @@ def library_points(
     """(tracks, their vectors) of the indexed items a beets query matches
     (all without one): the map's reading of the library, apart from its
     computing. SearchError when the index cannot be searched, MapError when
-    nothing is left to draw."""
+    nothing is left to draw: said as the search commands say why they
+    found nothing (results.tracks_not_found: no match, not indexed yet,
+    failed to index)."""
     import numpy as np
 
+    from .results import tracks_not_found
     from .search import check_index, matching_ids
 
     check_index(store, bundle)
@@ -510,7 +513,8 @@ def library_points(
         keep = np.isin(ids, np.fromiter(wanted, np.int64, len(wanted)))
         ids, vectors = ids[keep], vectors[keep]
         if not len(ids):
-            raise MapError("no indexed track matches the query: nothing to draw")
+            terms = [query] if isinstance(query, str) else list(query or ())
+            raise MapError(tracks_not_found(lib, store, terms, wanted))
     tracks = library_tracks(lib, ids.tolist(), color)
     present = np.isin(ids, np.array([t.item_id for t in tracks], np.int64))
     return tracks, vectors[present]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SearchError",
     "TextQuery",
+    "album_scores",
     "check_index",
     "description_problem",
     "embed_query",
@@ -481,17 +482,34 @@ def rank_albums(
         pool = store.nearest(query.vector, size, candidates, margin=0).ids.tolist()
     album_of = store.albums_of(pool)
     nearest = list(dict.fromkeys(album_of[i] for i in pool if i in album_of))
-    members = store.album_members(nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)])
+    scored = album_scores(
+        store, query, nearest[: max(limit * ALBUM_POOL_FACTOR, MIN_ALBUMS)]
+    )
+    return top_scored(
+        np.fromiter(scored.keys(), np.int64, len(scored)),
+        np.fromiter(scored.values(), np.float32, len(scored)),
+        limit,
+    )
+
+
+def album_scores(
+    store: Store, query: Query, album_ids: Collection[int]
+) -> dict[int, float]:
+    """Album id -> the mean score of its indexed tracks, for those of
+    `album_ids` that have one: the score `-a` ranks albums by, and the
+    `$clap_score` of an album that `clap:TEXT` matches."""
+    import numpy as np
+
+    members = store.album_members(album_ids)
     rows = store.rows((i for m in members.values() for i in m), query.tag_width)
     scores = score_rows(store, query, rows)
     score_of = dict(zip(rows.ids.tolist(), scores.tolist(), strict=True))
-    albums, scores = [], []
+    result = {}
     for album_id, item_ids in members.items():
         found = [score_of[i] for i in item_ids if i in score_of]
         if found:
-            albums.append(album_id)
-            scores.append(float(np.mean(found)))
-    return top_scored(np.array(albums, np.int64), np.array(scores, np.float32), limit)
+            result[album_id] = float(np.mean(found))
+    return result
 
 
 def rank_similar(

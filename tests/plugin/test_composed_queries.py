@@ -403,6 +403,43 @@ def test_path_m3u_that_cannot_be_written(ramp: ClapEnv, tmp_path: Path) -> None:
     assert not (tmp_path / "no").exists()
 
 
+def test_path_m3u_is_written_when_nobody_reads_the_path(
+    tmp_path: Path, tiny_bundle: Path, corpus: dict[str, Path]
+) -> None:
+    """`beet clap-path ... --m3u FILE | head -2`: once the reader is gone,
+    the next line printed ends beets, quietly and with status 0. The
+    playlist is written before the path is printed, so it is there."""
+    import os
+    import subprocess
+    import sys
+
+    from clap_helpers import beet, beet_env, make_beetsdir
+
+    kinds = ["low", "mid", "high"]
+    beetsdir = make_beetsdir(
+        tmp_path, tiny_bundle, [corpus[k] for k in kinds], titles=kinds
+    )
+    assert beet(beetsdir, "clap-index").returncode == 0
+    target = tmp_path / "trip.m3u"
+    args = ["clap-path", "title:low", "title:high", "-n", "2", "--m3u", str(target)]
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "beets", *args],
+            env=beet_env(beetsdir),
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr
+    written = target.read_text().splitlines()
+    assert [Path(p).stem for p in written] == ["low", "high"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

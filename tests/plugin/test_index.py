@@ -438,6 +438,61 @@ def test_progress_bar_draws_only_on_a_terminal(
     assert "#" * 30 in err
 
 
+def test_progress_bar_ends_its_line_before_any_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a terminal the bar is redrawn in place, its line left open: a
+    message of the run's log (a warning, the stop line of Ctrl-C) and
+    whatever follows the run (an error) each start a line of their own."""
+    import logging
+    import sys
+
+    from beetsplug.clap.progress import ProgressBar as _ProgressBar
+
+    log = logging.Logger("test-progress-bar")  # of this test alone
+    log.addHandler(logging.StreamHandler(sys.stderr))  # the captured stderr
+    bar = _ProgressBar("clap-index", log)
+    bar.enabled = True  # what a terminal gets
+
+    def interrupted() -> None:
+        with bar:
+            bar(0, 4)
+            log.warning("a decoding process died")
+            bar.drawn = float("-inf")  # the next step is drawn
+            bar(1, 4)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    log.warning("clap-index stopped (SIGINT)")
+    lines = capsys.readouterr().err.split("\n")
+    assert lines[0].startswith("\rclap-index [")
+    assert lines[0].endswith(" 0/4 0 tracks/min")
+    assert lines[1] == "a decoding process died"
+    assert lines[2].startswith("\rclap-index [")
+    assert " 1/4 " in lines[2]
+    assert lines[3:] == ["clap-index stopped (SIGINT)", ""]
+    assert log.filters == []  # the run's log, as it was
+    # Off a terminal nothing is drawn, so nothing is ended either.
+    quiet = _ProgressBar("clap-index", log)
+    quiet.enabled = False
+    with quiet:
+        quiet(0, 4)
+        log.warning("a decoding process died")
+    assert capsys.readouterr().err == "a decoding process died\n"
+
+
+def test_index_help_says_what_a_job_does() -> None:
+    from beetsplug.clap.cli import subcommands
+
+    (index,) = [cmd for cmd in subcommands() if cmd.name == "clap-index"]
+    text = " ".join(index.parser.format_help().split())
+    assert (
+        "-j JOBS, --jobs=JOBS worker processes, each decoding and embedding "
+        "whole tracks (default: clap.jobs, 0 = all cores)"
+    ) in text
+
+
 def test_a_broken_audio_graph_stops_indexing_before_anything_changes(
     env: ClapEnv, corpus: dict[str, Path], tiny_bundle: Path, tmp_path: Path
 ) -> None:

@@ -340,6 +340,56 @@ def test_a_killed_index_leaves_no_process_and_no_spool_behind(
     assert _consistent(db) == (n, n)
 
 
+def test_an_interrupted_index_says_so_on_a_line_of_its_own(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """On a terminal the progress bar is redrawn in place, its line open:
+    Ctrl-C's stop line starts a new line, not glued to the bar."""
+    import pty
+    import threading
+
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=1)
+    _library(beetsdir, _many_files(tmp_path / "music", 200))
+    terminal, stderr = pty.openpty()
+    shown: list[bytes] = []
+
+    def read() -> None:
+        # Until every holder of the terminal's other end has closed it (EIO).
+        while True:
+            try:
+                data = os.read(terminal, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            shown.append(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "beets", "clap-index"],
+            env=beet_env(beetsdir),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    finally:
+        os.close(stderr)
+    _wait_for_rows(beetsdir / "library.db", proc)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    reader.join(timeout=120)
+    os.close(terminal)
+    assert proc.returncode == 130
+    text = b"".join(shown).decode().replace("\r\n", "\n")
+    assert "tracks/min" in text, "the bar is drawn on a terminal"
+    assert (
+        "clap: clap-index stopped (SIGINT): finished batches are kept; "
+        "run it again to go on"
+    ) in text.split("\n")
+
+
 def test_only_spools_of_dead_processes_are_removed(tmp_path: Path) -> None:
     from beetsplug.clap import workers
 

@@ -62,6 +62,12 @@ def test_a_search_that_matches_nothing_says_so(
         [],
         ["clap: no albums match album:nothing"],
     )
+    # clap-index says it as the searches do, not "embedded 0, unchanged 0".
+    for args in (("year:1800",), ("year:1800", "--pretend")):
+        assert indexed.outputs("clap-index", *args) == (
+            [],
+            ["clap: no tracks match year:1800"],
+        )
     indexed.add(corpus["mid"], title="fresh", album="fresh")  # not indexed
     assert indexed.outputs("clap", "low", "title:fresh") == (
         [],
@@ -214,6 +220,7 @@ def test_tracks_that_failed_to_index_are_said_to_have_failed_and_why(
     )
     why = _reason(indexed, cut)
     at = f"path:{cut}"
+    drawn = tmp_path / "map.html"
     for args, message in (
         (("clap-similar", at), f"the one matched track failed to index: {why}"),
         (
@@ -227,10 +234,20 @@ def test_tracks_that_failed_to_index_are_said_to_have_failed_and_why(
             "none of the 2 matched tracks is indexed: both failed to index "
             f"(cut.flac: {why}; and 1 more)",
         ),
+        (
+            ("clap-map", at, "-o", str(drawn)),
+            f"the one track matching {at} failed to index: {why}",
+        ),
+        (
+            ("clap-map", "album:bad", "-o", str(drawn)),
+            "none of the 2 tracks matching album:bad is indexed: both failed to "
+            f"index (cut.flac: {why}; and 1 more)",
+        ),
     ):
         with pytest.raises(UserError) as info:
             indexed.run(*args)
         assert str(info.value) == message, args
+    assert not drawn.exists()
     said = f"clap: the one track matching {at} failed to index: {why}"
     assert indexed.outputs("clap", "low", at) == ([], [said])
     # The seeds left out, what is left failed: that, not "a seed".
@@ -244,6 +261,13 @@ def test_tracks_that_failed_to_index_are_said_to_have_failed_and_why(
             f"2 failed to index (cut.flac: {why}; and 1 more); "
             "run `beet clap-index` for the other 1"
         ],
+    )
+    with pytest.raises(UserError) as info:
+        indexed.run("clap-map", "album:bad", "-o", str(drawn))
+    assert str(info.value) == (
+        "none of the 3 tracks matching album:bad is indexed yet: "
+        f"2 failed to index (cut.flac: {why}; and 1 more); "
+        "run `beet clap-index` for the other 1"
     )
     # --explain counts seeds of each kind apart, as the errors name them.
     seeds = ("album:bad", ",", "title:high")

@@ -109,6 +109,10 @@ def test_clap_query_prefix_in_ls(indexed: ClapEnv) -> None:
     assert indexed.lines("ls", "-f", "$title", "clap:low", "title:low2") == ["low2"]
     line = indexed.lines("ls", "-f", "$clap_score $title", "clap:high", "title:high")[0]
     assert float(line.split()[0]) > 0.5
+    # beets lists the matches in its order; a sort on the score, as `clap`.
+    assert indexed.lines("ls", "-f", "$title", "clap:noise", "clap_score-") == (
+        indexed.lines("clap", "noise", "-n", "2", "-f", "$title")
+    )
 
 
 def test_clap_query_for_albums(env: ClapEnv, corpus: dict[str, Path]) -> None:
@@ -120,7 +124,19 @@ def test_clap_query_for_albums(env: ClapEnv, corpus: dict[str, Path]) -> None:
     )
     env.add(corpus["high"], title="high", album="")  # a singleton
     env.run("clap-index")
+    # An album's $clap_score is its score as `clap -a` ranks it (the mean of
+    # its tracks'), not empty.
+    ranked = env.lines("clap", "-a", "low", "-f", "$clap_score $album")
+    assert [line.split()[1] for line in ranked] == ["lows", "rest"]
+    listed = env.lines("ls", "-a", "-f", "$clap_score $album", "clap:low")
+    assert sorted(listed) == sorted(ranked)
+    # A sort on the field lists them as `clap -a` ranks them.
+    assert (
+        env.lines("ls", "-a", "-f", "$clap_score $album", "clap:low", "clap_score-")
+        == ranked
+    )
     env.reload(query_top_k=1)
+    assert env.lines("ls", "-a", "-f", "$clap_score $album", "clap:low") == ranked[:1]
     assert env.lines("ls", "-a", "-f", "$album", "clap:low") == ["lows"]
     assert env.lines("ls", "-a", "-f", "$album", "clap:noise") == ["rest"]
     # The best "high" track is a singleton: no album matches.

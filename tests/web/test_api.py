@@ -362,7 +362,7 @@ def test_clap_map_writes_one_self_contained_file(library: Path, tmp_path: Path) 
         ),
         (
             ["album:polka", "-o", "{tmp}/m.html"],
-            "no indexed track matches the query: nothing to draw",
+            "no tracks match album:polka",
         ),
         ([], "give the file to write: beet clap-map -o map.html"),
         (
