@@ -943,15 +943,16 @@ def _save(run: _Run) -> None:
     rng = dist.all_gather_object(rng_state(ctx.device))
     skipped_all = dist.reduce_sum_int(run.skipped, ctx.device)
     if ctx.is_main:
+        data_dirs = [str(Path(d).resolve()) for d in run.data_dirs]
         state = {
             **state_dicts(run.stateful()),
             "step": run.step,
             "config": run.cfg.to_dict(),
-            "data_dir": str(run.data_dir),
-            "data_dirs": [str(d) for d in run.data_dirs],
-            # What a resume compares with: a relative --data means another
-            # folder when the resume runs from another working directory.
-            "data_dirs_resolved": [str(Path(d).resolve()) for d in run.data_dirs],
+            # The folders themselves, however --data spelt them this time:
+            # a relative path means another folder from another working
+            # directory, and a resume may name the same folder otherwise.
+            "data_dir": data_dirs[0],
+            "data_dirs": data_dirs,
             "rng": {"per_rank": rng},
             "data_state": {
                 **run.position.state(tc.batch_size, ctx.world_size),
