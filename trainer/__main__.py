@@ -4,12 +4,13 @@ Only argument parsing and dispatch live here; each subcommand's work is in its
 own module (open_clip keeps its library and its trainer apart the same way).
 Errors a user can fix print one line and exit with status 2; Ctrl-C prints
 one line (for `train`: what was saved, where a resume continues) and exits
-with status 130.
+with status 130, and SIGTERM stops `train` the same way with status 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -350,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         # A training run says what it saved and where a resume continues.
         print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
-        return 130
+        # 128 + the signal, as a shell reports a process it ended: 130 for
+        # Ctrl-C, 143 for a scheduler's SIGTERM (RunInterrupted.signum).
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
     except Exception as exc:
         # Matched by name so that `synth` need not import torch to know them.
         if isinstance(exc, _PATH_ERRORS) and exc.filename and exc.strerror:

@@ -552,6 +552,51 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
         assert bool(unsaved) == (step != saved)
 
 
+def test_sigterm_under_torchrun_stops_every_rank_as_ctrl_c_does(
+    fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """A scheduler's SIGTERM to the ranks (it signals every process of the
+    job) ended them without a word: each now says where a resume continues,
+    as on Ctrl-C, and exits 143, which torchrun reports for each rank."""
+    run = tmp_path / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    args += ["--max-steps", "500", "--device", "cpu", "--set", "train.batch_size=4"]
+    args += ["train.checkpoint_every=3"]
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.Popen(
+        [sys.executable, *launch, "-m", "trainer", "train", *args],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("step 4/500 "):  # after the checkpoint of step 3
+            # torchrun's children are the ranks
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            ranks = [int(pid) for pid in children.read_text().split()]
+            assert len(ranks) == 2
+            for pid in ranks:
+                os.kill(pid, signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    said = re.findall(
+        r"interrupted: stopped after step (\d+) of 500( without saving it)? \(a "
+        r"run of several processes saves only every train\.checkpoint_every "
+        r"steps\); --resume latest continues from step (\d+), the last checkpoint",
+        rest,
+    )
+    assert len(said) == 2, rest[-3000:]
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    for step, _unsaved, saved in said:
+        assert int(saved) == int(step) - int(step) % 3 == latest["step"]
+    assert len(re.findall(r"exitcode\s*: 143 ", rest)) == 2, rest[-3000:]
+
+
 def test_an_out_that_is_a_file_is_one_line(
     finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -817,6 +817,7 @@ def test_sigterm_saves_the_step_as_ctrl_c_does(
     with pytest.raises(RunInterrupted) as stopped:
         train(tiny_cfg, fixture_data, run, log=log)
     assert str(stopped.value).startswith("saved step 3 of 6 (")
+    assert stopped.value.signum == signal.SIGTERM  # exits 143, as killed by it
     assert _load(run / "checkpoints" / "latest.pt")["step"] == 3
     assert signal.getsignal(signal.SIGTERM) is before
 
