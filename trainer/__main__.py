@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--config",
         help="a name in trainer/configs/ (tiny, clap_default, msd_negation) or a YAML "
-        "file; optional with --resume (the run's own config.yaml is used)",
+        "file; with --resume leave it out: the run's own config.yaml is used "
+        "(one given must hold the same values)",
     )
     train.add_argument(
         "--data",
@@ -266,9 +267,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainer.checkpoint import resolve_config
+    from trainer.checkpoint import RunError, resolve_config
     from trainer.train import train
 
+    if args.resume and args.init_from is not None:
+        raise RunError(
+            f"--init-from starts a new run from a bundle's weights; --resume "
+            f"{args.resume} continues the checkpoint's: leave out --init-from, "
+            "or train a new run (another --run-dir)"
+        )
     overrides = list(args.overrides)
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")

@@ -32,6 +32,7 @@ from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds, tokenize
 from trainer.checkpoint import (
     RunError,
+    check_resume_config,
     check_resume_data,
     checkpoint_path,
     load_resume,
@@ -343,6 +344,7 @@ def _train(
     resumed = None
     if ckpt is not None:
         check_resume_data(ckpt, data_dirs, str(resume))
+        check_resume_config(ckpt, cfg, str(resume))
         resumed = int(ckpt["step"])
         if resumed >= end:
             # Nothing is written either: not even the config a later
