@@ -4,12 +4,13 @@ Only argument parsing and dispatch live here; each subcommand's work is in its
 own module (open_clip keeps its library and its trainer apart the same way).
 Errors a user can fix print one line and exit with status 2; Ctrl-C prints
 one line (for `train`: what was saved, where a resume continues) and exits
-with status 130.
+with status 130, and SIGTERM stops `train` the same way with status 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--config",
         help="a name in trainer/configs/ (tiny, clap_default, msd_negation) or a YAML "
-        "file; optional with --resume (the run's own config.yaml is used)",
+        "file; with --resume leave it out: the run's own config.yaml is used "
+        "(one given must hold the same values)",
     )
     train.add_argument(
         "--data",
@@ -265,9 +267,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from trainer.checkpoint import resolve_config
+    from trainer.checkpoint import RunError, resolve_config
     from trainer.train import train
 
+    if args.resume and args.init_from is not None:
+        raise RunError(
+            f"--init-from starts a new run from a bundle's weights; --resume "
+            f"{args.resume} continues the checkpoint's: leave out --init-from, "
+            "or train a new run (another --run-dir)"
+        )
     overrides = list(args.overrides)
     if args.max_steps is not None:
         overrides.append(f"train.max_steps={args.max_steps}")
@@ -350,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         # A training run says what it saved and where a resume continues.
         print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
-        return 130
+        # 128 + the signal, as a shell reports a process it ended: 130 for
+        # Ctrl-C, 143 for a scheduler's SIGTERM (RunInterrupted.signum).
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
     except Exception as exc:
         # Matched by name so that `synth` need not import torch to know them.
         if isinstance(exc, _PATH_ERRORS) and exc.filename and exc.strerror:

@@ -66,18 +66,53 @@ def resolve_config(
 
     A resumed run continues with its own RUN/config.yaml (so a changed file in
     trainer/configs/ cannot silently alter it); `--set` overrides still apply.
+    A `--config` given with the resume must resolve to the same values, so
+    that none of its own is silently left out.
     """
     if resume:
         # A missing checkpoint is the mistake to report, not the config it lacks.
         resolve_resume(run_dir, resume)
     saved = Path(run_dir) / "config.yaml"
     if resume and saved.is_file():
-        return from_dict(apply_overrides(read_config_file(saved), overrides))
+        cfg = from_dict(apply_overrides(read_config_file(saved), overrides))
+        if config:
+            _check_same_config(config, load_config(config, overrides), cfg, saved)
+        return cfg
     if not config:
         raise RunError(
             "--config is required (a name in trainer/configs/ or a YAML file)"
         )
     return load_config(config, overrides)
+
+
+def _check_same_config(name: str, given: Config, run: Config, saved: Path) -> None:
+    """Refuse a `--config` whose values (`--set` applied to both) differ
+    from the run's own, naming the first that does."""
+    # The recipe's name last: a copied file differs in it and in the value
+    # it was copied to change.
+    differences = sorted(
+        _differences(given.to_dict(), run.to_dict()), key=lambda d: d[0] == "name"
+    )
+    if not differences:
+        return
+    key, ours, theirs = differences[0]
+    more = f", and {len(differences) - 1} more" if len(differences) > 1 else ""
+    raise RunError(
+        f"--config {name} differs from {saved} ({key} {json.dumps(ours)}, not "
+        f"{json.dumps(theirs)}{more}): a resume continues {saved}; leave out "
+        f"--config, and change values with --set (--set {key}={json.dumps(ours)})"
+    )
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) wherever two nested dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        found = []
+        for key in [*a, *(k for k in b if k not in a)]:
+            dotted = f"{where}.{key}" if where else str(key)
+            found += _differences(a.get(key), b.get(key), dotted)
+        return found
+    return [] if a == b else [(where, a, b)]
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -256,6 +291,70 @@ def check_resume_data(
         f"--resume {resume}: the run trained on {recorded}, not {given}: resume "
         "with its data, or train on other data as a new run (another --run-dir)"
     )
+
+
+# What a resume may not change, and why: the checkpoint's position in the
+# epoch (epoch, batches into it) counts the clips these settings choose and
+# the order they shuffle into; its optimizer state holds the parameters the
+# freezing settings leave trainable; and the rest only start a new run.
+_EPOCH = (
+    "the checkpoint's position in the epoch counts the clips and the order "
+    "it chose, so another would silently skip or repeat clips"
+)
+_TRAINABLE = (
+    "it decides which parameters train, and the checkpoint's optimizer state "
+    "holds those that did"
+)
+RESUME_FIXED: dict[str, str] = {
+    "data.train_split": _EPOCH,
+    "data.max_items": _EPOCH,
+    "data.caption_columns": _EPOCH,  # a row without any of them is dropped
+    "data.group_pairs": _EPOCH,
+    "data.source_weights": _EPOCH,
+    "train.seed": _EPOCH,  # the epoch's shuffle
+    "model.audio.freeze_backbone": _TRAINABLE,
+    "model.text.freeze_layers": _TRAINABLE,
+    "train.init_from": (
+        "--init-from starts a new run from a bundle's weights; a resume "
+        "continues the checkpoint's"
+    ),
+    "model.init_logit_scale": (
+        "it only sets the temperature a new run starts at; a resume continues "
+        "the checkpoint's"
+    ),
+}
+
+
+def check_resume_config(ckpt: dict[str, Any], cfg: Config, resume: str) -> None:
+    """Refuse a resume whose config changes a setting of RESUME_FIXED from
+    the checkpoint's config, naming it; any other change applies."""
+    saved = ckpt.get("config")
+    if not isinstance(saved, dict):
+        return  # a checkpoint without its config: nothing to compare
+    now = cfg.to_dict()
+    for key, why in RESUME_FIXED.items():
+        before, after = _dotted(saved, key), _dotted(now, key)
+        if before is _ABSENT or before == after:
+            continue  # an older checkpoint without the setting, or unchanged
+        was = json.dumps(before)
+        raise RunError(
+            f"--resume {resume}: the run trained with {key} {was}, not "
+            f"{json.dumps(after)}: {why}; resume with {key}={was}, or train "
+            "as a new run (another --run-dir)"
+        )
+
+
+_ABSENT = object()
+
+
+def _dotted(values: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key of nested dicts, _ABSENT if there is none."""
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
 
 
 def _same_dir(a: Path, b: Path) -> bool:

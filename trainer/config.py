@@ -187,7 +187,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio (trainer-core)
     keep_checkpoints: int = 3  # step_*.pt kept besides latest.pt; 0 = all
     # A model bundle whose trained weights start a new run (fine-tuning the
-    # shipped model; trainer/models/from_bundle.py); ignored on resume.
+    # shipped model; trainer/models/from_bundle.py); a resume refuses a change.
     init_from: str = ""
 
 

@@ -32,6 +32,7 @@ from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds, tokenize
 from trainer.checkpoint import (
     RunError,
+    check_resume_config,
     check_resume_data,
     checkpoint_path,
     load_resume,
@@ -224,15 +225,18 @@ def train(
     Under torchrun this is called once per rank.
     """
     ctx = dist.init_distributed(device)
-    try:
-        dirs = (
-            (Path(data_dir),)
-            if isinstance(data_dir, str | Path)
-            else tuple(Path(d) for d in data_dir)
-        )
-        return _train(cfg, dirs, Path(run_dir), ctx, resume, stop_after, log)
-    finally:
-        dist.cleanup()
+    # Until the process group is gone: a rank must not die of the SIGTERM
+    # the launcher passes on while it stops for the scheduler's own.
+    with _TerminateAsInterrupt(enabled=ctx.distributed):
+        try:
+            dirs = (
+                (Path(data_dir),)
+                if isinstance(data_dir, str | Path)
+                else tuple(Path(d) for d in data_dir)
+            )
+            return _train(cfg, dirs, Path(run_dir), ctx, resume, stop_after, log)
+        finally:
+            dist.cleanup()
 
 
 @dataclass
@@ -308,7 +312,21 @@ class _Window:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C, with what was saved and where `--resume latest` continues."""
+    """Ctrl-C or SIGTERM (`signum`), with what was saved and where `--resume
+    latest` continues."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM in a run of several processes, raised where Ctrl-C would be."""
+
+
+def _signum(exc: KeyboardInterrupt) -> int:
+    """The signal an interrupt came from."""
+    return signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
 
 
 def _train(
@@ -326,6 +344,7 @@ def _train(
     resumed = None
     if ckpt is not None:
         check_resume_data(ckpt, data_dirs, str(resume))
+        check_resume_config(ckpt, cfg, str(resume))
         resumed = int(ckpt["step"])
         if resumed >= end:
             # Nothing is written either: not even the config a later
@@ -337,19 +356,20 @@ def _train(
         run, tokenizer, batches, valid_loader = _prepare(
             cfg, data_dirs, run_dir, ctx, ckpt, str(resume), log
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # No step was taken, so there is nothing to save: the checkpoints
         # stay as they were, and a feature cache is written only once whole.
         raise RunInterrupted(
             f"stopped before step {(resumed or 0) + 1}, while preparing the run "
-            f"(a feature cache being built is not kept); {_resumable(resumed)}"
+            f"(a feature cache being built is not kept); {_resumable(resumed)}",
+            _signum(exc),
         ) from None
     with _DeferredInterrupt(enabled=not ctx.distributed) as interrupt:
         try:
             return _steps(run, batches, valid_loader, tokenizer, end, interrupt)
         except RunInterrupted:
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             why = (
                 "a run of several processes saves only every "
                 "train.checkpoint_every steps"
@@ -359,7 +379,8 @@ def _train(
             unsaved = "" if run.saved_step == run.step else " without saving it"
             raise RunInterrupted(
                 f"stopped after step {run.step} of {end}{unsaved} ({why}); "
-                f"{_resumable(run.saved_step)}"
+                f"{_resumable(run.saved_step)}",
+                _signum(exc),
             ) from None
 
 
@@ -402,7 +423,8 @@ def _steps(
             raise RunInterrupted(
                 f"saved step {run.step} of {end} "
                 f"({checkpoint_path(run.run_dir, run.step)}); "
-                f"--resume latest continues from step {run.step}"
+                f"--resume latest continues from step {run.step}",
+                interrupt.signum,
             )
     return {"train": last_train, "valid": last_valid, "step": run.step}
 
@@ -462,6 +484,7 @@ class _DeferredInterrupt:
         # Python runs signal handlers in the main thread only.
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.requested = False
+        self.signum = signal.SIGINT  # the first signal noted
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _DeferredInterrupt:
@@ -475,12 +498,54 @@ class _DeferredInterrupt:
         return self
 
     def _note(self, signum: int, frame: Any) -> None:
+        if not self.requested:
+            self.signum = signum
         self.requested = True
         signal.signal(signum, self._previous[signum])
 
     def __exit__(self, *exc: object) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
+
+
+class _TerminateAsInterrupt:
+    """SIGTERM raised as Ctrl-C is (`_Terminated`), in a run of several
+    processes: every rank stops at once and says which checkpoint a resume
+    continues from, as on Ctrl-C, instead of dying without a word.
+
+    A scheduler signals every process of the job and torchrun passes its
+    own SIGTERM on to each rank too, so a rank gets it twice: the first
+    stops the run, later ones are ignored while the process ends (torchrun
+    kills it 30 s later whatever it is doing).
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        # Python runs signal handlers in the main thread only.
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self._stopping = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _TerminateAsInterrupt:
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def _raise(self, signum: int, frame: Any) -> None:
+        if not self._stopping:
+            self._stopping = True
+            raise _Terminated
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.enabled:
+            return
+        if self._stopping:
+            # The process is ending: the launcher's SIGTERM must not cut
+            # short its line, nor turn its exit status 143 into a kill.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            return
+        # None: a handler not set from Python
+        previous = signal.SIG_DFL if self._previous is None else self._previous
+        signal.signal(signal.SIGTERM, previous)
 
 
 # The signals that end a single-process run after its step, with what
@@ -943,15 +1008,16 @@ def _save(run: _Run) -> None:
     rng = dist.all_gather_object(rng_state(ctx.device))
     skipped_all = dist.reduce_sum_int(run.skipped, ctx.device)
     if ctx.is_main:
+        data_dirs = [str(Path(d).resolve()) for d in run.data_dirs]
         state = {
             **state_dicts(run.stateful()),
             "step": run.step,
             "config": run.cfg.to_dict(),
-            "data_dir": str(run.data_dir),
-            "data_dirs": [str(d) for d in run.data_dirs],
-            # What a resume compares with: a relative --data means another
-            # folder when the resume runs from another working directory.
-            "data_dirs_resolved": [str(Path(d).resolve()) for d in run.data_dirs],
+            # The folders themselves, however --data spelt them this time:
+            # a relative path means another folder from another working
+            # directory, and a resume may name the same folder otherwise.
+            "data_dir": data_dirs[0],
+            "data_dirs": data_dirs,
             "rng": {"per_rank": rng},
             "data_state": {
                 **run.position.state(tc.batch_size, ctx.world_size),

@@ -383,6 +383,125 @@ def test_resume_with_nothing_to_do_writes_nothing(
     assert "max_steps: 2" in (finished_run / "config.yaml").read_text()
 
 
+def test_a_resume_refuses_a_config_other_than_the_runs(
+    finished_run: Path,
+    fixture_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A --config given with --resume was silently left for RUN/config.yaml:
+    one whose values differ is refused, naming the first; one that holds
+    the run's values (--set applied to both) goes on."""
+    before, saved = _snapshot(finished_run), finished_run / "config.yaml"
+    mylr = tmp_path / "mylr.yaml"
+    mylr.write_text(saved.read_text().replace("lr: 0.001", "lr: 0.0005"))
+    latest = ("--resume", "latest", "--max-steps", "1")
+    assert _resume_error(
+        capsys, fixture_data, finished_run, "--config", str(mylr), *latest
+    ) == (
+        f"error: --config {mylr} differs from {saved} (train.lr 0.0005, not "
+        f"0.001): a resume continues {saved}; leave out --config, and change "
+        "values with --set (--set train.lr=0.0005)\n"
+    )
+    err = _resume_error(
+        capsys, fixture_data, finished_run, "--config", "clap_default", *latest
+    )
+    assert err.startswith(f"error: --config clap_default differs from {saved} (")
+    assert err.endswith(
+        ", and change values with --set (--set data.crop_seconds=3.0)\n"
+    )
+    # --set train.lr applied to both: the same values
+    same = ("--config", str(mylr), "--set", "train.lr=0.001", *latest)
+    capsys.readouterr()
+    args = ["--data", str(fixture_data), "--run-dir", str(finished_run), *same]
+    assert main(["train", *args]) == 0
+    assert capsys.readouterr().out == "nothing to do: step 2 >= 1\n"
+    assert _snapshot(finished_run) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("--init-from", "models/clap-default"),
+            "--init-from starts a new run from a bundle's weights; --resume latest "
+            "continues the checkpoint's: leave out --init-from, or train a new "
+            "run (another --run-dir)",
+        ),
+        (
+            ("--set", "train.init_from=models/clap-default"),
+            '--resume latest: the run trained with train.init_from "", not '
+            '"models/clap-default": --init-from starts a new run from a bundle\'s '
+            "weights; a resume continues the checkpoint's; resume with "
+            'train.init_from="", or train as a new run (another --run-dir)',
+        ),
+        (
+            ("--set", "model.init_logit_scale=1.0"),
+            "--resume latest: the run trained with model.init_logit_scale "
+            "2.659260036932778, not 1.0: it only sets the temperature a new run "
+            "starts at; a resume continues the checkpoint's; resume with "
+            "model.init_logit_scale=2.659260036932778, or train as a new run "
+            "(another --run-dir)",
+        ),
+        (
+            ("--set", "data.max_items=5"),
+            "--resume latest: the run trained with data.max_items null, not 5: "
+            "the checkpoint's position in the epoch counts the clips and the "
+            "order it chose, so another would silently skip or repeat clips; "
+            "resume with data.max_items=null, or train as a new run (another "
+            "--run-dir)",
+        ),
+        (
+            ("--set", "model.audio.freeze_backbone=full"),
+            '--resume latest: the run trained with model.audio.freeze_backbone "none", '
+            'not "full": it decides which parameters train, and the checkpoint\'s '
+            "optimizer state holds those that did; resume with "
+            'model.audio.freeze_backbone="none", or train as a new run (another '
+            "--run-dir)",
+        ),
+        # the same refusal, named: each changes the clips or their order
+        (("--set", "data.source_weights=[1.0]"), "data.source_weights null, not [1.0]"),
+        (("--set", "data.group_pairs=true"), "data.group_pairs false, not true"),
+        (("--set", "data.train_split=test"), 'data.train_split "train", not "test"'),
+        (
+            ("--set", "data.caption_columns=[caption_writing]"),
+            "data.caption_columns [",
+        ),
+        (("--set", "train.seed=1"), "train.seed 0, not 1"),
+        # or the parameters that train
+        (("--set", "model.text.freeze_layers=1"), "model.text.freeze_layers 0, not 1"),
+    ],
+)
+def test_a_resume_refuses_what_it_cannot_change(
+    finished_run: Path,
+    fixture_data: Path,
+    capsys: pytest.CaptureFixture[str],
+    change: tuple[str, ...],
+    message: str,
+) -> None:
+    """These were accepted (or failed naming nothing) and silently ignored,
+    or applied a saved position to another clip list; refused in one line
+    naming the setting, before anything is written."""
+    before = _snapshot(finished_run)
+    latest = ("--resume", "latest", "--max-steps", "3")
+    err = _resume_error(capsys, fixture_data, finished_run, *latest, *change)
+    if change[0] == "--set" and not message.startswith("--resume"):
+        message = f"--resume latest: the run trained with {message}"
+    assert err.startswith(f"error: {message}"), err
+    assert _snapshot(finished_run) == before
+
+
+def test_a_resume_takes_settings_that_leave_the_epoch_as_it_was(
+    finished_run: Path, fixture_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    args = ["--data", str(fixture_data), "--run-dir", str(finished_run)]
+    args += ["--resume", "latest", "--max-steps", "1", "--set"]
+    args += ["data.num_workers=1", "train.log_every=2", "data.valid_max_items=2"]
+    assert main(["train", *args]) == 0
+    assert capsys.readouterr().out == "nothing to do: step 2 >= 1\n"
+
+
 def test_export_untrained_gives_the_random_weights_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -550,6 +669,51 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
     for step, unsaved, saved in said:  # a rank may be a step ahead of the other
         assert int(saved) == int(step) - int(step) % 3 == latest["step"]
         assert bool(unsaved) == (step != saved)
+
+
+def test_sigterm_under_torchrun_stops_every_rank_as_ctrl_c_does(
+    fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """A scheduler's SIGTERM to the ranks (it signals every process of the
+    job) ended them without a word: each now says where a resume continues,
+    as on Ctrl-C, and exits 143, which torchrun reports for each rank."""
+    run = tmp_path / "run"
+    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
+    args += ["--max-steps", "500", "--device", "cpu", "--set", "train.batch_size=4"]
+    args += ["train.checkpoint_every=3"]
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.Popen(
+        [sys.executable, *launch, "-m", "trainer", "train", *args],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("step 4/500 "):  # after the checkpoint of step 3
+            # torchrun's children are the ranks
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            ranks = [int(pid) for pid in children.read_text().split()]
+            assert len(ranks) == 2
+            for pid in ranks:
+                os.kill(pid, signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    said = re.findall(
+        r"interrupted: stopped after step (\d+) of 500( without saving it)? \(a "
+        r"run of several processes saves only every train\.checkpoint_every "
+        r"steps\); --resume latest continues from step (\d+), the last checkpoint",
+        rest,
+    )
+    assert len(said) == 2, rest[-3000:]
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    for step, _unsaved, saved in said:
+        assert int(saved) == int(step) - int(step) % 3 == latest["step"]
+    assert len(re.findall(r"exitcode\s*: 143 ", rest)) == 2, rest[-3000:]
 
 
 def test_an_out_that_is_a_file_is_one_line(

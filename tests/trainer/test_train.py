@@ -648,8 +648,36 @@ def test_several_data_directories_train_together(
     assert any(line.startswith(f"valid split of {fixture_data}: ") for line in lines)
     assert any(line.startswith(f"no validation of {second}: ") for line in lines)
     ckpt = _load(run / "checkpoints" / "latest.pt")
-    assert ckpt["data_dirs"] == [str(fixture_data), str(second)]
-    assert ckpt["data_dir"] == str(fixture_data)
+    assert ckpt["data_dirs"] == [str(fixture_data.resolve()), str(second.resolve())]
+    assert ckpt["data_dir"] == str(fixture_data.resolve())
+
+
+def test_a_resume_records_the_folders_not_their_spelling(
+    fixture_data: Path,
+    tiny_cfg: Config,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trained on two folders and resumed with one named through a link and
+    the other relatively, the checkpoint and the manifest still name the
+    folders the run trained on (they named the last resume's spelling)."""
+    from trainer.data import write_fixture
+    from trainer.export.bundle import export_bundle
+
+    second = write_fixture(tmp_path / "second", 10, splits={"train": 1.0}, seed=3)
+    run = tmp_path / "run"
+    train(tiny_cfg, [fixture_data, second], run, stop_after=1, log=_quiet)
+    (tmp_path / "link").symlink_to(fixture_data)
+    monkeypatch.chdir(tmp_path)
+    spelt = [Path("link"), Path("second")]
+    train(tiny_cfg, spelt, run, stop_after=2, resume="latest", log=_quiet)
+    folders = [str(fixture_data.resolve()), str(second.resolve())]
+    ckpt = _load(run / "checkpoints" / "latest.pt")
+    assert (ckpt["step"], ckpt["data_dirs"]) == (2, folders)
+    assert ckpt["data_dir"] == folders[0]
+    out = export_bundle(run, tmp_path / "bundle", version="0.1.0", quantize=False)
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    assert manifest["training"]["data"] == ", ".join(folders)
 
 
 def test_source_weights_draw_each_directory_in_its_share() -> None:
@@ -789,6 +817,7 @@ def test_sigterm_saves_the_step_as_ctrl_c_does(
     with pytest.raises(RunInterrupted) as stopped:
         train(tiny_cfg, fixture_data, run, log=log)
     assert str(stopped.value).startswith("saved step 3 of 6 (")
+    assert stopped.value.signum == signal.SIGTERM  # exits 143, as killed by it
     assert _load(run / "checkpoints" / "latest.pt")["step"] == 3
     assert signal.getsignal(signal.SIGTERM) is before
 

@@ -565,7 +565,11 @@ def export_bundle(
     metrics = last_eval_metrics(run_dir, step)
     training = {
         "data": ", ".join(
-            ckpt.get("data_dirs") or [str(ckpt.get("data", ckpt.get("data_dir", "")))]
+            # Older checkpoints: data_dirs as --data spelt them, and the
+            # resolved folders beside them.
+            ckpt.get("data_dirs_resolved")
+            or ckpt.get("data_dirs")
+            or [str(ckpt.get("data", ckpt.get("data_dir", "")))]
         ),
         "recipe": cfg.name,
         "checkpoint": checkpoint.resolve().name,
