@@ -2,14 +2,16 @@
 
 Only argument parsing and dispatch live here; each subcommand's work is in its
 own module (open_clip keeps its library and its trainer apart the same way).
-Errors a user can fix print one line and exit with status 2; Ctrl-C prints
-one line (for `train`: what was saved, where a resume continues) and exits
-with status 130, and SIGTERM stops `train` the same way with status 143.
+Errors a user can fix print one line and exit with status 2, a refused
+path as `PATH: reason` (missing, read-only, full, no permission ...); Ctrl-C
+prints one line (for `train`: what was saved, where a resume continues) and
+exits with status 130, and SIGTERM stops `train` the same way with status 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 from pathlib import Path
@@ -282,7 +284,17 @@ def _train(args: argparse.Namespace) -> int:
     if args.init_from is not None:
         overrides.append(f"train.init_from={args.init_from}")
     cfg = resolve_config(args.config, overrides, args.run_dir, args.resume)
-    train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device)
+    try:
+        train(cfg, args.data, args.run_dir, resume=args.resume, device=args.device)
+    except RuntimeError as exc:
+        from trainer.dist import peer_stopped
+
+        if not peer_stopped(exc):
+            raise
+        # The rank that stopped first printed why; the rest say only this.
+        raise RunError(
+            "another rank stopped (see its message); this rank stops too"
+        ) from None
     return 0
 
 
@@ -362,28 +374,45 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C, 143 for a scheduler's SIGTERM (RunInterrupted.signum).
         return 128 + int(getattr(exc, "signum", signal.SIGINT))
     except Exception as exc:
-        # Matched by name so that `synth` need not import torch to know them.
-        if isinstance(exc, _PATH_ERRORS) and exc.filename and exc.strerror:
-            # an --out that is a file, a folder without write permission
-            print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
-            return EXIT_USAGE
-        if (
-            isinstance(exc, FileNotFoundError | ValueError)
-            or type(exc).__name__ in USER_ERRORS
-        ):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+        line = user_error(exc)
+        if line is None:
+            raise
+        prefix = ERROR_PREFIXES.get(args.command, "error:")
+        print(f"{prefix} {line}", file=sys.stderr)
+        return EXIT_USAGE
 
 
-# Errors about a path the user named, said as "PATH: why".
-_PATH_ERRORS = (
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
+# Commands whose own errors start otherwise than "error:"; the errors this
+# module reports for them start the same way.
+ERROR_PREFIXES = {"evaluate": "evaluate: error:", "synth": "synth: error:"}
+# A filesystem's refusals that a write can meet without a path to name
+# (a full disk at write(), not at open()): said without one rather than
+# as a traceback.
+_FILESYSTEM_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EACCES", "EPERM", "EIO")
+    if hasattr(errno, name)
 )
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one line an error that is the user's to fix prints, None for a bug.
+
+    An OSError from the filesystem (a path that is missing, a file, read-only,
+    on a full disk, not writable ...) is `PATH: reason`, whatever its errno.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        if exc.filename:
+            return f"{exc.filename}: {exc.strerror}"
+        if exc.errno in _FILESYSTEM_ERRNOS:
+            return exc.strerror
+    # Matched by name so that `synth` need not import torch to know them.
+    if (
+        isinstance(exc, FileNotFoundError | ValueError)
+        or type(exc).__name__ in USER_ERRORS
+    ):
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ step, config, every rank's RNG states and the position in the data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -116,24 +117,61 @@ def _differences(a: Any, b: Any, where: str = "") -> list[tuple[str, Any, Any]]:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
+    """Write `obj` to `path` through PATH.tmp, which a failed write removes."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        # Through a Python file: a write the OS refuses (a full disk) then
+        # raises its OSError, which torch's own RuntimeError ("unexpected
+        # pos") carries as its context, so the reason can be told.
+        with tmp.open("wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        # A partial .tmp is no checkpoint and would keep a full disk full.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc` (itself, or what it was raised handling)."""
+    while exc is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Write step_NNNNNNN.pt and point latest.pt at it (hard link, else a copy)."""
+    """Write step_NNNNNNN.pt and point latest.pt at it (hard link, else a copy).
+
+    A write the filesystem refuses (no space, quota, read-only) is a
+    RunError naming the file and the reason; it leaves no partial file, and
+    latest.pt as it was.
+    """
     folder = Path(run_dir) / CHECKPOINTS
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.pt.tmp"):  # what a killed write left
+        stale.unlink()
     path = checkpoint_path(run_dir, step)
-    _atomic_save(state, path)
     tmp = folder / (LATEST + ".tmp")
-    tmp.unlink(missing_ok=True)
+    written = False
     try:
-        os.link(path, tmp)  # no second copy of a multi-GB file
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, folder / LATEST)
+        _atomic_save(state, path)
+        written = True
+        try:
+            os.link(path, tmp)  # no second copy of a multi-GB file
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, folder / LATEST)
+    except (OSError, RuntimeError) as exc:
+        reason = _os_error(exc)
+        if reason is None:
+            raise
+        tmp.unlink(missing_ok=True)
+        if written:  # no latest.pt names it, and it holds the space
+            path.unlink()
+        raise RunError(
+            f"writing {path}: {reason.strerror or reason}; {LATEST} is left as it was"
+        ) from exc
     # A run only moves forward: checkpoints past this step are what a resume
     # from an earlier one left behind (their metrics records were dropped
     # when it started), and would otherwise outlive the new ones.

@@ -107,6 +107,30 @@ def init_distributed(requested_device: str | None = None) -> DistContext:
     )
 
 
+# What gloo's TCP transport says when the process at the other end is gone.
+_GLOO_PEER_GONE = ("Connection closed by peer", "Connection reset by peer")
+
+
+def peer_stopped(exc: BaseException) -> bool:
+    """Whether `exc` is a collective that failed because another rank of
+    this run stopped (an error of its own, a kill), not a fault of this one.
+
+    NCCL and the store say so with torch's DistBackendError and
+    DistNetworkError; gloo's TCP pair raises a bare RuntimeError naming its
+    source file and the closed connection.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    if isinstance(exc, torch_dist.DistBackendError | torch_dist.DistNetworkError):
+        return True
+    message = str(exc)
+    return (
+        isinstance(exc, RuntimeError)
+        and "gloo/transport" in message
+        and any(gone in message for gone in _GLOO_PEER_GONE)
+    )
+
+
 def cleanup() -> None:
     if torch_dist.is_initialized():
         torch_dist.destroy_process_group()

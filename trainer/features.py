@@ -11,6 +11,7 @@ is what the plugin will feed them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -228,16 +229,28 @@ def build_features(
             f"no readable clip among the {len(clips)} clips to compute features "
             f"from (first: {first_failure})"
         )
-    cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(path)
     # The index that lets a later cache of other clips take these rows;
     # written after the features, so an index never names a missing file.
     index_path = path.with_name(path.stem + INDEX_SUFFIX)
     tmp_index = index_path.with_suffix(".tmp")
-    tmp_index.write_text(json.dumps({"settings": settings, "clips": idents}))
-    tmp_index.replace(index_path)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.save(tmp, out)
+        tmp.replace(path)
+        tmp_index.write_text(json.dumps({"settings": settings, "clips": idents}))
+        tmp_index.replace(index_path)
+    except OSError as exc:
+        # No partial file stays (it would keep a full disk full), and the
+        # error names the cache file even when write(), not open(), failed.
+        for partial in (tmp, tmp_index):
+            with contextlib.suppress(OSError):  # the folder may not be one
+                partial.unlink(missing_ok=True)
+        if exc.filename:
+            raise
+        # numpy says only "N requested and M written" of a short write.
+        reason = exc.strerror or f"{exc} (is the disk full?)"
+        raise OSError(exc.errno, reason, str(tmp)) from exc
     log(
         f"feature cache: wrote {path} ({len(clips)} clips, {len(reused)} reused, "
         f"{failed} unreadable, {time.perf_counter() - start:.0f} s)"

@@ -190,18 +190,32 @@ def _feature_cache(
     result = []
     for rank_turn in (True, False):  # rank 0 writes first, then the rest read
         if ctx.is_main == rank_turn:
-            result = [
-                build_features(model.audio, clips, cfg, crops, cache_dir, log=say)
-                if clips
-                else None
-                for clips, crops in (
-                    (train_clips, cfg.train.cache_crops),
-                    (valid_clips, cfg.data.eval_crops),
-                )
-            ]
+            try:
+                result = [
+                    build_features(model.audio, clips, cfg, crops, cache_dir, log=say)
+                    if clips
+                    else None
+                    for clips, crops in (
+                        (train_clips, cfg.train.cache_crops),
+                        (valid_clips, cfg.data.eval_crops),
+                    )
+                ]
+            except OSError as exc:
+                if not _under(exc.filename, cache_dir):
+                    raise
+                # DATA/cache, the default, is often on a read-only dataset.
+                raise RunError(
+                    f"feature cache {exc.filename}: {exc.strerror}; set "
+                    "train.cache_dir to a writable folder (--set train.cache_dir=DIR)"
+                ) from exc
         dist.barrier()
     model.audio.takes_features = True
     return result[0], result[1]
+
+
+def _under(filename: str | bytes | None, folder: Path) -> bool:
+    """Whether an OSError's file is `folder` or inside it."""
+    return isinstance(filename, str) and Path(filename).is_relative_to(folder)
 
 
 def train(

@@ -405,17 +405,102 @@ def test_a_missing_bundle_names_the_trainer_option(
     argv = ["evaluate", "--data", str(corpus), "--quiet", "--out", str(tmp_path)]
     assert trainer_main([*argv, "--bundle", str(nope)]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"evaluate: error: model bundle {nope}: not a folder "
-        "(--bundle must name a bundle folder)"
+        f"evaluate: error: --bundle: model bundle {nope}: not a folder "
+        "(give a bundle folder)"
     )
     model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
     argv += ["--bundle", str(model), "--baseline", f"random={nope}"]
     assert trainer_main(argv) == 2
     assert capsys.readouterr().err.strip() == (
-        f"evaluate: error: model bundle {nope}: not a folder "
-        "(--baseline random=DIR must name a bundle folder)"
+        f"evaluate: error: --baseline random: model bundle {nope}: not a folder "
+        "(give a bundle folder)"
     )
     assert not (tmp_path / "cache").exists()  # the model was not embedded first
+
+
+def test_a_folder_that_is_no_bundle_names_the_option(
+    corpus: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--baseline NAME=DIR and --bundle name the option at fault; a training
+    run (its folder or one of its checkpoints) is told to be exported."""
+    monkeypatch.chdir(tmp_path)
+    empty, run = tmp_path / "dA", tmp_path / "run"
+    empty.mkdir()
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.pt").write_bytes(b"x")
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    argv = ["evaluate", "--data", str(corpus), "--quiet", "--out", str(tmp_path)]
+    assert trainer_main([*argv, "--bundle", str(model), "--baseline", "x=dA"]) == 2
+    assert capsys.readouterr().err == (
+        "evaluate: error: --baseline x: model bundle dA: manifest.json is missing\n"
+    )
+    export = f"export it first, python -m trainer export --run-dir {run} --out BUNDLE"
+    assert trainer_main([*argv, "--bundle", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"evaluate: error: --bundle: model bundle {run}: manifest.json is missing "
+        f"({run} is a training run: {export})\n"
+    )
+    latest = run / "checkpoints" / "latest.pt"
+    assert trainer_main([*argv, "--bundle", str(latest)]) == 2
+    assert capsys.readouterr().err == (
+        f"evaluate: error: --bundle: model bundle {latest}: not a folder "
+        f"(give a bundle folder) ({run} is a training run: {export})\n"
+    )
+
+
+def test_a_report_on_another_data_folder_of_that_name_is_kept(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The report's name holds only the data folder's last part: a run on
+    another folder of that name is refused rather than replacing the report;
+    a re-run on the same folder replaces its own. A split named twice is
+    evaluated once."""
+    import shutil
+
+    other = shutil.copytree(corpus, tmp_path / "other" / corpus.name)
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    out = tmp_path / "ev"
+    argv = ["evaluate", "--bundle", str(model), "--out", str(out), "--quiet"]
+    argv += ["--split", "test", "--split", "test", "--min-relevant", "1"]
+    assert trainer_main([*argv, "--data", str(corpus)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["splits"] == ["test"]
+    assert list(result["model"]["results"]) == ["test"]
+    report = Path(result["outputs"]["json"])
+    assert report.name.endswith(f"-{corpus.name}-test.json")
+    assert result["data_resolved"] == str(corpus.resolve())
+    written = report.read_text()
+    assert trainer_main([*argv, "--data", str(other)]) == 2
+    assert capsys.readouterr().err == (
+        f"evaluate: error: {report} holds a report on {corpus.resolve()}; "
+        "choose another --out\n"
+    )
+    assert report.read_text() == written
+    assert trainer_main([*argv, "--data", str(corpus)]) == 0  # a re-run
+    capsys.readouterr()
+
+
+def test_an_out_that_cannot_be_a_folder_is_one_line(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--out a file, or a path the filesystem refuses (here a name too long
+    for it, a plain OSError as a read-only or full disk gives), is one line
+    that starts as evaluate's other errors do."""
+    model = build_tiny_bundle(tmp_path / "tiny", window_seconds=1.0)
+    afile, refused = tmp_path / "afile", tmp_path / ("x" * 300) / "ev"
+    afile.write_text("not a folder\n")
+    argv = ["evaluate", "--bundle", str(model), "--data", str(corpus), "--quiet"]
+    assert trainer_main([*argv, "--out", str(afile)]) == 2
+    assert capsys.readouterr().err == (
+        f"evaluate: error: --out {afile} is a file, not a folder\n"
+    )
+    assert trainer_main([*argv, "--out", str(refused)]) == 2
+    assert capsys.readouterr().err == (
+        f"evaluate: error: {refused}: File name too long\n"
+    )
 
 
 def test_reports_of_bundles_with_one_name_are_kept_apart(

@@ -731,7 +731,7 @@ def test_an_out_that_is_a_file_is_one_line(
     out = afile / "corpus"
     assert main(["synth", "--out", str(out), "--clips", "2", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ")
+    assert err.startswith(f"synth: error: {out}")
     assert err.endswith(": Not a directory\n")
     assert err.count("\n") == 1
     assert afile.read_text() == "not a folder\n"

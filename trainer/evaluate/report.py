@@ -113,15 +113,21 @@ def evaluate_split(
 
 
 def _load_bundle(path: Path, threads: int | None, option: str):
-    """The bundle an `option` (--bundle, --baseline NAME=DIR) names."""
+    """The bundle an `option` (--bundle, --baseline NAME) names; a refusal
+    starts with the option."""
     from beetsplug.clap.model import Bundle, BundleError
 
     try:
-        return Bundle.load(
-            path, threads=threads, folder_hint=f"{option} must name a bundle folder"
-        )
+        return Bundle.load(path, threads=threads, folder_hint="give a bundle folder")
     except BundleError as exc:
-        raise EvaluateError(str(exc)) from None
+        run = path.parent.parent if path.suffix == ".pt" else path
+        hint = (
+            f" ({run} is a training run: export it first, python -m trainer "
+            f"export --run-dir {run} --out BUNDLE)"
+            if (run / "checkpoints").is_dir()
+            else ""
+        )
+        raise EvaluateError(f"{option}: {exc}{hint}") from None
 
 
 def _bundle_info(bundle) -> dict:
@@ -156,7 +162,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     data = args.data
     if not (data / CAPTIONS_DIR).is_dir():
         raise EvaluateError(f"{data} is not a data directory (no captions/ folder)")
-    splits = args.splits or ["test"] + (
+    # A split named twice is evaluated once.
+    splits = list(dict.fromkeys(args.splits or [])) or ["test"] + (
         ["test_shift"] if has_split(data, "test_shift") else []
     )
     baselines = []
@@ -177,7 +184,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     # Every bundle is checked before the first is evaluated: a bad baseline
     # should not cost the minutes the model's evaluation takes.
     baseline_bundles = {
-        name: _load_bundle(path, args.threads, f"--baseline {name}=DIR")
+        name: _load_bundle(path, args.threads, f"--baseline {name}")
         for name, path in baselines
     }
     if args.negation_weight is not None:  # None: the bundle's calibrated one
@@ -192,6 +199,12 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
     )
     # Made once every option is known good: a refused one leaves no folder.
     out = args.out or args.bundle.resolve().parent / "eval"
+    if out.exists() and not out.is_dir():
+        where = "--out " if args.out else "eval/ beside the bundle, "
+        raise EvaluateError(f"{where}{out} is a file, not a folder")
+    stem = _report_stem(bundle, data, None if args.splits is None else splits)
+    json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
+    _check_replaceable(json_path, data)
     out.mkdir(parents=True, exist_ok=True)
 
     def evaluate_bundle(b) -> dict:
@@ -216,6 +229,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "benchmark": "beets-clap retrieval and negation benchmark",
         "format": FORMAT,
         "data": str(data),
+        "data_resolved": str(data.resolve()),
         "splits": splits,
         "caption_column": args.caption_column,
         "negation_weight": weight,
@@ -227,8 +241,6 @@ def run(args: argparse.Namespace, log: Callable[[str], None] | None = None) -> d
         "baselines": {name: evaluate_bundle(b) for name, b in baseline_bundles.items()},
     }
     result["seconds"] = round(time.perf_counter() - started, 2)
-    stem = _report_stem(bundle, data, None if args.splits is None else splits)
-    json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
     result["outputs"] = {"json": str(json_path), "png": str(png_path)}
     json_path.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
     plot(result, png_path)
@@ -251,6 +263,24 @@ def _report_stem(bundle, data: Path, splits: list[str] | None = None) -> str:
     identity = bundle.identity[:12]
     stem = f"{bundle.name}-{bundle.version}-{identity}-{data.resolve().name}"
     return stem if not splits else f"{stem}-{'+'.join(splits)}"
+
+
+def _check_replaceable(report: Path, data: Path) -> None:
+    """Refuse to replace a report on another data folder of the same name
+    (`_report_stem` names only its last part); a re-run on the same folder
+    replaces its own report, as does one over a file that holds no report."""
+    try:
+        earlier = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(earlier, dict) or "data" not in earlier:
+        return
+    # Reports from before `data_resolved` hold `data` as it was given.
+    made_from = Path(earlier.get("data_resolved") or earlier["data"]).resolve()
+    if made_from != data.resolve():
+        raise EvaluateError(
+            f"{report} holds a report on {made_from}; choose another --out"
+        )
 
 
 def _json_default(value):
