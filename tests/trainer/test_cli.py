@@ -204,6 +204,16 @@ def test_cli_errors_are_one_line(
             "--device foo: not a device (cpu, cuda, cuda:1, mps ...)",
         ),
         (("--device", "meta"), "--device meta: not on this machine (it has cpu"),
+        (
+            ("--set", "model.text.encoder=no-such-encoder"),
+            "model.text.encoder 'no-such-encoder': not minilm, tiny, a model "
+            "folder, or a model in the Hugging Face cache (nothing is downloaded)",
+        ),
+        (
+            ("--set", "model.audio.hop_length=4000"),
+            "model.audio: a 1 s window at 16000 Hz with hop_length 4000 gives "
+            "5 frame(s), too few for the cnn backbone",
+        ),
     ],
 )
 def test_config_mistakes_are_one_line_and_write_nothing(

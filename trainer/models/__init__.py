@@ -16,7 +16,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainer.config import AudioModelConfig, Config, ModelConfig, from_dict
+from trainer.config import (
+    AudioModelConfig,
+    Config,
+    ConfigError,
+    ModelConfig,
+    from_dict,
+)
 from trainer.models.backbones import build_backbone
 from trainer.models.frontend import LogMelFrontend
 from trainer.models.musicnn import N_MELS
@@ -102,6 +108,8 @@ class AudioTower(nn.Module):
             freeze=audio_cfg.freeze_backbone,
             load_weights=load_weights,
         )
+        if not audio_cfg.pretrained_backbone:  # musicnn's front end is fixed
+            self._check_window(audio_cfg)
         self.projection = make_projection(
             projection, self.backbone.feature_dim, embedding_dim
         )
@@ -111,6 +119,26 @@ class AudioTower(nn.Module):
         # Attached at export (trainer.probes): more tag columns, after the
         # backbone tagger's, read off the same window-averaged features.
         self.probes: AttributeProbes | None = None
+
+    def _check_window(self, audio_cfg: AudioModelConfig) -> None:
+        """ConfigError unless one window's log-mel frames pass the backbone:
+        its pooling halves the frames, and a hop_length near the window (or
+        a window of a few milliseconds) leaves too few of them."""
+        frames = self.frontend.num_frames(self.window_samples)
+        was_training = self.backbone.training
+        self.backbone.eval()  # no batch-norm statistics move
+        try:
+            with torch.no_grad():
+                self.backbone(self.frontend(torch.zeros(1, self.window_samples)))
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"model.audio: a {audio_cfg.window_seconds:g} s window at "
+                f"{audio_cfg.sample_rate} Hz with hop_length {audio_cfg.hop_length} "
+                f"gives {frames} frame(s), too few for the {audio_cfg.backbone} "
+                "backbone: lower hop_length or lengthen window_seconds"
+            ) from exc
+        finally:
+            self.backbone.train(was_training)
 
     @property
     def tag_names(self) -> list[str]:

@@ -4,7 +4,9 @@
 loaded from local files only (the machines that train and test have no hub
 access). `encoder: tiny` is a random BERT of ~0.5M parameters sharing
 MiniLM's tokenizer, so tests exercise the real tokenisation and export path
-in seconds. Anything else is passed to `from_pretrained` as a path or name.
+in seconds. Anything else is passed to `from_pretrained` as a path or name,
+local files only: a model folder, or a name already in the Hugging Face
+cache (nothing is downloaded).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from trainer.config import TextModelConfig
+from trainer.config import ConfigError, TextModelConfig
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -71,9 +73,10 @@ def build_tokenizer(text_cfg: TextModelConfig) -> Tokenizer:
     else:
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(
-            str(source), local_files_only=source.exists()
-        ).backend_tokenizer
+        with _offline_source(text_cfg.encoder):
+            tok = AutoTokenizer.from_pretrained(
+                str(source), local_files_only=True
+            ).backend_tokenizer
     tok.no_padding()
     tok.no_truncation()
     return tok
@@ -120,8 +123,8 @@ def build_encoder(text_cfg: TextModelConfig, *, load_weights: bool = True) -> nn
         config = BertConfig(vocab_size=vocab, **TINY_BERT, attn_implementation="eager")
         return BertModel(config, add_pooling_layer=False)
     source = str(minilm_path()) if text_cfg.encoder == "minilm" else text_cfg.encoder
-    local = text_cfg.encoder == "minilm" or Path(source).exists()
-    config = AutoConfig.from_pretrained(source, local_files_only=local)
+    with _offline_source(text_cfg.encoder):
+        config = AutoConfig.from_pretrained(source, local_files_only=True)
     # BERT-likes carry a pooler that mean/CLS pooling never reads: without
     # it no parameter is unused (DDP) and none is exported.
     extra = {"add_pooling_layer": False} if config.model_type in _POOLER_MODELS else {}
@@ -129,8 +132,21 @@ def build_encoder(text_cfg: TextModelConfig, *, load_weights: bool = True) -> nn
         return AutoModel.from_config(config, attn_implementation="eager", **extra)
     with _quiet_transformers():  # the dropped pooler is reported as "UNEXPECTED"
         return AutoModel.from_pretrained(
-            source, local_files_only=local, attn_implementation="eager", **extra
+            source, local_files_only=True, attn_implementation="eager", **extra
         )
+
+
+@contextlib.contextmanager
+def _offline_source(encoder: str) -> Iterator[None]:
+    """transformers' many-line OSError for a name it cannot find (a typo, a
+    hub model never downloaded: nothing is fetched here) as one ConfigError."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(
+            f"model.text.encoder {encoder!r}: not minilm, tiny, a model folder, "
+            "or a model in the Hugging Face cache (nothing is downloaded)"
+        ) from exc
 
 
 @contextlib.contextmanager
