@@ -430,7 +430,8 @@ class ClapPlugin(BeetsPlugin):
                 "give a query for the tracks to compare with: beet clap-similar QUERY"
             )
         if opts.without is not None:
-            return self._run_composed(lib, opts, f"without {opts.without}", [args], [])
+            description = compose.without_description(opts.without)
+            return self._run_composed(lib, opts, description, [args], [])
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
         seeds = [item.id for item in lib.items(args)]

@@ -54,6 +54,7 @@ __all__ = [
     "rank_items",
     "seed_lines",
     "seed_set",
+    "without_description",
 ]
 
 # Weight of the like seeds next to the description (which counts 1),
@@ -69,6 +70,19 @@ DEFAULT_LIKE_WEIGHT = 1.5
 DEFAULT_UNLIKE_WEIGHT = 0.5
 # Seeds named per option by --explain; the rest are counted.
 EXPLAIN_SEEDS = 5
+
+
+def without_description(text: str) -> str:
+    """The description `clap-similar --without TEXT` ranks by: "without
+    TEXT", or TEXT itself when it is already all negation ("no vocals",
+    "minus the drums"), which "without" before it would turn into a wanted
+    word ("without no vocals" wants "without")."""
+    from .query import parse_query
+
+    parsed = parse_query(text)
+    if parsed.negated and not parsed.affirmative.strip():
+        return text
+    return f"without {text}"
 
 
 def description_and_query(

@@ -97,6 +97,17 @@ def test_similar_without_is_the_composed_search(indexed: ClapEnv) -> None:
     long = indexed.lines("clap", "without noise", "--like", LOW, "-s", "-f", "$title")
     assert short == long
     assert "low" not in [s.split()[1] for s in short]
+    # Already a negation: taken as it is, not as "without no noise", which
+    # would want the word "without".
+    for negation in ("no noise", "without noise", "minus the noise"):
+        said = indexed.lines(
+            "clap-similar", LOW, "--without", negation, "-s", "-f", "$title"
+        )
+        assert said == indexed.lines(
+            "clap", negation, "--like", LOW, "-s", "-f", "$title"
+        ), negation
+        explained = indexed.lines("clap-similar", LOW, "--without", negation, "-e")
+        assert f"query:       '{negation}'" in explained, explained[:3]
 
 
 def test_explain_shows_seeds_and_weights(indexed: ClapEnv) -> None:
