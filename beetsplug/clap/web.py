@@ -58,17 +58,26 @@ def split_query(text: str, fields: set[str]) -> tuple[str, list[str]]:
     """(description, beets query terms) of what was typed in the search box,
     as `beet clap TEXT QUERY` takes them: words naming a known field
     (year:1990..1999, artist:"The Band") are the beets query, the rest is the
-    description, as typed. The box is no shell: an apostrophe is part of
-    its word ("I can't stand drums"), and double quotes around description
-    words keep them literal, as they do in a description
-    (docs/queries.md). `fields`: search.query_fields."""
+    description, as typed. A lone `,` between two query terms is beets' OR,
+    as on the command line (`year:1999 , title:Feelings`); any other comma
+    is the description's ("ambient, no drums"). The box is no shell: an
+    apostrophe is part of its word ("I can't stand drums"), and double
+    quotes around description words keep them literal, as they do in a
+    description (docs/queries.md). `fields`: search.query_fields."""
     from .search import is_query_term
 
+    typed = _BOX_WORD.findall(text)
+    is_term = [
+        not word.startswith('"') and is_query_term(word.replace('"', ""), fields)
+        for word in typed
+    ]
     words, terms = [], []
-    for word in _BOX_WORD.findall(text):
-        term = word.replace('"', "")
-        if not word.startswith('"') and is_query_term(term, fields):
-            terms.append(term)
+    for i, word in enumerate(typed):
+        between_terms = 0 < i < len(typed) - 1 and is_term[i - 1] and is_term[i + 1]
+        if is_term[i]:
+            terms.append(word.replace('"', ""))
+        elif word == "," and between_terms:
+            terms.append(word)
         else:
             words.append(word)
     return " ".join(words), terms

@@ -91,6 +91,24 @@ def test_beets_query_terms_filter_as_on_the_command_line(server: Server) -> None
     assert body["explanation"].endswith("beets query: year:2000..2020 ^title:glare")
 
 
+def test_a_lone_comma_between_beets_terms_is_or_as_on_the_command_line(
+    server: Server,
+) -> None:
+    from urllib.parse import quote
+
+    status, body = _json(
+        server, "/api/search?q=" + quote("low year:1991 , title:Glare")
+    )
+    assert status == 200
+    assert {r["title"] for r in body["results"]} == {"Deep One", "Glare"}
+    assert body["explanation"].endswith("beets query: year:1991 , title:Glare")
+    assert body["explanation"].startswith("query:       'low'\n")
+    status, body = _json(
+        server, "/api/search?q=" + quote("low year:1800 , title:nothingatall")
+    )
+    assert body["note"] == "no tracks match year:1800 , title:nothingatall"
+
+
 def test_the_search_box_reads_apostrophes_and_quotes_as_typed(server: Server) -> None:
     """No shell between the box and the parser: "can't" keeps its negation,
     and double quotes keep words literal as in a description."""
