@@ -34,6 +34,9 @@ STATIC_FILES = {
     "web.css": "text/css",
 }
 _MAX_ID = 2**63 - 1  # SQLite's integer range; larger ids cannot exist
+# How a refused description's message shows one to search for: the page
+# has a search box, not `beet clap` (search.description_problem).
+BOX_EXAMPLE = 'search for "{}"'
 
 
 class WebError(Exception):
@@ -91,7 +94,8 @@ class Backend:
     lib: Library
     store: Store
     bundle: Bundle
-    embed: Callable[[str], TextQuery]  # the plugin's configured embed_query
+    # The plugin's configured embed_query: (description, example).
+    embed: Callable[[str, str], TextQuery]
     fields: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _map_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -239,7 +243,7 @@ def _ranked(
         )
         explanation = f"cosine to the track's vector{where}"
     else:
-        query = backend.embed(text or "")
+        query = backend.embed(text or "", BOX_EXAMPLE)
         ranked = search.rank_items(
             backend.store, backend.bundle, query, limit, candidates
         )

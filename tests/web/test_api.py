@@ -187,13 +187,13 @@ def test_files_inside_the_library_directory_are_found_on_every_thread(
             "/api/search?q=jazz%20without",
             400,
             "'jazz without' ends with 'without' and names nothing to leave out: "
-            'say what, e.g. beet clap "jazz without vocals"',
+            'say what, e.g. search for "jazz without vocals"',
         ),
         (
             "/api/search?q=%3F%3F%3F!!",
             400,
             "nothing to search for in '???!!': describe the music in words, "
-            'e.g. beet clap "calm piano"',
+            'e.g. search for "calm piano"',
         ),
         (
             "/api/search?q=" + "la%20" * 600,

@@ -161,7 +161,7 @@ def test_bad_input_is_one_line_on_the_page(browser: Any, server: Server) -> None
     )
     assert message.text == (
         "'jazz without' ends with 'without' and names nothing to leave out: "
-        'say what, e.g. beet clap "jazz without vocals"'
+        'say what, e.g. search for "jazz without vocals"'
     )
     assert _results(browser) == []
 
