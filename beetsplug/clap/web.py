@@ -146,7 +146,11 @@ class Backend:
             lambda: _ranked(self, None, [], limit, like=item_id)
         )
         label = track_label(item_artist(item), item.title, item.path, " – ")
-        return self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
+        answer = self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
+        # The page names the track from here when the view is loaded from
+        # its address (?like=ID).
+        answer["track"] = label
+        return answer
 
     def audio_path(self, item_id: int) -> str:
         """The file of a library item: the only files the server sends."""

@@ -139,9 +139,11 @@ def test_more_like_this_leaves_out_the_track_itself(server: Server) -> None:
     assert 1 not in ids
     assert body["results"][0]["title"] in {"Rumble", "Deep Two"}
     assert body["explanation"].startswith("tracks that sound like Bass Unit – Deep One")
+    assert body["track"] == "Bass Unit – Deep One"  # the page's heading
     # A track without tags is named by its file, as on the page.
     _status, body = _json(server, f"/api/similar/{len(TRACKS)}?n=1")
     assert body["explanation"].startswith(f"tracks that sound like {UNTAGGED}\n")
+    assert body["track"] == UNTAGGED
 
 
 def test_files_inside_the_library_directory_are_found_on_every_thread(
