@@ -111,9 +111,10 @@ class ClapPlugin(BeetsPlugin):
 
         return resolve_negation_weight(self.settings["negation_weight"], self.bundle())
 
-    def _embed(self, text: str) -> Any:
-        """The description parsed and embedded with the configured weights."""
-        from .search import embed_query
+    def _embed(self, text: str, example: str | None = None) -> Any:
+        """The description parsed and embedded with the configured weights;
+        `example` as search.description_problem takes it (clap-web's)."""
+        from .search import COMMAND_EXAMPLE, embed_query
 
         return embed_query(
             self.bundle(),
@@ -122,6 +123,7 @@ class ClapPlugin(BeetsPlugin):
             self.settings["tag_weight"],
             self.settings["affirmed_tag_weight"],
             self.settings["speech_weight"],
+            example or COMMAND_EXAMPLE,
         )
 
     def _searching(self, run: Callable[[], Any]) -> Any:

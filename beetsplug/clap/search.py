@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 DEFAULT_NEGATION_WEIGHT = 0.5
+# How a refused description's message shows an example description: as
+# typed on the command line. clap-web passes its own (web.BOX_EXAMPLE).
+COMMAND_EXAMPLE = 'beet clap "{}"'
 # Weights of the tagger's evidence (bundles with a `tags` output): in a
 # negated attribute's penalty, next to its text similarity, and for the
 # attributes a description asks for ("guitar" in "guitar music without
@@ -97,22 +100,28 @@ def resolve_negation_weight(configured: float | None, bundle: Bundle) -> float:
     return DEFAULT_NEGATION_WEIGHT if calibrated is None else calibrated
 
 
-def description_problem(text: str, parsed: ParsedQuery | None = None) -> str | None:
+def description_problem(
+    text: str, parsed: ParsedQuery | None = None, example: str = COMMAND_EXAMPLE
+) -> str | None:
     """Why a description cannot be searched, in one line; None when it can.
 
     Checked before the model runs (and for every configured playlist before
     any is written): an empty text, one without words, or a negation with
     nothing after it ("jazz without") would still rank something, and the
     user would take that ranking for an answer to what they meant. `parsed`
-    is the text's parse when the caller has it already.
+    is the text's parse when the caller has it already; `example` how the
+    message shows a description to search for (COMMAND_EXAMPLE).
     """
     text = " ".join(str(text).split())
     if not text:
-        return 'empty description: say what to look for, e.g. beet clap "calm piano"'
+        return (
+            "empty description: say what to look for, "
+            f"e.g. {example.format('calm piano')}"
+        )
     if not any(ch.isalpha() for ch in text):
         return (
             f"nothing to search for in {_shorten(text)!r}: describe the music "
-            f'in words, e.g. beet clap "calm piano"'
+            f"in words, e.g. {example.format('calm piano')}"
         )
     if parsed is None:
         from .query import parse_query
@@ -123,7 +132,7 @@ def description_problem(text: str, parsed: ParsedQuery | None = None) -> str | N
         where = "" if cue == parsed.text else f" ends with {cue!r} and"
         return (
             f"{_shorten(text)!r}{where} names nothing to leave out: say what, "
-            f'e.g. beet clap "jazz without vocals"'
+            f"e.g. {example.format('jazz without vocals')}"
         )
     return None
 
@@ -135,17 +144,18 @@ def embed_query(
     tag_weight: float = DEFAULT_TAG_WEIGHT,
     affirmed_tag_weight: float = DEFAULT_AFFIRMED_TAG_WEIGHT,
     speech_weight: float = DEFAULT_SPEECH_WEIGHT,
+    example: str = COMMAND_EXAMPLE,
 ) -> TextQuery:
     """Validate, parse and embed a description: the whole text, then each
     negated attribute and its kinds, and the speech text (both remembered
     by the bundle across queries). The description is parsed once, as far as
-    the text tower reads it."""
+    the text tower reads it; `example` as description_problem takes it."""
     from .query import parse_query
     from .scoring import SPEECH_TEXT, negated_phrases, whole_vector
 
     text = " ".join(str(text).split())
     parsed = parse_query(text, bundle.max_tokens) if text else None
-    problem = description_problem(text, parsed)
+    problem = description_problem(text, parsed, example)
     if problem is not None:
         raise SearchError(problem)
     import numpy as np

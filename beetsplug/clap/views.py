@@ -24,7 +24,7 @@ def serve_page(
     host: str,
     port: int,
     resources: Resources,
-    embed: Callable[[str], Any],
+    embed: Callable[[str, str], Any],
     limit: int,
     log: Any,
     announce: Callable[[str], None],

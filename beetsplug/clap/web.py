@@ -34,6 +34,9 @@ STATIC_FILES = {
     "web.css": "text/css",
 }
 _MAX_ID = 2**63 - 1  # SQLite's integer range; larger ids cannot exist
+# How a refused description's message shows one to search for: the page
+# has a search box, not `beet clap` (search.description_problem).
+BOX_EXAMPLE = 'search for "{}"'
 
 
 class WebError(Exception):
@@ -58,17 +61,26 @@ def split_query(text: str, fields: set[str]) -> tuple[str, list[str]]:
     """(description, beets query terms) of what was typed in the search box,
     as `beet clap TEXT QUERY` takes them: words naming a known field
     (year:1990..1999, artist:"The Band") are the beets query, the rest is the
-    description, as typed. The box is no shell: an apostrophe is part of
-    its word ("I can't stand drums"), and double quotes around description
-    words keep them literal, as they do in a description
-    (docs/queries.md). `fields`: search.query_fields."""
+    description, as typed. A lone `,` between two query terms is beets' OR,
+    as on the command line (`year:1999 , title:Feelings`); any other comma
+    is the description's ("ambient, no drums"). The box is no shell: an
+    apostrophe is part of its word ("I can't stand drums"), and double
+    quotes around description words keep them literal, as they do in a
+    description (docs/queries.md). `fields`: search.query_fields."""
     from .search import is_query_term
 
+    typed = _BOX_WORD.findall(text)
+    is_term = [
+        not word.startswith('"') and is_query_term(word.replace('"', ""), fields)
+        for word in typed
+    ]
     words, terms = [], []
-    for word in _BOX_WORD.findall(text):
-        term = word.replace('"', "")
-        if not word.startswith('"') and is_query_term(term, fields):
-            terms.append(term)
+    for i, word in enumerate(typed):
+        between_terms = 0 < i < len(typed) - 1 and is_term[i - 1] and is_term[i + 1]
+        if is_term[i]:
+            terms.append(word.replace('"', ""))
+        elif word == "," and between_terms:
+            terms.append(word)
         else:
             words.append(word)
     return " ".join(words), terms
@@ -82,7 +94,8 @@ class Backend:
     lib: Library
     store: Store
     bundle: Bundle
-    embed: Callable[[str], TextQuery]  # the plugin's configured embed_query
+    # The plugin's configured embed_query: (description, example).
+    embed: Callable[[str, str], TextQuery]
     fields: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _map_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -133,7 +146,11 @@ class Backend:
             lambda: _ranked(self, None, [], limit, like=item_id)
         )
         label = track_label(item_artist(item), item.title, item.path, " – ")
-        return self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
+        answer = self._answer(ranked, f"tracks that sound like {label}\n{explanation}")
+        # The page names the track from here when the view is loaded from
+        # its address (?like=ID).
+        answer["track"] = label
+        return answer
 
     def audio_path(self, item_id: int) -> str:
         """The file of a library item: the only files the server sends."""
@@ -230,7 +247,7 @@ def _ranked(
         )
         explanation = f"cosine to the track's vector{where}"
     else:
-        query = backend.embed(text or "")
+        query = backend.embed(text or "", BOX_EXAMPLE)
         ranked = search.rank_items(
             backend.store, backend.bundle, query, limit, candidates
         )

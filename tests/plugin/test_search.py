@@ -213,13 +213,18 @@ def test_empty_descriptions_are_refused(indexed: ClapEnv, text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("!!!", r"^nothing to search for in '!!!': describe the music in words"),
+        (
+            "!!!",
+            r"^nothing to search for in '!!!': describe the music in words, "
+            r'e\.g\. beet clap "calm piano"$',
+        ),
         ("1999", r"^nothing to search for in '1999'"),
         ("without", r"^'without' names nothing to leave out: say what"),
         ("no", r"^'no' names nothing to leave out"),
         (
             "jazz without",
-            r"^'jazz without' ends with 'without' and names nothing to leave out",
+            r"^'jazz without' ends with 'without' and names nothing to leave out: "
+            r'say what, e\.g\. beet clap "jazz without vocals"$',
         ),
         ("ambient, no", r"^'ambient, no' ends with 'no' and names nothing"),
         ("high w/o any", r"^'high w/o any' ends with 'w/o any' and names nothing"),

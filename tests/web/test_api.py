@@ -91,6 +91,24 @@ def test_beets_query_terms_filter_as_on_the_command_line(server: Server) -> None
     assert body["explanation"].endswith("beets query: year:2000..2020 ^title:glare")
 
 
+def test_a_lone_comma_between_beets_terms_is_or_as_on_the_command_line(
+    server: Server,
+) -> None:
+    from urllib.parse import quote
+
+    status, body = _json(
+        server, "/api/search?q=" + quote("low year:1991 , title:Glare")
+    )
+    assert status == 200
+    assert {r["title"] for r in body["results"]} == {"Deep One", "Glare"}
+    assert body["explanation"].endswith("beets query: year:1991 , title:Glare")
+    assert body["explanation"].startswith("query:       'low'\n")
+    status, body = _json(
+        server, "/api/search?q=" + quote("low year:1800 , title:nothingatall")
+    )
+    assert body["note"] == "no tracks match year:1800 , title:nothingatall"
+
+
 def test_the_search_box_reads_apostrophes_and_quotes_as_typed(server: Server) -> None:
     """No shell between the box and the parser: "can't" keeps its negation,
     and double quotes keep words literal as in a description."""
@@ -121,9 +139,11 @@ def test_more_like_this_leaves_out_the_track_itself(server: Server) -> None:
     assert 1 not in ids
     assert body["results"][0]["title"] in {"Rumble", "Deep Two"}
     assert body["explanation"].startswith("tracks that sound like Bass Unit – Deep One")
+    assert body["track"] == "Bass Unit – Deep One"  # the page's heading
     # A track without tags is named by its file, as on the page.
     _status, body = _json(server, f"/api/similar/{len(TRACKS)}?n=1")
     assert body["explanation"].startswith(f"tracks that sound like {UNTAGGED}\n")
+    assert body["track"] == UNTAGGED
 
 
 def test_files_inside_the_library_directory_are_found_on_every_thread(
@@ -169,13 +189,13 @@ def test_files_inside_the_library_directory_are_found_on_every_thread(
             "/api/search?q=jazz%20without",
             400,
             "'jazz without' ends with 'without' and names nothing to leave out: "
-            'say what, e.g. beet clap "jazz without vocals"',
+            'say what, e.g. search for "jazz without vocals"',
         ),
         (
             "/api/search?q=%3F%3F%3F!!",
             400,
             "nothing to search for in '???!!': describe the music in words, "
-            'e.g. beet clap "calm piano"',
+            'e.g. search for "calm piano"',
         ),
         (
             "/api/search?q=" + "la%20" * 600,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from web_helpers import TRACKS, UNTAGGED, Server, beet
 
 WAIT = 60  # seconds; a loaded machine renders slowly, a fast one returns early
@@ -34,6 +35,25 @@ def _message(driver: Any, starts: str) -> str:
     return WebDriverWait(driver, WAIT).until(
         lambda d: (t := d.find_element(By.ID, "message").text).startswith(starts) and t
     )
+
+
+def _message_is(driver: Any, text: str) -> None:
+    """Wait until the page's status line is `text`."""
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.find_element(By.ID, "message").text == text
+    )
+
+
+def _address(driver: Any) -> dict[str, str]:
+    """The parameters of the page's address (the view it shows)."""
+    return {k: v for k, (v,) in parse_qs(urlsplit(driver.current_url).query).items()}
+
+
+def _ids(driver: Any) -> list[str]:
+    return [
+        li.get_attribute("data-id")
+        for li in driver.find_elements(By.CSS_SELECTOR, "#results li.result")
+    ]
 
 
 def _results(driver: Any) -> list[dict[str, str]]:
@@ -149,7 +169,60 @@ def test_more_like_this_and_the_map_on_the_page(browser: Any, server: Server) ->
     tip = _hover(browser, "#map", 0)
     assert tip in {f"{t[1]} – {t[2]}" for t in TRACKS}
     ActionChains(browser).click().perform()
-    assert _message(browser, "More like").startswith(f"More like {tip}:")
+    heading = _message(browser, f"More like {tip}:")
+    # The point's likes are the page's address: a reload shows them again.
+    picked = _address(browser)
+    assert set(picked) == {"like", "n"}
+    assert picked["like"].isdigit()
+    assert picked["n"] == "20"
+    ids = _ids(browser)
+    browser.refresh()
+    _message_is(browser, heading)
+    assert _ids(browser) == ids
+
+
+def test_the_view_is_the_address_for_reload_back_and_forward(
+    browser: Any, server: Server
+) -> None:
+    browser.get(server.url + "/?n=5&q=noise")
+    count = Select(browser.find_element(By.ID, "n"))
+    _message_is(browser, 'Results for "noise": 5 tracks')
+    assert count.first_selected_option.text == "5"
+    assert browser.find_element(By.ID, "q").get_attribute("value") == "noise"
+    # Another count shows the view again, and a reload keeps it.
+    count.select_by_visible_text("100")
+    _message_is(browser, f'Results for "noise": {len(TRACKS)} tracks')
+    assert _address(browser) == {"q": "noise", "n": "100"}
+    browser.refresh()
+    _message_is(browser, f'Results for "noise": {len(TRACKS)} tracks')
+    count = Select(browser.find_element(By.ID, "n"))
+    assert count.first_selected_option.text == "100"
+    # "More like this" is an address of its own, the box left empty.
+    first = browser.find_element(By.CSS_SELECTOR, "#results li.result")
+    first_id = first.get_attribute("data-id")
+    first.find_element(By.CLASS_NAME, "like").click()
+    heading = _message(browser, "More like")
+    assert _address(browser) == {"like": first_id, "n": "100"}
+    assert browser.find_element(By.ID, "q").get_attribute("value") == ""
+    likes = _ids(browser)
+    assert first_id not in likes
+    browser.refresh()
+    _message_is(browser, heading)
+    assert _ids(browser) == likes
+    # Back returns to the search, its words in the box; Forward to the likes.
+    browser.back()
+    _message_is(browser, f'Results for "noise": {len(TRACKS)} tracks')
+    assert browser.find_element(By.ID, "q").get_attribute("value") == "noise"
+    assert _address(browser) == {"q": "noise", "n": "100"}
+    browser.forward()
+    _message_is(browser, heading)
+    assert _ids(browser) == likes
+    # A search typed in the box is a new address too.
+    _search(browser, "low")
+    _message_is(browser, f'Results for "low": {len(TRACKS)} tracks')
+    assert _address(browser) == {"q": "low", "n": "100"}
+    browser.back()
+    _message_is(browser, heading)
 
 
 def test_bad_input_is_one_line_on_the_page(browser: Any, server: Server) -> None:
@@ -161,7 +234,7 @@ def test_bad_input_is_one_line_on_the_page(browser: Any, server: Server) -> None
     )
     assert message.text == (
         "'jazz without' ends with 'without' and names nothing to leave out: "
-        'say what, e.g. beet clap "jazz without vocals"'
+        'say what, e.g. search for "jazz without vocals"'
     )
     assert _results(browser) == []
 

@@ -148,6 +148,15 @@ def test_map_data_refuses_an_empty_library() -> None:
             ["year:1990.."],
         ),
         ('"no vocals" live', '"no vocals" live', []),
+        # a lone comma between query terms is beets' OR; any other is words
+        (
+            "calm piano year:1999 , artist:Feelings",
+            "calm piano",
+            ["year:1999", ",", "artist:Feelings"],
+        ),
+        ("ambient, no drums year:1990..", "ambient, no drums", ["year:1990.."]),
+        ("ambient , no drums year:1990..", "ambient , no drums", ["year:1990.."]),
+        ("calm year:1999 , piano", "calm , piano", ["year:1999"]),
         ('"year:1990" songs', '"year:1990" songs', []),
     ],
 )

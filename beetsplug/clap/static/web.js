@@ -28,10 +28,6 @@ function trackName(result) {
   return result.title || (result.path || "").split(/[\\/]/).pop() || "?";
 }
 
-function trackLabel(result) {
-  return [result.artist, trackName(result)].filter(Boolean).join(" – ");
-}
-
 function resultItem(result) {
   const li = document.createElement("li");
   li.className = "result";
@@ -60,7 +56,7 @@ function resultItem(result) {
   like.type = "button";
   like.className = "like";
   like.textContent = "more like this";
-  like.addEventListener("click", () => moreLike(result.id, trackLabel(result)));
+  like.addEventListener("click", () => moreLike(result.id));
   controls.append(audio, like);
   li.append(line, controls);
   return li;
@@ -82,27 +78,79 @@ function show(body, heading) {
   say(results.length ? `${heading}: ${results.length} tracks` : `${heading}: ${none}`, false);
 }
 
-async function search(q, n) {
+function clear(message, isError) {
+  $("results").textContent = "";
+  $("explanation").hidden = true;
+  say(message, isError);
+}
+
+// The view shown is the page's address, so a reload, a link, Back and
+// Forward show it again: ?q=TEXT&n=N for a search, ?like=ID&n=N for the
+// tracks that sound like item ID; q null and no like: nothing asked yet.
+function viewOf(query) {
+  const params = new URLSearchParams(query);
+  return { q: params.get("q") || null, like: params.get("like"), n: params.get("n") };
+}
+
+function address(view) {
+  const params = new URLSearchParams();
+  if (view.like) params.set("like", view.like);
+  else if (view.q !== null) params.set("q", view.q);
+  if (view.n) params.set("n", view.n);
+  return `?${params}`;
+}
+
+// The results count of the address, in the list even when it offers no
+// such choice (?n=5); without one, the list's default.
+function setCount(n) {
+  const select = $("n");
+  if (!n) n = [...select.options].find((o) => o.defaultSelected).value;
+  if (![...select.options].some((o) => o.value === n)) select.add(new Option(n, n));
+  select.value = n;
+}
+
+let asked = 0; // the latest request: an answer to an earlier one comes too late
+
+async function showView(view) {
+  if (!view.like && view.q === null) {
+    clear("", false);
+    return;
+  }
+  const mine = ++asked;
   say("Searching…", false);
+  const n = encodeURIComponent($("n").value);
   try {
-    const body = await getJSON(`/api/search?q=${encodeURIComponent(q)}&n=${n}`);
-    show(body, `Results for "${q}"`);
+    if (view.like) {
+      const body = await getJSON(`/api/similar/${encodeURIComponent(view.like)}?n=${n}`);
+      if (mine === asked) show(body, `More like ${body.track}`);
+    } else {
+      const body = await getJSON(`/api/search?q=${encodeURIComponent(view.q)}&n=${n}`);
+      if (mine === asked) show(body, `Results for "${view.q}"`);
+    }
   } catch (err) {
-    $("results").textContent = "";
-    $("explanation").hidden = true;
-    say(err.message, true);
+    if (mine === asked) clear(err.message, true);
   }
 }
 
-async function moreLike(id, label) {
-  say("Searching…", false);
-  try {
-    const body = await getJSON(`/api/similar/${id}?n=${$("n").value}`);
-    show(body, `More like ${label}`);
-    window.scrollTo({ top: 0 });
-  } catch (err) {
-    say(err.message, true);
-  }
+// A new view: a new entry in the history, so Back returns to the last one.
+function go(view) {
+  const url = address(view);
+  if (url !== location.search) history.pushState(null, "", url);
+  return showView(view);
+}
+
+// The view of the address as it stands (on load, Back and Forward).
+function restore() {
+  const view = viewOf(location.search);
+  setCount(view.n);
+  $("q").value = view.like ? "" : view.q || "";
+  return showView(view);
+}
+
+function moreLike(id) {
+  $("q").value = "";
+  window.scrollTo({ top: 0 });
+  return go({ q: null, like: String(id), n: $("n").value });
 }
 
 async function drawMap() {
@@ -110,7 +158,7 @@ async function drawMap() {
     const data = await getJSON("/api/map");
     $("map-message").textContent =
       `${data.ids.length} tracks; regions named by the text model. Click a point for more like it.`;
-    clapMap($("map"), data, moreLike);
+    clapMap($("map"), data, (id) => moreLike(id));
   } catch (err) {
     $("map-message").textContent = err.message;
     $("map-message").className = "error";
@@ -119,15 +167,16 @@ async function drawMap() {
 
 $("search").addEventListener("submit", (event) => {
   event.preventDefault();
-  const q = $("q").value;
-  const params = new URLSearchParams({ q });
-  history.replaceState(null, "", `?${params}`);
-  search(q, $("n").value);
+  go({ q: $("q").value, like: null, n: $("n").value });
 });
 
-const initial = new URLSearchParams(location.search).get("q");
-if (initial) {
-  $("q").value = initial;
-  search(initial, $("n").value);
-}
+// Another count shows the same view again, with as many results.
+$("n").addEventListener("change", () => {
+  const view = { ...viewOf(location.search), n: $("n").value };
+  history.replaceState(null, "", address(view));
+  showView(view);
+});
+
+window.addEventListener("popstate", restore);
+restore();
 drawMap();
