@@ -18,7 +18,7 @@ from .items import item_path
 from .named_query import ClapAlbumQuery, ClapQuery
 from .progress import ProgressBar
 from .resources import Resources
-from .results import ScoreType, ranked_lines
+from .results import SCORE_FIELD, ScoreType, ranked_lines
 from .results import nothing_found as _nothing_found
 from .results import track_name as _track_name
 from .results import tracks_not_found as _tracks_not_found
@@ -48,8 +48,8 @@ class ClapPlugin(BeetsPlugin):
     item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
     album_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapAlbumQuery}
     # The computed field's type: how beets formats it in templates.
-    item_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
-    album_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
+    item_types: ClassVar[dict[str, ScoreType]] = {SCORE_FIELD: ScoreType()}
+    album_types: ClassVar[dict[str, ScoreType]] = {SCORE_FIELD: ScoreType()}
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,8 +71,8 @@ class ClapPlugin(BeetsPlugin):
         self._album_scores: dict[int, float] = {}
         self._removed: set[int] = set()
         self._imported: set[int] = set()  # embedded by the import stage
-        self.template_fields["clap_score"] = self._item_score
-        self.album_template_fields["clap_score"] = self._album_score
+        self.template_fields[SCORE_FIELD] = self._item_score
+        self.album_template_fields[SCORE_FIELD] = self._album_score
         self.register_listener("item_removed", self._on_item_removed)
         self.register_listener("cli_exit", self._on_cli_exit)
         self.register_listener("import_task_files", self._on_import_task_files)

@@ -37,7 +37,7 @@ def test_scores_are_sorted_and_shown(indexed: ClapEnv) -> None:
     assert -1.0 <= scores[-1] < scores[0] <= 1.0
 
 
-def test_clap_score_field_in_format(indexed: ClapEnv) -> None:
+def test_clap_score_field_in_format(indexed: ClapEnv, tmp_path: Path) -> None:
     lines = indexed.lines("clap", "high", "-n", "2", "-f", "$clap_score|$title")
     first_score, first_title = lines[0].split("|")
     assert first_title == "high"
@@ -60,6 +60,15 @@ def test_clap_score_field_in_format(indexed: ClapEnv) -> None:
     indexed.reload()
     assert indexed.lines("ls", "-f", "[$clap_score]$title", "title:high") == ["[]high"]
     assert indexed.sql("SELECT * FROM item_attributes WHERE key = 'clap_score'") == []
+    # Nor is it a field of the library a map could be coloured by.
+    drawn = tmp_path / "map.html"
+    with pytest.raises(UserError) as info:
+        indexed.run("clap-map", "-o", str(drawn), "--color", "clap_score")
+    assert str(info.value) == (
+        "no field 'clap_score' in this library for --color: "
+        "e.g. genre, year, artist, album, format, bpm"
+    )
+    assert not drawn.exists()
 
 
 def test_limit_and_beets_query_filter(indexed: ClapEnv) -> None:
