@@ -443,7 +443,9 @@ def _script_json(data: Any) -> str:
 def map_html(data: dict[str, Any]) -> str:
     """One self-contained page: the data, the map script and its styles
     inline, nothing fetched from anywhere."""
-    title = html.escape(f"{data['title']}: {len(data['ids'])} tracks")
+    from .results import counted
+
+    title = html.escape(f"{data['title']}: {counted(len(data['ids']), 'track')}")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

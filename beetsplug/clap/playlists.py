@@ -325,6 +325,8 @@ def _no_automatic(
     """Why no automatic playlist was made, and that the old ones stay."""
     if tracks == 0:
         why = "no track is indexed"
+    elif tracks == 1:
+        why = f"the one indexed track is fewer than cluster_min_size {min_size}"
     else:
         which = (
             "the one cluster"

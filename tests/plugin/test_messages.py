@@ -343,3 +343,29 @@ def test_a_library_whose_every_track_failed_says_why_not_that_it_is_empty(
         f"(cut.flac: {why}; and 1 more); run `beet clap-index` for the other 1"
     )
     assert not drawn.exists()
+
+
+def test_one_is_counted_in_the_singular(
+    env: ClapEnv, corpus: dict[str, Path], other_bundle: Path, tmp_path: Path
+) -> None:
+    env.add(corpus["low"], title="low")
+    env.run("clap-index")
+    drawn = tmp_path / "map.html"
+    assert env.outputs("clap-map", "title:low", "-o", str(drawn)) == (
+        [f"clap-map: wrote {drawn} (1 track, 1 region)"],
+        [],
+    )
+    assert "<title>beets library, title:low: 1 track</title>" in drawn.read_text()
+    lists = tmp_path / "lists"
+    env.reload(playlist_dir=str(lists), playlists=[{"name": "Lows", "query": "low"}])
+    assert env.outputs("clap-playlists", "--pretend") == (
+        [f"would write Lows: {lists / 'Lows.m3u'} (1 track)"],
+        [
+            "clap: no automatic playlist: the one indexed track is fewer than "
+            "cluster_min_size 5"
+        ],
+    )
+    env.reload(model=str(other_bundle))
+    assert env.outputs("clap-index")[1] == [
+        "clap: dropped 1 vector of a previous model bundle"
+    ]
