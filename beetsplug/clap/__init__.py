@@ -18,7 +18,7 @@ from .items import item_path
 from .named_query import ClapAlbumQuery, ClapQuery
 from .progress import ProgressBar
 from .resources import Resources
-from .results import ScoreType, ranked_lines
+from .results import SCORE_FIELD, ScoreType, counted, ranked_lines
 from .results import nothing_found as _nothing_found
 from .results import track_name as _track_name
 from .results import tracks_not_found as _tracks_not_found
@@ -48,8 +48,8 @@ class ClapPlugin(BeetsPlugin):
     item_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapQuery}
     album_queries: ClassVar[dict[str, type[FieldQuery]]] = {"clap": ClapAlbumQuery}
     # The computed field's type: how beets formats it in templates.
-    item_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
-    album_types: ClassVar[dict[str, ScoreType]] = {"clap_score": ScoreType()}
+    item_types: ClassVar[dict[str, ScoreType]] = {SCORE_FIELD: ScoreType()}
+    album_types: ClassVar[dict[str, ScoreType]] = {SCORE_FIELD: ScoreType()}
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,8 +71,8 @@ class ClapPlugin(BeetsPlugin):
         self._album_scores: dict[int, float] = {}
         self._removed: set[int] = set()
         self._imported: set[int] = set()  # embedded by the import stage
-        self.template_fields["clap_score"] = self._item_score
-        self.album_template_fields["clap_score"] = self._album_score
+        self.template_fields[SCORE_FIELD] = self._item_score
+        self.album_template_fields[SCORE_FIELD] = self._album_score
         self.register_listener("item_removed", self._on_item_removed)
         self.register_listener("cli_exit", self._on_cli_exit)
         self.register_listener("import_task_files", self._on_import_task_files)
@@ -198,7 +198,8 @@ class ClapPlugin(BeetsPlugin):
             self._opener(lib),
             self._searching,
         )
-        ui.print_(f"clap-map: wrote {opts.output} ({tracks} tracks, {regions} regions)")
+        drawn = f"{counted(tracks, 'track')}, {counted(regions, 'region')}"
+        ui.print_(f"clap-map: wrote {opts.output} ({drawn})")
 
     def _limit(self, opts: Any) -> int:
         self._check_config()
@@ -258,7 +259,11 @@ class ClapPlugin(BeetsPlugin):
                 + (f", would fail {len(failing)}" if failing else "")
             )
             return
-        self._log.debug("embedding {} tracks with {} job(s)", len(plan.todo), jobs)
+        self._log.debug(
+            "embedding {} with {}",
+            counted(len(plan.todo), "track"),
+            counted(jobs, "job"),
+        )
         try:
             # The bar's line is ended before any message (a warning, the
             # stop line of Ctrl-C or SIGTERM, an error) and when the run ends.
@@ -279,7 +284,8 @@ class ClapPlugin(BeetsPlugin):
             raise UserError(str(exc)) from exc
         if summary.dropped:
             self._log.info(
-                "dropped {} vectors of a previous model bundle", summary.dropped
+                "dropped {} of a previous model bundle",
+                counted(summary.dropped, "vector"),
             )
         for work, error in summary.failed:
             ui.print_(f"failed: {displayable_path(work.path)}: {error}")
@@ -495,12 +501,24 @@ class ClapPlugin(BeetsPlugin):
                 lambda i: _track_name(lib, i),
             )
         )
+        if candidates is not None and len(steps) == 2:
+            # The query leaves no track to pass through because it matches
+            # none, or none indexed: said as the searches say it, and, as
+            # they do, nothing printed and no playlist written.
+            rest = candidates - set(ends)
+            if not candidates or (rest and not len(store.vectors(rest)[0])):
+                self._log.info("{}", _tracks_not_found(lib, store, query, rest))
+                return
         ranked = [(step.item_id, step.fit) for step in steps]
         self._scores.update(ranked)
         if len(steps) < length:
+            between = len(steps) - 2
             self._log.info(
-                "only {} tracks lie between FROM and TO{}: the path is shorter",
-                len(steps) - 2,
+                "{} between FROM and TO{}: the path is shorter",
+                "no track lies"
+                if not between
+                else f"only {counted(between, 'track')} "
+                + ("lies" if between == 1 else "lie"),
                 f" among those matching {' '.join(query)}" if query else "",
             )
         # The playlist first: it is what lasts, and printing can end the
@@ -517,7 +535,9 @@ class ClapPlugin(BeetsPlugin):
             target, count = write_items(lib, filename, item_ids, self.settings)
         except PlaylistError as exc:
             raise UserError(str(exc)) from exc
-        self._log.info("wrote {} ({} tracks)", displayable_path(target), count)
+        self._log.info(
+            "wrote {} ({})", displayable_path(target), counted(count, "track")
+        )
 
     def _cmd_playlists(self, lib: Library, opts: Any, args: list[str]) -> None:
         if args:
@@ -537,7 +557,8 @@ class ClapPlugin(BeetsPlugin):
         verb = "would write" if opts.pretend else "wrote"
         for playlist, path, count in update.written:
             ui.print_(
-                f"{verb} {playlist.name}: {displayable_path(path)} ({count} tracks)"
+                f"{verb} {playlist.name}: {displayable_path(path)} "
+                f"({counted(count, 'track')})"
             )
         for path in update.removed:
             ui.print_(f"removed {displayable_path(path)}")

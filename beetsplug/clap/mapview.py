@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .items import file_name, item_artist, track_label
+from .items import file_name, item_artist, item_path, track_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -304,43 +304,72 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _value_name(value: Any) -> str:
+    """A value as the legend names it: whole numbers without a point,
+    fractions to two places."""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(round(value, 2))
+    return str(value)
+
+
 def colours(
     values: Sequence[Any], field: str
 ) -> tuple[list[int], list[dict[str, str]], list[str]]:
-    """(colour index per track, legend, colour of each index): numbers with
-    many distinct values shade from low to high, anything else gets one
-    colour per common value, the rest grey."""
-    distinct = {v for v in values if v not in (None, "")}
-    numeric = distinct and all(_is_number(v) for v in distinct)
-    # beets stores 0 for a number it does not know (year, bpm): no value.
-    known = {v for v in distinct if v != 0} if numeric else distinct
-    if numeric and len(known) > MAX_CATEGORIES:
-        lo, hi = min(known), max(known)
-        steps = len(PALETTE)
-        shades = [_shade(i / (steps - 1)) for i in range(steps)]
-        index = [
-            steps
-            if v in (None, "", 0)
-            else round((v - lo) / ((hi - lo) or 1) * (steps - 1))
-            for v in values
-        ]
-        legend = [
-            {"name": f"{field} {lo:g}", "colour": shades[0]},
-            {"name": f"{field} {hi:g}", "colour": shades[-1]},
-            {"name": "no value", "colour": OTHER_COLOUR},
-        ]
-        return index, legend, [*shades, OTHER_COLOUR]
-    common = [
-        v for v, _ in Counter(v for v in values if v not in (None, "")).most_common()
-    ][:MAX_CATEGORIES]
+    """(colour index per track, legend, colour of each index).
+
+    Numbers shade from low to high when they take more than MAX_CATEGORIES
+    values, and get a colour each, in ascending order, when they take fewer;
+    anything else gets a colour for each of its MAX_CATEGORIES most common
+    values. For numbers 0 is no value: beets stores 0 for a number it does
+    not know (a year, a bpm). Tracks without a colour are grey, and the
+    legend says why ("no value", "other") only when some track is grey.
+    """
+    present = [v for v in values if v not in (None, "")]
+    numeric = bool(present) and all(_is_number(v) for v in present)
+    if numeric:
+        known = sorted({v for v in present if v != 0})
+        if len(known) > MAX_CATEGORIES:
+            return _shades(values, known, field)
+        common = known
+    else:
+        common = [v for v, _ in Counter(present).most_common(MAX_CATEGORIES)]
     slot = {v: i for i, v in enumerate(common)}
     index = [slot.get(v, len(common)) for v in values]
+    palette = [*(PALETTE[i % len(PALETTE)] for i in range(len(common))), OTHER_COLOUR]
     legend = [
-        {"name": str(v), "colour": PALETTE[i % len(PALETTE)]}
-        for i, v in enumerate(common)
+        {"name": _value_name(v), "colour": palette[i]} for i, v in enumerate(common)
     ]
-    legend.append({"name": "other / no value", "colour": OTHER_COLOUR})
-    return index, legend, [entry["colour"] for entry in legend]
+    missing = len(present) < len(values) or (numeric and 0 in present)
+    other = any(v not in slot for v in present if not (numeric and v == 0))
+    grey = " / ".join(
+        name for name, shown in (("other", other), ("no value", missing)) if shown
+    )
+    if grey:
+        legend.append({"name": grey, "colour": OTHER_COLOUR})
+    return index, legend, palette
+
+
+def _shades(
+    values: Sequence[Any], known: Sequence[float], field: str
+) -> tuple[list[int], list[dict[str, str]], list[str]]:
+    """colours() of numbers with many values (`known`, ascending, without
+    the 0 that means none): a shade each from low to high, grey for none."""
+    lo, hi = known[0], known[-1]
+    steps = len(PALETTE)
+    shades = [_shade(i / (steps - 1)) for i in range(steps)]
+    index = [
+        steps
+        if v in (None, "", 0)
+        else round((v - lo) / ((hi - lo) or 1) * (steps - 1))
+        for v in values
+    ]
+    legend = [
+        {"name": f"{field} {_value_name(lo)}", "colour": shades[0]},
+        {"name": f"{field} {_value_name(hi)}", "colour": shades[-1]},
+    ]
+    if steps in index:
+        legend.append({"name": "no value", "colour": OTHER_COLOUR})
+    return index, legend, [*shades, OTHER_COLOUR]
 
 
 def _shade(t: float) -> str:
@@ -414,7 +443,9 @@ def _script_json(data: Any) -> str:
 def map_html(data: dict[str, Any]) -> str:
     """One self-contained page: the data, the map script and its styles
     inline, nothing fetched from anywhere."""
-    title = html.escape(f"{data['title']}: {len(data['ids'])} tracks")
+    from .results import counted
+
+    title = html.escape(f"{data['title']}: {counted(len(data['ids']), 'track')}")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -450,24 +481,34 @@ def library_tracks(
 ) -> list[Track]:
     """A Track per id (ids no longer in the library are left out), read with
     one SQL query unless the colour field needs beets' own item objects."""
+    from beets.dbcore.types import Boolean
     from beets.library import Item
+    from beets.util import displayable_path
 
+    from .results import SCORE_FIELD
     from .search import known_fields, list_fields
 
-    # Fields a --color can name: a named query (`clap:`) is not one. The
+    # Fields a --color can name: a named query (`clap:`) is not one, nor
+    # $clap_score, which only the command that ranked has values of. The
     # single-value names beets still takes for its list fields colour by
     # the list's first value ("genre": the first of `genres`).
     lists = list_fields()
     field = lists.get(color, color) if color is not None else None
-    if field is not None and field not in known_fields(lib):
+    if field is not None and (field not in known_fields(lib) or field == SCORE_FIELD):
         examples = "genre, year, artist, album, format, bpm"
         raise MapError(
             f"no field {color!r} in this library for --color: e.g. {examples}"
         )
     wanted = {int(i) for i in item_ids}
     found: dict[int, Track] = {}
-    if field is None or (field in Item._fields and field not in lists.values()):
+    # Read with SQL: the columns of items, but the path (stored relative to
+    # the library's folder, shown whole as beets shows it) and list fields.
+    if field is None or (
+        field in Item._fields and field not in lists.values() and field != "path"
+    ):
         column = f", {field}" if field else ""
+        # A flag is stored as 0 or 1, which are no number here: yes or no.
+        flag = field is not None and isinstance(Item._fields[field], Boolean)
         with lib.transaction() as tx:
             rows = tx.query(
                 f"SELECT id, artist, title, path, albumartist{column} FROM items"
@@ -475,15 +516,19 @@ def library_tracks(
         for row in rows:
             if row[0] in wanted:
                 value = row[5] if color else None
+                if flag and value is not None:
+                    value = bool(value)
                 name = row[2] or file_name(row[3])
                 found[row[0]] = Track(row[0], row[1] or row[4], name, value)
     else:
         for item in lib.items():
             if item.id in wanted:
                 name = item.title or file_name(item.path)
-                value = item.get(field)
+                value = item_path(lib, item) if field == "path" else item.get(field)
                 if isinstance(value, list):
                     value = value[0] if value else None
+                if isinstance(value, bytes):  # a path-typed flexible field
+                    value = displayable_path(value)
                 found[item.id] = Track(item.id, item_artist(item), name, value)
     return [found[i] for i in item_ids if i in found]
 

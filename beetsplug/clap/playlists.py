@@ -89,6 +89,17 @@ class PromptSpec(NamedTuple):
 _KEYS = ("name", "query", "filter", "size")
 
 
+def _given(value: Any) -> str:
+    """A config value in a one-line error, as the settings' errors show
+    values (settings.py), but a mapping or list by what it is: what YAML
+    read, not the Python type confuse made of it."""
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return repr(value)
+
+
 def _required_text(entry: Mapping[str, Any], key: str, where: str) -> str:
     """`entry[key]` when it is a non-empty string; else PlaylistConfigError."""
     value = entry.get(key)
@@ -118,9 +129,12 @@ def validate_playlists(
     if entries is None:
         return []
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
+        hint = ""
+        if isinstance(entries, Mapping):  # one playlist's keys, or names as keys
+            hint = " (start each playlist with `- name:`)"
         raise PlaylistConfigError(
-            f"{key} must be a list of {{name, query, filter, size}} entries, "
-            f"not {type(entries).__name__}"
+            f"{key} must be a list of playlists (each a mapping with name and "
+            f"query), not {_given(entries)}{hint}"
         )
     specs: list[PromptSpec] = []
     files: dict[str, str] = {}
@@ -128,8 +142,8 @@ def validate_playlists(
         where = f"{key}[{index}]"
         if not isinstance(entry, Mapping):
             raise PlaylistConfigError(
-                f"{where}: expected a mapping with name and query, "
-                f"not {type(entry).__name__}"
+                f"{where} must be a playlist (a mapping with name and query), "
+                f"not {_given(entry)}"
             )
         unknown = [k for k in entry if k not in _KEYS]
         if unknown:
@@ -325,6 +339,8 @@ def _no_automatic(
     """Why no automatic playlist was made, and that the old ones stay."""
     if tracks == 0:
         why = "no track is indexed"
+    elif tracks == 1:
+        why = f"the one indexed track is fewer than cluster_min_size {min_size}"
     else:
         which = (
             "the one cluster"

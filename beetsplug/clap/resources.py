@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from beets.ui import UserError
 
 from .guards import require_runtime
+from .results import counted
 from .settings import within_cpus
 
 if TYPE_CHECKING:
@@ -55,10 +56,10 @@ class Resources:
                     audio=False,
                 )
                 self._log.debug(
-                    "model bundle {} from {} ({} threads, 0 = one per core)",
+                    "model bundle {} from {} ({}, 0 = one per core)",
                     self._bundle.label,
                     self._bundle.path,
-                    self._bundle.threads,
+                    counted(self._bundle.threads, "thread"),
                 )
             if audio:
                 self._bundle.open_audio()

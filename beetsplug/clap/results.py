@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from .store import Store
 
 RUN_INDEX = "run `beet clap-index`"
-
-
+# The field of a search's scores ($clap_score): computed per command, never
+# stored, so only the command that ranked can show it.
+SCORE_FIELD = "clap_score"
 SCORE_DIGITS = 4
 
 
@@ -32,6 +33,11 @@ class ScoreType(NullFloat):
 
     def format(self, value: float | None) -> str:
         return "" if value is None else super().format(value)
+
+
+def counted(count: int, noun: str) -> str:
+    """A count and its noun, singular for one: "1 track", "2 tracks"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def ranked_lines(
@@ -81,6 +87,27 @@ def not_indexed(
         f"{none_of} is indexed yet: {failed} failed to index ({which}); "
         f"{RUN_INDEX} for the other {count - failed}"
     )
+
+
+def nothing_indexed(
+    count: int, failures: Mapping[int, str], name_of: Callable[[int], str]
+) -> str:
+    """Why the index holds no vector though clap-index has run: `failures`
+    (the recorded reasons, as not_indexed takes them) among the library's
+    `count` tracks. When every track failed, running clap-index again only
+    fails again: their files need fixing first."""
+    first = next(iter(failures))
+    line = not_indexed(
+        f"the one track in the library ({name_of(first)})",
+        f"none of the {count} tracks in the library",
+        count,
+        failures,
+        name_of,
+    )
+    if len(failures) < count:
+        return line
+    files = "its file" if count == 1 else "their files"
+    return f"{line}; fix or replace {files}, then {RUN_INDEX}"
 
 
 def nothing_found(

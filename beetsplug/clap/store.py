@@ -374,7 +374,31 @@ class Store(VectorIndex):
             (bundle,),
         ).fetchone()
         if row is None:
-            raise StoreError("the clap index is empty: run `beet clap-index` first")
+            raise StoreError(self._why_empty())
+
+    def _why_empty(self) -> str:
+        """Why the index holds no vector: nothing embedded yet, or (when the
+        library's tracks were tried) the reasons they failed, the first named
+        as results.track_name names a track."""
+        from .items import track_label
+        from .results import nothing_indexed
+
+        empty = "the clap index is empty: run `beet clap-index` first"
+        if "items" not in self._table_names():  # a bare store (tests, tools)
+            return empty
+        rows = self.conn.execute(
+            f"SELECT s.item_id, s.error, i.artist, i.albumartist, i.title, i.path "
+            f"FROM {STATE} s JOIN items i ON i.id = s.item_id "
+            "WHERE s.status = 'failed' ORDER BY s.item_id"
+        ).fetchall()
+        if not rows:
+            return empty
+        (count,) = self.conn.execute("SELECT count(*) FROM items").fetchone()
+        failures = {r[0]: r[1] or "no reason recorded" for r in rows}
+        names = {r[0]: track_label(r[2] or r[3], r[4], r[5]) for r in rows}
+        return nothing_indexed(
+            count, failures, lambda item_id: names[item_id] or f"item {item_id}"
+        )
 
     def all_vectors(self, bundle: str) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every item embedded by `bundle`, by ascending id."""

@@ -398,6 +398,56 @@ def test_path_shorter_when_the_way_runs_out(ramp: ClapEnv) -> None:
     ]
 
 
+def test_path_counts_one_track_between_in_the_singular(ramp: ClapEnv) -> None:
+    out, err = ramp.outputs(
+        "clap-path",
+        "title:low",
+        "title:high",
+        "-n",
+        "6",
+        "title:mix0.5",
+        "-f",
+        "$title",
+    )
+    assert out == ["low", "mix0.5", "high"]
+    assert err == [
+        "clap: only 1 track lies between FROM and TO among those matching "
+        "title:mix0.5: the path is shorter"
+    ]
+    # A query that matches only the ends leaves none between.
+    assert ramp.outputs(
+        "clap-path", "title:low", "title:high", "title::^(low|high)$", "-f", "$title"
+    ) == (
+        ["low", "high"],
+        [
+            "clap: no track lies between FROM and TO among those matching "
+            "title::^(low|high)$: the path is shorter"
+        ],
+    )
+
+
+def test_path_through_a_query_that_matches_nothing_says_so(
+    ramp: ClapEnv, corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """As the searches say it ("no tracks match Q"), not "only 0 tracks lie
+    between": nothing printed, no playlist written."""
+    way = tmp_path / "way.m3u"
+    args = ("clap-path", "title:low", "title:high", "--m3u", str(way))
+    assert ramp.outputs(*args, "title:Nope") == (
+        [],
+        ["clap: no tracks match title:Nope"],
+    )
+    ramp.add(corpus["mid"], title="fresh")  # not indexed
+    assert ramp.outputs(*args, "title:fresh") == (
+        [],
+        [
+            "clap: the one track matching title:fresh is not indexed yet: "
+            "run `beet clap-index`"
+        ],
+    )
+    assert not way.exists()
+
+
 def test_path_m3u_that_cannot_be_written(ramp: ClapEnv, tmp_path: Path) -> None:
     """One line, the reason without Python's errno; no folder is made for a
     file the user named (clap-map -o does not make one either)."""

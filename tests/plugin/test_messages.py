@@ -3,6 +3,7 @@ tracks that failed to index, dropped vectors."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,90 @@ def test_tracks_that_failed_to_index_are_said_to_have_failed_and_why(
         "like:        'album:bad , title:high': 1 track, "
         "2 failed to index, 1 not indexed yet"
     ) in explained
+
+
+def test_a_library_whose_every_track_failed_says_why_not_that_it_is_empty(
+    env: ClapEnv, tmp_path: Path
+) -> None:
+    """Not "the clap index is empty: run clap-index", which only fails
+    again: every search command names the failure and its reason."""
+    whole = write_audio(tmp_path / "whole.flac", "mid", seconds=12.0)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 8])
+    env.add(cut, read_tags=False, artist="", title="")
+    empty = "the clap index is empty: run `beet clap-index` first"
+    with pytest.raises(UserError, match=f"^{re.escape(empty)}$"):
+        env.run("clap", "low")
+    assert (
+        env.lines("clap-index")[-1] == "clap-index: embedded 0, unchanged 0, failed 1"
+    )
+    why = _reason(env, cut)
+    one = (
+        f"the one track in the library (cut.flac) failed to index: {why}; "
+        "fix or replace its file, then run `beet clap-index`"
+    )
+    drawn = tmp_path / "map.html"
+    at = f"path:{cut}"
+    commands = (
+        ("clap", "low"),
+        ("ls", "clap:low"),
+        ("clap", "--like", at),
+        ("clap-similar", at),
+        ("clap-path", at, at),
+        ("clap-map", "-o", str(drawn)),
+        ("clap-playlists", "--pretend"),
+    )
+    for args in commands:
+        with pytest.raises(UserError) as info:
+            env.run(*args)
+        assert str(info.value) == one, args
+    notes = tmp_path / "notes.mp3"
+    notes.write_text("not audio at all\n" * 200)
+    env.add(notes, read_tags=False, artist="x", title="notes")
+    assert (
+        env.lines("clap-index")[-1] == "clap-index: embedded 0, unchanged 0, failed 2"
+    )
+    every = (
+        "none of the 2 tracks in the library is indexed: both failed to index "
+        f"(cut.flac: {why}; and 1 more); fix or replace their files, then run "
+        "`beet clap-index`"
+    )
+    for args in commands:
+        with pytest.raises(UserError) as info:
+            env.run(*args)
+        assert str(info.value) == every, args
+    # A track not tried yet is still worth a clap-index run.
+    env.add(write_audio(tmp_path / "new.flac", "low"), title="new")
+    with pytest.raises(UserError) as info:
+        env.run("clap", "low")
+    assert str(info.value) == (
+        "none of the 3 tracks in the library is indexed yet: 2 failed to index "
+        f"(cut.flac: {why}; and 1 more); run `beet clap-index` for the other 1"
+    )
+    assert not drawn.exists()
+
+
+def test_one_is_counted_in_the_singular(
+    env: ClapEnv, corpus: dict[str, Path], other_bundle: Path, tmp_path: Path
+) -> None:
+    env.add(corpus["low"], title="low")
+    env.run("clap-index")
+    drawn = tmp_path / "map.html"
+    assert env.outputs("clap-map", "title:low", "-o", str(drawn)) == (
+        [f"clap-map: wrote {drawn} (1 track, 1 region)"],
+        [],
+    )
+    assert "<title>beets library, title:low: 1 track</title>" in drawn.read_text()
+    lists = tmp_path / "lists"
+    env.reload(playlist_dir=str(lists), playlists=[{"name": "Lows", "query": "low"}])
+    assert env.outputs("clap-playlists", "--pretend") == (
+        [f"would write Lows: {lists / 'Lows.m3u'} (1 track)"],
+        [
+            "clap: no automatic playlist: the one indexed track is fewer than "
+            "cluster_min_size 5"
+        ],
+    )
+    env.reload(model=str(other_bundle))
+    assert env.outputs("clap-index")[1] == [
+        "clap: dropped 1 vector of a previous model bundle"
+    ]

@@ -213,7 +213,7 @@ def test_a_prompt_playlist_whose_filter_matches_nothing_is_a_warning(
     assert indexed.outputs("clap-playlists", "--pretend", "--no-auto") == (
         [
             f"would write x: {out / 'x.m3u'} (0 tracks)",
-            f"would write Lows: {out / 'Lows.m3u'} (1 tracks)",
+            f"would write Lows: {out / 'Lows.m3u'} (1 track)",
         ],
         [warning],
     )

@@ -37,7 +37,7 @@ def test_scores_are_sorted_and_shown(indexed: ClapEnv) -> None:
     assert -1.0 <= scores[-1] < scores[0] <= 1.0
 
 
-def test_clap_score_field_in_format(indexed: ClapEnv) -> None:
+def test_clap_score_field_in_format(indexed: ClapEnv, tmp_path: Path) -> None:
     lines = indexed.lines("clap", "high", "-n", "2", "-f", "$clap_score|$title")
     first_score, first_title = lines[0].split("|")
     assert first_title == "high"
@@ -60,6 +60,15 @@ def test_clap_score_field_in_format(indexed: ClapEnv) -> None:
     indexed.reload()
     assert indexed.lines("ls", "-f", "[$clap_score]$title", "title:high") == ["[]high"]
     assert indexed.sql("SELECT * FROM item_attributes WHERE key = 'clap_score'") == []
+    # Nor is it a field of the library a map could be coloured by.
+    drawn = tmp_path / "map.html"
+    with pytest.raises(UserError) as info:
+        indexed.run("clap-map", "-o", str(drawn), "--color", "clap_score")
+    assert str(info.value) == (
+        "no field 'clap_score' in this library for --color: "
+        "e.g. genre, year, artist, album, format, bpm"
+    )
+    assert not drawn.exists()
 
 
 def test_limit_and_beets_query_filter(indexed: ClapEnv) -> None:
@@ -289,12 +298,20 @@ def test_search_before_any_indexing(env: ClapEnv, corpus: dict[str, Path]) -> No
         env.run("clap-similar", "title:low")
 
 
-def test_index_with_only_failures_is_empty(env: ClapEnv, tmp_path: Path) -> None:
+def test_index_with_only_failures_says_they_failed(
+    env: ClapEnv, tmp_path: Path
+) -> None:
+    """Not that the index is empty: clap-index would only fail again
+    (test_messages has every command and library size)."""
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....not really")
     env.add(bad, read_tags=False, title="bad")
     env.run("clap-index")
-    with pytest.raises(UserError, match=EMPTY_INDEX):
+    with pytest.raises(
+        UserError,
+        match=r"^the one track in the library \(tester - bad\) failed to index: .*; "
+        r"fix or replace its file, then run `beet clap-index`$",
+    ):
         env.run("clap", "low")
 
 

@@ -147,3 +147,23 @@ def test_jobs_above_the_cpus_are_capped_with_a_note(
     assert err == [
         f"clap: {label} is {cpus + 1}, more than the {cpus} CPUs here: using {cpus}"
     ]
+
+
+def test_playlists_written_as_a_mapping_say_so_in_yaml_terms(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """`playlists:` holding one playlist's keys, not a list of playlists:
+    the line says what YAML read (a mapping), not the Python type confuse
+    made of it (OrderedDict)."""
+    track = write_audio(tmp_path / "music" / "low.flac", "low")
+    beetsdir = make_beetsdir(tmp_path, tiny_bundle, [track])
+    config = beetsdir / "config.yaml"
+    config.write_text(
+        config.read_text() + "    playlists:\n        name: Calm\n        query: calm\n"
+    )
+    done = beet(beetsdir, "clap-playlists", "--pretend")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "error: clap.playlists must be a list of playlists (each a mapping with "
+        "name and query), not a mapping (start each playlist with `- name:`)\n"
+    )

@@ -300,17 +300,23 @@ def test_validate_playlists_defaults() -> None:
     [
         (
             "calm",
-            "clap.playlists must be a list of {name, query, filter, size} entries, "
-            "not str",
+            "clap.playlists must be a list of playlists (each a mapping with name "
+            "and query), not 'calm'",
         ),
         (
             {"name": "x"},
-            "clap.playlists must be a list of {name, query, filter, size} entries, "
-            "not dict",
+            "clap.playlists must be a list of playlists (each a mapping with name "
+            "and query), not a mapping (start each playlist with `- name:`)",
         ),
         (
             ["calm"],
-            "clap.playlists[0]: expected a mapping with name and query, not str",
+            "clap.playlists[0] must be a playlist (a mapping with name and query), "
+            "not 'calm'",
+        ),
+        (
+            [["calm"]],
+            "clap.playlists[0] must be a playlist (a mapping with name and query), "
+            "not a list",
         ),
         ([{"query": "calm"}], "clap.playlists[0]: missing 'name'"),
         (

@@ -90,7 +90,7 @@ def test_regions_are_named_and_placed_among_their_tracks() -> None:
 
 def test_colours_by_category_and_by_number() -> None:
     index, legend, palette = mapview.colours(["rock", "pop", "rock", None, ""], "genre")
-    assert [e["name"] for e in legend] == ["rock", "pop", "other / no value"]
+    assert [e["name"] for e in legend] == ["rock", "pop", "no value"]
     assert [palette[i] for i in index] == [
         palette[0],
         palette[1],
@@ -105,6 +105,55 @@ def test_colours_by_category_and_by_number() -> None:
     assert palette[index[0]] == mapview.OTHER_COLOUR
     assert index[1] == 0
     assert index[-1] == len(mapview.PALETTE) - 1
+
+
+def _names(values: list, field: str) -> list[str]:
+    return [e["name"] for e in mapview.colours(values, field)[1]]
+
+
+def test_a_few_numbers_are_colours_in_ascending_order_and_0_is_no_value() -> None:
+    """As with many numbers: 0 (beets' unknown year) is no value, not a
+    year, and the values go low to high, not by how common they are."""
+    years = [2008, 1999, 2008, 0, 2016, 2012, 2000, 2011, 1999, 1999]
+    index, legend, palette = mapview.colours(years, "year")
+    names = ["1999", "2000", "2008", "2011", "2012", "2016", "no value"]
+    assert [e["name"] for e in legend] == names
+    assert palette[index[3]] == mapview.OTHER_COLOUR
+    assert [legend[i]["colour"] for i in index if i < 6] == [
+        palette[i] for i in index if i < 6
+    ]
+    assert _names([120.5, 90.0, 0.0, None], "bpm") == ["90", "120.5", "no value"]
+
+
+def test_the_grey_is_in_the_legend_only_when_a_track_is_grey() -> None:
+    assert _names([3, 1, 2], "id") == ["1", "2", "3"]
+    assert _names(list(range(1, 31)), "id") == ["id 1", "id 30"]
+    assert _names([*range(1, 31), None], "id") == ["id 1", "id 30", "no value"]
+    assert _names(["rock", "pop", "rock"], "genre") == ["rock", "pop"]
+    many = [f"album {i}" for i in range(mapview.MAX_CATEGORIES + 2)]
+    assert _names(many, "album")[-1] == "other"
+    assert _names([*many, ""], "album")[-1] == "other / no value"
+
+
+def test_colour_by_path_names_the_files_as_text(tmp_path) -> None:
+    """A path is bytes in beets: the legend names the file as `beet ls`
+    prints it, inside the library's folder or not; a flag is yes or no,
+    not the number it is stored as."""
+    from beets.library import Item, Library
+
+    lib = Library(str(tmp_path / "library.db"), str(tmp_path / "music"))
+    paths = [tmp_path / "music" / "a.ogg", tmp_path / "elsewhere" / "b.ogg"]
+    ids = [
+        lib.add(Item(title=p.stem, path=str(p).encode(), comp=i))
+        for i, p in enumerate(paths)
+    ]
+    tracks = mapview.library_tracks(lib, ids, "path")
+    assert [t.value for t in tracks] == [str(p) for p in paths]
+    assert _names([t.value for t in tracks], "path") == [str(p) for p in paths]
+    flags = [t.value for t in mapview.library_tracks(lib, ids, "comp")]
+    assert flags == [False, True]
+    assert _names(flags, "comp") == ["False", "True"]
+    lib._close()
 
 
 def test_html_is_self_contained_and_inert_to_odd_titles() -> None:
