@@ -17,14 +17,24 @@ scores: the plain word ("piano"), the text contrast ("music with piano" −
 "music without piano") and the plugin's query layer for "music without
 piano" (reversed: a higher score means the piece is ranked as having it).
 Few pieces: read the AUCs to ±0.1 (±0.15 with 3 on a side).
+
+Renders are kept under CACHE/heldout_midi, keyed by the soundfont's sha256
+and the render settings. A soundfont that is missing or not a SoundFont, no
+fluidsynth or a failed render is one line on stderr and exit status 2
+(fluidsynth itself renders with its default soundfont in place of one it
+cannot load, and exits 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,11 +46,14 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE / "realset"))
 
-from build import default_cache, fetch_package  # noqa: E402
+from build import BuildError, default_cache, fetch_package  # noqa: E402
 from check import auc  # noqa: E402
 
 PACKAGE, VERSION = "openttd-openmsx", "0.4.2-1"
 RATE = 16000
+# fluidsynth's options that shape the audio; each is part of the render
+# cache's key, so a change to one renders again.
+RENDER_SETTINGS = {"-g": "0.6", "-r": str(RATE)}
 # General MIDI programs per family the plugin's parser knows, as the lexicon
 # means the word: an accordion or a harmonica is not an organ (GM 21-23 sit in
 # the organ block), a harp is not strings and timpani are percussion (GM 46,
@@ -64,21 +77,87 @@ FAMILIES: dict[str, Sequence[int]] = {
 MIN_SIDE = 3
 
 
+class HeldoutError(Exception):
+    """A one-line reason the benchmark cannot run."""
+
+
+def check_soundfont(path: Path) -> None:
+    """Refuse what is not a readable SoundFont 2 file (a RIFF 'sfbk' form):
+    given one, fluidsynth renders with its default soundfont and exits 0."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        raise HeldoutError(
+            f"cannot read soundfont {path}: {exc.strerror or exc}"
+        ) from exc
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise HeldoutError(f"{path} is not a SoundFont (no RIFF 'sfbk' header)")
+
+
+def check_fluidsynth() -> None:
+    if shutil.which("fluidsynth") is None:
+        raise HeldoutError("fluidsynth is not on PATH (Debian: apt install fluidsynth)")
+
+
+def soundfont_key(soundfont: Path) -> str:
+    """The soundfont's name and the start of its contents' sha256."""
+    digest = hashlib.sha256()
+    with soundfont.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return f"{soundfont.stem}-{digest.hexdigest()[:16]}"
+
+
+def render_folder(cache: Path, key: str) -> Path:
+    """Where renders with a soundfont_key and the RENDER_SETTINGS live: another
+    soundfont under the same name, or other settings, get a folder of their own."""
+    settings = "-".join(f"{k.lstrip('-')}{v}" for k, v in RENDER_SETTINGS.items())
+    return cache / "heldout_midi" / key / settings
+
+
 def render(midi: Path, soundfont: Path, out: Path) -> np.ndarray:
-    """Mono float32 at RATE, rendered once and kept in `out`."""
+    """Mono float32 at RATE, rendered once and kept in `out` (a render_folder).
+
+    fluidsynth writes a temporary file beside the render, renamed only once
+    it exits cleanly: an interrupted or failed render leaves nothing that a
+    later run would take for finished.
+    """
     import soundfile as sf
 
     wav = out / f"{midi.stem}.wav"
     if not wav.exists():
         out.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                *("fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(RATE)),
-                *("-F", str(wav), str(soundfont), str(midi)),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        fd, name = tempfile.mkstemp(dir=out, prefix=f".{midi.stem}.", suffix=".wav")
+        os.close(fd)
+        part = Path(name)
+        try:
+            done = subprocess.run(
+                [
+                    *("fluidsynth", "-ni", "-q", "-T", "wav"),
+                    *(x for kv in RENDER_SETTINGS.items() for x in kv),
+                    *("-F", str(part), str(soundfont), str(midi)),
+                ],
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
+            # A soundfont it cannot load is an error line, and the default
+            # soundfont renders in its place with exit status 0.
+            failed = [
+                line
+                for line in done.stderr.splitlines()
+                if "Failed to load" in line or "not a SoundFont" in line
+            ]
+            if done.returncode != 0 or failed:
+                last = failed or done.stderr.strip().splitlines() or ["no output"]
+                raise HeldoutError(
+                    f"fluidsynth could not render {midi.name} with {soundfont}: "
+                    f"{last[-1].strip()}"
+                )
+            os.replace(part, wav)
+        finally:
+            part.unlink(missing_ok=True)
     x, _ = sf.read(wav, dtype="float32")
     return x.mean(axis=1) if x.ndim > 1 else x
 
@@ -100,6 +179,8 @@ def window_labels(midi: Path, spans: Sequence[tuple[float, float]]) -> dict[str,
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    check_soundfont(args.soundfont)
+    check_fluidsynth()
     from beetsplug.clap.audio import plan_windows
     from beetsplug.clap.model import Bundle
     from beetsplug.clap.query import parse_query
@@ -112,11 +193,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     from trainer.evaluate import windows_from_array
 
-    root = fetch_package(PACKAGE, VERSION, args.cache)
+    key = soundfont_key(args.soundfont)
+    out = render_folder(args.cache, key)
+    try:
+        root = fetch_package(PACKAGE, VERSION, args.cache)
+    except BuildError as exc:
+        raise HeldoutError(str(exc)) from exc
     midis = sorted(root.rglob("*.mid"))
     bundle = Bundle.load(args.bundle)
     size = round(bundle.window_seconds * RATE)
-    out = args.cache / "heldout_midi" / args.soundfont.stem
     audio, tags, labels = [], [], []
     for midi in midis:
         x = render(midi, args.soundfont, out)
@@ -160,6 +245,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bundle": bundle.label,
         "soundfont": args.soundfont.name,
+        "soundfont_key": key,
         "pieces": len(midis),
         "families": rows,
     }
@@ -173,7 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--cache", type=Path, default=default_cache())
     args = parser.parse_args(argv)
-    report = run(args)
+    try:
+        report = run(args)
+    except HeldoutError as exc:  # one line, not a traceback
+        print(f"heldout_midi: {exc}", file=sys.stderr)
+        return 2
     print(
         f"{report['bundle']}, {report['pieces']} OpenMSX pieces, {report['soundfont']}"
     )
