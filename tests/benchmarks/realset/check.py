@@ -29,7 +29,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -650,6 +654,38 @@ def sub_recipe(recipe: dict[str, Any], index: np.ndarray) -> dict[str, Any]:
     return dict(recipe, clips=clips, pairs=pairs)
 
 
+# What np.load raises for a cache file cut short or not an .npz at all.
+UNREADABLE = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError)
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """Every array of a cache file; None where it cannot be read, with a
+    one-line note on stderr (the caller computes it again)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except UNREADABLE as exc:
+        print(
+            f"realset cache: {path} unreadable ({type(exc).__name__}: {exc}); "
+            "computing it again",
+            file=sys.stderr,
+        )
+        return None
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez_compressed to a temporary file beside `path`, renamed over
+    it once complete: a write cut short leaves the old file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 def cached(
     cache: Path | None,
     name: str,
@@ -662,15 +698,18 @@ def cached(
     `compute(index)` returns arrays for the clips at those positions of `ids`,
     one row per clip, except the `shared` ones (a tagger's tag names). Rows
     cached under the same clip ids are reused, so adding clips to the set
-    computes only the new ones.
+    computes only the new ones. A cache file that cannot be read counts as
+    absent. With `compute` None nothing is computed or written: {} unless
+    the cache holds every clip.
     """
     path = None if cache is None else cache / f"{name}.npz"
     old: dict[str, np.ndarray] = {}
     if path is not None and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            old = {k: z[k] for k in z.files}
+        old = read_npz(path) or {}
     at = {str(i): n for n, i in enumerate(old.get("ids", []))}
     missing = [n for n, i in enumerate(ids) if i not in at]
+    if missing and compute is None:
+        return {}
     fresh = compute(missing) if missing else {}
     where = {n: k for k, n in enumerate(missing)}
     keys = fresh.keys() if fresh else [k for k in old if k != "ids"]
@@ -686,8 +725,7 @@ def cached(
             ]
         )
     if path is not None and missing:
-        cache.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, ids=np.array(ids), **arrays)
+        write_npz(path, ids=np.array(ids), **arrays)
     return arrays
 
 
@@ -767,7 +805,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             scorers["plugin"] = lambda q: text["plugin"].get(q)
         if cache is not None:
             nan_row = np.full(len(ids), np.nan, np.float32)
-            np.savez_compressed(
+            write_npz(
                 cache / f"scores-{bundle.identity[:16]}.npz",
                 ids=np.array(ids),
                 queries=np.array(queries),

@@ -353,6 +353,57 @@ def test_cached_rows_are_reused_and_only_new_clips_computed(tmp_path):
     assert third["probs"].tolist() == second["probs"].tolist()
 
 
+def tag_rows(index: list[int]) -> dict[str, np.ndarray]:
+    return {"names": np.array(["t"]), "probs": np.array([[float(n)] for n in index])}
+
+
+def test_a_cache_write_cut_short_leaves_the_old_cache(tmp_path):
+    check.cached(tmp_path, "tagger", ["a"], tag_rows)
+    before = (tmp_path / "tagger.npz").read_bytes()
+
+    def fails_mid_write(index: list[int]) -> dict[str, np.ndarray]:
+        # A row np.savez cannot pickle: the write stops inside "probs".
+        row = np.empty(1, dtype=object)
+        row[0] = lambda: None
+        return {"names": np.array(["t"]), "probs": row[None]}
+
+    with pytest.raises(Exception, match="pickle"):
+        check.cached(tmp_path, "tagger", ["a", "b"], fails_mid_write)
+    assert [p.name for p in tmp_path.iterdir()] == ["tagger.npz"]
+    assert (tmp_path / "tagger.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", "EOFError"),
+        (b"PK\x03\x04 not a whole zip", "BadZipFile"),
+        (b"\x93NUMPY garbage", "ValueError"),
+        (None, "BadZipFile"),  # a real cache cut in half
+    ],
+    ids=["empty", "zip-start", "npy-garbage", "cut-in-half"],
+)
+def test_an_unreadable_cache_is_computed_again_with_one_line(
+    tmp_path, capsys, body, error
+):
+    path = tmp_path / "tagger.npz"
+    if body is None:
+        check.cached(tmp_path, "tagger", [str(n) for n in range(200)], tag_rows)
+        body = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(body)
+    assert check.cached(tmp_path, "tagger", ["a", "b"], None) == {}
+    note = capsys.readouterr().err
+    assert note.startswith(f"realset cache: {path} unreadable ({error}: ")
+    assert note.endswith("); computing it again\n")
+    assert note.count("\n") == 1
+    path.write_bytes(body)
+    got = check.cached(tmp_path, "tagger", ["a", "b"], tag_rows)
+    assert got["probs"][:, 0].tolist() == [0.0, 1.0]
+    assert capsys.readouterr().err == note
+    with np.load(path) as z:  # overwritten with what was computed
+        assert z["ids"].tolist() == ["a", "b"]
+
+
 def test_r_precision_and_tag_columns():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     labels = np.array([True, False, True, False, False])
