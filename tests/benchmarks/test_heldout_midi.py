@@ -22,10 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import heldout_midi
 
 TIMGM = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
-needs_fluidsynth = pytest.mark.skipif(
-    shutil.which("fluidsynth") is None or not TIMGM.is_file(),
-    reason="needs fluidsynth and the TimGM6mb soundfont (.ci/setup)",
-)
 
 
 def write_midi(path: Path, seconds: float) -> Path:
@@ -93,7 +89,6 @@ def test_renders_are_keyed_by_the_soundfonts_contents_and_settings(tmp_path):
     assert folder == tmp_path / "heldout_midi" / key / "g0.6-r16000"
 
 
-@needs_fluidsynth
 def test_a_render_is_kept_under_its_name_and_nothing_else(tmp_path):
     midi = write_midi(tmp_path / "tune.mid", 0.5)
     out = tmp_path / "renders"
@@ -103,7 +98,6 @@ def test_a_render_is_kept_under_its_name_and_nothing_else(tmp_path):
     assert [p.name for p in out.iterdir()] == ["tune.wav"]
 
 
-@needs_fluidsynth
 def test_a_soundfont_fluidsynth_cannot_load_renders_nothing(tmp_path):
     # A SoundFont header over nothing: fluidsynth falls back to its default
     # soundfont and exits 0, saying so only on stderr.
@@ -115,7 +109,6 @@ def test_a_soundfont_fluidsynth_cannot_load_renders_nothing(tmp_path):
     assert list(out.iterdir()) == []
 
 
-@needs_fluidsynth
 def test_an_interrupted_render_leaves_nothing_to_reuse(tmp_path):
     # An hour of one note takes fluidsynth seconds: Ctrl-C (SIGINT to the
     # process group) arrives once its output file exists, mid-render.
