@@ -24,13 +24,18 @@ reads it too):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
+import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -78,12 +83,50 @@ class BuildError(Exception):
     """A one-line reason the set cannot be built as recorded in labels.json."""
 
 
+class UsageError(BuildError):
+    """A one-line reason the build cannot run here: a tool or a folder it needs."""
+
+
+# What each outside program is needed for, said when it is missing.
+TOOLS = {
+    "apt-get": "it downloads the pinned packages; the build needs Debian or Ubuntu",
+    "dpkg-deb": "it unpacks the packages; the build needs Debian or Ubuntu",
+    "ffmpeg": "it decodes the G.722 and GSM speech prompts",
+}
+
+
+def _run(cmd: Sequence[str], text: bool = True, **kwargs: Any) -> Any:
+    """subprocess.run with output captured; a program not on PATH is a UsageError."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=text, **kwargs)
+    except FileNotFoundError as exc:
+        raise UsageError(
+            f"{cmd[0]} not found on PATH ({TOOLS.get(cmd[0], 'the build runs it')})"
+        ) from exc
+
+
+def _last_line(text: str, prefer: str = "") -> str:
+    """A program's reason in one line: its last line starting `prefer` or its last."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    preferred = [line for line in lines if prefer and line.startswith(prefer)]
+    return (preferred or lines or ["no output"])[-1]
+
+
+def _mkdir(path: Path, option: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create {path}: {exc.strerror} (check {option})"
+        ) from exc
+
+
 # --------------------------------------------------------------------------
 # Packages
 
 
 def default_cache() -> Path:
-    """Where unpacked packages live between runs (~700 MB unpacked)."""
+    """Where unpacked packages live between runs (~800 MB unpacked)."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("beets-clap")) / "realset"
@@ -93,14 +136,15 @@ def fetch_package(name: str, version: str, cache: Path) -> Path:
     """Download NAME=VERSION with apt-get and unpack it; returns the unpacked root.
 
     Reuses an earlier unpack (marked by a stamp file naming the version), so
-    a rebuild costs no network.
+    a rebuild costs no network. A .deb that does not unpack (cut short by an
+    interrupted download, say) is deleted, so the next run downloads it again.
     """
     root = cache / "pkgs" / name
     stamp = root / ".realset-version"
     if stamp.is_file() and stamp.read_text().strip() == version:
         return root
     debs = cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
+    _mkdir(debs, "--cache")
     # apt-get names an epoch "1:" as "1%3a" in the file name; older apt drops it
     wants = (
         f"{name}_{version.replace(':', '%3a')}_",
@@ -108,29 +152,29 @@ def fetch_package(name: str, version: str, cache: Path) -> Path:
     )
     found = [p for p in debs.glob(f"{name}_*.deb") if p.name.startswith(wants)]
     if not found:
-        proc = subprocess.run(
-            ["apt-get", "download", f"{name}={version}"],
-            cwd=debs,
-            capture_output=True,
-            text=True,
-        )
+        proc = _run(["apt-get", "download", f"{name}={version}"], cwd=debs)
         found = [p for p in debs.glob(f"{name}_*.deb") if p.name.startswith(wants)]
         if proc.returncode != 0 or not found:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            # apt-get says why on an "E:" line; warnings may follow it
+            reason = _last_line(proc.stderr, prefer="E:")
             raise BuildError(
-                f"cannot download {name}={version}: {last} "
+                f"cannot download {name}={version}: {reason} "
                 "(run apt-get update; the set is pinned to Debian 12 bookworm versions)"
             )
+    deb = found[0]
     if root.exists():
-        subprocess.run(["rm", "-rf", str(root)], check=True)
+        shutil.rmtree(root)
     root.mkdir(parents=True)
-    proc = subprocess.run(
-        ["dpkg-deb", "-x", str(found[0]), str(root)], capture_output=True, text=True
-    )
+    proc = _run(["dpkg-deb", "-x", str(deb), str(root)])
     if proc.returncode != 0:
-        raise BuildError(f"cannot unpack {found[0].name}: {proc.stderr.strip()}")
+        deb.unlink()
+        shutil.rmtree(root)
+        raise BuildError(
+            f"cannot unpack {deb}: {_last_line(proc.stderr)}; "
+            "deleted it, the next run downloads it again"
+        )
     stamp.write_text(version + "\n")
-    found[0].unlink()  # the unpacked tree (and its stamp) is what gets reused
+    deb.unlink()  # the unpacked tree (and its stamp) is what gets reused
     return root
 
 
@@ -155,20 +199,55 @@ def decode_bytes(
     blob: bytes, sample_rate: int = SAMPLE_RATE, name: str = ""
 ) -> np.ndarray:
     """A file's bytes (wav/flac/ogg/opus: what libsndfile reads) as mono float32."""
-    import io
+    return decode_stream(io.BytesIO(blob), sample_rate, name)
 
+
+def decode_stream(
+    stream: BinaryIO, sample_rate: int = SAMPLE_RATE, name: str = ""
+) -> np.ndarray:
+    """A readable binary file object (what libsndfile reads) as mono float32.
+
+    libsndfile reads it through cffi callbacks, so a Ctrl-C is held until
+    the read returns (see _sigint_held).
+    """
     import soundfile as sf
 
-    try:
-        data, rate = sf.read(io.BytesIO(blob), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise BuildError(f"cannot decode {name}: {exc}") from exc
+    with _sigint_held():
+        try:
+            data, rate = sf.read(stream, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise BuildError(f"cannot decode {name}: {exc}") from exc
     mono = data.mean(axis=1)
     if rate != sample_rate:
         import soxr
 
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives in the block, and act on it when the block ends.
+
+    cffi prints and drops an exception raised in a C callback, and soundfile
+    reads a file object through such callbacks: a KeyboardInterrupt raised
+    there would only end the read early, as if the file ended, and the build
+    would go on with the shortened audio.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python runs signal handlers in the main thread only
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
 
 def _decode_ffmpeg(
@@ -190,7 +269,7 @@ def _decode_ffmpeg(
         "f32le",
         "-",
     ]
-    proc = subprocess.run(cmd, capture_output=True)
+    proc = _run(cmd, text=False)
     if proc.returncode != 0:
         raise BuildError(
             f"cannot decode {path}: {proc.stderr.decode(errors='replace').strip()}"
@@ -232,8 +311,14 @@ class Sources:
         if sha256 and key not in self._checked:
             got = sha256_file(full)
             if got != sha256:
+                # The .deb is gone once unpacked, so a damaged unpacked file
+                # would fail every run: the package is unpacked anew instead.
+                root = self._roots.pop(package)
+                shutil.rmtree(root)
                 raise BuildError(
-                    f"{package}: {path} sha256 {got[:12]} != recorded {sha256[:12]}"
+                    f"{package}: {path} sha256 {got[:12]} != recorded {sha256[:12]}; "
+                    f"deleted the unpacked package {root}, the next run "
+                    "downloads and unpacks it again"
                 )
             self._checked.add(key)
         return full
@@ -610,12 +695,20 @@ def build(
         raise BuildError(f"unknown clip id(s): {', '.join(unknown)}")
     sources = Sources(recipe, cache)
     audio_dir = out / "audio" / "realset"
-    audio_dir.mkdir(parents=True, exist_ok=True)
+    _mkdir(audio_dir, "--out")
     for i, clip in enumerate(clips, 1):
-        if skip_existing and (audio_dir / f"{clip['id']}.flac").is_file():
+        flac = audio_dir / f"{clip['id']}.flac"
+        if skip_existing and flac.is_file():
             continue
         x = render_clip(clip, sources)
-        sf.write(str(audio_dir / f"{clip['id']}.flac"), x, SAMPLE_RATE, format="FLAC")
+        # Written aside and renamed: an interrupted write leaves no FLAC that
+        # --skip-existing would keep.
+        part = flac.with_name(flac.name + ".part")
+        try:
+            sf.write(str(part), x, SAMPLE_RATE, format="FLAC")
+            part.replace(flac)
+        finally:
+            part.unlink(missing_ok=True)
         print(
             f"[{i}/{len(clips)}] {clip['id']} ({len(x) / SAMPLE_RATE:.1f} s)",
             file=sys.stderr,
@@ -648,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--labels", type=Path, default=LABELS)
     parser.add_argument(
-        "--only", nargs="*", default=(), help="build just these clip ids"
+        "--only", nargs="+", default=(), help="build just these clip ids"
     )
     parser.add_argument(
         "--skip-existing",
@@ -664,9 +757,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.only,
             args.skip_existing,
         )
+    except UsageError as exc:
+        print(f"realset: {exc}", file=sys.stderr)
+        return 2
     except BuildError as exc:
         print(f"realset: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("realset: interrupted", file=sys.stderr)
+        return 130
     print(f"realset: {n} clips written to {args.out}")
     return 0
 
