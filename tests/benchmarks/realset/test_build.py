@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -138,7 +137,6 @@ def test_a_failed_download_says_apt_gets_reason(tmp_path, monkeypatch):
     )
 
 
-@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
 def test_a_deb_that_does_not_unpack_is_deleted_and_fetched_again(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     deb = cache / "debs" / f"{PACKAGE}_{VERSION}_all.deb"
