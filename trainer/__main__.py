@@ -5,7 +5,8 @@ own module (open_clip keeps its library and its trainer apart the same way).
 Errors a user can fix print one line and exit with status 2, a refused
 path as `PATH: reason` (missing, read-only, full, no permission ...); Ctrl-C
 prints one line (for `train`: what was saved, where a resume continues) and
-exits with status 130, and SIGTERM stops `train` the same way with status 143.
+exits with status 130, and SIGTERM stops `train` and `synth` the same way with
+status 143.
 """
 
 from __future__ import annotations
