@@ -385,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
 
 # Commands whose own errors start otherwise than "error:"; the errors this
 # module reports for them start the same way.
-ERROR_PREFIXES = {"evaluate": "evaluate: error:", "synth": "synth: error:"}
+ERROR_PREFIXES = {
+    "evaluate": "evaluate: error:",
+    "real-corpus": "real-corpus: error:",
+    "synth": "synth: error:",
+}
 # A filesystem's refusals that a write can meet without a path to name
 # (a full disk at write(), not at open()): said without one rather than
 # as a traceback.
