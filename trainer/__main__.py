@@ -5,7 +5,8 @@ own module (open_clip keeps its library and its trainer apart the same way).
 Errors a user can fix print one line and exit with status 2, a refused
 path as `PATH: reason` (missing, read-only, full, no permission ...); Ctrl-C
 prints one line (for `train`: what was saved, where a resume continues) and
-exits with status 130, and SIGTERM stops `train` the same way with status 143.
+exits with status 130, and SIGTERM stops `train` and `synth` the same way with
+status 143.
 """
 
 from __future__ import annotations
@@ -384,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
 
 # Commands whose own errors start otherwise than "error:"; the errors this
 # module reports for them start the same way.
-ERROR_PREFIXES = {"evaluate": "evaluate: error:", "synth": "synth: error:"}
+ERROR_PREFIXES = {
+    "evaluate": "evaluate: error:",
+    "real-corpus": "real-corpus: error:",
+    "synth": "synth: error:",
+}
 # A filesystem's refusals that a write can meet without a path to name
 # (a full disk at write(), not at open()): said without one rather than
 # as a traceback.

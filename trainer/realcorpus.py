@@ -18,8 +18,10 @@ every tag for it stays under its `captions.absent` threshold (one number, or
 one per concept with a "default"). `--recaption` rewrites the captions of a
 built corpus from DATA/tags.npz under the current rules, without decoding or
 tagging again. The packages are never committed; the same sources and pins
-rebuild the same corpus. A package that a check set uses is refused, so no
-source is both trained on and judged by.
+rebuild the same corpus, in place where --out holds it already (an --out
+holding a corpus of other packages or another sources file is refused: its
+files would mix with the new build's). A package that a check set uses is
+refused, so no source is both trained on and judged by.
 
 A package may instead list `speech`: recordings of a spoken voice and
 nothing else (telephone prompts; the package says so). Its files are joined
@@ -130,9 +132,13 @@ def fetch_package(name: str, pin: dict[str, Any], cache: Path) -> Path:
             text=True,
         )
         if proc.returncode != 0 or not deb.exists():
+            # apt-get's last line says why (no network, unknown version ...).
+            said = proc.stderr.strip().splitlines()
+            why = f": {said[-1].strip()}" if said else ""
             raise DataError(
-                f"{name}={pin['version']}: apt-get download failed (run apt-get "
-                "update; the corpus is pinned to Debian 12 bookworm versions)"
+                f"{name}={pin['version']}: apt-get download failed{why} (run "
+                "apt-get update; the corpus is pinned to Debian 12 bookworm "
+                "versions)"
             )
     got = sha256_file(deb)
     if got != pin["sha256"]:
@@ -576,6 +582,8 @@ def build(
         if unknown:
             raise DataError(f"not in the real-corpus sources: {', '.join(unknown)}")
         chosen = {k: v for k, v in chosen.items() if k in packages}
+    sources_sha256 = sha256_file(Path(sources_path))
+    check_out(out, sorted(chosen), sources_sha256)
     rate, clip = int(sources["sample_rate"]), sources["clip"]
     tracks = []
     for name, pin in sorted(chosen.items()):
@@ -614,7 +622,7 @@ def build(
     splits = _write_splits(out, _rows_for(clips, rules, seed), valid_packages)
     seconds = len(clips) * clip["seconds"]
     record = {
-        "sources_sha256": sha256_file(Path(sources_path)),
+        "sources_sha256": sources_sha256,
         "packages": sorted(chosen),
         "tracks": len(tracks),
         "unreadable": sorted(unreadable),
@@ -633,6 +641,44 @@ def build(
         f"(train {len(splits['train'])}, valid {len(splits['valid'])})"
     )
     return record
+
+
+def check_out(out: Path, packages: list[str], sources_sha256: str) -> None:
+    """Refuse an `out` that holds another corpus. A build writes only its own
+    clips, splits and tags: another build's would stay beside them, and be
+    trained on. The same build (packages and sources file) is rebuilt in place."""
+    record_path = out / "realcorpus.json"
+    if not record_path.exists():
+        if (out / CAPTIONS_DIR).exists() or (out / "corpus.json").exists():
+            raise DataError(
+                f"{out} holds a data directory that is no real-recording corpus "
+                "(captions/ but no realcorpus.json): choose another --out or "
+                "remove it"
+            )
+        return
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        built = list(record["packages"]), str(record["sources_sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            f"{record_path} is unreadable ({exc}): choose another --out or remove {out}"
+        ) from exc
+    if built == (packages, sources_sha256):
+        return
+    if built[0] != packages:
+        other = (
+            f"of other packages ({', '.join(built[0])}; this build: "
+            f"{', '.join(packages)})"
+        )
+    else:
+        other = (
+            f"of another sources file (sha256 {built[1][:12]}; this build: "
+            f"{sources_sha256[:12]}; --recaption applies new caption rules in place)"
+        )
+    raise DataError(
+        f"{out} holds a real-recording corpus {other}: choose another --out or "
+        "remove it"
+    )
 
 
 def _write_tags(
@@ -655,8 +701,11 @@ def _write_splits(
         "valid": [r for r in rows if r["release"] in valid_packages],
     }
     for split, split_rows in splits.items():
+        path = out / CAPTIONS_DIR / f"{split}.parquet"
         if split_rows:
-            _write_split(split_rows, out / CAPTIONS_DIR / f"{split}.parquet")
+            _write_split(split_rows, path)
+        else:  # an earlier build's split must not outlive this build
+            path.unlink(missing_ok=True)
     return splits
 
 

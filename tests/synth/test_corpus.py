@@ -224,8 +224,8 @@ def test_cli_writes_corpus_and_refuses_to_overwrite(
     assert synth_main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert (
-        err == f"synth: error: {out} already holds a corpus (audio/, captions/ or "
-        "corpus.json); choose another --out"
+        err == f"synth: error: {out} already holds a corpus (corpus.json); "
+        "choose another --out"
     )
     assert sorted(p.name for p in (out / "captions").iterdir()) == before
     assert synth_main(["--out", str(tmp_path / "x"), "--clips", "0"]) == 2

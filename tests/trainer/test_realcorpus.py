@@ -9,6 +9,7 @@ pretrained musicnn taggers, parquet the split reader reads).
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -275,7 +276,7 @@ def test_recaption_rewrites_captions_from_the_stored_tags(
     kept = (out / "captions" / "train.parquet").read_bytes()
     assert trainer_main([*argv, "--sources", str(package["sources"])]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ")
+    assert err.startswith("real-corpus: error: ")
     assert "\n" not in err
     assert "build it with python -m trainer real-corpus" in err
     assert (out / "captions" / "train.parquet").read_bytes() == kept
@@ -316,6 +317,91 @@ def test_a_rebuild_reuses_the_unpacked_packages_and_writes_the_same(
         assert a.equals(b)
 
 
+def test_a_corpus_of_another_build_is_refused_and_the_same_rebuilt_in_place(
+    package: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A build writes only its own clips, splits and tags: into a corpus of
+    other packages or sources it would leave the other's splits to be trained
+    on (and tags.npz without their clips), so it is refused; the same build
+    is made again in place."""
+    out = tmp_path / "data"
+    shutil.copytree(package["out"], out)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    argv = ["real-corpus", "--out", str(out), "--cache", str(package["cache"])]
+    assert trainer_main([*argv, "--sources", str(package["sources"]),
+                         "--packages", "fake-valid-music"]) == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        f"real-corpus: error: {out} holds a real-recording corpus of other "
+        "packages (fake-music, fake-valid-music; this build: fake-valid-music): "
+        "choose another --out or remove it\n"
+    )
+    edited = tmp_path / "edited.json"
+    sources = json.loads(package["sources"].read_text())
+    sources["clip"]["hop"] = 30.0
+    edited.write_text(json.dumps(sources))
+    built = package["record"]["sources_sha256"][:12]
+    assert trainer_main([*argv, "--sources", str(edited)]) == 2
+    assert capsys.readouterr().err == (
+        f"real-corpus: error: {out} holds a real-recording corpus of another "
+        f"sources file (sha256 {built}; this build: "
+        f"{realcorpus.sha256_file(edited)[:12]}; --recaption applies new caption "
+        "rules in place): choose another --out or remove it\n"
+    )
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == (
+        before
+    )
+    # Another kind of data directory (captions, no realcorpus.json) too.
+    other = tmp_path / "synth"
+    (other / "captions").mkdir(parents=True)
+    (other / "captions" / "train.parquet").write_bytes(b"a synth corpus' split")
+    assert trainer_main(["real-corpus", "--out", str(other), "--sources",
+                         str(package["sources"])]) == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        f"real-corpus: error: {other} holds a data directory that is no "
+        "real-recording corpus (captions/ but no realcorpus.json): choose "
+        "another --out or remove it\n"
+    )
+    # The same packages and sources: built again where they were.
+    realcorpus.build(out, package["cache"], package["sources"], log=lambda _: None)
+    for split in ("train", "valid"):
+        a = pq.read_table(package["out"] / "captions" / f"{split}.parquet")
+        assert a.equals(pq.read_table(out / "captions" / f"{split}.parquet"))
+    # A split a build does not write is not left over from an earlier one.
+    rows = pq.read_table(out / "captions" / "train.parquet").to_pylist()
+    realcorpus._write_splits(out, rows, valid_packages=set())
+    assert sorted(p.name for p in (out / "captions").iterdir()) == ["train.parquet"]
+
+
+def test_a_failed_download_says_apt_get_s_reason(
+    package: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An apt-get that cannot reach the mirror, as on a machine without DNS.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    failed = (
+        "E: Failed to fetch http://deb.debian.org/debian/pool/main/f/fake-music/"
+        "fake-music_1.0-1_all.deb  Temporary failure resolving 'deb.debian.org'"
+    )
+    apt_get = bin_dir / "apt-get"
+    apt_get.write_text(
+        f"#!/bin/sh\necho 'Reading package lists...'\necho \"{failed}\" >&2\nexit 100\n"
+    )
+    apt_get.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    assert trainer_main(["real-corpus", "--out", str(out), "--sources",
+                         str(package["sources"]), "--cache", str(tmp_path / "cache"),
+                         "--packages", "fake-music"]) == 2  # fmt: skip
+    assert capsys.readouterr().err == (
+        f"real-corpus: error: fake-music=1.0-1: apt-get download failed: {failed} "
+        "(run apt-get update; the corpus is pinned to Debian 12 bookworm versions)\n"
+    )
+    assert not out.exists()
+
+
 def test_a_tampered_package_is_refused(package: dict, tmp_path: Path) -> None:
     pin = json.loads(package["sources"].read_text())["packages"]["fake-music"]
     cache = tmp_path / "cache"
@@ -354,7 +440,7 @@ def test_bad_sources_are_one_line_and_write_nothing(
     code = trainer_main([*argv, "--sources", str(path), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.startswith("error: ")
+    assert err.startswith("real-corpus: error: ")
     assert says in err
     assert "\n" not in err
     assert not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -51,9 +52,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be (a scheduler ending the job)."""
+
+    signum = signal.SIGTERM
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Build a corpus; 0 on success, 2 with a one-line error on bad input."""
-    from trainer.synth.corpus import CorpusConfig, build_corpus, log_stderr
+    """Build a corpus; 0 on success, 2 with a one-line error on bad input, and
+    one line with 130 on Ctrl-C or 143 on SIGTERM (128 + the signal)."""
+    from trainer.synth.corpus import (
+        CorpusConfig,
+        build_corpus,
+        is_unfinished,
+        log_stderr,
+    )
     from trainer.synth.fluid import SynthError
     from trainer.synth.voice import VoiceError
 
@@ -62,11 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     config = CorpusConfig(
         **{f.name: getattr(args, f.name) for f in fields(CorpusConfig)}
     )
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         summary = build_corpus(config, log=None if args.quiet else log_stderr)
+    except KeyboardInterrupt as exc:
+        left = (
+            f"; {args.out} is unfinished: the same command removes it and starts again"
+            if is_unfinished(args.out)
+            else ""
+        )
+        print(f"synth: interrupted{left}", file=sys.stderr)
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
     except (ValueError, SynthError, VoiceError) as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     splits = ", ".join(f"{k} {v['clips']}" for k, v in summary["splits"].items())
     print(
         f"synth: wrote {summary['clips']} clips to {args.out} ({splits}) "

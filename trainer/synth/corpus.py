@@ -9,6 +9,13 @@ base piece gets a style, a split, a soundfont and maybe a minimal pair.
 Workers then compose and render pieces independently, each with its own
 FluidSynth per soundfont, so the corpus depends on the seed, never on the
 worker count.
+
+espeak-ng, libfluidsynth and the soundfonts are checked before any folder is
+made. corpus.json is written last; until then DATA/synth-unfinished marks
+the folder as a build in progress, and a later build into it (any options)
+removes what that build left and starts again, after checking that audio/,
+captions/ and midi/ hold nothing synth does not write. A finished corpus
+(corpus.json) and a folder without the marker are never removed.
 """
 
 from __future__ import annotations
@@ -16,9 +23,12 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import multiprocessing.pool
 import os
 import random
 import resource
+import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -29,7 +39,7 @@ import numpy as np
 
 from trainer import vocab
 from trainer.data import split_schema
-from trainer.synth import render
+from trainer.synth import render, voice
 from trainer.synth.captions import clip_tags, write_captions
 from trainer.synth.compose import Piece, PieceSpec, Variant, compose, pair_candidates
 from trainer.synth.labels import absent_terms
@@ -40,6 +50,16 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test", "test_shift")
 PAIR_CYCLE: tuple[str, ...] = ("drums", "vocals", "instrument", "instrument")
 ARTIST = "beets-clap synth"
 WORKER_TIMEOUT_SECONDS = 300
+# Written before audio/ and captions/, removed once corpus.json is: a folder
+# holding it is a build of this command that did not finish.
+UNFINISHED = "synth-unfinished"
+# What a build writes under each of its folders: (split folders?, file suffix).
+_LAYOUT: dict[str, tuple[bool, str]] = {
+    "audio": (True, ".flac"),
+    "captions": (False, ".parquet"),
+    "midi": (True, ".mid"),
+}
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclass(frozen=True)
@@ -165,9 +185,33 @@ def _synth(name: str) -> render.ChannelSynth:
     return _SYNTHS[name]
 
 
-def _forget_parent_synths() -> None:
-    """A forked worker drops the parent's synths (not to be shared), builds its own."""
+def _init_worker() -> None:
+    """A forked worker leaves Ctrl-C to the parent, which ends it (Pool.terminate
+    sends SIGTERM, taken at its default: die quietly), and drops the parent's
+    synths (not to be shared) to build its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Blocked by the parent while it forked: see _start_pool.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     _SYNTHS.clear()
+
+
+def _start_pool(workers: int) -> multiprocessing.pool.Pool:
+    """Render workers, forked with Ctrl-C and SIGTERM held back until each has
+    set its own handlers: a signal in between would otherwise reach a worker
+    through the parent's handlers and print its traceback. The pool's own
+    threads, started meanwhile, keep them blocked (Python runs handlers in the
+    main thread anyway), so workers it forks later start blocked too."""
+    # fork: workers start at once and need no importable __main__ (spawn
+    # re-imports it, and respawns workers forever when it cannot). The
+    # parent holds no threads here: FluidSynth runs without audio driver.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        return multiprocessing.get_context("fork").Pool(
+            workers, initializer=_init_worker
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def render_piece(spec: PieceSpec, out: Path, keep_midi: bool = False) -> list[dict]:
@@ -258,8 +302,64 @@ def write_split(rows: list[dict], path: Path) -> None:
     pq.write_table(table, path)
 
 
-def _existing_corpus(out: Path) -> bool:
-    return any((out / name).exists() for name in ("corpus.json", "captions", "audio"))
+def is_unfinished(out: Path) -> bool:
+    """Whether `out` holds a build of this command that did not finish."""
+    return (Path(out) / UNFINISHED).is_file()
+
+
+def _foreign_path(out: Path) -> Path | None:
+    """The first thing under audio/, captions/ or midi/ that a build does not
+    write (a build writes only files there: no links, no other folders)."""
+    for top, (split_folders, suffix) in _LAYOUT.items():
+        root = out / top
+        if not root.exists() and not root.is_symlink():
+            continue
+        if root.is_symlink() or not root.is_dir():
+            return root
+        for entry in sorted(root.iterdir()):
+            files = [entry]
+            if split_folders:
+                if entry.name not in SPLITS or entry.is_symlink() or not entry.is_dir():
+                    return entry
+                files = sorted(entry.iterdir())
+            elif entry.stem not in SPLITS:
+                return entry
+            for path in files:
+                if path.suffix != suffix or path.is_symlink() or not path.is_file():
+                    return path
+    return None
+
+
+def _check_out(out: Path) -> bool:
+    """Whether `out` holds an unfinished build to clear; raises where `out`
+    holds a corpus, or audio/ or captions/ this command did not leave."""
+    if (out / "corpus.json").exists():
+        raise ValueError(
+            f"{out} already holds a corpus (corpus.json); choose another --out"
+        )
+    if not is_unfinished(out):
+        if any((out / name).exists() for name in ("audio", "captions")):
+            raise ValueError(
+                f"{out} holds audio/ or captions/ but no corpus.json, and no "
+                "synth build left them unfinished; choose another --out or "
+                "remove them"
+            )
+        return False
+    foreign = _foreign_path(out)
+    if foreign is not None:
+        raise ValueError(
+            f"{out} holds an unfinished synth build, and {foreign}, which synth "
+            "does not write; remove it (or the folder), or choose another --out"
+        )
+    return True
+
+
+def _check_tools(specs: list[PieceSpec]) -> None:
+    """espeak-ng, libfluidsynth and every soundfont the plan uses, loaded as
+    rendering will (a one-process build keeps these synths)."""
+    voice.check_espeak()
+    for name in sorted({s.soundfont for s in specs}):
+        _synth(name)
 
 
 def build_corpus(config: CorpusConfig, log=None) -> dict:
@@ -267,18 +367,23 @@ def build_corpus(config: CorpusConfig, log=None) -> dict:
     from trainer.synth.fluid import fluidsynth_version
 
     out = Path(config.out)
-    if _existing_corpus(out):
-        raise ValueError(
-            f"{out} already holds a corpus (audio/, captions/ or corpus.json); "
-            "choose another --out"
-        )
+    clear = _check_out(out)
     specs = plan(config)
-    for soundfont in {s.soundfont for s in specs}:
-        if not render.SOUNDFONTS[soundfont].is_file():
-            raise ValueError(
-                f"soundfont {render.SOUNDFONTS[soundfont]} not found: install "
-                "fluid-soundfont-gm and timgm6mb-soundfont"
-            )
+    _check_tools(specs)
+    if clear:
+        for name in _LAYOUT:
+            if (out / name).exists():
+                shutil.rmtree(out / name)
+        (log or log_stderr)(
+            f"synth: {out} held an unfinished build (no corpus.json): "
+            "removed it, starting again"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / UNFINISHED).write_text(
+        "python -m trainer synth is building this corpus; corpus.json, written "
+        "last, marks it finished and this file goes. A build into this folder "
+        "removes an unfinished one and starts again.\n"
+    )
     for split in SPLITS:
         (out / "audio" / split).mkdir(parents=True, exist_ok=True)
     (out / "captions").mkdir(parents=True, exist_ok=True)
@@ -289,22 +394,17 @@ def build_corpus(config: CorpusConfig, log=None) -> dict:
     cpu_seconds = 0.0
     started = time.perf_counter()
     next_report = max(1, len(specs) // 20)
-    if workers == 1:
-        results = map(_render_task, tasks)
-        pool = None
-    else:
-        # fork: workers start at once and need no importable __main__ (spawn
-        # re-imports it, and respawns workers forever when it cannot). The
-        # parent holds no threads here: FluidSynth runs without audio driver.
-        pool = multiprocessing.get_context("fork").Pool(
-            workers, initializer=_forget_parent_synths
-        )
-        pending = pool.imap_unordered(
-            _render_task, tasks
-        )  # chunksize 1: an iterator with next(timeout)
-        # A worker that dies or hangs must not hang the run: bound each wait.
-        results = (pending.next(timeout=WORKER_TIMEOUT_SECONDS) for _ in tasks)
+    pool = None
     try:
+        if workers == 1:
+            results = map(_render_task, tasks)
+        else:
+            pool = _start_pool(workers)
+            pending = pool.imap_unordered(
+                _render_task, tasks
+            )  # chunksize 1: an iterator with next(timeout)
+            # A worker that dies or hangs must not hang the run: bound each wait.
+            results = (pending.next(timeout=WORKER_TIMEOUT_SECONDS) for _ in tasks)
         for done, (piece_rows, cpu) in enumerate(results, 1):
             rows.extend(piece_rows)
             cpu_seconds += cpu
@@ -337,6 +437,7 @@ def build_corpus(config: CorpusConfig, log=None) -> dict:
         fluidsynth_version(),
     )
     (out / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / UNFINISHED).unlink()
     return summary
 
 

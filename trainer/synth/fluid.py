@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +33,56 @@ _LOG_LEVELS_SILENCED = (2, 3, 4)  # FLUID_WARN, FLUID_INFO, FLUID_DBG
 
 class SynthError(Exception):
     """FluidSynth is missing or refused a soundfont/preset (one-line reason)."""
+
+
+def check_soundfont(path: Path) -> None:
+    """Refuse a file that is no whole SoundFont 2 before FluidSynth reads it.
+
+    FluidSynth (and libinstpatch behind it) explain a file they cannot load
+    in several lines on stderr; a missing, foreign or truncated file is told
+    here in one: a SoundFont 2 is a RIFF file of form 'sfbk' whose header
+    gives its length.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(12)
+    except FileNotFoundError:
+        raise SynthError(
+            f"soundfont {path} not found: install fluid-soundfont-gm and "
+            "timgm6mb-soundfont"
+        ) from None
+    except OSError as exc:
+        raise SynthError(f"soundfont {path}: {exc.strerror}") from None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise SynthError(
+            f"soundfont {path} is not a SoundFont 2 file (no RIFF 'sfbk' header)"
+        )
+    declared = int.from_bytes(head[4:8], "little") + 8
+    if size < declared:
+        raise SynthError(
+            f"soundfont {path} is truncated ({size} of {declared} bytes): "
+            "reinstall its package"
+        )
+
+
+@contextmanager
+def _c_stderr_captured() -> Iterator[list[str]]:
+    """What C libraries write to file descriptor 2 while the block runs, as
+    lines (filled when it ends), kept off the terminal: FluidSynth, GLib and
+    libinstpatch print there, not through FluidSynth's log function."""
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode(errors="replace").splitlines())
 
 
 @cache
@@ -103,8 +158,7 @@ class ChannelSynth:
         lib = _lib()
         self.sample_rate = int(sample_rate)
         self.soundfont = Path(soundfont)
-        if not self.soundfont.is_file():
-            raise SynthError(f"soundfont not found: {self.soundfont}")
+        check_soundfont(self.soundfont)
         self._settings = lib.new_fluid_settings()
         for key, value in (
             ("synth.midi-channels", N_CHANNELS),
@@ -121,9 +175,14 @@ class ChannelSynth:
         self._keeper = lib.new_fluid_synth(self._settings)  # owns the loaded soundfont
         if not self._keeper:
             raise SynthError("FluidSynth could not create a synthesizer")
-        sfid = lib.fluid_synth_sfload(self._keeper, str(self.soundfont).encode(), 1)
+        with _c_stderr_captured() as said:
+            sfid = lib.fluid_synth_sfload(self._keeper, str(self.soundfont).encode(), 1)
         if sfid < 0:
-            raise SynthError(f"FluidSynth could not load soundfont {self.soundfont}")
+            errors = [line for line in said if "error:" in line]
+            why = f" ({errors[0].split('error:', 1)[1].strip()})" if errors else ""
+            raise SynthError(
+                f"FluidSynth could not load soundfont {self.soundfont}{why}"
+            )
         self._sfont = lib.fluid_synth_get_sfont_by_id(self._keeper, sfid)
 
     def close(self) -> None:

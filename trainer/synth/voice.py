@@ -39,6 +39,11 @@ def _espeak_binary() -> str:
     return exe
 
 
+def check_espeak() -> None:
+    """espeak-ng found and speaking (its voice data installed), or a VoiceError."""
+    espeak("a", "en", 50, SING_SPEED, False)
+
+
 @cache
 def espeak(word: str, voice: str, pitch: int, speed: int, monotone: bool) -> np.ndarray:
     """espeak-ng's rendering of `word` at 22.05 kHz, silence at both ends trimmed."""
