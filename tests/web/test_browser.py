@@ -237,6 +237,14 @@ def test_bad_input_is_one_line_on_the_page(browser: Any, server: Server) -> None
         'say what, e.g. search for "jazz without vocals"'
     )
     assert _results(browser) == []
+    # An empty box is asked too: a reload says again what is missing.
+    empty = 'type a description, e.g. "calm piano" or "jazz without vocals"'
+    for ask in (lambda: _search(browser, ""), browser.refresh):
+        ask()
+        message = browser.find_element(By.ID, "message")
+        WebDriverWait(browser, WAIT).until(
+            lambda d, m=message: m.get_attribute("class") == "error" and m.text == empty
+        )
 
 
 def test_map_file_draws_every_track_offline(

@@ -89,7 +89,9 @@ function clear(message, isError) {
 // tracks that sound like item ID; q null and no like: nothing asked yet.
 function viewOf(query) {
   const params = new URLSearchParams(query);
-  return { q: params.get("q") || null, like: params.get("like"), n: params.get("n") };
+  // ?q= (an empty box submitted) is a search too: it says what is missing.
+  const q = params.has("q") ? params.get("q") : null;
+  return { q, like: params.get("like"), n: params.get("n") };
 }
 
 function address(view) {
@@ -112,11 +114,12 @@ function setCount(n) {
 let asked = 0; // the latest request: an answer to an earlier one comes too late
 
 async function showView(view) {
+  // Counted before the empty view too: Back to it outdates a search in flight.
+  const mine = ++asked;
   if (!view.like && view.q === null) {
     clear("", false);
     return;
   }
-  const mine = ++asked;
   say("Searching…", false);
   const n = encodeURIComponent($("n").value);
   try {
