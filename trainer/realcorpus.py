@@ -114,6 +114,14 @@ def _deb_name(name: str, version: str) -> str:
     return f"{name}_{version.replace(':', '%3a')}_all.deb"
 
 
+def program_reason(text: str, prefer: str = "") -> str:
+    """A program's reason in one line: its last line starting `prefer` (apt's
+    "E:", which a warning may follow), else its last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    preferred = [line for line in lines if prefer and line.startswith(prefer)]
+    return (preferred or lines or ["no output"])[-1]
+
+
 def fetch_package(name: str, pin: dict[str, Any], cache: Path) -> Path:
     """The unpacked root of NAME at its pinned version (downloaded once, checked)."""
     debs = cache / "debs"
@@ -132,11 +140,10 @@ def fetch_package(name: str, pin: dict[str, Any], cache: Path) -> Path:
             text=True,
         )
         if proc.returncode != 0 or not deb.exists():
-            # apt-get's last line says why (no network, unknown version ...).
-            said = proc.stderr.strip().splitlines()
-            why = f": {said[-1].strip()}" if said else ""
+            # apt-get says why (no network, unknown version ...).
+            why = program_reason(proc.stderr, prefer="E:")
             raise DataError(
-                f"{name}={pin['version']}: apt-get download failed{why} (run "
+                f"{name}={pin['version']}: apt-get download failed: {why} (run "
                 "apt-get update; the corpus is pinned to Debian 12 bookworm "
                 "versions)"
             )

@@ -386,8 +386,12 @@ def test_a_failed_download_says_apt_get_s_reason(
         "fake-music_1.0-1_all.deb  Temporary failure resolving 'deb.debian.org'"
     )
     apt_get = bin_dir / "apt-get"
+    # A warning after the error, as apt-get prints running as root: the
+    # error is the reason.
+    warning = "W: Download is performed unsandboxed as root"
     apt_get.write_text(
-        f"#!/bin/sh\necho 'Reading package lists...'\necho \"{failed}\" >&2\nexit 100\n"
+        f"#!/bin/sh\necho 'Reading package lists...'\necho \"{failed}\" >&2\n"
+        f"echo '{warning}' >&2\nexit 100\n"
     )
     apt_get.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

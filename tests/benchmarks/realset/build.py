@@ -44,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 # hashes bundles (make_labels reaches it as build.sha256_file).
 sys.path.insert(0, str(HERE.parents[2]))
 from beetsplug.clap.model import sha256_file  # noqa: E402
+from trainer.realcorpus import program_reason  # noqa: E402
 
 LABELS = HERE / "labels.json"
 SAMPLE_RATE = 16000
@@ -105,13 +106,6 @@ def _run(cmd: Sequence[str], text: bool = True, **kwargs: Any) -> Any:
         ) from exc
 
 
-def _last_line(text: str, prefer: str = "") -> str:
-    """A program's reason in one line: its last line starting `prefer` or its last."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    preferred = [line for line in lines if prefer and line.startswith(prefer)]
-    return (preferred or lines or ["no output"])[-1]
-
-
 def _mkdir(path: Path, option: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -156,7 +150,7 @@ def fetch_package(name: str, version: str, cache: Path) -> Path:
         found = [p for p in debs.glob(f"{name}_*.deb") if p.name.startswith(wants)]
         if proc.returncode != 0 or not found:
             # apt-get says why on an "E:" line; warnings may follow it
-            reason = _last_line(proc.stderr, prefer="E:")
+            reason = program_reason(proc.stderr, prefer="E:")
             raise BuildError(
                 f"cannot download {name}={version}: {reason} "
                 "(run apt-get update; the set is pinned to Debian 12 bookworm versions)"
@@ -170,7 +164,7 @@ def fetch_package(name: str, version: str, cache: Path) -> Path:
         deb.unlink()
         shutil.rmtree(root)
         raise BuildError(
-            f"cannot unpack {deb}: {_last_line(proc.stderr)}; "
+            f"cannot unpack {deb}: {program_reason(proc.stderr)}; "
             "deleted it, the next run downloads it again"
         )
     stamp.write_text(version + "\n")
