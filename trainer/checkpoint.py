@@ -148,13 +148,14 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) 
     latest.pt as it was.
     """
     folder = Path(run_dir) / CHECKPOINTS
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.pt.tmp"):  # what a killed write left
-        stale.unlink()
     path = checkpoint_path(run_dir, step)
     tmp = folder / (LATEST + ".tmp")
     written = False
     try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.pt.tmp"):  # what a killed write left
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         _atomic_save(state, path)
         written = True
         try:
@@ -166,9 +167,10 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) 
         reason = _os_error(exc)
         if reason is None:
             raise
-        tmp.unlink(missing_ok=True)
-        if written:  # no latest.pt names it, and it holds the space
-            path.unlink()
+        with contextlib.suppress(OSError):  # a folder never made has none
+            tmp.unlink()
+            if written:  # no latest.pt names it, and it holds the space
+                path.unlink()
         raise RunError(
             f"writing {path}: {reason.strerror or reason}; {LATEST} is left as it was"
         ) from exc

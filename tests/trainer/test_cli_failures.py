@@ -179,3 +179,21 @@ def test_ranks_a_failed_rank_leaves_behind_say_one_line(
         1: "error: another rank stopped (see its message); this rank stops too\n",
     }
     assert afile.read_text() == "not a run folder\n"
+
+
+def test_a_checkpoint_folder_that_cannot_be_made_is_the_same_one_line(
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    from trainer.checkpoint import RunError, save_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoints").write_text("a file where the folder goes\n")
+    step = run / "checkpoints" / "step_0000001.pt"
+    with pytest.raises(RunError) as refused:
+        save_checkpoint(run, 1, {"w": torch.zeros(3)}, keep=3)
+    assert str(refused.value) == (
+        f"writing {step}: File exists; latest.pt is left as it was"
+    )
