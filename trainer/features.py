@@ -234,10 +234,12 @@ def build_features(
     # written after the features, so an index never names a missing file.
     index_path = path.with_name(path.stem + INDEX_SUFFIX)
     tmp_index = index_path.with_suffix(".tmp")
+    writing = tmp  # the file a failure is named by
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         np.save(tmp, out)
         tmp.replace(path)
+        writing = tmp_index
         tmp_index.write_text(json.dumps({"settings": settings, "clips": idents}))
         tmp_index.replace(index_path)
     except OSError as exc:
@@ -250,7 +252,7 @@ def build_features(
             raise
         # numpy says only "N requested and M written" of a short write.
         reason = exc.strerror or f"{exc} (is the disk full?)"
-        raise OSError(exc.errno, reason, str(tmp)) from exc
+        raise OSError(exc.errno, reason, str(writing)) from exc
     log(
         f"feature cache: wrote {path} ({len(clips)} clips, {len(reused)} reused, "
         f"{failed} unreadable, {time.perf_counter() - start:.0f} s)"

@@ -82,17 +82,16 @@ class HeldoutError(Exception):
 
 
 def check_soundfont(path: Path) -> None:
-    """Refuse what is not a readable SoundFont 2 file (a RIFF 'sfbk' form):
-    given one, fluidsynth renders with its default soundfont and exits 0."""
+    """Refuse what is not a readable, whole SoundFont 2 file, as the corpus
+    renderer does: given one, fluidsynth renders with its default soundfont
+    and exits 0."""
+    from trainer.synth.fluid import SynthError
+    from trainer.synth.fluid import check_soundfont as check
+
     try:
-        with path.open("rb") as f:
-            head = f.read(12)
-    except OSError as exc:
-        raise HeldoutError(
-            f"cannot read soundfont {path}: {exc.strerror or exc}"
-        ) from exc
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
-        raise HeldoutError(f"{path} is not a SoundFont (no RIFF 'sfbk' header)")
+        check(path)
+    except SynthError as exc:
+        raise HeldoutError(str(exc)) from exc
 
 
 def check_fluidsynth() -> None:

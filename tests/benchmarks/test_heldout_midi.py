@@ -51,10 +51,21 @@ def test_a_soundfont_that_is_not_one_is_one_line_and_status_2(tmp_path, capsys):
     cache = unpacked_package(tmp_path / "cache")
     missing, folder = tmp_path / "missing.sf2", tmp_path
     for soundfont, says in [
-        (missing, f"cannot read soundfont {missing}: No such file or directory"),
-        (folder, f"cannot read soundfont {folder}: Is a directory"),
-        (random_bytes, f"{random_bytes} is not a SoundFont (no RIFF 'sfbk' header)"),
-        (riff_wave, f"{riff_wave} is not a SoundFont (no RIFF 'sfbk' header)"),
+        (
+            missing,
+            f"soundfont {missing} not found: install fluid-soundfont-gm and "
+            "timgm6mb-soundfont",
+        ),
+        (folder, f"soundfont {folder}: Is a directory"),
+        (
+            random_bytes,
+            f"soundfont {random_bytes} is not a SoundFont 2 file (no RIFF 'sfbk' "
+            "header)",
+        ),
+        (
+            riff_wave,
+            f"soundfont {riff_wave} is not a SoundFont 2 file (no RIFF 'sfbk' header)",
+        ),
     ]:
         argv = ["--cache", str(cache), "--soundfont", str(soundfont)]
         assert heldout_midi.main([*argv, "--bundle", str(tmp_path)]) == 2
