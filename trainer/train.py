@@ -236,7 +236,9 @@ def train(
 
     `stop_after` ends the run at that step without changing the schedule
     (which always spans cfg.train.max_steps): what a job-time limit does.
-    Under torchrun this is called once per rank.
+    Under torchrun this is called once per rank. A rank that SIGTERM
+    stopped leaves SIGTERM ignored on return: its process is ending, and the
+    launcher's second SIGTERM must not kill it before it says so.
     """
     ctx = dist.init_distributed(device)
     # Until the process group is gone: a rank must not die of the SIGTERM
