@@ -380,17 +380,14 @@ def test_path_m3u_follows_the_playlist_settings(ramp: ClapEnv, tmp_path: Path) -
     assert len(text) == 7
 
 
+def _path_of_6(ramp: ClapEnv, between: str) -> tuple[list[str], list[str]]:
+    """clap-path from low to high asking 6 tracks among those `between` matches."""
+    args = ("title:low", "title:high", "-n", "6", between, "-f", "$title")
+    return ramp.outputs("clap-path", *args)
+
+
 def test_path_shorter_when_the_way_runs_out(ramp: ClapEnv) -> None:
-    out, err = ramp.outputs(
-        "clap-path",
-        "title:low",
-        "title:high",
-        "-n",
-        "6",
-        "title::^mix0\\.[15]$",
-        "-f",
-        "$title",
-    )
+    out, err = _path_of_6(ramp, "title::^mix0\\.[15]$")
     assert out in (["low", "mix0.5", "mix0.1", "high"],)
     assert err == [
         "clap: only 2 tracks lie between FROM and TO among those matching "
@@ -399,16 +396,7 @@ def test_path_shorter_when_the_way_runs_out(ramp: ClapEnv) -> None:
 
 
 def test_path_counts_one_track_between_in_the_singular(ramp: ClapEnv) -> None:
-    out, err = ramp.outputs(
-        "clap-path",
-        "title:low",
-        "title:high",
-        "-n",
-        "6",
-        "title:mix0.5",
-        "-f",
-        "$title",
-    )
+    out, err = _path_of_6(ramp, "title:mix0.5")
     assert out == ["low", "mix0.5", "high"]
     assert err == [
         "clap: only 1 track lies between FROM and TO among those matching "

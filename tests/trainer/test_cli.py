@@ -640,6 +640,26 @@ def test_ctrl_c_saves_the_step_and_says_where_a_resume_continues(
     assert max(steps) == step
 
 
+def _torchrun_500_steps(
+    data: Path, run: Path, cwd: Path, env: dict[str, str]
+) -> subprocess.Popen[str]:
+    """Two CPU ranks under torchrun on a run of 500 steps that checkpoints
+    every 3, in a session of their own (to be signalled), output piped."""
+    args = ["--config", "tiny", "--data", str(data), "--run-dir", str(run)]
+    args += ["--max-steps", "500", "--device", "cpu", "--set", "train.batch_size=4"]
+    args += ["train.checkpoint_every=3"]
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.Popen(
+        [sys.executable, *launch, "-m", "trainer", "train", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
     fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -647,19 +667,7 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
     every rank and kills them 30 s later): every rank stops, none waits on
     another, and each says where a resume continues."""
     run = tmp_path / "run"
-    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
-    args += ["--max-steps", "500", "--set", "train.batch_size=4"]
-    args += ["train.checkpoint_every=3"]
-    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    proc = subprocess.Popen(
-        [sys.executable, *launch, "-m", "trainer", "train", *args],
-        env=cli_env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _torchrun_500_steps(fixture_data, run, tmp_path, cli_env)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("step 4/500 "):  # after the checkpoint of step 3
@@ -688,19 +696,7 @@ def test_sigterm_under_torchrun_stops_every_rank_as_ctrl_c_does(
     job) ended them without a word: each now says where a resume continues,
     as on Ctrl-C, and exits 143, which torchrun reports for each rank."""
     run = tmp_path / "run"
-    args = ["--config", "tiny", "--data", str(fixture_data), "--run-dir", str(run)]
-    args += ["--max-steps", "500", "--device", "cpu", "--set", "train.batch_size=4"]
-    args += ["train.checkpoint_every=3"]
-    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    proc = subprocess.Popen(
-        [sys.executable, *launch, "-m", "trainer", "train", *args],
-        env=cli_env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _torchrun_500_steps(fixture_data, run, tmp_path, cli_env)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("step 4/500 "):  # after the checkpoint of step 3
