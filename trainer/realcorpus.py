@@ -595,6 +595,11 @@ def build(
     tracks = []
     for name, pin in sorted(chosen.items()):
         tracks += package_tracks(name, pin, fetch_package(name, pin, cache))
+    # Until realcorpus.json is written, this names the build in `out`: a
+    # build stopped half-way is this build's to redo, not another corpus.
+    out.mkdir(parents=True, exist_ok=True)
+    building = {"packages": sorted(chosen), "sources_sha256": sources_sha256}
+    (out / BUILDING).write_text(json.dumps(building) + "\n")
     log(f"real corpus: {len(tracks)} tracks from {len(chosen)} packages")
 
     unreadable: list[str] = []
@@ -642,6 +647,7 @@ def build(
         **_caption_record(sources["captions"], splits),
     }
     (out / "realcorpus.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / BUILDING).unlink()
     log(
         f"real corpus: {len(clips)} clips ({record['clip_hours']} h) from "
         f"{len(tracks)} tracks ({record['source_hours']} h) -> {out} "
@@ -650,11 +656,18 @@ def build(
     return record
 
 
+# What a build in progress writes first and removes once realcorpus.json
+# is written: which packages and sources file the folder is being built of.
+BUILDING = "realcorpus.building"
+
+
 def check_out(out: Path, packages: list[str], sources_sha256: str) -> None:
     """Refuse an `out` that holds another corpus. A build writes only its own
     clips, splits and tags: another build's would stay beside them, and be
     trained on. The same build (packages and sources file) is rebuilt in place."""
     record_path = out / "realcorpus.json"
+    if not record_path.exists() and (out / BUILDING).exists():
+        record_path = out / BUILDING  # a build stopped before its record
     if not record_path.exists():
         if (out / CAPTIONS_DIR).exists() or (out / "corpus.json").exists():
             raise DataError(

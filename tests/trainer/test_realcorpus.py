@@ -372,6 +372,39 @@ def test_a_corpus_of_another_build_is_refused_and_the_same_rebuilt_in_place(
     assert sorted(p.name for p in (out / "captions").iterdir()) == ["train.parquet"]
 
 
+def test_a_build_stopped_before_its_record_is_redone_by_the_same_build(
+    package: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped after its splits and before realcorpus.json (Ctrl-C, a full
+    disk), a build left captions/ without a record, which the next run took
+    for another kind of data directory and refused."""
+    out = tmp_path / "data"
+
+    def stop(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(realcorpus, "_caption_record", stop)
+        with pytest.raises(KeyboardInterrupt):
+            realcorpus.build(out, package["cache"], package["sources"], log=print)
+    assert (out / "captions").is_dir()
+    assert not (out / "realcorpus.json").exists()
+    # Another build is still refused while the stopped one is unfinished.
+    with pytest.raises(realcorpus.DataError, match="of other packages"):
+        realcorpus.build(
+            out,
+            package["cache"],
+            package["sources"],
+            packages=["fake-valid-music"],
+            log=print,
+        )
+    record = realcorpus.build(out, package["cache"], package["sources"], log=print)
+    assert record == package["record"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(
+        p.name for p in package["out"].iterdir() if p.is_file()
+    )
+
+
 def test_a_failed_download_says_apt_get_s_reason(
     package: dict,
     tmp_path: Path,
