@@ -83,6 +83,12 @@ def split_query(text: str, fields: set[str]) -> tuple[str, list[str]]:
             terms.append(word)
         else:
             words.append(word)
+    # A lone comma left at either end of the description separated it from
+    # the query terms ("year:1999 , title:x , calm"): no part of the music.
+    while words and words[0] == ",":
+        words.pop(0)
+    while words and words[-1] == ",":
+        words.pop()
     return " ".join(words), terms
 
 

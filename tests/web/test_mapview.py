@@ -206,6 +206,13 @@ def test_map_data_refuses_an_empty_library() -> None:
         ("ambient, no drums year:1990..", "ambient, no drums", ["year:1990.."]),
         ("ambient , no drums year:1990..", "ambient , no drums", ["year:1990.."]),
         ("calm year:1999 , piano", "calm , piano", ["year:1999"]),
+        # a comma left at either end of the description is no part of it
+        (
+            "year:1999 , artist:x , calm",
+            "calm",
+            ["year:1999", ",", "artist:x"],
+        ),
+        ("calm , year:1999", "calm", ["year:1999"]),
         ('"year:1990" songs', '"year:1990" songs', []),
     ],
 )
