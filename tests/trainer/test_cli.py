@@ -660,6 +660,23 @@ def _torchrun_500_steps(
     )
 
 
+def _every_rank_says_where_a_resume_continues(said: str, run: Path) -> None:
+    """Each of the 2 ranks of a _torchrun_500_steps run stopped by a signal
+    printed its line, naming the last periodic checkpoint, latest.pt's."""
+    # One line per rank; the ranks share the pipe, so lines may interleave.
+    lines = re.findall(
+        r"interrupted: stopped after step (\d+) of 500( without saving it)? \(a "
+        r"run of several processes saves only every train\.checkpoint_every "
+        r"steps\); --resume latest continues from step (\d+), the last checkpoint",
+        said,
+    )
+    assert len(lines) == 2, said[-3000:]
+    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
+    for step, unsaved, saved in lines:  # a rank may be a step ahead of the other
+        assert int(saved) == int(step) - int(step) % 3 == latest["step"]
+        assert bool(unsaved) == (step != saved)
+
+
 def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
     fixture_data: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
@@ -675,18 +692,7 @@ def test_ctrl_c_under_torchrun_stops_every_rank_and_keeps_the_checkpoint(
             break
     rest, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0
-    # One line per rank; the ranks share the pipe, so lines may interleave.
-    said = re.findall(
-        r"interrupted: stopped after step (\d+) of 500( without saving it)? \(a "
-        r"run of several processes saves only every train\.checkpoint_every "
-        r"steps\); --resume latest continues from step (\d+), the last checkpoint",
-        rest,
-    )
-    assert len(said) == 2, rest[-3000:]
-    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
-    for step, unsaved, saved in said:  # a rank may be a step ahead of the other
-        assert int(saved) == int(step) - int(step) % 3 == latest["step"]
-        assert bool(unsaved) == (step != saved)
+    _every_rank_says_where_a_resume_continues(rest, run)
 
 
 def test_sigterm_under_torchrun_stops_every_rank_as_ctrl_c_does(
@@ -709,16 +715,7 @@ def test_sigterm_under_torchrun_stops_every_rank_as_ctrl_c_does(
             break
     rest, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0
-    said = re.findall(
-        r"interrupted: stopped after step (\d+) of 500( without saving it)? \(a "
-        r"run of several processes saves only every train\.checkpoint_every "
-        r"steps\); --resume latest continues from step (\d+), the last checkpoint",
-        rest,
-    )
-    assert len(said) == 2, rest[-3000:]
-    latest = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
-    for step, _unsaved, saved in said:
-        assert int(saved) == int(step) - int(step) % 3 == latest["step"]
+    _every_rank_says_where_a_resume_continues(rest, run)
     assert len(re.findall(r"exitcode\s*: 143 ", rest)) == 2, rest[-3000:]
 
 
