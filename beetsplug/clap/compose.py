@@ -278,6 +278,7 @@ def seed_lines(
     tracks it counts (`ids`, those with a vector; `failed` of the others
     failed to index, the rest wait for clap-index), then the first
     EXPLAIN_SEEDS of them named by `name_of`."""
+    from .results import counted
     from .scoring import quoted  # a long query clipped, as the description is
 
     waiting = matched - len(ids) - failed
@@ -285,10 +286,7 @@ def seed_lines(
         f", {waiting} not indexed yet" if waiting else ""
     )
     count = len(ids)
-    lines = [
-        f"{label + ':':<13}{quoted(query)}: {count} "
-        f"track{'s' if count != 1 else ''}{note}"
-    ]
+    lines = [f"{label + ':':<13}{quoted(query)}: {counted(count, 'track')}{note}"]
     if name_of is not None:
         lines += [f"  {name_of(item_id)}" for item_id in ids[:EXPLAIN_SEEDS]]
         if count > EXPLAIN_SEEDS:
