@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from beetsplug.clap.runguard import terminate_like_interrupt
 from trainer import dist
 from trainer.augment import Collator, TextAugmenter, negative_kinds, tokenize
 from trainer.checkpoint import (
@@ -243,7 +244,7 @@ def train(
     ctx = dist.init_distributed(device)
     # Until the process group is gone: a rank must not die of the SIGTERM
     # the launcher passes on while it stops for the scheduler's own.
-    with _TerminateAsInterrupt(enabled=ctx.distributed):
+    with terminate_like_interrupt(_Terminated, again="ignore", enabled=ctx.distributed):
         try:
             dirs = (
                 (Path(data_dir),)
@@ -522,46 +523,6 @@ class _DeferredInterrupt:
     def __exit__(self, *exc: object) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
-
-
-class _TerminateAsInterrupt:
-    """SIGTERM raised as Ctrl-C is (`_Terminated`), in a run of several
-    processes: every rank stops at once and says which checkpoint a resume
-    continues from, as on Ctrl-C, instead of dying without a word.
-
-    A scheduler signals every process of the job and torchrun passes its
-    own SIGTERM on to each rank too, so a rank gets it twice: the first
-    stops the run, later ones are ignored while the process ends (torchrun
-    kills it 30 s later whatever it is doing).
-    """
-
-    def __init__(self, enabled: bool) -> None:
-        # Python runs signal handlers in the main thread only.
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self._stopping = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _TerminateAsInterrupt:
-        if self.enabled:
-            self._previous = signal.signal(signal.SIGTERM, self._raise)
-        return self
-
-    def _raise(self, signum: int, frame: Any) -> None:
-        if not self._stopping:
-            self._stopping = True
-            raise _Terminated
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.enabled:
-            return
-        if self._stopping:
-            # The process is ending: the launcher's SIGTERM must not cut
-            # short its line, nor turn its exit status 143 into a kill.
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            return
-        # None: a handler not set from Python
-        previous = signal.SIG_DFL if self._previous is None else self._previous
-        signal.signal(signal.SIGTERM, previous)
 
 
 # The signals that end a single-process run after its step, with what

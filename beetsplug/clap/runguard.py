@@ -8,7 +8,7 @@ import shutil
 import signal
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .audio import DecoderUnavailableError, check_decoders, needs_ffmpeg
 
@@ -119,23 +119,49 @@ class Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def terminate_like_interrupt() -> Iterator[None]:
-    """SIGTERM stops a run as Ctrl-C does (batch in flight rolled back,
-    workers stopped, spool removed) instead of killing the process on the
-    spot. A second SIGTERM kills at once (the workers still follow)."""
-    if threading.current_thread() is not threading.main_thread():
+def terminate_like_interrupt(
+    raising: type[BaseException] = Terminated,
+    *,
+    again: Literal["kill", "ignore"] = "kill",
+    enabled: bool = True,
+) -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does (`raising` is raised where
+    KeyboardInterrupt would be, so batches in flight are rolled back,
+    workers stopped, spools removed) instead of killing the process on the
+    spot. The one helper of the plugin and the trainer (train, synth).
+
+    `again` is what a later SIGTERM does while the run stops: "kill" ends
+    the process at once (a user who means it); "ignore" lets it finish
+    (torchrun passes the scheduler's SIGTERM on to each rank a second
+    time), and SIGTERM stays ignored once the run was stopped so, as the
+    process is ending and its exit status must stay 128 + SIGTERM. Off the
+    main thread (Python runs handlers there only) or not `enabled`, SIGTERM
+    is left as it is.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
+    stopping = False
 
     def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated
+        nonlocal stopping
+        if stopping:  # "ignore": a later one while stopping
+            return
+        stopping = True
+        if again == "kill":
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise raising
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if stopping and again == "ignore":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif previous is None:  # a handler not set from Python
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        else:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def stopped(signum: int, log: Log | None) -> SystemExit:

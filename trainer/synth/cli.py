@@ -58,13 +58,10 @@ class _Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
 def main(argv: list[str] | None = None) -> int:
     """Build a corpus; 0 on success, 2 with a one-line error on bad input, and
     one line with 130 on Ctrl-C or 143 on SIGTERM (128 + the signal)."""
+    from beetsplug.clap.runguard import terminate_like_interrupt
     from trainer.synth.corpus import (
         CorpusConfig,
         build_corpus,
@@ -79,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     config = CorpusConfig(
         **{f.name: getattr(args, f.name) for f in fields(CorpusConfig)}
     )
-    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        summary = build_corpus(config, log=None if args.quiet else log_stderr)
+        with terminate_like_interrupt(_Terminated):
+            summary = build_corpus(config, log=None if args.quiet else log_stderr)
     except KeyboardInterrupt as exc:
         left = (
             f"; {args.out} is unfinished: the same command removes it and starts again"
@@ -93,8 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, SynthError, VoiceError) as exc:
         print(f"synth: error: {exc}", file=sys.stderr)
         return 2
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     splits = ", ".join(f"{k} {v['clips']}" for k, v in summary["splits"].items())
     print(
         f"synth: wrote {summary['clips']} clips to {args.out} ({splits}) "

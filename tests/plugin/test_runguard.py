@@ -1,0 +1,79 @@
+"""The one SIGTERM-as-interrupt helper the plugin, train and synth share:
+what the first SIGTERM raises, and what a later one does while the run
+stops. Real signals, sent to this process (handlers run in pytest's main
+thread, at the next bytecode)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from beetsplug.clap.runguard import Terminated, terminate_like_interrupt
+
+
+class _Stop(KeyboardInterrupt):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _keep_sigterm() -> Iterator[None]:
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+def _sigterm() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    # The handler runs before the next bytecode; nothing to wait for.
+
+
+def test_the_first_sigterm_raises_the_given_exception_and_a_later_one_kills() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with pytest.raises(_Stop), terminate_like_interrupt(_Stop):
+        _sigterm()
+    # Raised inside: on the way out the handler before it is back.
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    seen: list[object] = []
+    with terminate_like_interrupt():
+        try:
+            _sigterm()
+        except Terminated:
+            seen.append(signal.getsignal(signal.SIGTERM))
+    # While stopping, a second SIGTERM would end the process at once.
+    assert seen == [signal.SIG_DFL]
+
+
+def test_with_ignore_later_sigterms_are_ignored_and_stay_so() -> None:
+    stopped = 0
+    with terminate_like_interrupt(_Stop, again="ignore"):
+        try:
+            _sigterm()
+        except _Stop:
+            stopped += 1
+            _sigterm()  # the launcher's copy: ignored, the run goes on
+            _sigterm()
+    assert stopped == 1
+    # The process is ending with 128 + SIGTERM: nothing may cut it short.
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+
+
+def test_a_run_that_is_not_stopped_gets_the_previous_handler_back() -> None:
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not while the helper holds SIGTERM")
+
+    signal.signal(signal.SIGTERM, mine)
+    for again in ("kill", "ignore"):
+        with terminate_like_interrupt(again=again):  # type: ignore[arg-type]
+            assert signal.getsignal(signal.SIGTERM) is not mine
+        assert signal.getsignal(signal.SIGTERM) is mine
+
+
+def test_disabled_it_leaves_sigterm_alone() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with terminate_like_interrupt(enabled=False):
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        _sigterm()  # ignored: no exception
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
