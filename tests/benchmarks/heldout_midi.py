@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -108,11 +109,24 @@ def soundfont_key(soundfont: Path) -> str:
     return f"{soundfont.stem}-{digest.hexdigest()[:16]}"
 
 
-def render_folder(cache: Path, key: str) -> Path:
-    """Where renders with a soundfont_key and the RENDER_SETTINGS live: another
-    soundfont under the same name, or other settings, get a folder of their own."""
+def fluidsynth_version() -> str:
+    """The fluidsynth on PATH's version ("2.3.1"): another version may
+    synthesise the same notes differently, so it is part of the render key."""
+    done = subprocess.run(
+        ["fluidsynth", "--version"], capture_output=True, text=True, errors="replace"
+    )
+    found = re.search(r"version (\S+)", done.stdout + done.stderr)
+    if done.returncode != 0 or found is None:
+        raise HeldoutError("fluidsynth --version does not say its version")
+    return found.group(1)
+
+
+def render_folder(cache: Path, key: str, version: str) -> Path:
+    """Where renders with a soundfont_key, a fluidsynth version and the
+    RENDER_SETTINGS live: another soundfont under the same name, another
+    fluidsynth or other settings get a folder of their own."""
     settings = "-".join(f"{k.lstrip('-')}{v}" for k, v in RENDER_SETTINGS.items())
-    return cache / "heldout_midi" / key / settings
+    return cache / "heldout_midi" / key / f"fluidsynth{version}-{settings}"
 
 
 def render(midi: Path, soundfont: Path, out: Path) -> np.ndarray:
@@ -193,7 +207,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from trainer.evaluate import windows_from_array
 
     key = soundfont_key(args.soundfont)
-    out = render_folder(args.cache, key)
+    version = fluidsynth_version()
+    out = render_folder(args.cache, key, version)
     try:
         root = fetch_package(PACKAGE, VERSION, args.cache)
     except BuildError as exc:
@@ -245,6 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bundle": bundle.label,
         "soundfont": args.soundfont.name,
         "soundfont_key": key,
+        "fluidsynth": version,
         "pieces": len(midis),
         "families": rows,
     }

@@ -9,6 +9,7 @@ TimGM6mb soundfont (.ci/setup installs it with fluidsynth).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,8 +97,14 @@ def test_renders_are_keyed_by_the_soundfonts_contents_and_settings(tmp_path):
     assert heldout_midi.soundfont_key(second) != key
     shutil.copy(second, first)  # another soundfont under the same name
     assert heldout_midi.soundfont_key(first) == heldout_midi.soundfont_key(second)
-    folder = heldout_midi.render_folder(tmp_path, key)
-    assert folder == tmp_path / "heldout_midi" / key / "g0.6-r16000"
+    folder = heldout_midi.render_folder(tmp_path, key, "2.3.1")
+    assert folder == tmp_path / "heldout_midi" / key / "fluidsynth2.3.1-g0.6-r16000"
+    assert heldout_midi.render_folder(tmp_path, key, "2.4.0") != folder
+
+
+def test_the_render_key_reads_the_installed_fluidsynths_version():
+    version = heldout_midi.fluidsynth_version()
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?\S*", version), version
 
 
 def test_a_render_is_kept_under_its_name_and_nothing_else(tmp_path):
