@@ -1391,6 +1391,7 @@ REFUSALS = [
     "jazz with the {} turned off",
     "mute the {}",
     "lose the {}",
+    "jazz, hold the {}",
     "i'd rather not hear {}",
     "music not having {}",
     "{} not welcome",
