@@ -20,6 +20,21 @@ from pathlib import Path
 EXIT_USAGE = 2
 # Subcommands whose modules own their command line (teammates' modules).
 DELEGATED = frozenset({"synth"})
+# What the `train` extra brings that the plugin's own install does not (the
+# import names of pyproject's [train]): a trainer command without them says
+# so in one line. The packaged text encoder and musicnn are looked up as
+# files, each with its own one-line error.
+TRAIN_EXTRA_MODULES = frozenset(
+    {
+        "torch",
+        "transformers",
+        "onnx",
+        "pyarrow",
+        "librosa",
+        "matplotlib",
+        "pretty_midi",
+    }
+)
 # Exceptions whose message is meant for the user (one line, no traceback).
 USER_ERRORS = frozenset(
     {
@@ -374,6 +389,16 @@ def main(argv: list[str] | None = None) -> int:
         # 128 + the signal, as a shell reports a process it ended: 130 for
         # Ctrl-C, 143 for a scheduler's SIGTERM (RunInterrupted.signum).
         return 128 + int(getattr(exc, "signum", signal.SIGINT))
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in TRAIN_EXTRA_MODULES:
+            raise
+        prefix = ERROR_PREFIXES.get(args.command, "error:")
+        print(
+            f"{prefix} {exc.name} is not installed: the trainer needs the train "
+            "extra (pip install -e '.[train]')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except Exception as exc:
         line = user_error(exc)
         if line is None:

@@ -188,6 +188,33 @@ def test_cli_errors_are_one_line(
 
 
 @pytest.mark.parametrize(
+    ("argv", "prefix"),
+    [
+        (["synth", "--help"], "synth: error:"),
+        (["train", "--config", "tiny", "--data", "d", "--run-dir", "r"], "error:"),
+    ],
+)
+def test_a_trainer_without_the_train_extra_says_so_in_one_line(
+    argv: list[str], prefix: str, tmp_path: Path
+) -> None:
+    # torch made unimportable, as in an install of the plugin alone
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from trainer.__main__ import main\n"
+        f"sys.exit(main({argv!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"{prefix} torch is not installed: the trainer needs the train extra "
+        "(pip install -e '.[train]')\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     ("extra", "message"),
     [
         # trained silently on nothing (loss nan, exit 0) before it was refused
