@@ -329,8 +329,20 @@ class ClapPlugin(BeetsPlugin):
             album_ids = matching_ids(lib, query, albums=True)
             ranked = self._searching(lambda: rank_albums(album_ids))
             self._album_scores.update(ranked)
-            if not self._print_ranked(ranked, lib.get_album, opts.score):
-                self._log.info("{}", _nothing_found(query, album_ids, "albums", text))
+            if self._print_ranked(ranked, lib.get_album, opts.score):
+                return
+            # The albums holding a seed are left out, as the seeds are.
+            seed_albums = set(self.store(lib.path).albums_of(seeds).values())
+            pool = (
+                {album.id for album in lib.albums()} if album_ids is None else album_ids
+            )
+            if seed_albums and pool and set(pool) <= seed_albums:
+                matching = f" matching {' '.join(query)}" if query else ""
+                self._log.info(
+                    "every album{} holds a seed: nothing is left to rank", matching
+                )
+                return
+            self._log.info("{}", _nothing_found(query, album_ids, "albums", text))
             return
         candidates = self._candidates(lib, query)
         ranked = self._searching(lambda: rank_items(candidates))
@@ -428,6 +440,7 @@ class ClapPlugin(BeetsPlugin):
             lambda ids: compose.rank_items(store, bundle, composed, limit, ids),
             lambda ids: compose.rank_albums(store, bundle, composed, limit, ids),
             seeds=composed.seed_ids,
+            text=text,
         )
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:
@@ -443,6 +456,10 @@ class ClapPlugin(BeetsPlugin):
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
         seeds = [item.id for item in lib.items(args)]
+        if not seeds:
+            raise UserError(
+                f"no tracks match {' '.join(args)}: nothing to compare with"
+            )
         ranked = self._searching(
             lambda: search.rank_similar(
                 store, bundle, seeds, limit, name_of=lambda i: _track_name(lib, i)
@@ -692,10 +709,17 @@ class ClapPlugin(BeetsPlugin):
 
     def _on_import_done(self, lib: Library, paths: Any = None) -> None:
         """Refresh the playlists after an import (clap.auto), when the user
-        has set up playlists at all: a playlist_dir or prompt playlists."""
+        has said where they live (a playlist_dir): without one, clap-playlists
+        writes to the current folder, which for an import is wherever the
+        user happened to be."""
         if self._config_error is not None:
             return
-        if not (self.settings["playlist_dir"] or self.settings["playlists"]):
+        if not self.settings["playlist_dir"]:
+            if self.settings["playlists"]:
+                self._log.info(
+                    "playlists not refreshed: set clap.playlist_dir to have them "
+                    "refreshed after each import"
+                )
             return
         try:
             update = self._update_playlists(

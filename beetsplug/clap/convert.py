@@ -36,9 +36,9 @@ def extension_connection(db_path: str, timeout: float) -> Any:
             import sqlean as module
         except ImportError as exc:
             raise StoreError(
-                "this library's clap index was made by beets-clap 0.1 (sqlite-vec); "
-                "converting it (once, vectors kept) needs SQLite extension loading: "
-                "pip install 'beets-clap[vec]'"
+                "this library's clap index is in beets-clap's first layout "
+                "(sqlite-vec); converting it (once, vectors kept) needs SQLite "
+                "extension loading: pip install 'beets-clap[vec]'"
             ) from exc
     path = os.environ.get(VEC_PATH_ENV)
     try:
@@ -48,8 +48,8 @@ def extension_connection(db_path: str, timeout: float) -> Any:
             path = sqlite_vec.loadable_path()
     except ImportError as exc:
         raise StoreError(
-            "this library's clap index was made by beets-clap 0.1 (sqlite-vec); "
-            "converting it (once, vectors kept) needs sqlite-vec: "
+            "this library's clap index is in beets-clap's first layout "
+            "(sqlite-vec); converting it (once, vectors kept) needs sqlite-vec: "
             "pip install 'beets-clap[vec]'"
         ) from exc
     conn = module.connect(db_path, timeout=timeout, isolation_level=None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .audio import AudioError, DecoderUnavailableError, file_size
+from .results import counted
 from .runguard import (
     IndexingError,
     Terminated,
@@ -284,8 +285,14 @@ def _run(
         for f in kept:
             summary.failed.append((by_id[f.item_id], f"{f.error} (kept its vector)"))
         if log is not None:
-            for f in failed + kept:
-                log.debug("failed: {}: {}", by_id[f.item_id].path, f.error)
+            # Per-track detail for -v, as each batch is written; failures are
+            # said once, by the caller, when the run ends.
+            for e in done:
+                log.debug(
+                    "embedded: {} ({})",
+                    by_id[e.item_id].path,
+                    counted(e.windows, "window"),
+                )
         batch.clear()
 
     if progress and todo:

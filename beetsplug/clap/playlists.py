@@ -436,7 +436,9 @@ def update_playlists(
             # near the track count, a large cluster_min_size) says nothing
             # about the lists already written: keep them.
             folder = Path(os.fsdecode(directory)).expanduser()
-            kept = len(automatic_files(folder))
+            # A prompt playlist named clap-auto-... is the user's, not one of them.
+            prompts_files = {spec.filename for spec in specs}
+            kept = sum(p.name not in prompts_files for p in automatic_files(folder))
             warnings.append(_no_automatic(clustered, len(ids), min_size, kept, folder))
         clash = {p.filename for p in playlists} & {p.filename for p in auto}
         if clash:  # a prompt named like a cluster file: the user's list wins

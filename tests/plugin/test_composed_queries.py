@@ -151,6 +151,17 @@ def test_album_ranking_leaves_out_the_seeds_albums(
     lines = env.lines("clap", "--like", LOW, "-a", "-f", "$album")
     assert lines[0] == "album low2"
     assert "album low" not in lines
+    # Albums that all hold a seed: said so, not taken for a missing index.
+    assert env.outputs("clap", "--like", LOW, "-a", "album::^album low$") == (
+        [],
+        [
+            "clap: every album matching album::^album low$ holds a seed: "
+            "nothing is left to rank"
+        ],
+    )
+    assert env.outputs("clap", "--like", "album:", "-a")[1] == [
+        "clap: every album holds a seed: nothing is left to rank"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -186,6 +197,12 @@ def test_a_query_of_seeds_only_says_so(indexed: ClapEnv) -> None:
     assert out == []
     assert err == [
         "clap: every track matching title:low is a seed: nothing is left to rank"
+    ]
+    # Bare words after the description that match nothing: the same hint as
+    # without --like.
+    assert indexed.outputs("clap", "calm", "--like", LOW, "nomatchword")[1] == [
+        "clap: no tracks match nomatchword (the words after the description are "
+        'a beets query; to search for "calm nomatchword", put it in quotes)'
     ]
 
 

@@ -161,3 +161,20 @@ def test_a_truncated_file_is_failed_and_retried(
     assert again.stdout.splitlines()[-1] == (
         "clap-index: embedded 0, unchanged 1, failed 1"
     )
+
+
+def test_verbose_index_logs_each_track_and_each_failure_once(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    beetsdir = _indexed(tmp_path, tiny_bundle, [".flac", ".wav"], 1)
+    music = tmp_path / "music"
+    (music / "1.wav").write_bytes(b"RIFF not really a wave file" * 10)
+    run = _beet(beetsdir, "-v", "clap-index", "--force")
+    assert run.returncode == 0, run.stderr
+    lines = (run.stdout + run.stderr).splitlines()
+    assert [line for line in lines if "embedded: " in line] == [
+        f"clap: embedded: {music / '0.flac'} (2 windows)"
+    ]
+    failed = [line for line in lines if "failed" in line and "1.wav" in line]
+    assert len(failed) == 1, lines
+    assert failed[0].startswith(f"failed: {music / '1.wav'}: ")

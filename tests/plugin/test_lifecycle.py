@@ -489,7 +489,7 @@ def test_beets_reads_the_library_while_indexing(
 
 
 def _make_vec0_index(db: Path) -> dict[int, bytes]:
-    """Turn an indexed library into beets-clap 0.1's layout (vectors in a
+    """Turn an indexed library into beets-clap's first layout (vectors in a
     sqlite-vec vec0 table, no codes); returns the vectors it holds."""
     conn = _extension_connection(str(db), 10.0)
     try:

@@ -120,6 +120,23 @@ def test_auto_import_refreshes_configured_playlists(
     assert _lists(out) == {"Highs.m3u": [str(src / "02.flac")]}
 
 
+def test_auto_import_without_a_playlist_dir_writes_no_playlist(
+    env: ClapEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # clap-playlists would write to the current folder: an import, run from
+    # anywhere, must not drop .m3u files there.
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    env.reload(auto=True, playlists=[{"name": "Highs", "query": "high", "size": 1}])
+    src = tmp_path / "incoming"
+    write_tagged(src, ("low", "high"))
+    _out, err = env.quiet_import(src)
+    assert list(here.iterdir()) == []
+    assert not [line for line in err if "playlist" in line]
+    assert len(env.lines("clap", "high", "-f", "$title")) == 2  # embedded on import
+
+
 def test_a_playlist_folder_that_cannot_be_made_is_one_line(
     indexed: ClapEnv, tmp_path: Path
 ) -> None:

@@ -187,7 +187,7 @@ def test_similar_excludes_seeds_and_finds_the_nearest(indexed: ClapEnv) -> None:
         != "high"
     )
     with pytest.raises(
-        UserError, match=r"^no items match the query: nothing to compare with$"
+        UserError, match=r"^no tracks match title:nothing: nothing to compare with$"
     ):
         indexed.run("clap-similar", "title:nothing")
     with pytest.raises(

@@ -965,6 +965,17 @@ def test_update_playlists_keeps_the_old_automatic_lists_when_none_is_made(
         ],
     )
     assert [p.name for p in out.iterdir()] == [f"{AUTO_PREFIX}gone-cluster.m3u"]
+    # A prompt playlist named like an automatic one is not counted as one.
+    mine = f"{AUTO_PREFIX}mine"
+    for _ in range(2):  # the second run finds the prompt's file there
+        result = _update(tmp_path, out, [{"name": mine, "query": "jazz"}], min_size=100)
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{AUTO_PREFIX}gone-cluster.m3u",
+        f"{mine}.m3u",
+    ]
+    assert result.warnings[-1].endswith(
+        f"; the automatic playlist already in {out} is kept"
+    )
     # The same in an empty folder, without the clause about kept lists.
     empty = tmp_path / "empty"
     assert _update(tmp_path, empty, [], min_size=100).warnings == [
