@@ -176,7 +176,7 @@ class Parser:
     rescanning the tokens after it."""
 
     def __init__(self, text: str, max_tokens: int) -> None:
-        self.text, self.toks = _tokenize(text, max_tokens)
+        self.text, self.toks, self.cut = _tokenize(text, max_tokens)
         self.n = len(self.toks)
         self._units: list[object] = [_NONE] * (self.n + 1)
         self._cues: list[object] = [_NONE] * (self.n + 1)
@@ -603,7 +603,10 @@ class Parser:
         """ParsedQuery.dangling: read with the parser's own cues, what
         `_cue_match` lets a cue take before its words (`_after_cue`), and
         free words only; a cue inside a clause the parser read (`spans`: a
-        form's answer, "vocals: no") finishes it."""
+        form's answer, "vocals: no") finishes it. A text cut at max_tokens
+        leaves nothing dangling: its words went on past the cut."""
+        if self.cut:
+            return None
         last = self._last_word
         if last < 0 or self.toks[last].protected:
             return None

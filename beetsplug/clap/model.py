@@ -31,6 +31,12 @@ MAX_REMEMBERED_ATTRIBUTES = 4096
 _MIN_SAMPLE_RATE = 4000
 _MAX_SAMPLE_RATE = 192000
 _MAX_WINDOW_SECONDS = 60.0
+# Ceilings past which a value can only be a hand-edit's slip (and would fail
+# late: SQLite's 64-bit integers, the tokenizer's own limit); clap.max_windows
+# has the same one (settings.INT_MAXIMUMS).
+MAX_WINDOWS = 1000
+_MAX_TOKENS = 4096
+_MAX_NEGATION_WEIGHT = 10.0
 # What `load` tells a user whose bundle folder is missing; other front ends
 # (the trainer's --bundle) name their own option instead.
 FOLDER_HINT = "set clap.model to a bundle folder"
@@ -131,8 +137,13 @@ def _require(cond: bool, where: Path, what: str) -> None:
         raise BundleError(f"model bundle {where}: {what}")
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def _positive_int(value: Any, maximum: int | None = None) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value > 0
+        and (maximum is None or value <= maximum)
+    )
 
 
 def validate_manifest(path: Path, manifest: Any) -> None:
@@ -184,9 +195,9 @@ def validate_manifest(path: Path, manifest: Any) -> None:
         f"audio.window_seconds {win!r} is not a number in (0, {_MAX_WINDOW_SECONDS:g}]",
     )
     _require(
-        _positive_int(audio.get("max_windows")),
+        _positive_int(audio.get("max_windows"), MAX_WINDOWS),
         path,
-        "audio.max_windows must be a positive integer",
+        f"audio.max_windows must be an integer in 1..{MAX_WINDOWS}",
     )
     tags = audio.get("tags", [])
     _require(
@@ -197,9 +208,28 @@ def validate_manifest(path: Path, manifest: Any) -> None:
     wrong = meanings.problem(audio.get("tag_meanings"), len(tags))
     _require(wrong is None, path, str(wrong))
     _require(
-        _positive_int(text.get("max_tokens")),
+        _positive_int(text.get("max_tokens"), _MAX_TOKENS),
         path,
-        "text.max_tokens must be a positive integer",
+        f"text.max_tokens must be an integer in 1..{_MAX_TOKENS}",
+    )
+    query = manifest.get("query")
+    _require(
+        query is None or isinstance(query, dict),
+        path,
+        "query must be an object (the calibrated weights)",
+    )
+    weight = (query or {}).get("negation_weight")
+    _require(
+        weight is None
+        or (
+            isinstance(weight, int | float)
+            and not isinstance(weight, bool)
+            and math.isfinite(weight)
+            and 0 <= weight <= _MAX_NEGATION_WEIGHT
+        ),
+        path,
+        f"query.negation_weight {weight!r} is not a number in "
+        f"0..{_MAX_NEGATION_WEIGHT:g}",
     )
 
 

@@ -134,6 +134,14 @@ def song_path(
             end = f"{end_name} ({name_of(item_id)})"
             raise SearchError(not_indexed(end, end, 1, failures))
     start, end = vectors[start_id], vectors[end_id]
+    # No path is longer than the tracks it may pass through: a huge -n
+    # would only allocate waypoints (length x dim floats) for nothing.
+    left = (
+        store.counts()["ok"]
+        if candidates is None
+        else len(set(candidates) - {start_id, end_id})
+    )
+    length = min(length, 2 + left)
     points = waypoints(start, end, length)  # where to look for candidates
     ends = {start_id, end_id}
     pool = _pool(store, points[1:-1], candidates, ends)

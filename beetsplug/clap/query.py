@@ -370,12 +370,15 @@ def _mend(low: str) -> str:
     return next((w for w in _TYPO_TOLERANT if _one_slip(low, w)), low)
 
 
-def _tokenize(text: str, limit: int) -> tuple[str, list[_Token]]:
-    """The text as read (cut before token `limit`) and its tokens."""
+def _tokenize(text: str, limit: int) -> tuple[str, list[_Token], bool]:
+    """The text as read (cut before token `limit`), its tokens, and whether
+    it was cut (more followed)."""
     raw = []
+    cut = False
     for m in _TOKEN_RE.finditer(text):
         if len(raw) == limit:
             text = text[: m.start()].rstrip()
+            cut = True
             break
         raw.append((m.lastgroup or "punct", m.group(), m.start(), m.end()))
     quotes = [i for i, (kind, *_rest) in enumerate(raw) if kind == "quote"]
@@ -383,7 +386,7 @@ def _tokenize(text: str, limit: int) -> tuple[str, list[_Token]]:
     # Pair quotes in order; an unpaired last quote protects nothing.
     for a, b in zip(quotes[::2], quotes[1::2], strict=False):
         protected.update(range(a + 1, b))
-    return text, [
+    tokens = [
         _Token(
             kind,
             tok,
@@ -394,6 +397,7 @@ def _tokenize(text: str, limit: int) -> tuple[str, list[_Token]]:
         )
         for i, (kind, tok, start, end) in enumerate(raw)
     ]
+    return text, tokens, cut
 
 
 class _Unit(NamedTuple):

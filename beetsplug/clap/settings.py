@@ -49,6 +49,12 @@ INT_MINIMUMS = {
     "cluster_min_size": 1,
     "auto_playlist_size": 0,
 }
+# Ceilings of the integer settings: past them a value can only be a slip,
+# and would fail late (SQLite's 64-bit integers, arrays of that size).
+# max_windows as a bundle's own ceiling (model.MAX_WINDOWS; not imported:
+# the model module loads only with a command that needs it).
+INT_MAXIMUMS = {"max_windows": 1000}
+INT_CEILING = 10**9  # the others
 BOOLS = ("auto", "extended", "auto_playlists")
 
 
@@ -90,7 +96,7 @@ def weight_setting(key: str, value: Any, alternative: str = "") -> float:
     return float(value)
 
 
-def whole_number(key: str, value: Any, minimum: int) -> int:
+def whole_number(key: str, value: Any, minimum: int, maximum: int = INT_CEILING) -> int:
     """An integer setting: an int (or a float with nothing after the point),
     never a bool, a string or a fraction that would be silently cut."""
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
@@ -98,7 +104,22 @@ def whole_number(key: str, value: Any, minimum: int) -> int:
         raise SettingsError(
             f"clap.{key} must be a whole number >= {minimum}, not {value!r}"
         )
+    if value > maximum:
+        raise SettingsError(
+            f"clap.{key} must be a whole number in {minimum}..{maximum}, not {value!r}"
+        )
     return int(value)
+
+
+def unknown_key(key: str) -> str:
+    """The line for a key of the `clap:` section that is no setting: a
+    misspelling would otherwise be silently without effect."""
+    import difflib
+
+    close = difflib.get_close_matches(key, DEFAULTS, n=1, cutoff=0.75)
+    if close:
+        return f"clap.{key} is not a setting (did you mean clap.{close[0]}?)"
+    return f"clap.{key} is not a setting; the settings are: {', '.join(DEFAULTS)}"
 
 
 def _path(config: Any, key: str, what: str) -> str | None:
@@ -168,8 +189,16 @@ def may_want_auto(config: confuse.ConfigView) -> bool:
 
 def _validated(config: confuse.ConfigView) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    for key in config:  # the keys of every layer
+        if key not in DEFAULTS:
+            raise SettingsError(unknown_key(str(key)))
     for key, minimum in INT_MINIMUMS.items():
-        out[key] = whole_number(key, config[key].get(), minimum)
+        out[key] = whole_number(
+            key,
+            config[key].get(),
+            minimum,
+            INT_MAXIMUMS.get(key, INT_CEILING),
+        )
     for key in BOOLS:
         value = config[key].get()
         if not isinstance(value, bool):

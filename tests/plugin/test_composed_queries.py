@@ -412,6 +412,32 @@ def test_path_shorter_when_the_way_runs_out(ramp: ClapEnv) -> None:
     ]
 
 
+def test_a_huge_path_length_is_the_tracks_there_are(ramp: ClapEnv) -> None:
+    # (numpy refused to lay out 10**20 waypoints: a traceback)
+    huge = "99999999999999999999"
+    out, err = ramp.outputs(
+        "clap-path",
+        "title:low",
+        "title:high",
+        "-n",
+        huge,
+        "title:mix0.5",
+        "-f",
+        "$title",
+    )
+    assert out == ["low", "mix0.5", "high"]
+    assert err == [
+        "clap: only 1 track lies between FROM and TO among those matching "
+        "title:mix0.5: the path is shorter"
+    ]
+    out, err = ramp.outputs("clap-path", "title:low", "title:high", "-n", huge)
+    assert 2 < len(out) <= len(ramp.lib.items())
+    assert out[0].endswith("low")
+    assert out[-1].endswith("high")
+    assert len(err) == 1
+    assert err[0].endswith(": the path is shorter")
+
+
 def test_path_counts_one_track_between_in_the_singular(ramp: ClapEnv) -> None:
     out, err = _path_of_6(ramp, "title:mix0.5")
     assert out == ["low", "mix0.5", "high"]

@@ -244,8 +244,28 @@ def test_audio_opens_on_first_use(tagged_bundle: Path) -> None:
         ({"format": 2}, r"unsupported manifest format 2"),
         ({"audio__sample_rate": 0}, r"audio.sample_rate 0 is not an integer"),
         ({"audio__window_seconds": -1}, r"audio.window_seconds -1 is not a number"),
-        ({"audio__max_windows": 0}, r"audio.max_windows must be a positive integer"),
-        ({"text__max_tokens": "64"}, r"text.max_tokens must be a positive integer"),
+        ({"audio__max_windows": 0}, r"audio.max_windows must be an integer in 1..1000"),
+        # (a SQLite overflow after the whole run's decoding, before)
+        ({"audio__max_windows": 10**20}, r"audio.max_windows must be an integer in"),
+        ({"text__max_tokens": "64"}, r"text.max_tokens must be an integer in 1..4096"),
+        ({"text__max_tokens": 10**20}, r"text.max_tokens must be an integer in"),
+        (
+            {"query": {"negation_weight": float("nan")}},
+            r"query.negation_weight nan is not a number in 0..10",
+        ),
+        (
+            {"query": {"negation_weight": 1e308}},
+            r"query.negation_weight 1e\+308 is not a number in 0..10",
+        ),
+        (
+            {"query": {"negation_weight": "x"}},
+            r"query.negation_weight 'x' is not a number in 0..10",
+        ),
+        (
+            {"query": {"negation_weight": -5}},
+            r"query.negation_weight -5 is not a number in 0..10",
+        ),
+        ({"query": [1]}, r"query must be an object"),
         (
             {"audio__file": "other.onnx"},
             r"audio.file 'other.onnx' is not listed in 'files'",

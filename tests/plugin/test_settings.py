@@ -28,6 +28,30 @@ SECTIONS = {
         "clap:\n  jobs: -1\n",
         ["error: clap.jobs must be a whole number >= 0, not -1"],
     ),
+    # Past its ceiling (it failed in SQLite after the whole run's decoding).
+    "huge": (
+        "clap:\n  max_windows: 99999999999999999999\n",
+        [
+            "error: clap.max_windows must be a whole number in 0..1000, "
+            "not 99999999999999999999"
+        ],
+    ),
+    # A misspelt key would be silently without effect.
+    "misspelt": (
+        "clap:\n  treads: 2\n",
+        ["error: clap.treads is not a setting (did you mean clap.threads?)"],
+    ),
+    "unknown": (
+        "clap:\n  colour: red\n",
+        [
+            "error: clap.colour is not a setting; the settings are: model, auto, jobs, "
+            "batch_size, max_windows, threads, negation_weight, tag_weight, "
+            "affirmed_tag_weight, speech_weight, like_weight, unlike_weight, limit, "
+            "query_top_k, playlist_dir, relative_to, extended, playlist_prefix, "
+            "playlist_size, playlists, auto_playlists, clusters, cluster_min_size, "
+            "auto_playlist_size"
+        ],
+    ),
 }
 
 
@@ -167,3 +191,10 @@ def test_playlists_written_as_a_mapping_say_so_in_yaml_terms(
         "error: clap.playlists must be a list of playlists (each a mapping with "
         "name and query), not a mapping (start each playlist with `- name:`)\n"
     )
+
+
+def test_max_windows_stops_where_a_bundles_own_does() -> None:
+    from beetsplug.clap.model import MAX_WINDOWS
+    from beetsplug.clap.settings import INT_MAXIMUMS
+
+    assert INT_MAXIMUMS["max_windows"] == MAX_WINDOWS

@@ -451,6 +451,15 @@ def test_a_parse_reads_at_most_max_tokens() -> None:
     assert parse_query(near, max_tokens=1000).negated == ["vocals", "drums"]
     # A short text is read whole.
     assert parse_query("jazz without vocals", max_tokens=3).negated == ["vocals"]
+    # A cut that lands right after a cue leaves nothing dangling: the words
+    # went on past it ("names nothing to leave out" blamed the user's text).
+    cut = parse_query("jazz without vocals, without drums", max_tokens=5)
+    assert cut.text == "jazz without vocals, without"
+    assert cut.dangling is None
+    assert cut.negated == ["vocals"]
+    assert parse_query("jazz without vocals, without", max_tokens=5).dangling == (
+        "without"
+    )
     with pytest.raises(ValueError, match="max_tokens must be at least 1"):
         parse_query("jazz", max_tokens=0)
 

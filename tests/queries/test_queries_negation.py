@@ -1037,7 +1037,7 @@ def _words_as_read(text: str) -> list[tuple[int, str]]:
     """(position, word) of each word of `text` as the parser reads it: a
     typo it mends ("witout") in the word it reads ("without")."""
     words = []
-    _, tokens = _tokenize(text, len(text) + 1)
+    _, tokens, _cut = _tokenize(text, len(text) + 1)
     for tok in tokens:
         for m in _FINE_WORD.finditer(tok.low if tok.mended else tok.text):
             words.append((tok.start + (0 if tok.mended else m.start()), m.group()))
