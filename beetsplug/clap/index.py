@@ -201,7 +201,7 @@ def run(
     before anything is changed.
     """
     try:
-        with terminate_like_interrupt(), exclusive_run(store):
+        with terminate_like_interrupt(interrupt_once=True), exclusive_run(store):
             check_environment(todo)
             remove_stale_spools()
             # Rows of items removed from the library (beets deletes items on

@@ -124,6 +124,7 @@ def terminate_like_interrupt(
     *,
     again: Literal["kill", "ignore"] = "kill",
     enabled: bool = True,
+    interrupt_once: bool = False,
 ) -> Iterator[None]:
     """SIGTERM stops a run as Ctrl-C does (`raising` is raised where
     KeyboardInterrupt would be, so batches in flight are rolled back,
@@ -137,25 +138,48 @@ def terminate_like_interrupt(
     process is ending and its exit status must stay 128 + SIGTERM. Off the
     main thread (Python runs handlers there only) or not `enabled`, SIGTERM
     is left as it is.
+
+    With `interrupt_once`, Ctrl-C (SIGINT, where Python's own handler has
+    it) raises KeyboardInterrupt once too, and a later SIGINT while the run
+    stops - either way - is ignored, and stays so: the process is ending
+    with 128 + the signal. A second KeyboardInterrupt would cut the clean-up
+    short half-way: Python 3.11 then takes the pool's manager thread, whose
+    join it broke, for ended, and the interpreter's exit waits for ever on
+    workers that were never told to stop.
     """
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
     stopping = False
+    interrupts = (
+        interrupt_once and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
 
-    def handler(signum: int, frame: Any) -> None:
+    def stop(exception: type[BaseException]) -> None:
         nonlocal stopping
-        if stopping:  # "ignore": a later one while stopping
+        if stopping:  # "ignore", or a SIGINT already on its way in
             return
         stopping = True
+        if interrupts:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         if again == "kill":
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise raising
+        raise exception
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_sigterm(signum: int, frame: Any) -> None:
+        stop(raising)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        stop(KeyboardInterrupt)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    if interrupts:
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
+        if interrupts and not stopping:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         if stopping and again == "ignore":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         elif previous is None:  # a handler not set from Python

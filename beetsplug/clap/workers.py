@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
 import shutil
@@ -43,6 +45,8 @@ _SPOOL_NAME = re.compile(re.escape(SPOOL_PREFIX) + r"(\d+)-[^/]+")
 # Where workers cannot wait on their parent's exit (no pidfd), they look
 # this often whether it is still there.
 PARENT_POLL_SECONDS = 1.0
+# How long a stopped run gives its terminated workers before it kills them.
+STOP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -290,12 +294,47 @@ class Workers:
 def _isolated(workers: Workers, spool_dir: str, args: DecodeArgs) -> Outcome:
     """Embed one file in a process of its own, so that a decoder crash
     marks that file as failed instead of stopping the run."""
-    with workers.executor(1) as executor:
-        try:
-            return executor.submit(embed_spooled, spool_dir, *args).result()
-        except BrokenProcessPool:
-            mtime, size = file_stat(args[1])
-            return Outcome(args[0], CRASH_ERROR, mtime, size, file_fault=False)
+    executor = workers.executor(1)
+    done = False
+    try:
+        result = executor.submit(embed_spooled, spool_dir, *args).result()
+        done = True
+        return result
+    except BrokenProcessPool:
+        done = True
+        mtime, size = file_stat(args[1])
+        return Outcome(args[0], CRASH_ERROR, mtime, size, file_fault=False)
+    finally:
+        _shut_down(executor, at_once=not done)
+
+
+def _shut_down(executor: ProcessPoolExecutor, at_once: bool) -> None:
+    """Stop a pool's workers and wait for them: once their work is done,
+    or `at_once` (a stopped run, whose results nobody wants) without
+    waiting for the tracks they are on: terminated, and killed if they are
+    still there after STOP_SECONDS. Either way no worker outlives this, so
+    none is left for the interpreter's exit to wait on."""
+    if at_once:
+        # The pool's own workers (a private attribute: the standard library
+        # has no public way to end them before Python 3.14's
+        # terminate_workers).
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                process.terminate()
+        deadline = time.monotonic() + STOP_SECONDS
+        alive = [p for p in processes if p.is_alive()]
+        while alive and time.monotonic() < deadline:
+            multiprocessing.connection.wait(
+                [p.sentinel for p in alive], deadline - time.monotonic()
+            )
+            alive = [p for p in alive if p.is_alive()]
+        for process in alive:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                process.kill()
+    # The pool's manager thread sees its workers gone (a broken pool, with
+    # nothing left to run) and joins them.
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def pooled(
@@ -323,6 +362,9 @@ def _pooled_in(
     while queue:
         executor = workers.executor()
         pending: deque[tuple[DecodeArgs, Future[Outcome]]] = deque()
+        # False until this pool's work is all done: left before (the run
+        # stops, or the pool broke), its workers go at once.
+        finished = False
         try:
             while queue or pending:
                 try:
@@ -342,5 +384,6 @@ def _pooled_in(
                     break
                 pending.popleft()
                 yield result
+            finished = True
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
+            _shut_down(executor, at_once=not finished)

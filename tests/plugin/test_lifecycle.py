@@ -4,6 +4,7 @@ and embedding on import."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -337,6 +338,71 @@ def test_a_killed_index_leaves_no_process_and_no_spool_behind(
     _resume(beetsdir, n, done)
     # A SIGKILLed run's spool is removed by the next run (its owner is gone).
     assert not _spools(proc.pid)
+    assert _consistent(db) == (n, n)
+
+
+STOP_LINE = (
+    "clap: clap-index stopped (SIGINT): finished batches are kept; "
+    "run it again to go on"
+)
+
+
+@needs_proc
+def test_ctrl_c_again_while_stopping_ends_the_run_at_once(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """Ctrl-C pressed again and again on a terminal (SIGINT to the whole
+    process group) while the run stops: the stop is not cut short half-way
+    (that left the workers without their stop signal and the process waiting
+    for them for ever at exit), and still ends with 130 and the one line."""
+    n = 400
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
+    _library(beetsdir, _many_files(tmp_path / "music", n))
+    db = beetsdir / "library.db"
+    proc = _beet(
+        beetsdir,
+        "clap-index",
+        start_new_session=True,  # a group of its own, as a terminal's job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        _wait_for_rows(db, proc)
+        workers = _wait_until(
+            lambda: len(_workers(proc)) == 2 and _workers(proc), "two workers"
+        )
+        tree = _descendants(proc.pid)
+        assert set(workers) <= tree
+        # The first Ctrl-C, then more until the run has ended: some land
+        # while it stops, whatever the machine's speed.
+        os.killpg(proc.pid, signal.SIGINT)
+        sent = 1
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                proc.wait(timeout=0.005)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
+                    sent += 1
+        assert proc.poll() is not None, f"still running after {sent} Ctrl-C"
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert sent > 1, "the run ended before a second Ctrl-C"
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "Exception ignored" not in err, err
+    assert err.strip().splitlines() == [STOP_LINE], err
+    _wait_until(
+        lambda: not any(_running(pid) for pid in tree),
+        "every process of the stopped run to end",
+    )
+    assert not _spools(proc.pid)
+    done, _ = _consistent(db)
+    assert 0 < done < n, "the signal should land mid-run"
+    _resume(beetsdir, n, done)
     assert _consistent(db) == (n, n)
 
 

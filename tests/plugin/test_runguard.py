@@ -77,3 +77,46 @@ def test_disabled_it_leaves_sigterm_alone() -> None:
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
         _sigterm()  # ignored: no exception
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+
+
+def test_ctrl_c_stops_once_and_later_ones_are_ignored_while_stopping() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stopped = 0
+        with terminate_like_interrupt(interrupt_once=True):
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                stopped += 1
+                # Ctrl-C again, and a SIGTERM: neither cuts the clean-up
+                # short (a SIGTERM ends the process, as a second one does).
+                os.kill(os.getpid(), signal.SIGINT)
+                assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert stopped == 1
+        # The process is ending with 130: nothing may cut it short.
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        # A run not stopped gives Ctrl-C back.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with terminate_like_interrupt(interrupt_once=True):
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_sigterm_stop_ignores_a_later_ctrl_c() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stopped = 0
+        with terminate_like_interrupt(_Stop, again="ignore", interrupt_once=True):
+            try:
+                _sigterm()
+            except _Stop:
+                stopped += 1
+                os.kill(os.getpid(), signal.SIGINT)  # ignored
+        assert stopped == 1
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
