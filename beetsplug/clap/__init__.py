@@ -235,8 +235,19 @@ class ClapPlugin(BeetsPlugin):
         jobs, note = within_cpus(label, jobs or cpu_count())
         if note is not None:
             self._log.info("{}", note)
-        bundle, store = self.bundle(audio=True), self.store(lib.path)
-        items = [(item.id, item_path(lib, item)) for item in lib.items(args)]
+        from .items import db_paths
+        from .search import item_columns
+
+        # A dry run embeds nothing: it needs the bundle's identity and
+        # window cap, not its audio model.
+        bundle = self.bundle(audio=not opts.pretend)
+        store = self.store(lib.path)
+        # Ids and paths only: an Item per track costs far more (docs/benchmarks.md).
+        rows = item_columns(lib, args, ("id", "path"))
+        paths = db_paths(lib, (path for _, path in rows))
+        items = [
+            (item_id, path) for (item_id, _), path in zip(rows, paths, strict=True)
+        ]
         if args and not items:
             self._log.info("{}", _nothing_found(args, (), "tracks"))
             return
@@ -455,7 +466,7 @@ class ClapPlugin(BeetsPlugin):
             return self._run_composed(lib, opts, description, [args], [])
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
-        seeds = [item.id for item in lib.items(args)]
+        seeds = [row[0] for row in search.item_columns(lib, args, ("id",))]
         if not seeds:
             raise UserError(
                 f"no tracks match {' '.join(args)}: nothing to compare with"

@@ -13,12 +13,23 @@ item's file takes the path from `item_path`, on whatever thread it runs.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from contextlib import AbstractContextManager
+
     from beets.library import Item, Library
 
-__all__ = ["file_name", "item_path", "track_label"]
+__all__ = [
+    "db_paths",
+    "file_name",
+    "item_path",
+    "item_values",
+    "library_context",
+    "track_label",
+]
 
 
 def item_path(lib: Library, item: Item) -> str:
@@ -34,6 +45,43 @@ def item_path(lib: Library, item: Item) -> str:
     # context (relative) is expanded the way beets expands it.
     with music_dir(lib.directory):
         return os.fsdecode(expand_path_from_db(item.path))
+
+
+def library_context(lib: Library) -> AbstractContextManager[Any]:
+    """beets' music_dir context for `lib` (a no-op before beets 2.14): what
+    `item_path` reads an item's path within."""
+    try:
+        from beets.context import music_dir
+    except ImportError:  # beets before 2.14 stores absolute paths only
+        return nullcontext()
+    return music_dir(lib.directory)
+
+
+def item_values(
+    lib: Library, rows: Iterable[Sequence[Any]], columns: Sequence[str]
+) -> list[tuple]:
+    """Rows of items' `columns` as the database holds them, converted as an
+    Item of `lib` converts them when read (`item[column]`), within
+    `library_context` as `item_path` reads a path."""
+    from beets.library import Item
+
+    convert = [Item._type(column).from_sql for column in columns]
+    with library_context(lib):
+        return [
+            tuple(to(value) for to, value in zip(convert, row, strict=True))
+            for row in rows
+        ]
+
+
+def db_paths(lib: Library, paths: Iterable[bytes]) -> list[str]:
+    """`item_path` for many items at once, from their `path` values (as
+    `item_values` gives them, or `item.path`): the same strs."""
+    try:
+        from beets.dbcore.pathutils import expand_path_from_db
+    except ImportError:  # beets before 2.14 stores absolute paths only
+        return [os.fsdecode(path) for path in paths]
+    with library_context(lib):
+        return [os.fsdecode(expand_path_from_db(path)) for path in paths]
 
 
 def file_name(path: bytes | str | None) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .items import item_artist, item_path
+from .items import db_paths, item_values
 from .m3u import PlaylistEntry, PlaylistError, write_m3u
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from beets.library import Library
 
@@ -19,14 +19,49 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _entry(lib: Library, item_id: int) -> PlaylistEntry | None:
-    """An item's playlist line; None when it left the library."""
-    item = lib.get_item(item_id)
-    if item is None:
-        return None
-    return PlaylistEntry(
-        item_path(lib, item), item.length, item_artist(item), item.title
-    )
+# Ids per SQL query: under SQLite's oldest limit on bound parameters (999).
+_CHUNK = 900
+
+
+def entries(
+    lib: Library, item_ids: Iterable[int], *, extended: bool = True, paths: bool = True
+) -> dict[int, PlaylistEntry]:
+    """The playlist lines of the items of `item_ids` still in the library,
+    by id, read in a few SQL queries (a `lib.get_item` per track costs far
+    more: docs/benchmarks.md). What an Item gives (items.item_path,
+    item_artist, its length and title) for `extended` lines; without
+    `extended` only the path (write_m3u reads no more); without `paths`
+    nothing but which items exist (a --pretend run only counts them)."""
+    columns = ["id"]
+    if paths:
+        columns.append("path")
+        if extended:
+            columns += ["length", "artist", "albumartist", "title"]
+    wanted = list(dict.fromkeys(int(i) for i in item_ids))
+    rows = []
+    with lib.transaction() as tx:
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows += tx.query(
+                f"SELECT {', '.join(columns)} FROM items "
+                f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+    values = item_values(lib, rows, columns)
+    if not paths:
+        return {row[0]: PlaylistEntry(b"", None, "", "") for row in values}
+    found = db_paths(lib, (row[1] for row in values))
+    if not extended:
+        return {
+            row[0]: PlaylistEntry(path, None, "", "")
+            for row, path in zip(values, found, strict=True)
+        }
+    return {
+        item_id: PlaylistEntry(path, length, artist or albumartist or "", title)
+        for (item_id, _, length, artist, albumartist, title), path in zip(
+            values, found, strict=True
+        )
+    }
 
 
 def update(
@@ -66,7 +101,10 @@ def update(
 
     return playlists.update_playlists(
         settings["playlist_dir"] or ".",
-        lambda item_id: _entry(lib, item_id),
+        lambda item_id: entries(lib, [item_id]).get(item_id),
+        entries_for=lambda ids: entries(
+            lib, ids, extended=settings["extended"], paths=not pretend
+        ),
         prompts=prompts,
         rank=rank,
         library=library if auto else None,
@@ -96,7 +134,8 @@ def write_items(
     relative `filename` goes into clap.playlist_dir when that is set);
     returns (the file, its track count). PlaylistError names the file."""
     target = os.path.expanduser(filename)
-    entries = [e for e in (_entry(lib, i) for i in item_ids) if e is not None]
+    table = entries(lib, item_ids, extended=settings["extended"])
+    lines = [table[i] for i in item_ids if i in table]
     try:
         if not os.path.isabs(target) and settings["playlist_dir"]:
             # The configured playlist folder is made as clap-playlists makes
@@ -105,7 +144,7 @@ def write_items(
             target = os.path.join(settings["playlist_dir"], target)
         count = write_m3u(
             target,
-            entries,
+            lines,
             extended=settings["extended"],
             relative_to=settings["relative_to"],
             prefix=settings["playlist_prefix"],

@@ -388,6 +388,7 @@ def update_playlists(
     relative_to: Path | str | bytes | None = None,
     prefix: str = "",
     pretend: bool = False,
+    entries_for: Callable[[Sequence[int]], Mapping[int, PlaylistEntry]] | None = None,
 ) -> PlaylistUpdate:
     """Build and write the prompt playlists and, with `library`, the automatic ones.
 
@@ -400,7 +401,8 @@ def update_playlists(
     check of a description and `check_filter` beets' check of a query
     (validate_playlists). Automatic playlists of clusters that no longer
     exist are removed unless `pretend`; when no cluster is big enough for
-    one, the old ones stay and a warning says why.
+    one, the old ones stay and a warning says why. `entries_for`:
+    write_playlists'.
     """
     specs = validate_playlists(
         prompts,
@@ -452,6 +454,7 @@ def update_playlists(
         relative_to=relative_to,
         prefix=prefix,
         pretend=pretend,
+        entries_for=entries_for,
     )
     written = [(p, path, n) for p, (path, n) in zip(playlists, results, strict=True)]
     by_file = {spec.filename: spec for spec in specs}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .scoring import TagScale, TextQuery
 from .store import Store, StoreError
@@ -31,6 +31,7 @@ __all__ = [
     "description_problem",
     "embed_query",
     "is_query_term",
+    "item_columns",
     "known_fields",
     "matching_ids",
     "pool_rows",
@@ -257,12 +258,78 @@ def matching_ids(
     return {int(row[0]) for row in rows}
 
 
+def item_columns(
+    lib: Library, query: str | Sequence[str] | None, columns: Sequence[str]
+) -> list[tuple]:
+    """The `columns` of the items `lib.items(query)` gives, in its order:
+    one row per item, each value as the Item would give it (`item[column]`,
+    read as items.item_path reads a path; items.db_paths makes those the
+    strs item_path gives).
+
+    Read with one SQL query, as beets' own `_fetch` builds it for the
+    query and its sort (the query's own, else `sort_item`) but selecting
+    only `columns`: building an Item per match costs far more than
+    reading these (docs/benchmarks.md). Queries or sorts beets evaluates
+    in Python (some plugin and flexible-attribute ones) go through
+    `lib.items`, whose Items give the same values. An invalid query
+    raises InvalidQueryError as `lib.items` does.
+    """
+    from beets.library import Item
+
+    from .items import item_values, library_context
+
+    def through_items() -> list[tuple]:
+        with library_context(lib):
+            return [tuple(item[c] for c in columns) for item in lib.items(query)]
+
+    try:
+        from beets.dbcore.query import TrueQuery
+
+        parsed, sort = (
+            (TrueQuery(), None) if query is None else _parse(lib, query, Item)
+        )
+        # The query's own sort overrides the default unless it is none
+        # (beets' NullSort, which is false).
+        if not sort:
+            sort = lib.get_default_item_sort()
+        where, subvals = parsed.clause()
+        if where is None or sort.is_slow():
+            return through_items()
+        order_by = sort.order_clause()
+        table = Item._table
+        joined = table
+        if parsed.field_names & Item.other_db_fields:
+            joined += f" {Item.relation_join}"
+        chosen = ", ".join(f"{table}.{c}" for c in columns)
+        # beets' _fetch, with `chosen` for the `{table}.*` it returns.
+        grouped = f"FROM ({joined}) WHERE {where or 1} GROUP BY {table}.id "
+        if order_by:
+            outer = f"FROM (SELECT {table}.* {grouped}) {table}"
+            if (sort.field_names & Item.other_db_fields) - Item._getters().keys():
+                outer += f" {Item.relation_join}"
+            sql = f"SELECT {chosen} {outer} ORDER BY {order_by} "
+        else:
+            sql = f"SELECT {chosen} {grouped}"
+    except AttributeError:  # a beets without these internals
+        return through_items()
+    with lib.transaction() as tx:
+        rows = tx.query(sql, subvals)
+    return item_values(lib, rows, columns)
+
+
 def _parsed(
     lib: Library, query: str | Sequence[str], model: type[Item] | type[Album]
 ) -> BeetsQuery:
     """A beets query parsed for `model` as `lib.items` parses it (path
     queries relative to the library's folder); InvalidQueryError when it
     is not valid, whichever way beets finds out."""
+    return _parse(lib, query, model)[0]
+
+
+def _parse(
+    lib: Library, query: str | Sequence[str], model: type[Item] | type[Album]
+) -> tuple[BeetsQuery, Any]:
+    """`_parsed`, with the sort the query names (beets' NullSort for none)."""
     from contextlib import nullcontext
 
     from beets.dbcore.query import InvalidQueryArgumentValueError, InvalidQueryError
@@ -274,7 +341,7 @@ def _parsed(
         music_dir = None
     try:
         with music_dir(lib.directory) if music_dir else nullcontext():
-            parsed, _ = (
+            parsed = (
                 parse_query_string(query, model)
                 if isinstance(query, str)
                 else parse_query_parts(list(query), model)
