@@ -19,6 +19,21 @@ from bundle_factory import (
 from clap_helpers import FORMATS, ClapEnv, write_audio
 
 
+@pytest.fixture(autouse=True)
+def _signal_handlers_as_they_were() -> Iterator[None]:
+    """A clap-index stopped in this process by a real signal leaves SIGINT
+    (and SIGTERM) ignored, as a process that is ending must (runguard); the
+    next test, and every subprocess it starts (an ignored signal is
+    inherited), gets the handlers back."""
+    import signal
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in before.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bundle(tmp_path_factory.mktemp("bundle") / "clap-tiny")
