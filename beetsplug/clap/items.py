@@ -35,16 +35,7 @@ __all__ = [
 def item_path(lib: Library, item: Item) -> str:
     """The absolute path of `item`'s file in `lib`, whichever thread asks
     (a str: os.fsdecode of beets' bytes, so it round-trips)."""
-    try:
-        from beets.context import music_dir
-        from beets.dbcore.pathutils import expand_path_from_db
-    except ImportError:  # beets before 2.14 stores absolute paths only
-        return os.fsdecode(item.path)
-    # Read inside the context: a path beets has not yet converted for this
-    # item comes out absolute, and one it already converted without the
-    # context (relative) is expanded the way beets expands it.
-    with music_dir(lib.directory):
-        return os.fsdecode(expand_path_from_db(item.path))
+    return db_paths(lib, [item.path])[0]
 
 
 def library_context(lib: Library) -> AbstractContextManager[Any]:
@@ -80,6 +71,9 @@ def db_paths(lib: Library, paths: Iterable[bytes]) -> list[str]:
         from beets.dbcore.pathutils import expand_path_from_db
     except ImportError:  # beets before 2.14 stores absolute paths only
         return [os.fsdecode(path) for path in paths]
+    # Read inside the context: a path beets has not yet converted comes out
+    # absolute, and one it already converted without the context (relative)
+    # is expanded the way beets expands it.
     with library_context(lib):
         return [os.fsdecode(expand_path_from_db(path)) for path in paths]
 

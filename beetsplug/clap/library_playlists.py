@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .items import db_paths, item_values
+from .items import db_paths, item_artist, item_values
 from .m3u import PlaylistEntry, PlaylistError, write_m3u
 
 if TYPE_CHECKING:
@@ -57,7 +57,12 @@ def entries(
             for row, path in zip(values, found, strict=True)
         }
     return {
-        item_id: PlaylistEntry(path, length, artist or albumartist or "", title)
+        item_id: PlaylistEntry(
+            path,
+            length,
+            item_artist({"artist": artist, "albumartist": albumartist}),
+            title,
+        )
         for (item_id, _, length, artist, albumartist, title), path in zip(
             values, found, strict=True
         )
@@ -101,10 +106,7 @@ def update(
 
     return playlists.update_playlists(
         settings["playlist_dir"] or ".",
-        lambda item_id: entries(lib, [item_id]).get(item_id),
-        entries_for=lambda ids: entries(
-            lib, ids, extended=settings["extended"], paths=not pretend
-        ),
+        lambda ids: entries(lib, ids, extended=settings["extended"], paths=not pretend),
         prompts=prompts,
         rank=rank,
         library=library if auto else None,

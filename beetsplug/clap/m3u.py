@@ -150,23 +150,20 @@ def write_m3u(
 def write_playlists(
     playlists: Sequence[Playlist],
     directory: Path | str | bytes,
-    entry_for: Callable[[int], PlaylistEntry | None],
+    entries_for: Callable[[Sequence[int]], Mapping[int, PlaylistEntry]],
     *,
     extended: bool = False,
     relative_to: Path | str | bytes | None = None,
     prefix: str = "",
     pretend: bool = False,
-    entries_for: Callable[[Sequence[int]], Mapping[int, PlaylistEntry]] | None = None,
 ) -> list[tuple[Path, int]]:
     """Write each playlist into `directory`; return (file, entries) pairs.
 
-    `entry_for(item_id)` gives the line for an item, or None for an item that
-    has gone (it is left out). With `pretend` nothing is written and the
-    pairs say what would be. A folder that cannot be created or a file that
-    cannot be written raises PlaylistWriteError (one line; the playlists
-    written before it stay). `entries_for(ids)`, when given, takes the
-    place of `entry_for`: the lines of all the playlists' items at once,
-    by id (an item that has gone has none).
+    `entries_for(ids)` gives the lines of all the playlists' items at once,
+    by id, asked once (an item that has gone has none and is left out). With
+    `pretend` nothing is written and the pairs say what would be. A folder
+    that cannot be created or a file that cannot be written raises
+    PlaylistWriteError (one line; the playlists written before it stay).
     """
     directory = Path(os.fsdecode(directory)).expanduser()
     if playlists:
@@ -182,12 +179,11 @@ def write_playlists(
             raise PlaylistWriteError(
                 f"cannot create playlist folder {directory}: {exc.strerror or exc}"
             ) from exc
-    if entries_for is not None:
-        ids = [i for playlist in playlists for i in playlist.item_ids]
-        entry_for = entries_for(list(dict.fromkeys(ids))).get
+    ids = [i for playlist in playlists for i in playlist.item_ids]
+    table = entries_for(list(dict.fromkeys(ids)))
     written = []
     for playlist in playlists:
-        entries = [e for e in map(entry_for, playlist.item_ids) if e is not None]
+        entries = [table[i] for i in playlist.item_ids if i in table]
         target = directory / playlist.filename
         if not pretend:
             try:

@@ -370,7 +370,7 @@ def _empty_prompt(spec: PromptSpec) -> str:
 
 def update_playlists(
     directory: Path | str | bytes,
-    entry_for: Callable[[int], PlaylistEntry | None],
+    entries_for: Callable[[Sequence[int]], Mapping[int, PlaylistEntry]],
     *,
     prompts: Any = None,
     rank: Rank | None = None,
@@ -388,7 +388,6 @@ def update_playlists(
     relative_to: Path | str | bytes | None = None,
     prefix: str = "",
     pretend: bool = False,
-    entries_for: Callable[[Sequence[int]], Mapping[int, PlaylistEntry]] | None = None,
 ) -> PlaylistUpdate:
     """Build and write the prompt playlists and, with `library`, the automatic ones.
 
@@ -401,8 +400,8 @@ def update_playlists(
     check of a description and `check_filter` beets' check of a query
     (validate_playlists). Automatic playlists of clusters that no longer
     exist are removed unless `pretend`; when no cluster is big enough for
-    one, the old ones stay and a warning says why. `entries_for`:
-    write_playlists'.
+    one, the old ones stay and a warning says why. `entries_for`: the
+    playlist lines of items by id, as write_playlists takes it.
     """
     specs = validate_playlists(
         prompts,
@@ -449,12 +448,11 @@ def update_playlists(
     results = write_playlists(
         playlists,
         directory,
-        entry_for,
+        entries_for,
         extended=extended,
         relative_to=relative_to,
         prefix=prefix,
         pretend=pretend,
-        entries_for=entries_for,
     )
     written = [(p, path, n) for p, (path, n) in zip(playlists, results, strict=True)]
     by_file = {spec.filename: spec for spec in specs}

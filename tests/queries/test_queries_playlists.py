@@ -220,10 +220,10 @@ def test_write_playlists_pretend_and_missing_items(
     table = dict(enumerate(_entries(music), start=1))
     playlists = [Playlist("Calm", "Calm.m3u", [3, 99, 1], "prompt", "calm")]
     out = tmp_path / "pl"
-    planned = write_playlists(playlists, out, table.get, pretend=True)
+    planned = write_playlists(playlists, out, lambda ids: table, pretend=True)
     assert planned == [(out / "Calm.m3u", 2)]
     assert not out.exists()
-    written = write_playlists(playlists, out, table.get, relative_to=tmp_path)
+    written = write_playlists(playlists, out, lambda ids: table, relative_to=tmp_path)
     assert written == planned
     assert (out / "Calm.m3u").read_text().splitlines() == [
         "music/Björk/Homogenic/02 Hunter.mp3",
@@ -240,7 +240,9 @@ def test_unwritable_playlist_folder_is_a_one_line_error(
     not_a_folder.write_text("I am a file\n")
     playlists = [Playlist("Calm", "Calm.m3u", [1], "prompt", "calm")]
     with pytest.raises(PlaylistWriteError) as info:
-        write_playlists(playlists, not_a_folder, dict(enumerate(_entries(music))).get)
+        write_playlists(
+            playlists, not_a_folder, lambda ids: dict(enumerate(_entries(music)))
+        )
     # The folder is named as the problem, not the first playlist for it.
     assert (
         str(info.value) == f"cannot create playlist folder {not_a_folder}: File exists"
@@ -446,7 +448,13 @@ def test_prompt_playlists_with_a_real_library(tmp_path: Path) -> None:
         return item and PlaylistEntry(item.path, item.length, item.artist, item.title)
 
     out = tmp_path / "playlists"
-    write_playlists(playlists, out, entry_for, extended=True, relative_to=out)
+    write_playlists(
+        playlists,
+        out,
+        lambda ids: {i: e for i in ids if (e := entry_for(i))},
+        extended=True,
+        relative_to=out,
+    )
     assert (out / "Calm piano.m3u").read_text().splitlines() == [
         "#EXTM3U",
         "#EXTINF:62,X - Solo piano",
@@ -877,7 +885,7 @@ def _update(tmp_path: Path, out: Path, prompts: list, **options):
     table, library, rank, _ = _library_fixture(tmp_path)
     return update_playlists(
         out,
-        table.get,
+        lambda ids: table,
         prompts=prompts,
         rank=rank,
         library=library,
@@ -991,7 +999,7 @@ def test_update_playlists_checks_config_before_any_work(tmp_path: Path) -> None:
     ):
         update_playlists(
             tmp_path,
-            table.get,
+            lambda ids: table,
             prompts=[{"query": "x"}],
             rank=rank,
             library=library,
@@ -999,10 +1007,12 @@ def test_update_playlists_checks_config_before_any_work(tmp_path: Path) -> None:
         )
     assert loads == []
     with pytest.raises(ValueError, match="prompt playlists need a rank function"):
-        update_playlists(tmp_path, table.get, prompts=[{"name": "a", "query": "x"}])
+        update_playlists(
+            tmp_path, lambda ids: table, prompts=[{"name": "a", "query": "x"}]
+        )
     with pytest.raises(ValueError, match="automatic playlists need a text encoder"):
-        update_playlists(tmp_path, table.get, library=library)
-    assert update_playlists(tmp_path / "none", table.get) == ([], [], [])
+        update_playlists(tmp_path, lambda ids: table, library=library)
+    assert update_playlists(tmp_path / "none", lambda ids: table) == ([], [], [])
     assert not (tmp_path / "none").exists()
 
 
