@@ -269,9 +269,36 @@ def _pool_context() -> Any:
     # forkserver: workers start from a clean process, not from one that
     # holds onnxruntime threads and open SQLite handles.
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context(
-        "forkserver" if "forkserver" in methods else "spawn"
-    )
+    if "forkserver" in methods:
+        _start_forkserver_deaf()
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
+
+
+def _start_forkserver_deaf() -> None:
+    """Start this process's forkserver (once) with Ctrl-C blocked, so that
+    every worker forked from it holds SIGINT blocked from its first instant.
+
+    A worker only ignores SIGINT once its initializer runs: a Ctrl-C in
+    the instant before could print a KeyboardInterrupt traceback from the
+    worker beside clap-index's one-line message. The
+    blocked mask is inherited through the forkserver's exec and forks
+    (multiprocessing's resource tracker is started the same way); blocked
+    here only in the calling thread, so this process still gets its own
+    Ctrl-C, delivered once the mask is restored. A server some other code
+    started first is left as it is."""
+    from multiprocessing import forkserver, resource_tracker
+
+    if not hasattr(signal, "pthread_sigmask"):
+        return
+    # The resource tracker first: starting it unblocks SIGINT (its own
+    # start blocks and then unblocks it), which would undo the mask below.
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @dataclass(frozen=True)

@@ -406,6 +406,55 @@ def test_ctrl_c_again_while_stopping_ends_the_run_at_once(
     assert _consistent(db) == (n, n)
 
 
+@needs_proc
+def test_ctrl_c_as_the_workers_start_is_one_line(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    """Ctrl-C on a terminal (SIGINT to the whole process group) the moment
+    the first decoding worker exists, before it has set itself up: no
+    worker prints a KeyboardInterrupt traceback of its own beside the run's
+    one line."""
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
+    _library(beetsdir, _many_files(tmp_path / "music", 50))
+    proc = _beet(
+        beetsdir,
+        "clap-index",
+        start_new_session=True,  # a group of its own, as a terminal's job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        _wait_until(lambda: _workers(proc), "a decoding worker")
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines() == [STOP_LINE], err
+
+
+def test_workers_are_born_deaf_to_ctrl_c() -> None:
+    """Workers hold SIGINT blocked from their first instant (inherited from
+    the forkserver, started with it blocked), not only once their
+    initializer has run; the process that started them still takes it."""
+    code = (
+        "import signal\n"
+        "from beetsplug.clap.workers import Workers\n"
+        "pool = Workers(1, '/nonexistent/audio.onnx', 1).executor()\n"
+        "mask = pool.submit(signal.pthread_sigmask, signal.SIG_BLOCK, []).result()\n"
+        "pool.shutdown()\n"
+        "mine = signal.pthread_sigmask(signal.SIG_BLOCK, [])\n"
+        "print(signal.SIGINT in mask, signal.SIGINT in mine)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
+
+
 def test_an_interrupted_index_says_so_on_a_line_of_its_own(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
