@@ -41,6 +41,7 @@ def guarded(
     The usual database failure is a lock held past the busy timeout by
     another writer (a long `beet import`); every write of the plugin is a
     transaction, so what had been committed is kept and a re-run carries on.
+    A library the user may read but not write is named as such.
     """
     import functools
 
@@ -60,6 +61,15 @@ def guarded(
                     "library database is locked by another program "
                     f"(waited {BUSY_TIMEOUT_SECONDS:g} s): nothing half-written "
                     "was kept; run the command again when it has finished"
+                ) from exc
+            if "readonly" in reason:
+                from beets.util import displayable_path
+
+                raise UserError(
+                    f"library database {displayable_path(lib.path)} is read-only "
+                    "to this user: this command writes the index there "
+                    "(searching does not); make the file and its folder "
+                    "writable, or run it as their owner"
                 ) from exc
             raise UserError(f"library database error: {reason}") from exc
 

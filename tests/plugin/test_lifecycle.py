@@ -775,6 +775,42 @@ def test_auto_off_leaves_imports_unembedded(env: ClapEnv, tmp_path: Path) -> Non
     assert env.lines("clap-index") == ["clap-index: embedded 1, unchanged 0, failed 0"]
 
 
+def test_a_read_only_library_is_named_as_such() -> None:
+    """SQLite's "attempt to write a readonly database" (a library the user
+    may read but not write) says what is read-only and what to do, in one
+    line; other SQLite failures keep SQLite's reason."""
+    from beets.library import Library
+
+    from beetsplug.clap.guards import guarded
+
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "library.db"
+        lib = Library(str(db))
+
+        def write_read_only(lib: Library, opts: Any, args: list[str]) -> None:
+            # A real read-only connection to the real file, as a user
+            # without write permission gets (root ignores file modes).
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                conn.execute("CREATE TABLE t (x)")
+            finally:
+                conn.close()
+
+        def bad_sql(lib: Library, opts: Any, args: list[str]) -> None:
+            sqlite3.connect(db).execute("SELECT * FROM no_such_table")
+
+        with pytest.raises(UserError) as info:
+            guarded(lambda: None, write_read_only)(lib, None, [])
+        assert str(info.value) == (
+            f"library database {db} is read-only to this user: this command "
+            "writes the index there (searching does not); make the file and "
+            "its folder writable, or run it as their owner"
+        )
+        with pytest.raises(UserError, match=r"^library database error: no such"):
+            guarded(lambda: None, bad_sql)(lib, None, [])
+        lib._close()
+
+
 def test_a_lock_held_past_the_timeout_is_one_line_and_loses_nothing(
     env: ClapEnv, corpus: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
