@@ -19,7 +19,7 @@ from .runguard import (
     terminate_like_interrupt,
 )
 from .store import Embedded, Failed, ItemState, Store
-from .track import DecoderFailed, decode, embed_here, file_stat
+from .track import DecoderFailed, decode, decoder_notes_hidden, embed_here, file_stat
 from .workers import Log, Workers, pooled, remove_stale_spools
 
 if TYPE_CHECKING:
@@ -168,7 +168,9 @@ def results(
     jobs = max(1, min(jobs, len(todo)))
     if jobs == 1:
         for a in args:
-            yield embed_here(bundle, decode(*a))
+            with decoder_notes_hidden():
+                decoded = decode(*a)
+            yield embed_here(bundle, decoded)
         return
     onnx_path = str(bundle.path / bundle.manifest["audio"]["file"])
     workers = Workers(jobs, onnx_path, worker_threads)

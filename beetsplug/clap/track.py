@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,6 +78,39 @@ def decode(
         error = f"decoding failed: {type(exc).__name__}: {exc}"
         return Decoded(item_id, None, error, mtime, size, file_fault=False)
     return Decoded(item_id, windows, None, mtime, size)
+
+
+@contextlib.contextmanager
+def decoder_notes_hidden() -> Iterator[None]:
+    """Standard error (fd 2) goes to /dev/null while this process decodes,
+    when no other Python thread could be writing to it.
+
+    libmpg123 (inside libsndfile) prints its resync notes ("part2_3_length
+    too large ...") straight to fd 2 for mp3s that decode fine, which read
+    as errors; a decoding error comes back as a value, never printed.
+    Workers silence fd 2 for good; in this process only `clap-index -j 1`
+    does, one file at a time. With other threads alive (beets' import
+    pipeline, `auto`), their messages would be lost with the notes, so fd 2
+    is left alone there."""
+    if threading.active_count() > 1:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no fd 2 at all
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def embed_track(

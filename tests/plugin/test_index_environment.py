@@ -178,3 +178,53 @@ def test_verbose_index_logs_each_track_and_each_failure_once(
     failed = [line for line in lines if "failed" in line and "1.wav" in line]
     assert len(failed) == 1, lines
     assert failed[0].startswith(f"failed: {music / '1.wav'}: ")
+
+
+def _garbled_mp3(path: Path) -> Path:
+    """An mp3 with one frame's side information overwritten: libsndfile
+    decodes all of it, and libmpg123 prints its resync notes on fd 2."""
+    import numpy as np
+    import soundfile as sf
+
+    rate = 22050
+    t = np.arange(rate * 6) / rate
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * noise).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, rate, format="MP3")
+    data = bytearray(path.read_bytes())
+    # A frame header in the middle (22.05 kHz: MPEG-2 layer III, no CRC),
+    # and the side information after it.
+    frame = data.find(b"\xff\xf3", len(data) // 2)
+    assert frame > 0
+    data[frame + 4 : frame + 12] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_decoder_notes_stay_off_the_terminal(
+    tmp_path: Path, tiny_bundle: Path, jobs: int
+) -> None:
+    """libmpg123's notes on an mp3 that decodes fine are not shown, in this
+    process (-j 1) as in workers; a file that fails still says so."""
+    music = tmp_path / "music"
+    garbled = _garbled_mp3(music / "garbled.mp3")
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import soundfile; soundfile.read({str(garbled)!r})"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert "libmpg123" in probe.stderr, "the fixture makes libmpg123 speak"
+    broken = music / "broken.wav"
+    broken.write_bytes(b"RIFF not really a wave file" * 10)
+    good = write_audio(music / "good.flac", "low", seconds=3.0)
+    beetsdir = make_beetsdir(tmp_path, tiny_bundle, [garbled, broken, good], jobs)
+    run = _beet(beetsdir, "clap-index")
+    assert run.returncode == 0, run.stderr
+    assert "libmpg123" not in run.stderr + run.stdout
+    lines = run.stdout.splitlines()
+    assert lines[-1] == "clap-index: embedded 2, unchanged 0, failed 1"
+    assert any(line.startswith(f"failed: {broken}: ") for line in lines), lines
