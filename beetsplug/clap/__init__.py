@@ -32,7 +32,7 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from beets.importer import ImportSession, ImportTask
     from beets.library import Album, Item, Library
@@ -310,13 +310,14 @@ class ClapPlugin(BeetsPlugin):
         ranked: list[tuple[int, float]],
         get: Callable[[int], Any],
         show_score: bool,
-    ) -> int:
-        """Print (id, score) results with the user's format, best first;
-        returns how many were printed."""
-        printed = 0
-        for line in ranked_lines(ranked, get, show_score):
+        notes: Mapping[int, str] | None = None,
+    ) -> bool:
+        """Print (id, score) results with the user's format, best first, each
+        followed by its note where `notes` has one; whether any was printed."""
+        printed = False
+        for line in ranked_lines(ranked, get, show_score, notes):
             ui.print_(line)
-            printed += 1
+            printed = True
         return printed
 
     def _show_results(
@@ -328,12 +329,14 @@ class ClapPlugin(BeetsPlugin):
         rank_albums: Callable[[set[int] | None], list[tuple[int, float]]],
         seeds: Collection[int] = (),
         text: str | None = None,
+        explain_items: Callable[[list[int]], Mapping[int, str]] | None = None,
     ) -> None:
         """Rank the albums (--album) or tracks that `query` matches, keep
         their scores for `$clap_score`, print them, and say why when nothing
         is printed; `seeds`: the tracks the ranking leaves out; `text` the
         description, for the hint when `query` may be the rest of it typed
-        without quotes."""
+        without quotes; `explain_items` each ranked track's note (--explain:
+        its score's terms)."""
         from .search import matching_ids
 
         if getattr(opts, "album", False):
@@ -358,7 +361,8 @@ class ClapPlugin(BeetsPlugin):
         candidates = self._candidates(lib, query)
         ranked = self._searching(lambda: rank_items(candidates))
         self._scores.update(ranked)
-        if self._print_ranked(ranked, lib.get_item, opts.score):
+        notes = explain_items([i for i, _ in ranked]) if explain_items else None
+        if self._print_ranked(ranked, lib.get_item, opts.score, notes):
             return
         rest = None if candidates is None else set(candidates) - set(seeds)
         if candidates and not rest:
@@ -390,8 +394,13 @@ class ClapPlugin(BeetsPlugin):
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
         tq = self._searching(lambda: self._embed(text))
+        explain_items = None
         if opts.explain:
             ui.print_(tq.explain())
+
+            def explain_items(ids: list[int]) -> Mapping[int, str]:
+                return search.item_terms(store, tq, ids)
+
         self._show_results(
             lib,
             opts,
@@ -399,6 +408,7 @@ class ClapPlugin(BeetsPlugin):
             lambda ids: search.rank_items(store, bundle, tq, limit, ids),
             lambda ids: search.rank_albums(store, bundle, tq, limit, ids),
             text=text,
+            explain_items=explain_items,
         )
 
     def _cmd_composed(self, lib: Library, opts: Any, args: list[str]) -> None:

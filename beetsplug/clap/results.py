@@ -40,19 +40,29 @@ def counted(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+# Before a result's note (ranked_lines): set off from the result lines,
+# whatever the user's format.
+NOTE_INDENT = "    "
+
+
 def ranked_lines(
     ranked: Sequence[tuple[int, float]],
     get: Callable[[int], Any],
     show_score: bool,
+    notes: Mapping[int, str] | None = None,
 ) -> Iterator[str]:
     """(id, score) results in the user's format, best first; ids no longer
-    in the library (removed since they were embedded) are left out."""
+    in the library (removed since they were embedded) are left out. A
+    result's note (`notes`, by id: its score's terms for --explain) follows
+    it on a line of its own, indented."""
     for obj_id, score in ranked:
         obj = get(obj_id)
         if obj is None:
             continue
         line = format(obj)
         yield f"{score:.{SCORE_DIGITS}f} {line}" if show_score else line
+        if notes and obj_id in notes:
+            yield f"{NOTE_INDENT}{notes[obj_id]}"
 
 
 def not_indexed(

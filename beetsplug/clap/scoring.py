@@ -40,6 +40,7 @@ __all__ = [
     "SPEECH_TEXT",
     "TOP_FLOOR",
     "TOP_QUANTILE",
+    "ScoreTerms",
     "TagScale",
     "TextQuery",
     "attribute_phrases",
@@ -317,6 +318,20 @@ def combine_scores(
     return (whole - weight * penalty).astype(np.result_type(whole, negated), copy=False)
 
 
+@dataclass(frozen=True)
+class ScoreTerms:
+    """What a description's score adds up, per item ([n_items] each), before
+    the weights (TextQuery.total): the whole text's similarity; each negated
+    attribute's penalty ([n_negated, n_items]); the mean tagger evidence for
+    the wanted attributes; how far the item is heard as speech. None: the
+    description has no such term."""
+
+    whole: np.ndarray
+    negated: np.ndarray | None
+    evidence: np.ndarray | None
+    speech: np.ndarray | None
+
+
 @dataclass
 class TextQuery:
     """An embedded description: the whole text and its negated attributes."""
@@ -500,6 +515,15 @@ class TextQuery:
         x `speech_penalty` where it applies. `scale` is the tags'
         distribution over the library (TagScale); without it the given rows
         are the collection the tags are calibrated over."""
+        return self.total(self.terms(mat, tags, scale))
+
+    def terms(
+        self,
+        mat: np.ndarray,
+        tags: np.ndarray | None = None,
+        scale: TagScale | None = None,
+    ) -> ScoreTerms:
+        """The terms `score` adds up, per item, before their weights."""
         negated = self._phrase_max(mat) if len(self.negated_vectors) else None
         if tags is not None and self.uses_tags and scale is None:
             scale = TagScale.fit(tags)
@@ -515,14 +539,52 @@ class TextQuery:
                     evidence = tag_evidence(match, tags, scale)
                     if evidence is not None:
                         negated[j] -= self.tag_weight * evidence
-        scores = self.with_bonus(
-            combine_scores(mat @ self.vector, negated, self.weight), tags, scale
-        )
+        speech = None
         if self._speech:
             assert self.speech_vector is not None
-            heard = self.speech_weight * speech_penalty(mat, self.speech_vector)
+            speech = speech_penalty(mat, self.speech_vector)
+        return ScoreTerms(mat @ self.vector, negated, self._bonus(tags, scale), speech)
+
+    def total(self, terms: ScoreTerms) -> np.ndarray:
+        """The score of each item from its `terms` (docs/queries.md)."""
+        scores = combine_scores(terms.whole, terms.negated, self.weight)
+        if terms.evidence is not None:
+            scores = self._plus_bonus(scores, terms.evidence)
+        if terms.speech is not None:
+            heard = self.speech_weight * terms.speech
             scores = scores + heard if self.speech_wanted else scores - heard
         return scores
+
+    def describe_terms(self, terms: ScoreTerms) -> list[str]:
+        """Each item's score as the ranking line of `explain` adds it up,
+        with its numbers: "0.6542 = sim 0.6120 - 0.5 * drums 0.0310 + 0.2 *
+        evidence 0.9300"."""
+        scores = self.total(terms)
+        penalised = terms.negated is not None and len(terms.negated) > 0
+        lines = []
+        for i, score in enumerate(scores.tolist()):
+            line = f"{score:.4f} = sim {float(terms.whole[i]):.4f}"
+            if penalised and self.weight != 0:
+                assert terms.negated is not None
+                parts = [
+                    f"{clip(attribute, 24)} {float(terms.negated[j, i]):.4f}"
+                    for j, attribute in enumerate(self.negated)
+                ]
+                penalty = parts[0] if len(parts) == 1 else f"max({', '.join(parts)})"
+                line += f" - {self.weight:g} * {penalty}"
+            if terms.evidence is not None:
+                line += (
+                    f" + {self.affirmed_tag_weight:g} * evidence "
+                    f"{float(terms.evidence[i]):.4f}"
+                )
+            if terms.speech is not None:
+                sign = "+" if self.speech_wanted else "-"
+                line += (
+                    f" {sign} {self.speech_weight:g} * speech "
+                    f"{float(terms.speech[i]):.4f}"
+                )
+            lines.append(line)
+        return lines
 
     def _phrase_max(self, mat: np.ndarray) -> np.ndarray:
         """[n_negated, n_items]: per negated attribute, the best similarity
@@ -533,6 +595,25 @@ class TextQuery:
         starts = np.concatenate([[0], np.cumsum(self.phrase_counts)[:-1]])
         return np.maximum.reduceat(sims, starts, axis=0)
 
+    def _bonus(
+        self, tags: np.ndarray | None, scale: TagScale | None = None
+    ) -> np.ndarray | None:
+        """[n_items] the mean calibrated tagger evidence for the affirmed
+        attributes a tag means; None without tags or such attributes."""
+        import numpy as np
+
+        if tags is None or not self._bonus_tags:
+            return None
+        if scale is None:
+            scale = TagScale.fit(tags)
+        found = [tag_evidence(m, tags, scale) for m in self.affirmed_matches]
+        return np.mean([e for e in found if e is not None], axis=0)
+
+    def _plus_bonus(self, scores: np.ndarray, evidence: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return (scores + self.affirmed_tag_weight * evidence).astype(np.float32)
+
     def with_bonus(
         self,
         scores: np.ndarray,
@@ -542,15 +623,8 @@ class TextQuery:
         """`scores` plus affirmed_tag_weight x the mean calibrated tagger
         evidence for the affirmed attributes (unchanged without tags or such
         attributes); `scale` as for `score`."""
-        import numpy as np
-
-        if tags is None or not self._bonus_tags:
-            return scores
-        if scale is None:
-            scale = TagScale.fit(tags)
-        found = [tag_evidence(m, tags, scale) for m in self.affirmed_matches]
-        bonus = np.mean([e for e in found if e is not None], axis=0)
-        return (scores + self.affirmed_tag_weight * bonus).astype(np.float32)
+        evidence = self._bonus(tags, scale)
+        return scores if evidence is None else self._plus_bonus(scores, evidence)
 
     def explain(self) -> str:
         """How the description was understood, for `beet clap --explain`."""

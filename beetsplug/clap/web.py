@@ -7,7 +7,7 @@ import re
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,17 +138,17 @@ class Backend:
                 "say what to look for before the beets query, e.g. "
                 f'"calm piano {" ".join(terms)}"',
             )
-        ranked, explanation, note = self._locked(
+        ranked, explanation, note, spelt = self._locked(
             lambda: _ranked(self, text, terms, limit)
         )
-        answer = self._answer(ranked, explanation)
+        answer = self._answer(ranked, explanation, spelt)
         if not answer["results"] and note:
             answer["note"] = note
         return answer
 
     def similar(self, item_id: int, limit: int) -> dict[str, Any]:
         item = self._item(item_id)
-        ranked, explanation, _note = self._locked(
+        ranked, explanation, _note, _spelt = self._locked(
             lambda: _ranked(self, None, [], limit, like=item_id)
         )
         label = track_label(item_artist(item), item.title, item.path, " – ")
@@ -206,7 +206,10 @@ class Backend:
             raise ApiError(503, f"library database: {exc}; try again") from exc
 
     def _answer(
-        self, ranked: Sequence[tuple[int, float]], explanation: str
+        self,
+        ranked: Sequence[tuple[int, float]],
+        explanation: str,
+        spelt: Mapping[int, str] | None = None,
     ) -> dict[str, Any]:
         from beets.util import displayable_path
 
@@ -226,6 +229,8 @@ class Backend:
                     "explanation": explanation,
                 }
             )
+            if spelt and item_id in spelt:
+                results[-1]["terms"] = spelt[item_id]
         return {"explanation": explanation, "results": results}
 
 
@@ -235,13 +240,14 @@ def _ranked(
     terms: Sequence[str],
     limit: int,
     like: int | None = None,
-) -> tuple[list[tuple[int, float]], str, str | None]:
-    """(ranked (item id, score), explanation, why nothing was ranked): the
-    one place this module calls the search module, for a description or for
-    the tracks that sound like item `like`, among the items the beets query
-    terms match. The why, as `beet clap` says it (no track matches the beets
-    query, or those that do failed to index or are not indexed yet), is
-    None unless a beets query left nothing to rank."""
+) -> tuple[list[tuple[int, float]], str, str | None, dict[int, str]]:
+    """(ranked (item id, score), explanation, why nothing was ranked, each
+    ranked item's score spelt out term by term): the one place this module
+    calls the search module, for a description or for the tracks that sound
+    like item `like`, among the items the beets query terms match. The why,
+    as `beet clap` says it (no track matches the beets query, or those that
+    do failed to index or are not indexed yet), is None unless a beets query
+    left nothing to rank; the terms are a description's only."""
     from . import search
     from .results import tracks_not_found
 
@@ -252,16 +258,18 @@ def _ranked(
             backend.store, backend.bundle, [like], limit, candidates
         )
         explanation = f"cosine to the track's vector{where}"
+        spelt: dict[int, str] = {}
     else:
         query = backend.embed(text or "", BOX_EXAMPLE)
         ranked = search.rank_items(
             backend.store, backend.bundle, query, limit, candidates
         )
         explanation = query.explain() + where
+        spelt = search.item_terms(backend.store, query, [i for i, _ in ranked])
     why = None
     if not ranked and candidates is not None:
         why = tracks_not_found(backend.lib, backend.store, list(terms), candidates)
-    return ranked, explanation, why
+    return ranked, explanation, why, spelt
 
 
 def _limit(value: str | None, default: int) -> int:

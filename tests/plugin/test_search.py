@@ -267,6 +267,14 @@ def test_very_long_description_is_truncated_not_refused(indexed: ClapEnv) -> Non
     assert indexed.lines("clap", text, "-n", "1", "-f", "$title") == ["high"]
 
 
+def _explained(out: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """`beet clap --explain` output: (the explanation, through its ranking
+    line; the result lines; each result's note, its score's terms)."""
+    end = next(i for i, line in enumerate(out) if line.startswith("ranking:")) + 1
+    rest = out[end:]
+    return out[:end], rest[0::2], rest[1::2]
+
+
 def test_a_very_long_description_is_explained_in_readable_lines(
     indexed: ClapEnv,
 ) -> None:
@@ -275,8 +283,9 @@ def test_a_very_long_description_is_explained_in_readable_lines(
     text = ("high " * 2000)[:9_400]
     out = indexed.lines("clap", text, "-e", "-s", "-n", "3", "-f", "$title")
     ranked = indexed.lines("clap", text, "-s", "-n", "3", "-f", "$title")
-    explained, results = out[: -len(ranked)], out[-len(ranked) :]
+    explained, results, notes = _explained(out)
     assert results == ranked
+    assert [note.split()[0] for note in notes] == [r.split()[0] for r in ranked]
     assert max(map(len, explained)) <= 120, explained
     query = next(line for line in explained if line.startswith("query:"))
     assert re.fullmatch(r"query:       '(high )+high…' \([\d,]+ characters\)", query)
@@ -398,7 +407,11 @@ def test_explain_shows_the_parse_and_the_formula(indexed: ClapEnv) -> None:
     # A negation's own penalty decides: no speech penalty.
     assert "ranking:     sim('low without noise') - 0.5 * sim('noise')" in out
     assert not any("speech" in line for line in out)
-    assert out[-1] == "low"
+    assert out[-2] == "low"
+    # Under the result, its score term by term.
+    assert re.fullmatch(
+        r"    \d\.\d{4} = sim \d\.\d{4} - 0\.5 \* noise -?\d\.\d{4}", out[-1]
+    )
 
 
 def test_explain_names_the_speech_penalty_of_a_plain_description(
@@ -484,7 +497,7 @@ def test_tagger_evidence_joins_a_negated_attributes_penalty(
         "  drums: penalty = text sim('drums') + 2 x tags drums (by lexicon)"
         in explained
     )
-    assert explained[-2].endswith(" - 0.5 * penalty('drums')")
+    assert explained[-3].endswith(" - 0.5 * penalty('drums')")
     from beetsplug.clap import DEFAULTS
 
     assert DEFAULTS["tag_weight"] == search.DEFAULT_TAG_WEIGHT
@@ -505,12 +518,54 @@ def test_tagger_evidence_lifts_a_wanted_attribute(
     assert max(without, key=without.get) != "low"
     explained = env.lines("clap", "--explain", "tone with drums", "-n", "1")
     assert "  wanted drums: evidence = tags drums (by lexicon), w 3" in explained
-    assert explained[-2] == (
+    assert explained[-3] == (
         "ranking:     sim('tone with drums') + 3 * evidence('drums') - 8 * speech"
     )
     from beetsplug.clap import DEFAULTS
 
     assert DEFAULTS["affirmed_tag_weight"] == search.DEFAULT_AFFIRMED_TAG_WEIGHT
+
+
+TERMS = re.compile(
+    r"(?P<score>-?\d\.\d{4}) = sim (?P<sim>-?\d\.\d{4})"
+    r"(?: - (?P<w>[\d.]+) \* \w+ (?P<penalty>-?\d\.\d{4}))?"
+    r"(?: \+ (?P<a>[\d.]+) \* evidence (?P<evidence>-?\d\.\d{4}))?"
+    r"(?: - (?P<s>[\d.]+) \* speech (?P<speech>-?\d\.\d{4}))?"
+)
+
+
+@pytest.mark.parametrize("text", ["tone with drums", "tone with drums, no noise"])
+def test_explain_spells_out_each_results_score(
+    env: ClapEnv, corpus: dict[str, Path], tmp_path: Path, text: str
+) -> None:
+    """Under each result, --explain adds its score up term by term: the
+    terms are the ranking's (they sum to the score shown by --score), and
+    the evidence is the tag the result has."""
+    _drum_tagger_library(env, corpus, tmp_path, tag_weight=2.0, affirmed_tag_weight=3.0)
+    scores, tags = _scores_and_tags(env, text)
+    out = env.lines("clap", "--explain", text, "-s", "-f", "$title")
+    _, results, notes = _explained(out)
+    assert len(results) == len(notes) == 4
+    relative = _relative(tags)
+    for result, note in zip(results, notes, strict=True):
+        score, title = result.split()
+        terms = TERMS.fullmatch(note.strip())
+        assert terms is not None, note
+        assert terms["score"] == score
+        assert float(score) == pytest.approx(scores[title], abs=1e-4)
+        total = float(terms["sim"])
+        if terms["penalty"] is not None:
+            total -= float(terms["w"]) * float(terms["penalty"])
+        assert terms["evidence"] is not None
+        assert float(terms["evidence"]) == pytest.approx(relative[title], abs=1e-3)
+        total += float(terms["a"]) * float(terms["evidence"])
+        if terms["speech"] is not None:
+            total -= float(terms["s"]) * float(terms["speech"])
+        assert total == pytest.approx(float(score), abs=5e-4)
+        # A negated description has a penalty and no speech term; a plain
+        # one the speech term.
+        assert (terms["penalty"] is not None) == ("no noise" in text)
+        assert (terms["speech"] is not None) == ("no noise" not in text)
 
 
 def _relative(tags: dict[str, float]) -> dict[str, float]:

@@ -67,6 +67,7 @@ def test_search_returns_ranked_tracks_with_their_explanation(
         "album",
         "score",
         "explanation",
+        "terms",
     }
     # The three low tones of the library, best first.
     assert {r["title"] for r in results} == {"Deep One", "Deep Two", "Rumble"}
@@ -79,6 +80,17 @@ def test_search_returns_ranked_tracks_with_their_explanation(
         assert r["artist"] == items[r["id"]].artist
     assert "negated:     noise" in body["explanation"]
     assert results[0]["explanation"] == body["explanation"]
+    # Each track's own score, term by term, as the ranking line adds it up.
+    for r in results:
+        assert r["terms"].startswith(f"{r['score']:.4f} = sim "), r["terms"]
+        assert " - 0.5 * noise " in r["terms"]
+
+
+def test_similar_tracks_have_no_terms(server: Server) -> None:
+    status, body = _json(server, "/api/similar/1?n=2")
+    assert status == 200
+    assert body["results"]
+    assert all("terms" not in r for r in body["results"])
 
 
 def test_beets_query_terms_filter_as_on_the_command_line(server: Server) -> None:

@@ -132,6 +132,9 @@ def test_search_page_shows_ranked_results_with_players(
     assert all(r["audio"].startswith(server.url + "/api/audio/") for r in results)
     explanation = browser.find_element(By.CSS_SELECTOR, "#explanation pre")
     assert "negated:     noise" in explanation.get_attribute("textContent")
+    # Hovering a score shows how it adds up for that track.
+    score = browser.find_element(By.CSS_SELECTOR, "#results li.result .score")
+    assert score.get_attribute("title").startswith(f"{score.text} = sim ")
     # The player reads the served file: its duration is the track's.
     duration = _first_player(
         browser, "a.preload = 'metadata'; a.load();", "loadedmetadata", "a.duration"

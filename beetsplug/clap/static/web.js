@@ -44,6 +44,8 @@ function resultItem(result) {
     const span = document.createElement("span");
     span.className = cls;
     span.textContent = text;
+    // How a description's score adds up for this track, on hover.
+    if (cls === "score" && result.terms) span.title = result.terms;
     line.append(span);
   }
   const controls = document.createElement("div");
