@@ -452,8 +452,13 @@ class ClapPlugin(BeetsPlugin):
                 lambda i: _track_name(lib, i),
             )
         )
+        explain_items = None
         if opts.explain:
             ui.print_(composed.explain(lambda i: _track_name(lib, i)))
+
+            def explain_items(ids: list[int]) -> Mapping[int, str]:
+                return search.item_terms(store, composed, ids)
+
         self._show_results(
             lib,
             opts,
@@ -462,6 +467,7 @@ class ClapPlugin(BeetsPlugin):
             lambda ids: compose.rank_albums(store, bundle, composed, limit, ids),
             seeds=composed.seed_ids,
             text=text,
+            explain_items=explain_items,
         )
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:

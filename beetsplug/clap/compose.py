@@ -233,6 +233,41 @@ class ComposedQuery:
             out -= self.unlike_weight * (mat @ self.unlike_vector)
         return out
 
+    def describe_rows(
+        self,
+        mat: np.ndarray,
+        tags: np.ndarray | None = None,
+        scale: TagScale | None = None,
+    ) -> list[str]:
+        """Each row's composed score term by term, as `formula` adds it up
+        ("0.9123 = description 0.3907 + 1.5 * like 0.4011"), then the
+        description's own terms (TextQuery.describe_terms)."""
+        scores = self.score(mat, tags, scale).tolist()
+        described = None
+        if self.text is not None:
+            terms = self.text.terms(mat, tags, scale)
+            described = self.text.describe_terms(terms)
+        sims = [
+            (sign, weight, name, None if vector is None else (mat @ vector).tolist())
+            for sign, weight, name, vector in (
+                ("+", self.like_weight, "like", self.like_vector),
+                ("-", self.unlike_weight, "unlike", self.unlike_vector),
+            )
+        ]
+        lines = []
+        for i, score in enumerate(scores):
+            parts = []
+            if described is not None:
+                parts.append(f"description {described[i].split(' = ', 1)[0]}")
+            for sign, weight, name, values in sims:
+                if values is not None:
+                    parts.append(f"{sign} {weight:g} * {name} {values[i]:.4f}")
+            line = f"{score:.4f} = " + " ".join(parts).removeprefix("+ ")
+            if described is not None:
+                line += f"; description {described[i]}"
+            lines.append(line)
+        return lines
+
     def explain(self, name_of: Callable[[int], str] | None = None) -> str:
         """The description's explanation, the seeds (named by `name_of`) and
         how the parts are weighted, for `--explain`."""

@@ -555,6 +555,16 @@ class TextQuery:
             scores = scores + heard if self.speech_wanted else scores - heard
         return scores
 
+    def describe_rows(
+        self,
+        mat: np.ndarray,
+        tags: np.ndarray | None = None,
+        scale: TagScale | None = None,
+    ) -> list[str]:
+        """`describe_terms` of the rows of `mat` (and `tags`, `scale` as for
+        `score`)."""
+        return self.describe_terms(self.terms(mat, tags, scale))
+
     def describe_terms(self, terms: ScoreTerms) -> list[str]:
         """Each item's score as the ranking line of `explain` adds it up,
         with its numbers: "0.6542 = sim 0.6120 - 0.5 * drums 0.0310 + 0.2 *

@@ -527,18 +527,16 @@ def rank_items(
     return top_scored(pool.ids, score_rows(store, query, pool), limit)
 
 
-def item_terms(
-    store: Store, query: TextQuery, item_ids: Sequence[int]
-) -> dict[int, str]:
-    """Each item's score for `query` spelt out term by term
-    (TextQuery.describe_terms), from its stored vector and tags: what
-    `beet clap --explain` prints under a result."""
+def item_terms(store: Store, query: Query, item_ids: Sequence[int]) -> dict[int, str]:
+    """Each item's score for `query` (a description or a composed query)
+    spelt out term by term (`describe_rows`), from its stored vector and
+    tags: what `beet clap --explain` prints under a result."""
     if not item_ids:
         return {}
     rows = store.rows(item_ids, query.tag_width)
-    scale = library_scale(store, query.tag_width) if query.tag_width else None
-    terms = query.terms(rows.vectors, rows.tags, scale)
-    return dict(zip(rows.ids.tolist(), query.describe_terms(terms), strict=True))
+    scale = library_scale(store, query.tag_width)
+    lines = query.describe_rows(rows.vectors, rows.tags, scale)
+    return dict(zip(rows.ids.tolist(), lines, strict=True))
 
 
 def rank_albums(

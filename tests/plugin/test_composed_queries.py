@@ -132,6 +132,46 @@ def test_explain_shows_seeds_and_weights(indexed: ClapEnv) -> None:
     assert "negated:     noise" in out
 
 
+def test_explain_spells_out_each_composed_score(indexed: ClapEnv) -> None:
+    """Under each result: its composed score as the formula adds it up (the
+    description's score, then each seed direction's cosine and weight),
+    then the description's own terms; the numbers add up to --score's."""
+    import re
+
+    out = indexed.lines(
+        "clap",
+        "without noise",
+        "--like",
+        LOW,
+        "--unlike",
+        "title:high",
+        "-e",
+        "-s",
+        "-f",
+        "$title",
+    )
+    end = next(i for i, line in enumerate(out) if line.startswith("composed:")) + 1
+    results, notes = out[end::2], out[end + 1 :: 2]
+    assert len(results) == len(notes) >= 2
+    like, unlike = DEFAULTS["like_weight"], DEFAULTS["unlike_weight"]
+    terms = re.compile(
+        rf"    (?P<score>-?\d\.\d{{4}}) = description (?P<d>-?\d\.\d{{4}}) "
+        rf"\+ {like:g} \* like (?P<like>-?\d\.\d{{4}}) "
+        rf"- {unlike:g} \* unlike (?P<unlike>-?\d\.\d{{4}}); "
+        r"description (?P=d) = sim (?P<sim>-?\d\.\d{4}) "
+        r"- 0\.5 \* noise (?P<noise>-?\d\.\d{4})"
+    )
+    for result, note in zip(results, notes, strict=True):
+        found = terms.fullmatch(note)
+        assert found is not None, note
+        assert found["score"] == result.split()[0]
+        total = float(found["d"]) + like * float(found["like"])
+        total -= unlike * float(found["unlike"])
+        assert total == pytest.approx(float(found["score"]), abs=5e-4)
+        description = float(found["sim"]) - 0.5 * float(found["noise"])
+        assert description == pytest.approx(float(found["d"]), abs=2e-4)
+
+
 def test_like_weight_is_a_setting(indexed: ClapEnv) -> None:
     indexed.reload(like_weight=3.0)
     out = indexed.run("clap", "noise", "--like", "title:high", "-e", "-n", "1")
