@@ -15,6 +15,8 @@ from beetsplug.clap.search import query_fields
 from beetsplug.clap.settings import DEFAULTS
 
 LOW = "title::^low$"
+# A description, like seeds and unlike seeds, explained.
+EXPLAINED = ("clap", "without noise", "--like", LOW, "--unlike", "title:high", "-e")
 
 
 def test_like_alone_ranks_by_the_seeds_and_never_lists_them(indexed: ClapEnv) -> None:
@@ -111,17 +113,7 @@ def test_similar_without_is_the_composed_search(indexed: ClapEnv) -> None:
 
 
 def test_explain_shows_seeds_and_weights(indexed: ClapEnv) -> None:
-    out = indexed.run(
-        "clap",
-        "without noise",
-        "--like",
-        LOW,
-        "--unlike",
-        "title:high",
-        "-e",
-        "-n",
-        "1",
-    )
+    out = indexed.run(*EXPLAINED, "-n", "1")
     assert "like:        'title::^low$': 1 track\n  tester - low\n" in out
     assert "unlike:      'title:high': 1 track\n  tester - high\n" in out
     weights = DEFAULTS["like_weight"], DEFAULTS["unlike_weight"]
@@ -138,18 +130,7 @@ def test_explain_spells_out_each_composed_score(indexed: ClapEnv) -> None:
     then the description's own terms; the numbers add up to --score's."""
     import re
 
-    out = indexed.lines(
-        "clap",
-        "without noise",
-        "--like",
-        LOW,
-        "--unlike",
-        "title:high",
-        "-e",
-        "-s",
-        "-f",
-        "$title",
-    )
+    out = indexed.lines(*EXPLAINED, "-s", "-f", "$title")
     end = next(i for i, line in enumerate(out) if line.startswith("composed:")) + 1
     results, notes = out[end::2], out[end + 1 :: 2]
     assert len(results) == len(notes) >= 2

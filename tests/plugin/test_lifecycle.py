@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -347,6 +347,30 @@ STOP_LINE = (
 )
 
 
+@contextlib.contextmanager
+def _terminal_job(
+    tmp_path: Path, tiny_bundle: Path, n: int
+) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """`beet clap-index` with two workers over `n` files, run as a
+    terminal's job (a process group of its own, Ctrl-C raising
+    KeyboardInterrupt): (beets folder, the process), which is killed with
+    its group if the test leaves it running."""
+    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
+    _library(beetsdir, _many_files(tmp_path / "music", n))
+    proc = _beet(
+        beetsdir,
+        "clap-index",
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        yield beetsdir, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
 @needs_proc
 def test_ctrl_c_again_while_stopping_ends_the_run_at_once(
     tmp_path: Path, tiny_bundle: Path
@@ -356,16 +380,8 @@ def test_ctrl_c_again_while_stopping_ends_the_run_at_once(
     (that left the workers without their stop signal and the process waiting
     for them for ever at exit), and still ends with 130 and the one line."""
     n = 400
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
-    _library(beetsdir, _many_files(tmp_path / "music", n))
-    db = beetsdir / "library.db"
-    proc = _beet(
-        beetsdir,
-        "clap-index",
-        start_new_session=True,  # a group of its own, as a terminal's job
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
+    with _terminal_job(tmp_path, tiny_bundle, n) as (beetsdir, proc):
+        db = beetsdir / "library.db"
         _wait_for_rows(db, proc)
         workers = _wait_until(
             lambda: len(_workers(proc)) == 2 and _workers(proc), "two workers"
@@ -386,10 +402,6 @@ def test_ctrl_c_again_while_stopping_ends_the_run_at_once(
                     sent += 1
         assert proc.poll() is not None, f"still running after {sent} Ctrl-C"
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
     assert sent > 1, "the run ended before a second Ctrl-C"
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
@@ -414,22 +426,10 @@ def test_ctrl_c_as_the_workers_start_is_one_line(
     the first decoding worker exists, before it has set itself up: no
     worker prints a KeyboardInterrupt traceback of its own beside the run's
     one line."""
-    beetsdir = _beets_dir(tmp_path, tiny_bundle, batch_size=1, jobs=2)
-    _library(beetsdir, _many_files(tmp_path / "music", 50))
-    proc = _beet(
-        beetsdir,
-        "clap-index",
-        start_new_session=True,  # a group of its own, as a terminal's job
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    try:
+    with _terminal_job(tmp_path, tiny_bundle, 50) as (_beetsdir, proc):
         _wait_until(lambda: _workers(proc), "a decoding worker")
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert err.strip().splitlines() == [STOP_LINE], err
