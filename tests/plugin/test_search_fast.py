@@ -162,6 +162,45 @@ def test_rescored_search_equals_exact_scoring(
     np.testing.assert_allclose([s for _, s in got], exact[order], atol=1e-5)
 
 
+@pytest.mark.parametrize("weight", [0.5, 0.0])
+def test_each_results_terms_add_up_to_its_score(
+    scored_store: tuple[Store, np.ndarray, np.ndarray], weight: float
+) -> None:
+    """item_terms (what --explain prints under a result) reads each ranked
+    item back and spells its score out: the most present of two negated
+    attributes as max(...), the tag evidence; with a negation weight of 0
+    no penalty term. The terms add up to the ranked score."""
+    import re
+
+    from beetsplug.clap.query import parse_query
+    from beetsplug.clap.search import item_terms
+
+    store, _, _ = scored_store
+    parsed = parse_query("jazz without vocals or rock")
+    assert parsed.negated == ["vocals", "rock"]
+    rng = np.random.default_rng(5)
+    negated = _unit_rows(rng.standard_normal((2, DIM)))
+    vectors = np.concatenate([QUERY_DIRECTION[None, :], negated])
+    query = TextQuery.build(parsed, vectors, weight, TAG_NAMES, 1.0, 0.3)
+    bundle = SimpleNamespace(identity=IDENTITY)
+    ranked = rank_items(store, bundle, query, 10)  # type: ignore[arg-type]
+    lines = item_terms(store, query, [i for i, _ in ranked])
+    number = r"(-?\d+\.\d{4})"
+    penalty = rf" - 0\.5 \* max\(vocals {number}, rock {number}\)" if weight else ""
+    pattern = re.compile(
+        rf"{number} = sim {number}{penalty} \+ 0\.3 \* evidence {number}"
+    )
+    for item_id, score in ranked:
+        found = pattern.fullmatch(lines[item_id])
+        assert found is not None, lines[item_id]
+        values = [float(v) for v in found.groups()]
+        assert values[0] == pytest.approx(score, abs=1e-4)
+        total = values[1] + 0.3 * values[-1]
+        if weight:
+            total -= weight * max(values[2], values[3])
+        assert total == pytest.approx(score, abs=3e-4)
+
+
 def test_a_plain_description_pushes_speech_down_and_stays_exact(
     scored_store: tuple[Store, np.ndarray, np.ndarray],
 ) -> None:
