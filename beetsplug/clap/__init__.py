@@ -337,7 +337,7 @@ class ClapPlugin(BeetsPlugin):
         description, for the hint when `query` may be the rest of it typed
         without quotes; `explain_items` each ranked track's note (--explain:
         its score's terms)."""
-        from .search import matching_ids
+        from .search import all_album_ids, matching_ids
 
         if getattr(opts, "album", False):
             album_ids = matching_ids(lib, query, albums=True)
@@ -347,9 +347,7 @@ class ClapPlugin(BeetsPlugin):
                 return
             # The albums holding a seed are left out, as the seeds are.
             seed_albums = set(self.store(lib.path).albums_of(seeds).values())
-            pool = (
-                {album.id for album in lib.albums()} if album_ids is None else album_ids
-            )
+            pool = all_album_ids(lib) if album_ids is None else album_ids
             if seed_albums and pool and set(pool) <= seed_albums:
                 matching = f" matching {' '.join(query)}" if query else ""
                 self._log.info(
