@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from beets.library import Album, Item, Library
 
     from .model import Bundle
+    from .search import Query
     from .store import Store
 
 
@@ -329,15 +330,15 @@ class ClapPlugin(BeetsPlugin):
         rank_albums: Callable[[set[int] | None], list[tuple[int, float]]],
         seeds: Collection[int] = (),
         text: str | None = None,
-        explain_items: Callable[[list[int]], Mapping[int, str]] | None = None,
+        explained: Query | None = None,
     ) -> None:
         """Rank the albums (--album) or tracks that `query` matches, keep
         their scores for `$clap_score`, print them, and say why when nothing
         is printed; `seeds`: the tracks the ranking leaves out; `text` the
         description, for the hint when `query` may be the rest of it typed
-        without quotes; `explain_items` each ranked track's note (--explain:
-        its score's terms)."""
-        from .search import all_album_ids, matching_ids
+        without quotes; `explained` the ranking's query when --explain
+        spells each track's score out under it (search.item_terms)."""
+        from .search import item_terms, matching_ids
 
         if getattr(opts, "album", False):
             album_ids = matching_ids(lib, query, albums=True)
@@ -347,7 +348,7 @@ class ClapPlugin(BeetsPlugin):
                 return
             # The albums holding a seed are left out, as the seeds are.
             seed_albums = set(self.store(lib.path).albums_of(seeds).values())
-            pool = all_album_ids(lib) if album_ids is None else album_ids
+            pool = self.store(lib.path).album_ids() if album_ids is None else album_ids
             if seed_albums and pool and set(pool) <= seed_albums:
                 matching = f" matching {' '.join(query)}" if query else ""
                 self._log.info(
@@ -359,7 +360,9 @@ class ClapPlugin(BeetsPlugin):
         candidates = self._candidates(lib, query)
         ranked = self._searching(lambda: rank_items(candidates))
         self._scores.update(ranked)
-        notes = explain_items([i for i, _ in ranked]) if explain_items else None
+        notes = None
+        if explained is not None:
+            notes = item_terms(self.store(lib.path), explained, [i for i, _ in ranked])
         if self._print_ranked(ranked, lib.get_item, opts.score, notes):
             return
         rest = None if candidates is None else set(candidates) - set(seeds)
@@ -392,13 +395,8 @@ class ClapPlugin(BeetsPlugin):
         limit = self._limit(opts)
         bundle, store = self.bundle(), self.store(lib.path)
         tq = self._searching(lambda: self._embed(text))
-        explain_items = None
         if opts.explain:
             ui.print_(tq.explain())
-
-            def explain_items(ids: list[int]) -> Mapping[int, str]:
-                return search.item_terms(store, tq, ids)
-
         self._show_results(
             lib,
             opts,
@@ -406,7 +404,7 @@ class ClapPlugin(BeetsPlugin):
             lambda ids: search.rank_items(store, bundle, tq, limit, ids),
             lambda ids: search.rank_albums(store, bundle, tq, limit, ids),
             text=text,
-            explain_items=explain_items,
+            explained=tq if opts.explain else None,
         )
 
     def _cmd_composed(self, lib: Library, opts: Any, args: list[str]) -> None:
@@ -450,13 +448,8 @@ class ClapPlugin(BeetsPlugin):
                 lambda i: _track_name(lib, i),
             )
         )
-        explain_items = None
         if opts.explain:
             ui.print_(composed.explain(lambda i: _track_name(lib, i)))
-
-            def explain_items(ids: list[int]) -> Mapping[int, str]:
-                return search.item_terms(store, composed, ids)
-
         self._show_results(
             lib,
             opts,
@@ -465,7 +458,7 @@ class ClapPlugin(BeetsPlugin):
             lambda ids: compose.rank_albums(store, bundle, composed, limit, ids),
             seeds=composed.seed_ids,
             text=text,
-            explain_items=explain_items,
+            explained=composed if opts.explain else None,
         )
 
     def _cmd_similar(self, lib: Library, opts: Any, args: list[str]) -> None:

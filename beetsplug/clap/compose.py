@@ -221,16 +221,40 @@ class ComposedQuery:
     ) -> np.ndarray:
         """The composed score of each row of `mat` ([n, D]; `tags` [n, T]
         and their library `scale` as the description's scoring wants them)."""
+        text = None if self.text is None else self.text.score(mat, tags, scale)
+        return self._combined(mat, text, self._seed_terms(mat))
+
+    def _seed_terms(self, mat: np.ndarray) -> list[tuple[str, float, str, np.ndarray]]:
+        """(sign, weight, name, each row's cosine) of the seed directions
+        there are: like, then unlike."""
+        return [
+            (sign, weight, name, mat @ vector)
+            for sign, weight, name, vector in (
+                ("+", self.like_weight, "like", self.like_vector),
+                ("-", self.unlike_weight, "unlike", self.unlike_vector),
+            )
+            if vector is not None
+        ]
+
+    @staticmethod
+    def _combined(
+        mat: np.ndarray,
+        text: np.ndarray | None,
+        seeds: list[tuple[str, float, str, np.ndarray]],
+    ) -> np.ndarray:
+        """The description's scores (`text`, None: none) plus and minus the
+        weighted seed cosines (`_seed_terms`)."""
         import numpy as np
 
-        if self.text is not None:
-            out = self.text.score(mat, tags, scale).astype(np.float32)
-        else:
+        if text is None:
             out = np.zeros(len(mat), np.float32)
-        if self.like_vector is not None:
-            out += self.like_weight * (mat @ self.like_vector)
-        if self.unlike_vector is not None:
-            out -= self.unlike_weight * (mat @ self.unlike_vector)
+        else:
+            out = text.astype(np.float32)
+        for sign, weight, _, cosines in seeds:
+            if sign == "+":
+                out += weight * cosines
+            else:
+                out -= weight * cosines
         return out
 
     def describe_rows(
@@ -242,26 +266,20 @@ class ComposedQuery:
         """Each row's composed score term by term, as `formula` adds it up
         ("0.9123 = description 0.3907 + 1.5 * like 0.4011"), then the
         description's own terms (TextQuery.describe_terms)."""
-        scores = self.score(mat, tags, scale).tolist()
-        described = None
+        seeds = self._seed_terms(mat)
+        text = described = None
         if self.text is not None:
             terms = self.text.terms(mat, tags, scale)
+            text = self.text.total(terms)
             described = self.text.describe_terms(terms)
-        sims = [
-            (sign, weight, name, None if vector is None else (mat @ vector).tolist())
-            for sign, weight, name, vector in (
-                ("+", self.like_weight, "like", self.like_vector),
-                ("-", self.unlike_weight, "unlike", self.unlike_vector),
-            )
-        ]
+        scores = self._combined(mat, text, seeds)
         lines = []
-        for i, score in enumerate(scores):
-            parts = []
-            if described is not None:
-                parts.append(f"description {described[i].split(' = ', 1)[0]}")
-            for sign, weight, name, values in sims:
-                if values is not None:
-                    parts.append(f"{sign} {weight:g} * {name} {values[i]:.4f}")
+        for i, score in enumerate(scores.tolist()):
+            parts = [] if text is None else [f"description {float(text[i]):.4f}"]
+            parts += [
+                f"{sign} {weight:g} * {name} {float(cosines[i]):.4f}"
+                for sign, weight, name, cosines in seeds
+            ]
             line = f"{score:.4f} = " + " ".join(parts).removeprefix("+ ")
             if described is not None:
                 line += f"; description {described[i]}"
@@ -453,8 +471,7 @@ def rank_albums(
     if album_ids is None:
         if not seed_albums:
             return search.rank_albums(store, bundle, query, limit)
-        rows = store.conn.execute("SELECT id FROM albums").fetchall()
-        album_ids = {int(r[0]) for r in rows}
+        album_ids = store.album_ids()
     wanted = set(album_ids) - seed_albums
     if not wanted:
         return []

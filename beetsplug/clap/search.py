@@ -258,12 +258,6 @@ def matching_ids(
     return {int(row[0]) for row in rows}
 
 
-def all_album_ids(lib: Library) -> set[int]:
-    """Every album's id, read in one query (no Album objects built)."""
-    with lib.transaction() as tx:
-        return {int(row[0]) for row in tx.query("SELECT id FROM albums")}
-
-
 def item_columns(
     lib: Library, query: str | Sequence[str] | None, columns: Sequence[str]
 ) -> list[tuple]:

@@ -436,6 +436,11 @@ class Store(VectorIndex):
         ).fetchall()
         return {int(i): int(a) for i, a in rows}
 
+    def album_ids(self) -> set[int]:
+        """Every album's id in the library."""
+        rows = self.conn.execute("SELECT id FROM albums").fetchall()
+        return {int(r[0]) for r in rows}
+
     def album_members(self, album_ids: Iterable[int]) -> dict[int, list[int]]:
         """album id -> its item ids."""
         rows = self.conn.execute(
