@@ -6,6 +6,13 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, ClassVar
 
+# onnxruntime 1.29 and later record usage events under the user's cache
+# folder (Microsoft/DeveloperTools) and send them to Microsoft's collector
+# unless this is set before they are imported: the plugin works offline and
+# tells no one about a library. Set here, before any command can import
+# onnxruntime, so worker processes inherit it; a user's own setting stands.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from beets import ui
 from beets.dbcore.query import FieldQuery
 from beets.plugins import BeetsPlugin
