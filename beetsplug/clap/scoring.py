@@ -49,6 +49,7 @@ __all__ = [
     "contrasted",
     "describe",
     "negated_phrases",
+    "negates_voice",
     "quoted",
     "speech_penalty",
     "tag_evidence",
@@ -211,15 +212,13 @@ SPEECH_TEXT = "spoken word"
 SPEECH_MARGIN = 0.6
 
 
-def wants_voice(parsed: ParsedQuery) -> bool:
-    """Whether a description asks for a voice ("female vocals", "vocal
-    jazz", "a man talking"): one of its wanted attributes, or a word or
-    two-word run of one, names a voice concept or a kind of one
-    (query.voices), so speech is not pushed down."""
+def _names_voice(attributes: Sequence[str]) -> bool:
+    """Whether one of `attributes`, or a word or two-word run of one, names
+    a voice concept or a kind of one (query.voices)."""
     from .query import voices as voice_concepts
 
     voices = voice_concepts()
-    for attribute in parsed.affirmed:
+    for attribute in attributes:
         words = attribute.split()
         runs = [attribute, *words, *map(" ".join, pairwise(words))]
         for run in runs:
@@ -227,6 +226,21 @@ def wants_voice(parsed: ParsedQuery) -> bool:
             if concept is not None and concept.id in voices:
                 return True
     return False
+
+
+def wants_voice(parsed: ParsedQuery) -> bool:
+    """Whether a description asks for a voice ("female vocals", "vocal
+    jazz", "a man talking"), so speech is not pushed down."""
+    return _names_voice(parsed.affirmed)
+
+
+def negates_voice(parsed: ParsedQuery) -> bool:
+    """Whether a description refuses a voice ("jazz without vocals", "no
+    singing", "no talking"). One that negates only instruments or styles
+    ("calm music, no piano") still wants no voice: speech alone goes down
+    as in a plain description, or the text of the negation, which speech
+    alone satisfies, lifts spoken prompts above the music."""
+    return _names_voice(parsed.negated)
 
 
 def _speech_concepts() -> set[str]:
@@ -399,10 +413,10 @@ class TextQuery:
         (`link_tags` with a bundle: the lexicon, else its text encoder;
         without one the lexicon alone, over the meanings of `tag_names`).
         `speech_vector` (SPEECH_TEXT's) and `speech_weight` push items heard
-        as speech below music in a plain description, and above it in one
-        that asks for speech alone: not in one that negates (its penalties
-        decide; speech over music is "music without X" too) unless it
-        refuses speech itself (`refuses_speech`), nor in one that wants a
+        as speech below music in a description that wants no voice, negated
+        instruments or not, and above it in one that asks for speech alone:
+        not in one that refuses a voice (the vocals penalty decides) unless
+        it refuses speech itself (`refuses_speech`), nor in one that wants a
         voice along with other things."""
         names = tuple(tag_names)
         if bundle is not None and names:
@@ -423,7 +437,8 @@ class TextQuery:
         # one that refuses speech (speech down), or speech alone (speech up).
         speech_alone = wants_speech_alone(parsed)
         speech_counts = speech_alone or not (
-            (parsed.negated and not refuses_speech(parsed)) or wants_voice(parsed)
+            (negates_voice(parsed) and not refuses_speech(parsed))
+            or wants_voice(parsed)
         )
         rest = unknown_words(parsed) if bundle is not None and names else ""
         if rest:

@@ -404,14 +404,22 @@ def test_explain_shows_the_parse_and_the_formula(indexed: ClapEnv) -> None:
         "affirmative: 'low'",
         "negated:     noise",
     ]
-    # A negation's own penalty decides: no speech penalty.
-    assert "ranking:     sim('low without noise') - 0.5 * sim('noise')" in out
-    assert not any("speech" in line for line in out)
+    # Noise is no voice: the description still wants none, and speech alone
+    # ranks after music as in a plain one.
+    assert (
+        "ranking:     sim('low without noise') - 0.5 * sim('noise') - 8 * speech"
+    ) in out
     assert out[-2] == "low"
     # Under the result, its score term by term.
     assert re.fullmatch(
-        r"    \d\.\d{4} = sim \d\.\d{4} - 0\.5 \* noise -?\d\.\d{4}", out[-1]
+        r"    \d\.\d{4} = sim \d\.\d{4} - 0\.5 \* noise -?\d\.\d{4}"
+        r" - 8 \* speech \d\.\d{4}",
+        out[-1],
     )
+    # A refused voice: its penalty decides, no speech term.
+    voice = indexed.lines("clap", "--explain", "low without vocals", "-n", "1")
+    assert "ranking:     sim('low without vocals') - 0.5 * penalty('vocals')" in voice
+    assert not any("speech" in line for line in voice)
 
 
 def test_explain_names_the_speech_penalty_of_a_plain_description(
@@ -497,7 +505,7 @@ def test_tagger_evidence_joins_a_negated_attributes_penalty(
         "  drums: penalty = text sim('drums') + 2 x tags drums (by lexicon)"
         in explained
     )
-    assert explained[-3].endswith(" - 0.5 * penalty('drums')")
+    assert explained[-3].endswith(" - 0.5 * penalty('drums') - 8 * speech")
     from beetsplug.clap import DEFAULTS
 
     assert DEFAULTS["tag_weight"] == search.DEFAULT_TAG_WEIGHT
@@ -562,10 +570,10 @@ def test_explain_spells_out_each_results_score(
         if terms["speech"] is not None:
             total -= float(terms["s"]) * float(terms["speech"])
         assert total == pytest.approx(float(score), abs=5e-4)
-        # A negated description has a penalty and no speech term; a plain
-        # one the speech term.
+        # A negated description has a penalty; both want no voice, so both
+        # have the speech term.
         assert (terms["penalty"] is not None) == ("no noise" in text)
-        assert (terms["speech"] is not None) == ("no noise" not in text)
+        assert terms["speech"] is not None
 
 
 def _relative(tags: dict[str, float]) -> dict[str, float]:

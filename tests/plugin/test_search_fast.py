@@ -208,8 +208,8 @@ def test_a_plain_description_pushes_speech_down_and_stays_exact(
     the speech penalty: the query's nearest item, made to sound like speech
     (SPEECH_TEXT's vector is its own), leaves the top 20, and the result is
     the exact top 20 of the whole score. A description that wants a voice,
-    or one that negates, gets no penalty; one that asks for speech alone
-    gets it as a lift."""
+    or one that refuses one, gets no penalty; one that negates instruments
+    only gets it too; one that asks for speech alone gets it as a lift."""
     from beetsplug.clap.query import parse_query
     from beetsplug.clap.scoring import SPEECH_MARGIN, wants_voice
 
@@ -258,12 +258,25 @@ def test_a_plain_description_pushes_speech_down_and_stays_exact(
         )
         assert not both.speech_wanted, text
         assert not both.reads_vectors, text
-    negated = parse_query("calm, no drums")
-    rows = np.concatenate([vectors, speech[None, :]])
-    query = TextQuery.build(negated, rows, 0.5, speech_vector=speech, speech_weight=8.0)
-    np.testing.assert_allclose(
-        query.score(mat), mat @ QUERY_DIRECTION - 0.5 * (mat @ speech), atol=1e-5
-    )
+    # A negated voice: its penalty decides, no speech term. A negated
+    # instrument still wants no voice: the speech term too.
+    sim = mat @ QUERY_DIRECTION
+    heard = 8.0 * np.maximum(mat @ speech - 0.6, 0.0)
+    for text, expected in (
+        ("calm, no vocals", sim - 0.5 * (mat @ speech)),
+        ("calm, no singing", sim - 0.5 * (mat @ speech)),
+        ("calm, no drums", sim - 0.5 * (mat @ speech) - heard),
+        ("calm music without piano or guitar", sim - 0.5 * (mat @ speech) - heard),
+    ):
+        negated = parse_query(text)
+        query = TextQuery.build(
+            negated,
+            np.concatenate([vectors, *[speech[None, :]] * len(negated.negated)]),
+            0.5,
+            speech_vector=speech,
+            speech_weight=8.0,
+        )
+        np.testing.assert_allclose(query.score(mat), expected, atol=1e-5, err_msg=text)
 
 
 def test_a_description_is_parsed_once_as_far_as_the_model_reads(
