@@ -582,3 +582,43 @@ def test_names_count_the_labelled_clips_a_name_says_are_without():
         "clips_with_it": 1,
         "clips_labelled": 11,
     }
+
+
+def test_vacuous_scores_each_concept_among_the_clips_without_the_negated():
+    """vacuous.py: per negated attribute, a library of the part's clips
+    labelled without it, the concepts judged there (never the attribute or
+    what implies it) and each ranking's AUC, averaged per attribute."""
+    import vacuous
+
+    recipe = check.load_recipe(check.HERE / "labels.json")
+    index = check.part_index(recipe, "choose")
+    seen: list[tuple[str, str, list[int]]] = []
+
+    def scores(text: str, attr: str, library: np.ndarray) -> dict[str, np.ndarray]:
+        seen.append((text, attr, library.tolist()))
+        concept = next(c for c in concepts.CONCEPTS if c.query == text)
+        truth = np.array(concept.labels([recipe["clips"][i] for i in library]), float)
+        # every ranking right but the negated one, which is reversed
+        return {c: (-truth if c == "negated" else truth) for c in vacuous.COLUMNS}
+
+    report = vacuous.part_rows(recipe, index, scores)
+    assert set(report) == set(vacuous.NEGATED)
+    for attr, got in report.items():
+        labels = check.known(recipe, attr)
+        library = [i for i in index.tolist() if labels[i] == 0]
+        assert got["clips"] == len(library) > 0
+        asked = [(t, lib) for t, a, lib in seen if a == attr]
+        assert asked
+        assert all(lib == library for _, lib in asked)
+        judged = {r["concept"] for r in got["rows"]}
+        assert judged
+        assert not judged & vacuous.NEGATED[attr]
+        for row in got["rows"]:
+            assert min(row["n_pos"], row["n_neg"]) >= concepts.MIN_POSITIVES
+            assert row["plain"] == row["penalty"] == 1.0
+            assert row["negated"] == 0.0
+        assert got["mean"]["plain"] == 1.0
+        assert got["mean"]["negated"] == 0.0
+    # drums are judged among the clips without vocals, vocals never are
+    assert "drums" in {r["concept"] for r in report["vocals"]["rows"]}
+    assert "vocals" in {r["concept"] for r in report["drums"]["rows"]}
