@@ -208,4 +208,13 @@ def test_music_queries_rank_speech_after_music(bundle: Bundle, tmp_path: Path) -
         assert query.speech_vector is not None, text
         scores = query.score(audio, tags)
         assert scores[:n].max() < scores[n:].min(), (text, scores)
-    assert embed_query(bundle, "no drums", 0.5).speech_vector is None
+    # Refusing an instrument still wants no voice: speech alone, which has
+    # no drums either, ranks after the beds without drums (the answers).
+    beds = n + np.arange(0, len(music), 2)  # (bed, bed with drums) pairs
+    for text in ("no drums", "music without drums", "calm music, no drums"):
+        query = embed_query(bundle, text, DEFAULT_NEGATION_WEIGHT)
+        assert query.speech_vector is not None, text
+        scores = query.score(audio, tags)
+        assert scores[:n].max() < scores[beds].min(), (text, scores)
+    # Refusing a voice: the vocals penalty decides, no speech term.
+    assert embed_query(bundle, "music without vocals", 0.5).speech_vector is None

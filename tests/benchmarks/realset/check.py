@@ -355,17 +355,24 @@ def concept_row(
 def speech_rows(
     clips: Sequence[dict[str, Any]], text_scores: dict[str, dict[str, np.ndarray]]
 ) -> list[dict[str, Any]]:
-    """For each music query: AUC of music over speech alone, and where the
-    best-ranked speech clip lands (1 = first of all clips)."""
-    from concepts import MUSIC_QUERIES, music
+    """For each music query: AUC of music over speech alone, where the
+    best-ranked speech clip lands and how many speech clips are in the top
+    10 (among the music and speech clips). For the music queries that negate
+    an instrument, the music is the clips without it (NEGATED's labels)."""
+    from concepts import MUSIC_QUERIES, NEGATED, NEGATED_MUSIC_QUERIES, music
 
-    lab = np.array([music(c["labels"]) for c in clips])
-    mask = lab >= 0
-    y = lab[mask] == 1
+    speech = np.array([music(c["labels"]) for c in clips]) == 0
     rows = []
-    if y.all() or not y.any():
-        return rows
-    for query in MUSIC_QUERIES:
+    answers = {c.id: np.array(c.labels(list(clips))) == 1 for c in NEGATED}
+    wanted = [
+        (q, np.array([music(c["labels"]) for c in clips]) == 1) for q in MUSIC_QUERIES
+    ]
+    wanted += [(q, answers[c]) for q, c in NEGATED_MUSIC_QUERIES if c in answers]
+    for query, is_music in wanted:
+        mask = is_music | speech
+        y = is_music[mask]
+        if y.all() or not y.any():
+            continue
         row: dict[str, Any] = {"query": query, "n_music": int(y.sum()),
                                "n_speech": int((~y).sum())}  # fmt: skip
         for scorer, by_query in text_scores.items():
@@ -375,6 +382,7 @@ def speech_rows(
             row[f"auc_{scorer}"] = auc(sc, y)
             order = np.argsort(-sc, kind="stable")
             row[f"first_speech_rank_{scorer}"] = int(np.flatnonzero(~y[order])[0]) + 1
+            row[f"speech_in_top10_{scorer}"] = int((~y[order[:10]]).sum())
         rows.append(row)
     return rows
 
@@ -507,12 +515,16 @@ def print_report(report: dict[str, Any]) -> None:
             print()
             head = ["music query", "music", "speech"]
             for s in scorers:
-                head += [f"AUC {s}", f"1st speech {s}"]
+                head += [f"AUC {s}", f"1st speech {s}", f"speech in top 10 {s}"]
             lines = [head]
             for r in entry["speech"]:
                 line = [r["query"], r["n_music"], r["n_speech"]]
                 for s in scorers:
-                    line += [r.get(f"auc_{s}"), r.get(f"first_speech_rank_{s}")]
+                    line += [
+                        r.get(f"auc_{s}"),
+                        r.get(f"first_speech_rank_{s}"),
+                        r.get(f"speech_in_top10_{s}"),
+                    ]
                 lines.append(line)
             _table(lines)
         for m, summ in entry["summary"].items():
@@ -730,9 +742,10 @@ def cached(
 
 
 def all_queries() -> list[str]:
-    from concepts import CONCEPTS, MUSIC_QUERIES, NEGATED
+    from concepts import CONCEPTS, MUSIC_QUERIES, NEGATED, NEGATED_MUSIC_QUERIES
 
     qs = {c.query for c in CONCEPTS + NEGATED} | set(MUSIC_QUERIES)
+    qs |= {q for q, _ in NEGATED_MUSIC_QUERIES}
     qs |= {t for q in QUERIES.values() for t in q} | {q for q, _ in RANKING}
     return sorted(qs)
 

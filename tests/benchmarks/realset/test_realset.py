@@ -622,3 +622,36 @@ def test_vacuous_scores_each_concept_among_the_clips_without_the_negated():
     # drums are judged among the clips without vocals, vocals never are
     assert "drums" in {r["concept"] for r in report["vocals"]["rows"]}
     assert "vocals" in {r["concept"] for r in report["drums"]["rows"]}
+
+
+def test_speech_rows_hold_negated_music_queries_against_speech_alone():
+    """check.speech_rows: a music query that negates an instrument is
+    answered by the music without it (NEGATED's labels) and held against
+    speech alone; a ranking that puts speech first says so."""
+    recipe = check.load_recipe(check.HERE / "labels.json")
+    clips = [recipe["clips"][i] for i in check.part_index(recipe, "report")]
+    negated = {c.id: c for c in concepts.NEGATED}
+    speech = np.array([concepts.music(c["labels"]) == 0 for c in clips])
+    scores = {}
+    for query, concept in concepts.NEGATED_MUSIC_QUERIES:
+        answers = np.array(negated[concept].labels(clips)) == 1
+        # speech alone first, then the answers, then the rest
+        scores[query] = 2.0 * speech + 1.0 * answers
+    rows = {r["query"]: r for r in check.speech_rows(clips, {"t": scores})}
+    scored = {q for q, r in rows.items() if "auc_t" in r}
+    assert scored == {q for q, _ in concepts.NEGATED_MUSIC_QUERIES}
+    for query, concept in concepts.NEGATED_MUSIC_QUERIES:
+        row = rows[query]
+        answers = np.array(negated[concept].labels(clips)) == 1
+        assert row["n_music"] == int(answers.sum())
+        assert row["n_speech"] == int(speech.sum()) >= 10
+        assert row["auc_t"] == 0.0
+        assert row["first_speech_rank_t"] == 1
+        assert row["speech_in_top10_t"] == 10
+    flipped = {q: -s for q, s in scores.items()}
+    for row in check.speech_rows(clips, {"t": flipped}):
+        if row["query"] not in scored:
+            continue
+        assert row["auc_t"] == 1.0
+        assert row["speech_in_top10_t"] == 0
+        assert row["first_speech_rank_t"] == row["n_music"] + 1
