@@ -682,16 +682,22 @@ def test_parsed_scores_add_the_affirmed_bonus_like_the_plugin() -> None:
 
 
 def test_parsed_scores_push_speech_down_like_the_plugin() -> None:
-    # A plain description: the clip that sounds like "spoken word" (its
-    # vector) drops by the speech penalty; a negating one is left alone.
+    # A plain description, and one that refuses an instrument: the clip
+    # that sounds like "spoken word" (its vector) drops by the speech
+    # penalty; one that refuses a voice is left to its penalty.
     audio = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6]], np.float32)
     embed = _tower(
         {"calm": [1.0, 0.0], "spoken word": [0.0, 1.0],
-         "calm without drums": [1.0, 0.0], "drums": [0.0, 0.0]}
+         "calm without drums": [1.0, 0.0], "drums": [0.0, 0.0],
+         "calm without vocals": [1.0, 0.0], "vocals": [0.0, 0.0],
+         "choir": [0.0, 0.0], "a cappella": [0.0, 0.0]}
     )  # fmt: skip
+    pushed = [1.0, 0.6 - 8 * (0.8 - 0.6), 0.8]
     plain = evaluate.parsed_scores("calm", audio, embed, speech_weight=8.0)
-    np.testing.assert_allclose(
-        plain.score(0.5), [1.0, 0.6 - 8 * (0.8 - 0.6), 0.8], atol=1e-6
-    )
+    np.testing.assert_allclose(plain.score(0.5), pushed, atol=1e-6)
     negating = evaluate.parsed_scores("calm, no drums", audio, embed, speech_weight=8.0)
-    np.testing.assert_allclose(negating.score(0.5), audio[:, 0], atol=1e-6)
+    np.testing.assert_allclose(negating.score(0.5), pushed, atol=1e-6)
+    voiceless = evaluate.parsed_scores(
+        "calm, no vocals", audio, embed, speech_weight=8.0
+    )
+    np.testing.assert_allclose(voiceless.score(0.5), audio[:, 0], atol=1e-6)
