@@ -48,6 +48,7 @@ __all__ = [
     "combine_scores",
     "contrasted",
     "describe",
+    "leaves_speech_to_penalties",
     "negated_phrases",
     "negates_voice",
     "quoted",
@@ -243,6 +244,16 @@ def negates_voice(parsed: ParsedQuery) -> bool:
     return _names_voice(parsed.negated)
 
 
+def leaves_speech_to_penalties(parsed: ParsedQuery) -> bool:
+    """Whether a negating description leaves speech to its penalties: it
+    refuses a voice, or it asks for nothing but an absence ("no drums",
+    `clap-similar --without drums`, where the seeds say what is wanted,
+    and they may be speech)."""
+    if not parsed.negated:
+        return False
+    return negates_voice(parsed) or not parsed.affirmative.strip()
+
+
 def _speech_concepts() -> set[str]:
     """Speech and its kinds (lexicon ids)."""
     return {"speech", *lexicon().kinds_of("speech")}
@@ -415,9 +426,10 @@ class TextQuery:
         `speech_vector` (SPEECH_TEXT's) and `speech_weight` push items heard
         as speech below music in a description that wants no voice, negated
         instruments or not, and above it in one that asks for speech alone:
-        not in one that refuses a voice (the vocals penalty decides) unless
-        it refuses speech itself (`refuses_speech`), nor in one that wants a
-        voice along with other things."""
+        not in one that refuses a voice or asks for nothing but an absence
+        (`leaves_speech_to_penalties`) unless it refuses speech itself
+        (`refuses_speech`), nor in one that wants a voice along with other
+        things."""
         names = tuple(tag_names)
         if bundle is not None and names:
 
@@ -437,7 +449,7 @@ class TextQuery:
         # one that refuses speech (speech down), or speech alone (speech up).
         speech_alone = wants_speech_alone(parsed)
         speech_counts = speech_alone or not (
-            (negates_voice(parsed) and not refuses_speech(parsed))
+            (leaves_speech_to_penalties(parsed) and not refuses_speech(parsed))
             or wants_voice(parsed)
         )
         rest = unknown_words(parsed) if bundle is not None and names else ""

@@ -267,6 +267,8 @@ def test_a_plain_description_pushes_speech_down_and_stays_exact(
         ("calm, no singing", sim - 0.5 * (mat @ speech)),
         ("calm, no drums", sim - 0.5 * (mat @ speech) - heard),
         ("calm music without piano or guitar", sim - 0.5 * (mat @ speech) - heard),
+        # an absence alone says nothing of what is wanted: no speech term
+        ("no drums", sim - 0.5 * (mat @ speech)),
     ):
         negated = parse_query(text)
         query = TextQuery.build(
