@@ -237,18 +237,19 @@ def wants_voice(parsed: ParsedQuery) -> bool:
 
 def negates_voice(parsed: ParsedQuery) -> bool:
     """Whether a description refuses a voice ("jazz without vocals", "no
-    singing", "no talking"). One that negates only instruments or styles
-    ("calm music, no piano") still wants no voice: speech alone goes down
-    as in a plain description, or the text of the negation, which speech
-    alone satisfies, lifts spoken prompts above the music."""
+    singing", "no talking")."""
     return _names_voice(parsed.negated)
 
 
 def leaves_speech_to_penalties(parsed: ParsedQuery) -> bool:
     """Whether a negating description leaves speech to its penalties: it
-    refuses a voice, or it asks for nothing but an absence ("no drums",
-    `clap-similar --without drums`, where the seeds say what is wanted,
-    and they may be speech)."""
+    refuses a voice (that penalty decides), or it asks for nothing but an
+    absence ("no drums", `clap-similar --without drums`, where the seeds
+    say what is wanted, and they may be speech). One that asks for music
+    and refuses an instrument ("calm music, no piano") does not: speech
+    alone has no piano either, and the negated text would lift spoken
+    prompts above the music (docs/benchmarks.md, "Speech under negated
+    music queries")."""
     if not parsed.negated:
         return False
     return negates_voice(parsed) or not parsed.affirmative.strip()
