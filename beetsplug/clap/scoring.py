@@ -3,7 +3,7 @@
 The score of an item is the whole description's similarity, minus a penalty
 for the negated concepts (their text similarity, and the tagger's evidence
 where a tag means them), plus a bonus for the wanted concepts a tag means
-(docs/queries.md), minus, for a plain description that wants no voice, a
+(docs/queries.md), minus, for a description that wants no voice, a
 penalty for what sounds like speech alone (plus, for one that asks for
 speech alone). Which tags a phrase means is taglinks' job; a tag's
 probability counts relative to its top over the library (`TagScale`).
@@ -446,8 +446,9 @@ class TextQuery:
         affirmed = tuple(link(a, True) for a in parsed.affirmed)
         # Read before the unknown words join the wanted attributes: "poetry
         # reading" asks for speech alone whatever "reading" links to. The
-        # speech term scores a plain description that wants no voice and
-        # one that refuses speech (speech down), or speech alone (speech up).
+        # speech term scores a description that wants no voice, instruments
+        # refused or not, and one that refuses speech (speech down), or
+        # speech alone (speech up).
         speech_alone = wants_speech_alone(parsed)
         speech_counts = speech_alone or not (
             (leaves_speech_to_penalties(parsed) and not refuses_speech(parsed))
