@@ -80,6 +80,16 @@ def decode(
     return Decoded(item_id, windows, None, mtime, size)
 
 
+def stderr_to_devnull() -> None:
+    """Point this process's fd 2 at /dev/null: libmpg123 (inside
+    libsndfile) writes its notes there, past Python's sys.stderr."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+    finally:
+        os.close(devnull)
+
+
 @contextlib.contextmanager
 def decoder_notes_hidden() -> Iterator[None]:
     """Standard error (fd 2) goes to /dev/null while this process decodes,
@@ -102,11 +112,7 @@ def decoder_notes_hidden() -> Iterator[None]:
         yield
         return
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-        finally:
-            os.close(devnull)
+        stderr_to_devnull()
         yield
     finally:
         os.dup2(saved, 2)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .runguard import IndexingError
 from .store import Embedded, Failed
-from .track import DecoderFailed, decode, embed_track, file_stat
+from .track import DecoderFailed, decode, embed_track, file_stat, stderr_to_devnull
 
 if TYPE_CHECKING:
     import numpy as np
@@ -252,9 +252,7 @@ def _worker_init(onnx_path: str, threads: int, parent: int) -> None:
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    stderr_to_devnull()
     try:
         _ENCODER = AudioEncoder(onnx_path, threads)
     except Exception as exc:

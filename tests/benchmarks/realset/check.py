@@ -361,12 +361,11 @@ def speech_rows(
     an instrument, the music is the clips without it (NEGATED's labels)."""
     from concepts import MUSIC_QUERIES, NEGATED, NEGATED_MUSIC_QUERIES, music
 
-    speech = np.array([music(c["labels"]) for c in clips]) == 0
+    kind = np.array([music(c["labels"]) for c in clips])  # 1 music, 0 speech
+    speech = kind == 0
     rows = []
     answers = {c.id: np.array(c.labels(list(clips))) == 1 for c in NEGATED}
-    wanted = [
-        (q, np.array([music(c["labels"]) for c in clips]) == 1) for q in MUSIC_QUERIES
-    ]
+    wanted = [(q, kind == 1) for q in MUSIC_QUERIES]
     wanted += [(q, answers[c]) for q, c in NEGATED_MUSIC_QUERIES if c in answers]
     for query, is_music in wanted:
         mask = is_music | speech

@@ -29,6 +29,7 @@ clap-default's figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,9 +112,7 @@ def plugin_scorer(bundle: Any, audio: np.ndarray, tags: np.ndarray | None) -> Sc
         scale = None if rows is None else TagScale.fit(rows)
         plain = search.embed_query(bundle, text, weight)
         negated = search.embed_query(bundle, f"{text} without {attr}", weight)
-        untagged = search.embed_query(
-            bundle, f"{text} without {attr}", weight, tag_weight=0.0
-        )
+        untagged = dataclasses.replace(negated, tag_weight=0.0)
         base = plain.score(mat, rows, scale)
         terms = negated.terms(mat, rows, scale)
         assert terms.negated is not None
