@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 from pathlib import Path
@@ -445,5 +446,20 @@ def user_error(exc: BaseException) -> str | None:
     return None
 
 
+def _exit_rank(code: int) -> None:
+    """End a torchrun rank that Ctrl-C or SIGTERM stopped, once it has said
+    what it saved and left its process group: without the interpreter's
+    teardown, where a collective library's thread still joinable at exit
+    can abort the process ("terminate called without an active exception",
+    SIGABRT), which the launcher would report instead of the signal's
+    status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status in (130, 143) and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _exit_rank(status)
+    sys.exit(status)
