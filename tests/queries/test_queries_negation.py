@@ -639,9 +639,14 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     bonus = TextQuery.build(parsed, vectors, 0.5, names, 0.0, 0.4)
     assert plain.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2])
     # "calm piano" has no tag of its own: its head noun's tag speaks for it;
-    # the bonus is weight x the mean evidence over the wanted attributes,
-    # each tag read relative to its top among the items scored.
-    evidence = (_relative(probs[:, 0]) + _relative(probs[:, 2])) / 2
+    # the bonus is weight x the geometric mean of the wanted attributes'
+    # evidence (each at least EVIDENCE_FLOOR), each tag read relative to its
+    # top among the items scored.
+    floor = 1e-3
+    evidence = np.sqrt(
+        np.maximum(_relative(probs[:, 0]), floor)
+        * np.maximum(_relative(probs[:, 2]), floor)
+    )
     assert bonus.score(audio, probs) == pytest.approx([0.5, 0.6, 0.2] + 0.4 * evidence)
     assert _relative(probs[:, 2]) == pytest.approx([0, 1, 0])
     assert bonus.score(audio) == pytest.approx(plain.score(audio))  # no tags stored
@@ -652,7 +657,8 @@ def test_affirmed_tag_evidence_is_a_bounded_bonus() -> None:
     assert "  wanted guitar: evidence = tags guitar (by lexicon), w 0.4" in lines
     assert "  wanted calm piano: evidence = tags piano (by lexicon), w 0.4" in lines
     assert lines[-1].endswith(
-        "- 0.5 * sim('vocals') + 0.4 * mean(evidence('guitar'), evidence('calm piano'))"
+        "- 0.5 * sim('vocals') "
+        "+ 0.4 * geomean(evidence('guitar'), evidence('calm piano'))"
     )
     # Without a negation the bonus alone makes the query need rescoring.
     only = TextQuery.build(parse_query("drums"), vectors[:1], 0.5, names, 1.0, 0.4)
@@ -1263,6 +1269,57 @@ def test_a_tag_with_a_small_scale_counts_as_much_as_a_large_one() -> None:
     # A tag that never fires on the library is not stretched to count.
     quiet = np.stack([guitar, guitar / 100], axis=1)
     assert tag_evidence(match_tags("piano", names), quiet).max() < 0.2
+
+
+def test_wanted_attributes_count_together_unless_alternatives() -> None:
+    # Item 0 is strongly metal with no voice, item 1 a choir with no metal,
+    # item 2 has some of both; their text similarity is the same. "metal
+    # with male vocals" wants both: item 2 first. The arithmetic mean would
+    # rank it last (0.5 + 0.5 against 0.45 + 0.45). "metal or male vocals"
+    # offers alternatives: the mean, and the single-attribute items first.
+    from beetsplug.clap.scoring import EVIDENCE_FLOOR, any_of, combine_evidence
+
+    names = ["metal", "male vocal", "piano"]
+    probs = np.array(
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.45, 0.45, 0.0], [0.0, 0.0, 1.0]],
+        np.float32,
+    )
+    audio = np.zeros((4, 3), np.float32)
+    vectors = np.array([[1.0, 0.0, 0.0]], np.float32)
+    both = TextQuery.build(
+        parse_query("metal with male vocals"), vectors, 0.5, names, 1.0, 0.2
+    )
+    assert both.parsed.affirmed == ["metal", "male vocals"]
+    assert not both.any_wanted
+    scores = both.score(audio, probs)
+    assert np.argmax(scores) == 2
+    assert scores[3] == pytest.approx(0.2 * EVIDENCE_FLOOR, abs=1e-6)
+    assert max(scores[0], scores[1]) < 0.01  # one attribute alone: ~0
+    assert (
+        both.explain()
+        .splitlines()[-1]
+        .endswith("+ 0.2 * geomean(evidence('metal'), evidence('male vocals'))")
+    )
+    either = TextQuery.build(
+        parse_query("metal or male vocals"), vectors, 0.5, names, 1.0, 0.2
+    )
+    assert either.parsed.affirmed == ["metal", "male vocals"]
+    assert either.any_wanted
+    alt = either.score(audio, probs)
+    assert list(np.argsort(-alt)[:2]) in ([0, 1], [1, 0])
+    assert alt[2] < alt[0]
+    assert (
+        either.explain()
+        .splitlines()[-1]
+        .endswith("+ 0.2 * mean(evidence('metal'), evidence('male vocals'))")
+    )
+    # One attribute: its own evidence, whichever the form.
+    one = np.array([[0.0, 0.3, 1.0]], np.float32)
+    assert combine_evidence(one, False) == pytest.approx(one[0])
+    assert combine_evidence(one, True) == pytest.approx(one[0])
+    assert any_of(parse_query("either rock or metal"))
+    assert not any_of(parse_query("jazz without drums or bass"))
+    assert not any_of(parse_query("orchestral horror soundtrack"))
 
 
 def _relative(column: np.ndarray) -> np.ndarray:

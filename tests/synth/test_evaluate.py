@@ -126,14 +126,20 @@ def _clip(
     )
 
 
-def test_negated_queries_relevance_and_implications() -> None:
-    clips = [
+def _five_clips() -> list[Clip]:
+    """Jazz with piano (one with vocals), jazz with saxophone, rock with
+    violin (one with vocals)."""
+    return [
         _clip(0, ["jazz", "piano", "vocals"], "jazz"),
         _clip(1, ["jazz", "piano"], "jazz"),
         _clip(2, ["jazz", "saxophone"], "jazz"),
         _clip(3, ["rock", "violin", "vocals"], "rock"),
         _clip(4, ["rock", "violin"], "rock"),
     ]
+
+
+def test_negated_queries_relevance_and_implications() -> None:
+    clips = _five_clips()
     queries = {q.text: q for q in evaluate.negated_queries(clips, min_relevant=1)}
     q = queries["jazz without vocals"]
     assert q.relevant.tolist() == [False, True, True, False, False]
@@ -146,6 +152,59 @@ def test_negated_queries_relevance_and_implications() -> None:
     assert "jazz without vocals" not in {
         q.text for q in evaluate.negated_queries(clips, min_relevant=3)
     }
+
+
+def test_conjunctive_queries_want_both() -> None:
+    clips = _five_clips()
+    queries = {q.text: q for q in evaluate.conjunctive_queries(clips, min_relevant=1)}
+    q = queries["jazz with piano"]
+    assert q.relevant.tolist() == [True, True, False, False, False]
+    assert q.partial.tolist() == [False, False, True, False, False]
+    assert "jazz and piano" in queries
+    # A violin implies strings: "violin with strings" asks for one thing.
+    assert not any(t.startswith("violin with strings") for t in queries)
+    # No clip has rock and piano: nothing to find.
+    assert "rock with piano" not in queries
+    # A clip with one of the two only is partial, whichever it has.
+    assert queries["jazz with vocals"].partial.tolist() == [
+        False, True, True, True, False
+    ]  # fmt: skip
+    assert "jazz with piano" not in {
+        q.text for q in evaluate.conjunctive_queries(clips, min_relevant=3)
+    }
+
+
+def test_conjunctive_retrieval_wants_each_attribute() -> None:
+    # The text cannot tell the clips apart; the tagger can. Clip 2 has some
+    # piano and some drums, clips 0 and 1 only one of them, strongly: the
+    # plugin's ranking (geometric mean) puts clip 2 first, the averaged
+    # evidence a one-attribute clip, the text alone clip 0 (a tie).
+    clips = [  # no style: "piano with drums" is the only pair
+        _clip(0, ["piano"], ""),
+        _clip(1, ["drums"], ""),
+        _clip(2, ["piano", "drums"], ""),
+        _clip(3, [], ""),
+    ]
+    tags = np.array([[1.0, 0.0], [0.0, 1.0], [0.4, 0.4], [0.0, 0.0]], np.float32)
+    audio = np.array([[1.0, 0.0]] * 4, np.float32)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0]] * len(texts), np.float32)
+
+    got = evaluate.conjunctive_retrieval(
+        audio, clips, embed, 0.5, 1, tags, ["piano", "drums"], 1.0, 0.2
+    )
+    assert got["plugin"]["queries"] == 2  # "piano with drums", "piano and drums"
+    assert set(got["plugin"]["by_form"]) == set(evaluate.CONJUNCTIVE_FORMS)
+    assert got["plugin"]["precision_at_10"] == 1.0
+    assert got["plugin"]["partial_rate"] == 0.0
+    assert got["mean"]["precision_at_10"] == 0.0
+    assert got["mean"]["partial_rate"] == 1.0
+    assert got["text"]["precision_at_10"] == 0.0
+    empty = evaluate.conjunctive_retrieval(audio, clips[:1], embed, 0.5, 1)
+    assert empty["plugin"] == {
+        "queries": 0, "precision_at_10": None, "partial_rate": None
+    }  # fmt: skip
 
 
 class _Table:
@@ -316,6 +375,9 @@ def test_evaluate_end_to_end(
             }
             assert set(r["negation"]["retrieval"]) == {"original", "half", "full"}
             assert r["minimal_pairs"]["pairs"] >= 1
+            conj = r["conjunctions"]
+            assert set(conj) == {"plugin", "mean", "text"}
+            assert conj["plugin"]["queries"] == conj["text"]["queries"]
             nr = r["negated_retrieval"]
             assert set(nr) == {
                 "plain",

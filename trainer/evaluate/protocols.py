@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,6 +42,8 @@ PAIR_NEGATIVE: tuple[str, ...] = (
 )
 PAIR_NEGATIVE_EXTRA: dict[str, tuple[str, ...]] = {"vocals": ("instrumental music",)}
 NEGATED_FORMS: tuple[str, ...] = ("{a} without {b}", "{a}, no {b}")
+# Descriptions that want two things at once (conjunctive_retrieval).
+CONJUNCTIVE_FORMS: tuple[str, ...] = ("{a} with {b}", "{a} and {b}")
 WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 TAG_WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.15, 0.3, 0.5, 1.0)
 AFFIRMED_TAG_WEIGHT_SWEEP: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
@@ -182,6 +184,26 @@ class NegatedQuery:
     violating: np.ndarray
 
 
+def _term_pairs(
+    clips: list[Clip],
+) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(A, B, has A, has B) for A a style or instrument family and B vocals,
+    drums or a family that the clips name, A ≠ B and neither implying the
+    other."""
+    present = [c.present for c in clips]
+
+    def seen(terms: Sequence[str]) -> list[str]:
+        return [t for t in terms if any(t in p for p in present)]
+
+    b_terms = seen((*vocab.PRESENCE, *vocab.INSTRUMENTS))
+    for a in seen((*vocab.STYLES, *vocab.INSTRUMENTS)):
+        has_a = np.array([a in p for p in present])
+        for b in b_terms:
+            if a == b or b in IMPLIES.get(a, ()) or a in IMPLIES.get(b, ()):
+                continue
+            yield a, b, has_a, np.array([b in p for p in present])
+
+
 def negated_queries(clips: list[Clip], min_relevant: int = TOP_K) -> list[NegatedQuery]:
     """ "A without B" / "A, no B" queries the split can judge.
 
@@ -190,31 +212,15 @@ def negated_queries(clips: list[Clip], min_relevant: int = TOP_K) -> list[Negate
     B. A query is kept when at least `min_relevant` clips are relevant and at
     least one clip has both A and B (otherwise B would not discriminate).
     """
-    a_terms = [
-        t
-        for t in (*vocab.STYLES, *vocab.INSTRUMENTS)
-        if any(t in c.present for c in clips)
-    ]
-    b_terms = [
-        t
-        for t in (*vocab.PRESENCE, *vocab.INSTRUMENTS)
-        if any(t in c.present for c in clips)
-    ]
-    present = [c.present for c in clips]
     out = []
-    for a in a_terms:
-        has_a = np.array([a in p for p in present])
-        for b in b_terms:
-            if a == b or b in IMPLIES.get(a, ()) or a in IMPLIES.get(b, ()):
-                continue
-            has_b = np.array([b in p for p in present])
-            relevant = has_a & ~has_b
-            if relevant.sum() < min_relevant or not (has_a & has_b).any():
-                continue
-            for form in NEGATED_FORMS:
-                out.append(
-                    NegatedQuery(form.format(a=a, b=b), a, b, form, relevant, has_b)
-                )
+    for a, b, has_a, has_b in _term_pairs(clips):
+        relevant = has_a & ~has_b
+        if relevant.sum() < min_relevant or not (has_a & has_b).any():
+            continue
+        out += [
+            NegatedQuery(f.format(a=a, b=b), a, b, f, relevant, has_b)
+            for f in NEGATED_FORMS
+        ]
     return out
 
 
@@ -258,11 +264,11 @@ def parsed_scores(
     sim(whole text) - w * max over the negated attributes of (sim, the best of
     the attribute's and its kinds', + tag_weight x
     the tagger's evidence, where a tag speaks about the attribute), plus
-    affirmed_tag_weight x the mean evidence for the attributes the query asks
-    for, minus speech_weight x the speech penalty where the query wants no
-    voice. The plugin's own TextQuery does the scoring. A text the model has no
-    words for scores 0 everywhere (the plugin refuses it; here it just ranks
-    badly).
+    affirmed_tag_weight x the evidence for the attributes the query asks
+    for, together (their geometric mean), minus speech_weight x the speech
+    penalty where the query wants no voice. The plugin's own TextQuery does
+    the scoring. A text the model has no words for scores 0 everywhere (the
+    plugin refuses it; here it just ranks badly).
     """
     from beetsplug.clap.query import parse_query
     from beetsplug.clap.scoring import SPEECH_TEXT, negated_phrases, whole_vector
@@ -290,29 +296,134 @@ def _kind(term: str) -> str:
     return term if term in vocab.PRESENCE else "instrument"
 
 
-def _summarise(queries: list[NegatedQuery], results: list[tuple[float, float]]) -> dict:
-    if not queries:
-        return {"queries": 0, "precision_at_10": None, "violation_rate": None}
+def _summary(
+    queries: Sequence[NegatedQuery | ConjunctiveQuery],
+    results: list[tuple[float, float]],
+    second: str,
+    forms: Sequence[str],
+) -> tuple[dict, Callable[[np.ndarray], dict]]:
+    """Precision@10 and `second` (the other share of each result) averaged
+    over the queries, and by form; with the function that averages them
+    over a mask of the queries."""
     prec = np.array([r[0] for r in results])
-    viol = np.array([r[1] for r in results])
+    other = np.array([r[1] for r in results])
 
     def block(mask: np.ndarray) -> dict:
         return {
             "queries": int(mask.sum()),
             "precision_at_10": float(prec[mask].mean()) if mask.any() else None,
-            "violation_rate": float(viol[mask].mean()) if mask.any() else None,
+            second: float(other[mask].mean()) if mask.any() else None,
         }
 
     out = block(np.ones(len(queries), bool))
-    out["by_form"] = {
-        f: block(np.array([q.form == f for q in queries])) for f in NEGATED_FORMS
-    }
+    out["by_form"] = {f: block(np.array([q.form == f for q in queries])) for f in forms}
+    return out, block
+
+
+def _summarise(queries: list[NegatedQuery], results: list[tuple[float, float]]) -> dict:
+    if not queries:
+        return {"queries": 0, "precision_at_10": None, "violation_rate": None}
+    out, block = _summary(queries, results, "violation_rate", NEGATED_FORMS)
     out["by_negated"] = {
         k: block(np.array([_kind(q.b) == k for q in queries]))
         for k in ("vocals", "drums", "instrument")
         if any(_kind(q.b) == k for q in queries)
     }
     return out
+
+
+@dataclass(frozen=True)
+class ConjunctiveQuery:
+    text: str
+    a: str
+    b: str
+    form: str
+    relevant: np.ndarray  # clips with A and B
+    partial: np.ndarray  # clips with one of them only
+
+
+def conjunctive_queries(
+    clips: list[Clip], min_relevant: int = TOP_K
+) -> list[ConjunctiveQuery]:
+    """ "A with B" / "A and B" queries the split can judge: A a style or
+    instrument family, B vocals, drums or a family (not A, not implied by it
+    or implying it). Relevant: clips with both; partial: clips with one of
+    them only. Kept when at least `min_relevant` clips are relevant and one
+    is partial."""
+    out = []
+    for a, b, has_a, has_b in _term_pairs(clips):
+        relevant = has_a & has_b
+        partial = has_a ^ has_b
+        if relevant.sum() < min_relevant or not partial.any():
+            continue
+        out += [
+            ConjunctiveQuery(f.format(a=a, b=b), a, b, f, relevant, partial)
+            for f in CONJUNCTIVE_FORMS
+        ]
+    return out
+
+
+def conjunctive_retrieval(
+    audio: np.ndarray,
+    clips: list[Clip],
+    embed: TextEmbedder,
+    weight: float,
+    min_relevant: int = TOP_K,
+    tags: np.ndarray | None = None,
+    tag_names: Sequence[str] = (),
+    tag_weight: float = 0.0,
+    affirmed_tag_weight: float = 0.0,
+    speech_weight: float = 0.0,
+) -> dict:
+    """Descriptions that want two things ("piano with drums"), ranked as the
+    plugin ranks them ("plugin": the wanted attributes' tag evidence by
+    their geometric mean), with that evidence averaged instead ("mean", as
+    the plugin reads alternatives: "piano or drums") and by the whole text
+    alone ("text"). Per ranking: precision@10 of clips with both, and the
+    share of the top 10 that has one of them only ("partial_rate")."""
+    from beetsplug.clap.scoring import TagScale, combine_evidence, tag_evidence
+
+    queries = conjunctive_queries(clips, min_relevant)
+    columns = ("plugin", "mean", "text")
+    if not queries:
+        return {c: _summarise_conjunctive([], []) for c in columns}
+    scale = TagScale.fit(tags) if tags is not None else None
+    results: dict[str, list[tuple[float, float]]] = {c: [] for c in columns}
+    for q in queries:
+        scored = parsed_scores(
+            q.text,
+            audio,
+            embed,
+            tags,
+            tag_names,
+            tag_weight,
+            affirmed_tag_weight,
+            speech_weight,
+        )
+        query = replace(scored.query, weight=weight)
+        terms = query.terms(audio, tags, scale)
+        averaged = terms
+        if tags is not None and terms.evidence is not None:
+            found = [tag_evidence(m, tags, scale) for m in query.affirmed_matches]
+            evidence = combine_evidence([e for e in found if e is not None], True)
+            averaged = replace(terms, evidence=evidence)
+        ranked = {
+            "plugin": query.total(terms),
+            "mean": query.total(averaged),
+            "text": query.total(replace(terms, evidence=None)),
+        }
+        for c in columns:
+            got = topk_precision_violation(ranked[c], q.relevant, q.partial)
+            results[c].append(got)
+    return {c: _summarise_conjunctive(queries, results[c]) for c in columns}
+
+
+def _summarise_conjunctive(
+    queries: list[ConjunctiveQuery], results: list[tuple[float, float]]
+) -> dict:
+    if not queries:
+        return {"queries": 0, "precision_at_10": None, "partial_rate": None}
+    return _summary(queries, results, "partial_rate", CONJUNCTIVE_FORMS)[0]
 
 
 def negated_retrieval(

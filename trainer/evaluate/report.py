@@ -28,6 +28,7 @@ from trainer.evaluate.metrics import TOP_K
 from trainer.evaluate.plot import plot
 from trainer.evaluate.protocols import (
     caption_retrieval,
+    conjunctive_retrieval,
     negated_retrieval,
     negation_protocols,
     pair_accuracy,
@@ -84,6 +85,19 @@ def evaluate_split(
                 "music_to_text_R@10": res["music_to_text"]["R@10"],
             }
     negation = negation_protocols(audio, clips, embed)
+    # What the descriptions ranked as the plugin ranks them read.
+    ranked = (
+        audio,
+        clips,
+        embed,
+        weight,
+        min_relevant,
+        tags,
+        bundle.tag_names if tags is not None else (),
+        tag_weight,
+        affirmed_tag_weight,
+        speech_weight,
+    )
     return {
         "clips": len(clips),
         "skipped": skipped,
@@ -93,18 +107,8 @@ def evaluate_split(
         "by_caption_column": by_column,
         "negation": {k: v for k, v in negation.items() if k != "curves"},
         "minimal_pairs": pair_accuracy(audio, clips, embed),
-        "negated_retrieval": negated_retrieval(
-            audio,
-            clips,
-            embed,
-            weight,
-            min_relevant,
-            tags,
-            bundle.tag_names if tags is not None else (),
-            tag_weight,
-            affirmed_tag_weight,
-            speech_weight,
-        ),
+        "negated_retrieval": negated_retrieval(*ranked),
+        "conjunctions": conjunctive_retrieval(*ranked),
         "curves": {
             "text_to_music": main.get("curve", []),
             **{f"negation_{k}": v for k, v in negation.get("curves", {}).items()},

@@ -655,3 +655,46 @@ def test_speech_rows_hold_negated_music_queries_against_speech_alone():
         assert row["auc_t"] == 1.0
         assert row["speech_in_top10_t"] == 0
         assert row["first_speech_rank_t"] == row["n_music"] + 1
+
+
+def test_conjunctions_ask_for_two_things_and_judge_the_clips_with_both():
+    """conjunctions.py: descriptions of two concepts of different families,
+    answered by the clips labelled with both; a scorer that knows the answer
+    gets every column's AUC and R-precision at 1."""
+    import conjunctions
+
+    asked = conjunctions.descriptions()
+    texts = {t for t, _, _ in asked}
+    assert "metal with male vocals" in texts
+    assert "electronic music with drums" in texts
+    assert "piano with drums" in texts
+    assert "piano and flute" in texts
+    assert "violin with strings" not in texts  # one family
+    assert "vocals with metal" not in texts  # the genre reads first
+    assert "drums and vocals" not in texts  # a voice reads after "with"
+    recipe = check.load_recipe(check.HERE / "labels.json")
+    index = check.part_index(recipe, "choose")
+    clips = recipe["clips"]  # a scorer scores every clip, as one library
+    by_text = {t: (a, b) for t, a, b in asked}
+
+    def scores(text: str) -> dict[str, np.ndarray]:
+        a, b = by_text[text]
+        truth = conjunctions.both(a, b, clips).astype(float)
+        return dict.fromkeys(conjunctions.COLUMNS, truth)
+
+    report = conjunctions.part_rows(recipe, index, scores)
+    assert report["rows"]
+    for row in report["rows"]:
+        assert min(row["n_pos"], row["n_neg"]) >= concepts.MIN_POSITIVES
+        for c in conjunctions.COLUMNS:
+            assert row[f"auc_{c}"] == 1.0
+            assert row[f"rprec_{c}"] == 1.0
+    assert report["mean"]["auc_plugin"] == 1.0
+    metal = next(r for r in report["rows"] if r["query"] == "metal with guitar")
+    labels = conjunctions.both(
+        next(c for c in concepts.CONCEPTS if c.id == "rock/metal"),
+        next(c for c in concepts.CONCEPTS if c.id == "guitar"),
+        [recipe["clips"][i] for i in index],
+    )
+    assert metal["n_pos"] == int((labels == 1).sum())
+    assert metal["n_neg"] == int((labels == 0).sum())
