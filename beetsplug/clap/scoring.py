@@ -217,9 +217,9 @@ def combine_evidence(found: Sequence[np.ndarray], any_wanted: bool) -> np.ndarra
     with female vocals"): their geometric mean, so an item strong in one
     and without the other ranks below one that has some of each (the
     arithmetic mean let a metal track without a voice, or a choir without
-    metal, count as half of both). Alternatives ("piano or guitar") keep
-    the arithmetic mean. Chosen on the real-recording check set's choose
-    part and the synthetic valid split (docs/benchmarks.md, "Wanted
+    metal, count as half of both). Alternatives ("piano or guitar") are
+    each enough: the highest. Chosen on the real-recording check set's
+    choose part and the synthetic valid split (docs/benchmarks.md, "Wanted
     attributes together")."""
     import numpy as np
 
@@ -227,7 +227,7 @@ def combine_evidence(found: Sequence[np.ndarray], any_wanted: bool) -> np.ndarra
     if len(stacked) == 1:
         return stacked[0]
     if any_wanted:
-        return stacked.mean(axis=0).astype(np.float32)
+        return stacked.max(axis=0)
     logs = np.log(np.maximum(stacked, EVIDENCE_FLOOR))
     return np.exp(logs.mean(axis=0)).astype(np.float32)
 
@@ -673,7 +673,7 @@ class TextQuery:
     @property
     def any_wanted(self) -> bool:
         """True when the wanted attributes are alternatives ("piano or
-        guitar"): their evidence is averaged, not required of each."""
+        guitar"): the best evidence among them counts, not each one's."""
         return any_of(self.parsed)
 
     def _bonus(
@@ -740,7 +740,7 @@ class TextQuery:
             scored_by=scored_by,
             bonus=bonus,
             bonus_weight=self.affirmed_tag_weight,
-            bonus_form="mean" if self.any_wanted else "geomean",
+            bonus_form="max" if self.any_wanted else "geomean",
             speech_weight=self.speech_weight if self._speech else 0.0,
             speech_wanted=self.speech_wanted,
         )
@@ -835,7 +835,7 @@ def describe(
     `scored_by` maps a negated attribute to how its penalty is measured
     (e.g. "tag 'no vocals'"), text similarity otherwise; `bonus` maps an
     affirmed attribute to the evidence whose `bonus_form` ("geomean", or
-    "mean" for alternatives: `combine_evidence`), times `bonus_weight`, is
+    "max" for alternatives: `combine_evidence`), times `bonus_weight`, is
     added to the score; `speech_weight` > 0 says items heard as speech are
     pushed below music (above it when `speech_wanted`).
     """

@@ -1276,7 +1276,8 @@ def test_wanted_attributes_count_together_unless_alternatives() -> None:
     # item 2 has some of both; their text similarity is the same. "metal
     # with male vocals" wants both: item 2 first. The arithmetic mean would
     # rank it last (0.5 + 0.5 against 0.45 + 0.45). "metal or male vocals"
-    # offers alternatives: the mean, and the single-attribute items first.
+    # offers alternatives: the highest evidence, the single-attribute items
+    # first with all of it.
     from beetsplug.clap.scoring import EVIDENCE_FLOOR, any_of, combine_evidence
 
     names = ["metal", "male vocal", "piano"]
@@ -1307,11 +1308,13 @@ def test_wanted_attributes_count_together_unless_alternatives() -> None:
     assert either.any_wanted
     alt = either.score(audio, probs)
     assert list(np.argsort(-alt)[:2]) in ([0, 1], [1, 0])
+    assert alt[0] == pytest.approx(0.2)  # all of metal's evidence, not half
+    assert alt[1] == pytest.approx(0.2)
     assert alt[2] < alt[0]
     assert (
         either.explain()
         .splitlines()[-1]
-        .endswith("+ 0.2 * mean(evidence('metal'), evidence('male vocals'))")
+        .endswith("+ 0.2 * max(evidence('metal'), evidence('male vocals'))")
     )
     # One attribute: its own evidence, whichever the form.
     one = np.array([[0.0, 0.3, 1.0]], np.float32)

@@ -377,11 +377,11 @@ def conjunctive_retrieval(
 ) -> dict:
     """Descriptions that want two things ("piano with drums"), ranked as the
     plugin ranks them ("plugin": the wanted attributes' tag evidence by
-    their geometric mean), with that evidence averaged instead ("mean", as
-    the plugin reads alternatives: "piano or drums") and by the whole text
-    alone ("text"). Per ranking: precision@10 of clips with both, and the
+    their geometric mean), with that evidence averaged instead ("mean": what
+    requiring each attribute changes) and by the whole text alone
+    ("text"). Per ranking: precision@10 of clips with both, and the
     share of the top 10 that has one of them only ("partial_rate")."""
-    from beetsplug.clap.scoring import TagScale, combine_evidence, tag_evidence
+    from beetsplug.clap.scoring import TagScale, tag_evidence
 
     queries = conjunctive_queries(clips, min_relevant)
     columns = ("plugin", "mean", "text")
@@ -405,7 +405,7 @@ def conjunctive_retrieval(
         averaged = terms
         if tags is not None and terms.evidence is not None:
             found = [tag_evidence(m, tags, scale) for m in query.affirmed_matches]
-            evidence = combine_evidence([e for e in found if e is not None], True)
+            evidence = np.mean([e for e in found if e is not None], axis=0)
             averaged = replace(terms, evidence=evidence)
         ranked = {
             "plugin": query.total(terms),

@@ -1,19 +1,22 @@
-"""Descriptions that want two things at once: "metal with male vocals".
+"""Descriptions that want two things at once, "metal with male vocals",
+or either of two, "piano or guitar".
 
 For every pair of concepts the set labels (A, B: a genre, part, voice or
 instrument; not two of one family, "violin with strings"), the description
 "A with B" (and "A and B" where neither is a genre or a voice) is answered
-by the clips labelled with both; a clip labelled without either is a wrong
-answer, the rest are left out. A pair is judged where a part has at least
-MIN_POSITIVES clips on each side. Per part it prints the mean AUC and
-R-precision of three rankings of each description, all clips scored as
-one library (as check.py does):
+by the clips labelled with both, a clip labelled without one of them
+being a wrong answer; "A or B" by the clips labelled with either, a clip
+labelled without both being a wrong answer; the rest are left out. A
+description is judged where a part has at least MIN_POSITIVES clips on
+each side. Per part it prints the mean AUC and R-precision of three
+rankings of each description, all clips scored as one library (as
+check.py does), the two kinds apart:
 
 - text: the whole text's similarity alone (no tagger evidence);
 - mean: the plugin's ranking with the wanted attributes' evidence
-  averaged (what the plugin did before);
-- plugin: the plugin's ranking as it stands (their geometric mean:
-  scoring.combine_evidence).
+  averaged (what the plugin did before it told the two kinds apart);
+- plugin: the plugin's ranking as it stands (scoring.combine_evidence:
+  their geometric mean for "with", the highest for "or").
 
     python tests/benchmarks/realset/conjunctions.py --bundle models/clap-default \\
         --data REALSET --cache CACHE [--part choose|report]
@@ -51,6 +54,9 @@ FAMILIES = (
     frozenset({"vocals", "female voice", "male voice", "choir", "singing"}),
 )
 KINDS = ("part", "gender", "instrument", "genre", "outside")
+# What a description asks of its two concepts, by its form.
+TOGETHER = ("{a} with {b}", "{a} and {b}")
+ALTERNATIVES = ("{a} or {b}",)
 # The rankings compared, in the order they are printed.
 COLUMNS = ("text", "mean", "plugin")
 
@@ -58,9 +64,10 @@ COLUMNS = ("text", "mean", "plugin")
 Scorer = Callable[[str], dict[str, np.ndarray]]
 
 
-def descriptions() -> list[tuple[str, Concept, Concept]]:
-    """(description, A, B) for every ordered pair the benchmark asks about:
-    a genre or a voice reads after "with" or before it, never "and"."""
+def descriptions() -> list[tuple[str, Concept, Concept, str]]:
+    """(description, A, B, "together" or "alternatives") for every ordered
+    pair the benchmark asks about: a genre or a voice reads after "with" or
+    before it, never "and"."""
     out = []
     usable = [c for c in CONCEPTS if c.kind in KINDS]
     for a, b in itertools.permutations(usable, 2):
@@ -68,10 +75,11 @@ def descriptions() -> list[tuple[str, Concept, Concept]]:
             continue
         if a.kind in ("part", "gender") and b.kind == "genre":
             continue  # "vocals with metal": the genre comes first
-        forms = ["{a} with {b}"]
+        forms = [(TOGETHER[0], "together")]
         if a.kind != "genre" and b.kind not in ("part", "gender"):
-            forms.append("{a} and {b}")
-        out += [(f.format(a=a.query, b=b.query), a, b) for f in forms]
+            forms.append((TOGETHER[1], "together"))
+        forms += [(f, "alternatives") for f in ALTERNATIVES]
+        out += [(f.format(a=a.query, b=b.query), a, b, k) for f, k in forms]
     return out
 
 
@@ -82,15 +90,22 @@ def both(a: Concept, b: Concept, clips: list[dict[str, Any]]) -> np.ndarray:
     return np.where((la == 1) & (lb == 1), 1, np.where((la == 0) | (lb == 0), 0, -1))
 
 
+def either(a: Concept, b: Concept, clips: list[dict[str, Any]]) -> np.ndarray:
+    """Per clip: 1 with one of them, 0 without both, -1 unknown."""
+    la = np.array(a.labels(clips))
+    lb = np.array(b.labels(clips))
+    return np.where((la == 1) | (lb == 1), 1, np.where((la == 0) & (lb == 0), 0, -1))
+
+
 def part_rows(
     recipe: dict[str, Any], index: np.ndarray, scores: Scorer
 ) -> dict[str, Any]:
     """One row per description judged on the part (n+, n-, each column's
-    AUC and R-precision) and the columns' means over them."""
+    AUC and R-precision) and the columns' means over them, per kind."""
     clips = [recipe["clips"][i] for i in index]
     rows = []
-    for text, a, b in descriptions():
-        labels = both(a, b, clips)
+    for text, a, b, kind in descriptions():
+        labels = (both if kind == "together" else either)(a, b, clips)
         mask = labels >= 0
         y = labels[mask] == 1
         if min(int(y.sum()), int((~y).sum())) < MIN_POSITIVES:
@@ -98,6 +113,7 @@ def part_rows(
         ranked = scores(text)
         row: dict[str, Any] = {
             "query": text,
+            "kind": kind,
             "n_pos": int(y.sum()),
             "n_neg": int((~y).sum()),
         }
@@ -106,12 +122,15 @@ def part_rows(
             row[f"auc_{column}"] = check.auc(got, y)
             row[f"rprec_{column}"] = check.r_precision(got, y)
         rows.append(row)
-    mean = {
-        f"{m}_{c}": float(np.mean([r[f"{m}_{c}"] for r in rows]))
-        for m in ("auc", "rprec")
-        for c in COLUMNS
-        if rows
-    }
+    mean = {}
+    for kind in ("together", "alternatives"):
+        of_kind = [r for r in rows if r["kind"] == kind]
+        if of_kind:
+            mean[kind] = {
+                f"{m}_{c}": float(np.mean([r[f"{m}_{c}"] for r in of_kind]))
+                for m in ("auc", "rprec")
+                for c in COLUMNS
+            }
     return {"rows": rows, "mean": mean}
 
 
@@ -119,7 +138,7 @@ def plugin_scorer(bundle: Any, audio: np.ndarray, tags: np.ndarray | None) -> Sc
     """COLUMNS as the plugin ranks the set as one library, with its default
     weights."""
     from beetsplug.clap import search
-    from beetsplug.clap.scoring import TagScale, combine_evidence, tag_evidence
+    from beetsplug.clap.scoring import TagScale, tag_evidence
 
     weight = search.resolve_negation_weight(None, bundle)
     scale = None if tags is None else TagScale.fit(tags)
@@ -130,7 +149,7 @@ def plugin_scorer(bundle: Any, audio: np.ndarray, tags: np.ndarray | None) -> Sc
         mean = terms
         if tags is not None and terms.evidence is not None:
             found = [tag_evidence(m, tags, scale) for m in query.affirmed_matches]
-            evidence = combine_evidence([e for e in found if e is not None], True)
+            evidence = np.mean([e for e in found if e is not None], axis=0)
             mean = dataclasses.replace(terms, evidence=evidence)
         return {
             "text": query.total(dataclasses.replace(terms, evidence=None)),
@@ -171,10 +190,10 @@ def print_report(report: dict[str, Any]) -> None:
                 [row["query"], row["n_pos"], row["n_neg"]]
                 + [f"{row[f'auc_{c}']:.3f} / {row[f'rprec_{c}']:.3f}" for c in COLUMNS]
             )
-        if entry["mean"]:
-            mean = entry["mean"]
+        for kind, mean in entry["mean"].items():
+            n = sum(r["kind"] == kind for r in entry["rows"])
             lines.append(
-                [f"mean ({len(entry['rows'])} descriptions)", "", ""]
+                [f"mean, {kind} ({n} descriptions)", "", ""]
                 + [
                     f"{mean[f'auc_{c}']:.3f} / {mean[f'rprec_{c}']:.3f}"
                     for c in COLUMNS

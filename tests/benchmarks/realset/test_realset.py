@@ -664,22 +664,24 @@ def test_conjunctions_ask_for_two_things_and_judge_the_clips_with_both():
     import conjunctions
 
     asked = conjunctions.descriptions()
-    texts = {t for t, _, _ in asked}
+    texts = {t for t, _, _, _ in asked}
     assert "metal with male vocals" in texts
     assert "electronic music with drums" in texts
     assert "piano with drums" in texts
     assert "piano and flute" in texts
+    assert "piano or flute" in texts
     assert "violin with strings" not in texts  # one family
     assert "vocals with metal" not in texts  # the genre reads first
     assert "drums and vocals" not in texts  # a voice reads after "with"
     recipe = check.load_recipe(check.HERE / "labels.json")
     index = check.part_index(recipe, "choose")
     clips = recipe["clips"]  # a scorer scores every clip, as one library
-    by_text = {t: (a, b) for t, a, b in asked}
+    by_text = {t: (a, b, k) for t, a, b, k in asked}
 
     def scores(text: str) -> dict[str, np.ndarray]:
-        a, b = by_text[text]
-        truth = conjunctions.both(a, b, clips).astype(float)
+        a, b, kind = by_text[text]
+        labels = conjunctions.both if kind == "together" else conjunctions.either
+        truth = labels(a, b, clips).astype(float)
         return dict.fromkeys(conjunctions.COLUMNS, truth)
 
     report = conjunctions.part_rows(recipe, index, scores)
@@ -689,7 +691,9 @@ def test_conjunctions_ask_for_two_things_and_judge_the_clips_with_both():
         for c in conjunctions.COLUMNS:
             assert row[f"auc_{c}"] == 1.0
             assert row[f"rprec_{c}"] == 1.0
-    assert report["mean"]["auc_plugin"] == 1.0
+    assert set(report["mean"]) == {"together", "alternatives"}
+    assert report["mean"]["together"]["auc_plugin"] == 1.0
+    assert report["mean"]["alternatives"]["rprec_text"] == 1.0
     metal = next(r for r in report["rows"] if r["query"] == "metal with guitar")
     labels = conjunctions.both(
         next(c for c in concepts.CONCEPTS if c.id == "rock/metal"),
@@ -698,3 +702,11 @@ def test_conjunctions_ask_for_two_things_and_judge_the_clips_with_both():
     )
     assert metal["n_pos"] == int((labels == 1).sum())
     assert metal["n_neg"] == int((labels == 0).sum())
+    piano, flute = (
+        next(c for c in concepts.CONCEPTS if c.id == i) for i in ("piano", "flute")
+    )
+    labels = conjunctions.either(piano, flute, [recipe["clips"][i] for i in index])
+    alt = next(r for r in report["rows"] if r["query"] == "piano or flute")
+    assert alt["kind"] == "alternatives"
+    assert alt["n_pos"] == int((labels == 1).sum())
+    assert alt["n_neg"] == int((labels == 0).sum())
