@@ -18,6 +18,7 @@ from .lexicon import lexicon
 from .query import (
     _AFFIX_KINDS,
     _AFFIX_RES,
+    _ALTERNATIVES,
     _ANSWERS,
     _CANCELS,
     _COPULAS,
@@ -843,6 +844,7 @@ class Parser:
             kind_readings,
             family_readings,
             tuple((tok.text, tok.low) for tok in mended),
+            self._offers_alternatives(spans),
         )
 
     def _focus(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -918,6 +920,15 @@ class Parser:
             sources=sources,
             start=toks[start].start,
             end=toks[end - 1].end,
+        )
+
+    def _offers_alternatives(self, spans: list[tuple[int, int]]) -> bool:
+        """Whether a word outside the negations' `spans` (and not quoted)
+        offers the wanted attributes as alternatives ("piano or guitar")."""
+        return any(
+            not tok.protected and tok.kind == "word" and tok.low in _ALTERNATIVES
+            for a, b in self._free_runs(spans)
+            for tok in self.toks[a:b]
         )
 
     def _free_runs(self, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

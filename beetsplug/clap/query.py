@@ -69,6 +69,7 @@ _PREPOSITIONS = frozenset(_GRAMMAR["prepositions"])
 _TAILS = tuple(tuple(t.split()) for t in _GRAMMAR["tails"])
 _LIST_ALWAYS = frozenset({*_GRAMMAR["list_always"], "/"})
 _LIST_DISTRIBUTIVE = frozenset({*_GRAMMAR["list_after_strong"], "&"})
+_ALTERNATIVES = frozenset(_GRAMMAR["alternatives"])
 _EDGE_WORDS = frozenset(_GRAMMAR["edge_words"])
 # "only vocals", "drums alone": words that stress a part.
 _FOCUS = frozenset(tuple(f.split()) for f in _GRAMMAR["focus"])
@@ -237,6 +238,10 @@ class ParsedQuery:
     # (as typed, as read) for each word read through a typo ("witout" ->
     # "without": grammar `typo_tolerant`).
     mended: tuple[tuple[str, str], ...] = ()
+    # True when the wanted part offers its attributes as alternatives
+    # ("piano or guitar", "either rock or metal": grammar `alternatives`,
+    # quoted words aside), so either is enough.
+    alternatives: bool = False
 
     @property
     def has_negation(self) -> bool:

@@ -200,17 +200,9 @@ def tag_evidence(
 # The geometric mean reads each wanted attribute's evidence no lower than
 # this: one with none at all leaves the bonus near 0, not undefined.
 EVIDENCE_FLOOR = 1e-3
-# Words that make a description's wanted attributes alternatives.
-_ALTERNATIVES = re.compile(r"\b(?:or|either|nor)\b", re.IGNORECASE)
 
 
-def any_of(parsed: ParsedQuery) -> bool:
-    """Whether the affirmative part offers its attributes as alternatives
-    ("piano or guitar", "either rock or metal")."""
-    return bool(_ALTERNATIVES.search(parsed.affirmative))
-
-
-def combine_evidence(found: Sequence[np.ndarray], any_wanted: bool) -> np.ndarray:
+def combine_evidence(found: Sequence[np.ndarray], alternatives: bool) -> np.ndarray:
     """One [n_items] evidence from each wanted attribute's, in [0, 1].
 
     A description that names several attributes wants them all ("metal
@@ -226,7 +218,7 @@ def combine_evidence(found: Sequence[np.ndarray], any_wanted: bool) -> np.ndarra
     stacked = np.asarray(found, np.float32)
     if len(stacked) == 1:
         return stacked[0]
-    if any_wanted:
+    if alternatives:
         return stacked.max(axis=0)
     logs = np.log(np.maximum(stacked, EVIDENCE_FLOOR))
     return np.exp(logs.mean(axis=0)).astype(np.float32)
@@ -670,12 +662,6 @@ class TextQuery:
         starts = np.concatenate([[0], np.cumsum(self.phrase_counts)[:-1]])
         return np.maximum.reduceat(sims, starts, axis=0)
 
-    @property
-    def any_wanted(self) -> bool:
-        """True when the wanted attributes are alternatives ("piano or
-        guitar"): the best evidence among them counts, not each one's."""
-        return any_of(self.parsed)
-
     def _bonus(
         self, tags: np.ndarray | None, scale: TagScale | None = None
     ) -> np.ndarray | None:
@@ -684,10 +670,19 @@ class TextQuery:
         without tags or such attributes."""
         if tags is None or not self._bonus_tags:
             return None
+        return combine_evidence(
+            self.wanted_evidence(tags, scale), self.parsed.alternatives
+        )
+
+    def wanted_evidence(
+        self, tags: np.ndarray, scale: TagScale | None = None
+    ) -> list[np.ndarray]:
+        """Per affirmed attribute a tag means, its calibrated tagger
+        evidence [n_items] (`tag_evidence`; `scale` as for `score`)."""
         if scale is None:
             scale = TagScale.fit(tags)
-        found = [tag_evidence(m, tags, scale) for m in self.affirmed_matches]
-        return combine_evidence([e for e in found if e is not None], self.any_wanted)
+        found = (tag_evidence(m, tags, scale) for m in self.affirmed_matches)
+        return [e for e in found if e is not None]
 
     def _plus_bonus(self, scores: np.ndarray, evidence: np.ndarray) -> np.ndarray:
         import numpy as np
@@ -740,7 +735,7 @@ class TextQuery:
             scored_by=scored_by,
             bonus=bonus,
             bonus_weight=self.affirmed_tag_weight,
-            bonus_form="max" if self.any_wanted else "geomean",
+            bonus_form="max" if self.parsed.alternatives else "geomean",
             speech_weight=self.speech_weight if self._speech else 0.0,
             speech_wanted=self.speech_wanted,
         )

@@ -1278,7 +1278,7 @@ def test_wanted_attributes_count_together_unless_alternatives() -> None:
     # rank it last (0.5 + 0.5 against 0.45 + 0.45). "metal or male vocals"
     # offers alternatives: the highest evidence, the single-attribute items
     # first with all of it.
-    from beetsplug.clap.scoring import EVIDENCE_FLOOR, any_of, combine_evidence
+    from beetsplug.clap.scoring import EVIDENCE_FLOOR, combine_evidence
 
     names = ["metal", "male vocal", "piano"]
     probs = np.array(
@@ -1291,7 +1291,7 @@ def test_wanted_attributes_count_together_unless_alternatives() -> None:
         parse_query("metal with male vocals"), vectors, 0.5, names, 1.0, 0.2
     )
     assert both.parsed.affirmed == ["metal", "male vocals"]
-    assert not both.any_wanted
+    assert not both.parsed.alternatives
     scores = both.score(audio, probs)
     assert np.argmax(scores) == 2
     assert scores[3] == pytest.approx(0.2 * EVIDENCE_FLOOR, abs=1e-6)
@@ -1305,7 +1305,7 @@ def test_wanted_attributes_count_together_unless_alternatives() -> None:
         parse_query("metal or male vocals"), vectors, 0.5, names, 1.0, 0.2
     )
     assert either.parsed.affirmed == ["metal", "male vocals"]
-    assert either.any_wanted
+    assert either.parsed.alternatives
     alt = either.score(audio, probs)
     assert list(np.argsort(-alt)[:2]) in ([0, 1], [1, 0])
     assert alt[0] == pytest.approx(0.2)  # all of metal's evidence, not half
@@ -1320,9 +1320,10 @@ def test_wanted_attributes_count_together_unless_alternatives() -> None:
     one = np.array([[0.0, 0.3, 1.0]], np.float32)
     assert combine_evidence(one, False) == pytest.approx(one[0])
     assert combine_evidence(one, True) == pytest.approx(one[0])
-    assert any_of(parse_query("either rock or metal"))
-    assert not any_of(parse_query("jazz without drums or bass"))
-    assert not any_of(parse_query("orchestral horror soundtrack"))
+    assert parse_query("either rock or metal").alternatives
+    assert not parse_query("jazz without drums or bass").alternatives
+    assert not parse_query("orchestral horror soundtrack").alternatives
+    assert not parse_query('"Either Way" with piano and drums').alternatives
 
 
 def _relative(column: np.ndarray) -> np.ndarray:

@@ -381,7 +381,7 @@ def conjunctive_retrieval(
     requiring each attribute changes) and by the whole text alone
     ("text"). Per ranking: precision@10 of clips with both, and the
     share of the top 10 that has one of them only ("partial_rate")."""
-    from beetsplug.clap.scoring import TagScale, tag_evidence
+    from beetsplug.clap.scoring import TagScale
 
     queries = conjunctive_queries(clips, min_relevant)
     columns = ("plugin", "mean", "text")
@@ -404,8 +404,7 @@ def conjunctive_retrieval(
         terms = query.terms(audio, tags, scale)
         averaged = terms
         if tags is not None and terms.evidence is not None:
-            found = [tag_evidence(m, tags, scale) for m in query.affirmed_matches]
-            evidence = np.mean([e for e in found if e is not None], axis=0)
+            evidence = np.mean(query.wanted_evidence(tags, scale), axis=0)
             averaged = replace(terms, evidence=evidence)
         ranked = {
             "plugin": query.total(terms),

@@ -85,7 +85,7 @@ def evaluate_split(
                 "music_to_text_R@10": res["music_to_text"]["R@10"],
             }
     negation = negation_protocols(audio, clips, embed)
-    # What the descriptions ranked as the plugin ranks them read.
+    # What both protocols of descriptions ranked as the plugin ranks them read.
     ranked = (
         audio,
         clips,

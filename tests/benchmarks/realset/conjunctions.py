@@ -138,7 +138,7 @@ def plugin_scorer(bundle: Any, audio: np.ndarray, tags: np.ndarray | None) -> Sc
     """COLUMNS as the plugin ranks the set as one library, with its default
     weights."""
     from beetsplug.clap import search
-    from beetsplug.clap.scoring import TagScale, tag_evidence
+    from beetsplug.clap.scoring import TagScale
 
     weight = search.resolve_negation_weight(None, bundle)
     scale = None if tags is None else TagScale.fit(tags)
@@ -148,8 +148,7 @@ def plugin_scorer(bundle: Any, audio: np.ndarray, tags: np.ndarray | None) -> Sc
         terms = query.terms(audio, tags, scale)
         mean = terms
         if tags is not None and terms.evidence is not None:
-            found = [tag_evidence(m, tags, scale) for m in query.affirmed_matches]
-            evidence = np.mean([e for e in found if e is not None], axis=0)
+            evidence = np.mean(query.wanted_evidence(tags, scale), axis=0)
             mean = dataclasses.replace(terms, evidence=evidence)
         return {
             "text": query.total(dataclasses.replace(terms, evidence=None)),
