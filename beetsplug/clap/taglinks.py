@@ -304,19 +304,71 @@ def link_by_text(
     return TextMatch([rows[i] for i in order if sims[i] >= floor], [])
 
 
+# A word as unknown_words reads it (hyphens and apostrophes inside), and
+# the parts of a phrase it compares (hyphens read as spaces, other signs
+# dropped: "rock & roll", "hip-hop").
+_WORD_RE = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
+_PART_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+
 def unknown_words(parsed: ParsedQuery) -> str:
     """The words of the affirmative part the lexicon does not know (no
-    concept's form, no filler or cue word), in order: what only the text
-    encoder can link to tags. Quoted text is the user's literal words."""
+    concept's form, alone or within a phrase it knows, no filler or cue
+    word), in order: what only the text encoder can link to tags. "hip
+    hop" and "bossa nova" are known as phrases though "hop" and "nova"
+    alone are not. Quoted text is the user's literal words."""
     from .query import FILLER_WORDS
 
     if '"' in parsed.affirmative:
         return ""
     forms = lexicon().forms
-    words = re.findall(r"[^\W_]+(?:['-][^\W_]+)*", parsed.affirmative.casefold())
+    words = _WORD_RE.findall(parsed.affirmative.casefold())
+    known = _in_known_phrases(words)
     return " ".join(
-        w for w in words if w not in forms and w not in FILLER_WORDS and not w.isdigit()
+        w
+        for i, w in enumerate(words)
+        if i not in known
+        and w not in forms
+        and w not in FILLER_WORDS
+        and not w.isdigit()
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _phrase_parts() -> tuple[frozenset[tuple[str, ...]], int]:
+    """The lexicon's forms of several parts, as parts, and the most parts
+    in one."""
+    phrases = frozenset(
+        parts
+        for form in lexicon().forms
+        if len(parts := tuple(_PART_RE.findall(form.replace("-", " ")))) > 1
+    )
+    return phrases, max(map(len, phrases), default=1)
+
+
+def _in_known_phrases(words: Sequence[str]) -> set[int]:
+    """Positions of the words wholly inside a form of several words ("hip
+    hop", "rhythm and blues", "rock & roll"), the longest form at each
+    position first."""
+    phrases, longest = _phrase_parts()
+    parts: list[str] = []
+    owner: list[int] = []  # the word each part is of
+    for index, word in enumerate(words):
+        for part in _PART_RE.findall(word.replace("-", " ")):
+            parts.append(part)
+            owner.append(index)
+    covered: set[int] = set()
+    start = 0
+    while start < len(parts):
+        for size in range(min(longest, len(parts) - start), 1, -1):
+            if tuple(parts[start : start + size]) in phrases:
+                covered.update(range(start, start + size))
+                start += size
+                break
+        else:
+            start += 1
+    partly = {index for p, index in enumerate(owner) if p not in covered}
+    return set(owner) - partly
 
 
 def forget_links() -> None:

@@ -1357,6 +1357,41 @@ def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
     assert link_by_lexicon("vocals", both) == ([3, 4, 6], [2, 7])
 
 
+@pytest.mark.parametrize(
+    ("text", "unknown"),
+    [
+        # Words of a phrase the lexicon knows are known, though "hop",
+        # "nova" or "rhythm" alone are not: no second wanted attribute for
+        # the text encoder to link (it would join the geometric mean).
+        ("hip hop", ""),
+        ("instrumental hip-hop", ""),
+        ("rhythm and blues", ""),
+        ("bossa nova without drums", ""),
+        ("somebody reading poetry", ""),
+        ("calm new age", ""),
+        # What the lexicon does not know stays, in order, around them.
+        ("kazoo hip hop", "kazoo"),
+        ("hip hop kazoo nova", "kazoo nova"),
+        ("xyzzy plugh", "xyzzy plugh"),
+        ('"hip hop kazoo"', ""),
+    ],
+)
+def test_unknown_words_leave_out_the_lexicons_phrases(text: str, unknown: str) -> None:
+    from beetsplug.clap.taglinks import unknown_words
+
+    assert unknown_words(parse_query(text)) == unknown
+
+
+def test_every_phrase_of_the_lexicon_is_known_words() -> None:
+    from beetsplug.clap.taglinks import unknown_words
+
+    phrases = [f for f in lexicon().forms if " " in f]
+    assert len(phrases) > 100
+    for form in phrases:
+        assert unknown_words(parse_query(form)) == "", form
+        assert unknown_words(parse_query(f"kazoo {form} music")) == "kazoo", form
+
+
 # Ways of refusing a part, each with "{}" where the part goes: every one must
 # negate the part and never ask for it (a parse that asks for what the user
 # refuses ranks exactly the wrong tracks first).
