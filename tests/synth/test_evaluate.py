@@ -743,6 +743,41 @@ def test_parsed_scores_add_the_affirmed_bonus_like_the_plugin() -> None:
     assert top == (1.0, 0.0)
 
 
+def test_parsed_scores_link_tags_as_the_plugin_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a bundle, layer 2 links a word the lexicon does not know
+    ("treble") by the bundle's text encoder, as `beet clap` does, and scores
+    exactly as search.embed_query's TextQuery."""
+    from beetsplug.clap import search, taglinks
+
+    bundle = Bundle.load(build_tiny_bundle(tmp_path / "tagged", with_tags=True))
+    # Among three tags none stands out by the default threshold (a real
+    # tagger has dozens): as in the plugin's own test of this link.
+    monkeypatch.setattr(taglinks, "TEXT_LINK_THRESHOLD", 1.0)
+    taglinks.forget_links()
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((12, bundle.embedding_dim)).astype(np.float32)
+    audio /= np.linalg.norm(audio, axis=1, keepdims=True)
+    tags = rng.uniform(0.0, 1.0, (12, len(bundle.tag_names))).astype(np.float32)
+    embed = TextEmbedder(bundle)
+    for text in ("treble", "treble, no high", "noise without treble"):
+        parsed = evaluate.parsed_scores(
+            text, audio, embed, tags, bundle.tag_names, 1.0, 0.5, 8.0
+        )
+        plugin = search.embed_query(bundle, text, 0.5, 1.0, 0.5, 8.0)
+        assert [m.by for m in parsed.query.affirmed_matches] == [
+            m.by for m in plugin.affirmed_matches
+        ], text
+        np.testing.assert_allclose(
+            parsed.score(0.5), plugin.score(audio, tags), atol=1e-6, err_msg=text
+        )
+    wanted = evaluate.parsed_scores("treble", audio, embed, tags, bundle.tag_names)
+    assert wanted.query.affirmed_matches[0].by == "text encoder"
+    assert wanted.query.affirmed_matches[0].present
+    taglinks.forget_links()
+
+
 def test_parsed_scores_push_speech_down_like_the_plugin() -> None:
     # A plain description, and one that refuses an instrument: the clip
     # that sounds like "spoken word" (its vector) drops by the speech

@@ -267,8 +267,11 @@ def parsed_scores(
     affirmed_tag_weight x the evidence for the attributes the query asks
     for, together (their geometric mean), minus speech_weight x the speech
     penalty where the query wants no voice. The plugin's own TextQuery does
-    the scoring. A text the model has no words for scores 0 everywhere (the
-    plugin refuses it; here it just ranks badly).
+    the scoring, its attributes linked to tags as the plugin links them:
+    through the bundle `embed` embeds with (`taglinks.link_tags`: the
+    lexicon, else the bundle's text encoder), the lexicon alone for an
+    `embed` without one. A text the model has no words for scores 0
+    everywhere (the plugin refuses it; here it just ranks badly).
     """
     from beetsplug.clap.query import parse_query
     from beetsplug.clap.scoring import SPEECH_TEXT, negated_phrases, whole_vector
@@ -286,6 +289,7 @@ def parsed_scores(
         names,
         tag_weight,
         affirmed_tag_weight,
+        bundle=getattr(embed, "bundle", None) if names else None,
         speech_vector=embed([SPEECH_TEXT])[0] if speech_weight > 0 else None,
         speech_weight=speech_weight,
     )
@@ -328,6 +332,12 @@ def _summarise(queries: list[NegatedQuery], results: list[tuple[float, float]]) 
         k: block(np.array([_kind(q.b) == k for q in queries]))
         for k in ("vocals", "drums", "instrument")
         if any(_kind(q.b) == k for q in queries)
+    }
+    # Each negated term alone: a change to how one attribute is read (its
+    # phrases, its tag links) shows here before it moves the means.
+    out["by_term"] = {
+        b: block(np.array([q.b == b for q in queries]))
+        for b in sorted({q.b for q in queries})
     }
     return out
 
