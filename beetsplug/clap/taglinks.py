@@ -28,6 +28,7 @@ __all__ = [
     "TextMatch",
     "broader",
     "bundle_tag_meanings",
+    "family_of",
     "forget_links",
     "link_by_lexicon",
     "link_by_text",
@@ -380,14 +381,51 @@ def forget_links() -> None:
 
 def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
     """The tags of `bundle` that mean `attribute`: by the lexicon, else by
-    the text encoder; resolved once per (bundle, attribute) and remembered."""
+    the text encoder; resolved once per (bundle, attribute) and remembered.
+    A negated attribute's text-encoder links keep out its families and
+    their other kinds (`family_of`)."""
     key = (str(bundle.identity), attribute, wanted)
     found = _links.get(key)
     if found is None:
-        found = link_by_lexicon(attribute, bundle_tag_meanings(bundle), wanted)
+        meanings = bundle_tag_meanings(bundle)
+        found = link_by_lexicon(attribute, meanings, wanted)
         if not (found.present or found.absent) and hasattr(bundle, "embed_text"):
             found = link_by_text(bundle, attribute)
+            if not wanted:
+                found = _outside_family(found, meanings, attribute)
         if len(_links) >= _MAX_LINKS:
             _links.clear()
         _links[key] = found
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def family_of(concept: str) -> frozenset[str]:
+    """The concepts a negation of `concept` says nothing against: its
+    families and every kind of them, less its own kinds ("electric
+    guitar": guitar, acoustic guitar...; "death metal": metal, heavy
+    metal...). Leaving out a member keeps the rest of its family."""
+    out: set[str] = set()
+    for family in broader(concept):
+        out |= narrower(family)
+    return frozenset(out - narrower(concept))
+
+
+def _outside_family(
+    match: TagMatch, meanings: Sequence[TagMeaning], attribute: str
+) -> TagMatch:
+    """`match` without the tags that mean one of `attribute`'s family
+    (`family_of`): the text encoder puts "electric guitar" beside the
+    guitar tags, and "no electric guitar" must not count an acoustic
+    guitar against a track, as the lexicon's own links never do."""
+    family = family_of(attribute)
+    if not family:
+        return match
+
+    def kept(index: int) -> bool:
+        concept = meanings[index].concept
+        return concept is None or (
+            concept not in family and lexicon().head(concept) not in family
+        )
+
+    return type(match)([i for i in match.present if kept(i)], match.absent)

@@ -172,6 +172,40 @@ def test_a_negated_family_is_embedded_with_its_kinds(bundle: Bundle) -> None:
     )
 
 
+def test_a_negated_member_leaves_its_family_alone(bundle: Bundle) -> None:
+    """A family member no tag names ("electric guitar", "death metal") is
+    linked by the text encoder; negated, never to a tag of its family:
+    "folk without electric guitar" must not count an acoustic guitar
+    against a track. Wanted, the family speaks for it (the lexicon's
+    broader families)."""
+    from beetsplug.clap.lexicon import lexicon
+    from beetsplug.clap.taglinks import (
+        bundle_tag_meanings,
+        family_of,
+        forget_links,
+        link_tags,
+    )
+
+    forget_links()
+    names = list(bundle.tag_names)
+    meanings = bundle_tag_meanings(bundle)
+    guitar = {i for i, m in enumerate(meanings) if m.concept == "guitar"}
+    assert guitar
+    assert guitar <= set(link_tags(bundle, "electric guitar", wanted=True).present)
+    assert not guitar & set(link_tags(bundle, "electric guitar").present)
+    checked = 0
+    for concept in lexicon().concepts:
+        family = family_of(concept)
+        if not family:
+            continue
+        checked += 1
+        linked = link_tags(bundle, concept).present
+        said = [names[i] for i in linked if meanings[i].concept in family]
+        assert not said, (concept, said)
+    assert checked > 30
+    forget_links()
+
+
 def test_music_queries_rank_speech_after_music(bundle: Bundle, tmp_path: Path) -> None:
     """Spoken announcements against the minimal pairs' six music renders: a
     plain description of music ranks the speech last, one that asks for
