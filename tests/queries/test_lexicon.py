@@ -47,10 +47,16 @@ def test_every_trainer_term_is_a_concept_of_its_kind() -> None:
         for term in terms:
             assert lexicon().concepts[term].kind in kinds[kind], term
     assert vocab.ABSENCE_WORDS == {"vocals": ("instrumental",)}
+    # "sad" covers melancholy, which no corpus label is: never all absent
+    # (augment.hypernym_absences), so a clip is never told it is not sad.
     assert vocab.HYPERNYM_MEMBERS == {
         "guitar": ("acoustic guitar", "electric guitar", "distorted guitar"),
         "synth": ("synth lead", "synth pad"),
+        "sad": ("melancholic", "melancholy"),
     }
+    from trainer.augment import hypernym_absences
+
+    assert "sad" not in hypernym_absences([m for m in vocab.MOODS if m != "sad"])
 
 
 def test_caption_words_cover_the_corpus_labels() -> None:

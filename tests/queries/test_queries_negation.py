@@ -1352,6 +1352,12 @@ def test_lexicon_links_kinds_heads_and_wanted_families() -> None:
     assert link_by_lexicon("house", genres, wanted=True) == ([0, 1, 2], [])
     assert link_by_lexicon("house", genres) == ([0], [])
     assert link_by_lexicon("electronic", genres, wanted=True) == ([0, 1, 2], [])
+    # A mood reaches its wider mood's tag: "melancholic" is sad (not the
+    # mellow the text encoder would put beside it).
+    moods = tag_meanings(("msd:sad", "msd:Mellow", "msd:happy"))
+    assert link_by_lexicon("melancholic", moods, wanted=True) == ([0], [])
+    assert link_by_lexicon("melancholy", moods, wanted=True) == ([0], [])
+    assert link_by_lexicon("sad", moods, wanted=True) == ([0], [])
     # A second tagger's prefixed names mean what their labels mean.
     both = tag_meanings((*names, "msd:female vocalists", "msd:instrumental"))
     assert link_by_lexicon("vocals", both) == ([3, 4, 6], [2, 7])
