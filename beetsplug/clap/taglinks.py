@@ -421,11 +421,5 @@ def _outside_family(
     family = family_of(attribute)
     if not family:
         return match
-
-    def kept(index: int) -> bool:
-        concept = meanings[index].concept
-        return concept is None or (
-            concept not in family and lexicon().head(concept) not in family
-        )
-
-    return type(match)([i for i in match.present if kept(i)], match.absent)
+    theirs = set(_tags_meaning(meanings, family).present)
+    return type(match)([i for i in match.present if i not in theirs], match.absent)
