@@ -188,6 +188,47 @@ def terminate_like_interrupt(
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def signals_deferred(
+    signums: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back for a step that must not be cut in
+    two, and deliver the first one that came, to the handler it would have
+    met, once the step is over.
+
+    Starting a worker is such a step: stopped between the forkserver's
+    fork and the pool's record of the new process, the run cannot stop a
+    worker it does not know of, and that worker, still reading its start-up
+    data, finds the pool's semaphores already removed and prints a
+    traceback beside the run's one line. Blocking the signals in this
+    thread would not do: they can land on any thread, and Python runs the
+    handler in the main thread wherever it is. Off the main thread (where
+    handlers cannot be set, nor run) nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in signums:
+            handler = signal.getsignal(signum)
+            if handler is not None:  # None: set outside Python; left alone
+                previous[signum] = signal.signal(signum, hold)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            # Through whatever handler is back: raises KeyboardInterrupt
+            # or runguard's Terminated here, ends the process (SIG_DFL),
+            # or nothing (SIG_IGN).
+            signal.raise_signal(caught[0])
+
+
 def stopped(signum: int, log: Log | None) -> SystemExit:
     """What ends a run a signal stopped (SIGINT from Ctrl-C, SIGTERM), once
     its clean-ups have run: the one line that says so, and the exit status

@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .runguard import IndexingError
+from .runguard import IndexingError, signals_deferred
 from .store import Embedded, Failed
 from .track import DecoderFailed, decode, embed_track, file_stat, stderr_to_devnull
 
@@ -316,13 +316,23 @@ class Workers:
         )
 
 
+def _submit(
+    executor: ProcessPoolExecutor, spool_dir: str, args: DecodeArgs
+) -> Future[Outcome]:
+    """Queue one file. A submit may start a worker (the pool starts them
+    as work comes), so a signal waits until it is over: every worker
+    that exists is then one the pool knows, and a stopped run stops it."""
+    with signals_deferred():
+        return executor.submit(embed_spooled, spool_dir, *args)
+
+
 def _isolated(workers: Workers, spool_dir: str, args: DecodeArgs) -> Outcome:
     """Embed one file in a process of its own, so that a decoder crash
     marks that file as failed instead of stopping the run."""
     executor = workers.executor(1)
     done = False
     try:
-        result = executor.submit(embed_spooled, spool_dir, *args).result()
+        result = _submit(executor, spool_dir, args).result()
         done = True
         return result
     except BrokenProcessPool:
@@ -394,7 +404,7 @@ def _pooled_in(
             while queue or pending:
                 try:
                     while queue and len(pending) < AHEAD_PER_JOB * workers.jobs:
-                        future = executor.submit(embed_spooled, spool_dir, *queue[0])
+                        future = _submit(executor, spool_dir, queue[0])
                         pending.append((queue.popleft(), future))
                     result = pending[0][1].result()
                 except BrokenProcessPool:

@@ -435,6 +435,68 @@ def test_ctrl_c_as_the_workers_start_is_one_line(
     assert err.strip().splitlines() == [STOP_LINE], err
 
 
+# Run as a script: a stopped run whose Ctrl-C lands the instant the
+# forkserver has forked a worker, before the pool has recorded it. Each
+# worker imports this script as __mp_main__ while it starts, before it
+# reads the rest of its start-up data (the pool's semaphores among them),
+# and waits there until the run has finished stopping: a worker the run
+# did not stop then finds the semaphores gone and prints a traceback.
+_CTRL_C_MID_START = """
+import os, time
+if __name__ == "__mp_main__":
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["CLAP_TEST_STOPPED"]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+if __name__ == "__main__":
+    import signal
+    from multiprocessing import popen_forkserver
+    from beetsplug.clap.runguard import terminate_like_interrupt
+    from beetsplug.clap.workers import Workers, pooled
+
+    launch = popen_forkserver.Popen._launch
+
+    def launch_then_ctrl_c(self, process_obj):
+        launch(self, process_obj)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    popen_forkserver.Popen._launch = launch_then_ctrl_c
+    workers = Workers(2, "/nonexistent/audio.onnx", 1)
+    args = [(i, f"/nonexistent/{i}.wav", 16000, 1.0, 1) for i in range(4)]
+    try:
+        with terminate_like_interrupt(interrupt_once=True):
+            for _ in pooled(args, workers):
+                pass
+    except KeyboardInterrupt:
+        print("stopped")
+    with open(os.environ["CLAP_TEST_STOPPED"], "w"):
+        pass
+"""
+
+
+def test_ctrl_c_the_instant_a_worker_is_forked_leaves_no_worker_behind(
+    tmp_path: Path,
+) -> None:
+    """The stop waits until the worker it interrupts is recorded, so the
+    run stops it with the others: no stray worker, no traceback."""
+    script = tmp_path / "stop_mid_start.py"
+    script.write_text(_CTRL_C_MID_START)
+    env = beet_env(tmp_path, CLAP_TEST_STOPPED=str(tmp_path / "stopped"))
+    # communicate() reads to the end of stderr, which every worker holds:
+    # a stray worker's traceback is read too.
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["stopped"]
+    assert "Traceback" not in out.stderr, out.stderr
+
+
 def test_workers_are_born_deaf_to_ctrl_c() -> None:
     """Workers hold SIGINT blocked from their first instant (inherited from
     the forkserver, started with it blocked), not only once their

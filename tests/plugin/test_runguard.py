@@ -11,7 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from beetsplug.clap.runguard import Terminated, terminate_like_interrupt
+from beetsplug.clap.runguard import (
+    Terminated,
+    signals_deferred,
+    terminate_like_interrupt,
+)
 
 
 class _Stop(KeyboardInterrupt):
@@ -120,3 +124,43 @@ def test_a_sigterm_stop_ignores_a_later_ctrl_c() -> None:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def _step(signum: int, times: int, steps: list[str]) -> None:
+    """A step that must not be cut: `signum` arrives `times` during it."""
+    with signals_deferred():
+        for _ in range(times):
+            os.kill(os.getpid(), signum)
+        steps.append("finished")
+
+
+def test_a_deferred_signal_arrives_once_the_step_is_over() -> None:
+    """Ctrl-C inside the step does not cut it; it raises, once, as the
+    step ends, through the handler that was there (runguard's own)."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        steps: list[str] = []
+        with (
+            pytest.raises(KeyboardInterrupt),
+            terminate_like_interrupt(interrupt_once=True),
+        ):
+            _step(signal.SIGINT, 2, steps)
+        assert steps == ["finished"]
+        # runguard's handler saw it: later ones are ignored while stopping.
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_deferred_sigterm_meets_the_runs_handler_and_nothing_is_held_after() -> None:
+    steps: list[str] = []
+    with pytest.raises(_Stop), terminate_like_interrupt(_Stop):
+        _step(signal.SIGTERM, 1, steps)
+    assert steps == ["finished"]
+    # An ignored signal stays ignored; a step without one raises nothing.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _step(signal.SIGTERM, 1, steps)
+    _step(signal.SIGTERM, 0, steps)
+    assert steps == ["finished"] * 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
