@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .lexicon import lexicon
+from .lexicon import Concept, lexicon
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +28,6 @@ __all__ = [
     "TextMatch",
     "broader",
     "bundle_tag_meanings",
-    "family_of",
     "forget_links",
     "link_by_lexicon",
     "link_by_text",
@@ -382,8 +381,11 @@ def forget_links() -> None:
 def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
     """The tags of `bundle` that mean `attribute`: by the lexicon, else by
     the text encoder; resolved once per (bundle, attribute) and remembered.
-    A negated attribute's text-encoder links keep out its families and
-    their other kinds (`family_of`)."""
+
+    A concept the lexicon knows but links to no tag is one no tag means,
+    and the text encoder finds its neighbours, which the lexicon judges
+    by their kinds (`_by_kind`). Phrases the lexicon does not know ("EDM",
+    "treble") are the text encoder's alone."""
     key = (str(bundle.identity), attribute, wanted)
     found = _links.get(key)
     if found is None:
@@ -391,35 +393,63 @@ def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
         found = link_by_lexicon(attribute, meanings, wanted)
         if not (found.present or found.absent) and hasattr(bundle, "embed_text"):
             found = link_by_text(bundle, attribute)
-            if not wanted:
-                found = _outside_family(found, meanings, attribute)
+            known = lexicon().concept(attribute)
+            if known is not None:
+                found = _by_kind(found, meanings, known, wanted)
         if len(_links) >= _MAX_LINKS:
             _links.clear()
         _links[key] = found
     return found
 
 
-@functools.lru_cache(maxsize=1024)
-def family_of(concept: str) -> frozenset[str]:
-    """The concepts a negation of `concept` says nothing against: its
-    families and every kind of them, less its own kinds ("electric
-    guitar": guitar, acoustic guitar...; "death metal": metal, heavy
-    metal...). Leaving out a member keeps the rest of its family."""
-    out: set[str] = set()
-    for family in broader(concept):
-        out |= narrower(family)
-    return frozenset(out - narrower(concept))
+# The kinds a wanted concept's text-encoder links may mean besides its own:
+# an adjective may name a genre's manner ("jazzy", "bluesy").
+_ALSO_OF_KIND = {"quality": frozenset({"genre"})}
 
 
-def _outside_family(
-    match: TagMatch, meanings: Sequence[TagMeaning], attribute: str
+def _by_kind(
+    match: TagMatch, meanings: Sequence[TagMeaning], known: Concept, wanted: bool
 ) -> TagMatch:
-    """`match` without the tags that mean one of `attribute`'s family
-    (`family_of`): the text encoder puts "electric guitar" beside the
-    guitar tags, and "no electric guitar" must not count an acoustic
-    guitar against a track, as the lexicon's own links never do."""
-    family = family_of(attribute)
-    if not family:
-        return match
-    theirs = set(_tags_meaning(meanings, family).present)
-    return type(match)([i for i in match.present if i not in theirs], match.absent)
+    """The text encoder's links of the lexicon's concept `known`, judged
+    by the kinds of the tags' meanings (lexicon kinds).
+
+    Wanted, a tag must mean a concept of its own kind and no other member
+    of one of its families: the text encoder puts "uplifting" beside
+    "loud", "electric" beside "electro" and "oboe" beside "flute" (a mood
+    beside a loudness, a modifier beside a genre, one woodwind beside
+    another); a modifier alone names no tag's meaning. Negated, a tag of
+    its own kind is left out: another concept of that kind, which leaving
+    this one out says nothing against ("no k-pop" keeps other pop, "no
+    screaming" sung vocals, "no drum machine" drums, "no electric guitar"
+    the other guitars, as the lexicon's own links keep a family). A tag
+    of another kind stays, as evidence that comes with it ("acoustic
+    guitar" -> MSD acoustic; docs/benchmarks.md measures dropping it)."""
+    kind = known.kind
+    if wanted:
+        allowed = {kind, *_ALSO_OF_KIND.get(kind, ())}
+        others = _siblings(known.id)
+        kept = [
+            i
+            for i in match.present
+            if (concept := meanings[i].concept) is not None
+            and concept not in others
+            and lexicon().kind_of(concept) in allowed
+        ]
+    else:
+        kept = [
+            i
+            for i in match.present
+            if (concept := meanings[i].concept) is None
+            or lexicon().kind_of(concept) != kind
+        ]
+    return type(match)(kept, match.absent)
+
+
+@functools.lru_cache(maxsize=1024)
+def _siblings(concept: str) -> frozenset[str]:
+    """The other members of the families `concept` belongs to (broader and
+    within): "oboe" -> flute, clarinet... (woodwinds), less the families."""
+    entry = lexicon().concepts[concept]
+    families = {*entry.broader, *entry.within}
+    members = {kind for family in families for kind in lexicon().kinds_of(family)}
+    return frozenset(members - families - {concept})

@@ -172,37 +172,62 @@ def test_a_negated_family_is_embedded_with_its_kinds(bundle: Bundle) -> None:
     )
 
 
-def test_a_negated_member_leaves_its_family_alone(bundle: Bundle) -> None:
-    """A family member no tag names ("electric guitar", "death metal") is
-    linked by the text encoder; negated, never to a tag of its family:
-    "folk without electric guitar" must not count an acoustic guitar
-    against a track. Wanted, the family speaks for it (the lexicon's
-    broader families)."""
+def test_a_concept_no_tag_means_is_linked_by_the_kinds_it_allows(
+    bundle: Bundle,
+) -> None:
+    """A concept the lexicon knows and links to no tag is linked by the
+    text encoder, judged by the lexicon's kinds. Negated, never to a tag
+    of its own kind ("folk without electric guitar" must not count an
+    acoustic guitar against a track, "no k-pop" other pop, "no screaming"
+    a singer); wanted, only to tags of its own kind that are not its
+    family's other members. Wanted, its families speak for it first
+    (lexicon broader)."""
     from beetsplug.clap.lexicon import lexicon
-    from beetsplug.clap.taglinks import (
-        bundle_tag_meanings,
-        family_of,
-        forget_links,
-        link_tags,
-    )
+    from beetsplug.clap.taglinks import bundle_tag_meanings, forget_links, link_tags
 
     forget_links()
     names = list(bundle.tag_names)
     meanings = bundle_tag_meanings(bundle)
+
+    def linked(attribute: str, wanted: bool) -> set[str]:
+        match = link_tags(bundle, attribute, wanted)
+        return {meanings[i].concept or names[i] for i in match.present}
+
     guitar = {i for i, m in enumerate(meanings) if m.concept == "guitar"}
     assert guitar
     assert guitar <= set(link_tags(bundle, "electric guitar", wanted=True).present)
-    assert not guitar & set(link_tags(bundle, "electric guitar").present)
     checked = 0
     for concept in lexicon().concepts:
-        family = family_of(concept)
-        if not family:
+        match = link_tags(bundle, concept)
+        if match.by != "text encoder":
             continue
         checked += 1
-        linked = link_tags(bundle, concept).present
-        said = [names[i] for i in linked if meanings[i].concept in family]
-        assert not said, (concept, said)
-    assert checked > 30
+        kind = lexicon().kind_of(concept)
+        same = [
+            names[i]
+            for i in match.present
+            if meanings[i].concept and lexicon().kind_of(meanings[i].concept) == kind
+        ]
+        assert not same, (concept, same)
+    assert checked > 100
+    assert not linked("electric guitar", False) & {"guitar", "acoustic guitar"}
+    assert not linked("k-pop", False) & {"pop", "indie pop"}
+    assert not linked("harsh vocals", False) & {"female vocals", "male vocals"}
+    assert "drums" not in linked("drum machine", False)
+    assert "acoustic" in linked("acoustic guitar", False)  # another kind: kept
+    # Wanted: the text encoder's neighbours of another kind or family, left
+    # out...
+    assert "loud" not in linked("uplifting", True)
+    assert "soft" not in linked("moody", True)
+    assert not linked("electric", True)  # a modifier alone: no tag's meaning
+    assert "flute" not in linked("oboe", True)  # another woodwind
+    assert "electro" not in linked("electric piano", True)
+    # ...its own kind's kept: a genre's genre, a tempo's tempo, an
+    # adjective's genre.
+    assert "pop" in linked("k-pop", True)
+    assert "fast" in linked("fast tempo", True)
+    assert "jazz" in linked("jazzy", True)
+    assert link_tags(bundle, "k-pop", wanted=True).by == "text encoder"
     forget_links()
 
 
