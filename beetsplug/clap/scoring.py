@@ -487,6 +487,7 @@ class TextQuery:
             # alone can link them, as one more wanted attribute.
             parsed = dataclasses.replace(parsed, affirmed=[*parsed.affirmed, rest])
             affirmed += (link_by_text(bundle, rest),)
+        matches, affirmed = _without_contradictions(matches, affirmed)
         counts = tuple(len(attribute_phrases(n)) for n in parsed.negated)
         others = contrasted(parsed.negated)
         own = sum(counts)
@@ -748,6 +749,34 @@ class TextQuery:
         if not names:
             return ""
         return f"tags {', '.join(names)} (by {match.by})"
+
+
+def _without_contradictions(
+    negated: tuple[TagMatch, ...], affirmed: tuple[TagMatch, ...]
+) -> tuple[tuple[TagMatch, ...], tuple[TagMatch, ...]]:
+    """The tag links of a description, no tag counted both for and
+    against it: "rock but not metal" wants rock, whose family's tags
+    include MSD heavy metal, which "not metal" refuses. A tag the lexicon
+    links to a negated attribute means it, so it leaves the wanted side
+    (heavy metal is no evidence for this rock); one the text encoder
+    links to a negated attribute is only near it, so it leaves the
+    negated side ("jazz but not smooth jazz": "smooth jazz" is near MSD
+    jazz, which the description wants)."""
+    refused = {i for m in negated if m.by == "lexicon" for i in m.present}
+    if refused:
+        affirmed = tuple(
+            type(m)([i for i in m.present if i not in refused], m.absent)
+            for m in affirmed
+        )
+    wanted = {i for m in affirmed for i in m.present}
+    if wanted:
+        negated = tuple(
+            type(m)([i for i in m.present if i not in wanted], m.absent)
+            if m.by != "lexicon"
+            else m
+            for m in negated
+        )
+    return negated, affirmed
 
 
 def _tags_count(weight: float, matches: Sequence[TagMatch]) -> bool:

@@ -231,6 +231,38 @@ def test_a_concept_no_tag_means_is_linked_by_the_kinds_it_allows(
     forget_links()
 
 
+def test_no_tag_counts_both_for_and_against_a_description(bundle: Bundle) -> None:
+    """ "rock but not metal": rock's family takes MSD heavy metal, which
+    "not metal" refuses by the lexicon, so it leaves the wanted side; a
+    negated attribute's text links near what the description wants leave
+    the negated side ("metal without distorted guitar" does not refuse
+    the metal tags)."""
+    from beetsplug.clap.search import embed_query
+
+    names = list(bundle.tag_names)
+
+    def links(text: str) -> tuple[list[set[str]], list[set[str]]]:
+        query = embed_query(bundle, text, 0.5)
+        wanted = [{names[i] for i in m.present} for m in query.affirmed_matches]
+        refused = [{names[i] for i in m.present} for m in query.tag_matches]
+        return wanted, refused
+
+    wanted, refused = links("rock but not metal")
+    assert "msd:heavy metal" in refused[0]
+    assert "msd:heavy metal" not in wanted[0]
+    assert {"rock", "msd:rock", "msd:hard rock"} <= wanted[0]
+    wanted, refused = links("electronic music that isn't techno")
+    assert refused[0] == {"techno"}
+    assert "techno" not in wanted[0]
+    assert "msd:electronic" in wanted[0]
+    wanted, refused = links("metal without distorted guitar")
+    assert {"metal", "msd:metal"} <= wanted[0]
+    assert not refused[0] & wanted[0]
+    # Without the wanted genre, the same negation keeps its links.
+    _, alone = links("music without distorted guitar")
+    assert {"metal", "msd:metal"} <= alone[0]
+
+
 def test_music_queries_rank_speech_after_music(bundle: Bundle, tmp_path: Path) -> None:
     """Spoken announcements against the minimal pairs' six music renders: a
     plain description of music ranks the speech last, one that asks for
