@@ -384,8 +384,10 @@ def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
 
     A concept the lexicon knows but links to no tag is one no tag means,
     and the text encoder finds its neighbours, which the lexicon judges
-    by their kinds (`_by_kind`). Phrases the lexicon does not know ("EDM",
-    "treble") are the text encoder's alone."""
+    by their kinds (`_by_kind`); a negated compound it does not know as a
+    whole ("screaming vocals", "twangy guitar") is judged as its head.
+    Phrases the lexicon does not know at all ("EDM", "treble") are the
+    text encoder's alone."""
     key = (str(bundle.identity), attribute, wanted)
     found = _links.get(key)
     if found is None:
@@ -394,6 +396,11 @@ def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
         if not (found.present or found.absent) and hasattr(bundle, "embed_text"):
             found = link_by_text(bundle, attribute)
             known = lexicon().concept(attribute)
+            if known is None and not wanted:
+                # A negated compound ("screaming vocals") is a narrowed
+                # form of its head, judged as the head's kind.
+                head = lexicon().head(attribute)
+                known = lexicon().concepts[head] if head is not None else None
             if known is not None:
                 found = _by_kind(found, meanings, known, wanted)
         if len(_links) >= _MAX_LINKS:

@@ -180,8 +180,9 @@ def test_a_concept_no_tag_means_is_linked_by_the_kinds_it_allows(
     of its own kind ("folk without electric guitar" must not count an
     acoustic guitar against a track, "no k-pop" other pop, "no screaming"
     a singer); wanted, only to tags of its own kind that are not its
-    family's other members. Wanted, its families speak for it first
-    (lexicon broader)."""
+    family's other members. A negated compound it does not know
+    ("screaming vocals") is judged as its head. Wanted, its families speak
+    for it first (lexicon broader)."""
     from beetsplug.clap.lexicon import lexicon
     from beetsplug.clap.taglinks import bundle_tag_meanings, forget_links, link_tags
 
@@ -215,6 +216,9 @@ def test_a_concept_no_tag_means_is_linked_by_the_kinds_it_allows(
     assert not linked("harsh vocals", False) & {"female vocals", "male vocals"}
     assert "drums" not in linked("drum machine", False)
     assert "acoustic" in linked("acoustic guitar", False)  # another kind: kept
+    # A negated compound the lexicon does not know is judged as its head.
+    assert not linked("screaming vocals", False) & {"female vocals", "male vocals"}
+    assert not linked("twangy guitar", False) & {"guitar", "acoustic guitar"}
     # Wanted: the text encoder's neighbours of another kind or family, left
     # out...
     assert "loud" not in linked("uplifting", True)
