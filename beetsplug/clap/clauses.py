@@ -50,6 +50,7 @@ from .query import (
     _TAILS,
     _WEAK,
     VOICE_GENDERS,
+    VOICE_RANGES,
     Clause,
     ParsedQuery,
     _lookup,
@@ -99,6 +100,20 @@ def _kind_spellings(attribute: str) -> tuple[str, ...]:
     return tuple(lead + kind for kind in lex.kinds_of(head))
 
 
+def _range_spellings(attribute: str) -> tuple[str, ...]:
+    """A voice narrowed by a range and no gender, in its gender's words
+    ("tenor vocals" -> "male vocals", "soprano choir" -> "female choir"):
+    the text tower never saw a range named in a caption; () for any other
+    attribute."""
+    from .query import voice_gender
+
+    gender = voice_gender(attribute)
+    words = attribute.split()
+    if gender is None or any(w in VOICE_GENDERS for w in words):
+        return ()
+    return (" ".join([gender, *(w for w in words if w not in VOICE_RANGES)]),)
+
+
 def _part_head(attribute: str) -> str | None:
     """The head of `attribute` (its longest ending that is a concept) when
     that is a part one hears ("electric guitar", "male vocals" -> vocals);
@@ -117,6 +132,12 @@ def _wider_genres(attribute: str) -> tuple[str, ...]:
     if head is None or lex.kind_of(head) != "genre":
         return ()
     return tuple(g for g in lex.concept(head).broader if lex.kind_of(g) == "genre")
+
+
+def _voices_in(words: list[str]) -> bool:
+    """Whether canonical words name a voice's gender or range ("female",
+    "tenor"): "sung by a soprano" is a soprano's voice."""
+    return any(w in VOICE_GENDERS or w in VOICE_RANGES for w in words)
 
 
 def _other_voices(clauses: list[Clause], affirmed: list[str]) -> set[str]:
@@ -387,7 +408,7 @@ class Parser:
             closed = closed or self._closes(j)
             j += unit.length
         gender, after = self._sung_by(j)
-        if gender and words[-1] in voices() and not set(words) & set(VOICE_GENDERS):
+        if gender and words[-1] in voices() and not _voices_in(words):
             # "vocals by a woman", "sung by men": the voice's gender
             return _Attribute(" ".join([gender, *words]), i, after)
         return _Attribute(" ".join(words), i, j)
@@ -400,7 +421,7 @@ class Parser:
             return None, j
         k = self._skip_determiners(j + 1)
         unit = self._unit(k)
-        if unit is None or unit.kind != "mod" or unit.canonical not in VOICE_GENDERS:
+        if unit is None or unit.kind != "mod" or not _voices_in([unit.canonical]):
             return None, j
         return unit.canonical, k + unit.length
 
@@ -1088,7 +1109,12 @@ class Parser:
         for attribute, _ in self._attributes_in(0, self.n):
             start = self.toks[attribute.source_start].start
             pieces.append(self.text[pos:start])
-            kinds = _kind_spellings(attribute.canonical) if with_kinds else ()
+            kinds = (
+                _kind_spellings(attribute.canonical)
+                or _range_spellings(attribute.canonical)
+                if with_kinds
+                else ()
+            )
             if kinds:
                 families.append((len(pieces), kinds))
             if with_kinds:

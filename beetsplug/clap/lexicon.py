@@ -261,9 +261,10 @@ def _build(data: Any) -> Lexicon:
             raise LexiconError(
                 f"grammar.typo_tolerant: {word!r} is no single word the lexicon knows"
             )
-    for word in grammar.get("lone_voices", ()):
-        if word not in concepts or concepts[word].kind != "modifier":
-            raise LexiconError(f"grammar.lone_voices: {word!r} is no modifier")
+    for name in ("lone_voices", "female_voice_ranges", "male_voice_ranges"):
+        for word in grammar.get(name, ()):
+            if word not in concepts or concepts[word].kind != "modifier":
+                raise LexiconError(f"grammar.{name}: {word!r} is no modifier")
     training = {
         name: _strings(words, f"training.{name}")
         for name, words in _section(data, "training").items()

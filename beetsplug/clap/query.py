@@ -177,6 +177,13 @@ VOICE_CONCEPTS = ("speech", "vocals", "rap")
 # The modifiers that narrow a voice by gender: "sung by men", and a tagger's
 # tag labelled by one alone (taglinks: MagnaTagATune's "female", "man").
 VOICE_GENDERS = ("female", "male")
+# The voice ranges sung in one gender's voice ("tenor" -> male; grammar
+# `female_voice_ranges`, `male_voice_ranges`).
+VOICE_RANGES = {
+    word: gender
+    for gender in VOICE_GENDERS
+    for word in _GRAMMAR.get(f"{gender}_voice_ranges", ())
+}
 
 
 @functools.cache
@@ -194,6 +201,21 @@ def gendered_voice(attribute: str) -> tuple[str, str] | None:
     if len(words) < 2 or words[0] not in VOICE_GENDERS or head not in voices():
         return None
     return words[0], head
+
+
+def voice_gender(attribute: str) -> str | None:
+    """The gender a voice is sung in, named by a modifier anywhere before
+    its part ("female lead vocals") or implied by its range ("tenor vocals",
+    "soprano choir"; VOICE_RANGES); a named gender wins. None for any other
+    attribute, or a voice no gender or range narrows."""
+    head = lexicon().head(attribute)
+    if head is None or head not in voices():
+        return None
+    modifiers = attribute.split()[: -len(head.split())]
+    for word in modifiers:
+        if word in VOICE_GENDERS:
+            return word
+    return next((VOICE_RANGES[w] for w in modifiers if w in VOICE_RANGES), None)
 
 
 def other_voice(attribute: str) -> str | None:

@@ -188,6 +188,12 @@ def link_by_lexicon(
     endings = _endings(attribute) if wanted else [attribute]
     if head in endings:
         endings = endings[: endings.index(head) + 1]
+    # A voice keeps its gender before any shorter ending: no tag says
+    # "female lead vocals" or "tenor vocals", the gendered vocal tags do
+    # (and the plain vocal tags would hear a man in a woman's song).
+    gendered = _gendered_voice(attribute, head)
+    if gendered is not None and gendered not in endings:
+        endings.insert(1, gendered)
     for ending in endings:
         match = _tags_meaning(meanings, narrower(ending))
         if match.present or match.absent:
@@ -209,6 +215,16 @@ def link_by_lexicon(
                 if match.present or match.absent:
                     return match
     return TagMatch([], [])
+
+
+def _gendered_voice(attribute: str, head: str | None) -> str | None:
+    """The gendered voice an attribute is sung in ("female lead vocals",
+    "soprano vocals" -> "female vocals"; query.voice_gender); None when no
+    gender or range narrows a voice."""
+    from .query import voice_gender
+
+    gender = voice_gender(attribute)
+    return None if gender is None or head is None else f"{gender} {head}"
 
 
 def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
@@ -385,9 +401,12 @@ def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
     A concept the lexicon knows but links to no tag is one no tag means,
     and the text encoder finds its neighbours, which the lexicon judges
     by their kinds (`_by_kind`); a negated compound it does not know as a
-    whole ("screaming vocals", "twangy guitar") is judged as its head.
-    Phrases the lexicon does not know at all ("EDM", "treble") are the
-    text encoder's alone."""
+    whole ("screaming vocals", "twangy guitar") is judged as its head, and
+    a wanted one ("tenor sax", "jazz ballads") keeps only the text
+    encoder's links that mean a concept it names: narrowing a saxophone
+    does not make a cello of it. Phrases the
+    lexicon does not know at all ("EDM", "treble") are the text encoder's
+    alone."""
     key = (str(bundle.identity), attribute, wanted)
     found = _links.get(key)
     if found is None:
@@ -396,17 +415,46 @@ def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
         if not (found.present or found.absent) and hasattr(bundle, "embed_text"):
             found = link_by_text(bundle, attribute)
             known = lexicon().concept(attribute)
-            if known is None and not wanted:
+            head = lexicon().head(attribute)
+            if known is None and head is not None and wanted:
+                # A wanted compound ("tenor sax") narrows its head.
+                found = _as_narrowed(found, meanings, attribute)
+            elif known is None and head is not None:
                 # A negated compound ("screaming vocals") is a narrowed
                 # form of its head, judged as the head's kind.
-                head = lexicon().head(attribute)
-                known = lexicon().concepts[head] if head is not None else None
+                known = lexicon().concepts[head]
             if known is not None:
                 found = _by_kind(found, meanings, known, wanted)
         if len(_links) >= _MAX_LINKS:
             _links.clear()
         _links[key] = found
     return found
+
+
+def _as_narrowed(
+    match: TagMatch, meanings: Sequence[TagMeaning], attribute: str
+) -> TagMatch:
+    """The text encoder's links of a wanted compound the lexicon knows only
+    by its head ("tenor sax", "jazz ballads", "muted trumpet"; the lexicon
+    links neither it nor its head to a tag): those whose meaning is a
+    concept the compound names ("jazz ballads" -> jazz), not its other
+    neighbours (cello for "tenor sax", loud for "muted trumpet")."""
+    named = _concepts_named(attribute)
+    kept = [i for i in match.present if meanings[i].concept in named]
+    return type(match)(kept, match.absent)
+
+
+def _concepts_named(attribute: str) -> frozenset[str]:
+    """The concepts the words of `attribute` name, alone or as phrases
+    ("jazz ballad" -> jazz, ballad)."""
+    words = attribute.split()
+    lex = lexicon()
+    return frozenset(
+        known.id
+        for start in range(len(words))
+        for end in range(start + 1, len(words) + 1)
+        if (known := lex.concept(" ".join(words[start:end]))) is not None
+    )
 
 
 # The kinds a wanted concept's text-encoder links may mean besides its own:

@@ -181,8 +181,9 @@ def test_a_concept_no_tag_means_is_linked_by_the_kinds_it_allows(
     acoustic guitar against a track, "no k-pop" other pop, "no screaming"
     a singer); wanted, only to tags of its own kind that are not its
     family's other members. A negated compound it does not know
-    ("screaming vocals") is judged as its head. Wanted, its families speak
-    for it first (lexicon broader)."""
+    ("screaming vocals") is judged as its head; a wanted one ("tenor sax")
+    keeps only links to concepts it names. Wanted, its families speak for
+    it first (lexicon broader)."""
     from beetsplug.clap.lexicon import lexicon
     from beetsplug.clap.taglinks import bundle_tag_meanings, forget_links, link_tags
 
@@ -232,6 +233,14 @@ def test_a_concept_no_tag_means_is_linked_by_the_kinds_it_allows(
     assert "fast" in linked("fast tempo", True)
     assert "jazz" in linked("jazzy", True)
     assert link_tags(bundle, "k-pop", wanted=True).by == "text encoder"
+    # A wanted compound the lexicon knows by its head alone: no other
+    # instrument's or a loudness's tag (the text encoder put cello beside
+    # "tenor saxophone", loud beside "muted trumpet"), but a genre it names.
+    assert not linked("tenor saxophone", True)
+    assert not linked("bass clarinet", True)
+    assert not linked("muted trumpet", True)
+    assert "jazz" in linked("jazz ballad", True)
+    assert "blues" in linked("blues harmonica", True)
     forget_links()
 
 

@@ -155,6 +155,75 @@ def test_a_bare_gender_tag_means_the_singer() -> None:
     assert match_tags("male vocals", names).present == [2, 3]
 
 
+# The two taggers' vocal tags as the default bundle names them.
+VOICE_TAGS = (
+    "vocals",
+    "female vocal",
+    "male vocal",
+    "msd:female vocalists",
+    "msd:male vocalists",
+    "no vocals",
+    "choir",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted", "present"),
+    [
+        # a named gender anywhere before the voice keeps its gendered tags
+        ("female lead vocals", True, [1, 3]),
+        ("songs with a male lead", True, [2, 4]),
+        ("a female lead singer", True, [1, 3]),
+        # a range is sung in one gender's voice
+        ("soprano", True, [1, 3]),
+        ("a mezzo-soprano", True, [1, 3]),
+        ("contralto", True, [1, 3]),
+        ("tenor", True, [2, 4]),
+        ("baritone singer", True, [2, 4]),
+        ("sung by a soprano", True, [1, 3]),
+        ("vocals by a countertenor", True, [2, 4]),
+        # refused alike: "no male lead vocals" says nothing of a woman's
+        ("jazz without male lead vocals", False, [2, 4]),
+        ("rock, no tenor vocals", False, [2, 4]),
+        # a choir keeps its own tags; a range before an instrument is no voice
+        ("soprano choir", True, [6]),
+        ("tenor sax", True, []),
+    ],
+)
+def test_a_voice_keeps_its_gender_in_the_tags_it_reaches(
+    text: str, wanted: bool, present: list[int]
+) -> None:
+    """No tag says "female lead vocals" or "tenor vocals": the gendered
+    vocal tags speak for them, not every vocal tag (which hear a man in a
+    woman's song as much as in a man's)."""
+    from beetsplug.clap.taglinks import link_by_lexicon
+
+    parsed = parse_query(text)
+    attributes = parsed.affirmed if wanted else parsed.negated
+    assert len(attributes) == 1, parsed
+    match = link_by_lexicon(attributes[0], tag_meanings(VOICE_TAGS), wanted)
+    assert match.present == present
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("tenor", "male vocals"),
+        ("a tenor voice", "a male vocals"),
+        ("soprano", "female vocals"),
+        ("sung by a contralto", "female vocals"),
+        ("soprano choir", "female choir"),
+    ],
+)
+def test_a_voice_range_is_also_read_as_its_gender(text: str, reading: str) -> None:
+    """The text tower never saw "tenor" in a caption: the wanted text is
+    also read with the range's gender in its place (a named gender needs no
+    such reading)."""
+    parsed = parse_query(text)
+    assert reading in parsed.whole_texts
+    assert parse_query("female lead vocals").whole_texts == ("female lead vocals",)
+
+
 @pytest.mark.parametrize(
     ("text", "affirmed"),
     [
@@ -428,6 +497,20 @@ def test_a_typo_tolerant_word_is_one_word_the_lexicon_reads(
     path = tmp_path / "lexicon.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(LexiconError, match=r"grammar\.typo_tolerant: .* is no single"):
+        load(path)
+
+
+@pytest.mark.parametrize("name", ["female_voice_ranges", "male_voice_ranges"])
+def test_a_voice_range_must_be_a_modifier(tmp_path: Path, name: str) -> None:
+    """A range narrows a voice as a gender does: a word the lexicon reads
+    as anything else (a part, a genre) is refused when it is read."""
+    text = LEXICON_PATH.read_text(encoding="utf-8").replace(
+        f"  {name}: [", f"  {name}: [trumpet, "
+    )
+    assert f"{name}: [trumpet," in text
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LexiconError, match=rf"grammar\.{name}: 'trumpet' is no mod"):
         load(path)
 
 

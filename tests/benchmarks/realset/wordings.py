@@ -69,6 +69,13 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a diva",  # (7th, after)
         "female vocals, no male vocals",  # (7th, after)
         "female singer without male vocals",  # (7th, after)
+        # Added 2026-12-07 (eighth session) before first scored, then
+        # scored on the code before the voice-range change (docs/benchmarks.md
+        # "Voices by range and lead").
+        "female lead vocals",  # (s8)
+        "a female lead singer",  # (s8)
+        "a mezzo-soprano",  # (s8)
+        "sung by a soprano",  # (s8)
     ),
     "male voice": (
         "a man singing",
@@ -86,6 +93,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "songs with a male lead",  # (7th, after)
         "tenor",  # (7th, after)
         "a crooner",  # (7th, after)
+        "male lead vocals",  # (s8)
+        "a male lead singer",  # (s8)
+        "baritone singer",  # (s8)
+        "a tenor voice",  # (s8)
     ),
     "drums": ("drum kit", "percussion", "with a beat", "drumming"),
     "guitar": (
