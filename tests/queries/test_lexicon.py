@@ -78,7 +78,7 @@ def test_kinds_of_a_family_in_file_order() -> None:
     assert lex.kinds_of("horns") == ("brass", "trumpet")
     assert lex.kinds_of("keyboards") == ("piano", "organ", "synth lead", "synth pad")
     assert lex.kinds_of("percussion") == ("drums",)
-    assert lex.kinds_of("jazz") == ("bebop", "big band")
+    assert lex.kinds_of("jazz") == ("bebop", "swing", "big band")
     assert lex.kinds_of("reggae") == ()
 
 
@@ -121,6 +121,24 @@ def test_the_msd_taggers_words_reach_their_families() -> None:
         assert parse_query(f"jazz without {word}").negated == [
             lex.concept(word.lower()).id
         ]
+
+
+@pytest.mark.parametrize(
+    ("genre", "family"),
+    [("bluegrass", "country"), ("swing", "jazz"), ("rock and roll", "rock")],
+)
+def test_a_style_no_tag_names_reaches_its_familys_tags(genre: str, family: str) -> None:
+    """No tagger has a bluegrass, swing or rock and roll tag: wanted, they
+    reach their family's (country, jazz, rock), which speak for them;
+    refusing one refuses no other member of the family."""
+    from beetsplug.clap.taglinks import link_by_lexicon
+
+    names = ("country", "msd:jazz", "msd:rock", "msd:pop")
+    meanings = tag_meanings(names)
+    match = link_by_lexicon(genre, meanings, wanted=True)
+    assert [names[i] for i in match.present] == [n for n in names if n.endswith(family)]
+    assert link_by_lexicon(genre, meanings, wanted=False).present == []
+    assert family in lexicon().concepts[genre].broader
 
 
 def test_an_era_is_an_attribute_of_its_own() -> None:

@@ -389,7 +389,15 @@ NARROW_GENRES: dict[str, tuple[str, ...]] = {
         "vaporwave",
         "glitch",
     ),
-    "classical": ("symphonic music", "chamber music", "baroque"),
+    # "(s8)": added 2026-12-07 (eighth session) before first scored, and
+    # scored on the code before the genre families they test.
+    "classical": (
+        "symphonic music",
+        "chamber music",
+        "baroque",
+        "baroque music",  # (s8)
+        "a baroque concerto",  # (s8)
+    ),
     "rock/metal": (
         "heavy metal",
         "thrash metal",
@@ -401,6 +409,8 @@ NARROW_GENRES: dict[str, tuple[str, ...]] = {
         "post-rock",
         "grindcore",
         "emo",
+        "rock and roll",  # (s8)
+        "rock 'n' roll",  # (s8)
     ),
 }
 
