@@ -114,6 +114,17 @@ def _range_spellings(attribute: str) -> tuple[str, ...]:
     return (" ".join([gender, *(w for w in words if w not in VOICE_RANGES)]),)
 
 
+def _gendered_alone(attribute: str) -> tuple[str, ...]:
+    """The voice a gender or range narrows, in its gender's words alone
+    ("female lead vocals", "tenor vocals" -> "female vocals", "male
+    vocals"); () for any other attribute."""
+    from .query import voice_gender
+
+    gender = voice_gender(attribute)
+    head = lexicon().head(attribute)
+    return () if gender is None or head is None else (f"{gender} {head}",)
+
+
 def _part_head(attribute: str) -> str | None:
     """The head of `attribute` (its longest ending that is a concept) when
     that is a part one hears ("electric guitar", "male vocals" -> vocals);
@@ -1104,8 +1115,13 @@ class Parser:
         family's place ("strings" -> "violin", "cello"; "calm guitars" ->
         "calm acoustic guitar"...: ParsedQuery.kind_readings), and once
         with each wider genre of each genre it names after it ("house
-        music" -> "house music, electronic": ParsedQuery.family_readings)."""
-        pieces, pos, families, wider = [], 0, [], []
+        music" -> "house music, electronic": ParsedQuery.family_readings).
+        A voice a gender or range narrows is also read alone, in its
+        gender's words ("songs by female artists", "a tenor voice" ->
+        "female vocals", "male vocals"): the text tower knows those far
+        better than the words around them (docs/benchmarks.md, "Voices by
+        range and lead")."""
+        pieces, pos, families, wider, alone = [], 0, [], [], []
         for attribute, _ in self._attributes_in(0, self.n):
             start = self.toks[attribute.source_start].start
             pieces.append(self.text[pos:start])
@@ -1119,6 +1135,7 @@ class Parser:
                 families.append((len(pieces), kinds))
             if with_kinds:
                 wider += _wider_genres(attribute.canonical)
+                alone += _gendered_alone(attribute.canonical)
             pieces.append(attribute.canonical)
             pos = self.toks[attribute.source_end - 1].end
         pieces.append(self.text[pos:])
@@ -1128,6 +1145,9 @@ class Parser:
             for kind in kinds
         )
         spelled = "".join(pieces)
+        readings += tuple(
+            v for v in dict.fromkeys(alone) if v not in (*readings, spelled.strip())
+        )
         stem = spelled.rstrip(_EDGE_PUNCT + " ")
         return spelled, readings, tuple(f"{stem}, {g}" for g in dict.fromkeys(wider))
 

@@ -235,11 +235,34 @@ def test_a_voice_keeps_its_gender_in_the_tags_it_reaches(
 )
 def test_a_voice_range_is_also_read_as_its_gender(text: str, reading: str) -> None:
     """The text tower never saw "tenor" in a caption: the wanted text is
-    also read with the range's gender in its place (a named gender needs no
-    such reading)."""
+    also read with the range's gender in its place."""
     parsed = parse_query(text)
     assert reading in parsed.whole_texts
-    assert parse_query("female lead vocals").whole_texts == ("female lead vocals",)
+
+
+@pytest.mark.parametrize(
+    ("text", "whole_texts"),
+    [
+        ("female lead vocals", ("female lead vocals", "female vocals")),
+        (
+            "music by men",
+            ("music by men", "music by male vocals", "male vocals"),
+        ),
+        ("tenor", ("tenor", "tenor vocals", "male vocals")),
+        ("female vocals", ("female vocals",)),  # it is that already
+        ("female choir", ("female choir",)),  # a choir stays a choir
+        # in a longer description it is one detail among several
+        ("jazz by women, no drums", ("jazz by women without drums",)),
+    ],
+)
+def test_a_gendered_voice_is_also_read_alone(
+    text: str, whole_texts: tuple[str, ...]
+) -> None:
+    """A plain description of one voice a gender or range narrows is also
+    read as that gender's voice alone: the text tower knows "male vocals"
+    far better than "music by male vocals" (chosen on the realset's choose
+    part)."""
+    assert parse_query(text).whole_texts == whole_texts
 
 
 @pytest.mark.parametrize(
@@ -310,6 +333,7 @@ def test_a_lone_voice_takes_the_filler_nouns_after_it() -> None:
     assert parse_query("songs by female artists").whole_texts == (
         "songs by female artists",
         "songs by female vocals",
+        "female vocals",
     )
 
 
