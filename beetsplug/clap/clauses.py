@@ -58,6 +58,8 @@ from .query import (
     _tokenize,
     _Unit,
     gendered_voice,
+    voice_gender,
+    voice_in_gender_words,
     voices,
 )
 
@@ -105,24 +107,11 @@ def _range_spellings(attribute: str) -> tuple[str, ...]:
     ("tenor vocals" -> "male vocals", "soprano choir" -> "female choir"):
     the text tower never saw a range named in a caption; () for any other
     attribute."""
-    from .query import voice_gender
-
     gender = voice_gender(attribute)
     words = attribute.split()
     if gender is None or any(w in VOICE_GENDERS for w in words):
         return ()
     return (" ".join([gender, *(w for w in words if w not in VOICE_RANGES)]),)
-
-
-def _gendered_alone(attribute: str) -> tuple[str, ...]:
-    """The voice a gender or range narrows, in its gender's words alone
-    ("female lead vocals", "tenor vocals" -> "female vocals", "male
-    vocals"); () for any other attribute."""
-    from .query import voice_gender
-
-    gender = voice_gender(attribute)
-    head = lexicon().head(attribute)
-    return () if gender is None or head is None else (f"{gender} {head}",)
 
 
 def _part_head(attribute: str) -> str | None:
@@ -1135,7 +1124,8 @@ class Parser:
                 families.append((len(pieces), kinds))
             if with_kinds:
                 wider += _wider_genres(attribute.canonical)
-                alone += _gendered_alone(attribute.canonical)
+                voice = voice_in_gender_words(attribute.canonical)
+                alone += [voice] if voice else []
             pieces.append(attribute.canonical)
             pos = self.toks[attribute.source_end - 1].end
         pieces.append(self.text[pos:])

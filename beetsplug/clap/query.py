@@ -218,6 +218,14 @@ def voice_gender(attribute: str) -> str | None:
     return next((VOICE_RANGES[w] for w in modifiers if w in VOICE_RANGES), None)
 
 
+def voice_in_gender_words(attribute: str) -> str | None:
+    """A voice a gender or range narrows, in its gender's words alone
+    ("female lead vocals", "tenor vocals" -> "female vocals", "male
+    vocals"; `voice_gender`); None for any other attribute."""
+    gender = voice_gender(attribute)
+    return None if gender is None else f"{gender} {lexicon().head(attribute)}"
+
+
 def other_voice(attribute: str) -> str | None:
     """The same voice sung by the other gender ("male lead vocals" ->
     "female lead vocals"); None for an attribute no gender narrows."""

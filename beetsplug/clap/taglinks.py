@@ -182,6 +182,8 @@ def link_by_lexicon(
     its own takes its wider genres' tags too ("house": House, and the
     electronic tags). Empty when the lexicon links nothing.
     """
+    from .query import voice_in_gender_words
+
     head = lexicon().head(attribute)
     # The phrase down to its head concept when wanted; a negated phrase is
     # itself alone ("no male vocals" says nothing against a female voice).
@@ -191,7 +193,7 @@ def link_by_lexicon(
     # A voice keeps its gender before any shorter ending: no tag says
     # "female lead vocals" or "tenor vocals", the gendered vocal tags do
     # (and the plain vocal tags would hear a man in a woman's song).
-    gendered = _gendered_voice(attribute, head)
+    gendered = voice_in_gender_words(attribute)
     if gendered is not None and gendered not in endings:
         endings.insert(1, gendered)
     for ending in endings:
@@ -215,16 +217,6 @@ def link_by_lexicon(
                 if match.present or match.absent:
                     return match
     return TagMatch([], [])
-
-
-def _gendered_voice(attribute: str, head: str | None) -> str | None:
-    """The gendered voice an attribute is sung in ("female lead vocals",
-    "soprano vocals" -> "female vocals"; query.voice_gender); None when no
-    gender or range narrows a voice."""
-    from .query import voice_gender
-
-    gender = voice_gender(attribute)
-    return None if gender is None or head is None else f"{gender} {head}"
 
 
 def match_tags(attribute: str, tag_names: Sequence[str]) -> TagMatch:
@@ -404,9 +396,8 @@ def link_tags(bundle: Any, attribute: str, wanted: bool = False) -> TagMatch:
     whole ("screaming vocals", "twangy guitar") is judged as its head, and
     a wanted one ("tenor sax", "jazz ballads") keeps only the text
     encoder's links that mean a concept it names: narrowing a saxophone
-    does not make a cello of it. Phrases the
-    lexicon does not know at all ("EDM", "treble") are the text encoder's
-    alone."""
+    does not make a cello of it. Phrases the lexicon does not know at all
+    ("EDM", "treble") are the text encoder's alone."""
     key = (str(bundle.identity), attribute, wanted)
     found = _links.get(key)
     if found is None:
