@@ -407,15 +407,17 @@ class Parser:
                     )
             closed = closed or self._closes(j)
             j += unit.length
-        gender, after = self._sung_by(j)
-        if gender and words[-1] in voices() and not _voices_in(words):
-            # "vocals by a woman", "sung by men": the voice's gender
-            return _Attribute(" ".join([gender, *words]), i, after)
+        singer, after = self._sung_by(j)
+        if singer and words[-1] in voices() and not _voices_in(words):
+            # "vocals by a woman", "sung by a tenor": the voice's gender
+            # or range
+            return _Attribute(" ".join([singer, *words]), i, after)
         return _Attribute(" ".join(words), i, j)
 
     def _sung_by(self, j: int) -> tuple[str | None, int]:
-        """(gender, end) of a "by (a) woman" that follows a voice at token j
-        ("sung by a woman" is that gender's voice); (None, j) when none
+        """(gender or range, end) of a "by (a) woman" or "by a soprano"
+        that follows a voice at token j ("sung by a woman" is that gender's
+        voice, "sung by a soprano" a soprano's); (None, j) when none
         does."""
         if self._word(j) != "by":
             return None, j
