@@ -216,6 +216,17 @@ def link_by_lexicon(
                 match = _tags_meaning(meanings, narrower(family))
                 if match.present or match.absent:
                     return match
+        if head is not None:
+            # A compound the lexicon knows, no tag means and no family
+            # covers is heard as the concepts its words name: "guitar
+            # solos" is guitar (and solos), "explicit lyrics" vocals.
+            named = _concepts_named(head) - {head}
+            present = {
+                i
+                for part in named
+                for i in link_by_lexicon(part, meanings, True).present
+            }
+            return TagMatch(sorted(present), [])
     return TagMatch([], [])
 
 

@@ -47,6 +47,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a cappella",  # (7th, after)
         "acapella",  # (7th, after)
         "singer-songwriter",  # (8th, after)
+        "vocalists",  # (s9)
+        "songs with lyrics",  # (s9)
     ),
     "female voice": (
         "a woman singing",
@@ -76,6 +78,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a female lead singer",  # (s8)
         "a mezzo-soprano",  # (s8)
         "sung by a soprano",  # (s8)
+        "a female vocalist",  # (s9)
+        "female vocalists",  # (s9)
     ),
     "male voice": (
         "a man singing",
@@ -97,26 +101,62 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a male lead singer",  # (s8)
         "baritone singer",  # (s8)
         "a tenor voice",  # (s8)
+        "a male vocalist",  # (s9)
+        "male vocalists",  # (s9)
     ),
-    "drums": ("drum kit", "percussion", "with a beat", "drumming"),
+    "drums": (
+        "drum kit",
+        "percussion",
+        "with a beat",
+        "drumming",
+        "a drummer",  # (s9)
+        "drum beats",  # (s9)
+    ),
     "guitar": (
         "guitars",
         "guitar music",
         "a guitarist playing",
         "six-string",  # (7th, after)
         "fingerpicking",  # (7th, after)
+        "guitar solo",  # (s9)
+        "a guitar riff",  # (s9)
     ),
-    "piano": ("solo piano", "piano music", "a pianist", "ivories"),  # (7th, after)
-    # (7th, after)
-    "electric guitar": ("overdriven guitar", "fuzz guitar", "guitar distortion"),
-    "violin": ("fiddle", "violins", "violin music"),
+    "piano": (
+        "solo piano",
+        "piano music",
+        "a pianist",
+        "ivories",  # (7th, after)
+        "a piano piece",  # (s9)
+        "grand piano",  # (s9)
+    ),
+    "electric guitar": (  # the first three: (7th, after)
+        "overdriven guitar",
+        "fuzz guitar",
+        "guitar distortion",
+        "electric guitars",  # (s9)
+        "distorted guitar",  # (s9)
+    ),
+    "violin": (
+        "fiddle",
+        "violins",
+        "violin music",
+        "a violinist",  # (s9)
+        "solo violin",  # (s9)
+    ),
     "strings": (
         "string section",
         "string instruments",
         "orchestral strings",
         "string ensemble",
+        "a string quartet",  # (s9)
+        "bowed strings",  # (s9)
     ),
-    "flute": ("flutes", "a flute melody"),
+    "flute": (
+        "flutes",
+        "a flute melody",
+        "a flautist",  # (s9)
+        "flute music",  # (s9)
+    ),
     "electronic": (
         "electronica",
         "EDM",
@@ -125,6 +165,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "electronic dance music",
         "rave music",  # (4th)
         "IDM",  # (4th)
+        "electronic",  # (s9)
+        "synthesizer music",  # (s9)
     ),
     "classical": (
         "orchestral music",
@@ -132,8 +174,16 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "symphony",
         "a classical piece",
         "chamber music",  # (4th)
+        "classical",  # (s9)
+        "a symphony orchestra",  # (s9)
     ),
-    "rock/metal": ("heavy metal", "rock music", "metal music"),
+    "rock/metal": (
+        "heavy metal",
+        "rock music",
+        "metal music",
+        "rock",  # (s9)
+        "heavy rock",  # (s9)
+    ),
     # The first four from the start; the rest added after the first run
     # showed how speech words the lexicon does not know fare.
     "spoken word": (
@@ -156,6 +206,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a recorded message",  # (5th, after)
         "an audio book",  # (5th, after)
         "voice notes",  # (5th, after)
+        "a lecture",  # (s9)
+        "spoken dialogue",  # (s9)
     ),
     "music": (
         "songs",
@@ -163,6 +215,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no talking",  # (8th, after)
         "no narration",  # (8th, after)
         "music, no voice-over",  # (8th, after)
+        "a song",  # (s9)
+        "tunes",  # (s9)
     ),
     "without vocals": (
         "instrumental",
@@ -184,6 +238,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "vocals: none",  # (5th, after)
         "nothing with vocals",  # (5th, after)
         "no vocal harmonies",  # (8th, after)
+        "instrumental only",  # (s9)
+        "vocal-free",  # (s9)
+        "no lyrics",  # (s9)
+        "purely instrumental",  # (s9)
     ),
     "without drums": (
         "no drums",
@@ -199,6 +257,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no drum fills",  # (8th, after)
         "no drumset",  # (8th, after)
         "no perc",  # (8th, after)
+        "no drummer",  # (s9)
+        "drum-free",  # (s9)
     ),
     "without guitar": (
         "no guitars",
@@ -206,19 +266,35 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "nothing with guitars",  # (5th, after)
         "without guitar licks",  # (8th, after)
         "no gtrs",  # (8th, after)
+        "guitar-free",  # (s9)
+        "no guitar parts",  # (s9)
     ),
     "without piano": (
         "no piano",
         "without keys",
         "I can't stand piano",  # (5th, after)
         "without piano chords",  # (8th, after)
+        "no pianos",  # (s9)
+        "piano-free",  # (s9)
     ),
     "without strings": (
         "no strings",
         "no string section",
         "strings: none",  # (5th, after)
         "no string melodies",  # (8th, after)
+        "no violins",  # (s9)
+        "no string instruments",  # (s9)
     ),
+    # Added 2026-12-08 (ninth session) before first scored, like every word
+    # marked (s9): the instruments with few clips, in other words.
+    "cello": ("cellos", "a cellist", "cello music"),  # (s9)
+    "harp": ("harps", "a harpist", "harp music"),  # (s9)
+    "saxophone": ("sax", "a saxophone solo", "a saxophonist"),  # (s9)
+    "trumpet": ("trumpets", "a trumpet solo", "a trumpeter"),  # (s9)
+    "brass": ("horns", "brass section", "brass instruments", "brass band"),  # (s9)
+    "clarinet": ("clarinets", "a clarinet solo"),  # (s9)
+    "organ": ("church organ", "pipe organ", "organ music", "an organist"),  # (s9)
+    "accordion": ("squeezebox", "accordion music", "an accordionist"),  # (s9)
 }
 
 
