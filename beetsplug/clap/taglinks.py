@@ -180,8 +180,41 @@ def link_by_lexicon(
     electronic): evidence for the family is evidence for it, while leaving
     out a member says nothing of the family. A wanted genre with tags of
     its own takes its wider genres' tags too ("house": House, and the
-    electronic tags). Empty when the lexicon links nothing.
+    electronic tags). A wanted phrase about what a part plays is that
+    part's ("flute solos": the flute's tags, not MTT's solo, which hears
+    solo performances). Empty when the lexicon links nothing.
     """
+    players = _players(attribute) if wanted else ()
+    if not players:
+        return _link_own(attribute, meanings, wanted)
+    present: list[int] = []
+    absent: list[int] = []
+    for part in players:
+        theirs = link_by_lexicon(part, meanings, True)
+        present += theirs.present
+        absent += theirs.absent
+    return TagMatch(list(dict.fromkeys(present)), list(dict.fromkeys(absent)))
+
+
+def _players(attribute: str) -> list[str]:
+    """The parts a wanted phrase names before its head, where that head is
+    what a part plays (lexicon grammar `played_parts`) or no concept: what
+    plays the thing the phrase asks for ("flute" in "flute solos", "drum"
+    in "drum fills"). Not before anything else: "solo piano" is the
+    piano's, "vocal jazz" jazz (not any song with a voice)."""
+    lex = lexicon()
+    head = lex.head(attribute)
+    if head is not None and head not in lex.grammar.get("played_parts", ()):
+        return []
+    words = attribute.split()
+    before = words[: len(words) - len(head.split())] if head else words
+    named = _concepts_named(" ".join(before))
+    return sorted(c for c in named if lex.concepts[c].kind == "part")
+
+
+def _link_own(attribute: str, meanings: Sequence[TagMeaning], wanted: bool) -> TagMatch:
+    """link_by_lexicon's tags of the phrase itself, its endings, families
+    and, for a compound it knows, the concepts that compound names."""
     from .query import voice_in_gender_words
 
     head = lexicon().head(attribute)
@@ -218,9 +251,13 @@ def link_by_lexicon(
                     return match
         if head is not None:
             # A compound the lexicon knows, no tag means and no family
-            # covers is heard as the concepts its words name: "guitar
-            # solos" is guitar (and solos), "explicit lyrics" vocals.
+            # covers is heard as the concepts its words name: "explicit
+            # lyrics" is vocals, "slow tempo" slow, and "guitar solos" the
+            # guitar's, as "flute solos" is the flute's (_players).
             named = _concepts_named(head) - {head}
+            played = set(lexicon().grammar.get("played_parts", ()))
+            if named - played:
+                named -= played
             present = {
                 i
                 for part in named

@@ -266,14 +266,43 @@ def test_a_known_compound_no_tag_means_is_heard_as_what_it_names(
     for phrase in ("guitar solos", "calm guitar solos"):
         match = link_tags(bundle, phrase, wanted=True)
         assert match.by == "lexicon", phrase
-        assert "guitar" in linked(phrase, True), phrase
-    assert "drums" in linked("drum solos", True)
+        assert linked(phrase, True) == {"guitar"}, phrase
+    assert linked("drum solos", True) == {"drums"}
     assert linked("slow tempo", True) == {"slow"}
     assert linked("fast tempo", True) == {"fast"}
     assert "vocals" in linked("explicit lyrics", True)
     assert "strings" in linked("string quartet", True)
     assert "guitar" not in linked("guitar solos", False)
     assert "drums" not in linked("drum solos", False)
+    forget_links()
+
+
+def test_what_a_part_plays_is_that_parts(bundle: Bundle) -> None:
+    """A wanted phrase about what a part plays (lexicon grammar
+    `played_parts`) reaches the tags of the part named before it, not
+    MTT's "solo" (solo performances): "flute solos" had the solo tag
+    alone, "guitar riffs" no tag. A part before anything else keeps its
+    own reading: "solo piano" is the piano's, "vocal jazz" is jazz."""
+    from beetsplug.clap.lexicon import lexicon
+    from beetsplug.clap.taglinks import bundle_tag_meanings, forget_links, link_tags
+
+    forget_links()
+    names = list(bundle.tag_names)
+    meanings = bundle_tag_meanings(bundle)
+
+    def linked(attribute: str, wanted: bool = True) -> set[str]:
+        match = link_tags(bundle, attribute, wanted)
+        return {meanings[i].concept or names[i] for i in match.present}
+
+    assert {"solos", "riffs"} <= set(lexicon().grammar["played_parts"])
+    assert linked("solos") == {"solos"}  # MTT "solo"
+    assert linked("flute solos") == {"flute"}
+    assert linked("guitar riffs") == {"guitar"}
+    assert linked("solo piano") == {"piano"}
+    assert linked("vocal jazz") == {"jazz"}
+    # Negated, a played part is refused alone: a flute without a solo is
+    # not what "no flute solos" refuses.
+    assert "flute" not in linked("flute solos", False)
     forget_links()
 
 

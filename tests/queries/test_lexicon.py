@@ -556,6 +556,19 @@ def test_a_voice_range_must_be_a_modifier(tmp_path: Path, name: str) -> None:
         load(path)
 
 
+def test_a_played_part_must_be_a_part(tmp_path: Path) -> None:
+    """`played_parts` names what an instrument plays ("solos"): a word the
+    lexicon reads as anything else is refused when it is read."""
+    text = LEXICON_PATH.read_text(encoding="utf-8").replace(
+        "  played_parts: [", "  played_parts: [jazz, "
+    )
+    assert "played_parts: [jazz," in text
+    path = tmp_path / "lexicon.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"grammar\.played_parts: 'jazz' is no part"):
+        load(path)
+
+
 def test_the_shipped_file_is_the_package_data() -> None:
     assert LEXICON_PATH.parent == Path(lexicon_module.__file__).parent
     assert LEXICON_PATH.name == "lexicon.yaml"

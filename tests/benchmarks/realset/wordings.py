@@ -49,6 +49,12 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "singer-songwriter",  # (8th, after)
         "vocalists",  # (s9)
         "songs with lyrics",  # (s9)
+        "songs with a vocalist",  # (s9)
+        "tracks with singing in them",  # (s9)
+        "sung songs",  # (s9)
+        "a vocal track",  # (s9)
+        "with a lead vocal",  # (s9)
+        "someone singing",  # (s9)
     ),
     "female voice": (
         "a woman singing",
@@ -80,6 +86,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "sung by a soprano",  # (s8)
         "a female vocalist",  # (s9)
         "female vocalists",  # (s9)
+        "a female singer singing",  # (s9)
+        "woman vocalist",  # (s9)
+        "female-led vocals",  # (s9)
+        "songs with a woman's voice",  # (s9)
+        "a singer, female",  # (s9)
     ),
     "male voice": (
         "a man singing",
@@ -103,6 +114,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a tenor voice",  # (s8)
         "a male vocalist",  # (s9)
         "male vocalists",  # (s9)
+        "a male singer singing",  # (s9)
+        "man vocalist",  # (s9)
+        "songs with a man's voice",  # (s9)
+        "male-led vocals",  # (s9)
     ),
     "drums": (
         "drum kit",
@@ -111,6 +126,12 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "drumming",
         "a drummer",  # (s9)
         "drum beats",  # (s9)
+        "a drum groove",  # (s9)
+        "a drumbeat",  # (s9)
+        "drums and cymbals",  # (s9)
+        "snare and kick",  # (s9)
+        "heavy drums",  # (s9)
+        "live drums",  # (s9)
     ),
     "guitar": (
         "guitars",
@@ -120,6 +141,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "fingerpicking",  # (7th, after)
         "guitar solo",  # (s9)
         "a guitar riff",  # (s9)
+        "strummed guitar",  # (s9)
+        "a guitar playing chords",  # (s9)
+        "guitar-driven songs",  # (s9)
+        "guitar-based music",  # (s9)
+        "songs featuring guitar",  # (s9)
     ),
     "piano": (
         "solo piano",
@@ -128,6 +154,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "ivories",  # (7th, after)
         "a piano piece",  # (s9)
         "grand piano",  # (s9)
+        "a piano melody",  # (s9)
+        "piano playing",  # (s9)
+        "piano-driven",  # (s9)
+        "piano-based songs",  # (s9)
     ),
     "electric guitar": (  # the first three: (7th, after)
         "overdriven guitar",
@@ -142,6 +172,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "violin music",
         "a violinist",  # (s9)
         "solo violin",  # (s9)
+        "a violin melody",  # (s9)
+        "violin playing",  # (s9)
     ),
     "strings": (
         "string section",
@@ -150,12 +182,18 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "string ensemble",
         "a string quartet",  # (s9)
         "bowed strings",  # (s9)
+        "stringed instruments",  # (s9)
+        "string orchestra",  # (s9)
+        "lush strings",  # (s9)
+        "a string arrangement",  # (s9)
     ),
     "flute": (
         "flutes",
         "a flute melody",
         "a flautist",  # (s9)
         "flute music",  # (s9)
+        "a flute solo",  # (s9)
+        "flute playing",  # (s9)
     ),
     "electronic": (
         "electronica",
@@ -167,6 +205,12 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "IDM",  # (4th)
         "electronic",  # (s9)
         "synthesizer music",  # (s9)
+        "electronic beats",  # (s9)
+        "electronic songs",  # (s9)
+        "electro music",  # (s9)
+        "club music",  # (s9)
+        "synth-heavy music",  # (s9)
+        "computer music",  # (s9)
     ),
     "classical": (
         "orchestral music",
@@ -176,6 +220,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "chamber music",  # (4th)
         "classical",  # (s9)
         "a symphony orchestra",  # (s9)
+        "classical orchestra",  # (s9)
+        "orchestral pieces",  # (s9)
+        "classical symphonies",  # (s9)
+        "a concerto",  # (s9)
+        "an orchestral score",  # (s9)
     ),
     "rock/metal": (
         "heavy metal",
@@ -183,6 +232,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "metal music",
         "rock",  # (s9)
         "heavy rock",  # (s9)
+        "metal songs",  # (s9)
+        "heavy music with distorted guitars",  # (s9)
+        "headbanging",  # (s9)
+        "a metal band",  # (s9)
     ),
     # The first four from the start; the rest added after the first run
     # showed how speech words the lexicon does not know fare.
@@ -208,6 +261,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "voice notes",  # (5th, after)
         "a lecture",  # (s9)
         "spoken dialogue",  # (s9)
+        "people talking",  # (s9)
+        "a spoken recording",  # (s9)
+        "talking without music",  # (s9)
+        "a voice speaking",  # (s9)
     ),
     "music": (
         "songs",
@@ -217,6 +274,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "music, no voice-over",  # (8th, after)
         "a song",  # (s9)
         "tunes",  # (s9)
+        "instrumental or vocal music",  # (s9)
+        "a musical recording",  # (s9)
     ),
     "without vocals": (
         "instrumental",
@@ -242,6 +301,14 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "vocal-free",  # (s9)
         "no lyrics",  # (s9)
         "purely instrumental",  # (s9)
+        "no vocalist",  # (s9)
+        "minus vocals",  # (s9)
+        "with no voices",  # (s9)
+        "songs without singing",  # (s9)
+        "music without any vocals",  # (s9)
+        "instrumentals",  # (s9)
+        "an instrumental track",  # (s9)
+        "backing track",  # (s9)
     ),
     "without drums": (
         "no drums",
@@ -259,6 +326,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no perc",  # (8th, after)
         "no drummer",  # (s9)
         "drum-free",  # (s9)
+        "without any drums",  # (s9)
+        "no drums at all",  # (s9)
+        "no percussion",  # (s9)
+        "beatless",  # (s9)
+        "no rhythm section",  # (s9)
     ),
     "without guitar": (
         "no guitars",
@@ -268,6 +340,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no gtrs",  # (8th, after)
         "guitar-free",  # (s9)
         "no guitar parts",  # (s9)
+        "without any guitar",  # (s9)
+        "no guitar at all",  # (s9)
+        "music that has no guitar",  # (s9)
     ),
     "without piano": (
         "no piano",
@@ -276,6 +351,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "without piano chords",  # (8th, after)
         "no pianos",  # (s9)
         "piano-free",  # (s9)
+        "without any piano",  # (s9)
+        "no keyboards",  # (s9)
+        "music that has no piano",  # (s9)
     ),
     "without strings": (
         "no strings",
@@ -284,6 +362,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no string melodies",  # (8th, after)
         "no violins",  # (s9)
         "no string instruments",  # (s9)
+        "without any strings",  # (s9)
+        "no strings at all",  # (s9)
+        "no orchestra",  # (s9)
     ),
     # Added 2026-12-08 (ninth session) before first scored, like every word
     # marked (s9): the instruments with few clips, in other words.
