@@ -40,6 +40,7 @@ from .query import (
     _LONE_VOICE_UNLESS,
     _LONE_VOICES,
     _MAX_CUE,
+    _MAX_IMPLIED,
     _MAX_PHRASE,
     _POSTFIX,
     _POSTFIX_GLUE,
@@ -965,23 +966,36 @@ class Parser:
             runs.append((pos, self.n))
         return runs
 
+    def _implied_at(self, i: int) -> tuple[str, int] | None:
+        """(the concept it says is absent, its length in tokens) of a form
+        at token i that says so on its own ("instrumental", "backing
+        track": vocals); None when none starts there."""
+        return self._longest(i, _MAX_IMPLIED, _IMPLIED.get)
+
     def _implied(self, spans: list[tuple[int, int]]) -> list[Clause]:
         out = []
         for a, b in self._free_runs(spans):
-            for tok in self.toks[a:b]:
-                if tok.protected or tok.kind != "word" or tok.low not in _IMPLIED:
+            i = a
+            while i < b:
+                found = self._implied_at(i)
+                if found is None or i + found[1] > b:
+                    i += 1
                     continue
+                concept, length = found
+                start, end = self.toks[i].start, self.toks[i + length - 1].end
+                words = self.text[start:end]
                 out.append(
                     Clause(
                         "implied",
-                        tok.text,
-                        (_IMPLIED[tok.low],),
-                        (tok.text,),
-                        tok.start,
-                        tok.end,
+                        words,
+                        (concept,),
+                        (words,),
+                        start,
+                        end,
                         removed=False,
                     )
                 )
+                i += length
         return out
 
     def _affirmed(self, spans: list[tuple[int, int]], negated: list[str]) -> list[str]:
@@ -1005,10 +1019,11 @@ class Parser:
         "-drums"). Quoted words and implied negations are not read."""
         i = a
         while i < b:
-            tok = self.toks[i]
-            attribute = (
-                None if tok.protected or tok.low in _IMPLIED else self._reading(i)
-            )
+            implied = self._implied_at(i)
+            if implied is not None:
+                i += implied[1]
+                continue
+            attribute = None if self.toks[i].protected else self._reading(i)
             if attribute is None:
                 i += 1
                 continue

@@ -109,8 +109,12 @@ _FEATURING_RE = re.compile(
     + "|".join(map(re.escape, _GRAMMAR["featuring_suffixes"]))
     + r")"
 )
-# Kept in the wanted text but imply a negation: instrumental -> vocals.
-_IMPLIED = _LEXICON.implied_absence
+# Kept in the wanted text but imply a negation: instrumental -> vocals,
+# "backing track" -> vocals (by their words).
+_IMPLIED = {
+    tuple(form.split()): concept for form, concept in _LEXICON.implied_absence.items()
+}
+_MAX_IMPLIED = max(map(len, _IMPLIED), default=1)
 
 FILLER_WORDS: frozenset[str] = frozenset(
     w

@@ -52,6 +52,9 @@ EXAMPLES = [
     ("beatless ambient", "ambient", ["drums"]),
     ("instrumental", "instrumental", ["vocals"]),
     ("instrumental hip hop", "instrumental hip hop", ["vocals"]),
+    ("a backing track", "a backing track", ["vocals"]),
+    ("jazz backing tracks", "jazz backing tracks", ["vocals"]),
+    ("no rhythm section", "", ["rhythm section"]),
     ("-drums", "", ["drums"]),
     ("jazz -drums piano", "jazz piano", ["drums"]),
     ("-kazoo", "", ["kazoo"]),
@@ -518,6 +521,36 @@ def test_implied_negation_keeps_the_word() -> None:
     ]
     assert parsed.affirmative == "instrumental jazz"
     assert parsed.negated == ["vocals", "drums"]  # in text order, no duplicates
+
+
+def test_an_implied_negation_of_several_words_is_one_clause() -> None:
+    """A form of more than one word that says a part is absent on its own
+    ("backing track", as "instrumental" does) is read whole: its words stay
+    in the wanted text, are not wanted themselves, and what it implies is
+    negated once; "backing vocals" is no such form."""
+    parsed = parse_query("a guitar backing track, no drums")
+    implied = [c for c in parsed.clauses if c.kind == "implied"]
+    assert [(c.cue, c.attributes, c.sources, c.removed) for c in implied] == [
+        ("backing track", ("vocals",), ("backing track",), False)
+    ]
+    text = "a guitar backing track, no drums"
+    assert [text[c.start : c.end] for c in implied] == ["backing track"]
+    assert parsed.affirmed == ["guitar"]
+    assert parsed.negated == ["vocals", "drums"]
+    backing = parse_query("backing vocals")
+    assert backing.negated == []
+    assert backing.affirmed == ["backing vocals"]
+
+
+def test_the_rhythm_section_is_the_drums_and_the_bass() -> None:
+    """ "no rhythm section" refuses what the drums and the bass sound like
+    (lexicon within) and the tags that mean either; "no drums" still the
+    drums alone."""
+    assert attribute_phrases("rhythm section") == ("rhythm section", "drums", "bass")
+    assert attribute_phrases("drums") == ("drums",)
+    names = ["drums", "beat", "bass", "guitar"]
+    assert match_tags("rhythm section", names).present == [0, 1, 2]
+    assert match_tags("drums", names).present == [0, 1]
 
 
 def test_repeated_negations_are_listed_once() -> None:
