@@ -176,13 +176,14 @@ def link_by_lexicon(
 
     The attribute itself or one of its kinds; a wanted one else the same
     for its shorter endings down to its head concept (no tag says "calm
-    piano", "piano" does), then its broader families ("techno" ->
-    electronic): evidence for the family is evidence for it, while leaving
-    out a member says nothing of the family. A wanted genre with tags of
-    its own takes its wider genres' tags too ("house": House, and the
-    electronic tags). A wanted phrase about what a part plays is that
-    part's ("flute solos": the flute's tags, not MTT's solo, which hears
-    solo performances). Empty when the lexicon links nothing.
+    piano", "piano" does), then its broader families, all of them ("techno"
+    -> electronic, synthpop -> pop and electronic): evidence for the
+    family is evidence for it, while leaving out a member says nothing of
+    the family. A wanted genre with tags of its own takes its wider
+    genres' tags too ("house": House, and the electronic tags). A wanted
+    phrase about what a part plays is that part's ("flute solos": the
+    flute's tags, not MTT's solo, which hears solo performances). Empty
+    when the lexicon links nothing.
     """
     players = _players(attribute) if wanted else ()
     if not players:
@@ -245,10 +246,16 @@ def _link_own(attribute: str, meanings: Sequence[TagMeaning], wanted: bool) -> T
             return match
     if wanted:
         for ending in endings:
+            # every family's tags: synthpop is pop and electronic
+            present, absent = [], []
             for family in broader(ending):
                 match = _tags_meaning(meanings, narrower(family))
-                if match.present or match.absent:
-                    return match
+                present += match.present
+                absent += match.absent
+            if present or absent:
+                return TagMatch(
+                    list(dict.fromkeys(present)), list(dict.fromkeys(absent))
+                )
         if head is not None:
             # A compound the lexicon knows, no tag means and no family
             # covers is heard as the concepts its words name: "explicit

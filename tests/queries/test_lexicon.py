@@ -141,6 +141,19 @@ def test_a_style_no_tag_names_reaches_its_familys_tags(genre: str, family: str) 
     assert family in lexicon().concepts[genre].broader
 
 
+@pytest.mark.parametrize("spelling", ["synthpop", "electro-pop", "electro pop"])
+def test_a_style_of_two_families_reaches_both(spelling: str) -> None:
+    """Synthpop is pop and electronic, and no tagger names it: wanted, it
+    reaches both families' tags (it reached pop's alone, the first family
+    with tags, and ranked electronic tracks below orchestral music)."""
+    from beetsplug.clap.taglinks import link_by_lexicon
+
+    assert parse_query(spelling).affirmed == ["synthpop"]
+    names = ("msd:pop", "electronic", "msd:jazz", "techno")
+    match = link_by_lexicon("synthpop", tag_meanings(names), wanted=True)
+    assert [names[i] for i in match.present] == ["msd:pop", "electronic", "techno"]
+
+
 def test_an_era_is_an_attribute_of_its_own() -> None:
     """A tagger's "80s" names a concept, as a user's "no 80s" does."""
     lex = lexicon()

@@ -55,6 +55,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a vocal track",  # (s9)
         "with a lead vocal",  # (s9)
         "someone singing",  # (s9)
+        "vocal music",  # (s9)
+        "a song with vocals",  # (s9)
+        "singers",  # (s9)
+        "with a singer",  # (s9)
+        "lyrics and singing",  # (s9)
     ),
     "female voice": (
         "a woman singing",
@@ -91,6 +96,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "female-led vocals",  # (s9)
         "songs with a woman's voice",  # (s9)
         "a singer, female",  # (s9)
+        "female singers",  # (s9)
+        "women's vocals",  # (s9)
+        "girl vocals",  # (s9)
+        "a female vocal",  # (s9)
+        "sung by a woman",  # (s9)
     ),
     "male voice": (
         "a man singing",
@@ -118,6 +128,12 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "man vocalist",  # (s9)
         "songs with a man's voice",  # (s9)
         "male-led vocals",  # (s9)
+        "male singers",  # (s9)
+        "men's vocals",  # (s9)
+        "guy vocals",  # (s9)
+        "sung by a man",  # (s9)
+        "a deep male voice",  # (s9)
+        "a man's singing voice",  # (s9)
     ),
     "drums": (
         "drum kit",
@@ -132,6 +148,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "snare and kick",  # (s9)
         "heavy drums",  # (s9)
         "live drums",  # (s9)
+        "percussive",  # (s9)
+        "beat-driven",  # (s9)
+        "rhythmic drumming",  # (s9)
+        "a drum track",  # (s9)
+        "with drums",  # (s9)
     ),
     "guitar": (
         "guitars",
@@ -146,6 +167,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "guitar-driven songs",  # (s9)
         "guitar-based music",  # (s9)
         "songs featuring guitar",  # (s9)
+        "guitar strumming",  # (s9)
+        "guitar-heavy",  # (s9)
+        "electric or acoustic guitar",  # (s9)
+        "with guitar",  # (s9)
     ),
     "piano": (
         "solo piano",
@@ -158,6 +183,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "piano playing",  # (s9)
         "piano-driven",  # (s9)
         "piano-based songs",  # (s9)
+        "with piano",  # (s9)
+        "piano keys",  # (s9)
+        "a piano",  # (s9)
     ),
     "electric guitar": (  # the first three: (7th, after)
         "overdriven guitar",
@@ -174,6 +202,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "solo violin",  # (s9)
         "a violin melody",  # (s9)
         "violin playing",  # (s9)
+        "with violin",  # (s9)
+        "a violin",  # (s9)
     ),
     "strings": (
         "string section",
@@ -186,6 +216,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "string orchestra",  # (s9)
         "lush strings",  # (s9)
         "a string arrangement",  # (s9)
+        "with strings",  # (s9)
+        "a string section",  # (s9)
+        "violins and cellos",  # (s9)
     ),
     "flute": (
         "flutes",
@@ -194,6 +227,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "flute music",  # (s9)
         "a flute solo",  # (s9)
         "flute playing",  # (s9)
+        "with flute",  # (s9)
+        "a flute",  # (s9)
     ),
     "electronic": (
         "electronica",
@@ -211,6 +246,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "club music",  # (s9)
         "synth-heavy music",  # (s9)
         "computer music",  # (s9)
+        "dance music",  # (s9)
+        "electronic production",  # (s9)
+        "beats and synths",  # (s9)
+        "electro-pop",  # (s9)
+        "synthpop",  # (s9)
     ),
     "classical": (
         "orchestral music",
@@ -225,6 +265,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "classical symphonies",  # (s9)
         "a concerto",  # (s9)
         "an orchestral score",  # (s9)
+        "orchestral",  # (s9)
+        "symphonic",  # (s9)
+        "a classical composition",  # (s9)
+        "classical instrumental music",  # (s9)
     ),
     "rock/metal": (
         "heavy metal",
@@ -236,6 +280,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "heavy music with distorted guitars",  # (s9)
         "headbanging",  # (s9)
         "a metal band",  # (s9)
+        "death metal",  # (s9)
+        "heavy riffs",  # (s9)
+        "loud guitars",  # (s9)
+        "metalcore",  # (s9)
     ),
     # The first four from the start; the rest added after the first run
     # showed how speech words the lexicon does not know fare.
@@ -265,6 +313,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a spoken recording",  # (s9)
         "talking without music",  # (s9)
         "a voice speaking",  # (s9)
+        "audiobook",  # (s9)
+        "podcast",  # (s9)
+        "a narrator",  # (s9)
+        "spoken",  # (s9)
+        "a speech",  # (s9)
     ),
     "music": (
         "songs",
@@ -276,6 +329,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "tunes",  # (s9)
         "instrumental or vocal music",  # (s9)
         "a musical recording",  # (s9)
+        "background music",  # (s9)
+        "a melody",  # (s9)
     ),
     "without vocals": (
         "instrumental",
@@ -309,6 +364,13 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "instrumentals",  # (s9)
         "an instrumental track",  # (s9)
         "backing track",  # (s9)
+        "no vox",  # (s9)
+        "vocals off",  # (s9)
+        "without the singer",  # (s9)
+        "no human voice",  # (s9)
+        "instrumental music only",  # (s9)
+        "no vocal parts",  # (s9)
+        "mute vocals",  # (s9)
     ),
     "without drums": (
         "no drums",
@@ -331,6 +393,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no percussion",  # (s9)
         "beatless",  # (s9)
         "no rhythm section",  # (s9)
+        "no drum kit",  # (s9)
+        "no beats",  # (s9)
+        "drums off",  # (s9)
+        "no percussion instruments",  # (s9)
+        "without rhythm",  # (s9)
     ),
     "without guitar": (
         "no guitars",
@@ -343,6 +410,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "without any guitar",  # (s9)
         "no guitar at all",  # (s9)
         "music that has no guitar",  # (s9)
+        "no guitar sounds",  # (s9)
+        "guitars off",  # (s9)
+        "without the guitar",  # (s9)
     ),
     "without piano": (
         "no piano",
@@ -354,6 +424,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "without any piano",  # (s9)
         "no keyboards",  # (s9)
         "music that has no piano",  # (s9)
+        "no keys",  # (s9)
+        "piano off",  # (s9)
+        "no piano parts",  # (s9)
     ),
     "without strings": (
         "no strings",
@@ -365,6 +438,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "without any strings",  # (s9)
         "no strings at all",  # (s9)
         "no orchestra",  # (s9)
+        "no violin or cello",  # (s9)
+        "no string parts",  # (s9)
+        "strings off",  # (s9)
     ),
     # Added 2026-12-08 (ninth session) before first scored, like every word
     # marked (s9): the instruments with few clips, in other words.
