@@ -42,6 +42,7 @@ from .query import (
     _MAX_CUE,
     _MAX_IMPLIED,
     _MAX_PHRASE,
+    _PLAYED_WITH_A_MUTE,
     _POSTFIX,
     _POSTFIX_GLUE,
     _PREPOSITIONS,
@@ -331,7 +332,13 @@ class Parser:
         return self._memo(self._cues, i, self._read_cue)
 
     def _read_cue(self, i: int) -> tuple[int, int] | None:
-        return self._longest(i, _MAX_CUE, _CUES.get)
+        found = self._longest(i, _MAX_CUE, _CUES.get)
+        if found is not None and found[1] == 1 and self._word(i) == "mute":
+            # "mute trumpet" is how a trumpet sounds; "mute vocals" refuses
+            unit = self._unit(i + 1)
+            if unit is not None and unit.canonical in _PLAYED_WITH_A_MUTE:
+                return None
+        return found
 
     def _skip_determiners(self, i: int) -> int:
         while self._word(i) in _DETERMINERS:

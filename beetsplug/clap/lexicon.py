@@ -265,9 +265,10 @@ def _build(data: Any) -> Lexicon:
         for word in grammar.get(name, ()):
             if word not in concepts or concepts[word].kind != "modifier":
                 raise LexiconError(f"grammar.{name}: {word!r} is no modifier")
-    for word in grammar.get("played_parts", ()):
-        if word not in concepts or concepts[word].kind != "part":
-            raise LexiconError(f"grammar.played_parts: {word!r} is no part")
+    for name in ("played_parts", "played_with_a_mute"):
+        for word in grammar.get(name, ()):
+            if word not in concepts or concepts[word].kind != "part":
+                raise LexiconError(f"grammar.{name}: {word!r} is no part")
     training = {
         name: _strings(words, f"training.{name}")
         for name, words in _section(data, "training").items()

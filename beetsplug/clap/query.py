@@ -77,6 +77,7 @@ _FOCUS_AFTER = frozenset(tuple(f.split()) for f in _GRAMMAR["focus_after"])
 # "female", "songs by women": a gender or range alone names a voice.
 _LONE_VOICES = frozenset(_GRAMMAR["lone_voices"])
 _LONE_VOICE_UNLESS = frozenset(_GRAMMAR["lone_voice_unless_before"])
+_PLAYED_WITH_A_MUTE = frozenset(_GRAMMAR.get("played_with_a_mute", ()))
 # "drums removed", "vocals taken out": longest first; a copula may come
 # between ("drums are absent").
 _POSTFIX = tuple(

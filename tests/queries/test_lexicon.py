@@ -569,16 +569,18 @@ def test_a_voice_range_must_be_a_modifier(tmp_path: Path, name: str) -> None:
         load(path)
 
 
-def test_a_played_part_must_be_a_part(tmp_path: Path) -> None:
-    """`played_parts` names what an instrument plays ("solos"): a word the
+@pytest.mark.parametrize("name", ["played_parts", "played_with_a_mute"])
+def test_a_played_part_must_be_a_part(tmp_path: Path, name: str) -> None:
+    """`played_parts` names what an instrument plays ("solos"),
+    `played_with_a_mute` the instruments a mute is played with: a word the
     lexicon reads as anything else is refused when it is read."""
     text = LEXICON_PATH.read_text(encoding="utf-8").replace(
-        "  played_parts: [", "  played_parts: [jazz, "
+        f"  {name}: [", f"  {name}: [jazz, "
     )
-    assert "played_parts: [jazz," in text
+    assert f"{name}: [jazz," in text
     path = tmp_path / "lexicon.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(LexiconError, match=r"grammar\.played_parts: 'jazz' is no part"):
+    with pytest.raises(LexiconError, match=rf"grammar\.{name}: 'jazz' is no part"):
         load(path)
 
 

@@ -553,6 +553,31 @@ def test_the_rhythm_section_is_the_drums_and_the_bass() -> None:
     assert match_tags("drums", names).present == [0, 1]
 
 
+@pytest.mark.parametrize(
+    ("text", "affirmative", "negated"),
+    [
+        ("mute vocals", "", ["vocals"]),
+        ("jazz, mute drums", "jazz", ["drums"]),
+        ("mute guitar please", "", ["guitar"]),
+        ("mute the trumpet", "", ["trumpet"]),
+        # a mute is how these are played: wanted, not refused
+        ("mute trumpet", "mute trumpet", []),
+        ("jazz with mute trumpet", "jazz with mute trumpet", []),
+        ("mute violin", "mute violin", []),
+        ("songs on mute", "songs on mute", []),
+    ],
+)
+def test_mute_takes_a_part_out_unless_a_mute_plays_it(
+    text: str, affirmative: str, negated: list[str]
+) -> None:
+    """ "mute vocals" ranked songs first (it read as vocals wanted); "mute"
+    alone is now a cue, except before a part a mute is played with
+    (lexicon grammar `played_with_a_mute`)."""
+    parsed = parse_query(text)
+    assert parsed.affirmative == affirmative
+    assert parsed.negated == negated
+
+
 def test_repeated_negations_are_listed_once() -> None:
     assert parse_query("instrumental, no vocals, without singing").negated == ["vocals"]
 
