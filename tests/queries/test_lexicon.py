@@ -141,6 +141,38 @@ def test_a_style_no_tag_names_reaches_its_familys_tags(genre: str, family: str) 
     assert family in lexicon().concepts[genre].broader
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "future bass",
+        "breakcore",
+        "ebm",
+        "hardstyle",
+        "eurodance",
+        "big beat",
+        "electroclash",
+        "darkwave",
+        "gabber",
+        "goa trance",
+        "chillwave",
+        "witch house",
+    ],
+)
+def test_styles_of_electronic_music_reach_its_tags(spelling: str) -> None:
+    """No tagger names these styles, and the lexicon did not know them:
+    "future bass" and "ebm" ranked the realset's electronic tracks last.
+    Wanted, each now reaches the electronic tags; refused, it refuses no
+    other electronic music."""
+    from beetsplug.clap.taglinks import broader, link_by_lexicon
+
+    (style,) = parse_query(spelling).affirmed
+    assert "electronic" in broader(style)
+    names = ("electronic", "msd:jazz", "msd:pop")
+    meanings = tag_meanings(names)
+    assert link_by_lexicon(style, meanings, wanted=True).present == [0]
+    assert link_by_lexicon(style, meanings, wanted=False).present == []
+
+
 @pytest.mark.parametrize("spelling", ["synthpop", "electro-pop", "electro pop"])
 def test_a_style_of_two_families_reaches_both(spelling: str) -> None:
     """Synthpop is pop and electronic, and no tagger names it: wanted, it

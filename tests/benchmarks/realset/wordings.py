@@ -621,6 +621,22 @@ NARROW_GENRES: dict[str, tuple[str, ...]] = {
         "trip hop",
         "vaporwave",
         "glitch",
+        "ambient techno",  # (s9)
+        "acid house",  # (s9)
+        "big beat",  # (s9)
+        "eurodance",  # (s9)
+        "darkwave",  # (s9)
+        "electro house",  # (s9)
+        "future bass",  # (s9)
+        "hardstyle",  # (s9)
+        "deep house",  # (s9)
+        "minimal techno",  # (s9)
+        "progressive house",  # (s9)
+        "jungle",  # (s9)
+        "breakcore",  # (s9)
+        "idm",  # (s9)
+        "ebm",  # (s9)
+        "electroclash",  # (s9)
     ),
     # "(s8)": added 2026-12-07 (eighth session) before first scored, and
     # scored on the code before the genre families they test.
@@ -630,6 +646,18 @@ NARROW_GENRES: dict[str, tuple[str, ...]] = {
         "baroque",
         "baroque music",  # (s8)
         "a baroque concerto",  # (s8)
+        "opera",  # (s9)
+        "romantic era music",  # (s9)
+        "renaissance music",  # (s9)
+        "minimalism",  # (s9)
+        "contemporary classical",  # (s9)
+        "film score",  # (s9)
+        "a string quartet piece",  # (s9)
+        "a sonata",  # (s9)
+        "a waltz",  # (s9)
+        "a requiem",  # (s9)
+        "an overture",  # (s9)
+        "a fugue",  # (s9)
     ),
     "rock/metal": (
         "heavy metal",
@@ -644,6 +672,21 @@ NARROW_GENRES: dict[str, tuple[str, ...]] = {
         "emo",
         "rock and roll",  # (s8)
         "rock 'n' roll",  # (s8)
+        "power metal",  # (s9)
+        "black metal",  # (s9)
+        "doom metal",  # (s9)
+        "nu metal",  # (s9)
+        "alternative rock",  # (s9)
+        "prog rock",  # (s9)
+        "garage rock",  # (s9)
+        "stoner rock",  # (s9)
+        "industrial metal",  # (s9)
+        "death metal",  # (s9)
+        "metalcore",  # (s9)
+        "hardcore punk",  # (s9)
+        "speed metal",  # (s9)
+        "glam rock",  # (s9)
+        "symphonic metal",  # (s9)
     ),
 }
 
