@@ -333,6 +333,14 @@ def test_a_gendered_voice_is_also_read_alone(
         # a part after the modifiers: they narrow it
         ("female choir", ["female choir"]),
         ("tenor sax", ["tenor saxophone"]),
+        # a way of singing stands for the voice too ("yodeling" ranked
+        # instrumentals first)
+        ("yodeling", ["yodeling vocals"]),
+        ("crooning", ["crooning vocals"]),
+        ("gregorian chant", ["chanting vocals"]),
+        ("scat singing", ["scat vocals"]),
+        ("a woman humming", ["female humming vocals"]),
+        ("humming synths", ["humming synth"]),
     ],
 )
 def test_a_lone_gender_or_range_names_a_voice(text: str, affirmed: list[str]) -> None:
@@ -361,6 +369,9 @@ def test_a_lone_gender_or_range_names_a_voice(text: str, affirmed: list[str]) ->
         ("no men or drums", [], ["male vocals", "drums"]),
         ("no drums or men", [], ["drums", "male vocals"]),
         ("no women, no drums", [], ["female vocals", "drums"]),
+        # a way of singing refused is that voice alone, not every voice
+        ("no humming", [], ["humming vocals"]),
+        ("jazz without scat", ["jazz"], ["scat vocals"]),
     ],
 )
 def test_a_lone_gender_a_cue_refuses_is_that_voice_refused(

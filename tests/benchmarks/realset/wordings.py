@@ -60,6 +60,24 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "singers",  # (s9)
         "with a singer",  # (s9)
         "lyrics and singing",  # (s9)
+        "crooning",  # (s9)
+        "belting",  # (s9)
+        "falsetto",  # (s9)
+        "yodeling",  # (s9)
+        "humming",  # (s9)
+        "chanting",  # (s9)
+        "vocal harmonies",  # (s9)
+        "a duet",  # (s9)
+        "an opera singer",  # (s9)
+        "rapping",  # (s9)
+        "sung in english",  # (s9)
+        "a lead singer",  # (s9)
+        "vocal melodies",  # (s9)
+        "someone humming",  # (s9)
+        "a voice",  # (s9)
+        "voices",  # (s9)
+        "choral singing",  # (s9)
+        "harmonizing voices",  # (s9)
     ),
     "female voice": (
         "a woman singing",
@@ -101,6 +119,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "girl vocals",  # (s9)
         "a female vocal",  # (s9)
         "sung by a woman",  # (s9)
+        "a soprano voice",  # (s9)
+        "a girl group",  # (s9)
+        "a female choir",  # (s9)
+        "female rap",  # (s9)
+        "a woman humming",  # (s9)
     ),
     "male voice": (
         "a man singing",
@@ -134,6 +157,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "sung by a man",  # (s9)
         "a deep male voice",  # (s9)
         "a man's singing voice",  # (s9)
+        "a male choir",  # (s9)
+        "a baritone voice",  # (s9)
+        "male rap",  # (s9)
+        "a boy band",  # (s9)
     ),
     "drums": (
         "drum kit",
@@ -371,6 +398,14 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "instrumental music only",  # (s9)
         "no vocal parts",  # (s9)
         "mute vocals",  # (s9)
+        "no rap",  # (s9)
+        "no humming",  # (s9)
+        "no choir or vocals",  # (s9)
+        "no vocals or choir",  # (s9)
+        "no voices at all",  # (s9)
+        "music without a voice",  # (s9)
+        "no vocalizing",  # (s9)
+        "no spoken or sung words",  # (s9)
     ),
     "without drums": (
         "no drums",
