@@ -55,6 +55,7 @@ EXAMPLES = [
     ("a backing track", "a backing track", ["vocals"]),
     ("jazz backing tracks", "jazz backing tracks", ["vocals"]),
     ("no rhythm section", "", ["rhythm section"]),
+    ("jazz, no backbeat", "jazz", ["drums"]),
     ("-drums", "", ["drums"]),
     ("jazz -drums piano", "jazz piano", ["drums"]),
     ("-kazoo", "", ["kazoo"]),

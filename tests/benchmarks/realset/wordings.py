@@ -180,6 +180,12 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "rhythmic drumming",  # (s9)
         "a drum track",  # (s9)
         "with drums",  # (s9)
+        "hand drums",  # (s9)
+        "drum fills",  # (s9)
+        "a backbeat",  # (s9)
+        "breakbeats",  # (s9)
+        "drum grooves",  # (s9)
+        "kick and snare",  # (s9)
     ),
     "guitar": (
         "guitars",
@@ -198,6 +204,15 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "guitar-heavy",  # (s9)
         "electric or acoustic guitar",  # (s9)
         "with guitar",  # (s9)
+        "slide guitar",  # (s9)
+        "steel guitar",  # (s9)
+        "twelve-string guitar",  # (s9)
+        "nylon guitar",  # (s9)
+        "classical guitar",  # (s9)
+        "guitar picking",  # (s9)
+        "jangly guitars",  # (s9)
+        "shredding",  # (s9)
+        "power chords",  # (s9)
     ),
     "piano": (
         "solo piano",
@@ -213,6 +228,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "with piano",  # (s9)
         "piano keys",  # (s9)
         "a piano",  # (s9)
+        "upright piano",  # (s9)
+        "honky-tonk piano",  # (s9)
+        "piano keys playing",  # (s9)
+        "tinkling piano",  # (s9)
+        "piano chords",  # (s9)
     ),
     "electric guitar": (  # the first three: (7th, after)
         "overdriven guitar",
@@ -246,6 +266,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "with strings",  # (s9)
         "a string section",  # (s9)
         "violins and cellos",  # (s9)
+        "violin and cello",  # (s9)
+        "viola",  # (s9)
+        "cellos and violins",  # (s9)
+        "pizzicato strings",  # (s9)
+        "a string orchestra",  # (s9)
     ),
     "flute": (
         "flutes",
@@ -345,6 +370,13 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a narrator",  # (s9)
         "spoken",  # (s9)
         "a speech",  # (s9)
+        "someone talking",  # (s9)
+        "a man talking",  # (s9)
+        "a woman speaking",  # (s9)
+        "talk radio",  # (s9)
+        "storytelling",  # (s9)
+        "a monologue",  # (s9)
+        "recited poetry",  # (s9)
     ),
     "music": (
         "songs",
@@ -358,6 +390,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a musical recording",  # (s9)
         "background music",  # (s9)
         "a melody",  # (s9)
+        "musical",  # (s9)
+        "some music",  # (s9)
     ),
     "without vocals": (
         "instrumental",
@@ -433,6 +467,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "drums off",  # (s9)
         "no percussion instruments",  # (s9)
         "without rhythm",  # (s9)
+        "no backbeat",  # (s9)
+        "no kick drum",  # (s9)
+        "no snare",  # (s9)
     ),
     "without guitar": (
         "no guitars",
@@ -448,6 +485,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no guitar sounds",  # (s9)
         "guitars off",  # (s9)
         "without the guitar",  # (s9)
+        "no guitar solos",  # (s9)
+        "no strumming",  # (s9)
+        "no riffs",  # (s9)
     ),
     "without piano": (
         "no piano",
@@ -462,6 +502,7 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no keys",  # (s9)
         "piano off",  # (s9)
         "no piano parts",  # (s9)
+        "no piano chords",  # (s9)
     ),
     "without strings": (
         "no strings",
@@ -476,6 +517,9 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no violin or cello",  # (s9)
         "no string parts",  # (s9)
         "strings off",  # (s9)
+        "no violin",  # (s9)
+        "no cello",  # (s9)
+        "no viola",  # (s9)
     ),
     # Added 2026-12-08 (ninth session) before first scored, like every word
     # marked (s9): the instruments with few clips, in other words.
