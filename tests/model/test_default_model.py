@@ -242,6 +242,15 @@ def test_a_concept_no_tag_means_is_linked_by_the_kinds_it_allows(
     forget_links()
 
 
+def _linked(bundle: Bundle, attribute: str, wanted: bool) -> set[str]:
+    """The concepts (else the tag names) of the tags `link_tags` gives."""
+    from beetsplug.clap.taglinks import bundle_tag_meanings, link_tags
+
+    meanings = bundle_tag_meanings(bundle)
+    match = link_tags(bundle, attribute, wanted)
+    return {meanings[i].concept or bundle.tag_names[i] for i in match.present}
+
+
 def test_a_known_compound_no_tag_means_is_heard_as_what_it_names(
     bundle: Bundle,
 ) -> None:
@@ -252,15 +261,12 @@ def test_a_known_compound_no_tag_means_is_heard_as_what_it_names(
     lexicon; negated, it is refused alone (a guitar without a solo is not
     what "no guitar solos" refuses)."""
     from beetsplug.clap.lexicon import lexicon
-    from beetsplug.clap.taglinks import bundle_tag_meanings, forget_links, link_tags
+    from beetsplug.clap.taglinks import forget_links, link_tags
 
     forget_links()
-    names = list(bundle.tag_names)
-    meanings = bundle_tag_meanings(bundle)
 
     def linked(attribute: str, wanted: bool) -> set[str]:
-        match = link_tags(bundle, attribute, wanted)
-        return {meanings[i].concept or names[i] for i in match.present}
+        return _linked(bundle, attribute, wanted)
 
     assert lexicon().concept("guitar solos") is not None
     for phrase in ("guitar solos", "calm guitar solos"):
@@ -284,15 +290,12 @@ def test_what_a_part_plays_is_that_parts(bundle: Bundle) -> None:
     alone, "guitar riffs" no tag. A part before anything else keeps its
     own reading: "solo piano" is the piano's, "vocal jazz" is jazz."""
     from beetsplug.clap.lexicon import lexicon
-    from beetsplug.clap.taglinks import bundle_tag_meanings, forget_links, link_tags
+    from beetsplug.clap.taglinks import forget_links
 
     forget_links()
-    names = list(bundle.tag_names)
-    meanings = bundle_tag_meanings(bundle)
 
     def linked(attribute: str, wanted: bool = True) -> set[str]:
-        match = link_tags(bundle, attribute, wanted)
-        return {meanings[i].concept or names[i] for i in match.present}
+        return _linked(bundle, attribute, wanted)
 
     assert {"solos", "riffs"} <= set(lexicon().grammar["played_parts"])
     assert linked("solos") == {"solos"}  # MTT "solo"

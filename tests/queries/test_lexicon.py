@@ -598,32 +598,29 @@ def test_a_typo_tolerant_word_is_one_word_the_lexicon_reads(
         load(path)
 
 
-@pytest.mark.parametrize("name", ["female_voice_ranges", "male_voice_ranges"])
-def test_a_voice_range_must_be_a_modifier(tmp_path: Path, name: str) -> None:
-    """A range narrows a voice as a gender does: a word the lexicon reads
-    as anything else (a part, a genre) is refused when it is read."""
+@pytest.mark.parametrize(
+    ("name", "word", "reason"),
+    [
+        ("female_voice_ranges", "trumpet", "is no modifier"),
+        ("male_voice_ranges", "trumpet", "is no modifier"),
+        ("played_parts", "jazz", "is no part"),
+        ("played_with_a_mute", "jazz", "is no part"),
+    ],
+)
+def test_a_grammar_list_holds_words_of_its_kind(
+    tmp_path: Path, name: str, word: str, reason: str
+) -> None:
+    """A voice range narrows a voice as a gender does (a modifier);
+    `played_parts` names what an instrument plays ("solos") and
+    `played_with_a_mute` the instruments a mute is played with (parts): a
+    word the lexicon reads as anything else is refused when it is read."""
     text = LEXICON_PATH.read_text(encoding="utf-8").replace(
-        f"  {name}: [", f"  {name}: [trumpet, "
+        f"  {name}: [", f"  {name}: [{word}, "
     )
-    assert f"{name}: [trumpet," in text
+    assert f"{name}: [{word}," in text
     path = tmp_path / "lexicon.yaml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(LexiconError, match=rf"grammar\.{name}: 'trumpet' is no mod"):
-        load(path)
-
-
-@pytest.mark.parametrize("name", ["played_parts", "played_with_a_mute"])
-def test_a_played_part_must_be_a_part(tmp_path: Path, name: str) -> None:
-    """`played_parts` names what an instrument plays ("solos"),
-    `played_with_a_mute` the instruments a mute is played with: a word the
-    lexicon reads as anything else is refused when it is read."""
-    text = LEXICON_PATH.read_text(encoding="utf-8").replace(
-        f"  {name}: [", f"  {name}: [jazz, "
-    )
-    assert f"{name}: [jazz," in text
-    path = tmp_path / "lexicon.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(LexiconError, match=rf"grammar\.{name}: 'jazz' is no part"):
+    with pytest.raises(LexiconError, match=rf"grammar\.{name}: '{word}' {reason}"):
         load(path)
 
 

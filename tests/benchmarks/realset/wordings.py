@@ -320,7 +320,6 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "orchestral",  # (s9)
         "symphonic",  # (s9)
         "a classical composition",  # (s9)
-        "classical instrumental music",  # (s9)
     ),
     "rock/metal": (
         "heavy metal",
@@ -386,7 +385,6 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "music, no voice-over",  # (8th, after)
         "a song",  # (s9)
         "tunes",  # (s9)
-        "instrumental or vocal music",  # (s9)
         "a musical recording",  # (s9)
         "background music",  # (s9)
         "a melody",  # (s9)
@@ -466,7 +464,6 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no beats",  # (s9)
         "drums off",  # (s9)
         "no percussion instruments",  # (s9)
-        "without rhythm",  # (s9)
         "no backbeat",  # (s9)
         "no kick drum",  # (s9)
         "no snare",  # (s9)
@@ -486,7 +483,6 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "guitars off",  # (s9)
         "without the guitar",  # (s9)
         "no guitar solos",  # (s9)
-        "no strumming",  # (s9)
         "no riffs",  # (s9)
     ),
     "without piano": (
