@@ -200,8 +200,8 @@ def link_by_lexicon(
 def _players(attribute: str) -> list[str]:
     """The parts a wanted phrase names before its head, where that head is
     what a part plays (lexicon grammar `played_parts`) or no concept: what
-    plays the thing the phrase asks for ("flute" in "flute solos", "drum"
-    in "drum fills"). Not before anything else: "solo piano" is the
+    plays the thing the phrase asks for ("flute" in "flute solos", "violin"
+    in "violin concerto"). Not before anything else: "solo piano" is the
     piano's, "vocal jazz" jazz (not any song with a voice)."""
     lex = lexicon()
     head = lex.head(attribute)
