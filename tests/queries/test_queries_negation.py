@@ -56,6 +56,7 @@ EXAMPLES = [
     ("jazz backing tracks", "jazz backing tracks", ["vocals"]),
     ("no rhythm section", "", ["rhythm section"]),
     ("jazz, no backbeat", "jazz", ["drums"]),
+    ("techno, no four on the floor", "techno", ["drums"]),
     ("-drums", "", ["drums"]),
     ("jazz -drums piano", "jazz piano", ["drums"]),
     ("-kazoo", "", ["kazoo"]),
@@ -577,6 +578,16 @@ def test_mute_takes_a_part_out_unless_a_mute_plays_it(
     parsed = parse_query(text)
     assert parsed.affirmative == affirmative
     assert parsed.negated == negated
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["an automated phone menu", "a customer service message", "on-hold message"],
+)
+def test_a_phone_message_is_speech(text: str) -> None:
+    """Recorded phone speech in other words: these read no word the
+    lexicon knew, so they were asked as music and put speech last."""
+    assert parse_query(text).affirmed == ["speech"]
 
 
 def test_repeated_negations_are_listed_once() -> None:

@@ -186,6 +186,11 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "breakbeats",  # (s9)
         "drum grooves",  # (s9)
         "kick and snare",  # (s9)
+        "a drum loop",  # (s9)
+        "drum loops",  # (s9)
+        "a drum machine beat",  # (s9)
+        "four on the floor",  # (s9)
+        "a groove",  # (s9)
     ),
     "guitar": (
         "guitars",
@@ -233,6 +238,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "piano keys playing",  # (s9)
         "tinkling piano",  # (s9)
         "piano chords",  # (s9)
+        "keys",  # (s9)
+        "a keyboard",  # (s9)
+        "an upright",  # (s9)
+        "a piano ballad",  # (s9)
     ),
     "electric guitar": (  # the first three: (7th, after)
         "overdriven guitar",
@@ -303,6 +312,12 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "beats and synths",  # (s9)
         "electro-pop",  # (s9)
         "synthpop",  # (s9)
+        "edm",  # (s9)
+        "electronic dance",  # (s9)
+        "synth-driven tracks",  # (s9)
+        "techno beats",  # (s9)
+        "rave",  # (s9)
+        "club tracks",  # (s9)
     ),
     "classical": (
         "orchestral music",
@@ -320,6 +335,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "orchestral",  # (s9)
         "symphonic",  # (s9)
         "a classical composition",  # (s9)
+        "orchestral classical",  # (s9)
+        "a symphony",  # (s9)
+        "symphonic music",  # (s9)
+        "classical piano",  # (s9)
     ),
     "rock/metal": (
         "heavy metal",
@@ -376,6 +395,19 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "storytelling",  # (s9)
         "a monologue",  # (s9)
         "recited poetry",  # (s9)
+        "a voiceover",  # (s9)
+        "a spoken-word piece",  # (s9)
+        "an announcer",  # (s9)
+        "a newsreader",  # (s9)
+        "a speaker",  # (s9)
+        "someone narrating",  # (s9)
+        "a talk",  # (s9)
+        "a podcast episode",  # (s9)
+        "a guided meditation",  # (s9)
+        "an automated phone menu",  # (s9)
+        "voice prompts",  # (s9)
+        "a customer service message",  # (s9)
+        "on-hold message",  # (s9)
     ),
     "music": (
         "songs",
@@ -390,6 +422,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "a melody",  # (s9)
         "musical",  # (s9)
         "some music",  # (s9)
+        "hold music",  # (s9)
+        "on-hold music",  # (s9)
+        "elevator music",  # (s9)
+        "a tune",  # (s9)
     ),
     "without vocals": (
         "instrumental",
@@ -438,6 +474,10 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "music without a voice",  # (s9)
         "no vocalizing",  # (s9)
         "no spoken or sung words",  # (s9)
+        "no singer",  # (s9)
+        "no singers",  # (s9)
+        "no vocal track",  # (s9)
+        "no acapella",  # (s9)
     ),
     "without drums": (
         "no drums",
@@ -467,6 +507,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no backbeat",  # (s9)
         "no kick drum",  # (s9)
         "no snare",  # (s9)
+        "drumless",  # (s9)
+        "no drum loops",  # (s9)
     ),
     "without guitar": (
         "no guitars",
@@ -499,6 +541,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "piano off",  # (s9)
         "no piano parts",  # (s9)
         "no piano chords",  # (s9)
+        "no keyboard",  # (s9)
+        "no grand piano",  # (s9)
     ),
     "without strings": (
         "no strings",
@@ -516,6 +560,8 @@ WORDINGS: dict[str, tuple[str, ...]] = {
         "no violin",  # (s9)
         "no cello",  # (s9)
         "no viola",  # (s9)
+        "no string section at all",  # (s9)
+        "no fiddle",  # (s9)
     ),
     # Added 2026-12-08 (ninth session) before first scored, like every word
     # marked (s9): the instruments with few clips, in other words.
