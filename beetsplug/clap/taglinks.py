@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .lexicon import Concept, lexicon
@@ -188,13 +188,23 @@ def link_by_lexicon(
     players = _players(attribute) if wanted else ()
     if not players:
         return _link_own(attribute, meanings, wanted)
+    return _union(link_by_lexicon(part, meanings, True) for part in players)
+
+
+def _union(matches: Iterable[TagMatch]) -> TagMatch:
+    """The tags of several matches, each once, in the order they come."""
     present: list[int] = []
     absent: list[int] = []
-    for part in players:
-        theirs = link_by_lexicon(part, meanings, True)
-        present += theirs.present
-        absent += theirs.absent
+    for match in matches:
+        present += match.present
+        absent += match.absent
     return TagMatch(list(dict.fromkeys(present)), list(dict.fromkeys(absent)))
+
+
+def _families_tags(meanings: Sequence[TagMeaning], concept: str) -> TagMatch:
+    """The tags of every family `concept` belongs to, nearest first
+    (synthpop: pop's and electronic's; lexicon broader)."""
+    return _union(_tags_meaning(meanings, narrower(f)) for f in broader(concept))
 
 
 def _players(attribute: str) -> list[str]:
@@ -236,26 +246,15 @@ def _link_own(attribute: str, meanings: Sequence[TagMeaning], wanted: bool) -> T
             if wanted and lexicon().kind_of(ending) == "genre":
                 # a wider genre's tags speak for a narrow one too ("house"
                 # is electronic): the tagger's own narrow tag is seldom sure
-                wider = [
-                    i
-                    for family in broader(ending)
-                    for i in _tags_meaning(meanings, narrower(family)).present
-                ]
+                wider = _families_tags(meanings, ending).present
                 present = list(dict.fromkeys([*match.present, *wider]))
                 return TagMatch(present, match.absent)
             return match
     if wanted:
         for ending in endings:
-            # every family's tags: synthpop is pop and electronic
-            present, absent = [], []
-            for family in broader(ending):
-                match = _tags_meaning(meanings, narrower(family))
-                present += match.present
-                absent += match.absent
-            if present or absent:
-                return TagMatch(
-                    list(dict.fromkeys(present)), list(dict.fromkeys(absent))
-                )
+            match = _families_tags(meanings, ending)
+            if match.present or match.absent:
+                return match
         if head is not None:
             # A compound the lexicon knows, no tag means and no family
             # covers is heard as the concepts its words name: "explicit
